@@ -1,0 +1,227 @@
+//===- TfmOps.cpp - Transformer dialect op verifiers ----------------------===//
+//
+// ODS checks ranks and element kinds; these verifiers check the relations
+// between operands (feature sizes, head counts, dynamic-compatible batch and
+// sequence dims) that ODS constraints cannot express.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/Tfm/TfmOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace kiln::tfm;
+
+namespace {
+/// Two dimensions agree if either is dynamic or both are equal.
+bool dimsAgree(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+std::string dimStr(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+
+/// Checks that `[batch, seq]` of `tokens` agrees with the leading dims of
+/// `activation`.
+LogicalResult verifyTokenDims(Operation *op, RankedTensorType tokens,
+                              StringRef tokensName,
+                              RankedTensorType activation,
+                              StringRef activationName) {
+  for (int i = 0; i < 2; ++i) {
+    if (!dimsAgree(tokens.getDimSize(i), activation.getDimSize(i)))
+      return op->emitOpError()
+             << tokensName << " dim " << i << " ("
+             << dimStr(tokens.getDimSize(i)) << ") does not match "
+             << activationName << " dim " << i << " ("
+             << dimStr(activation.getDimSize(i)) << ")";
+  }
+  return success();
+}
+
+LogicalResult verifyProjection(Operation *op, RankedTensorType input,
+                               RankedTensorType weight, WeightLayout layout,
+                               RankedTensorType result) {
+  if (input.getElementType() != weight.getElementType() ||
+      input.getElementType() != result.getElementType())
+    return op->emitOpError(
+        "input, weight and result must have the same element type");
+  bool outIn = layout == WeightLayout::out_in;
+  int64_t k = weight.getDimSize(outIn ? 1 : 0);
+  int64_t n = weight.getDimSize(outIn ? 0 : 1);
+  if (!dimsAgree(input.getDimSize(2), k))
+    return op->emitOpError() << "input features (" << dimStr(input.getDimSize(2))
+                             << ") do not match the weight's input features ("
+                             << dimStr(k) << ") for layout "
+                             << stringifyWeightLayout(layout);
+  if (!dimsAgree(result.getDimSize(2), n))
+    return op->emitOpError()
+           << "result features (" << dimStr(result.getDimSize(2))
+           << ") do not match the weight's output features (" << dimStr(n)
+           << ") for layout " << stringifyWeightLayout(layout);
+  for (int i = 0; i < 2; ++i)
+    if (!dimsAgree(input.getDimSize(i), result.getDimSize(i)))
+      return op->emitOpError() << "result dim " << i
+                               << " does not match input dim " << i;
+  return success();
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// EmbeddingOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  RankedTensorType table = getTable().getType();
+  RankedTensorType result = getResult().getType();
+  if (table.getElementType() != result.getElementType())
+    return emitOpError("result element type must match the table's");
+  if (!dimsAgree(table.getDimSize(1), result.getDimSize(2)))
+    return emitOpError() << "result hidden size ("
+                         << dimStr(result.getDimSize(2))
+                         << ") does not match the table's ("
+                         << dimStr(table.getDimSize(1)) << ")";
+  return verifyTokenDims(*this, getIds().getType(), "ids", result, "result");
+}
+
+//===----------------------------------------------------------------------===//
+// RmsNormOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormOp::verify() {
+  int64_t hidden = getInput().getType().getDimSize(2);
+  int64_t weight = getWeight().getType().getDimSize(0);
+  if (!dimsAgree(hidden, weight))
+    return emitOpError() << "weight size (" << dimStr(weight)
+                         << ") does not match the normalized dimension ("
+                         << dimStr(hidden) << ")";
+  if (!(getEpsilon().convertToFloat() > 0.0f))
+    return emitOpError("epsilon must be positive");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+int64_t LinearOp::getInFeatures() {
+  return getWeight().getType().getDimSize(
+      getLayout() == WeightLayout::out_in ? 1 : 0);
+}
+
+int64_t LinearOp::getOutFeatures() {
+  return getWeight().getType().getDimSize(
+      getLayout() == WeightLayout::out_in ? 0 : 1);
+}
+
+LogicalResult LinearOp::verify() {
+  if (failed(verifyProjection(*this, getInput().getType(),
+                              getWeight().getType(), getLayout(),
+                              getResult().getType())))
+    return failure();
+  if (Value bias = getBias()) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getElementType() != getResult().getType().getElementType())
+      return emitOpError("bias element type must match the result's");
+    if (!dimsAgree(biasType.getDimSize(0), getOutFeatures()))
+      return emitOpError() << "bias size (" << dimStr(biasType.getDimSize(0))
+                           << ") does not match the output features ("
+                           << dimStr(getOutFeatures()) << ")";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RopeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeOp::verify() {
+  int64_t headDim = getHeadDim();
+  if (headDim % 2 != 0)
+    return emitOpError() << "head_dim (" << headDim << ") must be even";
+  int64_t features = getInput().getType().getDimSize(2);
+  if (!ShapedType::isDynamic(features) && features % headDim != 0)
+    return emitOpError() << "feature size (" << features
+                         << ") is not a multiple of head_dim (" << headDim
+                         << ")";
+  int64_t freqs = getInvFreq().getType().getDimSize(0);
+  if (!dimsAgree(freqs, headDim / 2))
+    return emitOpError() << "inv_freq has " << dimStr(freqs)
+                         << " entries, expected head_dim / 2 = "
+                         << headDim / 2;
+  return verifyTokenDims(*this, getPositions().getType(), "positions",
+                         getInput().getType(), "input");
+}
+
+//===----------------------------------------------------------------------===//
+// KvAppendOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult KvAppendOp::verify() {
+  RankedTensorType value = getValue().getType();
+  RankedTensorType cache = getCache().getType();
+  if (value.getElementType() != cache.getElementType())
+    return emitOpError("value and cache must have the same element type");
+  int64_t kvHeads = cache.getDimSize(1), headDim = cache.getDimSize(3);
+  if (!ShapedType::isDynamic(kvHeads) && !ShapedType::isDynamic(headDim) &&
+      !dimsAgree(value.getDimSize(2), kvHeads * headDim))
+    return emitOpError() << "value features (" << dimStr(value.getDimSize(2))
+                         << ") must be num_kv_heads * head_dim = " << kvHeads
+                         << " * " << headDim;
+  if (!dimsAgree(value.getDimSize(0), cache.getDimSize(0)))
+    return emitOpError("value batch does not match the cache batch");
+  return verifyTokenDims(*this, getPositions().getType(), "positions", value,
+                         "value");
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionOp::verify() {
+  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads();
+  int64_t headDim = getHeadDim();
+  if (heads % kvHeads != 0)
+    return emitOpError() << "num_heads (" << heads
+                         << ") must be a multiple of num_kv_heads (" << kvHeads
+                         << ")";
+  RankedTensorType query = getQuery().getType();
+  RankedTensorType cache = getKeyCache().getType();
+  if (query.getElementType() != cache.getElementType())
+    return emitOpError("query and caches must have the same element type");
+  if (!dimsAgree(query.getDimSize(2), heads * headDim))
+    return emitOpError() << "query features (" << dimStr(query.getDimSize(2))
+                         << ") must be num_heads * head_dim = " << heads
+                         << " * " << headDim;
+  if (!dimsAgree(cache.getDimSize(1), kvHeads))
+    return emitOpError() << "cache has " << dimStr(cache.getDimSize(1))
+                         << " KV heads, expected num_kv_heads = " << kvHeads;
+  if (!dimsAgree(cache.getDimSize(3), headDim))
+    return emitOpError() << "cache head size (" << dimStr(cache.getDimSize(3))
+                         << ") does not match head_dim (" << headDim << ")";
+  if (!dimsAgree(cache.getDimSize(0), query.getDimSize(0)))
+    return emitOpError("cache batch does not match the query batch");
+  if (!(getScale().convertToFloat() > 0.0f))
+    return emitOpError("scale must be positive");
+  return verifyTokenDims(*this, getPositions().getType(), "positions", query,
+                         "query");
+}
+
+//===----------------------------------------------------------------------===//
+// LogitsOp
+//===----------------------------------------------------------------------===//
+
+int64_t LogitsOp::getVocabSize() {
+  return getWeight().getType().getDimSize(
+      getLayout() == WeightLayout::out_in ? 0 : 1);
+}
+
+LogicalResult LogitsOp::verify() {
+  return verifyProjection(*this, getInput().getType(), getWeight().getType(),
+                          getLayout(), getResult().getType());
+}
+
+#define GET_OP_CLASSES
+#include "dialects/Tfm/TfmOps.cpp.inc"

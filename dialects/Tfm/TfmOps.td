@@ -1,0 +1,307 @@
+//===- TfmOps.td - Transformer dialect ops -----------------*- tablegen -*-===//
+
+#ifndef KILN_TFM_OPS_TD
+#define KILN_TFM_OPS_TD
+
+include "TfmBase.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// EmbeddingOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_EmbeddingOp : Tfm_Op<"embedding", [Pure]> {
+  let summary = "Token embedding lookup";
+  let description = [{
+    Gathers rows of `table` (`[vocab, hidden]`) for each token id in `ids`
+    (`[batch, seq]`), giving `[batch, seq, hidden]`. An id outside
+    `[0, vocab)` is a runtime error, checked by the runtime before launch.
+
+    Example:
+
+    ```mlir
+    %h = tfm.embedding %table[%ids]
+        : tensor<1024x128xf32>, tensor<?x?xi64> -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Matrix:$table, Tfm_TokenIds:$ids);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// RmsNormOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_RmsNormOp : Tfm_Op<"rms_norm", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "Root-mean-square normalization over the last dimension";
+  let description = [{
+    `result = input * rsqrt(mean(input^2, axis=-1) + epsilon) * weight`,
+    computed in f32 and rounded to the input's element type once, at the end.
+    `weight` has the size of the last dimension.
+
+    Example:
+
+    ```mlir
+    %n = tfm.rms_norm %x, %w {epsilon = 1.0e-05 : f32}
+        : tensor<?x?x128xf32>, tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$input, Tfm_Vector:$weight,
+                       F32Attr:$epsilon);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_LinearOp : Tfm_Op<"linear", [Pure]> {
+  let summary = "Projection by a weight matrix with an optional bias";
+  let description = [{
+    `result[..., n] = sum_k input[..., k] * W[n, k] + bias[n]`, where `W` is
+    `weight` read in the layout `layout` names (`out_in`: `[N, K]`,
+    `in_out`: `[K, N]`). Accumulation is in f32.
+
+    The weight is an ordinary operand so that quantization can replace it
+    (and this op) with a quantized weight and its scales; the layout is
+    explicit so that the importer never has to copy or transpose weights.
+
+    Example:
+
+    ```mlir
+    %q = tfm.linear %x, %wq layout = <in_out>
+        : (tensor<?x?x128xf32>, tensor<128x128xf32>) -> tensor<?x?x128xf32>
+    %k = tfm.linear %x, %wk bias %bk layout = <out_in>
+        : (tensor<?x?x128xf32>, tensor<64x128xf32>, tensor<64xf32>)
+        -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$input, Tfm_Matrix:$weight,
+                       Optional<Tfm_Vector>:$bias,
+                       Tfm_WeightLayoutAttr:$layout);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? `layout` `=` $layout attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// Number of input features (K) and output features (N) of the weight.
+    int64_t getInFeatures();
+    int64_t getOutFeatures();
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// RopeOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_RopeOp : Tfm_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "Rotary position embedding (rotate-half form) per head";
+  let description = [{
+    Applies rotary position embedding to each `head_dim`-sized head of
+    `input` (`[batch, seq, num_heads * head_dim]`). For the token at
+    position `p = positions[b, s]` and `i < head_dim / 2`:
+
+    ```
+    theta_i = p * inv_freq[i]
+    c = cos(theta_i) * attention_scaling, s = sin(theta_i) * attention_scaling
+    out[i]              = x[i] * c - x[i + head_dim/2] * s
+    out[i + head_dim/2] = x[i + head_dim/2] * c + x[i] * s
+    ```
+
+    `inv_freq` (`[head_dim / 2]`, f32) is taken from the graph, so any
+    frequency scaling the exporter baked in (Llama 3's, linear, NTK) is
+    already in it; `attention_scaling` is the factor some scalings (YaRN)
+    apply to cos and sin. The angle is computed in f32.
+
+    Example:
+
+    ```mlir
+    %r = tfm.rope %q, %pos, %inv_freq {head_dim = 32 : i64}
+        : tensor<?x?x128xf32>, tensor<?x?xi64>, tensor<16xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$input, Tfm_Positions:$positions,
+                       Tfm_InvFreq:$inv_freq,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$attention_scaling);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $positions `,` $inv_freq attr-dict
+    `:` type($input) `,` type($positions) `,` type($inv_freq)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// KvAppendOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_KvAppendOp : Tfm_Op<"kv_append", [Pure,
+    AllTypesMatch<["cache", "result"]>]> {
+  let summary = "Write new keys or values into a KV cache at their positions";
+  let description = [{
+    `cache` is `[batch, num_kv_heads, max_seq, head_dim]` and `value` is
+    `[batch, seq, num_kv_heads * head_dim]` (token-major, as projections
+    produce it). The result is `cache` with
+    `result[b, h, positions[b, s], :] = value[b, s, h * head_dim : (h + 1) * head_dim]`
+    for every `b, s`; all other entries are unchanged. A position at or past
+    `max_seq` is a runtime error the runtime checks before launch.
+
+    The op is in destination-passing style: after bufferization it becomes
+    an in-place write into the runtime-owned cache buffer.
+
+    Example:
+
+    ```mlir
+    %kc1 = tfm.kv_append %k into %kc0 at %pos
+        : tensor<?x?x64xf32>, tensor<?x2x?x32xf32>, tensor<?x?xi64>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$value, Tfm_Cache:$cache,
+                       Tfm_Positions:$positions);
+  let results = (outs Tfm_Cache:$result);
+  let assemblyFormat = [{
+    $value `into` $cache `at` $positions attr-dict
+    `:` type($value) `,` type($cache) `,` type($positions)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_AttentionOp : Tfm_Op<"attention", [Pure,
+    AllTypesMatch<["query", "result"]>,
+    AllTypesMatch<["key_cache", "value_cache"]>]> {
+  let summary = "Grouped-query causal attention over a KV cache";
+  let description = [{
+    `query` is `[batch, seq, num_heads * head_dim]` (after RoPE); the caches
+    are `[batch, num_kv_heads, max_seq, head_dim]` and already hold this
+    step's keys and values (see `tfm.kv_append`). Query head `h` reads KV
+    head `h / (num_heads / num_kv_heads)`. The query at position
+    `p = positions[b, s]` attends to cache slots `0..p` inclusive:
+
+    ```
+    out[b, s, h] = softmax_t(scale * q[b, s, h] . K[b, h', t]) . V[b, h', t],  t <= p
+    ```
+
+    Causality comes from positions, so the same op serves a prefill of any
+    length starting at any offset and a decode step. Scores and softmax are
+    computed in f32.
+
+    Example:
+
+    ```mlir
+    %a = tfm.attention %q, %kc, %vc, %pos
+        {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 32 : i64,
+         scale = 0.176776695 : f32}
+        : tensor<?x?x128xf32>, tensor<?x2x?x32xf32>, tensor<?x?xi64>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$query, Tfm_Cache:$key_cache,
+                       Tfm_Cache:$value_cache, Tfm_Positions:$positions,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_kv_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       F32Attr:$scale);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $query `,` $key_cache `,` $value_cache `,` $positions attr-dict
+    `:` type($query) `,` type($key_cache) `,` type($positions)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// SwiGluOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_SwiGluOp : Tfm_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+  let summary = "SwiGLU gating: silu(gate) * up";
+  let description = [{
+    `result = gate * sigmoid(gate) * up`, elementwise, computed in f32.
+
+    Example:
+
+    ```mlir
+    %m = tfm.swiglu %gate, %up : tensor<?x?x352xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_FloatTensor:$gate, Tfm_FloatTensor:$up);
+  let results = (outs Tfm_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// AddOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_AddOp : Tfm_Op<"add", [Pure, Commutative,
+    SameOperandsAndResultType]> {
+  let summary = "Residual add";
+  let description = [{
+    Elementwise `lhs + rhs` of two activations of the same type: the
+    residual connections of a decoder layer. Kept as its own op (rather than
+    `arith.addf` on tensors) so that fusion can fold it into the producer's
+    epilogue or the next RMSNorm's prologue.
+
+    Example:
+
+    ```mlir
+    %h1 = tfm.add %h0, %attn : tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_FloatTensor:$lhs, Tfm_FloatTensor:$rhs);
+  let results = (outs Tfm_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// LogitsOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_LogitsOp : Tfm_Op<"logits", [Pure]> {
+  let summary = "Final projection from hidden states to vocabulary logits";
+  let description = [{
+    Like `tfm.linear` without bias: `result[..., v] = sum_k input[..., k] *
+    W[v, k]`, with `W` read in `layout`. `tied` records that the weight is
+    the token-embedding table (tied input/output embeddings), so that the
+    artifact stores it once. It is a separate op because it is the one
+    projection whose output is usually only needed at some positions (the
+    last prompt token in prefill), and the one whose output the runtime
+    samples from.
+
+    Example:
+
+    ```mlir
+    %l = tfm.logits %h, %table layout = <out_in> {tied}
+        : (tensor<?x?x128xf32>, tensor<1024x128xf32>) -> tensor<?x?x1024xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$input, Tfm_Matrix:$weight,
+                       Tfm_WeightLayoutAttr:$layout, UnitAttr:$tied);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `layout` `=` $layout attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getVocabSize();
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // KILN_TFM_OPS_TD

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything Kiln needs on Debian 12: the Debian packages (LLVM/MLIR 22,
+# protobuf + the ONNX schema, test tools) and a Python venv with the pinned test oracles.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(cmake ninja-build g++ python3 python3-venv
+      libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
+      libonnx-dev libprotobuf-dev protobuf-compiler
+      libflatbuffers-dev flatbuffers-compiler nlohmann-json3-dev libcli11-dev
+      libgtest-dev zlib1g-dev libzstd-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import onnx, onnxruntime, numpy' 2>/dev/null; then
+  echo "setup: creating .venv with the pinned test oracles (requirements.txt)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+fi
