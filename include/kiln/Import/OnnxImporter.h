@@ -1,0 +1,49 @@
+//===- OnnxImporter.h - Raise an ONNX Llama export to tfm -------*- C++ -*-===//
+//
+// Entry point of Kiln's front end: reads an ONNX model (inline initializers or
+// ONNX external data), infers symbolic shapes, recognises the decoder's op
+// patterns and builds a `tfm` module.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_IMPORT_ONNXIMPORTER_H
+#define KILN_IMPORT_ONNXIMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+
+namespace kiln {
+
+class OnnxModel;
+
+/// A raised module together with the file data its weights point into. Weight
+/// attributes reference the model's memory-mapped bytes without copying, so
+/// the module must not outlive this object.
+struct ImportedModel {
+  ImportedModel();
+  ImportedModel(ImportedModel &&);
+  ~ImportedModel();
+  std::unique_ptr<OnnxModel> source;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+};
+
+/// Reads `path` and raises it. Errors are single-line messages that name the
+/// file, the ONNX node (name and op type) or initializer at fault and what was
+/// expected.
+llvm::Expected<ImportedModel> importOnnxModel(llvm::StringRef path,
+                                              mlir::MLIRContext &context);
+
+/// One line per node output: the symbolic shape (and known integer values)
+/// that the importer inferred. For diagnosing graphs that do not raise.
+llvm::Expected<std::string> describeOnnxShapes(llvm::StringRef path);
+
+/// The model's hyper-parameters, read back from a raised `tfm` module (not
+/// from any side file), as one JSON object.
+llvm::Expected<std::string> summarizeModel(mlir::ModuleOp module);
+
+} // namespace kiln
+
+#endif // KILN_IMPORT_ONNXIMPORTER_H

@@ -1,0 +1,657 @@
+//===- Raise.cpp - Raise the residual stream of an ONNX Llama graph -------===//
+//
+// Embedding, RMSNorm, projections, SwiGLU, residual adds and logits; the
+// attention block is in RaiseAttention.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Raiser.h"
+#include "OnnxAttrs.h"
+
+#include "kiln/Import/OnnxImporter.h"
+#include "kiln/InitAllDialects.h"
+
+#include "mlir/Dialect/MLProgram/IR/MLProgram.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+#include <cstring>
+
+using namespace kiln;
+using namespace mlir;
+using llvm::formatv;
+using llvm::StringRef;
+
+namespace {
+Type elementTypeFor(MLIRContext *ctx, int32_t dtype) {
+  switch (dtype) {
+  case onnx::TensorProto::FLOAT:
+    return Float32Type::get(ctx);
+  case onnx::TensorProto::FLOAT16:
+    return Float16Type::get(ctx);
+  case onnx::TensorProto::BFLOAT16:
+    return BFloat16Type::get(ctx);
+  default:
+    return {};
+  }
+}
+
+bool isFloatType(int32_t dtype) {
+  return dtype == onnx::TensorProto::FLOAT ||
+         dtype == onnx::TensorProto::FLOAT16 ||
+         dtype == onnx::TensorProto::BFLOAT16 ||
+         dtype == onnx::TensorProto::DOUBLE;
+}
+} // namespace
+
+Raiser::Raiser(const OnnxModel &model, const ShapeInference &shapes,
+               ModuleOp module)
+    : ctx(module.getContext()), builder(module.getContext()), model(model),
+      shapes(shapes), module(module) {}
+
+//===----------------------------------------------------------------------===//
+// Graph queries
+//===----------------------------------------------------------------------===//
+
+StringRef Raiser::skipCasts(StringRef value) const {
+  while (const onnx::NodeProto *n = model.producer(value)) {
+    if (n->op_type() == "Identity") {
+      value = n->input(0);
+      continue;
+    }
+    if (n->op_type() != "Cast")
+      break;
+    const ValueFacts *from = shapes.get(n->input(0));
+    if (!from || !isFloatType(from->dtype) ||
+        !isFloatType(static_cast<int32_t>(attrInt(*n, "to", 0))))
+      break;
+    value = n->input(0);
+  }
+  return value;
+}
+
+const onnx::NodeProto *Raiser::producerIs(StringRef value,
+                                          StringRef opType) const {
+  const onnx::NodeProto *n = model.producer(skipCasts(value));
+  return n && n->op_type() == opType ? n : nullptr;
+}
+
+const ConstTensor *Raiser::constantThroughReshapes(StringRef value) const {
+  while (true) {
+    if (const ConstTensor *c = model.constant(value))
+      return c;
+    const onnx::NodeProto *n = model.producer(value);
+    if (!n || !llvm::is_contained({"Cast", "Identity", "Reshape", "Unsqueeze",
+                                   "Squeeze", "Expand"},
+                                  n->op_type()))
+      return nullptr;
+    value = n->input(0);
+  }
+}
+
+std::optional<double> Raiser::scalarConstant(StringRef value) const {
+  const ConstTensor *c = constantThroughReshapes(value);
+  if (!c || c->numElements() != 1)
+    return std::nullopt;
+  return c->asDouble(0);
+}
+
+std::optional<std::vector<int64_t>> Raiser::constInts(StringRef value) const {
+  const ValueFacts *f = shapes.get(value);
+  if (!f || !f->ints)
+    return std::nullopt;
+  std::vector<int64_t> r;
+  for (const Poly &p : *f->ints) {
+    if (!p.isConstant())
+      return std::nullopt;
+    r.push_back(p.constantValue());
+  }
+  return r;
+}
+
+bool Raiser::dependsOnWeights(StringRef value) {
+  auto it = weightDeps_.find(value);
+  if (it != weightDeps_.end())
+    return it->second;
+  weightDeps_[value] = false; // breaks cycles in malformed graphs
+  bool result = false;
+  if (const ConstTensor *c = model.constant(value)) {
+    result = isFloatType(c->dtype) && c->dims.size() >= 2 &&
+             c->numElements() > 64;
+  } else if (const onnx::NodeProto *n = model.producer(value)) {
+    // Shape and Size read only dimensions, never data.
+    if (n->op_type() == "Shape" || n->op_type() == "Size")
+      return weightDeps_[value] = false;
+    for (const std::string &in : n->input())
+      if (!in.empty() && dependsOnWeights(in)) {
+        result = true;
+        break;
+      }
+  }
+  return weightDeps_[value] = result;
+}
+
+Value Raiser::fail(const onnx::NodeProto &node, const llvm::Twine &message) {
+  return fail(describeNode(node) + ": " + message);
+}
+
+Value Raiser::fail(const llvm::Twine &message) {
+  if (!error_)
+    error_ = message.str();
+  return {};
+}
+
+Location Raiser::loc(const onnx::NodeProto &node) {
+  return NameLoc::get(StringAttr::get(ctx, node.name().empty()
+                                               ? node.op_type()
+                                               : node.name()));
+}
+
+RankedTensorType Raiser::activationType(int64_t features) const {
+  return RankedTensorType::get(
+      {ShapedType::kDynamic, ShapedType::kDynamic, features}, elementType);
+}
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+Value Raiser::weight(StringRef name, const onnx::NodeProto &user) {
+  auto it = weights_.find(name);
+  if (it != weights_.end())
+    return it->second;
+  const ConstTensor *c = model.constant(name);
+  if (!c)
+    return fail(user, "expected '" + name + "' to be an initializer");
+  Type elt = elementTypeFor(ctx, c->dtype);
+  if (!elt)
+    return fail(user, formatv("weight '{0}' has data type {1}; Kiln supports "
+                              "FLOAT, FLOAT16 and BFLOAT16 weights",
+                              name, onnxTypeName(c->dtype)));
+  if (elt != elementType)
+    return fail(user, formatv("weight '{0}' has data type {1}, but the model's "
+                              "activations are {2}",
+                              name, onnxTypeName(c->dtype),
+                              onnxTypeName(embeddingTable->dtype)));
+  auto type = RankedTensorType::get(c->dims, elt);
+  // Reference the model's bytes in place; copy only if misaligned.
+  size_t align = onnxTypeSize(c->dtype);
+  AsmResourceBlob blob =
+      reinterpret_cast<uintptr_t>(c->bytes.data()) % align == 0
+          ? UnmanagedAsmResourceBlob::allocateWithAlign(c->bytes, align)
+          : HeapAsmResourceBlob::allocateAndCopyWithAlign(c->bytes, align);
+  std::string symbol = name.str();
+  auto value =
+      DenseResourceElementsAttr::get(type, symbol, std::move(blob));
+
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPoint(func);
+  auto global = ml_program::GlobalOp::create(
+      builder, loc(user), symbol, type, /*is_mutable=*/false, value,
+      builder.getStringAttr("private"));
+  SymbolTable(module).insert(global, Block::iterator(func));
+  builder.setInsertionPointToStart(&func.getBody().front());
+  // Loads go at the top of the function so every use is dominated.
+  if (!weights_.empty()) {
+    Operation *last = nullptr;
+    for (auto &kv : weights_)
+      if (Operation *op = kv.second.getDefiningOp())
+        if (!last || last->isBeforeInBlock(op))
+          last = op;
+    if (last)
+      builder.setInsertionPointAfter(last);
+  }
+  Value load = ml_program::GlobalLoadConstOp::create(
+      builder, global.getLoc(), type,
+      FlatSymbolRefAttr::get(global.getSymNameAttr()));
+  return weights_[name] = load;
+}
+
+//===----------------------------------------------------------------------===//
+// Residual-stream patterns
+//===----------------------------------------------------------------------===//
+
+Value Raiser::activation(StringRef value) {
+  if (failed())
+    return {};
+  StringRef v = skipCasts(value);
+  auto it = memo_.find(v);
+  if (it != memo_.end())
+    return it->second;
+  const onnx::NodeProto *node = model.producer(v);
+  if (!node)
+    return fail(formatv("'{0}' is used as a hidden state but is a graph input "
+                        "or constant, not computed from the tokens",
+                        v));
+  Value result = raiseNode(*node, v);
+  if (result) {
+    auto type = cast<RankedTensorType>(result.getType());
+    std::optional<int64_t> features = shapes.staticDim(v, -1);
+    if (features && type.getDimSize(2) != *features)
+      return fail(*node, formatv("raised to {0} features, but the graph says "
+                                 "{1}",
+                                 type.getDimSize(2), *features));
+  }
+  return memo_[v] = result;
+}
+
+Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
+  const std::string &op = node.op_type();
+  if (op == "Gather")
+    return embedding(node);
+  if (op == "MatMul" || op == "Gemm")
+    return linear(node, /*bias=*/"");
+  if (op == "Reshape")
+    return attentionBlock(node);
+  if (op == "Add") {
+    // Projection bias: Add(MatMul(x, W), b) with a 1-D constant b.
+    for (int i = 0; i < 2; ++i) {
+      const ConstTensor *b = model.constant(node.input(i));
+      const onnx::NodeProto *mm = producerIs(node.input(1 - i), "MatMul");
+      if (b && b->dims.size() == 1 && mm)
+        return linear(*mm, node.input(i));
+    }
+    Value lhs = activation(node.input(0));
+    Value rhs = activation(node.input(1));
+    if (!lhs || !rhs)
+      return {};
+    if (lhs.getType() != rhs.getType())
+      return fail(node, "residual operands have different shapes");
+    return tfm::AddOp::create(builder, loc(node), lhs, rhs);
+  }
+  if (op == "Mul") {
+    for (int i = 0; i < 2; ++i) {
+      const ConstTensor *w = model.constant(node.input(i));
+      if (w && w->dims.size() == 1)
+        return rmsNorm(node);
+    }
+    return swiglu(node);
+  }
+  return fail(node, "cannot raise this node on the residual stream: expected "
+                    "an embedding Gather, a residual Add, an RMSNorm or "
+                    "SwiGLU Mul, a projection MatMul or an attention-output "
+                    "Reshape");
+}
+
+Value Raiser::embedding(const onnx::NodeProto &gather) {
+  const ConstTensor *table = model.constant(gather.input(0));
+  const onnx::ValueInfoProto *ids = model.graphInput(gather.input(1));
+  if (!table || table->dims.size() != 2 || !ids ||
+      attrInt(gather, "axis", 0) != 0)
+    return fail(gather, "expected an embedding lookup: Gather(axis=0) of a 2-D "
+                        "initializer by the token-id graph input");
+  if (table != embeddingTable)
+    return fail(gather, "a second embedding table");
+  Value w = weight(table->name, gather);
+  if (!w)
+    return {};
+  return tfm::EmbeddingOp::create(builder, loc(gather),
+                                  activationType(table->dims[1]), w, tokens);
+}
+
+Value Raiser::rmsNorm(const onnx::NodeProto &mul) {
+  // Mul(weight, normed) or Mul(normed, weight).
+  int wi = model.constant(mul.input(0)) ? 0 : 1;
+  StringRef weightName = mul.input(wi);
+  StringRef normed = skipCasts(mul.input(1 - wi));
+  auto mismatch = [&](const llvm::Twine &what) {
+    return fail(mul, "expected RMSNorm (x * 1/sqrt(mean(x^2) + eps) * weight): " +
+                         what);
+  };
+  const onnx::NodeProto *scaleNode = model.producer(normed);
+  if (!scaleNode ||
+      (scaleNode->op_type() != "Mul" && scaleNode->op_type() != "Div"))
+    return mismatch("the weight multiplies neither a Mul nor a Div");
+
+  // Find x and the Sqrt(mean + eps) it is divided by.
+  StringRef x, sqrtValue;
+  if (scaleNode->op_type() == "Div") {
+    x = scaleNode->input(0);
+    sqrtValue = scaleNode->input(1);
+  } else {
+    for (int i = 0; i < 2 && sqrtValue.empty(); ++i) {
+      StringRef r = skipCasts(scaleNode->input(i));
+      const onnx::NodeProto *rn = model.producer(r);
+      if (!rn)
+        continue;
+      if (rn->op_type() == "Reciprocal") {
+        sqrtValue = rn->input(0);
+      } else if (rn->op_type() == "Div") {
+        std::optional<double> one = scalarConstant(rn->input(0));
+        if (one && *one == 1.0)
+          sqrtValue = rn->input(1);
+      }
+      if (!sqrtValue.empty())
+        x = scaleNode->input(1 - i);
+    }
+  }
+  const onnx::NodeProto *sqrtNode =
+      sqrtValue.empty() ? nullptr : producerIs(sqrtValue, "Sqrt");
+  if (!sqrtNode)
+    return mismatch("no Reciprocal(Sqrt(...)), Div(1, Sqrt(...)) or "
+                    "Div(x, Sqrt(...))");
+  const onnx::NodeProto *addEps = producerIs(sqrtNode->input(0), "Add");
+  if (!addEps)
+    return mismatch("Sqrt's input is not mean + eps");
+  std::optional<double> eps;
+  const onnx::NodeProto *mean = nullptr;
+  for (int i = 0; i < 2; ++i)
+    if ((eps = scalarConstant(addEps->input(i)))) {
+      mean = producerIs(addEps->input(1 - i), "ReduceMean");
+      break;
+    }
+  if (!eps || !mean)
+    return mismatch("the Add before Sqrt is not ReduceMean + constant eps");
+  const onnx::NodeProto *square = model.producer(skipCasts(mean->input(0)));
+  bool squares =
+      square &&
+      ((square->op_type() == "Pow" && scalarConstant(square->input(1)) == 2.0) ||
+       (square->op_type() == "Mul" &&
+        skipCasts(square->input(0)) == skipCasts(square->input(1))));
+  if (!squares)
+    return mismatch("ReduceMean's input is not x^2");
+  if (skipCasts(square->input(0)) != skipCasts(x))
+    return mismatch("the squared value is not the normalized value");
+  // The mean must be over the last axis only.
+  std::vector<int64_t> axes = attrInts(*mean, "axes");
+  if (mean->input_size() > 1)
+    if (auto a = constInts(mean->input(1)))
+      axes = *a;
+  std::optional<size_t> rank = shapes.rank(mean->input(0));
+  if (axes.size() != 1 || !rank ||
+      (axes[0] != -1 && axes[0] != static_cast<int64_t>(*rank) - 1))
+    return mismatch("ReduceMean is not over the last axis");
+
+  Value input = activation(x);
+  Value w = weight(weightName, mul);
+  if (!input || !w)
+    return {};
+  return tfm::RmsNormOp::create(builder, loc(mul), input.getType(), input, w,
+                                builder.getF32FloatAttr(*eps));
+}
+
+Value Raiser::swiglu(const onnx::NodeProto &mul) {
+  // Mul(silu(gate), up) in either order, silu(g) = Mul(g, Sigmoid(g)).
+  for (int i = 0; i < 2; ++i) {
+    const onnx::NodeProto *silu = producerIs(mul.input(i), "Mul");
+    if (!silu)
+      continue;
+    for (int j = 0; j < 2; ++j) {
+      const onnx::NodeProto *sig = producerIs(silu->input(j), "Sigmoid");
+      if (!sig || skipCasts(sig->input(0)) != skipCasts(silu->input(1 - j)))
+        continue;
+      Value gate = activation(silu->input(1 - j));
+      Value up = activation(mul.input(1 - i));
+      if (!gate || !up)
+        return {};
+      if (gate.getType() != up.getType())
+        return fail(mul, "SwiGLU gate and up projections differ in shape");
+      return tfm::SwiGluOp::create(builder, loc(mul), gate, up);
+    }
+  }
+  return fail(mul, "expected RMSNorm (a Mul by a 1-D weight) or SwiGLU "
+                   "(Mul(Mul(g, Sigmoid(g)), up)), found neither");
+}
+
+std::optional<std::pair<const ConstTensor *, tfm::WeightLayout>>
+Raiser::projectionWeight(const onnx::NodeProto &node) {
+  StringRef w = node.input(1);
+  bool transB = node.op_type() == "Gemm" && attrInt(node, "transB", 0);
+  if (const ConstTensor *c = model.constant(w))
+    if (c->dims.size() == 2)
+      return std::make_pair(c, transB ? tfm::WeightLayout::out_in
+                                      : tfm::WeightLayout::in_out);
+  if (const onnx::NodeProto *t = model.producer(w))
+    if (t->op_type() == "Transpose" && !transB) {
+      std::vector<int64_t> perm = attrInts(*t, "perm");
+      const ConstTensor *c = model.constant(t->input(0));
+      if (c && c->dims.size() == 2 && (perm.empty() || perm == std::vector<int64_t>{1, 0}))
+        return std::make_pair(c, tfm::WeightLayout::out_in);
+    }
+  return std::nullopt;
+}
+
+Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
+  auto w = projectionWeight(mm);
+  if (!w)
+    return fail(mm, "expected a projection by a 2-D weight initializer (or "
+                    "its Transpose)");
+  if (mm.op_type() == "Gemm") {
+    if (attrInt(mm, "transA", 0) || attrFloat(mm, "alpha", 1.0f) != 1.0f ||
+        attrFloat(mm, "beta", 1.0f) != 1.0f)
+      return fail(mm, "only Gemm with transA=0, alpha=1, beta=1 is supported");
+    if (mm.input_size() > 2 && !mm.input(2).empty())
+      bias = mm.input(2);
+  }
+  auto [tensor, layout] = *w;
+  int64_t n = tensor->dims[layout == tfm::WeightLayout::out_in ? 0 : 1];
+  Value input = activation(mm.input(0));
+  Value wv = weight(tensor->name, mm);
+  Value b;
+  if (!bias.empty()) {
+    const ConstTensor *bt = model.constant(bias);
+    if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
+      return fail(mm, formatv("bias '{0}' is not a 1-D initializer of {1} "
+                              "elements",
+                              bias, n));
+    b = weight(bias, mm);
+  }
+  if (!input || !wv || (!bias.empty() && !b))
+    return {};
+  return tfm::LinearOp::create(
+      builder, loc(mm), activationType(n), input, wv, b,
+      tfm::WeightLayoutAttr::get(ctx, layout));
+}
+
+bool Raiser::isTransposedCopy(const ConstTensor &a, const ConstTensor &b) const {
+  // a is [V, H]; b is [H, V]; equal if b[h][v] == a[v][h] bytewise.
+  if (a.dtype != b.dtype || a.dims.size() != 2 || b.dims.size() != 2 ||
+      a.dims[0] != b.dims[1] || a.dims[1] != b.dims[0])
+    return false;
+  size_t es = onnxTypeSize(a.dtype);
+  int64_t rows = a.dims[0], cols = a.dims[1];
+  for (int64_t v = 0; v < rows; ++v)
+    for (int64_t h = 0; h < cols; ++h)
+      if (std::memcmp(a.bytes.data() + (v * cols + h) * es,
+                      b.bytes.data() + (h * rows + v) * es, es) != 0)
+        return false;
+  return true;
+}
+
+Value Raiser::logits(StringRef output) {
+  const onnx::NodeProto *mm = producerIs(output, "MatMul");
+  if (!mm)
+    mm = producerIs(output, "Gemm");
+  if (!mm) {
+    const onnx::NodeProto *n = model.producer(skipCasts(output));
+    return n ? fail(*n, "expected the logits to come from a MatMul by the "
+                        "output-embedding weight")
+             : fail("the logits output '" + output + "' is not computed");
+  }
+  auto w = projectionWeight(*mm);
+  if (!w)
+    return fail(*mm, "expected the logits projection by a 2-D weight "
+                     "initializer (or its Transpose)");
+  Value input = activation(mm->input(0));
+  if (!input)
+    return {};
+  auto [tensor, layout] = *w;
+  bool tied = tensor == embeddingTable;
+  if (!tied && embeddingTable && layout == tfm::WeightLayout::in_out &&
+      isTransposedCopy(*embeddingTable, *tensor)) {
+    // TorchScript exports store the tied lm_head as a transposed copy of the
+    // embedding table: use the table itself and store the weights once.
+    tied = true;
+    tensor = embeddingTable;
+    layout = tfm::WeightLayout::out_in;
+  }
+  Value wv = weight(tensor->name, *mm);
+  if (!wv)
+    return {};
+  int64_t vocab = tensor->dims[layout == tfm::WeightLayout::out_in ? 0 : 1];
+  auto op = tfm::LogitsOp::create(builder, loc(*mm), activationType(vocab),
+                                  input, wv,
+                                  tfm::WeightLayoutAttr::get(ctx, layout));
+  if (tied)
+    op.setTied(true);
+  return op;
+}
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+llvm::Error Raiser::run() {
+  const onnx::GraphProto &g = model.graph();
+  auto error = [&](const llvm::Twine &msg) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   model.path() + ": " + msg);
+  };
+  if (g.output_size() == 0)
+    return error("the graph has no outputs");
+  std::string logitsName = g.output(0).name();
+  for (const auto &o : g.output())
+    if (o.name() == "logits")
+      logitsName = o.name();
+
+  // The token ids: the integer graph input read by the embedding Gather.
+  const onnx::ValueInfoProto *idsInput = nullptr;
+  for (const auto &in : g.input()) {
+    if (model.constant(in.name()))
+      continue;
+    for (const onnx::NodeProto *user : model.consumers(in.name()))
+      if (user->op_type() == "Gather" && user->input_size() == 2 &&
+          user->input(1) == in.name() && model.constant(user->input(0))) {
+        idsInput = &in;
+        embeddingTable = model.constant(user->input(0));
+      }
+  }
+  if (!idsInput)
+    return error("no graph input is used as token ids by an embedding Gather "
+                 "(expected input_ids[batch, seq] -> Gather(table, input_ids))");
+  elementType = elementTypeFor(ctx, embeddingTable->dtype);
+  if (!elementType)
+    return error(formatv("embedding table '{0}' has data type {1}; Kiln "
+                         "supports FLOAT, FLOAT16 and BFLOAT16 models",
+                         embeddingTable->name,
+                         onnxTypeName(embeddingTable->dtype)));
+  int32_t idType = idsInput->type().tensor_type().elem_type();
+  if (idType != onnx::TensorProto::INT64 && idType != onnx::TensorProto::INT32)
+    return error(formatv("token ids '{0}' have data type {1}; expected INT64 "
+                         "or INT32",
+                         idsInput->name(), onnxTypeName(idType)));
+
+  auto dyn2 = [&](Type t) {
+    return RankedTensorType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                                 t);
+  };
+  builder.setInsertionPointToEnd(module.getBody());
+  auto funcType = builder.getFunctionType(
+      {dyn2(idType == onnx::TensorProto::INT64 ? builder.getI64Type()
+                                               : builder.getI32Type()),
+       dyn2(builder.getI64Type())},
+      {});
+  func = func::FuncOp::create(builder, NameLoc::get(builder.getStringAttr(
+                                           g.name().empty() ? "graph" : g.name())),
+                              "forward", funcType);
+  Block *body = func.addEntryBlock();
+  tokens = body->getArgument(0);
+  positions = body->getArgument(1);
+  func.setArgAttr(0, "tfm.role", builder.getStringAttr("tokens"));
+  func.setArgAttr(1, "tfm.role", builder.getStringAttr("positions"));
+  builder.setInsertionPointToEnd(body);
+
+  Value out = logits(logitsName);
+  if (!out)
+    return error(error_ ? *error_ : "import failed");
+
+  // Every other output must be a present K/V raised with an attention block.
+  for (const auto &o : g.output()) {
+    if (o.name() == logitsName)
+      continue;
+    if (!llvm::is_contained(presentOutputs, o.name()))
+      return error(formatv("graph output '{0}' is neither the logits nor a "
+                           "KV-cache present output (Concat(past, new) read by "
+                           "an attention block)",
+                           o.name()));
+  }
+
+  SmallVector<Value> results{out};
+  results.append(cacheResults.begin(), cacheResults.end());
+  func::ReturnOp::create(builder, func.getLoc(), results);
+  func.setType(builder.getFunctionType(body->getArgumentTypes(),
+                                       ValueRange(results).getTypes()));
+  for (unsigned i = 2; i < body->getNumArguments(); ++i) {
+    unsigned layer = (i - 2) / 2;
+    bool isKey = (i - 2) % 2 == 0;
+    func.setArgAttr(i, "tfm.role",
+                    builder.getStringAttr(isKey ? "key_cache" : "value_cache"));
+    func.setArgAttr(i, "tfm.layer", builder.getI64IntegerAttr(layer));
+  }
+  if (mlir::failed(mlir::verify(module)))
+    return error("internal error: the raised module does not verify");
+  return llvm::Error::success();
+}
+
+ImportedModel::ImportedModel() = default;
+ImportedModel::ImportedModel(ImportedModel &&) = default;
+ImportedModel::~ImportedModel() {
+  module = nullptr; // drop weight references before the file data
+}
+
+llvm::Expected<ImportedModel> kiln::importOnnxModel(StringRef path,
+                                                    MLIRContext &context) {
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+
+  auto model = OnnxModel::load(path);
+  if (!model)
+    return model.takeError();
+  ShapeInference shapes(**model);
+  ImportedModel result;
+  result.source = std::move(*model);
+  result.module = ModuleOp::create(
+      FileLineColLoc::get(StringAttr::get(&context, path), 0, 0));
+  Raiser raiser(*result.source, shapes, *result.module);
+  if (llvm::Error err = raiser.run())
+    return std::move(err);
+  return result;
+}
+
+llvm::Expected<std::string> kiln::describeOnnxShapes(StringRef path) {
+  auto model = OnnxModel::load(path);
+  if (!model)
+    return model.takeError();
+  ShapeInference shapes(**model);
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  const auto &names = shapes.symbolNames();
+  for (const onnx::NodeProto *node : (*model)->nodes())
+    for (const std::string &v : node->output()) {
+      os << v << " = " << node->op_type() << ": ";
+      const ValueFacts *f = shapes.get(v);
+      if (!f || !f->hasShape) {
+        os << "?\n";
+        continue;
+      }
+      os << onnxTypeName(f->dtype) << "[";
+      llvm::interleaveComma(f->shape, os,
+                            [&](const Poly &p) { os << p.str(names); });
+      os << "]";
+      if (f->ints) {
+        os << " = {";
+        llvm::interleaveComma(*f->ints, os,
+                              [&](const Poly &p) { os << p.str(names); });
+        os << "}";
+      }
+      os << "\n";
+    }
+  return out;
+}

@@ -1,0 +1,441 @@
+//===- RaiseAttention.cpp - Raise an exported attention block -------------===//
+//
+// Recognises, from the head-merge Reshape backwards:
+//
+//   Reshape(Transpose(MatMul(Softmax(mask(scale(MatMul(Q, K^T)))), V)))
+//   Q = rope(split_heads(q_proj(x)))
+//   K = repeat_kv(rope(split_heads(k_proj(x))))      or with a cache:
+//   K = repeat_kv(Concat(past_key, rope(...), axis=2))
+//   V = repeat_kv(split_heads(v_proj(x)))            (likewise)
+//
+// The mask operand (anything that does not depend on weights: the causal
+// Range/Trilu/LessOrEqual/Where/GatherND subgraphs and attention_mask) is
+// dropped: tfm.attention is causal by position. The scale may be a Mul or Div
+// of the scores or Muls of Q and K^T by sqrt(scale).
+//
+//===----------------------------------------------------------------------===//
+
+#include "OnnxAttrs.h"
+#include "Raiser.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+using namespace kiln;
+using namespace mlir;
+using llvm::formatv;
+using llvm::StringRef;
+
+namespace {
+/// A value in head-split layout [batch, heads, seq, head_dim] that came from
+/// a token-major [batch, seq, heads * head_dim] projection.
+struct HeadSplit {
+  StringRef tokenMajor;
+  int64_t heads = 0, headDim = 0;
+};
+
+/// rope(x) in head-split layout.
+struct RopeMatch {
+  StringRef input; // head-split input
+  double scaling = 1.0;
+};
+
+bool permIs(const onnx::NodeProto &t, std::vector<int64_t> perm) {
+  return attrInts(t, "perm") == perm;
+}
+} // namespace
+
+namespace kiln {
+/// Pattern helpers with access to the raiser's queries.
+class AttentionMatcher {
+public:
+  AttentionMatcher(Raiser &r) : r(r), model(r.model), shapes(r.shapes) {}
+
+  /// Transpose(Reshape(x, [B, S, N, D]), perm=[0,2,1,3]).
+  std::optional<HeadSplit> headSplit(StringRef v) {
+    const onnx::NodeProto *t = r.producerIs(v, "Transpose");
+    if (!t || !permIs(*t, {0, 2, 1, 3}))
+      return std::nullopt;
+    const onnx::NodeProto *reshape = r.producerIs(t->input(0), "Reshape");
+    if (!reshape)
+      return std::nullopt;
+    auto heads = shapes.staticDim(reshape->output(0), 2);
+    auto dim = shapes.staticDim(reshape->output(0), 3);
+    if (shapes.rank(reshape->output(0)) != 4u || !heads || !dim)
+      return std::nullopt;
+    return HeadSplit{reshape->input(0), *heads, *dim};
+  }
+
+  /// Reshape(Expand(Unsqueeze(x, 2), [B, KV, rep, T, D]), [B, KV*rep, T, D])
+  /// or x itself (no grouping).
+  StringRef stripRepeatKv(StringRef v) {
+    const onnx::NodeProto *reshape = r.producerIs(v, "Reshape");
+    if (!reshape)
+      return v;
+    const onnx::NodeProto *expand = r.producerIs(reshape->input(0), "Expand");
+    if (!expand)
+      return v;
+    const onnx::NodeProto *unsq = r.producerIs(expand->input(0), "Unsqueeze");
+    if (!unsq || shapes.rank(unsq->input(0)) != 4u)
+      return v;
+    return unsq->input(0);
+  }
+
+  /// Cos/Sin table feeding rope: Unsqueeze/Cast of [Mul(]Cos(emb)[, s)].
+  /// Returns the Cos or Sin node and the scaling.
+  std::optional<std::pair<const onnx::NodeProto *, double>>
+  trig(StringRef v) {
+    double scale = 1.0;
+    while (true) {
+      v = r.skipCasts(v);
+      const onnx::NodeProto *n = model.producer(v);
+      if (!n)
+        return std::nullopt;
+      if (n->op_type() == "Cos" || n->op_type() == "Sin")
+        return std::make_pair(n, scale);
+      if (n->op_type() == "Unsqueeze") {
+        v = n->input(0);
+        continue;
+      }
+      if (n->op_type() == "Mul") {
+        for (int i = 0; i < 2; ++i)
+          if (auto c = r.scalarConstant(n->input(i))) {
+            scale *= *c;
+            v = n->input(1 - i);
+            break;
+          }
+        if (v != n->output(0))
+          continue;
+      }
+      return std::nullopt;
+    }
+  }
+
+  /// rotate_half(x) = Concat(Neg(Slice(x, D/2:)), Slice(x, :D/2), axis=-1).
+  std::optional<StringRef> rotateHalf(StringRef v) {
+    const onnx::NodeProto *cat = r.producerIs(v, "Concat");
+    if (!cat || cat->input_size() != 2)
+      return std::nullopt;
+    const onnx::NodeProto *neg = r.producerIs(cat->input(0), "Neg");
+    const onnx::NodeProto *lo = r.producerIs(cat->input(1), "Slice");
+    const onnx::NodeProto *hi =
+        neg ? r.producerIs(neg->input(0), "Slice") : nullptr;
+    if (!hi || !lo || r.skipCasts(hi->input(0)) != r.skipCasts(lo->input(0)))
+      return std::nullopt;
+    StringRef x = r.skipCasts(lo->input(0));
+    auto d = shapes.staticDim(x, -1);
+    auto hiStart = r.constInts(hi->input(1));
+    auto loStart = r.constInts(lo->input(1)), loEnd = r.constInts(lo->input(2));
+    if (!d || !hiStart || !loStart || !loEnd || hiStart->size() != 1 ||
+        (*hiStart)[0] != *d / 2 || (*loStart)[0] != 0 || (*loEnd)[0] != *d / 2)
+      return std::nullopt;
+    return x;
+  }
+
+  /// Add(Mul(x, cos), Mul(rotate_half(x), sin)), operands in any order.
+  std::optional<RopeMatch> rope(StringRef v, const onnx::NodeProto *&cosNode) {
+    const onnx::NodeProto *add = r.producerIs(v, "Add");
+    if (!add)
+      return std::nullopt;
+    for (int i = 0; i < 2; ++i) {
+      const onnx::NodeProto *mc = r.producerIs(add->input(i), "Mul");
+      const onnx::NodeProto *ms = r.producerIs(add->input(1 - i), "Mul");
+      if (!mc || !ms)
+        continue;
+      for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b) {
+          auto c = trig(mc->input(a)), s = trig(ms->input(b));
+          if (!c || !s || c->first->op_type() != "Cos" ||
+              s->first->op_type() != "Sin")
+            continue;
+          auto rotated = rotateHalf(ms->input(1 - b));
+          StringRef x = r.skipCasts(mc->input(1 - a));
+          if (!rotated || *rotated != x)
+            continue;
+          if (std::abs(c->second - s->second) > 1e-6 * std::abs(c->second))
+            return std::nullopt;
+          if (r.skipCasts(c->first->input(0)) != r.skipCasts(s->first->input(0)))
+            return std::nullopt;
+          cosNode = c->first;
+          return RopeMatch{x, c->second};
+        }
+    }
+    return std::nullopt;
+  }
+
+  /// From Cos(emb): emb = Concat(f, f, axis=-1), f = [Transpose](MatMul(
+  /// inv_freq, positions)). Reads inv_freq and checks the positions source.
+  Value invFreq(const onnx::NodeProto &cos, int64_t headDim) {
+    auto bad = [&](const llvm::Twine &what) {
+      return r.fail(cos, "expected the RoPE angle table Concat(f, f) with f = "
+                         "inv_freq x positions: " + what);
+    };
+    const onnx::NodeProto *cat = r.producerIs(cos.input(0), "Concat");
+    if (!cat || cat->input_size() != 2 || cat->input(0) != cat->input(1))
+      return bad("the angle is not Concat(f, f)");
+    StringRef f = r.skipCasts(cat->input(0));
+    if (const onnx::NodeProto *t = r.producerIs(f, "Transpose"))
+      f = r.skipCasts(t->input(0));
+    const onnx::NodeProto *mm = r.producerIs(f, "MatMul");
+    if (!mm)
+      return bad("no MatMul of inv_freq by positions");
+    const ConstTensor *freqs = nullptr;
+    StringRef pos;
+    for (int i = 0; i < 2 && !freqs; ++i)
+      if ((freqs = r.constantThroughReshapes(mm->input(i))))
+        pos = mm->input(1 - i);
+    if (!freqs || freqs->numElements() != headDim / 2)
+      return bad(formatv("no constant inv_freq of head_dim / 2 = {0} values",
+                         headDim / 2));
+    if (!positionsSource(pos))
+      return bad("positions are neither position_ids nor a Range from 0");
+    std::vector<float> data;
+    for (int64_t i = 0; i < freqs->numElements(); ++i)
+      data.push_back(static_cast<float>(freqs->asDouble(i)));
+    if (r.invFreq) {
+      if (data != r.invFreqData)
+        return r.fail(cos, "layers use different RoPE frequency tables");
+      return r.invFreq;
+    }
+    OpBuilder::InsertionGuard guard(r.builder);
+    r.builder.setInsertionPointToStart(&r.func.getBody().front());
+    auto type = RankedTensorType::get({headDim / 2}, r.builder.getF32Type());
+    r.invFreqData = data;
+    r.invFreq = arith::ConstantOp::create(
+        r.builder, r.loc(*mm),
+        DenseElementsAttr::get(type, llvm::ArrayRef<float>(data)));
+    return r.invFreq;
+  }
+
+  /// Positions are the graph's position_ids input or Range(0, seq) (plus an
+  /// offset such as the past length): either way the token positions that
+  /// tfm's explicit positions operand carries.
+  bool positionsSource(StringRef v) {
+    while (true) {
+      v = r.skipCasts(v);
+      if (model.graphInput(v))
+        return true;
+      const onnx::NodeProto *n = model.producer(v);
+      if (!n)
+        return false;
+      const std::string &op = n->op_type();
+      if (op == "Range") {
+        auto start = r.constInts(n->input(0));
+        return start && start->size() == 1 && (*start)[0] == 0;
+      }
+      if (op == "Add") {
+        // Range + past_length.
+        v = r.model.producer(r.skipCasts(n->input(0))) &&
+                    r.model.producer(r.skipCasts(n->input(0)))->op_type() ==
+                        "Range"
+                ? StringRef(n->input(0))
+                : StringRef(n->input(1));
+        continue;
+      }
+      if (llvm::is_contained({"Unsqueeze", "Expand", "Reshape", "Cast",
+                              "Identity", "Squeeze"},
+                             op)) {
+        v = n->input(0);
+        continue;
+      }
+      return false;
+    }
+  }
+
+  /// Concat(past, new, axis=2): returns (past graph input, new). A
+  /// single-input Concat is an identity and is looked through.
+  std::optional<std::pair<std::string, StringRef>> cacheConcat(StringRef v) {
+    const onnx::NodeProto *cat = r.producerIs(v, "Concat");
+    if (!cat || cat->input_size() != 2)
+      return std::nullopt;
+    int64_t axis = attrInt(*cat, "axis", 0);
+    if (axis != 2 && axis != -2)
+      return std::nullopt;
+    StringRef past = r.skipCasts(cat->input(0));
+    while (const onnx::NodeProto *id = r.producerIs(past, "Concat")) {
+      if (id->input_size() != 1)
+        break;
+      past = r.skipCasts(id->input(0));
+    }
+    if (!model.graphInput(past))
+      return std::nullopt;
+    return std::make_pair(past.str(), StringRef(cat->input(1)));
+  }
+
+  Raiser &r;
+  const OnnxModel &model;
+  const ShapeInference &shapes;
+};
+} // namespace kiln
+
+Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
+  AttentionMatcher m(*this);
+  auto bad = [&](const onnx::NodeProto &node, const llvm::Twine &what) {
+    return fail(node, "expected an attention block: " + what);
+  };
+  const onnx::NodeProto *merge = producerIs(reshape.input(0), "Transpose");
+  if (!merge || !permIs(*merge, {0, 2, 1, 3}))
+    return bad(reshape, "the Reshape's input is not Transpose(perm=[0,2,1,3]) "
+                        "of the attention output");
+  const onnx::NodeProto *pv = producerIs(merge->input(0), "MatMul");
+  if (!pv)
+    return bad(*merge, "no MatMul(probabilities, V) before the head merge");
+  const onnx::NodeProto *softmax = producerIs(pv->input(0), "Softmax");
+  if (!softmax)
+    return bad(*pv, "the probabilities are not a Softmax");
+  int64_t axis = attrInt(*softmax, "axis", -1);
+  if (axis != -1 && axis != 3)
+    return bad(*softmax, "Softmax must be over the last axis");
+
+  // Strip the mask: Add(scores, mask) or Where(cond, scores, fill).
+  StringRef scores = skipCasts(softmax->input(0));
+  while (const onnx::NodeProto *n = model.producer(scores)) {
+    StringRef next;
+    if (n->op_type() == "Add") {
+      for (int i = 0; i < 2; ++i)
+        if (dependsOnWeights(n->input(i)) && !dependsOnWeights(n->input(1 - i)))
+          next = n->input(i);
+    } else if (n->op_type() == "Where") {
+      bool d0 = dependsOnWeights(n->input(0)), d1 = dependsOnWeights(n->input(1)),
+           d2 = dependsOnWeights(n->input(2));
+      if (!d0 && d1 != d2)
+        next = d1 ? n->input(1) : n->input(2);
+    }
+    if (next.empty())
+      break;
+    scores = skipCasts(next);
+  }
+  // Scale: Mul/Div of the scores by a scalar.
+  double scale = 1.0;
+  auto peelScale = [&](StringRef &v) {
+    while (const onnx::NodeProto *n = model.producer(skipCasts(v))) {
+      if (n->op_type() == "Mul") {
+        bool found = false;
+        for (int i = 0; i < 2 && !found; ++i)
+          if (auto c = scalarConstant(n->input(i))) {
+            scale *= *c;
+            v = n->input(1 - i);
+            found = true;
+          }
+        if (!found)
+          return;
+      } else if (n->op_type() == "Div") {
+        auto c = scalarConstant(n->input(1));
+        if (!c || *c == 0.0)
+          return;
+        scale /= *c;
+        v = n->input(0);
+      } else {
+        return;
+      }
+    }
+  };
+  peelScale(scores);
+  const onnx::NodeProto *qk = producerIs(scores, "MatMul");
+  if (!qk)
+    return bad(*softmax, "the scores are not (masked, scaled) MatMul(Q, K^T)");
+  StringRef q4 = qk->input(0), kt = qk->input(1);
+  peelScale(q4);
+  peelScale(kt);
+  const onnx::NodeProto *ktNode = producerIs(kt, "Transpose");
+  if (!ktNode || !permIs(*ktNode, {0, 1, 3, 2}))
+    return bad(*qk, "the keys are not transposed with perm=[0,1,3,2]");
+  StringRef k4 = ktNode->input(0);
+  peelScale(k4);
+  k4 = m.stripRepeatKv(k4);
+  StringRef v4 = m.stripRepeatKv(pv->input(1));
+
+  // Caches: Concat(past, new) with a cache signature.
+  std::string pastK, pastV;
+  if (auto c = m.cacheConcat(k4)) {
+    pastK = c->first;
+    k4 = c->second;
+  }
+  if (auto c = m.cacheConcat(v4)) {
+    pastV = c->first;
+    v4 = c->second;
+  }
+  if (pastK.empty() != pastV.empty())
+    return bad(*pv, "only one of K and V is concatenated with a past cache");
+
+  const onnx::NodeProto *qCos = nullptr, *kCos = nullptr;
+  auto qRope = m.rope(q4, qCos);
+  auto kRope = m.rope(k4, kCos);
+  if (!qRope || !kRope)
+    return bad(*qk, formatv("{0} is not rotate-half RoPE "
+                            "(x * cos + rotate_half(x) * sin)",
+                            qRope ? "K" : "Q"));
+  auto qs = m.headSplit(qRope->input), ks = m.headSplit(kRope->input),
+       vs = m.headSplit(v4);
+  if (!qs || !ks || !vs)
+    return bad(*qk, formatv("{0} is not split into heads by Reshape to "
+                            "[batch, seq, heads, head_dim] and Transpose("
+                            "perm=[0,2,1,3])",
+                            !qs ? "Q" : !ks ? "K" : "V"));
+  if (qs->headDim != ks->headDim || ks->headDim != vs->headDim ||
+      ks->heads != vs->heads)
+    return bad(*qk, "Q, K and V head shapes disagree");
+  if (qs->heads % ks->heads != 0)
+    return bad(*qk, formatv("{0} query heads are not a multiple of {1} KV "
+                            "heads",
+                            qs->heads, ks->heads));
+  auto merged = shapes.staticDim(reshape.output(0), -1);
+  if (shapes.rank(reshape.output(0)) != 3u || !merged ||
+      *merged != qs->heads * qs->headDim)
+    return bad(reshape, "the head merge does not produce [batch, seq, "
+                        "heads * head_dim]");
+
+  int64_t headDim = qs->headDim;
+  Value freqs = m.invFreq(*qCos, headDim);
+  if (!freqs || !m.invFreq(*kCos, headDim))
+    return {};
+  Value q = activation(qs->tokenMajor);
+  Value k = activation(ks->tokenMajor);
+  Value v = activation(vs->tokenMajor);
+  if (!q || !k || !v)
+    return {};
+
+  Location l = loc(*qk);
+  auto ropeOp = [&](Value x, double scaling, const onnx::NodeProto &at) {
+    auto op = tfm::RopeOp::create(builder, loc(at), x.getType(), x, positions,
+                                  freqs, builder.getI64IntegerAttr(headDim),
+                                  builder.getF32FloatAttr(scaling));
+    return op.getResult();
+  };
+  Value qr = ropeOp(q, qRope->scaling, *qCos);
+  Value kr = ropeOp(k, kRope->scaling, *kCos);
+
+  // One K and one V cache argument per attention block, in layer order.
+  Block &body = func.getBody().front();
+  auto cacheType = RankedTensorType::get(
+      {ShapedType::kDynamic, ks->heads, ShapedType::kDynamic, headDim},
+      elementType);
+  Value kc = body.addArgument(cacheType, l);
+  Value vc = body.addArgument(cacheType, l);
+  Value kc1 = tfm::KvAppendOp::create(builder, l, cacheType, kr, kc, positions);
+  Value vc1 = tfm::KvAppendOp::create(builder, l, cacheType, v, vc, positions);
+  cacheArgs.append({kc, vc});
+  cacheResults.append({kc1, vc1});
+  if (!pastK.empty()) {
+    const onnx::NodeProto *kcat = producerIs(ktNode->input(0), "Concat");
+    StringRef kin = m.stripRepeatKv(ktNode->input(0));
+    (void)kcat;
+    // The Concat outputs are the present.* graph outputs.
+    auto presentOf = [&](StringRef full) -> std::string {
+      const onnx::NodeProto *c = producerIs(full, "Concat");
+      return c ? c->output(0) : std::string();
+    };
+    pastInputs.append({pastK, pastV});
+    presentOutputs.append({presentOf(kin), presentOf(m.stripRepeatKv(pv->input(1)))});
+  }
+  if (ks->heads * headDim != cast<RankedTensorType>(k.getType()).getDimSize(2))
+    return bad(*qk, "K projection size is not kv_heads * head_dim");
+  return tfm::AttentionOp::create(
+      builder, l, q.getType(), qr, kc1, vc1, positions,
+      builder.getI64IntegerAttr(qs->heads), builder.getI64IntegerAttr(ks->heads),
+      builder.getI64IntegerAttr(headDim),
+      builder.getF32FloatAttr(static_cast<float>(scale)));
+}

@@ -1,0 +1,120 @@
+//===- Raiser.h - Recognise Llama op patterns in an ONNX graph --*- C++ -*-===//
+//
+// The raiser walks the graph backwards from the logits output. Each ONNX value
+// on the residual stream is raised on demand (and memoized) by matching the
+// op pattern that produced it: embedding Gather, residual Add, RMSNorm,
+// projection MatMul, SwiGLU, or the attention block ending in a head-merge
+// Reshape. Shape bookkeeping (Shape/Gather/Concat chains), causal-mask
+// subgraphs and position ranges are never raised: they are consumed by the
+// patterns that use them. Whatever matches no pattern is an error naming the
+// node.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_LIB_IMPORT_RAISER_H
+#define KILN_LIB_IMPORT_RAISER_H
+
+#include "OnnxModel.h"
+#include "ShapeInference.h"
+
+#include "dialects/Tfm/TfmOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <optional>
+#include <string>
+
+namespace kiln {
+
+class Raiser {
+public:
+  Raiser(const OnnxModel &model, const ShapeInference &shapes,
+         mlir::ModuleOp module);
+  /// Builds `func.func @forward` in the module; returns an error naming the
+  /// first node that could not be raised.
+  llvm::Error run();
+
+  //===--------------------------------------------------------------------===//
+  // Graph queries shared by the pattern files.
+  //===--------------------------------------------------------------------===//
+
+  /// Follows float-to-float Casts and Identity nodes upwards.
+  llvm::StringRef skipCasts(llvm::StringRef value) const;
+  /// The producer of `value` (after skipCasts) if its op type is `opType`.
+  const onnx::NodeProto *producerIs(llvm::StringRef value,
+                                    llvm::StringRef opType) const;
+  /// Value of a one-element float or integer constant (through Cast,
+  /// Identity, Reshape, Unsqueeze, Expand, Squeeze).
+  std::optional<double> scalarConstant(llvm::StringRef value) const;
+  /// A constant tensor reached through ops that do not change its data
+  /// (Cast, Identity, Reshape, Unsqueeze, Squeeze, Expand).
+  const ConstTensor *constantThroughReshapes(llvm::StringRef value) const;
+  /// True if `value` depends on any weight (a float initializer of rank >= 2):
+  /// attention masks and position tables do not, scores do.
+  bool dependsOnWeights(llvm::StringRef value);
+  /// Known small integer values of `value`, all constant.
+  std::optional<std::vector<int64_t>> constInts(llvm::StringRef value) const;
+
+  /// Records `message` (prefixed by the node) as the import error; returns
+  /// a null Value for convenience.
+  mlir::Value fail(const onnx::NodeProto &node, const llvm::Twine &message);
+  mlir::Value fail(const llvm::Twine &message);
+  bool failed() const { return error_.has_value(); }
+
+  //===--------------------------------------------------------------------===//
+  // Raising.
+  //===--------------------------------------------------------------------===//
+
+  /// Raises a `[batch, seq, features]` activation.
+  mlir::Value activation(llvm::StringRef value);
+  /// `ml_program.global_load_const` of the initializer `name` (which `user`
+  /// consumes), creating the global on first use.
+  mlir::Value weight(llvm::StringRef name, const onnx::NodeProto &user);
+  mlir::Value attentionBlock(const onnx::NodeProto &reshape);
+
+  mlir::MLIRContext *ctx;
+  mlir::OpBuilder builder;
+  mlir::Location loc(const onnx::NodeProto &node);
+  mlir::RankedTensorType activationType(int64_t features) const;
+
+private:
+  mlir::Value raiseNode(const onnx::NodeProto &node, llvm::StringRef value);
+  mlir::Value embedding(const onnx::NodeProto &gather);
+  mlir::Value rmsNorm(const onnx::NodeProto &mul);
+  mlir::Value swiglu(const onnx::NodeProto &mul);
+  mlir::Value linear(const onnx::NodeProto &matmul, llvm::StringRef bias);
+  mlir::Value logits(llvm::StringRef output);
+  /// Weight operand of a projection: (initializer, layout).
+  std::optional<std::pair<const ConstTensor *, tfm::WeightLayout>>
+  projectionWeight(const onnx::NodeProto &node);
+  bool isTransposedCopy(const ConstTensor &a, const ConstTensor &b) const;
+
+public:
+  const OnnxModel &model;
+  const ShapeInference &shapes;
+  mlir::ModuleOp module;
+  mlir::func::FuncOp func;
+  mlir::Type elementType;        // the model's activation type
+  const ConstTensor *embeddingTable = nullptr;
+  mlir::Value tokens, positions; // function arguments
+  /// Per layer (in raising order): the K and V cache arguments and results.
+  llvm::SmallVector<mlir::Value> cacheArgs, cacheResults;
+  /// Graph inputs holding past K/V and the outputs holding present K/V, in
+  /// the same order as cacheArgs.
+  llvm::SmallVector<std::string> pastInputs, presentOutputs;
+  mlir::Value invFreq;
+  std::vector<float> invFreqData;
+
+private:
+  std::optional<std::string> error_;
+  llvm::StringMap<mlir::Value> memo_;
+  llvm::StringMap<mlir::Value> weights_;
+  llvm::StringMap<bool> weightDeps_;
+};
+
+} // namespace kiln
+
+#endif // KILN_LIB_IMPORT_RAISER_H
