@@ -79,13 +79,20 @@ def Tfm_WeightLayoutAttr : EnumAttr<Tfm_Dialect, Tfm_WeightLayoutEnum,
 
 def Tfm_FloatElement : AnyTypeOf<[F32, F16, BF16]>;
 def Tfm_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
-def Tfm_Vector : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[1]>]>;
-def Tfm_Matrix : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[2]>]>;
-def Tfm_Activation : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[3]>]>;
-def Tfm_Cache : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[4]>]>;
-def Tfm_TokenIds : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>]>;
-def Tfm_Positions : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>]>;
-def Tfm_InvFreq : RankedTensorOf<[F32], [HasAnyRankOfPred<[1]>]>;
+def Tfm_Vector : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[1]>],
+                                "1-D tensor">;
+def Tfm_Matrix : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[2]>],
+                                "2-D tensor">;
+def Tfm_Activation : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[3]>],
+                                    "3-D [batch, seq, features] tensor">;
+def Tfm_Cache : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[4]>],
+    "4-D [batch, kv_heads, max_seq, head_dim] tensor">;
+def Tfm_TokenIds : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>],
+                                  "2-D [batch, seq] tensor">;
+def Tfm_Positions : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>],
+                                   "2-D [batch, seq] tensor">;
+def Tfm_InvFreq : RankedTensorOf<[F32], [HasAnyRankOfPred<[1]>],
+                                 "1-D tensor">;
 
 class Tfm_Op<string mnemonic, list<Trait> traits = []>
     : Op<Tfm_Dialect, mnemonic, traits>;

@@ -10,6 +10,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace kiln::tfm;
@@ -63,8 +64,10 @@ LogicalResult verifyProjection(Operation *op, RankedTensorType input,
            << ") for layout " << stringifyWeightLayout(layout);
   for (int i = 0; i < 2; ++i)
     if (!dimsAgree(input.getDimSize(i), result.getDimSize(i)))
-      return op->emitOpError() << "result dim " << i
-                               << " does not match input dim " << i;
+      return op->emitOpError()
+             << "result dim " << i << " (" << dimStr(result.getDimSize(i))
+             << ") does not match input dim " << i << " ("
+             << dimStr(input.getDimSize(i)) << ")";
   return success();
 }
 } // namespace
@@ -191,7 +194,10 @@ LogicalResult AttentionOp::verify() {
   RankedTensorType cache = getKeyCache().getType();
   if (query.getElementType() != cache.getElementType())
     return emitOpError("query and caches must have the same element type");
-  if (!dimsAgree(query.getDimSize(2), heads * headDim))
+  int64_t qFeatures;
+  if (llvm::MulOverflow(heads, headDim, qFeatures))
+    return emitOpError("num_heads * head_dim overflows");
+  if (!dimsAgree(query.getDimSize(2), qFeatures))
     return emitOpError() << "query features (" << dimStr(query.getDimSize(2))
                          << ") must be num_heads * head_dim = " << heads
                          << " * " << headDim;

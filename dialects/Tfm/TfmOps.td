@@ -43,7 +43,9 @@ def Tfm_RmsNormOp : Tfm_Op<"rms_norm", [Pure,
   let description = [{
     `result = input * rsqrt(mean(input^2, axis=-1) + epsilon) * weight`,
     computed in f32 and rounded to the input's element type once, at the end.
-    `weight` has the size of the last dimension.
+    `weight` has the size of the last dimension. Its element type may differ
+    from the input's (some exports keep norm weights in f32 for an f16
+    model); it is read and applied in f32.
 
     Example:
 

@@ -29,7 +29,7 @@ func.func @embedding_ids_dims(%table: tensor<1024x128xf32>, %ids: tensor<2x7xi64
 // -----
 
 func.func @embedding_float_ids(%table: tensor<1024x128xf32>, %ids: tensor<?x?xf32>) {
-  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit signless integer or 64-bit signless integer values, but got 'tensor<?x?xf32>'}}
+  // expected-error @+1 {{operand #1 must be 2-D [batch, seq] tensor of 32-bit signless integer or 64-bit signless integer values, but got 'tensor<?x?xf32>'}}
   %0 = tfm.embedding %table[%ids] : tensor<1024x128xf32>, tensor<?x?xf32> -> tensor<?x?x128xf32>
   return
 }
@@ -59,7 +59,7 @@ func.func @rms_norm_zero_epsilon(%x: tensor<?x?x128xf32>, %w: tensor<128xf32>) {
 // The rank is in the type constraint's predicate but not in its summary, so
 // the message says "ranked tensor" whatever the rank.
 func.func @rms_norm_rank(%x: tensor<?x128xf32>, %w: tensor<128xf32>) {
-  // expected-error @+1 {{operand #0 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x128xf32>'}}
+  // expected-error @+1 {{operand #0 must be 3-D [batch, seq, features] tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x128xf32>'}}
   %0 = tfm.rms_norm %x, %w {epsilon = 1.0e-05 : f32} : tensor<?x128xf32>, tensor<128xf32>
   return
 }
@@ -104,7 +104,7 @@ func.func @linear_output_features(%x: tensor<?x?x128xf32>, %w: tensor<64x128xf32
 // -----
 
 func.func @linear_result_dims(%x: tensor<2x7x128xf32>, %w: tensor<64x128xf32>) {
-  // expected-error @+1 {{result dim 0 does not match input dim 0}}
+  // expected-error @+1 {{result dim 0 (3) does not match input dim 0 (2)}}
   %0 = tfm.linear %x, %w layout = <out_in> : (tensor<2x7x128xf32>, tensor<64x128xf32>) -> tensor<3x7x64xf32>
   return
 }
@@ -137,7 +137,7 @@ func.func @linear_bad_layout(%x: tensor<?x?x128xf32>, %w: tensor<64x128xf32>) {
 // -----
 
 func.func @linear_weight_rank(%x: tensor<?x?x128xf32>, %w: tensor<128xf32>) {
-  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<128xf32>'}}
+  // expected-error @+1 {{operand #1 must be 2-D tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<128xf32>'}}
   %0 = tfm.linear %x, %w layout = <in_out> : (tensor<?x?x128xf32>, tensor<128xf32>) -> tensor<?x?x64xf32>
   return
 }
@@ -189,7 +189,7 @@ func.func @rope_zero_head_dim(%x: tensor<?x?x128xf32>, %pos: tensor<?x?xi64>, %f
 // -----
 
 func.func @rope_f16_inv_freq(%x: tensor<?x?x128xf16>, %pos: tensor<?x?xi64>, %f: tensor<16xf16>) {
-  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values, but got 'tensor<16xf16>'}}
+  // expected-error @+1 {{operand #2 must be 1-D tensor of 32-bit float values, but got 'tensor<16xf16>'}}
   %0 = tfm.rope %x, %pos, %f {head_dim = 32 : i64} : tensor<?x?x128xf16>, tensor<?x?xi64>, tensor<16xf16>
   return
 }
@@ -233,7 +233,7 @@ func.func @kv_append_positions_dims(%v: tensor<?x7x64xf32>, %cache: tensor<?x2x?
 // -----
 
 func.func @kv_append_cache_rank(%v: tensor<?x?x64xf32>, %cache: tensor<?x?x64xf32>, %pos: tensor<?x?xi64>) {
-  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x?x64xf32>'}}
+  // expected-error @+1 {{operand #1 must be 4-D [batch, kv_heads, max_seq, head_dim] tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x?x64xf32>'}}
   %0 = tfm.kv_append %v into %cache at %pos : tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xi64>
   return
 }
@@ -369,7 +369,15 @@ func.func @logits_vocab(%h: tensor<?x?x128xf32>, %table: tensor<1024x128xf32>) {
 // -----
 
 func.func @logits_result_dims(%h: tensor<1x7x128xf32>, %table: tensor<1024x128xf32>) {
-  // expected-error @+1 {{result dim 1 does not match input dim 1}}
+  // expected-error @+1 {{result dim 1 (1) does not match input dim 1 (7)}}
   %0 = tfm.logits %h, %table layout = <out_in> : (tensor<1x7x128xf32>, tensor<1024x128xf32>) -> tensor<1x1x1024xf32>
+  return
+}
+
+// -----
+
+func.func @attention_heads_overflow(%q: tensor<?x?x128xf32>, %kc: tensor<?x2x?x4xf32>, %pos: tensor<?x?xi64>) {
+  // expected-error @+1 {{num_heads * head_dim overflows}}
+  %0 = tfm.attention %q, %kc, %kc, %pos {num_heads = 2305843009213693952 : i64, num_kv_heads = 2 : i64, head_dim = 4 : i64, scale = 0.5 : f32} : tensor<?x?x128xf32>, tensor<?x2x?x4xf32>, tensor<?x?xi64>
   return
 }
