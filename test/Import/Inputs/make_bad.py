@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Generate malformed ONNX inputs for the error-path lit tests of Kiln's importer.
+
+Usage::
+
+    make_bad.py OUT KIND
+
+Each KIND starts from the default tiny Llama of ``make_llama.py`` (imported as a
+module; a few KiB) and breaks exactly one thing:
+
+  truncated          the first half of a valid model's bytes.
+  missing-external   model whose weights are external data in OUT.data, but that
+                     file is not written.
+  short-external     external data file shorter than the last tensors'
+                     offset + length (cut to half its size).
+  external-outside   a tensor's external-data location is ``../<basename(OUT)>.data``,
+                     escaping the model's directory.  The file *is* written there
+                     (with the right bytes), so only a path check can reject it.
+  size-mismatch      inline initializer ``model.norm.weight`` whose raw_data holds one
+                     element fewer than its dims say.
+  bad-opset          default-domain opset_import version 6.
+  bad-dtype          q_proj weight of layer 0 stored as DOUBLE, consumed by a MatMul.
+  bad-dtype-complex  the same weight as COMPLEX64.
+  unknown-op         an extra node of made-up op type ``FancyNorm`` (default domain)
+                     on layer 0's residual path, so the decoder cannot be raised.
+  not-onnx           a few lines of random text.
+"""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import external_data_helper, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_llama  # noqa: E402
+
+KINDS = ["truncated", "missing-external", "short-external", "external-outside",
+         "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "unknown-op",
+         "not-onnx"]
+
+
+def default_model():
+    return make_llama.build_model(make_llama.Config())
+
+
+def initializer(model, name):
+    for t in model.graph.initializer:
+        if t.name == name:
+            return t
+    raise KeyError(name)
+
+
+def make(out, kind):
+    data = out + ".data"
+    if kind == "truncated":
+        raw = default_model().SerializeToString()
+        with open(out, "wb") as f:
+            f.write(raw[:len(raw) // 2])
+    elif kind in ("missing-external", "short-external"):
+        make_llama.save_model(default_model(), out, external_data="weights")
+        if kind == "missing-external":
+            os.remove(data)
+        else:
+            with open(data, "r+b") as f:
+                f.truncate(os.path.getsize(data) // 2)
+    elif kind == "external-outside":
+        model = default_model()
+        t = initializer(model, "model.embed_tokens.weight")
+        raw = t.raw_data
+        location = "../" + os.path.basename(out) + ".data"
+        external_data_helper.set_external_data(t, location, offset=0, length=len(raw))
+        t.ClearField("raw_data")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        with open(os.path.join(os.path.dirname(os.path.abspath(out)), location), "wb") as f:
+            f.write(raw)
+        onnx.save_model(model, out)
+    elif kind == "size-mismatch":
+        model = default_model()
+        t = initializer(model, "model.norm.weight")
+        t.raw_data = t.raw_data[:-np.dtype(np.float32).itemsize]
+        onnx.save_model(model, out)
+    elif kind == "bad-opset":
+        model = default_model()
+        del model.opset_import[:]
+        model.opset_import.append(helper.make_opsetid("", 6))
+        onnx.save_model(model, out)
+    elif kind in ("bad-dtype", "bad-dtype-complex"):
+        model = default_model()
+        name = "model.layers.0.self_attn.q_proj.weight_t"
+        t = initializer(model, name)
+        arr = numpy_helper.to_array(t).astype(
+            np.float64 if kind == "bad-dtype" else np.complex64)
+        t.CopyFrom(numpy_helper.from_array(arr, name))
+        onnx.save_model(model, out)
+    elif kind == "unknown-op":
+        model = default_model()
+        nodes = model.graph.node
+        target = "l0_residual_attn"
+        idx = next(i for i, n in enumerate(nodes) if n.output[0] == target)
+        nodes[idx].output[0] = target + "_pre"
+        nodes.insert(idx + 1, helper.make_node("FancyNorm", [target + "_pre"], [target],
+                                               name="n_fancy_norm"))
+        onnx.save_model(model, out)
+    elif kind == "not-onnx":
+        rng = np.random.default_rng(0)
+        words = ["".join(chr(c) for c in rng.integers(97, 123, rng.integers(2, 9)))
+                 for _ in range(60)]
+        with open(out, "w") as f:
+            for i in range(0, len(words), 12):
+                f.write(" ".join(words[i:i + 12]) + "\n")
+    else:
+        raise ValueError(kind)
+
+
+def main(argv):
+    if len(argv) != 3 or argv[2] not in KINDS:
+        sys.stderr.write(__doc__)
+        sys.stderr.write("\nKIND must be one of: " + ", ".join(KINDS) + "\n")
+        return 2
+    make(argv[1], argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
