@@ -1,49 +1,106 @@
 //===- kiln-compile.cpp - Kiln's ahead-of-time compiler driver ------------===//
 //
-// kiln-compile model.onnx --emit=tfm|summary [-o out]
+//   kiln-compile model.onnx [--target cpu] [--max-seq-len N]
+//                [--prefill-chunk N] [--batch N] -o model.kiln
+//   kiln-compile model.onnx --emit=tfm|summary|shapes|memory-plan|loops
 //
 //===----------------------------------------------------------------------===//
 
+#include "kiln/Compiler/Compiler.h"
 #include "kiln/Import/OnnxImporter.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
+#include <chrono>
+#include <sys/resource.h>
+
 using namespace llvm;
 
 namespace {
-enum class Emit { Tfm, Summary, Shapes };
+enum class Emit { Artifact, Tfm, Summary, Shapes, MemoryPlan, Loops };
 
 cl::OptionCategory category("kiln-compile options");
 cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
                                cl::Required, cl::cat(category));
-cl::opt<Emit> emit("emit", cl::desc("What to produce"),
-                   cl::values(clEnumValN(Emit::Tfm, "tfm",
-                                         "the raised tfm-dialect module"),
-                              clEnumValN(Emit::Summary, "summary",
-                                         "the model's hyper-parameters as JSON"),
-                              clEnumValN(Emit::Shapes, "shapes",
-                                         "the ONNX graph's inferred symbolic "
-                                         "shapes (for diagnosing imports)")),
-                   cl::init(Emit::Tfm), cl::cat(category));
-cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
-                                cl::value_desc("file"), cl::init("-"),
-                                cl::cat(category));
+cl::opt<Emit> emit(
+    "emit", cl::desc("What to produce (default: the artifact)"),
+    cl::values(
+        clEnumValN(Emit::Artifact, "artifact", "model.kiln for kiln-run"),
+        clEnumValN(Emit::Tfm, "tfm", "the raised tfm-dialect module"),
+        clEnumValN(Emit::Summary, "summary",
+                   "the model's hyper-parameters as JSON"),
+        clEnumValN(Emit::Shapes, "shapes",
+                   "the ONNX graph's inferred symbolic shapes (for "
+                   "diagnosing imports)"),
+        clEnumValN(Emit::MemoryPlan, "memory-plan",
+                   "each entry point's static arena plan"),
+        clEnumValN(Emit::Loops, "loops",
+                   "the module after lowering to planned loop nests")),
+    cl::init(Emit::Artifact), cl::cat(category));
+cl::opt<std::string> outputPath("o",
+                                cl::desc("Output file (default: model.kiln "
+                                         "for the artifact, else stdout)"),
+                                cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> target("target",
+                            cl::desc("Code generation target (cpu)"),
+                            cl::init("cpu"), cl::cat(category));
+cl::opt<int64_t> maxSeqLen("max-seq-len",
+                           cl::desc("Context length the KV cache holds"),
+                           cl::init(2048), cl::cat(category));
+cl::opt<int64_t> prefillChunk(
+    "prefill-chunk",
+    cl::desc("Most tokens per prefill call; the runtime splits longer "
+             "prompts and pads the last chunk"),
+    cl::init(64), cl::cat(category));
+cl::opt<int64_t> batch("batch", cl::desc("Sequences per call"), cl::init(1),
+                       cl::cat(category));
 cl::opt<bool> printWeights(
     "print-weights",
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
              "parsed back; elided by default"),
     cl::init(false), cl::cat(category));
+cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
+                    cl::init(false), cl::cat(category));
 
 int error(const Twine &message) {
   WithColor::error(errs(), "kiln-compile") << message << "\n";
   return 1;
+}
+
+/// Runs and times one stage.
+Error stage(StringRef name, const std::function<Error()> &fn) {
+  auto start = std::chrono::steady_clock::now();
+  Error err = fn();
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  if (!quiet && !err)
+    errs() << formatv("kiln-compile: {0,-16} {1,8:F3} s\n", name, seconds);
+  return err;
+}
+
+int checkOptions() {
+  if (maxSeqLen < 1)
+    return error(formatv("--max-seq-len must be positive (got {0})",
+                         maxSeqLen.getValue()));
+  if (prefillChunk < 1 || prefillChunk > maxSeqLen)
+    return error(formatv("--prefill-chunk must be in [1, --max-seq-len = {0}] "
+                         "(got {1})",
+                         maxSeqLen.getValue(), prefillChunk.getValue()));
+  if (batch < 1)
+    return error(formatv("--batch must be positive (got {0})",
+                         batch.getValue()));
+  if (target != "cpu")
+    return error("--target " + target +
+                 " is not supported by this build (targets: cpu)");
+  return 0;
 }
 } // namespace
 
@@ -53,6 +110,8 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "Kiln: ahead-of-time compiler for Llama-family "
                               "models\n");
+  if (int rc = checkOptions())
+    return rc;
   if (emit == Emit::Shapes) {
     auto shapes = kiln::describeOnnxShapes(inputPath);
     if (!shapes)
@@ -60,34 +119,81 @@ int main(int argc, char **argv) {
     outs() << *shapes;
     return 0;
   }
-  mlir::MLIRContext context;
-  // Diagnostics from verification go to stderr as one line each.
-  context.printOpOnDiagnostic(false);
-  auto imported = kiln::importOnnxModel(inputPath, context);
-  if (!imported)
-    return error(toString(imported.takeError()));
 
+  mlir::MLIRContext context;
+  context.printOpOnDiagnostic(false);
+  auto start = std::chrono::steady_clock::now();
+  std::optional<kiln::ImportedModel> imported;
+  if (Error err = stage("import", [&]() -> Error {
+        auto m = kiln::importOnnxModel(inputPath, context);
+        if (!m)
+          return m.takeError();
+        imported.emplace(std::move(*m));
+        return Error::success();
+      }))
+    return error(toString(std::move(err)));
+  mlir::ModuleOp module = *imported->module;
+  auto summary = kiln::summarizeModel(module);
+  if (!summary)
+    return error(toString(summary.takeError()));
+
+  std::string outName = outputPath;
+  if (outName.empty())
+    outName = emit == Emit::Artifact ? "model.kiln" : "-";
   std::string errorMessage;
-  auto output = mlir::openOutputFile(outputPath, &errorMessage);
-  if (!output)
-    return error(errorMessage);
-  switch (emit) {
-  case Emit::Tfm: {
-    mlir::OpPrintingFlags flags;
-    if (!printWeights)
+  std::unique_ptr<ToolOutputFile> output;
+  if (emit != Emit::Artifact) {
+    output = mlir::openOutputFile(outName, &errorMessage);
+    if (!output)
+      return error(errorMessage);
+  }
+  if (emit == Emit::Tfm || emit == Emit::Summary) {
+    if (emit == Emit::Summary) {
+      output->os() << *summary << "\n";
+    } else {
+      mlir::OpPrintingFlags flags;
+      if (!printWeights)
+        flags.elideLargeResourceString(0);
+      module.print(output->os(), flags);
+      output->os() << "\n";
+    }
+    output->keep();
+    return 0;
+  }
+
+  kiln::CompileOptions opts;
+  opts.pipeline.batch = batch;
+  opts.pipeline.prefillChunk = prefillChunk;
+  opts.pipeline.maxSeqLen = maxSeqLen;
+  opts.target = target;
+  opts.output = outName;
+  if (Error err = kiln::lowerToLoops(module, opts, stage))
+    return error(toString(std::move(err)));
+  if (emit == Emit::MemoryPlan || emit == Emit::Loops) {
+    if (emit == Emit::MemoryPlan) {
+      kiln::printMemoryPlan(module, output->os());
+    } else {
+      mlir::OpPrintingFlags flags;
       flags.elideLargeResourceString(0);
-    imported->module->print(output->os(), flags);
-    output->os() << "\n";
-    break;
+      module.print(output->os(), flags);
+    }
+    output->keep();
+    return 0;
   }
-  case Emit::Summary: {
-    auto summary = kiln::summarizeModel(*imported->module);
-    if (!summary)
-      return error(toString(summary.takeError()));
-    output->os() << *summary << "\n";
-    break;
+  auto report = kiln::emitArtifact(module, *summary, opts, stage);
+  if (!report)
+    return error(toString(report.takeError()));
+  if (!quiet) {
+    report->print(errs());
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    errs() << formatv("kiln-compile: wrote {0} in {1:F3} s, peak memory "
+                      "{2:F1} MiB\n",
+                      outName,
+                      std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count(),
+                      usage.ru_maxrss / 1024.0);
   }
-  }
-  output->keep();
   return 0;
 }

@@ -1,0 +1,53 @@
+//===- Compiler.h - From a raised tfm module to model.kiln ------*- C++ -*-===//
+
+#ifndef KILN_COMPILER_COMPILER_H
+#define KILN_COMPILER_COMPILER_H
+
+#include "kiln/Pipelines/Pipelines.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <functional>
+#include <string>
+
+namespace kiln {
+
+struct CompileOptions {
+  PipelineOptions pipeline;
+  std::string target = "cpu";
+  std::string output = "model.kiln";
+};
+
+/// Sizes of everything the runtime allocates, for the memory report.
+struct MemoryReport {
+  uint64_t weightsBytes = 0, kvBytes = 0, arenaBytes = 0, ioBytes = 0;
+  int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
+  unsigned kvElementBytes = 0;
+  void print(llvm::raw_ostream &os) const;
+};
+
+/// Runs `stage(name, fn)` for each compilation stage so the driver can time
+/// and report it.
+using StageRunner =
+    std::function<llvm::Error(llvm::StringRef, std::function<llvm::Error()>)>;
+
+/// Lowers the importer's module (in place) to loop nests with a planned
+/// arena: the part --emit=memory-plan stops after.
+llvm::Error lowerToLoops(mlir::ModuleOp module, const CompileOptions &opts,
+                         const StageRunner &stage);
+
+/// Prints each entry point's arena plan (from --kiln-plan-memory).
+void printMemoryPlan(mlir::ModuleOp module, llvm::raw_ostream &os);
+
+/// Generates code for the lowered module and writes the artifact. `summary`
+/// is the JSON of summarizeModel (taken before lowering).
+llvm::Expected<MemoryReport> emitArtifact(mlir::ModuleOp module,
+                                          llvm::StringRef summary,
+                                          const CompileOptions &opts,
+                                          const StageRunner &stage);
+
+} // namespace kiln
+
+#endif // KILN_COMPILER_COMPILER_H

@@ -1,0 +1,36 @@
+//===- Pipelines.h - Kiln's compilation pipelines ---------------*- C++ -*-===//
+
+#ifndef KILN_PIPELINES_PIPELINES_H
+#define KILN_PIPELINES_PIPELINES_H
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cstdint>
+
+namespace kiln {
+
+struct PipelineOptions {
+  int64_t batch = 1;
+  int64_t prefillChunk = 64;
+  int64_t maxSeqLen = 2048;
+};
+
+/// tfm (from the importer) -> static entry points -> linalg -> bufferized,
+/// buffers bound to the runtime ABI and planned in the arena: the
+/// target-neutral part, ending in memref + scf loop nests.
+void buildLoopsPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts);
+
+/// Loop nests -> LLVM dialect for the host (bare-pointer entry points).
+void buildCpuToLLVMPipeline(mlir::OpPassManager &pm);
+
+/// Registers the dialect interfaces the pipelines need (bufferization and
+/// LLVM translation models).
+void registerPipelineInterfaces(mlir::DialectRegistry &registry);
+
+/// Registers `kiln-loops-pipeline` and `kiln-cpu-pipeline` for kiln-opt.
+void registerPipelines();
+
+} // namespace kiln
+
+#endif // KILN_PIPELINES_PIPELINES_H

@@ -1,0 +1,280 @@
+//===- Compiler.cpp - From a raised tfm module to model.kiln --------------===//
+
+#include "kiln/Compiler/Compiler.h"
+#include "kiln/Target/CpuTarget.h"
+
+#include "kiln/runtime/ArtifactWriter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MLProgram/IR/MLProgram.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+using namespace mlir;
+using namespace kiln;
+namespace rt = kiln::runtime;
+using llvm::formatv;
+
+namespace {
+llvm::Error fail(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+/// Runs a pass pipeline, turning its diagnostics into the error message.
+llvm::Error runPipeline(ModuleOp module, llvm::StringRef what,
+                        const std::function<void(OpPassManager &)> &build) {
+  PassManager pm(module.getContext());
+  build(pm);
+  std::string diagnostics;
+  {
+    ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {
+      if (d.getSeverity() == DiagnosticSeverity::Error)
+        diagnostics += (diagnostics.empty() ? "" : "; ") + d.str();
+      return success();
+    });
+    if (succeeded(pm.run(module)))
+      return llvm::Error::success();
+  }
+  return fail(what + " failed" +
+              (diagnostics.empty() ? "" : ": " + diagnostics));
+}
+
+FailureOr<rt::DType> dtypeOf(Type t) {
+  if (t.isF32())
+    return rt::DType::F32;
+  if (t.isF16())
+    return rt::DType::F16;
+  if (t.isBF16())
+    return rt::DType::BF16;
+  if (t.isInteger(64))
+    return rt::DType::I64;
+  if (t.isInteger(32))
+    return rt::DType::I32;
+  return failure();
+}
+
+std::vector<int64_t> vec(ArrayRef<int64_t> shape) {
+  return std::vector<int64_t>(shape.begin(), shape.end());
+}
+
+int64_t attrInt(Operation *op, StringRef name) {
+  auto a = op->getAttrOfType<IntegerAttr>(name);
+  return a ? a.getInt() : -1;
+}
+
+int64_t dictInt(DictionaryAttr d, StringRef name) {
+  auto a = d ? d.getAs<IntegerAttr>(name) : IntegerAttr();
+  return a ? a.getInt() : -1;
+}
+} // namespace
+
+llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
+                               const StageRunner &stage) {
+  if (opts.target != "cpu")
+    return fail("unsupported target '" + opts.target +
+                "' (this build generates code for: cpu)");
+  DialectRegistry registry;
+  registerPipelineInterfaces(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  return stage("lower to loops", [&] {
+    return runPipeline(module, "lowering to loop nests", [&](OpPassManager &pm) {
+      buildLoopsPipeline(pm, opts.pipeline);
+    });
+  });
+}
+
+void kiln::printMemoryPlan(ModuleOp module, llvm::raw_ostream &os) {
+  for (auto func : module.getOps<func::FuncOp>()) {
+    auto plan = func->getAttrOfType<ArrayAttr>("kiln.memory_plan");
+    if (!plan)
+      continue;
+    int64_t arena = attrInt(func, "kiln.arena_size");
+    int64_t total = 0;
+    for (Attribute a : plan)
+      total += dictInt(cast<DictionaryAttr>(a), "size");
+    os << formatv("entry @{0}: arena {1} bytes for {2} buffers totalling {3} "
+                  "bytes (reuse saves {4:P})\n",
+                  func.getSymName(), arena, plan.size(), total,
+                  total ? 1.0 - double(arena) / double(total) : 0.0);
+    os << "  buffer      offset        size   live\n";
+    for (auto [i, a] : llvm::enumerate(plan)) {
+      auto d = cast<DictionaryAttr>(a);
+      os << formatv("  {0,6} {1,11} {2,11}   [{3}, {4}]\n", i,
+                    dictInt(d, "offset"), dictInt(d, "size"),
+                    dictInt(d, "start"), dictInt(d, "end"));
+    }
+  }
+}
+
+void MemoryReport::print(llvm::raw_ostream &os) const {
+  auto mib = [](uint64_t b) { return double(b) / (1024.0 * 1024.0); };
+  os << formatv("memory: weights {0} bytes ({1:F2} MiB)\n", weightsBytes,
+                mib(weightsBytes));
+  os << formatv("memory: KV cache = layers x 2 x kv_heads x head_dim x "
+                "max_seq_len x batch x bytes = {0} x 2 x {1} x {2} x {3} x {4} "
+                "x {5} = {6} bytes ({7:F2} MiB)\n",
+                layers, kvHeads, headDim, maxSeqLen, batch, kvElementBytes,
+                kvBytes, mib(kvBytes));
+  os << formatv("memory: activation arena {0} bytes ({1:F2} MiB, {2:P} of "
+                "weights); io buffer {3} bytes\n",
+                arenaBytes, mib(arenaBytes),
+                weightsBytes ? double(arenaBytes) / double(weightsBytes) : 0.0,
+                ioBytes);
+}
+
+llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
+                                                llvm::StringRef summary,
+                                                const CompileOptions &opts,
+                                                const StageRunner &stage) {
+  rt::ArtifactWriter writer;
+  writer.setTarget(opts.target);
+  MemoryReport report;
+
+  // Model description, from the summary of the raised module.
+  auto parsed = llvm::json::parse(summary);
+  if (!parsed)
+    return parsed.takeError();
+  const llvm::json::Object &s = *parsed->getAsObject();
+  auto num = [&](StringRef k) { return s.getInteger(k).value_or(0); };
+  rt::ModelInfo model;
+  model.numLayers = num("num_layers");
+  model.hiddenSize = num("hidden_size");
+  model.numHeads = num("num_heads");
+  model.numKvHeads = num("num_kv_heads");
+  model.headDim = num("head_dim");
+  model.vocabSize = num("vocab_size");
+  model.intermediateSize = num("intermediate_size");
+  model.rmsNormEps = s.getNumber("rms_norm_eps").value_or(0.0);
+  model.tiedEmbeddings = s.getBoolean("tied_embeddings").value_or(false);
+  model.dtype = s.getString("dtype").value_or("").str();
+  writer.setModel(model);
+
+  // Weights, in the order --kiln-bind-buffers laid them out.
+  SmallVector<ml_program::GlobalOp> globals(
+      module.getOps<ml_program::GlobalOp>());
+  for (auto global : globals) {
+    auto value = dyn_cast_or_null<DenseResourceElementsAttr>(
+        global.getValueAttr());
+    auto type = cast<RankedTensorType>(global.getType());
+    FailureOr<rt::DType> dtype = dtypeOf(type.getElementType());
+    if (!value || !value.getRawHandle().getBlob() || failed(dtype))
+      return fail("weight @" + global.getSymName() +
+                  " has no data or an unsupported type");
+    ArrayRef<char> data = value.getRawHandle().getBlob()->getData();
+    uint64_t offset = writer.addWeight(global.getSymName().str(), *dtype,
+                                       vec(type.getShape()),
+                                       data.data(), data.size());
+    if (static_cast<int64_t>(offset) != attrInt(global, "kiln.offset"))
+      return fail(formatv("internal error: weight @{0} is at {1} in the "
+                          "artifact but the code reads it at {2}",
+                          global.getSymName(), offset,
+                          attrInt(global, "kiln.offset")));
+  }
+  report.weightsBytes = writer.weightsSize();
+
+  // Entry points and the KV cache.
+  bool haveKv = false;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    auto entryName = func->getAttrOfType<StringAttr>("kiln.entry");
+    if (!entryName)
+      continue;
+    auto io = func->getAttrOfType<DictionaryAttr>("kiln.io");
+    auto kvOffsets = func->getAttrOfType<ArrayAttr>("kiln.kv_offsets");
+    auto tokensType = func->getAttrOfType<TypeAttr>("kiln.tokens_type");
+    auto logitsType = func->getAttrOfType<TypeAttr>("kiln.logits_type");
+    auto cacheType = func->getAttrOfType<TypeAttr>("kiln.cache_type");
+    if (!io || !kvOffsets || !tokensType || !logitsType || !cacheType)
+      return fail("internal error: entry @" + func.getSymName() +
+                  " lacks its buffer layout");
+    auto tokens = cast<RankedTensorType>(tokensType.getValue());
+    auto logits = cast<RankedTensorType>(logitsType.getValue());
+    auto cache = cast<RankedTensorType>(cacheType.getValue());
+    rt::EntrySpec entry;
+    entry.name = entryName.str();
+    entry.symbol = func.getSymName().str();
+    entry.batch = tokens.getDimSize(0);
+    entry.seq = tokens.getDimSize(1);
+    entry.ioSize = dictInt(io, "size");
+    entry.arenaSize = std::max<int64_t>(attrInt(func, "kiln.arena_size"), 0);
+    entry.tokens = {"tokens", rt::DType::I64, vec(tokens.getShape()),
+                    static_cast<uint64_t>(dictInt(io, "tokens"))};
+    entry.positions = {"positions", rt::DType::I64,
+                       vec(tokens.getShape()),
+                       static_cast<uint64_t>(dictInt(io, "positions"))};
+    entry.logits = {"logits", *dtypeOf(logits.getElementType()),
+                    vec(logits.getShape()),
+                    static_cast<uint64_t>(dictInt(io, "logits"))};
+    if (auto plan = func->getAttrOfType<ArrayAttr>("kiln.memory_plan"))
+      for (auto [i, a] : llvm::enumerate(plan)) {
+        auto d = cast<DictionaryAttr>(a);
+        entry.plan.push_back({"buffer" + std::to_string(i),
+                              static_cast<uint64_t>(dictInt(d, "offset")),
+                              static_cast<uint64_t>(dictInt(d, "size"))});
+      }
+    writer.addEntry(entry);
+    report.arenaBytes = std::max<uint64_t>(report.arenaBytes, entry.arenaSize);
+    report.ioBytes = std::max<uint64_t>(report.ioBytes, entry.ioSize);
+
+    if (!haveKv) {
+      haveKv = true;
+      rt::KvCacheSpec kv;
+      kv.numLayers = kvOffsets.size() / 2;
+      kv.batch = cache.getDimSize(0);
+      kv.numKvHeads = cache.getDimSize(1);
+      kv.maxSeqLen = cache.getDimSize(2);
+      kv.headDim = cache.getDimSize(3);
+      kv.dtype = *dtypeOf(cache.getElementType());
+      for (auto [i, off] : llvm::enumerate(kvOffsets))
+        (i % 2 ? kv.vOffsets : kv.kOffsets)
+            .push_back(cast<IntegerAttr>(off).getInt());
+      kv.kvBytes = attrInt(module, "kiln.kv_size");
+      writer.setKvCache(kv);
+      report.kvBytes = kv.kvBytes;
+      report.layers = kv.numLayers;
+      report.kvHeads = kv.numKvHeads;
+      report.headDim = kv.headDim;
+      report.maxSeqLen = kv.maxSeqLen;
+      report.batch = kv.batch;
+      report.kvElementBytes = rt::dtypeSize(kv.dtype);
+    }
+  }
+
+  // The weights are bound to the runtime's buffer now: drop the globals
+  // (their data stays alive in the importer's file mapping until write()).
+  for (auto global : globals)
+    global->remove();
+  auto restore = llvm::make_scope_exit([&] {
+    for (auto global : globals)
+      global->destroy();
+  });
+
+  std::vector<uint8_t> image;
+  if (llvm::Error err = stage("codegen", [&]() -> llvm::Error {
+        if (llvm::Error e = runPipeline(module, "lowering to LLVM",
+                                        [&](OpPassManager &pm) {
+                                          buildCpuToLLVMPipeline(pm);
+                                        }))
+          return e;
+        auto so = emitCpuSharedObject(module);
+        if (!so)
+          return so.takeError();
+        image = std::move(*so);
+        return llvm::Error::success();
+      }))
+    return std::move(err);
+  writer.addKernelImage("kernels", rt::ImageKind::SharedObject,
+                        std::move(image));
+
+  if (llvm::Error err = stage("write", [&]() -> llvm::Error {
+        std::string error;
+        if (!writer.write(opts.output, &error))
+          return fail("cannot write '" + opts.output + "': " + error);
+        return llvm::Error::success();
+      }))
+    return std::move(err);
+  return report;
+}

@@ -1,0 +1,150 @@
+//===- Passes.td - Kiln pass declarations ------------------*- tablegen -*-===//
+//
+// Every Kiln pass. File, flag (--kiln-<name>), DEBUG_TYPE and lit test share
+// one name: passes/<family>/<Name>.cpp <-> --kiln-<name> <->
+// test/Passes/<family>/<name>.mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_PASSES_TD
+#define KILN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp"> {
+  let summary = "Clone the raised @forward into static-shaped @prefill and @decode";
+  let description = [{
+    The importer produces one `@forward` with dynamic batch, sequence and
+    cache length. This pass clones it into the runtime's entry points with
+    every shape static, so that memory can be planned ahead of time:
+
+    * `@prefill`: tokens and positions `[batch, prefill-chunk]`;
+    * `@decode`: tokens and positions `[batch, 1]`;
+    * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in both.
+
+    Result types of the tfm ops are re-derived from the new operand types.
+    `@forward` is erased. Before:
+
+    ```mlir
+    func.func @forward(%ids: tensor<?x?xi64>, %pos: tensor<?x?xi64>,
+                       %k0: tensor<?x2x?x32xf32>, ...) -> (...)
+    ```
+
+    After (`prefill-chunk=4 max-seq-len=16`):
+
+    ```mlir
+    func.func @prefill(%ids: tensor<1x4xi64>, %pos: tensor<1x4xi64>,
+                       %k0: tensor<1x2x16x32xf32>, ...) -> (...)
+    func.func @decode(%ids: tensor<1x1xi64>, %pos: tensor<1x1xi64>,
+                      %k0: tensor<1x2x16x32xf32>, ...) -> (...)
+    ```
+  }];
+  let options = [
+    Option<"batch", "batch", "int64_t", "1", "Sequences per call">,
+    Option<"prefillChunk", "prefill-chunk", "int64_t", "64",
+           "Tokens per prefill call (the runtime pads the last chunk)">,
+    Option<"maxSeqLen", "max-seq-len", "int64_t", "2048",
+           "Context length the KV cache holds">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Lowering
+//===----------------------------------------------------------------------===//
+
+def LowerTfmToLinalg : Pass<"kiln-lower-tfm-to-linalg", "mlir::func::FuncOp"> {
+  let summary = "Reference lowering of every tfm op to linalg on tensors";
+  let description = [{
+    Rewrites each `tfm` op into target-neutral `linalg.generic`s (and
+    `scf.for` + `tensor.insert_slice` for the KV-cache scatter) on static
+    shapes, accumulating in f32. This is the reference path that runs on the
+    CPU target and that the GPU target maps onto blocks and threads; tuned
+    kernels replace individual ops later. A row whose position is negative is
+    padding: `tfm.kv_append` skips it and its attention output is zero.
+
+    ```mlir
+    %y = tfm.swiglu %g, %u : tensor<1x4x352xf32>
+    ```
+    becomes
+    ```mlir
+    %e = tensor.empty() : tensor<1x4x352xf32>
+    %y = linalg.generic {...} ins(%g, %u : ...) outs(%e : ...) {
+      // g * sigmoid(g) * u in f32
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect", "mlir::linalg::LinalgDialect",
+    "mlir::math::MathDialect", "mlir::scf::SCFDialect",
+    "mlir::tensor::TensorDialect", "mlir::affine::AffineDialect"
+  ];
+}
+
+def BindBuffers : Pass<"kiln-bind-buffers", "mlir::ModuleOp"> {
+  let summary = "Bind weights, KV cache and I/O to the runtime's byte buffers";
+  let description = [{
+    Rewrites each entry point to the runtime ABI
+    `(weights, kv, arena, io : memref<Nxi8>) -> ()`:
+
+    * every `ml_program.global` gets a 64-byte aligned `kiln.offset` in the
+      weights section, and its loads become views of the weights buffer;
+    * each layer's K and V cache becomes a view of the KV buffer at its
+      `kiln.offset`, updated in place (`materialize_in_destination`);
+    * token ids, positions and logits become views of the I/O buffer;
+    * the arena argument is left empty for `--kiln-plan-memory`.
+
+    The byte layout is recorded as attributes (`kiln.kv_offsets`,
+    `kiln.io`, ...) that the artifact writer reads.
+  }];
+  let dependentDialects = [
+    "mlir::bufferization::BufferizationDialect", "mlir::memref::MemRefDialect",
+    "mlir::arith::ArithDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+def PlanMemory : Pass<"kiln-plan-memory", "mlir::func::FuncOp"> {
+  let summary = "Place every intermediate buffer at a static offset in one arena";
+  let description = [{
+    After bufferization, assigns each `memref.alloc` of static shape an
+    offset in the function's arena argument (the argument marked
+    `kiln.arena`) by liveness: buffers whose lifetimes do not overlap share
+    memory; every offset respects `alignment`. Lifetimes are measured on the
+    function's top-level ops: a buffer allocated or used inside a loop is live
+    for the whole loop. Allocations become `memref.view`s of the arena, their
+    deallocations are erased, the arena argument's type becomes
+    `memref<SIZExi8>` and the function gets `kiln.arena_size` and a
+    `kiln.memory_plan` attribute listing each buffer's offset, size and live
+    range. Finally the plan is checked: two buffers live at the same time
+    never overlap in bytes; a violation is a compile error.
+
+    ```mlir
+    func.func @f(%arena: memref<0xi8> {kiln.arena}) {
+      %a = memref.alloc() : memref<16xf32>   // live [0, 2]
+      %b = memref.alloc() : memref<16xf32>   // live [3, 4]
+    ```
+    becomes
+    ```mlir
+    func.func @f(%arena: memref<64xi8> {kiln.arena})
+        attributes {kiln.arena_size = 64 : i64, kiln.memory_plan = [...]} {
+      %a = memref.view %arena[%c0][] : memref<64xi8> to memref<16xf32>
+      %b = memref.view %arena[%c0][] : memref<64xi8> to memref<16xf32>
+    ```
+  }];
+  let options = [
+    Option<"alignment", "alignment", "int64_t", "64",
+           "Byte alignment of every buffer">,
+  ];
+  let dependentDialects = ["mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+#endif // KILN_PASSES_TD

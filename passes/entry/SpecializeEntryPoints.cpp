@@ -1,0 +1,134 @@
+//===- SpecializeEntryPoints.cpp - Static-shaped prefill and decode -------===//
+//
+// Clones the importer's dynamic-shaped @forward into @prefill and @decode with
+// every dimension fixed, re-deriving tfm result types from the new operands.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/Tfm/TfmOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#define DEBUG_TYPE "kiln-specialize-entry-points"
+
+namespace kiln {
+#define GEN_PASS_DEF_SPECIALIZEENTRYPOINTS
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+using namespace kiln;
+
+namespace {
+
+/// The static result type of a tfm op whose operands now have static types.
+RankedTensorType staticResultType(Operation *op) {
+  auto typeOf = [](Value v) { return cast<RankedTensorType>(v.getType()); };
+  auto withFeatures = [](RankedTensorType like, int64_t n, Type elt) {
+    return RankedTensorType::get({like.getDimSize(0), like.getDimSize(1), n},
+                                 elt);
+  };
+  return llvm::TypeSwitch<Operation *, RankedTensorType>(op)
+      .Case([&](tfm::EmbeddingOp e) {
+        auto ids = typeOf(e.getIds());
+        auto table = typeOf(e.getTable());
+        return RankedTensorType::get(
+            {ids.getDimSize(0), ids.getDimSize(1), table.getDimSize(1)},
+            table.getElementType());
+      })
+      .Case([&](tfm::LinearOp l) {
+        auto in = typeOf(l.getInput());
+        return withFeatures(in, l.getOutFeatures(), in.getElementType());
+      })
+      .Case([&](tfm::LogitsOp l) {
+        auto in = typeOf(l.getInput());
+        return withFeatures(in, l.getVocabSize(), in.getElementType());
+      })
+      .Case([&](tfm::KvAppendOp k) { return typeOf(k.getCache()); })
+      .Case([&](tfm::AttentionOp a) { return typeOf(a.getQuery()); })
+      .Case<tfm::RmsNormOp, tfm::RopeOp, tfm::SwiGluOp, tfm::AddOp>(
+          [&](Operation *o) { return typeOf(o->getOperand(0)); })
+      .Default([](Operation *) { return RankedTensorType(); });
+}
+
+struct SpecializeEntryPoints
+    : kiln::impl::SpecializeEntryPointsBase<SpecializeEntryPoints> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      module.emitError("expected the importer's @forward function");
+      return signalPassFailure();
+    }
+    if (batch < 1 || prefillChunk < 1 || maxSeqLen < 1 ||
+        prefillChunk > maxSeqLen) {
+      module.emitError() << "invalid entry-point shapes: batch=" << batch
+                         << " prefill-chunk=" << prefillChunk
+                         << " max-seq-len=" << maxSeqLen
+                         << " (need positive values and prefill-chunk <= "
+                            "max-seq-len)";
+      return signalPassFailure();
+    }
+    for (auto [name, seq] : {std::make_pair("prefill", int64_t(prefillChunk)),
+                             std::make_pair("decode", int64_t(1))})
+      if (failed(specialize(forward, name, seq)))
+        return signalPassFailure();
+    forward.erase();
+  }
+
+  LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t seq) {
+    OpBuilder builder(forward);
+    auto entry = cast<func::FuncOp>(builder.clone(*forward));
+    SymbolTable(getOperation()).insert(entry);
+    entry.setSymName(name);
+    entry->setAttr("kiln.entry", builder.getStringAttr(name));
+
+    // Arguments: tokens and positions [batch, seq]; caches
+    // [batch, kv_heads, max_seq, head_dim].
+    Block &body = entry.getBody().front();
+    for (BlockArgument arg : body.getArguments()) {
+      auto type = cast<RankedTensorType>(arg.getType());
+      SmallVector<int64_t> shape(type.getShape());
+      if (type.getRank() == 2) {
+        shape = {batch, seq};
+      } else if (type.getRank() == 4) {
+        shape[0] = batch;
+        shape[2] = maxSeqLen;
+        if (ShapedType::isDynamic(shape[1]) || ShapedType::isDynamic(shape[3]))
+          return entry.emitError("KV cache argument with dynamic heads or "
+                                 "head_dim");
+      } else {
+        return entry.emitError("unexpected argument of rank ")
+               << type.getRank();
+      }
+      arg.setType(RankedTensorType::get(shape, type.getElementType()));
+    }
+    // Results: re-derive in program order.
+    WalkResult walk = entry.walk([&](Operation *op) {
+      if (op->getDialect() && isa<tfm::TfmDialect>(op->getDialect())) {
+        RankedTensorType type = staticResultType(op);
+        if (!type || !type.hasStaticShape()) {
+          op->emitOpError("could not derive a static result type");
+          return WalkResult::interrupt();
+        }
+        op->getResult(0).setType(type);
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
+    Operation *ret = body.getTerminator();
+    entry.setType(builder.getFunctionType(body.getArgumentTypes(),
+                                          ret->getOperandTypes()));
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,205 @@
+//===- BindBuffers.cpp - Bind entry points to the runtime's buffers -------===//
+//
+// The runtime calls every entry point as f(weights, kv, arena, io), four byte
+// buffers it allocates once at load time. This pass gives each tensor a home
+// in one of them: weights (ml_program.global) and KV caches at fixed offsets,
+// token ids, positions and logits in the I/O buffer. Offsets are 64-byte
+// aligned and recorded as attributes for the artifact writer.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MLProgram/IR/MLProgram.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/MathExtras.h"
+
+#define DEBUG_TYPE "kiln-bind-buffers"
+
+namespace kiln {
+#define GEN_PASS_DEF_BINDBUFFERS
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+using namespace kiln;
+
+namespace {
+
+constexpr int64_t kAlign = 64;
+
+int64_t byteSize(ShapedType type) {
+  return type.getNumElements() *
+         static_cast<int64_t>(llvm::divideCeil(
+             type.getElementType().getIntOrFloatBitWidth(), 8));
+}
+
+/// Lays out buffers one after another, each aligned.
+struct Layout {
+  int64_t add(int64_t bytes) {
+    int64_t offset = llvm::alignTo(size, kAlign);
+    size = offset + bytes;
+    return offset;
+  }
+  int64_t total() const { return llvm::alignTo(size, kAlign); }
+  int64_t size = 0;
+};
+
+struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    OpBuilder builder(module.getContext());
+
+    // Weights section: every global in module order.
+    Layout weights;
+    llvm::StringMap<int64_t> weightOffsets;
+    for (auto global : module.getOps<ml_program::GlobalOp>()) {
+      auto type = dyn_cast<RankedTensorType>(global.getType());
+      if (!type || !type.hasStaticShape()) {
+        global.emitOpError("weights must be statically shaped tensors");
+        return signalPassFailure();
+      }
+      int64_t offset = weights.add(byteSize(type));
+      global->setAttr("kiln.offset", builder.getI64IntegerAttr(offset));
+      weightOffsets[global.getSymName()] = offset;
+    }
+    module->setAttr("kiln.weights_size",
+                    builder.getI64IntegerAttr(weights.total()));
+
+    std::optional<int64_t> kvSize;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (!func->hasAttr("kiln.entry"))
+        continue;
+      FailureOr<int64_t> size = bind(func, weights.total(), weightOffsets);
+      if (failed(size))
+        return signalPassFailure();
+      if (kvSize && *kvSize != *size) {
+        func.emitError("entry points disagree on the KV-cache layout");
+        return signalPassFailure();
+      }
+      kvSize = *size;
+    }
+    module->setAttr("kiln.kv_size", builder.getI64IntegerAttr(kvSize.value_or(0)));
+  }
+
+  FailureOr<int64_t> bind(func::FuncOp func, int64_t weightsSize,
+                          const llvm::StringMap<int64_t> &weightOffsets) {
+    MLIRContext *ctx = func.getContext();
+    OpBuilder builder(ctx);
+    Block &body = func.getBody().front();
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    unsigned numOld = body.getNumArguments();
+    if (numOld < 2 || ret.getNumOperands() != numOld - 1) {
+      func.emitError("expected (tokens, positions, caches...) -> (logits, "
+                     "caches...)");
+      return failure();
+    }
+
+    // Byte layouts of the KV and I/O buffers.
+    Layout kv, io;
+    SmallVector<int64_t> kvOffsets;
+    for (unsigned i = 2; i < numOld; ++i)
+      kvOffsets.push_back(
+          kv.add(byteSize(cast<ShapedType>(body.getArgument(i).getType()))));
+    auto logitsType = cast<RankedTensorType>(ret.getOperand(0).getType());
+    int64_t tokensAt = io.add(byteSize(cast<ShapedType>(body.getArgument(0).getType())));
+    int64_t positionsAt =
+        io.add(byteSize(cast<ShapedType>(body.getArgument(1).getType())));
+    int64_t logitsAt = io.add(byteSize(logitsType));
+
+    auto bytes = [&](int64_t n) {
+      return MemRefType::get({n}, builder.getI8Type());
+    };
+    Location loc = func.getLoc();
+    Value weightsArg = body.addArgument(bytes(weightsSize), loc);
+    Value kvArg = body.addArgument(bytes(kv.total()), loc);
+    body.addArgument(bytes(0), loc); // arena, sized by --kiln-plan-memory
+    Value ioArg = body.addArgument(bytes(io.total()), loc);
+
+    builder.setInsertionPointToStart(&body);
+    auto view = [&](Value buffer, int64_t offset, ShapedType type) -> Value {
+      Value shift = arith::ConstantIndexOp::create(builder, loc, offset);
+      auto memrefType =
+          MemRefType::get(type.getShape(), type.getElementType());
+      return memref::ViewOp::create(builder, loc, memrefType, buffer, shift,
+                                    ValueRange{});
+    };
+    auto tensorOf = [&](Value memref, Type tensorType, bool writable) -> Value {
+      return bufferization::ToTensorOp::create(builder, loc, tensorType, memref,
+                                               /*restrict=*/true, writable);
+    };
+
+    // The tensor types the artifact writer describes the buffers with.
+    func->setAttr("kiln.tokens_type", TypeAttr::get(body.getArgument(0).getType()));
+    func->setAttr("kiln.logits_type", TypeAttr::get(logitsType));
+    if (numOld > 2)
+      func->setAttr("kiln.cache_type",
+                    TypeAttr::get(body.getArgument(2).getType()));
+
+    // Old arguments: tokens, positions, then K/V caches.
+    SmallVector<Value> cacheViews;
+    for (unsigned i = 0; i < numOld; ++i) {
+      BlockArgument arg = body.getArgument(i);
+      auto type = cast<RankedTensorType>(arg.getType());
+      Value memref = i < 2 ? view(ioArg, i == 0 ? tokensAt : positionsAt, type)
+                           : view(kvArg, kvOffsets[i - 2], type);
+      if (i >= 2)
+        cacheViews.push_back(memref);
+      arg.replaceAllUsesWith(tensorOf(memref, type, /*writable=*/i >= 2));
+    }
+
+    // Weights: views of the weights section.
+    SmallVector<ml_program::GlobalLoadConstOp> loads;
+    func.walk([&](ml_program::GlobalLoadConstOp op) { loads.push_back(op); });
+    for (auto load : loads) {
+      auto it = weightOffsets.find(load.getGlobal().getLeafReference());
+      if (it == weightOffsets.end()) {
+        load.emitOpError("loads an unknown global");
+        return failure();
+      }
+      builder.setInsertionPoint(load);
+      auto type = cast<RankedTensorType>(load.getType());
+      load.replaceAllUsesWith(
+          tensorOf(view(weightsArg, it->second, type), type, false));
+      load.erase();
+    }
+
+    // Results: logits into the I/O buffer; updated caches in place.
+    builder.setInsertionPoint(ret);
+    Value logitsView = view(ioArg, logitsAt, logitsType);
+    bufferization::MaterializeInDestinationOp::create(
+        builder, loc, TypeRange{}, ret.getOperand(0), logitsView,
+        /*restrict=*/true, /*writable=*/true);
+    for (auto [i, cache] : llvm::enumerate(ret.getOperands().drop_front()))
+      bufferization::MaterializeInDestinationOp::create(
+          builder, loc, TypeRange{}, cache, cacheViews[i], /*restrict=*/false,
+          /*writable=*/true);
+    func::ReturnOp::create(builder, ret.getLoc());
+    ret.erase();
+    body.eraseArguments(0, numOld);
+
+    func.setType(builder.getFunctionType(body.getArgumentTypes(), {}));
+    func.setAllArgAttrs(SmallVector<DictionaryAttr>(
+        4, DictionaryAttr::get(ctx)));
+    func.setArgAttr(2, "kiln.arena", builder.getUnitAttr());
+    func->setAttr("kiln.kv_offsets", builder.getI64ArrayAttr(kvOffsets));
+    func->setAttr("kiln.io",
+                  builder.getDictionaryAttr(
+                      {builder.getNamedAttr("tokens",
+                                            builder.getI64IntegerAttr(tokensAt)),
+                       builder.getNamedAttr(
+                           "positions", builder.getI64IntegerAttr(positionsAt)),
+                       builder.getNamedAttr("logits",
+                                            builder.getI64IntegerAttr(logitsAt)),
+                       builder.getNamedAttr(
+                           "size", builder.getI64IntegerAttr(io.total()))}));
+    func.setResAttrsAttr(nullptr);
+    return kv.total();
+  }
+};
+
+} // namespace
