@@ -10,6 +10,7 @@
 #include "llvm/Support/Path.h"
 
 #include <cstring>
+#include <iterator>
 
 using namespace kiln;
 using llvm::createStringError;
@@ -55,12 +56,17 @@ float halfToFloat(uint16_t h) {
 }
 } // namespace
 
-const char *kiln::onnxTypeName(int32_t dtype) {
+std::string kiln::onnxTypeName(int32_t dtype) {
   if (onnx::TensorProto_DataType_IsValid(dtype))
     return onnx::TensorProto_DataType_Name(
-               static_cast<onnx::TensorProto_DataType>(dtype))
-        .c_str();
-  return "<invalid data type>";
+        static_cast<onnx::TensorProto_DataType>(dtype));
+  // Types added to ONNX after the schema Kiln is built against.
+  static const char *const newer[] = {
+      "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ",
+      "UINT4",        "INT4",           "FLOAT4E2M1", "FLOAT8E8M0"};
+  if (dtype >= 17 && dtype < 17 + static_cast<int32_t>(std::size(newer)))
+    return newer[dtype - 17];
+  return formatv("<unknown data type {0}>", dtype).str();
 }
 
 size_t kiln::onnxTypeSize(int32_t dtype) {
@@ -258,8 +264,10 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   c.dims.assign(t.dims().begin(), t.dims().end());
   size_t elemSize = onnxTypeSize(c.dtype);
   if (elemSize == 0)
-    return fail(formatv("{0} '{1}': unsupported data type {2}", context,
-                        t.name(), onnxTypeName(c.dtype)));
+    return fail(formatv("{0} '{1}': unsupported data type {2} (Kiln reads "
+                        "float, integer and bool tensors; weights must be "
+                        "FLOAT, FLOAT16 or BFLOAT16)",
+                        context, t.name(), onnxTypeName(c.dtype)));
   int64_t n = 1;
   for (int64_t d : c.dims) {
     if (d < 0)

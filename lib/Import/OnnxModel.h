@@ -29,7 +29,7 @@ class ValueInfoProto;
 namespace kiln {
 
 /// ONNX TensorProto.DataType names and element sizes (0 if unsupported).
-const char *onnxTypeName(int32_t dtype);
+std::string onnxTypeName(int32_t dtype);
 size_t onnxTypeSize(int32_t dtype);
 
 /// A constant tensor: an initializer or a Constant node's value.

@@ -510,7 +510,7 @@ llvm::Error Raiser::run() {
   const onnx::GraphProto &g = model.graph();
   auto error = [&](const llvm::Twine &msg) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   model.path() + ": " + msg);
+                                   "'" + model.path() + "': " + msg);
   };
   if (g.output_size() == 0)
     return error("the graph has no outputs");

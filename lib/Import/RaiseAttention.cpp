@@ -10,7 +10,9 @@
 //
 // The mask operand (anything that does not depend on weights: the causal
 // Range/Trilu/LessOrEqual/Where/GatherND subgraphs and attention_mask) is
-// dropped: tfm.attention is causal by position. The scale may be a Mul or Div
+// dropped: tfm.attention is causal by position. A mask must be there and
+// have a causal part (a Trilu or a comparison of positions); a graph without
+// one is bidirectional attention and is rejected. The scale may be a Mul or Div
 // of the scores or Muls of Q and K^T by sqrt(scale).
 //
 //===----------------------------------------------------------------------===//
@@ -20,6 +22,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -245,6 +248,44 @@ public:
     }
   }
 
+  /// True if a node satisfying `pred` computes `v` or any value it depends
+  /// on.
+  bool reaches(StringRef v,
+               llvm::function_ref<bool(const onnx::NodeProto &)> pred) {
+    llvm::SmallVector<StringRef> work{v};
+    llvm::StringSet<> seen;
+    while (!work.empty()) {
+      StringRef x = work.pop_back_val();
+      const onnx::NodeProto *n = model.producer(x);
+      if (!n || !seen.insert(x).second)
+        continue;
+      if (pred(*n))
+        return true;
+      for (const std::string &in : n->input())
+        if (!in.empty())
+          work.push_back(in);
+    }
+    return false;
+  }
+
+  /// True if the mask `v` has a causal part: a Trilu, or an ordering
+  /// comparison of two position ranges (key index <= query index). Only its
+  /// presence is checked, not its direction.
+  bool isCausalMask(StringRef v) {
+    auto isRange = [](const onnx::NodeProto &n) {
+      return n.op_type() == "Range";
+    };
+    return reaches(v, [&](const onnx::NodeProto &n) {
+      if (n.op_type() == "Trilu")
+        return true;
+      return llvm::is_contained({"Less", "LessOrEqual", "Greater",
+                                 "GreaterOrEqual"},
+                                n.op_type()) &&
+             n.input_size() == 2 && reaches(n.input(0), isRange) &&
+             reaches(n.input(1), isRange);
+    });
+  }
+
   /// Concat(past, new, axis=2): returns (past graph input, new). A
   /// single-input Concat is an identity and is looked through.
   std::optional<std::pair<std::string, StringRef>> cacheConcat(StringRef v) {
@@ -292,22 +333,38 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
 
   // Strip the mask: Add(scores, mask) or Where(cond, scores, fill).
   StringRef scores = skipCasts(softmax->input(0));
+  SmallVector<StringRef> masks;
   while (const onnx::NodeProto *n = model.producer(scores)) {
     StringRef next;
     if (n->op_type() == "Add") {
       for (int i = 0; i < 2; ++i)
-        if (dependsOnWeights(n->input(i)) && !dependsOnWeights(n->input(1 - i)))
+        if (dependsOnWeights(n->input(i)) && !dependsOnWeights(n->input(1 - i))) {
           next = n->input(i);
+          masks.push_back(n->input(1 - i));
+        }
     } else if (n->op_type() == "Where") {
       bool d0 = dependsOnWeights(n->input(0)), d1 = dependsOnWeights(n->input(1)),
            d2 = dependsOnWeights(n->input(2));
-      if (!d0 && d1 != d2)
+      if (!d0 && d1 != d2) {
         next = d1 ? n->input(1) : n->input(2);
+        masks.append({n->input(0), d1 ? n->input(2) : n->input(1)});
+      }
     }
     if (next.empty())
       break;
     scores = skipCasts(next);
   }
+  // tfm.attention is causal: dropping the mask is only right if it is causal.
+  // Without one the graph is bidirectional attention, not a causal decoder.
+  if (!llvm::any_of(masks, [&](StringRef v) { return m.isCausalMask(v); }))
+    return bad(*softmax,
+               formatv("{0}; tfm.attention is causal, so a graph with "
+                       "bidirectional attention cannot be imported",
+                       masks.empty()
+                           ? "the scores have no mask (an Add or Where before "
+                             "the Softmax)"
+                           : "the mask has no causal part (a Trilu, or a "
+                             "comparison of key and query positions)"));
   // Scale: Mul/Div of the scores by a scalar.
   double scale = 1.0;
   auto peelScale = [&](StringRef &v) {

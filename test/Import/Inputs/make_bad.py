@@ -21,6 +21,8 @@ module; a few KiB) and breaks exactly one thing:
   bad-opset          default-domain opset_import version 6.
   bad-dtype          q_proj weight of layer 0 stored as DOUBLE, consumed by a MatMul.
   bad-dtype-complex  the same weight as COMPLEX64.
+  bad-dtype-float8   the same weight as FLOAT8E4M3FN (raw bytes), a type the
+                     loader cannot even size.
   unknown-op         an extra node of made-up op type ``FancyNorm`` (default domain)
                      on layer 0's residual path, so the decoder cannot be raised.
   not-onnx           a few lines of random text.
@@ -37,7 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_llama  # noqa: E402
 
 KINDS = ["truncated", "missing-external", "short-external", "external-outside",
-         "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "unknown-op",
+         "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
+         "unknown-op",
          "not-onnx"]
 
 
@@ -93,6 +96,14 @@ def make(out, kind):
         arr = numpy_helper.to_array(t).astype(
             np.float64 if kind == "bad-dtype" else np.complex64)
         t.CopyFrom(numpy_helper.from_array(arr, name))
+        onnx.save_model(model, out)
+    elif kind == "bad-dtype-float8":
+        model = default_model()
+        name = "model.layers.0.self_attn.q_proj.weight_t"
+        t = initializer(model, name)
+        dims = list(t.dims)
+        t.CopyFrom(helper.make_tensor(name, onnx.TensorProto.FLOAT8E4M3FN, dims,
+                                      bytes(int(np.prod(dims))), raw=True))
         onnx.save_model(model, out)
     elif kind == "unknown-op":
         model = default_model()

@@ -44,11 +44,13 @@ Pattern options (all independent and combinable; defaults first):
   --mask {add,where,none}       Add(scores, float mask of 0 / dtype-min), or
                                 Where(allowed, scores, -inf), or no mask at all
                                 (bidirectional attention: equals HF only for seq 1).
-  --mask-style {lessorequal,trilu}
+  --mask-style {lessorequal,trilu,none}
                                 causal part as LessOrEqual(kv_pos, q_pos) over Range
                                 outputs (both exporters) or as Trilu of a
                                 ConstantOfShape (with --mask add and no padding mask:
                                 the classic Trilu(full(min), k=1+past, upper=1)).
+                                none: no causal part, the padding mask alone
+                                (bidirectional attention; needs a --pad-mask).
   --pad-mask {none,broadcast,flatten_gather,gathernd}
                                 padding part of the mask, And-ed with the causal
                                 part: Unsqueeze(mask,[1,2]) broadcast, the TorchScript
@@ -144,6 +146,8 @@ class Config:
             raise ValueError("--head-dim must be even (rotate_half)")
         if self.pad_mask is None:
             self.pad_mask = "broadcast" if self.cache else "none"
+        if self.mask_style == "none" and (self.mask == "none" or self.pad_mask == "none"):
+            raise ValueError("--mask-style none needs --mask add or where and a --pad-mask")
         return self
 
     @property
@@ -494,7 +498,9 @@ class LlamaGraph:
             past, total = None, seq
 
         use_pad = cfg.pad_mask != "none"
-        if cfg.mask_style == "trilu":
+        if cfg.mask_style == "none":
+            causal = None
+        elif cfg.mask_style == "trilu":
             st = g.shape_vec([g.unsqueeze_1d(seq), g.unsqueeze_1d(total)])
             if cfg.mask == "add" and not use_pad:
                 # torch.full((S, T), min).triu(1 + past)
@@ -524,7 +530,8 @@ class LlamaGraph:
             causal = g.op("LessOrEqual", [kv4, q4], "causal")
         allowed = causal
         if use_pad:
-            allowed = g.op("And", [causal, self.padding_mask()], "allowed")
+            pad = self.padding_mask()
+            allowed = pad if causal is None else g.op("And", [causal, pad], "allowed")
         if cfg.mask == "where":
             self.bool_mask = allowed
         else:
@@ -702,6 +709,8 @@ def reference(cfg, w, input_ids, attention_mask=None, position_ids=None, past=No
         allowed = np.ones((B, 1, S, T), bool)
     else:
         causal = np.arange(T)[None, :] <= (np.arange(S) + P)[:, None]
+        if cfg.mask_style == "none":
+            causal = np.ones_like(causal)
         allowed = causal[None, None] & (attention_mask[:, None, None, :] != 0)
 
     x = f(w["model.embed_tokens.weight"])[input_ids]
@@ -797,7 +806,7 @@ def add_model_args(ap):
     a("--rms-casts", action="store_true")
     a("--scale", choices=["mul", "div", "sqrt_both"], default="mul")
     a("--mask", choices=["add", "where", "none"], default="add")
-    a("--mask-style", choices=["lessorequal", "trilu"], default="lessorequal")
+    a("--mask-style", choices=["lessorequal", "trilu", "none"], default="lessorequal")
     a("--pad-mask", choices=["none", "broadcast", "flatten_gather", "gathernd"], default=None)
     a("--shape-style", choices=["dynamo", "torchscript"], default="dynamo")
     a("--weights", choices=["in_out", "out_in"], default="in_out")
