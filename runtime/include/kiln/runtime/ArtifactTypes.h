@@ -1,0 +1,144 @@
+//===- ArtifactTypes.h - Plain descriptions of an artifact's contents -----===//
+//
+// The structs the compiler fills in for ArtifactWriter and the loader hands
+// back from Artifact. Plain C++17: no FlatBuffers types leak out of the
+// runtime, which alone knows the byte layout of model.kiln.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_ARTIFACTTYPES_H
+#define KILN_RUNTIME_ARTIFACTTYPES_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime {
+
+/// Version of the model.kiln layout this runtime reads and writes.
+constexpr uint32_t kFormatVersion = 1;
+/// Size of the fixed file header.
+constexpr uint64_t kHeaderSize = 64;
+/// The weights section starts at a multiple of this (so it can be mmapped).
+constexpr uint64_t kWeightsSectionAlignment = 4096;
+/// Alignment of every weight inside the weights section, of every io tensor
+/// inside an io buffer and of every per-layer block inside the KV buffer.
+/// The runtime allocates weights, kv, arena and io buffers at least this
+/// aligned.
+constexpr uint64_t kBufferAlignment = 64;
+
+enum class DType : uint8_t { F32, F16, BF16, I64, I32, I8, U8 };
+
+/// Bytes per element.
+size_t dtypeSize(DType type);
+/// "f32", "f16", "bf16", "i64", "i32", "i8", "u8".
+const char *dtypeName(DType type);
+
+enum class ImageKind : uint8_t { SharedObject, Ptx, Cubin };
+const char *imageKindName(ImageKind kind);
+
+struct ModelInfo {
+  int64_t numLayers = 0;
+  int64_t hiddenSize = 0;
+  int64_t numHeads = 0;
+  int64_t numKvHeads = 0;
+  int64_t headDim = 0;
+  int64_t vocabSize = 0;
+  int64_t intermediateSize = 0;
+  double rmsNormEps = 0;
+  bool tiedEmbeddings = false;
+  /// Free-form compute/weight type, e.g. "float16" or "int8-weight-only".
+  std::string dtype;
+};
+
+/// One KV buffer of `kvBytes`. Per layer a K block at kOffsets[layer] and a V
+/// block at vOffsets[layer], each [batch, numKvHeads, maxSeqLen, headDim] of
+/// `dtype`, row-major. Offsets are multiples of kBufferAlignment.
+struct KvCacheSpec {
+  int64_t numLayers = 0;
+  int64_t batch = 0;
+  int64_t numKvHeads = 0;
+  int64_t maxSeqLen = 0;
+  int64_t headDim = 0;
+  DType dtype = DType::F32;
+  std::vector<uint64_t> kOffsets;
+  std::vector<uint64_t> vOffsets;
+  uint64_t kvBytes = 0;
+
+  /// Bytes of one K (or V) block of one layer.
+  uint64_t blockBytes() const;
+  /// Fills kOffsets/vOffsets (k0, v0, k1, v1, ... each aligned) and kvBytes.
+  void layoutContiguous();
+};
+
+/// A row-major tensor at `offset` bytes inside an entry's io buffer.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;
+
+  int64_t numElements() const;
+  uint64_t byteSize() const;
+};
+
+/// A buffer of the static memory plan, inside an entry's arena.
+struct BufferSpec {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+/// One entry point: extern "C" void symbol(void *weights, void *kv,
+/// void *arena, void *io). Processes `seq` tokens for each of `batch` rows.
+struct EntrySpec {
+  std::string name;   // "prefill", "decode"
+  std::string symbol; // symbol in the kernel image
+  std::string image;  // kernel image holding `symbol`; empty: search all
+  int64_t batch = 0;
+  int64_t seq = 0;
+  uint64_t ioSize = 0;
+  uint64_t arenaSize = 0;
+  TensorSpec tokens;    // i64 [batch, seq]
+  TensorSpec positions; // i64 [batch, seq]; -1 = padding slot
+  TensorSpec logits;    // f32 | f16 | bf16 [batch, seq, vocab]
+  std::vector<BufferSpec> plan;
+};
+
+/// One weight inside the weights section.
+struct WeightInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0; // from the start of the weights section
+  uint64_t size = 0;   // bytes
+};
+
+/// A kernel image as stored in a loaded artifact (bytes point into the file).
+struct KernelImage {
+  std::string name;
+  ImageKind kind = ImageKind::SharedObject;
+  const uint8_t *data = nullptr;
+  size_t size = 0;
+};
+
+/// Everything the metadata section describes.
+struct ArtifactContents {
+  std::string target;
+  ModelInfo model;
+  KvCacheSpec kvCache;
+  std::vector<KernelImage> images;
+  std::vector<EntrySpec> entries;
+  std::vector<WeightInfo> weights;
+};
+
+/// The consistency checks shared by the writer and the loader: dimensions,
+/// dtypes, io tensor shapes and bounds, KV blocks inside kvBytes, weights
+/// inside a weights section of `weightsSize` bytes, unique names, alignment.
+bool validateContents(const ArtifactContents &contents, uint64_t weightsSize,
+                      std::string *error);
+
+} // namespace kiln::runtime
+
+#endif // KILN_RUNTIME_ARTIFACTTYPES_H

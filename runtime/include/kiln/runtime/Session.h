@@ -1,0 +1,105 @@
+//===- Session.h - Runs prefill and decode on a loaded artifact ----------===//
+//
+// A Session owns everything a run needs, all allocated when it is created:
+// the KV cache (zeroed), one activation arena (the largest of the entries'),
+// one io buffer (likewise) and a little logits scratch. The weights stay in
+// the artifact's read-only mapping. prefill/decode allocate nothing.
+//
+// Prompts are fed to the "prefill" entry in chunks of its `seq` tokens; the
+// slots after the end of a prompt (and of idle batch rows) get token 0 and
+// position -1, which the kernels treat as padding. Decode feeds one token
+// per batch row to the "decode" entry. Either entry stands in for the other
+// when the artifact lacks it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_SESSION_H
+#define KILN_RUNTIME_SESSION_H
+
+#include "kiln/runtime/Artifact.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime {
+class Executor;
+
+/// Called for every real (non-padding) token a call processed, with that
+/// token's logits as f32 (valid only during the call).
+using LogitsObserver =
+    std::function<void(int64_t row, int64_t position, const float *logits)>;
+
+class Session {
+public:
+  /// Creates the executor for the artifact's target and allocates buffers.
+  static std::unique_ptr<Session> create(std::shared_ptr<const Artifact> model,
+                                         std::string *error);
+  /// Artifact::open + create.
+  static std::unique_ptr<Session> open(const std::string &path,
+                                       std::string *error);
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  const Artifact &artifact() const { return *model; }
+  int64_t batch() const;
+  int64_t vocabSize() const;
+  int64_t maxSeqLen() const;
+  /// Tokens per batch row per prefill call.
+  int64_t prefillChunk() const;
+
+  /// Runs `tokens` on batch row 0 at positions startPos, startPos + 1, ...;
+  /// the other rows idle. Afterwards logits(0) is the last token's row.
+  bool prefill(const std::vector<int64_t> &tokens, int64_t startPos,
+               std::string *error);
+  /// One prompt per batch row (an empty prompt leaves its row idle).
+  bool prefillBatch(const std::vector<std::vector<int64_t>> &prompts,
+                    const std::vector<int64_t> &startPos, std::string *error);
+  /// Feeds one token to batch row 0; the other rows idle.
+  bool decode(int64_t token, int64_t position, std::string *error);
+  /// One token per batch row; position -1 leaves a row idle.
+  bool decodeBatch(const std::vector<int64_t> &tokens,
+                   const std::vector<int64_t> &positions, std::string *error);
+
+  /// f32 logits of the last real token of `row` in the last prefill/decode
+  /// call; null when that call left the row idle. Valid until the next call.
+  const float *logits(int64_t row = 0) const;
+  void setLogitsObserver(LogitsObserver observer);
+
+  /// The KV buffer (layout in artifact().kvCache()).
+  void *kvCache() const { return kv; }
+  uint64_t kvBytes() const;
+  void clearKvCache();
+  /// Fills positions [0, pastLen) of every layer's K and V from f32 data of
+  /// shape [2 * layers, batch, kv_heads, pastLen, head_dim] (k0, v0, k1, ...),
+  /// converting to the cache dtype. Later positions are left as they are.
+  bool loadKvCache(const float *past, int64_t pastLen, std::string *error);
+
+private:
+  enum class Keep { None, Copy, Reference };
+
+  Session() = default;
+  bool prefillRows(std::string *error);
+  bool decodeRows(std::string *error);
+  void collectLogits(const EntrySpec &entry, int64_t row, int64_t slot,
+                     int64_t position, Keep keep);
+
+  std::shared_ptr<const Artifact> model;
+  std::unique_ptr<Executor> executor;
+  size_t prefillIndex = 0, decodeIndex = 0;
+  void *kv = nullptr, *arena = nullptr, *io = nullptr;
+  std::vector<float> lastLogits;        // [batch, vocab]
+  std::vector<const float *> rowLogits; // per row, into io or lastLogits
+  std::vector<float> observerScratch;   // [vocab]
+  LogitsObserver observer;
+  // Per-row arguments of the current call, sized once to the batch.
+  std::vector<const int64_t *> rowTokens;
+  std::vector<int64_t> rowLengths, rowStarts, stepTokens, stepPositions;
+  bool batchedCall = false; // name the row in error messages
+};
+
+} // namespace kiln::runtime
+
+#endif // KILN_RUNTIME_SESSION_H

@@ -1,0 +1,243 @@
+//===- Artifact.cpp - Loads and validates a model.kiln -------------------===//
+
+#include "kiln/runtime/Artifact.h"
+
+#include "FileHeader.h"
+#include "Format.h"
+#include "artifact_generated.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace kiln::runtime {
+using detail::fail;
+using detail::inBounds;
+
+namespace {
+
+std::string str(const flatbuffers::String *s) {
+  return s ? s->str() : std::string();
+}
+
+template <typename T> std::vector<T> vec(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+}
+
+bool convertDType(fb::DType in, DType *out, const std::string &where,
+                  std::string *error) {
+  if (in > fb::DType::MAX)
+    return fail(error, where, " has unknown dtype ", static_cast<int>(in));
+  *out = static_cast<DType>(in);
+  return true;
+}
+
+bool convertTensor(const fb::Tensor *in, TensorSpec *out,
+                   const std::string &where, std::string *error) {
+  if (!in)
+    return fail(error, where, " is missing");
+  out->name = str(in->name());
+  out->shape = vec(in->shape());
+  out->offset = in->offset();
+  return convertDType(in->dtype(), &out->dtype, where, error);
+}
+
+bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
+  out->name = str(in.name());
+  out->symbol = str(in.symbol());
+  out->image = str(in.image());
+  out->batch = in.batch();
+  out->seq = in.seq();
+  out->ioSize = in.io_size();
+  out->arenaSize = in.arena_size();
+  std::string where = "entry '" + out->name + "' ";
+  if (!convertTensor(in.tokens(), &out->tokens, where + "tokens tensor",
+                     error) ||
+      !convertTensor(in.positions(), &out->positions,
+                     where + "positions tensor", error) ||
+      !convertTensor(in.logits(), &out->logits, where + "logits tensor", error))
+    return false;
+  if (in.plan())
+    for (const fb::Buffer *b : *in.plan())
+      out->plan.push_back({str(b->name()), b->offset(), b->size()});
+  return true;
+}
+
+/// Copies the verified FlatBuffer into plain structs (kernel image bytes stay
+/// in the mapping).
+bool convert(const fb::Artifact &in, ArtifactContents *out,
+             std::string *error) {
+  out->target = str(in.target());
+  const fb::ModelInfo *m = in.model();
+  if (!m)
+    return fail(error, "metadata has no model info");
+  out->model = {m->num_layers(),        m->hidden_size(),  m->num_heads(),
+                m->num_kv_heads(),      m->head_dim(),     m->vocab_size(),
+                m->intermediate_size(), m->rms_norm_eps(), m->tied_embeddings(),
+                str(m->dtype())};
+  const fb::KvCache *kv = in.kv_cache();
+  if (!kv)
+    return fail(error, "metadata has no KV-cache spec");
+  KvCacheSpec &k = out->kvCache;
+  k.numLayers = kv->num_layers();
+  k.batch = kv->batch();
+  k.numKvHeads = kv->num_kv_heads();
+  k.maxSeqLen = kv->max_seq_len();
+  k.headDim = kv->head_dim();
+  k.kOffsets = vec(kv->k_offsets());
+  k.vOffsets = vec(kv->v_offsets());
+  k.kvBytes = kv->kv_bytes();
+  if (!convertDType(kv->dtype(), &k.dtype, "KV cache", error))
+    return false;
+
+  if (in.images())
+    for (const fb::KernelImage *image : *in.images()) {
+      KernelImage ki;
+      ki.name = str(image->name());
+      if (image->kind() > fb::ImageKind::MAX)
+        return fail(error, "kernel image '", ki.name, "' has unknown kind ",
+                    static_cast<int>(image->kind()));
+      ki.kind = static_cast<ImageKind>(image->kind());
+      if (image->bytes()) {
+        ki.data = image->bytes()->data();
+        ki.size = image->bytes()->size();
+      }
+      out->images.push_back(std::move(ki));
+    }
+  if (in.entries())
+    for (const fb::Entry *entry : *in.entries()) {
+      out->entries.emplace_back();
+      if (!convertEntry(*entry, &out->entries.back(), error))
+        return false;
+    }
+  if (in.weights())
+    for (const fb::Weight *w : *in.weights()) {
+      WeightInfo wi{str(w->name()), DType::F32, vec(w->shape()), w->offset(),
+                    w->size()};
+      if (!convertDType(w->dtype(), &wi.dtype, "weight '" + wi.name + "'",
+                        error))
+        return false;
+      out->weights.push_back(std::move(wi));
+    }
+  return true;
+}
+
+/// Checks the fixed header against the actual file size.
+bool checkHeader(const detail::FileHeader &h, uint64_t actualSize,
+                 std::string *error) {
+  if (std::memcmp(h.magic, detail::kMagic, sizeof(h.magic)) != 0)
+    return fail(error, "not a Kiln artifact (bad magic)");
+  if (h.formatVersion != kFormatVersion)
+    return fail(error, "unsupported artifact format version ", h.formatVersion,
+                " (this runtime supports version ", kFormatVersion, ")");
+  if (h.headerSize != kHeaderSize)
+    return fail(error, "bad header size ", h.headerSize, " (expected ",
+                kHeaderSize, ")");
+  if (h.fileSize > actualSize)
+    return fail(error, "truncated: header says ", h.fileSize,
+                " bytes, file has ", actualSize);
+  if (h.fileSize < actualSize)
+    return fail(error, "trailing data: header says ", h.fileSize,
+                " bytes, file has ", actualSize);
+  if (h.metaOffset < kHeaderSize || h.metaOffset % 8 || h.metaSize == 0 ||
+      !inBounds(h.metaOffset, h.metaSize, h.fileSize))
+    return fail(error, "metadata section [offset ", h.metaOffset, ", size ",
+                h.metaSize, "] is not inside the file (", h.fileSize,
+                " bytes)");
+  if (h.weightsOffset % kWeightsSectionAlignment ||
+      h.weightsOffset < h.metaOffset + h.metaSize ||
+      !inBounds(h.weightsOffset, h.weightsSize, h.fileSize))
+    return fail(error, "weights section [offset ", h.weightsOffset, ", size ",
+                h.weightsSize,
+                "] is misplaced (must follow the metadata at a multiple of ",
+                kWeightsSectionAlignment, " inside the file of ", h.fileSize,
+                " bytes)");
+  return true;
+}
+
+} // namespace
+
+std::unique_ptr<Artifact> Artifact::open(const std::string &path,
+                                         std::string *error) {
+  std::string why;
+  auto failWith = [&](const std::string &message) {
+    fail(error, path, ": ", message);
+    return nullptr;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return failWith(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return failWith("not a regular file");
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < kHeaderSize) {
+    ::close(fd);
+    return failWith("not a Kiln artifact (" + std::to_string(size) +
+                    " bytes, shorter than the " + std::to_string(kHeaderSize) +
+                    "-byte header)");
+  }
+  void *mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int mmapErrno = errno;
+  ::close(fd);
+  if (mapping == MAP_FAILED)
+    return failWith(std::string("cannot map: ") + std::strerror(mmapErrno));
+
+  std::unique_ptr<Artifact> artifact(new Artifact());
+  artifact->filePath = path;
+  artifact->mapping = mapping;
+  artifact->mappedSize = size;
+  const auto *bytes = static_cast<const uint8_t *>(mapping);
+
+  detail::FileHeader header = detail::decodeHeader(bytes);
+  if (!checkHeader(header, size, &why))
+    return failWith(why);
+  artifact->version = header.formatVersion;
+
+  const uint8_t *meta = bytes + header.metaOffset;
+  uint32_t crc = detail::crc32(meta, header.metaSize);
+  if (crc != header.metaCrc32) {
+    char detailText[64];
+    std::snprintf(detailText, sizeof(detailText),
+                  " (stored 0x%08x, computed 0x%08x)", header.metaCrc32, crc);
+    return failWith(std::string("metadata checksum mismatch") + detailText);
+  }
+  flatbuffers::Verifier verifier(meta, header.metaSize, /*max_depth=*/64,
+                                 /*max_tables=*/10000000);
+  if (!fb::VerifyArtifactBuffer(verifier))
+    return failWith("metadata is not a valid Kiln FlatBuffer");
+
+  artifact->weightsBase = bytes + header.weightsOffset;
+  artifact->weightsBytes = header.weightsSize;
+  if (!convert(*fb::GetArtifact(meta), &artifact->data, &why) ||
+      !validateContents(artifact->data, header.weightsSize, &why))
+    return failWith(why);
+  return artifact;
+}
+
+Artifact::~Artifact() {
+  if (mapping)
+    munmap(mapping, mappedSize);
+}
+
+const EntrySpec *Artifact::findEntry(std::string_view name) const {
+  for (const EntrySpec &entry : data.entries)
+    if (entry.name == name)
+      return &entry;
+  return nullptr;
+}
+
+const KernelImage *Artifact::findImage(std::string_view name) const {
+  for (const KernelImage &image : data.images)
+    if (image.name == name)
+      return &image;
+  return nullptr;
+}
+
+} // namespace kiln::runtime

@@ -1,0 +1,236 @@
+//===- ArtifactWriter.cpp - Builds a model.kiln file ---------------------===//
+
+#include "kiln/runtime/ArtifactWriter.h"
+
+#include "FileHeader.h"
+#include "Format.h"
+#include "artifact_generated.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+namespace kiln::runtime {
+using detail::alignUp;
+using detail::fail;
+
+struct ArtifactWriter::Impl {
+  ArtifactContents contents;
+  // Backing storage of contents.images[i].data; moving a vector keeps its
+  // heap buffer, so the pointers stay valid as these grow.
+  std::vector<std::vector<uint8_t>> imageBytes;
+  // Per weight: the caller's bytes, or ours when `owned` is non-empty.
+  std::vector<const void *> weightData;
+  std::vector<std::vector<uint8_t>> ownedWeights;
+  uint64_t weightsEnd = 0;
+};
+
+ArtifactWriter::ArtifactWriter() : impl(std::make_unique<Impl>()) {}
+ArtifactWriter::~ArtifactWriter() = default;
+
+void ArtifactWriter::setTarget(std::string target) {
+  impl->contents.target = std::move(target);
+}
+
+void ArtifactWriter::setModel(const ModelInfo &model) {
+  impl->contents.model = model;
+}
+
+void ArtifactWriter::setKvCache(const KvCacheSpec &kvCache) {
+  impl->contents.kvCache = kvCache;
+}
+
+void ArtifactWriter::addKernelImage(std::string name, ImageKind kind,
+                                    std::vector<uint8_t> bytes) {
+  impl->imageBytes.push_back(std::move(bytes));
+  const std::vector<uint8_t> &stored = impl->imageBytes.back();
+  impl->contents.images.push_back(
+      {std::move(name), kind, stored.data(), stored.size()});
+}
+
+void ArtifactWriter::addEntry(const EntrySpec &entry) {
+  impl->contents.entries.push_back(entry);
+}
+
+uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
+                                   std::vector<int64_t> shape, const void *data,
+                                   size_t size) {
+  uint64_t offset = alignUp(impl->weightsEnd, kBufferAlignment);
+  impl->contents.weights.push_back(
+      {std::move(name), dtype, std::move(shape), offset, size});
+  impl->weightData.push_back(data);
+  impl->weightsEnd = offset + size;
+  return offset;
+}
+
+uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
+                                   std::vector<int64_t> shape,
+                                   std::vector<uint8_t> bytes) {
+  impl->ownedWeights.push_back(std::move(bytes));
+  const std::vector<uint8_t> &stored = impl->ownedWeights.back();
+  return addWeight(std::move(name), dtype, std::move(shape), stored.data(),
+                   stored.size());
+}
+
+uint64_t ArtifactWriter::weightsSize() const { return impl->weightsEnd; }
+
+namespace {
+
+using flatbuffers::FlatBufferBuilder;
+using flatbuffers::Offset;
+
+fb::DType toFb(DType t) { return static_cast<fb::DType>(t); }
+
+Offset<fb::Tensor> buildTensor(FlatBufferBuilder &b, const TensorSpec &t) {
+  return fb::CreateTensorDirect(b, t.name.c_str(), toFb(t.dtype), &t.shape,
+                                t.offset);
+}
+
+Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
+  std::vector<Offset<fb::Buffer>> plan;
+  for (const BufferSpec &buf : e.plan)
+    plan.push_back(
+        fb::CreateBufferDirect(b, buf.name.c_str(), buf.offset, buf.size));
+  auto tokens = buildTensor(b, e.tokens);
+  auto positions = buildTensor(b, e.positions);
+  auto logits = buildTensor(b, e.logits);
+  return fb::CreateEntryDirect(b, e.name.c_str(), e.symbol.c_str(),
+                               e.image.c_str(), e.batch, e.seq, e.ioSize,
+                               e.arenaSize, tokens, positions, logits, &plan);
+}
+
+/// Serializes the metadata section.
+void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
+  const ModelInfo &m = c.model;
+  auto model = fb::CreateModelInfoDirect(
+      b, m.numLayers, m.hiddenSize, m.numHeads, m.numKvHeads, m.headDim,
+      m.vocabSize, m.intermediateSize, m.rmsNormEps, m.tiedEmbeddings,
+      m.dtype.c_str());
+  const KvCacheSpec &kv = c.kvCache;
+  auto kvCache = fb::CreateKvCacheDirect(
+      b, kv.numLayers, kv.batch, kv.numKvHeads, kv.maxSeqLen, kv.headDim,
+      toFb(kv.dtype), &kv.kOffsets, &kv.vOffsets, kv.kvBytes);
+
+  std::vector<Offset<fb::KernelImage>> images;
+  for (const KernelImage &image : c.images) {
+    auto bytes = b.CreateVector(image.data, image.size);
+    images.push_back(
+        fb::CreateKernelImage(b, b.CreateString(image.name),
+                              static_cast<fb::ImageKind>(image.kind), bytes));
+  }
+  std::vector<Offset<fb::Entry>> entries;
+  for (const EntrySpec &e : c.entries)
+    entries.push_back(buildEntry(b, e));
+  std::vector<Offset<fb::Weight>> weights;
+  for (const WeightInfo &w : c.weights)
+    weights.push_back(fb::CreateWeightDirect(b, w.name.c_str(), toFb(w.dtype),
+                                             &w.shape, w.offset, w.size));
+  b.Finish(fb::CreateArtifactDirect(b, c.target.c_str(), model, kvCache,
+                                    &images, &entries, &weights),
+           fb::ArtifactIdentifier());
+}
+
+/// A FILE that is closed (and its temporary path removed) unless committed.
+class TempFile {
+public:
+  explicit TempFile(std::string finalPath)
+      : finalPath(std::move(finalPath)),
+        tempPath(this->finalPath + ".tmp." + std::to_string(getpid())) {}
+  ~TempFile() {
+    if (file)
+      std::fclose(file);
+    if (!committed)
+      std::remove(tempPath.c_str());
+  }
+
+  bool open(std::string *error) {
+    file = std::fopen(tempPath.c_str(), "wb");
+    if (!file)
+      return fail(error, "cannot open '", tempPath,
+                  "' for writing: ", std::strerror(errno));
+    return true;
+  }
+
+  bool put(const void *data, size_t size, std::string *error) {
+    if (size && std::fwrite(data, 1, size, file) != size)
+      return fail(error, "cannot write '", tempPath,
+                  "': ", std::strerror(errno));
+    return true;
+  }
+
+  bool zeros(uint64_t count, std::string *error) {
+    static const uint8_t zero[4096] = {};
+    while (count) {
+      size_t n = count < sizeof(zero) ? count : sizeof(zero);
+      if (!put(zero, n, error))
+        return false;
+      count -= n;
+    }
+    return true;
+  }
+
+  bool commit(std::string *error) {
+    int rc = std::fclose(file);
+    file = nullptr;
+    if (rc != 0)
+      return fail(error, "cannot write '", tempPath,
+                  "': ", std::strerror(errno));
+    if (std::rename(tempPath.c_str(), finalPath.c_str()) != 0)
+      return fail(error, "cannot rename '", tempPath, "' to '", finalPath,
+                  "': ", std::strerror(errno));
+    committed = true;
+    return true;
+  }
+
+private:
+  std::string finalPath, tempPath;
+  std::FILE *file = nullptr;
+  bool committed = false;
+};
+
+} // namespace
+
+bool ArtifactWriter::write(const std::string &path, std::string *error) const {
+  const ArtifactContents &c = impl->contents;
+  std::string why;
+  if (!validateContents(c, impl->weightsEnd, &why))
+    return fail(error, "invalid artifact: ", why);
+
+  FlatBufferBuilder builder(1 << 16);
+  buildMetadata(builder, c);
+
+  detail::FileHeader header{};
+  std::memcpy(header.magic, detail::kMagic, sizeof(header.magic));
+  header.formatVersion = kFormatVersion;
+  header.headerSize = kHeaderSize;
+  header.metaOffset = kHeaderSize;
+  header.metaSize = builder.GetSize();
+  header.weightsOffset =
+      alignUp(header.metaOffset + header.metaSize, kWeightsSectionAlignment);
+  header.weightsSize = impl->weightsEnd;
+  header.fileSize = header.weightsOffset + header.weightsSize;
+  header.metaCrc32 = detail::crc32(builder.GetBufferPointer(), header.metaSize);
+  uint8_t headerBytes[kHeaderSize];
+  detail::encodeHeader(header, headerBytes);
+
+  TempFile out(path);
+  if (!out.open(error) || !out.put(headerBytes, kHeaderSize, error) ||
+      !out.put(builder.GetBufferPointer(), header.metaSize, error) ||
+      !out.zeros(header.weightsOffset - header.metaOffset - header.metaSize,
+                 error))
+    return false;
+  uint64_t position = 0;
+  for (size_t i = 0; i < c.weights.size(); ++i) {
+    const WeightInfo &w = c.weights[i];
+    if (!impl->weightData[i] && w.size)
+      return fail(error, "weight '", w.name, "' has no data");
+    if (!out.zeros(w.offset - position, error) ||
+        !out.put(impl->weightData[i], w.size, error))
+      return false;
+    position = w.offset + w.size;
+  }
+  return out.commit(error);
+}
+
+} // namespace kiln::runtime

@@ -1,0 +1,304 @@
+//===- Session.cpp - Runs prefill and decode on a loaded artifact --------===//
+
+#include "kiln/runtime/Session.h"
+
+#include "Executor.h"
+#include "Format.h"
+
+#include "kiln/runtime/Numeric.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace kiln::runtime {
+using detail::fail;
+
+namespace {
+
+void *allocateAligned(uint64_t size) {
+  size = detail::alignUp(std::max<uint64_t>(size, 1), kBufferAlignment);
+  void *p = std::aligned_alloc(kBufferAlignment, size);
+  if (p)
+    std::memset(p, 0, size);
+  return p;
+}
+
+int64_t *ioTensor(void *io, const TensorSpec &t) {
+  return reinterpret_cast<int64_t *>(static_cast<uint8_t *>(io) + t.offset);
+}
+
+} // namespace
+
+std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
+                                         std::string *error) {
+  if (!model) {
+    fail(error, "no artifact");
+    return nullptr;
+  }
+  std::unique_ptr<Session> s(new Session());
+  s->model = model;
+  const std::vector<EntrySpec> &entries = model->entries();
+  int prefill = -1, decode = -1;
+  uint64_t ioSize = 0, arenaSize = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].name == "prefill")
+      prefill = static_cast<int>(i);
+    if (entries[i].name == "decode")
+      decode = static_cast<int>(i);
+    ioSize = std::max(ioSize, entries[i].ioSize);
+    arenaSize = std::max(arenaSize, entries[i].arenaSize);
+  }
+  if (prefill < 0 && decode < 0) {
+    fail(error, "artifact has no 'prefill' or 'decode' entry point");
+    return nullptr;
+  }
+  s->prefillIndex = prefill >= 0 ? prefill : decode;
+  s->decodeIndex = decode >= 0 ? decode : prefill;
+
+  s->executor = createExecutor(*model, error);
+  if (!s->executor)
+    return nullptr;
+
+  const KvCacheSpec &kv = model->kvCache();
+  s->kv = allocateAligned(kv.kvBytes);
+  s->arena = allocateAligned(arenaSize);
+  s->io = allocateAligned(ioSize);
+  if (!s->kv || !s->arena || !s->io) {
+    fail(error, "cannot allocate the KV cache (", kv.kvBytes,
+         " bytes), arena (", arenaSize, " bytes) and io buffer (", ioSize,
+         " bytes)");
+    return nullptr;
+  }
+  int64_t batch = kv.batch, vocab = model->model().vocabSize;
+  s->lastLogits.resize(batch * vocab);
+  s->rowLogits.assign(batch, nullptr);
+  s->observerScratch.resize(vocab);
+  s->rowTokens.assign(batch, nullptr);
+  s->rowLengths.assign(batch, 0);
+  s->rowStarts.assign(batch, 0);
+  s->stepTokens.assign(batch, 0);
+  s->stepPositions.assign(batch, -1);
+  return s;
+}
+
+std::unique_ptr<Session> Session::open(const std::string &path,
+                                       std::string *error) {
+  std::shared_ptr<const Artifact> artifact = Artifact::open(path, error);
+  if (!artifact)
+    return nullptr;
+  return create(std::move(artifact), error);
+}
+
+Session::~Session() {
+  executor.reset(); // unload kernels before their buffers go
+  std::free(kv);
+  std::free(arena);
+  std::free(io);
+}
+
+int64_t Session::batch() const { return model->kvCache().batch; }
+int64_t Session::vocabSize() const { return model->model().vocabSize; }
+int64_t Session::maxSeqLen() const { return model->kvCache().maxSeqLen; }
+int64_t Session::prefillChunk() const {
+  return model->entries()[prefillIndex].seq;
+}
+uint64_t Session::kvBytes() const { return model->kvCache().kvBytes; }
+
+const float *Session::logits(int64_t row) const {
+  return row >= 0 && row < batch() ? rowLogits[row] : nullptr;
+}
+
+void Session::setLogitsObserver(LogitsObserver fn) { observer = std::move(fn); }
+
+void Session::clearKvCache() { std::memset(kv, 0, kvBytes()); }
+
+void Session::collectLogits(const EntrySpec &entry, int64_t row, int64_t slot,
+                            int64_t position, Keep keep) {
+  if (!observer && keep == Keep::None)
+    return;
+  int64_t vocab = vocabSize();
+  const uint8_t *src = static_cast<const uint8_t *>(io) + entry.logits.offset +
+                       slot * vocab * dtypeSize(entry.logits.dtype);
+  const float *values = reinterpret_cast<const float *>(src);
+  float *kept = &lastLogits[row * vocab];
+  if (entry.logits.dtype != DType::F32 || keep == Keep::Copy) {
+    float *dst = keep == Keep::None ? observerScratch.data() : kept;
+    convertToFloat(src, entry.logits.dtype, vocab, dst);
+    values = dst;
+  }
+  if (keep != Keep::None)
+    rowLogits[row] = values;
+  if (observer)
+    observer(row, position, values);
+}
+
+bool Session::prefill(const std::vector<int64_t> &tokens, int64_t startPos,
+                      std::string *error) {
+  std::fill(rowLengths.begin(), rowLengths.end(), 0);
+  rowTokens[0] = tokens.data();
+  rowLengths[0] = static_cast<int64_t>(tokens.size());
+  rowStarts[0] = startPos;
+  batchedCall = false;
+  return prefillRows(error);
+}
+
+bool Session::prefillBatch(const std::vector<std::vector<int64_t>> &prompts,
+                           const std::vector<int64_t> &startPos,
+                           std::string *error) {
+  if (prompts.size() != rowLengths.size() ||
+      startPos.size() != rowLengths.size())
+    return fail(error,
+                "prefillBatch needs one prompt and start position per "
+                "batch row (",
+                rowLengths.size(), "), got ", prompts.size(), " and ",
+                startPos.size());
+  for (size_t row = 0; row < prompts.size(); ++row) {
+    rowTokens[row] = prompts[row].data();
+    rowLengths[row] = static_cast<int64_t>(prompts[row].size());
+    rowStarts[row] = startPos[row];
+  }
+  batchedCall = true;
+  return prefillRows(error);
+}
+
+bool Session::prefillRows(std::string *error) {
+  const int64_t batch = this->batch(), vocab = vocabSize(),
+                context = maxSeqLen();
+  int64_t longest = 0;
+  for (int64_t row = 0; row < batch; ++row) {
+    int64_t length = rowLengths[row], start = rowStarts[row];
+    if (length == 0)
+      continue;
+    std::string where = batchedCall ? " (row " + std::to_string(row) + ")" : "";
+    if (start < 0)
+      return fail(error, "start position ", start, where, " is negative");
+    if (length > context || start > context - length)
+      return fail(error, "prompt of ", length, " tokens starting at position ",
+                  start, where, " does not fit the context of ", context,
+                  " tokens");
+    for (int64_t i = 0; i < length; ++i) {
+      int64_t token = rowTokens[row][i];
+      if (token < 0 || token >= vocab)
+        return fail(error, "token id ", token, " at prompt index ", i, where,
+                    " is outside the vocabulary [0, ", vocab, ")");
+    }
+    longest = std::max(longest, length);
+  }
+  if (longest == 0)
+    return fail(error, "empty prompt");
+
+  const EntrySpec &entry = model->entries()[prefillIndex];
+  const int64_t seq = entry.seq;
+  int64_t *tokens = ioTensor(io, entry.tokens);
+  int64_t *positions = ioTensor(io, entry.positions);
+  std::fill(rowLogits.begin(), rowLogits.end(), nullptr);
+  for (int64_t chunk = 0; chunk * seq < longest; ++chunk) {
+    for (int64_t row = 0; row < batch; ++row)
+      for (int64_t i = 0; i < seq; ++i) {
+        int64_t index = chunk * seq + i;
+        bool real = index < rowLengths[row];
+        tokens[row * seq + i] = real ? rowTokens[row][index] : 0;
+        positions[row * seq + i] = real ? rowStarts[row] + index : -1;
+      }
+    if (!executor->run(prefillIndex, model->weightsData(), kv, arena, io,
+                       error))
+      return false;
+    for (int64_t row = 0; row < batch; ++row)
+      for (int64_t i = 0; i < seq; ++i) {
+        int64_t index = chunk * seq + i;
+        if (index >= rowLengths[row])
+          break;
+        collectLogits(entry, row, row * seq + i, rowStarts[row] + index,
+                      index == rowLengths[row] - 1 ? Keep::Copy : Keep::None);
+      }
+  }
+  return true;
+}
+
+bool Session::decode(int64_t token, int64_t position, std::string *error) {
+  std::fill(stepPositions.begin(), stepPositions.end(), -1);
+  stepTokens[0] = token;
+  stepPositions[0] = position;
+  if (position < 0)
+    return fail(error, "position ", position, " is negative");
+  batchedCall = false;
+  return decodeRows(error);
+}
+
+bool Session::decodeBatch(const std::vector<int64_t> &tokens,
+                          const std::vector<int64_t> &positions,
+                          std::string *error) {
+  if (tokens.size() != stepTokens.size() ||
+      positions.size() != stepTokens.size())
+    return fail(error,
+                "decodeBatch needs one token and position per batch "
+                "row (",
+                stepTokens.size(), "), got ", tokens.size(), " and ",
+                positions.size());
+  std::copy(tokens.begin(), tokens.end(), stepTokens.begin());
+  std::copy(positions.begin(), positions.end(), stepPositions.begin());
+  batchedCall = true;
+  return decodeRows(error);
+}
+
+bool Session::decodeRows(std::string *error) {
+  const int64_t batch = this->batch(), vocab = vocabSize(),
+                context = maxSeqLen();
+  for (int64_t row = 0; row < batch; ++row) {
+    int64_t token = stepTokens[row], position = stepPositions[row];
+    if (position == -1)
+      continue;
+    std::string where = batchedCall ? " (row " + std::to_string(row) + ")" : "";
+    if (position < 0 || position >= context)
+      return fail(error, "position ", position, where,
+                  " is outside the context of ", context, " tokens");
+    if (token < 0 || token >= vocab)
+      return fail(error, "token id ", token, where,
+                  " is outside the vocabulary [0, ", vocab, ")");
+  }
+
+  const EntrySpec &entry = model->entries()[decodeIndex];
+  const int64_t seq = entry.seq;
+  int64_t *tokens = ioTensor(io, entry.tokens);
+  int64_t *positions = ioTensor(io, entry.positions);
+  for (int64_t row = 0; row < batch; ++row)
+    for (int64_t i = 0; i < seq; ++i) {
+      bool real = i == 0 && stepPositions[row] >= 0;
+      tokens[row * seq + i] = real ? stepTokens[row] : 0;
+      positions[row * seq + i] = real ? stepPositions[row] : -1;
+    }
+  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, error))
+    return false;
+  for (int64_t row = 0; row < batch; ++row) {
+    rowLogits[row] = nullptr;
+    if (stepPositions[row] >= 0)
+      collectLogits(entry, row, row * seq, stepPositions[row], Keep::Reference);
+  }
+  return true;
+}
+
+bool Session::loadKvCache(const float *past, int64_t pastLen,
+                          std::string *error) {
+  const KvCacheSpec &spec = model->kvCache();
+  if (pastLen < 0 || pastLen > spec.maxSeqLen)
+    return fail(error, "past length ", pastLen, " is outside the context of ",
+                spec.maxSeqLen, " tokens");
+  const size_t elementSize = dtypeSize(spec.dtype);
+  const int64_t rows = spec.batch * spec.numKvHeads;
+  for (int64_t layer = 0; layer < spec.numLayers; ++layer)
+    for (int which = 0; which < 2; ++which) {
+      uint64_t offset = which ? spec.vOffsets[layer] : spec.kOffsets[layer];
+      const float *src =
+          past + (2 * layer + which) * rows * pastLen * spec.headDim;
+      uint8_t *block = static_cast<uint8_t *>(kv) + offset;
+      for (int64_t r = 0; r < rows; ++r)
+        convertFromFloat(src + r * pastLen * spec.headDim, spec.dtype,
+                         pastLen * spec.headDim,
+                         block +
+                             r * spec.maxSeqLen * spec.headDim * elementSize);
+    }
+  return true;
+}
+
+} // namespace kiln::runtime
