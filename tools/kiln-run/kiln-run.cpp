@@ -1,0 +1,241 @@
+//===- kiln-run.cpp - Runs a Kiln artifact on token ids ------------------===//
+//
+//   kiln-run model.kiln --prompt-ids 5,17,3 --max-new-tokens 24
+//            [--format ids|pretty] [--dump-logits out.npy]
+//            [--temperature T --top-k K --top-p P --seed S]
+//            [--past past.npy [--past-len N]]
+//
+// Prefills the prompt on batch row 0, then decodes one token at a time.
+// Generated ids go to stdout; throughput and errors go to stderr.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/runtime/Npy.h"
+#include "kiln/runtime/Sampler.h"
+#include "kiln/runtime/Session.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+using namespace kiln::runtime;
+
+namespace {
+
+struct Options {
+  std::string model;
+  std::string promptIds;
+  int64_t maxNewTokens = 16;
+  std::string format = "pretty";
+  std::string dumpLogits;
+  SamplerOptions sampler;
+  std::string past;
+  int64_t pastLen = -1;
+};
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "kiln-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+bool parseIds(const std::string &text, std::vector<int64_t> *ids,
+              std::string *error) {
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t begin = item.find_first_not_of(" \t");
+    size_t end = item.find_last_not_of(" \t");
+    std::string token =
+        begin == std::string::npos ? "" : item.substr(begin, end - begin + 1);
+    char *stop = nullptr;
+    errno = 0;
+    long long id = std::strtoll(token.c_str(), &stop, 10);
+    if (token.empty() || *stop || errno) {
+      *error = "--prompt-ids: '" + token + "' is not a token id";
+      return false;
+    }
+    ids->push_back(id);
+  }
+  if (ids->empty()) {
+    *error = "--prompt-ids: empty prompt";
+    return false;
+  }
+  return true;
+}
+
+std::string join(const std::vector<int64_t> &ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i)
+    out += (i ? " " : "") + std::to_string(ids[i]);
+  return out;
+}
+
+/// Loads --past into the session's KV cache; returns the past length.
+bool loadPast(Session &session, const Options &o, int64_t *pastLen,
+              std::string *error) {
+  *pastLen = 0;
+  if (o.past.empty()) {
+    if (o.pastLen > 0) {
+      *error = "--past-len needs --past";
+      return false;
+    }
+    return true;
+  }
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  if (!readNpy(o.past, &shape, &data, error)) {
+    *error = "--past: " + *error;
+    return false;
+  }
+  const KvCacheSpec &kv = session.artifact().kvCache();
+  bool ok = shape.size() == 5 && shape[0] == 2 * kv.numLayers &&
+            shape[1] == kv.batch && shape[2] == kv.numKvHeads &&
+            shape[4] == kv.headDim && (o.pastLen < 0 || shape[3] == o.pastLen);
+  if (!ok) {
+    std::string dims;
+    for (size_t i = 0; i < shape.size(); ++i)
+      dims += (i ? ", " : "") + std::to_string(shape[i]);
+    *error = "--past: shape [" + dims +
+             "] does not match the artifact's KV cache: expected [2*layers=" +
+             std::to_string(2 * kv.numLayers) +
+             ", batch=" + std::to_string(kv.batch) +
+             ", kv_heads=" + std::to_string(kv.numKvHeads) + ", past_len" +
+             (o.pastLen >= 0 ? "=" + std::to_string(o.pastLen) : "") +
+             ", head_dim=" + std::to_string(kv.headDim) + "]";
+    return false;
+  }
+  *pastLen = shape[3];
+  return session.loadKvCache(data.data(), *pastLen, error);
+}
+
+double seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+void reportSpeed(const char *what, size_t tokens, double time) {
+  if (tokens == 0)
+    return;
+  std::fprintf(stderr, "kiln-run: %s: %zu tokens in %.3f ms (%.1f tok/s)\n",
+               what, tokens, time * 1e3, time > 0 ? tokens / time : 0.0);
+}
+
+int run(const Options &o) {
+  std::string error;
+  std::vector<int64_t> prompt;
+  if (!parseIds(o.promptIds, &prompt, &error) ||
+      !Sampler::validate(o.sampler, &error))
+    return fail(error);
+  std::unique_ptr<Session> session = Session::open(o.model, &error);
+  if (!session)
+    return fail(error);
+
+  int64_t pastLen;
+  if (!loadPast(*session, o, &pastLen, &error))
+    return fail(error);
+  const int64_t context = session->maxSeqLen();
+  const int64_t promptLen = static_cast<int64_t>(prompt.size());
+  // The last generated token is sampled but never fed back.
+  const int64_t decodeSteps = std::max<int64_t>(o.maxNewTokens - 1, 0);
+  if (promptLen > context - pastLen)
+    return fail(
+        "prompt of " + std::to_string(promptLen) + " tokens" +
+        (pastLen ? " after " + std::to_string(pastLen) + " past positions"
+                 : "") +
+        " does not fit the context of " + std::to_string(context) + " tokens");
+  if (decodeSteps > context - pastLen - promptLen)
+    return fail(std::to_string(o.maxNewTokens) + " new tokens after " +
+                std::to_string(pastLen + promptLen) +
+                " positions do not fit the context of " +
+                std::to_string(context) + " tokens (at most " +
+                std::to_string(context - pastLen - promptLen + 1) + ")");
+
+  const int64_t vocab = session->vocabSize();
+  std::vector<float> dump;
+  int64_t dumpRows = 0;
+  if (!o.dumpLogits.empty()) {
+    dump.resize((promptLen + decodeSteps) * vocab);
+    session->setLogitsObserver([&](int64_t row, int64_t, const float *logits) {
+      if (row == 0 && dumpRows < promptLen + decodeSteps)
+        std::copy(logits, logits + vocab, &dump[dumpRows++ * vocab]);
+    });
+  }
+
+  Sampler sampler(o.sampler, vocab);
+  std::vector<int64_t> generated;
+  generated.reserve(o.maxNewTokens);
+  auto start = std::chrono::steady_clock::now();
+  if (!session->prefill(prompt, pastLen, &error))
+    return fail(error);
+  double prefillTime = seconds(std::chrono::steady_clock::now() - start);
+
+  start = std::chrono::steady_clock::now();
+  int64_t position = pastLen + promptLen;
+  for (int64_t i = 0; i < o.maxNewTokens; ++i) {
+    if (i > 0 && !session->decode(generated.back(), position++, &error))
+      return fail(error);
+    generated.push_back(sampler.sample(session->logits(0)));
+  }
+  double decodeTime = seconds(std::chrono::steady_clock::now() - start);
+
+  if (o.format == "ids")
+    std::printf("%s\n", join(generated).c_str());
+  else
+    std::printf("prompt:    %s\ngenerated: %s\n", join(prompt).c_str(),
+                join(generated).c_str());
+  std::fflush(stdout);
+  reportSpeed("prefill", prompt.size(), prefillTime);
+  reportSpeed("decode", decodeSteps, decodeTime);
+
+  if (!o.dumpLogits.empty() &&
+      !writeNpy(o.dumpLogits, dump.data(), {dumpRows, vocab}, &error))
+    return fail(error);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options o;
+  CLI::App app{"Runs a Kiln artifact: prompt token ids in, generated ids out."};
+  app.add_option("model", o.model, "Artifact (model.kiln)")->required();
+  app.add_option("--prompt-ids", o.promptIds, "Comma-separated token ids")
+      ->required();
+  app.add_option("--max-new-tokens", o.maxNewTokens, "Tokens to generate")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--format", o.format,
+                 "ids: the generated ids on one line; pretty: for people")
+      ->check(CLI::IsMember({"ids", "pretty"}))
+      ->capture_default_str();
+  app.add_option("--dump-logits", o.dumpLogits,
+                 "Write float32 [prompt + max(new - 1, 0), vocab] logits "
+                 "(.npy)");
+  app.add_option("--temperature", o.sampler.temperature, "0 samples greedily")
+      ->capture_default_str();
+  app.add_option("--top-k", o.sampler.topK, "0 keeps every token")
+      ->capture_default_str();
+  app.add_option("--top-p", o.sampler.topP, "1 keeps every token")
+      ->capture_default_str();
+  app.add_option("--seed", o.sampler.seed, "Sampling seed")
+      ->capture_default_str();
+  app.add_option("--past", o.past,
+                 "float32 .npy [2*layers, batch, kv_heads, past_len, "
+                 "head_dim] (k0, v0, k1, ...) preloaded into the KV cache");
+  app.add_option("--past-len", o.pastLen,
+                 "Expected past_len of --past (checked)")
+      ->check(CLI::NonNegativeNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0) // --help
+      return app.exit(e);
+    std::fprintf(stderr, "kiln-run: error: %s\nRun with --help for usage.\n",
+                 e.what());
+    return 2;
+  }
+  return run(o);
+}
