@@ -157,14 +157,23 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   SmallVector<ml_program::GlobalOp> globals(
       module.getOps<ml_program::GlobalOp>());
   for (auto global : globals) {
-    auto value = dyn_cast_or_null<DenseResourceElementsAttr>(
-        global.getValueAttr());
     auto type = cast<RankedTensorType>(global.getType());
     FailureOr<rt::DType> dtype = dtypeOf(type.getElementType());
-    if (!value || !value.getRawHandle().getBlob() || failed(dtype))
+    ArrayRef<char> data;
+    if (auto res = dyn_cast_or_null<DenseResourceElementsAttr>(
+            global.getValueAttr())) {
+      if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
+        data = blob->getData();
+    } else if (auto dense =
+                   dyn_cast_or_null<DenseElementsAttr>(global.getValueAttr())) {
+      if (!dense.isSplat())
+        data = dense.getRawData();
+    }
+    if (failed(dtype) ||
+        data.size() != static_cast<size_t>(type.getNumElements()) *
+                           rt::dtypeSize(*dtype))
       return fail("weight @" + global.getSymName() +
                   " has no data or an unsupported type");
-    ArrayRef<char> data = value.getRawHandle().getBlob()->getData();
     uint64_t offset = writer.addWeight(global.getSymName().str(), *dtype,
                                        vec(type.getShape()),
                                        data.data(), data.size());

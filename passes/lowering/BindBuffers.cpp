@@ -16,6 +16,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/MathExtras.h"
 
 #define DEBUG_TYPE "kiln-bind-buffers"
@@ -54,6 +55,11 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     ModuleOp module = getOperation();
     OpBuilder builder(module.getContext());
 
+    // Dense tensor constants (the RoPE table) become weights too, so kernels
+    // never read host globals: on a GPU those would not be addressable.
+    if (failed(constantsToGlobals(module)))
+      return signalPassFailure();
+
     // Weights section: every global in module order.
     Layout weights;
     llvm::StringMap<int64_t> weightOffsets;
@@ -84,6 +90,37 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
       kvSize = *size;
     }
     module->setAttr("kiln.kv_size", builder.getI64IntegerAttr(kvSize.value_or(0)));
+  }
+
+  LogicalResult constantsToGlobals(ModuleOp module) {
+    OpBuilder builder(module.getContext());
+    SymbolTable symbols(module);
+    int counter = 0;
+    SmallVector<arith::ConstantOp> constants;
+    module.walk([&](arith::ConstantOp op) {
+      if (isa<RankedTensorType>(op.getType()))
+        constants.push_back(op);
+    });
+    for (arith::ConstantOp op : constants) {
+      auto value = dyn_cast<DenseElementsAttr>(op.getValue());
+      auto type = cast<RankedTensorType>(op.getType());
+      if (!value || !type.hasStaticShape())
+        return op.emitOpError("tensor constant must be dense and static to "
+                              "be placed in the weights section");
+      builder.setInsertionPointToStart(module.getBody());
+      auto global = ml_program::GlobalOp::create(
+          builder, op.getLoc(), "kiln.constant." + std::to_string(counter++),
+          type, /*is_mutable=*/false, value, builder.getStringAttr("private"));
+      symbols.insert(global);
+      builder.setInsertionPoint(op);
+      op.replaceAllUsesWith(
+          ml_program::GlobalLoadConstOp::create(
+              builder, op.getLoc(), type,
+              FlatSymbolRefAttr::get(global.getSymNameAttr()))
+              .getResult());
+      op.erase();
+    }
+    return success();
   }
 
   FailureOr<int64_t> bind(func::FuncOp func, int64_t weightsSize,
