@@ -1,0 +1,319 @@
+//===- ArtifactTest.cpp - Writer/loader round trip and load errors -------===//
+
+#include "FakeArtifact.h"
+#include "FakeKernels.h"
+#include "TestUtil.h"
+
+#include "kiln/runtime/Artifact.h"
+
+using namespace kiln::runtime;
+using namespace kiln::test;
+
+namespace {
+
+// Header field offsets (runtime/lib/FileHeader.h).
+constexpr size_t kVersionAt = 8, kMetaOffsetAt = 16, kWeightsOffsetAt = 32,
+                 kWeightsSizeAt = 40, kFileSizeAt = 48;
+
+class ArtifactTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(writeFakeArtifact(path, FakeOptions(), &error)) << error;
+    bytes = readBytes(path);
+  }
+
+  /// Writes `bytes` back and returns the load error ("" if it loaded).
+  std::string loadError() {
+    writeBytes(path, bytes);
+    std::string error;
+    std::unique_ptr<Artifact> artifact = Artifact::open(path, &error);
+    EXPECT_EQ(artifact == nullptr, !error.empty());
+    return error;
+  }
+
+  TempPath path{".kiln"};
+  std::vector<uint8_t> bytes;
+};
+
+TEST_F(ArtifactTest, RoundTrip) {
+  std::string error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->formatVersion(), kFormatVersion);
+  EXPECT_EQ(a->target(), "cpu");
+  EXPECT_EQ(a->fileSize(), bytes.size());
+
+  const ModelInfo &m = a->model();
+  EXPECT_EQ(m.numLayers, FAKE_LAYERS);
+  EXPECT_EQ(m.hiddenSize, 8);
+  EXPECT_EQ(m.numHeads, 4);
+  EXPECT_EQ(m.numKvHeads, FAKE_KV_HEADS);
+  EXPECT_EQ(m.headDim, FAKE_HEAD_DIM);
+  EXPECT_EQ(m.vocabSize, FAKE_VOCAB);
+  EXPECT_EQ(m.intermediateSize, 16);
+  EXPECT_DOUBLE_EQ(m.rmsNormEps, 1e-5);
+  EXPECT_TRUE(m.tiedEmbeddings);
+  EXPECT_EQ(m.dtype, "float32");
+
+  const KvCacheSpec &kv = a->kvCache();
+  EXPECT_EQ(kv.batch, FAKE_BATCH);
+  EXPECT_EQ(kv.maxSeqLen, FAKE_MAX_SEQ);
+  EXPECT_EQ(kv.dtype, DType::F32);
+  EXPECT_EQ(kv.kOffsets,
+            (std::vector<uint64_t>{fakeKOffset(0), fakeKOffset(1)}));
+  EXPECT_EQ(kv.vOffsets,
+            (std::vector<uint64_t>{fakeVOffset(0), fakeVOffset(1)}));
+  EXPECT_EQ(kv.kvBytes, 4 * fakeBlockBytes());
+
+  ASSERT_EQ(a->images().size(), 1u);
+  EXPECT_EQ(a->images()[0].name, "kernels");
+  EXPECT_EQ(a->images()[0].kind, ImageKind::SharedObject);
+  EXPECT_GT(a->images()[0].size, 64u);
+
+  ASSERT_EQ(a->entries().size(), 2u);
+  const EntrySpec *prefill = a->findEntry("prefill");
+  ASSERT_TRUE(prefill);
+  EXPECT_EQ(prefill->symbol, "fake_prefill");
+  EXPECT_EQ(prefill->seq, FAKE_PREFILL_SEQ);
+  EXPECT_EQ(prefill->ioSize, fakeIoSize(FAKE_PREFILL_SEQ));
+  EXPECT_EQ(prefill->arenaSize, uint64_t(FAKE_ARENA_SIZE));
+  EXPECT_EQ(prefill->logits.shape,
+            (std::vector<int64_t>{FAKE_BATCH, FAKE_PREFILL_SEQ, FAKE_VOCAB}));
+  EXPECT_EQ(prefill->positions.offset, fakePositionsOffset(FAKE_PREFILL_SEQ));
+  ASSERT_EQ(prefill->plan.size(), 2u);
+  EXPECT_EQ(prefill->plan[1].name, "more");
+  EXPECT_EQ(prefill->plan[1].offset, 128u);
+  EXPECT_FALSE(a->findEntry("nope"));
+
+  ASSERT_EQ(a->weights().size(), 2u);
+  EXPECT_EQ(a->weights()[0].name, "bias");
+  EXPECT_EQ(a->weights()[0].offset, 0u);
+  EXPECT_EQ(a->weights()[1].name, "odd");
+  EXPECT_EQ(a->weights()[1].offset, 64u);
+  EXPECT_EQ(a->weights()[1].size, 12u);
+  EXPECT_EQ(a->weightsSize(), 76u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a->weightsData()) % 4096, 0u);
+  EXPECT_EQ(a->weightsData()[64], 0x11);
+}
+
+TEST_F(ArtifactTest, HeaderLayout) {
+  EXPECT_EQ(std::string(reinterpret_cast<const char *>(bytes.data())),
+            "KILNART");
+  EXPECT_EQ(loadLE<uint32_t>(bytes, 12), 64u);
+  EXPECT_EQ(loadLE<uint64_t>(bytes, kMetaOffsetAt), 64u);
+  EXPECT_EQ(loadLE<uint64_t>(bytes, kWeightsOffsetAt) % 4096, 0u);
+  EXPECT_EQ(loadLE<uint64_t>(bytes, kFileSizeAt), bytes.size());
+  EXPECT_EQ(loadLE<uint32_t>(bytes, 60), 0u);
+}
+
+TEST_F(ArtifactTest, WriterIsDeterministic) {
+  TempPath other(".again");
+  std::string error;
+  ASSERT_TRUE(writeFakeArtifact(other, FakeOptions(), &error)) << error;
+  EXPECT_EQ(readBytes(other), bytes);
+}
+
+TEST_F(ArtifactTest, Truncated) {
+  size_t full = bytes.size();
+  bytes.resize(full - 10);
+  EXPECT_HAS_SUBSTR(loadError(),
+                    "truncated: header says " + std::to_string(full) +
+                        " bytes, file has " + std::to_string(full - 10));
+}
+
+TEST_F(ArtifactTest, ShorterThanHeader) {
+  bytes.resize(20);
+  EXPECT_HAS_SUBSTR(loadError(), "shorter than the 64-byte header");
+}
+
+TEST_F(ArtifactTest, TrailingData) {
+  bytes.push_back(0);
+  EXPECT_HAS_SUBSTR(loadError(), "trailing data");
+}
+
+TEST_F(ArtifactTest, CorruptedMetadataByte) {
+  bytes[64 + 40] ^= 0x5A;
+  EXPECT_HAS_SUBSTR(loadError(), "metadata checksum mismatch");
+}
+
+TEST_F(ArtifactTest, WrongMagic) {
+  bytes[0] = 'X';
+  EXPECT_HAS_SUBSTR(loadError(), "not a Kiln artifact (bad magic)");
+}
+
+TEST_F(ArtifactTest, WrongVersion) {
+  storeLE<uint32_t>(bytes, kVersionAt, 7);
+  EXPECT_HAS_SUBSTR(loadError(),
+                    "unsupported artifact format version 7 (this runtime "
+                    "supports version 1)");
+}
+
+TEST_F(ArtifactTest, WrongHeaderSize) {
+  storeLE<uint32_t>(bytes, 12, 80);
+  EXPECT_HAS_SUBSTR(loadError(), "bad header size 80 (expected 64)");
+}
+
+TEST_F(ArtifactTest, MetadataOutsideFile) {
+  storeLE<uint64_t>(bytes, 24, bytes.size());
+  EXPECT_HAS_SUBSTR(loadError(), "metadata section");
+}
+
+TEST_F(ArtifactTest, MisalignedWeightsSection) {
+  storeLE<uint64_t>(bytes, kWeightsOffsetAt,
+                    loadLE<uint64_t>(bytes, kWeightsOffsetAt) + 8);
+  EXPECT_HAS_SUBSTR(loadError(), "weights section");
+}
+
+TEST_F(ArtifactTest, WeightOutOfBounds) {
+  // Shrink the weights section so the last weight ("odd", 12 bytes at 64)
+  // sticks out of it; the metadata and its checksum stay valid.
+  bytes.resize(bytes.size() - 8);
+  storeLE<uint64_t>(bytes, kWeightsSizeAt, 68);
+  storeLE<uint64_t>(bytes, kFileSizeAt, bytes.size());
+  EXPECT_HAS_SUBSTR(loadError(),
+                    "weight 'odd' [offset 64, size 12] lies outside the "
+                    "weights section (68 bytes)");
+}
+
+TEST_F(ArtifactTest, NotAFlatBuffer) {
+  // A valid checksum over garbage metadata: the verifier must catch it.
+  uint64_t metaSize = loadLE<uint64_t>(bytes, 24);
+  for (uint64_t i = 0; i < metaSize; ++i)
+    bytes[64 + i] = static_cast<uint8_t>(i * 7);
+  // Recompute the CRC the way the writer does (zlib's CRC-32).
+  uint32_t c = 0xFFFFFFFFu;
+  for (uint64_t i = 0; i < metaSize; ++i) {
+    c ^= bytes[64 + i];
+    for (int k = 0; k < 8; ++k)
+      c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+  }
+  storeLE<uint32_t>(bytes, 56, c ^ 0xFFFFFFFFu);
+  EXPECT_HAS_SUBSTR(loadError(), "metadata is not a valid Kiln FlatBuffer");
+}
+
+TEST_F(ArtifactTest, MissingFile) {
+  std::string error;
+  EXPECT_FALSE(Artifact::open(path.str() + ".missing", &error));
+  EXPECT_HAS_SUBSTR(error, "cannot open: No such file or directory");
+}
+
+TEST_F(ArtifactTest, EveryTruncationFailsCleanly) {
+  // No prefix of a valid artifact loads, and none crashes.
+  std::vector<uint8_t> full = bytes;
+  for (size_t size = 0; size < full.size(); size += 97) {
+    bytes.assign(full.begin(), full.begin() + size);
+    EXPECT_FALSE(loadError().empty()) << size;
+  }
+}
+
+TEST_F(ArtifactTest, EveryMetadataByteFlipFailsCleanly) {
+  std::vector<uint8_t> full = bytes;
+  uint64_t metaSize = loadLE<uint64_t>(full, 24);
+  for (uint64_t i = 0; i < metaSize; i += 13) {
+    bytes = full;
+    bytes[64 + i] ^= 0xFF;
+    EXPECT_HAS_SUBSTR(loadError(), "metadata checksum mismatch") << i;
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// The writer refuses inconsistent descriptions with the loader's messages.
+//===----------------------------------------------------------------------===//
+
+std::string writeError(const std::function<void(ArtifactWriter &)> &edit) {
+  ArtifactWriter writer;
+  std::string error;
+  EXPECT_TRUE(describeFake(writer, FakeOptions(), &error)) << error;
+  edit(writer);
+  TempPath path(".bad");
+  EXPECT_FALSE(writer.write(path, &error));
+  EXPECT_NE(access(path.str().c_str(), F_OK), 0) << "partial file left";
+  return error;
+}
+
+TEST(ArtifactWriterTest, WeightSizeMismatch) {
+  EXPECT_HAS_SUBSTR(
+      writeError([](ArtifactWriter &w) {
+        w.addWeight("w", DType::F16, {2, 3}, std::vector<uint8_t>(10));
+      }),
+      "weight 'w' is 10 bytes, but f16 [2, 3] needs 12");
+}
+
+TEST(ArtifactWriterTest, DuplicateWeight) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.addWeight("bias", DType::U8, {1},
+                                  std::vector<uint8_t>(1));
+                    }),
+                    "duplicate weight 'bias'");
+}
+
+TEST(ArtifactWriterTest, BadLogitsShape) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("other", "fake_decode", 1);
+                      e.logits.shape = {FAKE_BATCH, 1, FAKE_VOCAB + 1};
+                      w.addEntry(e);
+                    }),
+                    "entry 'other' logits tensor has shape [2, 1, 17], "
+                    "expected [2, 1, 16]");
+}
+
+TEST(ArtifactWriterTest, IoTensorOutsideIoBuffer) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("other", "fake_decode", 1);
+                      e.ioSize -= 4;
+                      w.addEntry(e);
+                    }),
+                    "entry 'other' logits tensor");
+}
+
+TEST(ArtifactWriterTest, KvBlockOutsideKvBuffer) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      KvCacheSpec kv;
+                      kv.numLayers = FAKE_LAYERS;
+                      kv.batch = FAKE_BATCH;
+                      kv.numKvHeads = FAKE_KV_HEADS;
+                      kv.maxSeqLen = FAKE_MAX_SEQ;
+                      kv.headDim = FAKE_HEAD_DIM;
+                      kv.layoutContiguous();
+                      kv.kvBytes -= 64;
+                      w.setKvCache(kv);
+                    }),
+                    "KV cache V block of layer 1");
+}
+
+TEST(ArtifactWriterTest, EntryBatchMismatch) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("other", "fake_decode", 1);
+                      e.batch = 1;
+                      w.addEntry(e);
+                    }),
+                    "entry 'other' batch 1 does not match the KV cache "
+                    "batch 2");
+}
+
+TEST(ArtifactWriterTest, UnknownImage) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("other", "fake_decode", 1);
+                      e.image = "gpu";
+                      w.addEntry(e);
+                    }),
+                    "names kernel image 'gpu'");
+}
+
+TEST(ArtifactWriterTest, EmptyImage) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.addKernelImage("empty", ImageKind::Ptx, {});
+                    }),
+                    "kernel image 'empty' is empty");
+}
+
+TEST(ArtifactWriterTest, WeightOffsetsAreKnownUpFront) {
+  ArtifactWriter w;
+  EXPECT_EQ(w.addWeight("a", DType::F32, {3}, std::vector<uint8_t>(12)), 0u);
+  EXPECT_EQ(w.addWeight("b", DType::I8, {65}, std::vector<uint8_t>(65)), 64u);
+  EXPECT_EQ(w.addWeight("c", DType::BF16, {1}, std::vector<uint8_t>(2)), 192u);
+  EXPECT_EQ(w.weightsSize(), 194u);
+}
+
+} // namespace

@@ -1,0 +1,61 @@
+/*===- FakeKernels.c - A tiny CPU kernel image with the Kiln ABI --------===*\
+|*                                                                          *|
+|* extern "C" void entry(void *weights, void *kv, void *arena, void *io).   *|
+|* For every slot (row b, index i) with token t and position p >= 0:        *|
+|*   K[l][b][h][p][:] = t + 1 and V[l][b][h][p][:] = p + 1 in every layer;  *|
+|*   c = K[0][b][0][0][0] (the first prompt token + 1, or a loaded past);   *|
+|*   logits[v] = -((v - (t + c)) mod vocab) + bias[v], so the greedy next   *|
+|*   token is (t + c) mod vocab.                                            *|
+|* Padding slots (p < 0) write no KV and get FAKE_PADDING_LOGIT logits.     *|
+|*                                                                          *|
+\*===----------------------------------------------------------------------===*/
+
+#include "FakeKernels.h"
+
+#include <string.h>
+
+static float *kvAt(void *kv, uint64_t blockOffset, int64_t b, int64_t h,
+                   int64_t p) {
+  float *block = (float *)((char *)kv + blockOffset);
+  return block + ((b * FAKE_KV_HEADS + h) * FAKE_MAX_SEQ + p) * FAKE_HEAD_DIM;
+}
+
+static void run(int64_t seq, const void *weights, void *kv, void *arena,
+                void *io) {
+  const float *bias = (const float *)((const char *)weights + FAKE_BIAS_OFFSET);
+  const int64_t *tokens = (const int64_t *)((char *)io + fakeTokensOffset(seq));
+  const int64_t *positions =
+      (const int64_t *)((char *)io + fakePositionsOffset(seq));
+  float *logits = (float *)((char *)io + fakeLogitsOffset(seq));
+  memset(arena, 0xAB, FAKE_ARENA_SIZE); /* the arena must be that big */
+
+  for (int64_t b = 0; b < FAKE_BATCH; ++b) {
+    for (int64_t i = 0; i < seq; ++i) {
+      int64_t t = tokens[b * seq + i], p = positions[b * seq + i];
+      float *row = logits + (b * seq + i) * FAKE_VOCAB;
+      if (p < 0) {
+        for (int v = 0; v < FAKE_VOCAB; ++v)
+          row[v] = FAKE_PADDING_LOGIT;
+        continue;
+      }
+      for (int l = 0; l < FAKE_LAYERS; ++l)
+        for (int h = 0; h < FAKE_KV_HEADS; ++h)
+          for (int d = 0; d < FAKE_HEAD_DIM; ++d) {
+            kvAt(kv, fakeKOffset(l), b, h, p)[d] = (float)(t + 1);
+            kvAt(kv, fakeVOffset(l), b, h, p)[d] = (float)(p + 1);
+          }
+      int64_t c = (int64_t)kvAt(kv, fakeKOffset(0), b, 0, 0)[0];
+      int64_t target = (t + c) % FAKE_VOCAB;
+      for (int v = 0; v < FAKE_VOCAB; ++v)
+        row[v] = -(float)((v - target + FAKE_VOCAB) % FAKE_VOCAB) + bias[v];
+    }
+  }
+}
+
+void fake_prefill(void *weights, void *kv, void *arena, void *io) {
+  run(FAKE_PREFILL_SEQ, weights, kv, arena, io);
+}
+
+void fake_decode(void *weights, void *kv, void *arena, void *io) {
+  run(1, weights, kv, arena, io);
+}
