@@ -24,6 +24,11 @@ void *allocateAligned(uint64_t size) {
   return p;
 }
 
+/// " (row N)" for the batched calls' messages; built only on failure.
+std::string rowTag(bool batched, int64_t row) {
+  return batched ? " (row " + std::to_string(row) + ")" : "";
+}
+
 int64_t *ioTensor(void *io, const TensorSpec &t) {
   return reinterpret_cast<int64_t *>(static_cast<uint8_t *>(io) + t.offset);
 }
@@ -170,18 +175,19 @@ bool Session::prefillRows(std::string *error) {
     int64_t length = rowLengths[row], start = rowStarts[row];
     if (length == 0)
       continue;
-    std::string where = batchedCall ? " (row " + std::to_string(row) + ")" : "";
     if (start < 0)
-      return fail(error, "start position ", start, where, " is negative");
+      return fail(error, "start position ", start, rowTag(batchedCall, row),
+                  " is negative");
     if (length > context || start > context - length)
       return fail(error, "prompt of ", length, " tokens starting at position ",
-                  start, where, " does not fit the context of ", context,
-                  " tokens");
+                  start, rowTag(batchedCall, row),
+                  " does not fit the context of ", context, " tokens");
     for (int64_t i = 0; i < length; ++i) {
       int64_t token = rowTokens[row][i];
       if (token < 0 || token >= vocab)
-        return fail(error, "token id ", token, " at prompt index ", i, where,
-                    " is outside the vocabulary [0, ", vocab, ")");
+        return fail(error, "token id ", token, " at prompt index ", i,
+                    rowTag(batchedCall, row), " is outside the vocabulary [0, ",
+                    vocab, ")");
     }
     longest = std::max(longest, length);
   }
@@ -249,12 +255,11 @@ bool Session::decodeRows(std::string *error) {
     int64_t token = stepTokens[row], position = stepPositions[row];
     if (position == -1)
       continue;
-    std::string where = batchedCall ? " (row " + std::to_string(row) + ")" : "";
     if (position < 0 || position >= context)
-      return fail(error, "position ", position, where,
+      return fail(error, "position ", position, rowTag(batchedCall, row),
                   " is outside the context of ", context, " tokens");
     if (token < 0 || token >= vocab)
-      return fail(error, "token id ", token, where,
+      return fail(error, "token id ", token, rowTag(batchedCall, row),
                   " is outside the vocabulary [0, ", vocab, ")");
   }
 
