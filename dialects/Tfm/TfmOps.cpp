@@ -229,5 +229,14 @@ LogicalResult LogitsOp::verify() {
                           getLayout(), getResult().getType());
 }
 
+//===----------------------------------------------------------------------===//
+// ArgmaxOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ArgmaxOp::verify() {
+  return verifyTokenDims(*this, getResult().getType(), "result",
+                         getLogits().getType(), "logits");
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Tfm/TfmOps.cpp.inc"

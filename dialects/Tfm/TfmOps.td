@@ -306,4 +306,32 @@ def Tfm_LogitsOp : Tfm_Op<"logits", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// ArgmaxOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_ArgmaxOp : Tfm_Op<"argmax", [Pure]> {
+  let summary = "Index of the largest logit of each row (greedy sampling)";
+  let description = [{
+    For logits `[batch, seq, vocab]`, returns `[batch, seq]` int64 token ids:
+    the index of each row's largest value, the first one on ties (as
+    `torch.argmax`). Entry points return it next to the logits so that
+    greedy decoding reads one id per sequence instead of a whole row of
+    logits, and the work stays on the device.
+
+    Example:
+
+    ```mlir
+    %next = tfm.argmax %logits : tensor<1x1x1024xf32> -> tensor<1x1xi64>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$logits);
+  let results = (outs RankedTensorOf<[I64], [HasAnyRankOfPred<[2]>],
+                                     "2-D [batch, seq] tensor">:$result);
+  let assemblyFormat = [{
+    $logits attr-dict `:` type($logits) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // KILN_TFM_OPS_TD

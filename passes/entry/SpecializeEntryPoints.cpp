@@ -51,6 +51,11 @@ RankedTensorType staticResultType(Operation *op) {
       })
       .Case([&](tfm::KvAppendOp k) { return typeOf(k.getCache()); })
       .Case([&](tfm::AttentionOp a) { return typeOf(a.getQuery()); })
+      .Case([&](tfm::ArgmaxOp a) {
+        auto l = typeOf(a.getLogits());
+        return RankedTensorType::get(l.getShape().take_front(2),
+                                     IntegerType::get(a.getContext(), 64));
+      })
       .Case<tfm::RmsNormOp, tfm::RopeOp, tfm::SwiGluOp, tfm::AddOp>(
           [&](Operation *o) { return typeOf(o->getOperand(0)); })
       .Default([](Operation *) { return RankedTensorType(); });
@@ -124,7 +129,18 @@ struct SpecializeEntryPoints
     });
     if (walk.wasInterrupted())
       return failure();
+    // Greedy sampling on the device: the argmax of every logits row is an
+    // extra, last result.
     Operation *ret = body.getTerminator();
+    Value logits = ret->getOperand(0);
+    auto logitsType = cast<RankedTensorType>(logits.getType());
+    builder.setInsertionPoint(ret);
+    Value next = tfm::ArgmaxOp::create(
+        builder, ret->getLoc(),
+        RankedTensorType::get(logitsType.getShape().take_front(2),
+                              builder.getI64Type()),
+        logits);
+    ret->insertOperands(ret->getNumOperands(), next);
     entry.setType(builder.getFunctionType(body.getArgumentTypes(),
                                           ret->getOperandTypes()));
     return success();

@@ -130,11 +130,13 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     Block &body = func.getBody().front();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     unsigned numOld = body.getNumArguments();
-    if (numOld < 2 || ret.getNumOperands() != numOld - 1) {
+    if (numOld < 2 || ret.getNumOperands() != numOld) {
       func.emitError("expected (tokens, positions, caches...) -> (logits, "
-                     "caches...)");
+                     "caches..., argmax)");
       return failure();
     }
+    Value argmax = ret.getOperands().back();
+    auto argmaxType = cast<RankedTensorType>(argmax.getType());
 
     // Byte layouts of the KV and I/O buffers.
     Layout kv, io;
@@ -147,6 +149,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     int64_t positionsAt =
         io.add(byteSize(cast<ShapedType>(body.getArgument(1).getType())));
     int64_t logitsAt = io.add(byteSize(logitsType));
+    int64_t argmaxAt = io.add(byteSize(argmaxType));
 
     auto bytes = [&](int64_t n) {
       return MemRefType::get({n}, builder.getI8Type());
@@ -211,7 +214,11 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     bufferization::MaterializeInDestinationOp::create(
         builder, loc, TypeRange{}, ret.getOperand(0), logitsView,
         /*restrict=*/true, /*writable=*/true);
-    for (auto [i, cache] : llvm::enumerate(ret.getOperands().drop_front()))
+    bufferization::MaterializeInDestinationOp::create(
+        builder, loc, TypeRange{}, argmax, view(ioArg, argmaxAt, argmaxType),
+        /*restrict=*/true, /*writable=*/true);
+    for (auto [i, cache] :
+         llvm::enumerate(ret.getOperands().drop_front().drop_back()))
       bufferization::MaterializeInDestinationOp::create(
           builder, loc, TypeRange{}, cache, cacheViews[i], /*restrict=*/false,
           /*writable=*/true);
@@ -232,6 +239,8 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
                            "positions", builder.getI64IntegerAttr(positionsAt)),
                        builder.getNamedAttr("logits",
                                             builder.getI64IntegerAttr(logitsAt)),
+                       builder.getNamedAttr("argmax",
+                                            builder.getI64IntegerAttr(argmaxAt)),
                        builder.getNamedAttr(
                            "size", builder.getI64IntegerAttr(io.total()))}));
     func.setResAttrsAttr(nullptr);

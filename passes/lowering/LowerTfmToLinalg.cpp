@@ -550,12 +550,54 @@ struct LowerAttention : OpRewritePattern<tfm::AttentionOp> {
   }
 };
 
+/// Row-wise argmax as one reduction with two results (value, index); strict
+/// `>` keeps the first index on ties.
+struct LowerArgmax : OpRewritePattern<tfm::ArgmaxOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tfm::ArgmaxOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireStatic(op, rewriter)))
+      return failure();
+    Location loc = op.getLoc();
+    Builder g(rewriter, loc);
+    RankedTensorType type = op.getType();
+    Value maxInit = g.filled(type.getShape(),
+                             -std::numeric_limits<double>::infinity());
+    Value zero = arith::ConstantOp::create(rewriter, loc,
+                                           rewriter.getI64IntegerAttr(0));
+    Value idxInit =
+        linalg::FillOp::create(rewriter, loc, ValueRange{zero},
+                               ValueRange{g.empty(type.getShape(),
+                                                  rewriter.getI64Type())})
+            .getResult(0);
+    AffineMap rows = g.map(3, {g.d(0), g.d(1)});
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{maxInit.getType(), type},
+        ValueRange{op.getLogits()}, ValueRange{maxInit, idxInit},
+        ArrayRef<AffineMap>{g.map(3, {g.d(0), g.d(1), g.d(2)}), rows, rows},
+        ArrayRef<IteratorType>{kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value x = toF32(b, loc, a[0]);
+          Value v = arith::IndexCastOp::create(
+              b, loc, b.getI64Type(), linalg::IndexOp::create(b, loc, 2));
+          Value better = arith::CmpFOp::create(
+              b, loc, arith::CmpFPredicate::OGT, x, a[1]);
+          linalg::YieldOp::create(
+              b, loc,
+              ValueRange{arith::SelectOp::create(b, loc, better, x, a[1]),
+                         arith::SelectOp::create(b, loc, better, v, a[2])});
+        });
+    rewriter.replaceOp(op, generic.getResult(1));
+    return success();
+  }
+};
+
 struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<LowerEmbedding, LowerRmsNorm, LowerLinear, LowerLogits,
                  LowerRope, LowerSwiGlu, LowerAdd, LowerKvAppend,
-                 LowerAttention>(&getContext());
+                 LowerAttention, LowerArgmax>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
     WalkResult left = getOperation().walk([](Operation *op) {

@@ -381,3 +381,19 @@ func.func @attention_heads_overflow(%q: tensor<?x?x128xf32>, %kc: tensor<?x2x?x4
   %0 = tfm.attention %q, %kc, %kc, %pos {num_heads = 2305843009213693952 : i64, num_kv_heads = 2 : i64, head_dim = 4 : i64, scale = 0.5 : f32} : tensor<?x?x128xf32>, tensor<?x2x?x4xf32>, tensor<?x?xi64>
   return
 }
+
+// -----
+
+func.func @argmax_rows(%l: tensor<2x3x1024xf32>) {
+  // expected-error @+1 {{result dim 1 (4) does not match logits dim 1 (3)}}
+  %0 = tfm.argmax %l : tensor<2x3x1024xf32> -> tensor<2x4xi64>
+  return
+}
+
+// -----
+
+func.func @argmax_type(%l: tensor<2x3x1024xf32>) {
+  // expected-error @+1 {{result #0 must be 2-D [batch, seq] tensor of 64-bit signless integer values, but got 'tensor<2x3xi32>'}}
+  %0 = tfm.argmax %l : tensor<2x3x1024xf32> -> tensor<2x3xi32>
+  return
+}

@@ -226,3 +226,12 @@ func.func @logits_untied_in_out_f16(%h: tensor<1x1x128xf16>, %w: tensor<128x1024
   %0 = tfm.logits %h, %w layout = <in_out> : (tensor<1x1x128xf16>, tensor<128x1024xf16>) -> tensor<1x1x1024xf16>
   return %0 : tensor<1x1x1024xf16>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @argmax
+func.func @argmax(%l: tensor<2x3x1024xf16>) -> tensor<2x3xi64> {
+  // CHECK: tfm.argmax %{{.+}} : tensor<2x3x1024xf16> -> tensor<2x3xi64>
+  %0 = tfm.argmax %l : tensor<2x3x1024xf16> -> tensor<2x3xi64>
+  return %0 : tensor<2x3xi64>
+}
