@@ -30,9 +30,12 @@ def run(cmd):
     return r
 
 
+TARGET = "cpu"
+
+
 def compile_model(model, out, chunk, max_seq=64):
-    r = run(["kiln-compile", model, "--max-seq-len", str(max_seq), "--prefill-chunk",
-             str(chunk), "-o", out])
+    r = run(["kiln-compile", model, "--target", TARGET, "--max-seq-len", str(max_seq),
+             "--prefill-chunk", str(chunk), "-o", out])
     for line in r.stderr.splitlines():
         if line.startswith("memory:") or "wrote" in line:
             print(f"  {line}")
@@ -66,7 +69,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("export_dir")
     ap.add_argument("workdir")
+    ap.add_argument("--target", default="cpu", help="kiln-compile --target (cpu, sm_90, ...)")
+    ap.add_argument("--reference-logits",
+                    help="logits .npy of the same 11 input_ids from another target "
+                         "(the GPU check compares with the CPU target's)")
     a = ap.parse_args()
+    global TARGET
+    TARGET = a.target
     os.makedirs(a.workdir, exist_ok=True)
     name = os.path.basename(os.path.normpath(a.export_dir))
     model = os.path.join(a.export_dir, "model.onnx")
@@ -77,7 +86,7 @@ def main():
     ids, prompt = io["input_ids"], io["prompt"]
     w = lambda f: os.path.join(a.workdir, f)
 
-    print(f"{name}: compile (prefill chunk 16, then chunk 4)")
+    print(f"{name}: compile for {TARGET} (prefill chunk 16, then chunk 4)")
     one = compile_model(model, w("one.kiln"), chunk=16)
     chunked = compile_model(model, w("chunk4.kiln"), chunk=4)
 
@@ -94,6 +103,11 @@ def main():
     err = rel_l2(full, ref)
     check(full.shape == ref.shape, f"{name}: logits shape {full.shape}")
     check(err <= tol, f"{name}: prefill logits vs PyTorch: rel L2 {err:.2e} <= {tol}")
+    if a.reference_logits:
+        other = np.load(a.reference_logits)
+        err2 = rel_l2(full, other)
+        check(err2 <= (1e-2 if fp16 else 1e-4),
+              f"{name}: {TARGET} logits vs the other target's: rel L2 {err2:.2e}")
     if fp16:
         margin = np.sort(ref, -1)[:, -1] - np.sort(ref, -1)[:, -2]
         clear = margin > 4 * err * np.abs(ref).max()

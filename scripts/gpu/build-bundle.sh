@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds what the GPU check needs on the GPU host, which has the NVIDIA driver and the CUDA
+# toolkit but no MLIR or Debian packages: a kiln-compile linked statically against LLVM/MLIR,
+# protobuf and libstdc++ (it needs only glibc), a kiln-run that needs only glibc, and CPU
+# reference logits of the bundled examples. Writes .gpu/bundle.tar.xz (git-ignored; carry
+# `.gpu` to the device tool) and prints its size.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/build.sh >/dev/null
+mkdir -p .gpu/bundle/bin .gpu/bundle/cpu
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+
+# Relink kiln-compile and kiln-run from the objects ninja built, swapping the shared
+# libraries for static archives (Debian ships every LLVM component as an archive).
+relink() { # target output extra-flags...
+  local cmd
+  cmd=$(ninja -C build -t commands "bin/$1" | tail -1)
+  local llvm_archives
+  llvm_archives=$(ls /usr/lib/llvm-22/lib/libLLVM*.a | tr '\n' ' ')
+  cmd=${cmd//\/usr\/lib\/x86_64-linux-gnu\/libprotobuf-lite.so/\/usr\/lib\/x86_64-linux-gnu\/libprotobuf-lite.a}
+  cmd=${cmd//\/usr\/lib\/llvm-22\/lib\/libLLVM.so.1/-Wl,--start-group $llvm_archives -Wl,--end-group \/usr\/lib\/x86_64-linux-gnu\/libz.a \/usr\/lib\/x86_64-linux-gnu\/libzstd.a -lrt -ldl -lpthread -lm}
+  cmd=${cmd//-o bin\/$1 /-o $2 -static-libstdc++ -static-libgcc -Wl,--gc-sections -s }
+  (cd build && eval "$cmd" 2>&1 | grep -v -i warning || true)
+}
+relink kiln-compile "$PWD/.gpu/bundle/bin/kiln-compile"
+relink kiln-run "$PWD/.gpu/bundle/bin/kiln-run"
+for tool in kiln-compile kiln-run; do
+  if ldd ".gpu/bundle/bin/$tool" | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' | grep -q '=>'; then
+    echo "build-bundle: $tool still needs non-glibc shared libraries:" >&2
+    ldd ".gpu/bundle/bin/$tool" >&2
+    exit 1
+  fi
+done
+
+# CPU reference logits for the GPU-vs-CPU comparison (same model, same inputs).
+for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript; do
+  ids=$(python3 -c "import json; print(','.join(map(str, json.load(open('examples/llama32_tiny/$v/io.json'))['input_ids'])))")
+  build/bin/kiln-compile "examples/llama32_tiny/$v/model.onnx" --max-seq-len 64 \
+    --prefill-chunk 16 --quiet -o ".gpu/bundle/cpu/$v.kiln"
+  build/bin/kiln-run ".gpu/bundle/cpu/$v.kiln" --prompt-ids "$ids" --max-new-tokens 0 \
+    --format ids --dump-logits ".gpu/bundle/cpu/$v.npy" >/dev/null 2>&1
+  rm ".gpu/bundle/cpu/$v.kiln"
+done
+tar -C .gpu -cf - bundle | xz -T2 -6 > .gpu/bundle.tar.xz
+rm -rf .gpu/bundle
+echo "build-bundle: .gpu/bundle.tar.xz $(du -h .gpu/bundle.tar.xz | cut -f1)"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The whole GPU check, in one call on the GPU host (the device tool; carry `.gpu`, made by
+# scripts/gpu/build-bundle.sh on a build machine):
+#
+#   scripts/gpu/check.sh numerics   # every bundled export on the GPU vs PyTorch and vs the CPU target
+#   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16: decode/prefill tok/s vs PyTorch
+#   scripts/gpu/check.sh all
+#
+# Logs and JSON go to $OUT (default /tmp/kiln-gpu-out); a summary table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+what=${1:-all}
+OUT=${OUT:-/tmp/kiln-gpu-out}
+W=/tmp/kiln-gpu
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+rm -rf "$W" && mkdir -p "$W"
+tar -C "$W" -xJf .gpu/bundle.tar.xz || { echo "check: cannot unpack .gpu/bundle.tar.xz"; exit 1; }
+export PATH="$W/bundle/bin:$PATH"
+summary="$OUT/summary.txt"
+: > "$summary"
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | head -1)
+cap=$(echo "$gpu" | awk -F', ' '{print $4}' | tr -d .)
+arch="sm_${cap}"
+echo "device: $gpu -> --target $arch" | tee -a "$summary"
+command -v ptxas >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
+
+fail=0
+if [ "$what" = numerics ] || [ "$what" = all ]; then
+  for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript; do
+    if PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
+         --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1; then
+      grep -E "ok:|FAIL" "$OUT/numerics-$v.log" | sed "s/^/  /" >> "$summary"
+    else
+      fail=1
+      echo "  FAILED: $v (see numerics-$v.log):" >> "$summary"
+      tail -5 "$OUT/numerics-$v.log" | sed "s/^/    /" >> "$summary"
+    fi
+  done
+fi
+
+if [ "$what" = 1b ] || [ "$what" = all ]; then
+  m="$W/llama1b"
+  ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
+  echo "1b export: $(tail -4 "$OUT/export-1b.log" | tr '\n' ' ')" >> "$summary"
+  ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+      --prefill-chunk 512 -o "$W/1b.kiln" ) > "$OUT/compile-1b.log" 2>&1 || fail=1
+  grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-1b.log" | sed "s/^/  /" >> "$summary"
+  if [ -f "$W/1b.kiln" ]; then
+    prompt128=$("$PY" -c "import random; random.seed(1); print(','.join(str(random.randrange(128256)) for _ in range(128)))")
+    prompt512=$("$PY" -c "import random; random.seed(2); print(','.join(str(random.randrange(128256)) for _ in range(512)))")
+    kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$OUT/run-1b-decode.log" 2>&1 || fail=1
+    kiln-run "$W/1b.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
+      > "$OUT/run-1b-prefill.log" 2>&1 || fail=1
+    echo "1b decode (128-token prompt, 256 new):" >> "$summary"
+    grep -E "tok/s|error|device" "$OUT/run-1b-decode.log" | sed "s/^/  /" >> "$summary"
+    echo "1b prefill (512-token prompt):" >> "$summary"
+    grep -E "prefill|error" "$OUT/run-1b-prefill.log" | sed "s/^/  /" >> "$summary"
+  fi
+  OUT="$OUT" "$PY" examples/export/pytorch_baselines.py 1b > "$OUT/baselines.log" 2>&1 || fail=1
+  echo "pytorch baselines (same card, same run):" >> "$summary"
+  tail -12 "$OUT/baselines.log" | sed "s/^/  /" >> "$summary"
+  weights=$(du -b "$m/model.onnx.data" 2>/dev/null | cut -f1)
+  "$PY" - "$OUT" "${weights:-0}" >> "$summary" <<'PYEOF'
+import json, re, sys
+out, weights = sys.argv[1], int(sys.argv[2])
+try:
+    base = json.load(open(f"{out}/baselines.json"))
+    bw = base.get("read_TBps")
+    text = open(f"{out}/run-1b-decode.log").read()
+    m = re.search(r"decode: .*?\(([\d.]+) tok/s\)", text)
+    if bw and m and weights:
+        limit = bw * 1e12 / weights
+        tps = float(m.group(1))
+        print(f"1b decode: {tps:.1f} tok/s; bandwidth limit {limit:.0f} tok/s "
+              f"({weights/1e9:.2f} GB weights / {bw:.2f} TB/s read) -> {tps/limit:.1%} of the limit")
+except Exception as e:
+    print(f"(could not compute the bandwidth fraction: {e})")
+PYEOF
+fi
+echo "=== summary"
+cat "$summary"
+exit $fail
