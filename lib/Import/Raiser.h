@@ -29,6 +29,9 @@
 
 namespace kiln {
 
+/// The MLIR element type of an ONNX float data type (null if unsupported).
+mlir::Type elementTypeFor(mlir::MLIRContext *ctx, int32_t dtype);
+
 class Raiser {
 public:
   Raiser(const OnnxModel &model, const ShapeInference &shapes,
