@@ -107,6 +107,46 @@ def BindBuffers : Pass<"kiln-bind-buffers", "mlir::ModuleOp"> {
   ];
 }
 
+def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
+  let summary = "Turn each planned loop nest of an entry point into a GPU kernel";
+  let description = [{
+    Runs after bufferization, `convert-linalg-to-parallel-loops` and
+    `--kiln-plan-memory`. Every top-level loop nest (or other op that writes
+    memory) of an entry point becomes one `gpu.func` in `gpu.module
+    @kiln_kernels`, taking the four runtime buffers (weights, kv, arena, io)
+    as its only parameters: the views it reads are rematerialised inside the
+    kernel, so kernels address everything from the four base pointers. The
+    entry point becomes its launch schedule: a sequence of
+    `gpu.launch_func`s with static grid and block sizes.
+
+    Mapping (the generic one; hand-built kernels replace it op by op later):
+    the iteration space of a top-level `scf.parallel`, or of a nest of
+    `scf.for`s marked `kiln.independent`, is flattened onto
+    `threads-per-block`-wide blocks, one point per thread; anything else runs
+    on a single thread.
+
+    ```mlir
+    func.func @decode(%w: memref<Nxi8>, %kv: ..., %arena: ..., %io: ...) {
+      scf.parallel (%i) = (%c0) to (%c128) step (%c1) { ... }
+    ```
+    becomes
+    ```mlir
+    gpu.module @kiln_kernels {
+      gpu.func @decode_k0(%w: memref<Nxi8>, ...) kernel { ... gpu.return }
+    }
+    func.func @decode(...) {
+      gpu.launch_func @kiln_kernels::@decode_k0 blocks in (%c1, %c1, %c1)
+          threads in (%c128, %c1, %c1) args(%w : ..., %kv : ..., ...)
+    ```
+  }];
+  let options = [
+    Option<"threadsPerBlock", "threads-per-block", "int64_t", "256",
+           "Threads per block for the generic mapping">,
+  ];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 //===----------------------------------------------------------------------===//
 // Memory
 //===----------------------------------------------------------------------===//

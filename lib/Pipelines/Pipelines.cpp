@@ -3,9 +3,23 @@
 #include "kiln/Pipelines/Pipelines.h"
 #include "passes/Passes.h"
 
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -35,7 +49,10 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  if (opts.parallelLoops)
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  else
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
   pm.addPass(createCanonicalizerPass());
 }
@@ -57,6 +74,31 @@ void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
+  pm.addPass(createMapLoopsToGpu());
+  pm.addPass(createCanonicalizerPass());
+  OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
+  dev.addPass(createParallelForToNestedForsPass());
+  dev.addPass(createLowerAffinePass());
+  dev.addPass(createSCFToControlFlowPass());
+  dev.addPass(memref::createExpandStridedMetadataPass());
+  dev.addPass(createLowerAffinePass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = opts.chip;
+  target.optLevel = 3;
+  if (!opts.libdevice.empty())
+    target.linkLibs.push_back(opts.libdevice);
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  nvvm.useBarePtrCallConv = true;
+  nvvm.indexBitwidth = 64;
+  pm.nest<gpu::GPUModuleOp>().addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  pm.nest<gpu::GPUModuleOp>().addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa"; // PTX; ptxas makes the cubin
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void kiln::registerPipelineInterfaces(DialectRegistry &registry) {
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
@@ -64,6 +106,19 @@ void kiln::registerPipelineInterfaces(DialectRegistry &registry) {
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  // convert-gpu-to-nvvm lowers whatever dialects the kernels contain through
+  // their ConvertToLLVM interfaces.
+  arith::registerConvertArithToLLVMInterface(registry);
+  cf::registerConvertControlFlowToLLVMInterface(registry);
+  registerConvertFuncToLLVMInterface(registry);
+  index::registerConvertIndexToLLVMInterface(registry);
+  registerConvertMathToLLVMInterface(registry);
+  registerConvertMemRefToLLVMInterface(registry);
+  registerConvertNVVMToLLVMInterface(registry);
+  ub::registerConvertUBToLLVMInterface(registry);
+  registerNVVMDialectTranslation(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
 }
 
 void kiln::registerPipelines() {
@@ -72,6 +127,10 @@ void kiln::registerPipelines() {
       "tfm -> static entry points -> linalg -> bufferized loop nests with a "
       "planned arena (default options)",
       [](OpPassManager &pm) { buildLoopsPipeline(pm, PipelineOptions()); });
+  PassPipelineRegistration<>(
+      "kiln-gpu-pipeline",
+      "Planned parallel loop nests -> kernels -> NVVM -> PTX (sm_90)",
+      [](OpPassManager &pm) { buildGpuPipeline(pm, GpuOptions()); });
   PassPipelineRegistration<>(
       "kiln-cpu-to-llvm", "Loop nests -> LLVM dialect for the host",
       [](OpPassManager &pm) { buildCpuToLLVMPipeline(pm); });

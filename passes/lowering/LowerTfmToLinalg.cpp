@@ -424,8 +424,12 @@ struct LowerKvAppend : OpRewritePattern<tfm::KvAppendOp> {
                     });
                 scf::YieldOp::create(b, loc, ifOp.getResults());
               });
+          // Iterations write distinct positions: a GPU may run them in
+          // parallel (--kiln-map-loops-to-gpu).
+          inner->setAttr("kiln.independent", b.getUnitAttr());
           scf::YieldOp::create(b, loc, inner.getResults());
         });
+    outer->setAttr("kiln.independent", rewriter.getUnitAttr());
     rewriter.replaceOp(op, outer.getResults());
     return success();
   }

@@ -18,6 +18,7 @@ int main(int argc, char **argv) {
   mlir::bufferization::registerOneShotBufferizePass();
   mlir::bufferization::registerEmptyTensorEliminationPass();
   mlir::registerConvertLinalgToLoopsPass();
+  mlir::registerConvertLinalgToParallelLoopsPass();
   kiln::registerPipelineInterfaces(registry);
   kiln::registerKilnPasses();
   kiln::registerPipelines();

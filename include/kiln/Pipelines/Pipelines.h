@@ -7,6 +7,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <cstdint>
+#include <string>
 
 namespace kiln {
 
@@ -14,6 +15,13 @@ struct PipelineOptions {
   int64_t batch = 1;
   int64_t prefillChunk = 64;
   int64_t maxSeqLen = 2048;
+  /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
+  bool parallelLoops = false;
+};
+
+struct GpuOptions {
+  std::string chip = "sm_90"; // NVPTX target, e.g. sm_80, sm_90
+  std::string libdevice;      // CUDA's libdevice.10.bc, linked for math
 };
 
 /// tfm (from the importer) -> static entry points -> linalg -> bufferized,
@@ -23,6 +31,11 @@ void buildLoopsPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts);
 
 /// Loop nests -> LLVM dialect for the host (bare-pointer entry points).
 void buildCpuToLLVMPipeline(mlir::OpPassManager &pm);
+
+/// Parallel loop nests -> one kernel per nest in gpu.module @kiln_kernels,
+/// lowered through NVVM to PTX (gpu.binary); the entry points become
+/// launch schedules.
+void buildGpuPipeline(mlir::OpPassManager &pm, const GpuOptions &opts);
 
 /// Registers the dialect interfaces the pipelines need (bufferization and
 /// LLVM translation models).
