@@ -5,14 +5,21 @@
 
 #include "kiln/runtime/ArtifactWriter.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
 
 using namespace mlir;
 using namespace kiln;
@@ -70,19 +77,172 @@ int64_t dictInt(DictionaryAttr d, StringRef name) {
   auto a = d ? d.getAs<IntegerAttr>(name) : IntegerAttr();
   return a ? a.getInt() : -1;
 }
+/// `program` on PATH, else under $CUDA_HOME/bin or /usr/local/cuda/bin.
+std::optional<std::string> findCudaTool(StringRef program) {
+  if (auto p = llvm::sys::findProgramByName(program))
+    return *p;
+  for (std::string root : {std::string(std::getenv("CUDA_HOME")
+                                           ? std::getenv("CUDA_HOME")
+                                           : ""),
+                           std::string("/usr/local/cuda")}) {
+    if (root.empty())
+      continue;
+    std::string path = root + "/bin/" + program.str();
+    if (llvm::sys::fs::can_execute(path))
+      return path;
+  }
+  return std::nullopt;
+}
+
+/// CUDA's libdevice (math functions for NVVM), if a toolkit is installed.
+std::string findLibdevice() {
+  for (std::string root : {std::string(std::getenv("CUDA_HOME")
+                                           ? std::getenv("CUDA_HOME")
+                                           : ""),
+                           std::string("/usr/local/cuda")}) {
+    if (root.empty())
+      continue;
+    std::string path = root + "/nvvm/libdevice/libdevice.10.bc";
+    if (llvm::sys::fs::exists(path))
+      return path;
+  }
+  return "";
+}
+
+struct GpuCode {
+  std::string ptx;
+  std::vector<uint8_t> cubin; // empty without ptxas
+  std::string ptxasLog;
+};
+
+/// Runs the GPU pipeline and assembles the PTX with ptxas when available.
+llvm::Expected<GpuCode> generateGpuCode(ModuleOp module, StringRef chip,
+                                        bool assemble = true) {
+  GpuOptions gpu;
+  gpu.chip = chip.str();
+  gpu.libdevice = findLibdevice();
+  if (llvm::Error err =
+          runPipeline(module, "GPU code generation",
+                      [&](OpPassManager &pm) { buildGpuPipeline(pm, gpu); }))
+    return std::move(err);
+  GpuCode code;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
+        code.ptx = object.getObject().str();
+  });
+  if (code.ptx.empty())
+    return fail("GPU code generation produced no PTX");
+  auto ptxas = findCudaTool("ptxas");
+  if (!ptxas || !assemble)
+    return code; // the driver JIT-compiles the PTX at load time
+  llvm::SmallString<128> ptxPath, cubinPath, logPath;
+  llvm::sys::fs::createTemporaryFile("kiln-kernels", "ptx", ptxPath);
+  llvm::sys::fs::createTemporaryFile("kiln-kernels", "cubin", cubinPath);
+  llvm::sys::fs::createTemporaryFile("kiln-ptxas", "log", logPath);
+  llvm::FileRemover r1(ptxPath), r2(cubinPath), r3(logPath);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(ptxPath, ec);
+    if (ec)
+      return fail("cannot write " + ptxPath + ": " + ec.message());
+    os << code.ptx;
+  }
+  std::string arch = "-arch=" + chip.str();
+  llvm::SmallVector<StringRef> args{*ptxas, arch, "-O3", ptxPath, "-o",
+                                    cubinPath};
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
+                                          StringRef(logPath)};
+  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects);
+  auto log = llvm::MemoryBuffer::getFile(logPath);
+  if (log)
+    code.ptxasLog = (*log)->getBuffer().str();
+  if (rc != 0)
+    return fail("ptxas failed for " + chip + ": " + code.ptxasLog);
+  auto cubin = llvm::MemoryBuffer::getFile(cubinPath, false, false);
+  if (!cubin)
+    return fail("cannot read the cubin: " + cubin.getError().message());
+  StringRef bytes = (*cubin)->getBuffer();
+  code.cubin.assign(bytes.begin(), bytes.end());
+  return code;
+}
+
+/// The launch schedule of a lowered GPU entry point.
+llvm::Expected<std::vector<rt::LaunchSpec>> launchSchedule(func::FuncOp func) {
+  std::vector<rt::LaunchSpec> launches;
+  Block &body = func.getBody().front();
+  for (Operation &op : body.without_terminator()) {
+    auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
+    if (!launch) {
+      if (isMemoryEffectFree(&op))
+        continue;
+      return fail("internal error: entry @" + func.getSymName() +
+                  " has host work besides kernel launches");
+    }
+    rt::LaunchSpec spec;
+    spec.kernel = launch.getKernelName().str();
+    gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+    gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+    Value dims[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
+    for (int i = 0; i < 6; ++i) {
+      auto c = dims[i].getDefiningOp<arith::ConstantIndexOp>();
+      if (!c)
+        return fail("internal error: dynamic launch size in @" +
+                    func.getSymName());
+      (i < 3 ? spec.grid[i] : spec.block[i - 3]) =
+          static_cast<uint32_t>(c.value());
+    }
+    spec.sharedBytes = 0;
+    for (Value arg : launch.getKernelOperands()) {
+      auto blockArg = dyn_cast<BlockArgument>(arg);
+      if (!blockArg || blockArg.getOwner() != &body)
+        return fail("internal error: kernel argument is not a runtime "
+                    "buffer");
+      spec.args.push_back(static_cast<uint8_t>(blockArg.getArgNumber()));
+    }
+    launches.push_back(std::move(spec));
+  }
+  return launches;
+}
 } // namespace
+
+llvm::Expected<std::string> kiln::emitGpuAssembly(ModuleOp module,
+                                                  const CompileOptions &opts) {
+  if (!isGpuTarget(opts.target))
+    return fail("--emit=ptx needs a GPU --target (sm_80, sm_90, ...)");
+  for (auto global :
+       llvm::make_early_inc_range(module.getOps<ml_program::GlobalOp>()))
+    global->erase();
+  auto code = generateGpuCode(module, opts.target, /*assemble=*/false);
+  if (!code)
+    return code.takeError();
+  return code->ptx;
+}
+
+bool kiln::isGpuTarget(StringRef target) {
+  StringRef arch = target;
+  if (!arch.consume_front("sm_"))
+    return false;
+  arch.consume_back("a");
+  arch.consume_back("f");
+  unsigned version;
+  return !arch.getAsInteger(10, version) && version >= 60 && version < 1000;
+}
 
 llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                                const StageRunner &stage) {
-  if (opts.target != "cpu")
+  if (opts.target != "cpu" && !isGpuTarget(opts.target))
     return fail("unsupported target '" + opts.target +
-                "' (this build generates code for: cpu)");
+                "' (targets: cpu, or an NVIDIA architecture such as sm_80, "
+                "sm_90)");
   DialectRegistry registry;
   registerPipelineInterfaces(registry);
   module.getContext()->appendDialectRegistry(registry);
   return stage("lower to loops", [&] {
     return runPipeline(module, "lowering to loop nests", [&](OpPassManager &pm) {
-      buildLoopsPipeline(pm, opts.pipeline);
+      PipelineOptions pipeline = opts.pipeline;
+      pipeline.parallelLoops = isGpuTarget(opts.target);
+      buildLoopsPipeline(pm, pipeline);
     });
   });
 }
@@ -124,6 +284,9 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
                 arenaBytes, mib(arenaBytes),
                 weightsBytes ? double(arenaBytes) / double(weightsBytes) : 0.0,
                 ioBytes);
+  if (gpuKernels)
+    os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX\n",
+                  gpuKernels, ptxBytes);
 }
 
 llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
@@ -187,6 +350,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
 
   // Entry points and the KV cache.
   bool haveKv = false;
+  std::vector<std::pair<rt::EntrySpec, func::FuncOp>> entries;
   for (auto func : module.getOps<func::FuncOp>()) {
     auto entryName = func->getAttrOfType<StringAttr>("kiln.entry");
     if (!entryName)
@@ -209,14 +373,20 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     entry.seq = tokens.getDimSize(1);
     entry.ioSize = dictInt(io, "size");
     entry.arenaSize = std::max<int64_t>(attrInt(func, "kiln.arena_size"), 0);
-    entry.tokens = {"tokens", rt::DType::I64, vec(tokens.getShape()),
-                    static_cast<uint64_t>(dictInt(io, "tokens"))};
-    entry.positions = {"positions", rt::DType::I64,
-                       vec(tokens.getShape()),
-                       static_cast<uint64_t>(dictInt(io, "positions"))};
-    entry.logits = {"logits", *dtypeOf(logits.getElementType()),
-                    vec(logits.getShape()),
-                    static_cast<uint64_t>(dictInt(io, "logits"))};
+    auto tensor = [&](StringRef name, rt::DType dtype,
+                      ArrayRef<int64_t> shape) {
+      rt::TensorSpec t;
+      t.name = name.str();
+      t.dtype = dtype;
+      t.shape = vec(shape);
+      t.offset = static_cast<uint64_t>(dictInt(io, name));
+      return t;
+    };
+    entry.tokens = tensor("tokens", rt::DType::I64, tokens.getShape());
+    entry.positions = tensor("positions", rt::DType::I64, tokens.getShape());
+    entry.logits =
+        tensor("logits", *dtypeOf(logits.getElementType()), logits.getShape());
+    entry.argmax = tensor("argmax", rt::DType::I64, tokens.getShape());
     if (auto plan = func->getAttrOfType<ArrayAttr>("kiln.memory_plan"))
       for (auto [i, a] : llvm::enumerate(plan)) {
         auto d = cast<DictionaryAttr>(a);
@@ -224,9 +394,9 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
                               static_cast<uint64_t>(dictInt(d, "offset")),
                               static_cast<uint64_t>(dictInt(d, "size"))});
       }
-    writer.addEntry(entry);
     report.arenaBytes = std::max<uint64_t>(report.arenaBytes, entry.arenaSize);
     report.ioBytes = std::max<uint64_t>(report.ioBytes, entry.ioSize);
+    entries.emplace_back(std::move(entry), func);
 
     if (!haveKv) {
       haveKv = true;
@@ -261,8 +431,29 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
       global->destroy();
   });
 
-  std::vector<uint8_t> image;
+  bool gpu = isGpuTarget(opts.target);
   if (llvm::Error err = stage("codegen", [&]() -> llvm::Error {
+        if (gpu) {
+          auto code = generateGpuCode(module, opts.target);
+          if (!code)
+            return code.takeError();
+          std::vector<uint8_t> ptx(code->ptx.begin(), code->ptx.end());
+          writer.addKernelImage("kernels.ptx", rt::ImageKind::Ptx,
+                                std::move(ptx));
+          if (!code->cubin.empty())
+            writer.addKernelImage("kernels.cubin", rt::ImageKind::Cubin,
+                                  std::move(code->cubin));
+          report.gpuKernels = 0;
+          for (auto &[entry, func] : entries) {
+            auto launches = launchSchedule(func);
+            if (!launches)
+              return launches.takeError();
+            report.gpuKernels += launches->size();
+            entry.launches = std::move(*launches);
+          }
+          report.ptxBytes = code->ptx.size();
+          return llvm::Error::success();
+        }
         if (llvm::Error e = runPipeline(module, "lowering to LLVM",
                                         [&](OpPassManager &pm) {
                                           buildCpuToLLVMPipeline(pm);
@@ -271,12 +462,13 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
         auto so = emitCpuSharedObject(module);
         if (!so)
           return so.takeError();
-        image = std::move(*so);
+        writer.addKernelImage("kernels", rt::ImageKind::SharedObject,
+                              std::move(*so));
         return llvm::Error::success();
       }))
     return std::move(err);
-  writer.addKernelImage("kernels", rt::ImageKind::SharedObject,
-                        std::move(image));
+  for (auto &entry : entries)
+    writer.addEntry(entry.first);
 
   if (llvm::Error err = stage("write", [&]() -> llvm::Error {
         std::string error;

@@ -64,6 +64,26 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
   if (in.plan())
     for (const fb::Buffer *b : *in.plan())
       out->plan.push_back({str(b->name()), b->offset(), b->size()});
+  if (in.argmax() && !convertTensor(in.argmax(), &out->argmax,
+                                    where + "argmax tensor", error))
+    return false;
+  if (in.launches())
+    for (const fb::Launch *l : *in.launches()) {
+      LaunchSpec spec;
+      spec.kernel = str(l->kernel());
+      if (!l->grid() || l->grid()->size() != 3 || !l->block() ||
+          l->block()->size() != 3)
+        return fail(error, where, "launch of '", spec.kernel,
+                    "' needs 3 grid and 3 block sizes");
+      for (int i = 0; i < 3; ++i) {
+        spec.grid[i] = l->grid()->Get(i);
+        spec.block[i] = l->block()->Get(i);
+      }
+      spec.sharedBytes = l->shared_bytes();
+      if (l->args())
+        spec.args.assign(l->args()->begin(), l->args()->end());
+      out->launches.push_back(std::move(spec));
+    }
   return true;
 }
 

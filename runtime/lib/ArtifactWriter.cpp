@@ -92,12 +92,22 @@ Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
   for (const BufferSpec &buf : e.plan)
     plan.push_back(
         fb::CreateBufferDirect(b, buf.name.c_str(), buf.offset, buf.size));
+  std::vector<Offset<fb::Launch>> launches;
+  for (const LaunchSpec &l : e.launches) {
+    std::vector<uint32_t> grid(l.grid, l.grid + 3), block(l.block, l.block + 3);
+    launches.push_back(fb::CreateLaunchDirect(b, l.kernel.c_str(), &grid,
+                                              &block, l.sharedBytes, &l.args));
+  }
   auto tokens = buildTensor(b, e.tokens);
   auto positions = buildTensor(b, e.positions);
   auto logits = buildTensor(b, e.logits);
+  Offset<fb::Tensor> argmax;
+  if (!e.argmax.name.empty())
+    argmax = buildTensor(b, e.argmax);
   return fb::CreateEntryDirect(b, e.name.c_str(), e.symbol.c_str(),
                                e.image.c_str(), e.batch, e.seq, e.ioSize,
-                               e.arenaSize, tokens, positions, logits, &plan);
+                               e.arenaSize, tokens, positions, logits, &plan,
+                               &launches, argmax);
 }
 
 /// Serializes the metadata section.

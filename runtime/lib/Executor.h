@@ -20,6 +20,11 @@ public:
   /// Runs artifact.entries()[entryIndex] on the given buffers.
   virtual bool run(size_t entryIndex, const void *weights, void *kv,
                    void *arena, void *io, std::string *error) = 0;
+  /// The Session changed its host KV cache (preload or clear): executors
+  /// with their own device copy take it over.
+  virtual bool kvUpdated(const void *kv, std::string *error) { return true; }
+  /// Where entry points run, for people ("host CPU", "NVIDIA H100 (sm_90)").
+  virtual std::string device() const { return "host CPU"; }
 };
 
 /// Picks the executor for artifact.target(): "cpu" or "sm_*".

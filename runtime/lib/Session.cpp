@@ -116,7 +116,13 @@ const float *Session::logits(int64_t row) const {
 
 void Session::setLogitsObserver(LogitsObserver fn) { observer = std::move(fn); }
 
-void Session::clearKvCache() { std::memset(kv, 0, kvBytes()); }
+void Session::clearKvCache() {
+  std::memset(kv, 0, kvBytes());
+  std::string ignored;
+  executor->kvUpdated(kv, &ignored);
+}
+
+std::string Session::device() const { return executor->device(); }
 
 void Session::collectLogits(const EntrySpec &entry, int64_t row, int64_t slot,
                             int64_t position, Keep keep) {
@@ -303,7 +309,7 @@ bool Session::loadKvCache(const float *past, int64_t pastLen,
                          block +
                              r * spec.maxSeqLen * spec.headDim * elementSize);
     }
-  return true;
+  return executor->kvUpdated(kv, error);
 }
 
 } // namespace kiln::runtime

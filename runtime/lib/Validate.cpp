@@ -176,12 +176,39 @@ bool validateEntries(const ArtifactContents &c, std::string *error) {
         !validateIoTensor(e, e.logits, "logits",
                           {e.batch, e.seq, c.model.vocabSize}, error))
       return false;
-    if (!checkDisjoint(
-            {{"tokens", e.tokens.offset, e.tokens.byteSize()},
-             {"positions", e.positions.offset, e.positions.byteSize()},
-             {"logits", e.logits.offset, e.logits.byteSize()}},
-            ("io buffer of entry '" + e.name + "'").c_str(), error))
+    std::vector<Extent> ioExtents = {
+        {"tokens", e.tokens.offset, e.tokens.byteSize()},
+        {"positions", e.positions.offset, e.positions.byteSize()},
+        {"logits", e.logits.offset, e.logits.byteSize()}};
+    if (!e.argmax.name.empty()) {
+      if (!validateIoTensor(e, e.argmax, "argmax", {e.batch, e.seq}, error))
+        return false;
+      ioExtents.push_back({"argmax", e.argmax.offset, e.argmax.byteSize()});
+    }
+    if (!checkDisjoint(ioExtents,
+                       ("io buffer of entry '" + e.name + "'").c_str(), error))
       return false;
+    bool gpu = c.target.rfind("sm_", 0) == 0;
+    if (gpu && e.launches.empty())
+      return fail(error, "entry '", e.name, "' of GPU target '", c.target,
+                  "' has no launch schedule");
+    for (size_t i = 0; i < e.launches.size(); ++i) {
+      const LaunchSpec &l = e.launches[i];
+      std::string where = "entry '" + e.name + "' launch " +
+                          std::to_string(i) + " ('" + l.kernel + "')";
+      if (l.kernel.empty())
+        return fail(error, "entry '", e.name, "' launch ", i,
+                    " has no kernel name");
+      uint64_t threads = uint64_t(l.block[0]) * l.block[1] * l.block[2];
+      if (threads == 0 || threads > 1024 || !l.grid[0] || !l.grid[1] ||
+          !l.grid[2])
+        return fail(error, where, " has an invalid grid or a block of ",
+                    threads, " threads (1 to 1024)");
+      for (uint8_t arg : l.args)
+        if (arg > 3)
+          return fail(error, where, " takes buffer id ", int(arg),
+                      " (0 weights, 1 kv, 2 arena, 3 io)");
+    }
     for (const BufferSpec &b : e.plan)
       if (!inBounds(b.offset, b.size, e.arenaSize))
         return fail(error, "entry '", e.name, "' plan buffer '", b.name,

@@ -2,7 +2,7 @@
 //
 //   kiln-compile model.onnx [--target cpu] [--max-seq-len N]
 //                [--prefill-chunk N] [--batch N] -o model.kiln
-//   kiln-compile model.onnx --emit=tfm|summary|shapes|memory-plan|loops
+//   kiln-compile model.onnx --emit=tfm|summary|shapes|memory-plan|loops|ptx
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,7 +24,7 @@
 using namespace llvm;
 
 namespace {
-enum class Emit { Artifact, Tfm, Summary, Shapes, MemoryPlan, Loops };
+enum class Emit { Artifact, Tfm, Summary, Shapes, MemoryPlan, Loops, Ptx };
 
 cl::OptionCategory category("kiln-compile options");
 cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
@@ -42,14 +42,16 @@ cl::opt<Emit> emit(
         clEnumValN(Emit::MemoryPlan, "memory-plan",
                    "each entry point's static arena plan"),
         clEnumValN(Emit::Loops, "loops",
-                   "the module after lowering to planned loop nests")),
+                   "the module after lowering to planned loop nests"),
+        clEnumValN(Emit::Ptx, "ptx", "the kernels' PTX (GPU targets)")),
     cl::init(Emit::Artifact), cl::cat(category));
 cl::opt<std::string> outputPath("o",
                                 cl::desc("Output file (default: model.kiln "
                                          "for the artifact, else stdout)"),
                                 cl::value_desc("file"), cl::cat(category));
 cl::opt<std::string> target("target",
-                            cl::desc("Code generation target (cpu)"),
+                            cl::desc("Code generation target: cpu, or an "
+                                     "NVIDIA architecture (sm_80, sm_90, ...)"),
                             cl::init("cpu"), cl::cat(category));
 cl::opt<int64_t> maxSeqLen("max-seq-len",
                            cl::desc("Context length the KV cache holds"),
@@ -97,9 +99,10 @@ int checkOptions() {
   if (batch < 1)
     return error(formatv("--batch must be positive (got {0})",
                          batch.getValue()));
-  if (target != "cpu")
+  if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target +
-                 " is not supported by this build (targets: cpu)");
+                 " is not supported (targets: cpu, or an NVIDIA architecture "
+                 "sm_60 ... sm_120 such as sm_80 or sm_90)");
   return 0;
 }
 } // namespace
@@ -169,6 +172,14 @@ int main(int argc, char **argv) {
   opts.output = outName;
   if (Error err = kiln::lowerToLoops(module, opts, stage))
     return error(toString(std::move(err)));
+  if (emit == Emit::Ptx) {
+    auto ptx = kiln::emitGpuAssembly(module, opts);
+    if (!ptx)
+      return error(toString(ptx.takeError()));
+    output->os() << *ptx;
+    output->keep();
+    return 0;
+  }
   if (emit == Emit::MemoryPlan || emit == Emit::Loops) {
     if (emit == Emit::MemoryPlan) {
       kiln::printMemoryPlan(module, output->os());

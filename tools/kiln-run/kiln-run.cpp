@@ -136,6 +136,7 @@ int run(const Options &o) {
   int64_t pastLen;
   if (!loadPast(*session, o, &pastLen, &error))
     return fail(error);
+  std::fprintf(stderr, "kiln-run: running on %s\n", session->device().c_str());
   const int64_t context = session->maxSeqLen();
   const int64_t promptLen = static_cast<int64_t>(prompt.size());
   // The last generated token is sampled but never fed back.

@@ -25,8 +25,19 @@ struct MemoryReport {
   uint64_t weightsBytes = 0, kvBytes = 0, arenaBytes = 0, ioBytes = 0;
   int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
   unsigned kvElementBytes = 0;
+  uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets
+
   void print(llvm::raw_ostream &os) const;
 };
+
+/// The PTX of a module lowered by lowerToLoops for a GPU target (drops the
+/// weights: this is for inspecting code, not for running it).
+llvm::Expected<std::string> emitGpuAssembly(mlir::ModuleOp module,
+                                            const CompileOptions &opts);
+
+/// True for NVIDIA targets: sm_60 ... sm_120, optionally with an `a`/`f`
+/// suffix (sm_90a).
+bool isGpuTarget(llvm::StringRef target);
 
 /// Runs `stage(name, fn)` for each compilation stage so the driver can time
 /// and report it.

@@ -70,11 +70,30 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
   kv.layoutContiguous();
   writer.setKvCache(kv);
 
-  writer.addKernelImage("kernels", ImageKind::SharedObject, std::move(image));
+  // GPU targets carry PTX and a launch schedule per entry (one kernel taking
+  // the four buffers); the fake PTX is never loaded without a GPU.
+  bool gpu = options.target.rfind("sm_", 0) == 0;
+  if (gpu) {
+    std::string ptx = ".version 7.8\n.target " + options.target + "\n";
+    writer.addKernelImage("kernels.ptx", ImageKind::Ptx,
+                          std::vector<uint8_t>(ptx.begin(), ptx.end()));
+  } else {
+    writer.addKernelImage("kernels", ImageKind::SharedObject, std::move(image));
+  }
+  auto entry = [&](const char *name, const std::string &symbol, int64_t seq) {
+    EntrySpec e = fakeEntry(name, symbol, seq);
+    if (gpu) {
+      LaunchSpec launch;
+      launch.kernel = symbol;
+      launch.args = {0, 1, 2, 3};
+      e.launches.push_back(launch);
+    }
+    return e;
+  };
   if (options.withPrefill)
-    writer.addEntry(fakeEntry("prefill", "fake_prefill", FAKE_PREFILL_SEQ));
+    writer.addEntry(entry("prefill", "fake_prefill", FAKE_PREFILL_SEQ));
   if (options.withDecode)
-    writer.addEntry(fakeEntry("decode", options.decodeSymbol, 1));
+    writer.addEntry(entry("decode", options.decodeSymbol, 1));
 
   std::vector<float> bias = options.bias;
   bias.resize(FAKE_VOCAB, 0.0f);

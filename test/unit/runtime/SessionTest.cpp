@@ -299,10 +299,15 @@ TEST(SessionTest, GpuTargetWithoutDriver) {
   std::string error;
   EXPECT_FALSE(openFake(options, &error));
   if (void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    // With a driver the fake PTX gets as far as the module load, which
+    // rejects it (or there is no device).
     dlclose(driver);
-    EXPECT_HAS_SUBSTR(error, "the GPU executor is not built yet");
+    EXPECT_TRUE(error.find("cuModuleLoadDataEx failed") != std::string::npos ||
+                error.find("no CUDA driver or GPU found") != std::string::npos)
+        << error;
   } else {
-    EXPECT_EQ(error, "no CUDA driver or GPU found");
+    EXPECT_HAS_SUBSTR(error, "no CUDA driver or GPU found (cannot load "
+                             "libcuda.so.1");
   }
 }
 

@@ -90,6 +90,17 @@ struct BufferSpec {
   uint64_t size = 0;
 };
 
+/// One kernel launch of a GPU entry point. Each kernel parameter is the
+/// device address of one runtime buffer, by id: 0 weights, 1 kv, 2 arena,
+/// 3 io.
+struct LaunchSpec {
+  std::string kernel;
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0;
+  std::vector<uint8_t> args;
+};
+
 /// One entry point: extern "C" void symbol(void *weights, void *kv,
 /// void *arena, void *io). Processes `seq` tokens for each of `batch` rows.
 struct EntrySpec {
@@ -103,7 +114,9 @@ struct EntrySpec {
   TensorSpec tokens;    // i64 [batch, seq]
   TensorSpec positions; // i64 [batch, seq]; -1 = padding slot
   TensorSpec logits;    // f32 | f16 | bf16 [batch, seq, vocab]
+  TensorSpec argmax;    // optional (empty name: absent): i64 [batch, seq]
   std::vector<BufferSpec> plan;
+  std::vector<LaunchSpec> launches; // GPU targets: the schedule, in order
 };
 
 /// One weight inside the weights section.

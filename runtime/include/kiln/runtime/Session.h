@@ -67,6 +67,8 @@ public:
   /// call; null when that call left the row idle. Valid until the next call.
   const float *logits(int64_t row = 0) const;
   void setLogitsObserver(LogitsObserver observer);
+  /// Where the entry points run ("host CPU", or the GPU's name and arch).
+  std::string device() const;
 
   /// The KV buffer (layout in artifact().kvCache()).
   void *kvCache() const { return kv; }
