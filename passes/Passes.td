@@ -103,7 +103,7 @@ def BindBuffers : Pass<"kiln-bind-buffers", "mlir::ModuleOp"> {
   }];
   let dependentDialects = [
     "mlir::bufferization::BufferizationDialect", "mlir::memref::MemRefDialect",
-    "mlir::arith::ArithDialect"
+    "mlir::arith::ArithDialect", "mlir::ml_program::MLProgramDialect"
   ];
 }
 

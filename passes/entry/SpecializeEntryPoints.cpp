@@ -61,6 +61,32 @@ RankedTensorType staticResultType(Operation *op) {
       .Default([](Operation *) { return RankedTensorType(); });
 }
 
+/// The importer's contract: arguments are token ids and positions (rank-2
+/// integer) and KV caches (rank 4); the first result is the logits (rank 3).
+/// Weights are ml_program globals: a weight argument would otherwise be
+/// silently reshaped to [batch, seq] like the token ids.
+LogicalResult checkForward(func::FuncOp forward) {
+  if (forward.isExternal())
+    return forward.emitError("@forward has no body");
+  for (auto [i, type] : llvm::enumerate(forward.getArgumentTypes())) {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (tensor &&
+        (tensor.getRank() == 4 ||
+         (tensor.getRank() == 2 && isa<IntegerType>(tensor.getElementType()))))
+      continue;
+    return forward.emitError()
+           << "argument #" << i << " (" << type
+           << ") is neither token ids/positions (rank-2 integer tensor) nor "
+              "a KV cache (rank-4 tensor); weights must be ml_program globals";
+  }
+  auto results = forward.getResultTypes();
+  if (results.empty() || !isa<RankedTensorType>(results[0]) ||
+      cast<RankedTensorType>(results[0]).getRank() != 3)
+    return forward.emitError("expected the logits (rank-3 tensor) as the "
+                             "first result");
+  return success();
+}
+
 struct SpecializeEntryPoints
     : kiln::impl::SpecializeEntryPointsBase<SpecializeEntryPoints> {
   using Base::Base;
@@ -74,13 +100,17 @@ struct SpecializeEntryPoints
     }
     if (batch < 1 || prefillChunk < 1 || maxSeqLen < 1 ||
         prefillChunk > maxSeqLen) {
-      module.emitError() << "invalid entry-point shapes: batch=" << batch
-                         << " prefill-chunk=" << prefillChunk
-                         << " max-seq-len=" << maxSeqLen
+      // The options are cl::opt objects: print their values, not them.
+      module.emitError() << "invalid entry-point shapes: batch="
+                         << int64_t(batch)
+                         << " prefill-chunk=" << int64_t(prefillChunk)
+                         << " max-seq-len=" << int64_t(maxSeqLen)
                          << " (need positive values and prefill-chunk <= "
                             "max-seq-len)";
       return signalPassFailure();
     }
+    if (failed(checkForward(forward)))
+      return signalPassFailure();
     for (auto [name, seq] : {std::make_pair("prefill", int64_t(prefillChunk)),
                              std::make_pair("decode", int64_t(1))})
       if (failed(specialize(forward, name, seq)))

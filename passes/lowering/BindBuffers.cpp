@@ -96,11 +96,14 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     OpBuilder builder(module.getContext());
     SymbolTable symbols(module);
     int counter = 0;
+    // Only entry points run on the device; other functions stay as they are.
     SmallVector<arith::ConstantOp> constants;
-    module.walk([&](arith::ConstantOp op) {
-      if (isa<RankedTensorType>(op.getType()))
-        constants.push_back(op);
-    });
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func->hasAttr("kiln.entry"))
+        func.walk([&](arith::ConstantOp op) {
+          if (isa<RankedTensorType>(op.getType()))
+            constants.push_back(op);
+        });
     for (arith::ConstantOp op : constants) {
       auto value = dyn_cast<DenseElementsAttr>(op.getValue());
       auto type = cast<RankedTensorType>(op.getType());
@@ -135,6 +138,15 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
                      "caches..., argmax)");
       return failure();
     }
+    SmallVector<Type> types(body.getArgumentTypes());
+    llvm::append_range(types, ret.getOperandTypes());
+    for (Type type : types)
+      if (auto tensor = dyn_cast<RankedTensorType>(type);
+          !tensor || !tensor.hasStaticShape())
+        return func.emitError()
+               << "entry point arguments and results must be statically "
+                  "shaped tensors, got "
+               << type << " (run --kiln-specialize-entry-points first)";
     Value argmax = ret.getOperands().back();
     auto argmaxType = cast<RankedTensorType>(argmax.getType());
 

@@ -94,20 +94,23 @@ LogicalResult requireStatic(Operation *op, PatternRewriter &rewriter) {
   return success();
 }
 
-/// Elementwise `fn` over equally shaped 3-D operands, computed in f32.
+/// Elementwise `fn` over equally shaped operands (any rank; tfm.add and
+/// tfm.swiglu allow any), computed in f32.
 Value elementwise(Builder &g, ValueRange operands, RankedTensorType resultType,
                   function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
-  AffineMap id = AffineMap::getMultiDimIdentityMap(3, g.b.getContext());
+  unsigned rank = resultType.getRank();
+  AffineMap id = AffineMap::getMultiDimIdentityMap(rank, g.b.getContext());
   SmallVector<AffineMap> maps(operands.size() + 1, id);
   Type elt = resultType.getElementType();
-  return g.generic(
-      resultType, operands, g.empty(resultType.getShape(), elt), maps,
-      {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange args) {
-        SmallVector<Value> xs;
-        for (Value a : args.drop_back())
-          xs.push_back(toF32(b, loc, a));
-        linalg::YieldOp::create(b, loc, fromF32(b, loc, fn(b, loc, xs), elt));
-      });
+  return g.generic(resultType, operands, g.empty(resultType.getShape(), elt),
+                   maps, SmallVector<IteratorType>(rank, kPar),
+                   [&](OpBuilder &b, Location loc, ValueRange args) {
+                     SmallVector<Value> xs;
+                     for (Value a : args.drop_back())
+                       xs.push_back(toF32(b, loc, a));
+                     linalg::YieldOp::create(
+                         b, loc, fromF32(b, loc, fn(b, loc, xs), elt));
+                   });
 }
 
 /// acc[b, s, n] = sum_k x[b, s, k] * W[k, n] (in_out) or W[n, k] (out_in),
@@ -309,7 +312,7 @@ struct LowerSwiGlu : OpRewritePattern<tfm::SwiGluOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tfm::SwiGluOp op,
                                 PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)) || op.getType().getRank() != 3)
+    if (failed(requireStatic(op, rewriter)))
       return failure();
     Builder g(rewriter, op.getLoc());
     Value one = g.f32(1.0);
@@ -332,7 +335,7 @@ struct LowerAdd : OpRewritePattern<tfm::AddOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(tfm::AddOp op,
                                 PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)) || op.getType().getRank() != 3)
+    if (failed(requireStatic(op, rewriter)))
       return failure();
     Builder g(rewriter, op.getLoc());
     rewriter.replaceOp(
