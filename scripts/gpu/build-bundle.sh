@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/build.sh >/dev/null
 mkdir -p .gpu/bundle/bin .gpu/bundle/cpu
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+d=$(git rev-parse --git-dir); mkdir -p "$d/info"; grep -qx '/.gpu/' "$d/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$d/info/exclude"
 
 # Relink kiln-compile and kiln-run from the objects ninja built, swapping the shared
 # libraries for static archives (Debian ships every LLVM component as an archive).
