@@ -317,3 +317,120 @@ TEST(ArtifactWriterTest, WeightOffsetsAreKnownUpFront) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// GPU launch schedules and the argmax output
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A decode entry with a two-kernel schedule and an argmax tensor placed
+/// after the logits.
+EntrySpec scheduledEntry() {
+  EntrySpec e = fakeEntry("sched", "fake_decode", 1);
+  e.argmax = {"argmax", DType::I64, {FAKE_BATCH, 1}, e.ioSize};
+  e.ioSize += 64;
+  LaunchSpec a;
+  a.kernel = "k0";
+  a.grid[0] = 4;
+  a.block[0] = 256;
+  a.args = {0, 1, 2, 3};
+  LaunchSpec b = a;
+  b.kernel = "k1";
+  b.grid[1] = 2;
+  b.sharedBytes = 128;
+  b.args = {3, 2};
+  e.launches = {a, b};
+  return e;
+}
+
+/// Describes the fake artifact with `options`, applies `edit`, writes it.
+bool writeEdited(const std::string &path, const FakeOptions &options,
+                 const std::function<void(ArtifactWriter &)> &edit,
+                 std::string *error) {
+  ArtifactWriter writer;
+  if (!describeFake(writer, options, error))
+    return false;
+  edit(writer);
+  return writer.write(path, error);
+}
+} // namespace
+
+TEST(ArtifactScheduleTest, RoundTrip) {
+  TempPath path(".kiln");
+  std::string error;
+  ASSERT_TRUE(writeEdited(
+      path, FakeOptions(),
+      [](ArtifactWriter &w) { w.addEntry(scheduledEntry()); }, &error))
+      << error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  const EntrySpec *e = a->findEntry("sched");
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->launches.size(), 2u);
+  EXPECT_EQ(e->launches[0].kernel, "k0");
+  EXPECT_EQ(e->launches[0].grid[0], 4u);
+  EXPECT_EQ(e->launches[0].block[0], 256u);
+  EXPECT_EQ(e->launches[0].args, (std::vector<uint8_t>{0, 1, 2, 3}));
+  EXPECT_EQ(e->launches[1].kernel, "k1");
+  EXPECT_EQ(e->launches[1].grid[1], 2u);
+  EXPECT_EQ(e->launches[1].sharedBytes, 128u);
+  EXPECT_EQ(e->launches[1].args, (std::vector<uint8_t>{3, 2}));
+  EXPECT_EQ(e->argmax.name, "argmax");
+  EXPECT_EQ(e->argmax.dtype, DType::I64);
+  // Entries without a schedule or argmax load as before.
+  EXPECT_TRUE(a->findEntry("prefill")->launches.empty());
+  EXPECT_TRUE(a->findEntry("prefill")->argmax.name.empty());
+}
+
+TEST(ArtifactScheduleTest, BadBufferId) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = scheduledEntry();
+                      e.launches[1].args = {0, 4};
+                      w.addEntry(e);
+                    }),
+                    "entry 'sched' launch 1 ('k1') takes buffer id 4 (0 "
+                    "weights, 1 kv, 2 arena, 3 io)");
+}
+
+TEST(ArtifactScheduleTest, BlockTooLarge) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = scheduledEntry();
+                      e.launches[0].block[0] = 2048;
+                      w.addEntry(e);
+                    }),
+                    "entry 'sched' launch 0 ('k0') has an invalid grid or a "
+                    "block of 2048 threads (1 to 1024)");
+}
+
+TEST(ArtifactScheduleTest, UnnamedKernel) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = scheduledEntry();
+                      e.launches[0].kernel.clear();
+                      w.addEntry(e);
+                    }),
+                    "entry 'sched' launch 0 has no kernel name");
+}
+
+TEST(ArtifactScheduleTest, ArgmaxOverlapsLogits) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = scheduledEntry();
+                      e.argmax.offset = e.logits.offset;
+                      w.addEntry(e);
+                    }),
+                    "io buffer of entry 'sched'");
+}
+
+TEST(ArtifactScheduleTest, GpuTargetNeedsSchedules) {
+  TempPath path(".kiln");
+  std::string error;
+  FakeOptions options;
+  options.target = "sm_90";
+  EXPECT_FALSE(writeEdited(
+      path, options,
+      [](ArtifactWriter &w) {
+        w.addEntry(fakeEntry("unscheduled", "fake_decode", 1));
+      },
+      &error));
+  EXPECT_HAS_SUBSTR(error, "entry 'unscheduled' of GPU target 'sm_90' has no "
+                           "launch schedule");
+}
