@@ -77,16 +77,20 @@ int64_t dictInt(DictionaryAttr d, StringRef name) {
   auto a = d ? d.getAs<IntegerAttr>(name) : IntegerAttr();
   return a ? a.getInt() : -1;
 }
-/// `program` on PATH, else under $CUDA_HOME/bin or /usr/local/cuda/bin.
+/// Where a CUDA toolkit may be: $CUDA_HOME, then /usr/local/cuda.
+std::vector<std::string> cudaRoots() {
+  std::vector<std::string> roots;
+  if (const char *home = std::getenv("CUDA_HOME"))
+    roots.push_back(home);
+  roots.push_back("/usr/local/cuda");
+  return roots;
+}
+
+/// `program` on PATH, else in a CUDA toolkit's bin.
 std::optional<std::string> findCudaTool(StringRef program) {
   if (auto p = llvm::sys::findProgramByName(program))
     return *p;
-  for (std::string root : {std::string(std::getenv("CUDA_HOME")
-                                           ? std::getenv("CUDA_HOME")
-                                           : ""),
-                           std::string("/usr/local/cuda")}) {
-    if (root.empty())
-      continue;
+  for (const std::string &root : cudaRoots()) {
     std::string path = root + "/bin/" + program.str();
     if (llvm::sys::fs::can_execute(path))
       return path;
@@ -96,12 +100,7 @@ std::optional<std::string> findCudaTool(StringRef program) {
 
 /// CUDA's libdevice (math functions for NVVM), if a toolkit is installed.
 std::string findLibdevice() {
-  for (std::string root : {std::string(std::getenv("CUDA_HOME")
-                                           ? std::getenv("CUDA_HOME")
-                                           : ""),
-                           std::string("/usr/local/cuda")}) {
-    if (root.empty())
-      continue;
+  for (const std::string &root : cudaRoots()) {
     std::string path = root + "/nvvm/libdevice/libdevice.10.bc";
     if (llvm::sys::fs::exists(path))
       return path;

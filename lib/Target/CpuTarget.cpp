@@ -68,20 +68,6 @@ optimizedModule(mlir::ModuleOp module, LLVMContext &ctx, TargetMachine &tm) {
 }
 } // namespace
 
-Expected<std::string> kiln::emitCpuLLVMIR(mlir::ModuleOp module) {
-  auto tm = hostTargetMachine();
-  if (!tm)
-    return tm.takeError();
-  LLVMContext ctx;
-  auto llvmModule = optimizedModule(module, ctx, **tm);
-  if (!llvmModule)
-    return llvmModule.takeError();
-  std::string text;
-  raw_string_ostream os(text);
-  (*llvmModule)->print(os, nullptr);
-  return text;
-}
-
 Expected<std::vector<uint8_t>> kiln::emitCpuSharedObject(mlir::ModuleOp module) {
   auto tm = hostTargetMachine();
   if (!tm)

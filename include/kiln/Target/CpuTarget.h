@@ -17,9 +17,6 @@ namespace kiln {
 /// Returns the shared object's bytes, which the runtime loads with dlopen.
 llvm::Expected<std::vector<uint8_t>> emitCpuSharedObject(mlir::ModuleOp module);
 
-/// The optimized LLVM IR, for --emit=llvm.
-llvm::Expected<std::string> emitCpuLLVMIR(mlir::ModuleOp module);
-
 } // namespace kiln
 
 #endif // KILN_TARGET_CPUTARGET_H
