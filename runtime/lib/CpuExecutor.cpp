@@ -120,7 +120,7 @@ public:
   }
 
   bool run(size_t entryIndex, const void *weights, void *kv, void *arena,
-           void *io, std::string *error) override {
+           void *io, const Readback &, std::string *error) override {
     entries[entryIndex](const_cast<void *>(weights), kv, arena, io);
     return true;
   }
@@ -177,7 +177,7 @@ std::unique_ptr<Executor> createExecutor(const Artifact &artifact,
   const std::string &target = artifact.target();
   if (target == "cpu")
     return createCpuExecutor(artifact, error);
-  if (target.rfind("sm_", 0) == 0)
+  if (detail::isGpuTarget(target))
     return createGpuExecutor(artifact, error);
   fail(error, "unsupported target '", target,
        "' (this runtime runs 'cpu' and 'sm_*' artifacts)");

@@ -8,18 +8,46 @@
 #ifndef KILN_RUNTIME_LIB_EXECUTOR_H
 #define KILN_RUNTIME_LIB_EXECUTOR_H
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace kiln::runtime {
 class Artifact;
 
+/// Rows [first, first + count) of an entry's [batch * seq]-slot outputs
+/// (slot = batch row * seq + index in the row).
+struct SlotRange {
+  int64_t first = 0;
+  int64_t count = 0;
+};
+
+/// What the caller reads from the io buffer after a call. Executors whose io
+/// buffer lives elsewhere (a GPU's memory) copy back exactly these rows;
+/// executors that run on the host io buffer have nothing to do.
+struct Readback {
+  SlotRange logits; // rows of the logits tensor
+  SlotRange argmax; // elements of the argmax tensor (entries that have one)
+};
+
 class Executor {
 public:
   virtual ~Executor() = default;
-  /// Runs artifact.entries()[entryIndex] on the given buffers.
+  /// Runs artifact.entries()[entryIndex]. The caller has written the
+  /// entry's tokens and positions into `io`; afterwards the rows of
+  /// `readback` are valid in `io`.
   virtual bool run(size_t entryIndex, const void *weights, void *kv,
-                   void *arena, void *io, std::string *error) = 0;
+                   void *arena, void *io, const Readback &readback,
+                   std::string *error) = 0;
+  /// Whether entry points read and write the Session's host arena (CPU);
+  /// executors with their own device buffers need none.
+  virtual bool usesHostArena() const { return true; }
+  /// The Session's host io buffer (`bytes` long), once, before any run; it
+  /// stays allocated until the executor is destroyed. A GPU executor
+  /// page-locks it for faster copies.
+  virtual bool attachHostIo(void *io, uint64_t bytes, std::string *error) {
+    return true;
+  }
   /// The Session changed its host KV cache (preload or clear): executors
   /// with their own device copy take it over.
   virtual bool kvUpdated(const void *kv, std::string *error) { return true; }

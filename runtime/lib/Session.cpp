@@ -67,7 +67,7 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
 
   const KvCacheSpec &kv = model->kvCache();
   s->kv = allocateAligned(kv.kvBytes);
-  s->arena = allocateAligned(arenaSize);
+  s->arena = allocateAligned(s->executor->usesHostArena() ? arenaSize : 0);
   s->io = allocateAligned(ioSize);
   if (!s->kv || !s->arena || !s->io) {
     fail(error, "cannot allocate the KV cache (", kv.kvBytes,
@@ -75,9 +75,12 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
          " bytes)");
     return nullptr;
   }
+  if (!s->executor->attachHostIo(s->io, ioSize, error))
+    return nullptr;
   int64_t batch = kv.batch, vocab = model->model().vocabSize;
   s->lastLogits.resize(batch * vocab);
   s->rowLogits.assign(batch, nullptr);
+  s->rowArgmax.assign(batch, -1);
   s->observerScratch.resize(vocab);
   s->rowTokens.assign(batch, nullptr);
   s->rowLengths.assign(batch, 0);
@@ -114,12 +117,34 @@ const float *Session::logits(int64_t row) const {
   return row >= 0 && row < batch() ? rowLogits[row] : nullptr;
 }
 
+bool Session::hasArgmax() const {
+  const std::vector<EntrySpec> &entries = model->entries();
+  return !entries[prefillIndex].argmax.name.empty() &&
+         !entries[decodeIndex].argmax.name.empty();
+}
+
+int64_t Session::argmax(int64_t row) const {
+  return row >= 0 && row < batch() ? rowArgmax[row] : -1;
+}
+
+bool Session::takeArgmax(const EntrySpec &entry, int64_t row, int64_t slot,
+                         std::string *error) {
+  if (entry.argmax.name.empty())
+    return true;
+  int64_t value = ioTensor(io, entry.argmax)[slot];
+  if (value < 0 || value >= vocabSize())
+    return fail(error, "entry '", entry.name, "' returned argmax ", value,
+                rowTag(batchedCall, row), ", outside the vocabulary [0, ",
+                vocabSize(), ")");
+  rowArgmax[row] = value;
+  return true;
+}
+
 void Session::setLogitsObserver(LogitsObserver fn) { observer = std::move(fn); }
 
-void Session::clearKvCache() {
+bool Session::clearKvCache(std::string *error) {
   std::memset(kv, 0, kvBytes());
-  std::string ignored;
-  executor->kvUpdated(kv, &ignored);
+  return executor->kvUpdated(kv, error);
 }
 
 std::string Session::device() const { return executor->device(); }
@@ -205,6 +230,8 @@ bool Session::prefillRows(std::string *error) {
   int64_t *tokens = ioTensor(io, entry.tokens);
   int64_t *positions = ioTensor(io, entry.positions);
   std::fill(rowLogits.begin(), rowLogits.end(), nullptr);
+  std::fill(rowArgmax.begin(), rowArgmax.end(), -1);
+  const bool wantLogits = logitsWanted();
   for (int64_t chunk = 0; chunk * seq < longest; ++chunk) {
     for (int64_t row = 0; row < batch; ++row)
       for (int64_t i = 0; i < seq; ++i) {
@@ -213,16 +240,37 @@ bool Session::prefillRows(std::string *error) {
         tokens[row * seq + i] = real ? rowTokens[row][index] : 0;
         positions[row * seq + i] = real ? rowStarts[row] + index : -1;
       }
+    // The slots of the rows whose last token is in this chunk.
+    int64_t first = -1, last = -1;
+    for (int64_t row = 0; row < batch; ++row) {
+      int64_t end = rowLengths[row] - 1;
+      if (rowLengths[row] == 0 || end / seq != chunk)
+        continue;
+      int64_t slot = row * seq + end % seq;
+      first = first < 0 ? slot : first;
+      last = slot;
+    }
+    Readback readback;
+    SlotRange lastTokens{first, first < 0 ? 0 : last - first + 1};
+    if (observer)
+      readback.logits = {0, batch * seq};
+    else if (wantLogits)
+      readback.logits = lastTokens;
+    if (!entry.argmax.name.empty())
+      readback.argmax = lastTokens;
     if (!executor->run(prefillIndex, model->weightsData(), kv, arena, io,
-                       error))
+                       readback, error))
       return false;
     for (int64_t row = 0; row < batch; ++row)
       for (int64_t i = 0; i < seq; ++i) {
         int64_t index = chunk * seq + i;
         if (index >= rowLengths[row])
           break;
+        bool lastToken = index == rowLengths[row] - 1;
+        if (lastToken && !takeArgmax(entry, row, row * seq + i, error))
+          return false;
         collectLogits(entry, row, row * seq + i, rowStarts[row] + index,
-                      index == rowLengths[row] - 1 ? Keep::Copy : Keep::None);
+                      lastToken && wantLogits ? Keep::Copy : Keep::None);
       }
   }
   return true;
@@ -279,12 +327,31 @@ bool Session::decodeRows(std::string *error) {
       tokens[row * seq + i] = real ? stepTokens[row] : 0;
       positions[row * seq + i] = real ? stepPositions[row] : -1;
     }
-  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, error))
+  int64_t first = -1, last = -1;
+  for (int64_t row = 0; row < batch; ++row)
+    if (stepPositions[row] >= 0) {
+      first = first < 0 ? row * seq : first;
+      last = row * seq;
+    }
+  const bool wantLogits = logitsWanted();
+  Readback readback;
+  SlotRange active{first, first < 0 ? 0 : last - first + 1};
+  if (observer || wantLogits)
+    readback.logits = active;
+  if (!entry.argmax.name.empty())
+    readback.argmax = active;
+  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io,
+                     readback, error))
     return false;
   for (int64_t row = 0; row < batch; ++row) {
     rowLogits[row] = nullptr;
-    if (stepPositions[row] >= 0)
-      collectLogits(entry, row, row * seq, stepPositions[row], Keep::Reference);
+    rowArgmax[row] = -1;
+    if (stepPositions[row] < 0)
+      continue;
+    if (!takeArgmax(entry, row, row * seq, error))
+      return false;
+    collectLogits(entry, row, row * seq, stepPositions[row],
+                  wantLogits ? Keep::Reference : Keep::None);
   }
   return true;
 }

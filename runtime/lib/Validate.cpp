@@ -123,6 +123,21 @@ bool validateImages(const std::vector<KernelImage> &images,
   return true;
 }
 
+/// A GPU target is sm_XY[a|f] and has PTX or a cubin to load.
+bool validateTargetImages(const ArtifactContents &c, std::string *error) {
+  if (!detail::isGpuTarget(c.target))
+    return true;
+  detail::GpuArch arch;
+  if (!detail::parseGpuArch(c.target, &arch))
+    return fail(error, "GPU target '", c.target,
+                "' is not sm_<version>[a|f] (e.g. sm_80, sm_90a)");
+  for (const KernelImage &image : c.images)
+    if (image.kind == ImageKind::Ptx || image.kind == ImageKind::Cubin)
+      return true;
+  return fail(error, "GPU target '", c.target,
+              "' has no Ptx or Cubin kernel image");
+}
+
 bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
                       const char *role, const std::vector<int64_t> &shape,
                       std::string *error) {
@@ -145,6 +160,45 @@ bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
   if (!inBounds(tensor.offset, bytes, entry.ioSize))
     return fail(error, where, " [offset ", tensor.offset, ", size ", bytes,
                 "] lies outside io_size ", entry.ioSize);
+  return true;
+}
+
+/// GPU targets: every entry has a schedule of launches, each naming its
+/// kernel, with a grid and block within CUDA's limits and kernel parameters
+/// that are buffer ids. Other targets have no schedules.
+bool validateSchedule(const ArtifactContents &c, const EntrySpec &e,
+                      std::string *error) {
+  if (!detail::isGpuTarget(c.target)) {
+    if (!e.launches.empty())
+      return fail(error, "entry '", e.name, "' of target '", c.target,
+                  "' has a launch schedule (only GPU targets launch kernels)");
+    return true;
+  }
+  if (e.launches.empty())
+    return fail(error, "entry '", e.name, "' of GPU target '", c.target,
+                "' has no launch schedule");
+  for (size_t i = 0; i < e.launches.size(); ++i) {
+    const LaunchSpec &l = e.launches[i];
+    if (l.kernel.empty())
+      return fail(error, "entry '", e.name, "' launch ", i,
+                  " has no kernel name");
+    std::string where = "entry '" + e.name + "' launch " + std::to_string(i) +
+                        " ('" + l.kernel + "')";
+    uint64_t threads = uint64_t(l.block[0]) * l.block[1] * l.block[2];
+    if (threads == 0 || threads > 1024 || l.block[2] > 64)
+      return fail(error, where, " has a block of [", l.block[0], ", ",
+                  l.block[1], ", ", l.block[2], "] = ", threads,
+                  " threads (1 to 1024, z at most 64)");
+    if (!l.grid[0] || !l.grid[1] || !l.grid[2] || l.grid[0] > 0x7FFFFFFFu ||
+        l.grid[1] > 65535 || l.grid[2] > 65535)
+      return fail(error, where, " has a grid of [", l.grid[0], ", ",
+                  l.grid[1], ", ", l.grid[2],
+                  "] (x 1 to 2^31-1, y and z 1 to 65535)");
+    for (uint8_t arg : l.args)
+      if (arg > 3)
+        return fail(error, where, " takes buffer id ", int(arg),
+                    " (0 weights, 1 kv, 2 arena, 3 io)");
+  }
   return true;
 }
 
@@ -188,27 +242,8 @@ bool validateEntries(const ArtifactContents &c, std::string *error) {
     if (!checkDisjoint(ioExtents,
                        ("io buffer of entry '" + e.name + "'").c_str(), error))
       return false;
-    bool gpu = c.target.rfind("sm_", 0) == 0;
-    if (gpu && e.launches.empty())
-      return fail(error, "entry '", e.name, "' of GPU target '", c.target,
-                  "' has no launch schedule");
-    for (size_t i = 0; i < e.launches.size(); ++i) {
-      const LaunchSpec &l = e.launches[i];
-      std::string where = "entry '" + e.name + "' launch " +
-                          std::to_string(i) + " ('" + l.kernel + "')";
-      if (l.kernel.empty())
-        return fail(error, "entry '", e.name, "' launch ", i,
-                    " has no kernel name");
-      uint64_t threads = uint64_t(l.block[0]) * l.block[1] * l.block[2];
-      if (threads == 0 || threads > 1024 || !l.grid[0] || !l.grid[1] ||
-          !l.grid[2])
-        return fail(error, where, " has an invalid grid or a block of ",
-                    threads, " threads (1 to 1024)");
-      for (uint8_t arg : l.args)
-        if (arg > 3)
-          return fail(error, where, " takes buffer id ", int(arg),
-                      " (0 weights, 1 kv, 2 arena, 3 io)");
-    }
+    if (!validateSchedule(c, e, error))
+      return false;
     for (const BufferSpec &b : e.plan)
       if (!inBounds(b.offset, b.size, e.arenaSize))
         return fail(error, "entry '", e.name, "' plan buffer '", b.name,
@@ -256,6 +291,7 @@ bool validateContents(const ArtifactContents &contents, uint64_t weightsSize,
   return validateModel(contents.model, error) &&
          validateKvCache(contents.kvCache, contents.model, error) &&
          validateImages(contents.images, error) &&
+         validateTargetImages(contents, error) &&
          validateEntries(contents, error) &&
          validateWeights(contents.weights, weightsSize, error);
 }

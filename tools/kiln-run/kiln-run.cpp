@@ -6,7 +6,10 @@
 //            [--past past.npy [--past-len N]]
 //
 // Prefills the prompt on batch row 0, then decodes one token at a time.
-// Generated ids go to stdout; throughput and errors go to stderr.
+// Generated ids go to stdout; the device, throughput and errors go to
+// stderr. Greedy decoding takes the argmax the kernels computed when the
+// artifact returns one (on a GPU only that id comes back per step); logits
+// are read only for sampling and --dump-logits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -166,6 +169,12 @@ int run(const Options &o) {
   }
 
   Sampler sampler(o.sampler, vocab);
+  const bool deviceArgmax = sampler.isGreedy() && session->hasArgmax();
+  session->setKeepLogits(!deviceArgmax);
+  auto nextToken = [&]() {
+    return deviceArgmax ? session->argmax(0)
+                        : sampler.sample(session->logits(0));
+  };
   std::vector<int64_t> generated;
   generated.reserve(o.maxNewTokens);
   auto start = std::chrono::steady_clock::now();
@@ -178,7 +187,7 @@ int run(const Options &o) {
   for (int64_t i = 0; i < o.maxNewTokens; ++i) {
     if (i > 0 && !session->decode(generated.back(), position++, &error))
       return fail(error);
-    generated.push_back(sampler.sample(session->logits(0)));
+    generated.push_back(nextToken());
   }
   double decodeTime = seconds(std::chrono::steady_clock::now() - start);
 

@@ -86,13 +86,15 @@ TEST_F(ArtifactTest, RoundTrip) {
   EXPECT_EQ(prefill->plan[1].offset, 128u);
   EXPECT_FALSE(a->findEntry("nope"));
 
-  ASSERT_EQ(a->weights().size(), 2u);
+  ASSERT_EQ(a->weights().size(), 3u);
   EXPECT_EQ(a->weights()[0].name, "bias");
   EXPECT_EQ(a->weights()[0].offset, 0u);
   EXPECT_EQ(a->weights()[1].name, "odd");
   EXPECT_EQ(a->weights()[1].offset, 64u);
   EXPECT_EQ(a->weights()[1].size, 12u);
-  EXPECT_EQ(a->weightsSize(), 76u);
+  EXPECT_EQ(a->weights()[2].name, "shift");
+  EXPECT_EQ(a->weights()[2].offset, uint64_t(FAKE_SHIFT_OFFSET));
+  EXPECT_EQ(a->weightsSize(), uint64_t(FAKE_SHIFT_OFFSET) + 8);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a->weightsData()) % 4096, 0u);
   EXPECT_EQ(a->weightsData()[64], 0x11);
 }
@@ -221,10 +223,11 @@ TEST_F(ArtifactTest, EveryMetadataByteFlipFailsCleanly) {
 // The writer refuses inconsistent descriptions with the loader's messages.
 //===----------------------------------------------------------------------===//
 
-std::string writeError(const std::function<void(ArtifactWriter &)> &edit) {
+std::string writeError(const std::function<void(ArtifactWriter &)> &edit,
+                       const FakeOptions &options = FakeOptions()) {
   ArtifactWriter writer;
   std::string error;
-  EXPECT_TRUE(describeFake(writer, FakeOptions(), &error)) << error;
+  EXPECT_TRUE(describeFake(writer, options, &error)) << error;
   edit(writer);
   TempPath path(".bad");
   EXPECT_FALSE(writer.write(path, &error));
@@ -261,7 +264,8 @@ TEST(ArtifactWriterTest, BadLogitsShape) {
 TEST(ArtifactWriterTest, IoTensorOutsideIoBuffer) {
   EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
                       EntrySpec e = fakeEntry("other", "fake_decode", 1);
-                      e.ioSize -= 4;
+                      e.argmax = {};
+                      e.ioSize = fakeArgmaxOffset(1) - 4;
                       w.addEntry(e);
                     }),
                     "entry 'other' logits tensor");
@@ -327,8 +331,6 @@ namespace {
 /// after the logits.
 EntrySpec scheduledEntry() {
   EntrySpec e = fakeEntry("sched", "fake_decode", 1);
-  e.argmax = {"argmax", DType::I64, {FAKE_BATCH, 1}, e.ioSize};
-  e.ioSize += 64;
   LaunchSpec a;
   a.kernel = "k0";
   a.grid[0] = 4;
@@ -353,13 +355,19 @@ bool writeEdited(const std::string &path, const FakeOptions &options,
   edit(writer);
   return writer.write(path, error);
 }
+
+FakeOptions sm90() {
+  FakeOptions options;
+  options.target = "sm_90";
+  return options;
+}
 } // namespace
 
 TEST(ArtifactScheduleTest, RoundTrip) {
   TempPath path(".kiln");
   std::string error;
   ASSERT_TRUE(writeEdited(
-      path, FakeOptions(),
+      path, sm90(),
       [](ArtifactWriter &w) { w.addEntry(scheduledEntry()); }, &error))
       << error;
   std::unique_ptr<Artifact> a = Artifact::open(path, &error);
@@ -377,9 +385,10 @@ TEST(ArtifactScheduleTest, RoundTrip) {
   EXPECT_EQ(e->launches[1].args, (std::vector<uint8_t>{3, 2}));
   EXPECT_EQ(e->argmax.name, "argmax");
   EXPECT_EQ(e->argmax.dtype, DType::I64);
-  // Entries without a schedule or argmax load as before.
-  EXPECT_TRUE(a->findEntry("prefill")->launches.empty());
-  EXPECT_TRUE(a->findEntry("prefill")->argmax.name.empty());
+  EXPECT_EQ(e->argmax.offset, fakeArgmaxOffset(1));
+  EXPECT_EQ(a->findEntry("prefill")->launches.size(), 2u);
+  EXPECT_EQ(a->findEntry("prefill")->argmax.offset,
+            fakeArgmaxOffset(FAKE_PREFILL_SEQ));
 }
 
 TEST(ArtifactScheduleTest, BadBufferId) {
@@ -387,7 +396,7 @@ TEST(ArtifactScheduleTest, BadBufferId) {
                       EntrySpec e = scheduledEntry();
                       e.launches[1].args = {0, 4};
                       w.addEntry(e);
-                    }),
+                    }, sm90()),
                     "entry 'sched' launch 1 ('k1') takes buffer id 4 (0 "
                     "weights, 1 kv, 2 arena, 3 io)");
 }
@@ -397,9 +406,9 @@ TEST(ArtifactScheduleTest, BlockTooLarge) {
                       EntrySpec e = scheduledEntry();
                       e.launches[0].block[0] = 2048;
                       w.addEntry(e);
-                    }),
-                    "entry 'sched' launch 0 ('k0') has an invalid grid or a "
-                    "block of 2048 threads (1 to 1024)");
+                    }, sm90()),
+                    "entry 'sched' launch 0 ('k0') has a block of [2048, 1, "
+                    "1] = 2048 threads (1 to 1024, z at most 64)");
 }
 
 TEST(ArtifactScheduleTest, UnnamedKernel) {
@@ -407,7 +416,7 @@ TEST(ArtifactScheduleTest, UnnamedKernel) {
                       EntrySpec e = scheduledEntry();
                       e.launches[0].kernel.clear();
                       w.addEntry(e);
-                    }),
+                    }, sm90()),
                     "entry 'sched' launch 0 has no kernel name");
 }
 
@@ -416,7 +425,7 @@ TEST(ArtifactScheduleTest, ArgmaxOverlapsLogits) {
                       EntrySpec e = scheduledEntry();
                       e.argmax.offset = e.logits.offset;
                       w.addEntry(e);
-                    }),
+                    }, sm90()),
                     "io buffer of entry 'sched'");
 }
 
@@ -433,4 +442,43 @@ TEST(ArtifactScheduleTest, GpuTargetNeedsSchedules) {
       &error));
   EXPECT_HAS_SUBSTR(error, "entry 'unscheduled' of GPU target 'sm_90' has no "
                            "launch schedule");
+}
+
+TEST(ArtifactScheduleTest, CpuTargetHasNoSchedules) {
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.addEntry(scheduledEntry());
+                    }),
+                    "entry 'sched' of target 'cpu' has a launch schedule "
+                    "(only GPU targets launch kernels)");
+}
+
+TEST(ArtifactScheduleTest, GridTooLarge) {
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[1].grid[1] = 70000;
+                          w.addEntry(e);
+                        },
+                        sm90()),
+                    "entry 'sched' launch 1 ('k1') has a grid of [4, 70000, "
+                    "1]");
+}
+
+TEST(ArtifactScheduleTest, GpuTargetNeedsKernelImage) {
+  FakeOptions options = sm90();
+  options.withPtx = false;
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          w.addKernelImage("kernels", ImageKind::SharedObject,
+                                           std::vector<uint8_t>(16, 1));
+                        },
+                        options),
+                    "GPU target 'sm_90' has no Ptx or Cubin kernel image");
+}
+
+TEST(ArtifactScheduleTest, MalformedGpuTarget) {
+  FakeOptions options;
+  options.target = "sm_x9";
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &) {}, options),
+                    "GPU target 'sm_x9' is not sm_<version>[a|f]");
 }

@@ -31,8 +31,23 @@ EntrySpec fakeEntry(const std::string &name, const std::string &symbol,
               DType::F32,
               {FAKE_BATCH, seq, FAKE_VOCAB},
               fakeLogitsOffset(seq)};
+  e.argmax = {"argmax", DType::I64, {FAKE_BATCH, seq}, fakeArgmaxOffset(seq)};
   e.plan = {{"scratch", 0, 128}, {"more", 128, FAKE_ARENA_SIZE - 128}};
   return e;
+}
+
+std::string fakePtx(const std::string &target) {
+  std::string ptx = "// Fake PTX of the Kiln runtime tests (FakeCuda.cpp)\n"
+                    ".version 8.0\n.target " +
+                    target + "\n.address_size 64\n";
+  for (const char *entry : {"fake_prefill", "fake_decode"}) {
+    ptx += std::string(".visible .entry ") + entry +
+           "_step(.param .u64 w, .param .u64 kv, .param .u64 arena, "
+           ".param .u64 io) { ret; }\n";
+    ptx += std::string(".visible .entry ") + entry +
+           "_argmax(.param .u64 w, .param .u64 io) { ret; }\n";
+  }
+  return ptx;
 }
 
 bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
@@ -70,23 +85,39 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
   kv.layoutContiguous();
   writer.setKvCache(kv);
 
-  // GPU targets carry PTX and a launch schedule per entry (one kernel taking
-  // the four buffers); the fake PTX is never loaded without a GPU.
+  // GPU targets carry fake PTX and/or a fake cubin and a schedule of two
+  // launches per entry: the step kernel (all four buffers), then the argmax
+  // kernel (weights and io), for the fake driver of FakeCuda.cpp.
   bool gpu = options.target.rfind("sm_", 0) == 0;
   if (gpu) {
-    std::string ptx = ".version 7.8\n.target " + options.target + "\n";
-    writer.addKernelImage("kernels.ptx", ImageKind::Ptx,
-                          std::vector<uint8_t>(ptx.begin(), ptx.end()));
+    std::string ptx = fakePtx(options.target) + options.ptxExtra;
+    if (options.withPtx)
+      writer.addKernelImage("kernels.ptx", ImageKind::Ptx,
+                            std::vector<uint8_t>(ptx.begin(), ptx.end()));
+    if (options.withCubin) {
+      std::string cubin = "\x7f" "ELF" + fakePtx(options.target);
+      writer.addKernelImage("kernels.cubin", ImageKind::Cubin,
+                            std::vector<uint8_t>(cubin.begin(), cubin.end()));
+    }
   } else {
     writer.addKernelImage("kernels", ImageKind::SharedObject, std::move(image));
   }
   auto entry = [&](const char *name, const std::string &symbol, int64_t seq) {
     EntrySpec e = fakeEntry(name, symbol, seq);
+    if (!options.withArgmax)
+      e.argmax = {};
     if (gpu) {
-      LaunchSpec launch;
-      launch.kernel = symbol;
-      launch.args = {0, 1, 2, 3};
-      e.launches.push_back(launch);
+      LaunchSpec step;
+      step.kernel = symbol + "_step";
+      step.block[0] = 32;
+      step.sharedBytes = options.sharedBytes;
+      step.args = {0, 1, 2, 3};
+      LaunchSpec argmax;
+      argmax.kernel = symbol + "_argmax";
+      argmax.grid[0] = FAKE_BATCH;
+      argmax.block[0] = 128;
+      argmax.args = {0, 3};
+      e.launches = {step, argmax};
     }
     return e;
   };
@@ -102,6 +133,13 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
   writer.addWeight("bias", DType::F32, {FAKE_VOCAB}, std::move(biasBytes));
   std::vector<uint8_t> odd(12, 0x11);
   writer.addWeight("odd", DType::F32, {3}, std::move(odd));
+  std::vector<uint8_t> shift(8);
+  std::memcpy(shift.data(), &options.argmaxShift, 8);
+  if (writer.addWeight("shift", DType::I64, {1}, std::move(shift)) !=
+      FAKE_SHIFT_OFFSET) {
+    *error = "weight 'shift' is not at FAKE_SHIFT_OFFSET";
+    return false;
+  }
   return true;
 }
 

@@ -20,9 +20,24 @@ struct FakeOptions {
   std::vector<uint8_t> image;
   /// Added to every logits row; empty: zeros.
   std::vector<float> bias;
+  /// Entries return argmax (computed by the kernels, plus argmaxShift).
+  bool withArgmax = true;
+  int64_t argmaxShift = 0;
+  /// GPU targets (sm_*): which images to include (the fake driver of
+  /// FakeCuda.cpp runs them), text appended to the PTX, and the dynamic
+  /// shared memory of the step kernels' launches.
+  bool withPtx = true;
+  bool withCubin = false;
+  std::string ptxExtra;
+  uint32_t sharedBytes = 0;
 };
 
-/// The io tensors and plan of an entry of the fake image with `seq` tokens.
+/// The fake "PTX" of the GPU kernels for `target` (FakeCuda.cpp parses its
+/// .target and .entry lines); the fake cubin is "\x7fELF" plus the same text.
+std::string fakePtx(const std::string &target);
+
+/// The io tensors (argmax included) and plan of an entry of the fake image
+/// with `seq` tokens.
 runtime::EntrySpec fakeEntry(const std::string &name, const std::string &symbol,
                              int64_t seq);
 

@@ -7,6 +7,7 @@
 |*   logits[v] = -((v - (t + c)) mod vocab) + bias[v], so the greedy next   *|
 |*   token is (t + c) mod vocab.                                            *|
 |* Padding slots (p < 0) write no KV and get FAKE_PADDING_LOGIT logits.     *|
+|* Then argmax[slot] = (first index of the row's max + shift) mod vocab.    *|
 |*                                                                          *|
 \*===----------------------------------------------------------------------===*/
 
@@ -20,8 +21,8 @@ static float *kvAt(void *kv, uint64_t blockOffset, int64_t b, int64_t h,
   return block + ((b * FAKE_KV_HEADS + h) * FAKE_MAX_SEQ + p) * FAKE_HEAD_DIM;
 }
 
-static void run(int64_t seq, const void *weights, void *kv, void *arena,
-                void *io) {
+void fakeStep(int64_t seq, const void *weights, void *kv, void *arena,
+              void *io) {
   const float *bias = (const float *)((const char *)weights + FAKE_BIAS_OFFSET);
   const int64_t *tokens = (const int64_t *)((char *)io + fakeTokensOffset(seq));
   const int64_t *positions =
@@ -52,10 +53,27 @@ static void run(int64_t seq, const void *weights, void *kv, void *arena,
   }
 }
 
+void fakeArgmax(int64_t seq, const void *weights, void *io) {
+  int64_t shift =
+      *(const int64_t *)((const char *)weights + FAKE_SHIFT_OFFSET);
+  const float *logits = (const float *)((char *)io + fakeLogitsOffset(seq));
+  int64_t *argmax = (int64_t *)((char *)io + fakeArgmaxOffset(seq));
+  for (int64_t slot = 0; slot < FAKE_BATCH * seq; ++slot) {
+    const float *row = logits + slot * FAKE_VOCAB;
+    int64_t best = 0;
+    for (int64_t v = 1; v < FAKE_VOCAB; ++v)
+      if (row[v] > row[best])
+        best = v;
+    argmax[slot] = (best + shift) % FAKE_VOCAB;
+  }
+}
+
 void fake_prefill(void *weights, void *kv, void *arena, void *io) {
-  run(FAKE_PREFILL_SEQ, weights, kv, arena, io);
+  fakeStep(FAKE_PREFILL_SEQ, weights, kv, arena, io);
+  fakeArgmax(FAKE_PREFILL_SEQ, weights, io);
 }
 
 void fake_decode(void *weights, void *kv, void *arena, void *io) {
-  run(1, weights, kv, arena, io);
+  fakeStep(1, weights, kv, arena, io);
+  fakeArgmax(1, weights, io);
 }

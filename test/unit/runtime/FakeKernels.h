@@ -38,7 +38,7 @@ static inline uint64_t fakeVOffset(int layer) {
 }
 
 /* io buffer of an entry with `seq` tokens per row: tokens, positions, logits
-   (f32), each 64-byte aligned. */
+   (f32), argmax (i64), each 64-byte aligned. */
 static inline uint64_t fakeTokensOffset(int64_t seq) { return 0; }
 static inline uint64_t fakePositionsOffset(int64_t seq) {
   return fakeAlign64((uint64_t)FAKE_BATCH * seq * 8);
@@ -46,12 +46,31 @@ static inline uint64_t fakePositionsOffset(int64_t seq) {
 static inline uint64_t fakeLogitsOffset(int64_t seq) {
   return fakePositionsOffset(seq) + fakeAlign64((uint64_t)FAKE_BATCH * seq * 8);
 }
+static inline uint64_t fakeArgmaxOffset(int64_t seq) {
+  return fakeLogitsOffset(seq) +
+         fakeAlign64((uint64_t)FAKE_BATCH * seq * FAKE_VOCAB * 4);
+}
 static inline uint64_t fakeIoSize(int64_t seq) {
-  return fakeLogitsOffset(seq) + (uint64_t)FAKE_BATCH * seq * FAKE_VOCAB * 4;
+  return fakeArgmaxOffset(seq) + (uint64_t)FAKE_BATCH * seq * 8;
 }
 
 /* The weights: "bias" f32 [vocab] at offset 0 (added to every logits row),
-   then "odd" f32 [3] (checks the 64-byte alignment of what follows). */
+   then "odd" f32 [3] (checks the 64-byte alignment of what follows), then
+   "shift" i64 [1]: the argmax kernel reports (argmax + shift) mod vocab, so
+   tests can tell the kernels' argmax from one taken of the logits. */
 #define FAKE_BIAS_OFFSET 0
+#define FAKE_SHIFT_OFFSET 128
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The two halves of an entry, as separate kernels of the fake GPU driver
+   (FakeCuda.cpp); the CPU entries fake_prefill/fake_decode run both. */
+void fakeStep(int64_t seq, const void *weights, void *kv, void *arena,
+              void *io);
+void fakeArgmax(int64_t seq, const void *weights, void *io);
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* KILN_TEST_FAKEKERNELS_H */

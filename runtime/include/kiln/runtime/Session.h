@@ -11,6 +11,12 @@
 // per batch row to the "decode" entry. Either entry stands in for the other
 // when the artifact lacks it.
 //
+// Outputs: the logits of each row's last real token (logits(row)) and, when
+// the artifact's entries return it, the index of its largest logit computed
+// by the kernels (argmax(row)). A caller that needs only argmax turns
+// setKeepLogits off; a GPU session then copies back a few bytes per call
+// instead of the logits.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef KILN_RUNTIME_SESSION_H
@@ -64,8 +70,20 @@ public:
                    const std::vector<int64_t> &positions, std::string *error);
 
   /// f32 logits of the last real token of `row` in the last prefill/decode
-  /// call; null when that call left the row idle. Valid until the next call.
+  /// call; null when that call left the row idle, or when setKeepLogits(false)
+  /// took effect. Valid until the next call.
   const float *logits(int64_t row = 0) const;
+  /// True when the entries this session calls return the argmax of every
+  /// logits row (the artifact's `argmax` output).
+  bool hasArgmax() const;
+  /// The largest logit's index (the first on ties) of the last real token of
+  /// `row` in the last call, as the kernels computed it; -1 when that call
+  /// left the row idle or !hasArgmax().
+  int64_t argmax(int64_t row = 0) const;
+  /// Whether logits(row) must be valid after each call (default: yes).
+  /// Turning it off takes effect only when hasArgmax(): then only argmax(row)
+  /// is read back (a logits observer still sees every row's logits).
+  void setKeepLogits(bool keep) { keepLogits = keep; }
   void setLogitsObserver(LogitsObserver observer);
   /// Where the entry points run ("host CPU", or the GPU's name and arch).
   std::string device() const;
@@ -73,7 +91,8 @@ public:
   /// The KV buffer (layout in artifact().kvCache()).
   void *kvCache() const { return kv; }
   uint64_t kvBytes() const;
-  void clearKvCache();
+  /// Zeroes the KV cache (on the device too, for GPU targets).
+  bool clearKvCache(std::string *error = nullptr);
   /// Fills positions [0, pastLen) of every layer's K and V from f32 data of
   /// shape [2 * layers, batch, kv_heads, pastLen, head_dim] (k0, v0, k1, ...),
   /// converting to the cache dtype. Later positions are left as they are.
@@ -85,6 +104,11 @@ private:
   Session() = default;
   bool prefillRows(std::string *error);
   bool decodeRows(std::string *error);
+  /// Whether the caller reads logits rows (not only argmax).
+  bool logitsWanted() const { return keepLogits || !hasArgmax(); }
+  /// Reads argmax[slot] of `entry` into rowArgmax[row], range-checked.
+  bool takeArgmax(const EntrySpec &entry, int64_t row, int64_t slot,
+                  std::string *error);
   void collectLogits(const EntrySpec &entry, int64_t row, int64_t slot,
                      int64_t position, Keep keep);
 
@@ -94,6 +118,8 @@ private:
   void *kv = nullptr, *arena = nullptr, *io = nullptr;
   std::vector<float> lastLogits;        // [batch, vocab]
   std::vector<const float *> rowLogits; // per row, into io or lastLogits
+  std::vector<int64_t> rowArgmax;       // per row; -1: none
+  bool keepLogits = true;
   std::vector<float> observerScratch;   // [vocab]
   LogitsObserver observer;
   // Per-row arguments of the current call, sized once to the batch.
