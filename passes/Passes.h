@@ -19,6 +19,7 @@ class BufferizationDialect;
 } // namespace bufferization
 namespace gpu {
 class GPUDialect;
+class GPUModuleOp;
 } // namespace gpu
 namespace linalg {
 class LinalgDialect;
@@ -35,6 +36,9 @@ class SCFDialect;
 namespace tensor {
 class TensorDialect;
 } // namespace tensor
+namespace vector {
+class VectorDialect;
+} // namespace vector
 } // namespace mlir
 
 namespace kiln {

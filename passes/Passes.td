@@ -107,6 +107,38 @@ def BindBuffers : Pass<"kiln-bind-buffers", "mlir::ModuleOp"> {
   ];
 }
 
+def LowerLinalgToLoops : Pass<"kiln-lower-linalg-to-loops", "mlir::func::FuncOp"> {
+  let summary = "Bufferized linalg ops to loop nests, except those given a hand-built kernel";
+  let description = [{
+    `convert-linalg-to-parallel-loops` (or `-loops` with `parallel=false`)
+    for every linalg op on buffers that carries no `kiln.kernel` attribute;
+    ops tagged by `--kiln-select-kernels` stay whole so that
+    `--kiln-map-loops-to-gpu` can hand them to their kernel recipe.
+  }];
+  let options = [
+    Option<"parallel", "parallel", "bool", "true",
+           "Parallel dimensions become scf.parallel (else scf.for)">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::affine::AffineDialect", "mlir::arith::ArithDialect"];
+}
+
+def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModuleOp"> {
+  let summary = "gpu.subgroup_reduce to warp shuffles (butterfly, 32 lanes)";
+  let description = [{
+    Applies upstream's subgroup-reduce lowerings: vectors and wide types are
+    broken into 32-bit pieces, then every `gpu.subgroup_reduce` (clustered or
+    not) becomes a butterfly of `gpu.shuffle xor`, which
+    `convert-gpu-to-nvvm` turns into `shfl.sync.bfly`.
+  }];
+  let options = [
+    Option<"subgroupSize", "subgroup-size", "unsigned", "32",
+           "Lanes in a subgroup (a warp)">,
+  ];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::arith::ArithDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
 def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
   let summary = "Turn each planned loop nest of an entry point into a GPU kernel";
   let description = [{
@@ -144,7 +176,35 @@ def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
            "Threads per block for the generic mapping">,
   ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
-                           "mlir::arith::ArithDialect"];
+                           "mlir::arith::ArithDialect", "mlir::memref::MemRefDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Kernels
+//===----------------------------------------------------------------------===//
+
+def SelectKernels : Pass<"kiln-select-kernels", "mlir::ModuleOp"> {
+  let summary = "Give ops a hand-built GPU kernel where the kernel library has one";
+  let description = [{
+    Runs on bufferized entry points, before their linalg ops become loops.
+    Asks every recipe of the kernel library (passes/kernels/KernelLibrary.h)
+    whether it implements a linalg op of an entry point and tags the op with
+    the first that does: `kiln.kernel = "<recipe>"`. Tagged ops skip the loop
+    lowering and the generic thread mapping; `--kiln-map-loops-to-gpu` has the
+    recipe build their kernel. `disable` names recipes not to use.
+
+    ```mlir
+    linalg.generic {...} ins(%x, %w : memref<1x1x2048xf16>, memref<2048x8192xf16>)
+        outs(%acc : memref<1x1x8192xf32>) {...}
+    ```
+    becomes the same op with `{kiln.kernel = "gemv_kn"}`.
+  }];
+  let options = [
+    ListOption<"disable", "disable", "std::string",
+               "Recipes not to select (by name)">,
+  ];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
 
 //===----------------------------------------------------------------------===//

@@ -167,7 +167,9 @@ llvm::Expected<GpuCode> generateGpuCode(ModuleOp module, StringRef chip,
 }
 
 /// The launch schedule of a lowered GPU entry point.
-llvm::Expected<std::vector<rt::LaunchSpec>> launchSchedule(func::FuncOp func) {
+/// Counts the launches per `kiln.mapping` into `byMapping`.
+llvm::Expected<std::vector<rt::LaunchSpec>>
+launchSchedule(func::FuncOp func, std::map<std::string, uint64_t> *byMapping) {
   std::vector<rt::LaunchSpec> launches;
   Block &body = func.getBody().front();
   for (Operation &op : body.without_terminator()) {
@@ -180,6 +182,8 @@ llvm::Expected<std::vector<rt::LaunchSpec>> launchSchedule(func::FuncOp func) {
     }
     rt::LaunchSpec spec;
     spec.kernel = launch.getKernelName().str();
+    auto mapping = launch->getAttrOfType<StringAttr>("kiln.mapping");
+    ++(*byMapping)[mapping ? mapping.getValue().str() : "unnamed"];
     gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
     gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
     Value dims[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
@@ -283,9 +287,14 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
                 arenaBytes, mib(arenaBytes),
                 weightsBytes ? double(arenaBytes) / double(weightsBytes) : 0.0,
                 ioBytes);
-  if (gpuKernels)
+  if (gpuKernels) {
     os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX\n",
                   gpuKernels, ptxBytes);
+    os << "kernels: by mapping:";
+    for (const auto &[mapping, count] : launchesByMapping)
+      os << " " << mapping << " " << count;
+    os << "\n";
+  }
 }
 
 llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
@@ -444,7 +453,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
                                   std::move(code->cubin));
           report.gpuKernels = 0;
           for (auto &[entry, func] : entries) {
-            auto launches = launchSchedule(func);
+            auto launches = launchSchedule(func, &report.launchesByMapping);
             if (!launches)
               return launches.takeError();
             report.gpuKernels += launches->size();

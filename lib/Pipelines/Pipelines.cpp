@@ -12,6 +12,7 @@
 #include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -49,9 +50,11 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  if (opts.parallelLoops)
-    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  else
+  if (opts.parallelLoops) {
+    // GPU targets: ops with a hand-built kernel stay whole.
+    pm.addPass(createSelectKernels());
+    pm.addNestedPass<func::FuncOp>(createLowerLinalgToLoops());
+  } else
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
   pm.addPass(createCanonicalizerPass());
@@ -78,6 +81,7 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   pm.addPass(createMapLoopsToGpu());
   pm.addPass(createCanonicalizerPass());
   OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
+  dev.addPass(createLowerSubgroupReduce());
   dev.addPass(createParallelForToNestedForsPass());
   dev.addPass(createLowerAffinePass());
   dev.addPass(createSCFToControlFlowPass());
@@ -116,6 +120,7 @@ void kiln::registerPipelineInterfaces(DialectRegistry &registry) {
   registerConvertMathToLLVMInterface(registry);
   registerConvertMemRefToLLVMInterface(registry);
   registerConvertNVVMToLLVMInterface(registry);
+  vector::registerConvertVectorToLLVMInterface(registry);
   ub::registerConvertUBToLLVMInterface(registry);
   registerNVVMDialectTranslation(registry);
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);

@@ -7,8 +7,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/kernels/KernelLibrary.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -16,6 +18,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/MathExtras.h"
 
 #define DEBUG_TYPE "kiln-map-loops-to-gpu"
@@ -56,8 +59,9 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
         return std::nullopt;
       nest.tripCounts.push_back(*constantIndex(ub));
     }
-    nest.ivs.assign(par.getInductionVars().begin(),
-                    par.getInductionVars().end());
+    // getInductionVars() returns a new range each call: take one.
+    auto ivs = par.getInductionVars();
+    nest.ivs.assign(ivs.begin(), ivs.end());
     nest.body = par.getBody();
     return nest;
   }
@@ -78,6 +82,183 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
   if (nest.tripCounts.empty())
     return std::nullopt;
   return nest;
+}
+
+/// A loop that folds one value per iteration into a single memory location:
+///   scf.for %k = 0 to R { ...; %a = memref.load %acc[I];
+///                          %r = combine(%a, %c); memref.store %r, %acc[I] }
+/// with I independent of %k and nothing else written: what linalg reductions
+/// become (RMSNorm's sum of squares, softmax's max and sum, attention's q.k
+/// and p.v, matrix products).
+struct ReductionLoop {
+  scf::ForOp loop;
+  int64_t tripCount = 0;
+  memref::LoadOp load;
+  Operation *combine = nullptr;
+  memref::StoreOp store;
+  Value contribution;
+  arith::AtomicRMWKind kind;
+  gpu::AllReduceOperation gpuKind;
+  /// Every load that depends on %k reads along its contiguous last dimension
+  /// at %k, so lanes striding over %k read neighbouring elements.
+  bool contiguous = false;
+};
+
+std::optional<std::pair<arith::AtomicRMWKind, gpu::AllReduceOperation>>
+reductionKind(Operation *op) {
+  using K = arith::AtomicRMWKind;
+  using G = gpu::AllReduceOperation;
+  using R = std::optional<std::pair<K, G>>;
+  return llvm::TypeSwitch<Operation *, R>(op)
+      .Case([](arith::AddFOp) { return R({K::addf, G::ADD}); })
+      .Case([](arith::MulFOp) { return R({K::mulf, G::MUL}); })
+      .Case([](arith::MaximumFOp) { return R({K::maximumf, G::MAXIMUMF}); })
+      .Case([](arith::MinimumFOp) { return R({K::minimumf, G::MINIMUMF}); })
+      .Case([](arith::MaxNumFOp) { return R({K::maxnumf, G::MAXNUMF}); })
+      .Case([](arith::MinNumFOp) { return R({K::minnumf, G::MINNUMF}); })
+      .Case([](arith::AddIOp) { return R({K::addi, G::ADD}); })
+      .Default([](Operation *) { return std::nullopt; });
+}
+
+std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
+  auto loop = dyn_cast_or_null<scf::ForOp>(op);
+  if (!loop || loop.getNumResults() != 0 ||
+      constantIndex(loop.getLowerBound()) != 0 ||
+      constantIndex(loop.getStep()) != 1 ||
+      !constantIndex(loop.getUpperBound()))
+    return std::nullopt;
+  ReductionLoop r;
+  r.loop = loop;
+  r.tripCount = *constantIndex(loop.getUpperBound());
+  Block *body = loop.getBody();
+  for (Operation &inner : body->without_terminator()) {
+    if (inner.getNumRegions())
+      return std::nullopt;
+    if (auto store = dyn_cast<memref::StoreOp>(inner)) {
+      if (r.store)
+        return std::nullopt;
+      r.store = store;
+    } else if (!isa<memref::LoadOp>(inner) && !isMemoryEffectFree(&inner)) {
+      return std::nullopt;
+    }
+  }
+  if (!r.store || !loop.isDefinedOutsideOfLoop(r.store.getMemRef()) ||
+      !llvm::all_of(r.store.getIndices(), [&](Value v) {
+        return loop.isDefinedOutsideOfLoop(v);
+      }))
+    return std::nullopt;
+  r.combine = r.store.getValue().getDefiningOp();
+  if (!r.combine || r.combine->getBlock() != body ||
+      r.combine->getNumOperands() != 2 || !r.combine->hasOneUse())
+    return std::nullopt;
+  auto kind = reductionKind(r.combine);
+  if (!kind)
+    return std::nullopt;
+  std::tie(r.kind, r.gpuKind) = *kind;
+  for (unsigned i = 0; i < 2 && !r.load; ++i) {
+    auto load = r.combine->getOperand(i).getDefiningOp<memref::LoadOp>();
+    if (load && load->hasOneUse() && load.getMemRef() == r.store.getMemRef() &&
+        llvm::equal(load.getIndices(), r.store.getIndices())) {
+      r.load = load;
+      r.contribution = r.combine->getOperand(1 - i);
+    }
+  }
+  if (!r.load)
+    return std::nullopt;
+  Value k = loop.getInductionVar();
+  r.contiguous = llvm::all_of(body->getOps<memref::LoadOp>(), [&](auto load) {
+    auto indices = load.getIndices();
+    if (load == r.load || llvm::all_of(indices, [&](Value v) {
+          return loop.isDefinedOutsideOfLoop(v);
+        }))
+      return true;
+    return !indices.empty() && indices.back() == k &&
+           load.getMemRefType().isLastDimUnitStride() &&
+           llvm::all_of(indices.drop_back(), [&](Value v) {
+             return loop.isDefinedOutsideOfLoop(v);
+           });
+  });
+  return r;
+}
+
+/// A top-level reduction: a bare reduction loop (one point), or a parallel
+/// nest whose body is effect-free ops and one reduction loop.
+struct ReductionNest {
+  std::optional<ParallelNest> nest;
+  ReductionLoop reduction;
+  int64_t points = 1;
+};
+
+std::optional<ReductionNest> matchReductionNest(Operation *op) {
+  ReductionNest r;
+  if (std::optional<ReductionLoop> loop = matchReductionLoop(op)) {
+    r.reduction = *loop;
+    return r;
+  }
+  r.nest = parallelNest(op);
+  if (!r.nest)
+    return std::nullopt;
+  Operation *found = nullptr;
+  for (Operation &inner : r.nest->body->without_terminator()) {
+    if (isMemoryEffectFree(&inner) && !inner.getNumRegions())
+      continue;
+    if (found)
+      return std::nullopt;
+    found = &inner;
+  }
+  std::optional<ReductionLoop> loop = matchReductionLoop(found);
+  if (!loop)
+    return std::nullopt;
+  r.reduction = *loop;
+  for (int64_t n : r.nest->tripCounts)
+    r.points *= n;
+  return r;
+}
+
+/// A top-level op that sets every element of a buffer to one constant (what
+/// linalg.fill of an accumulator becomes): a lone memref.store into a
+/// one-element buffer, or a parallel nest whose body is only that store at
+/// its induction variables.
+struct Fill {
+  Value memref;
+  TypedAttr value;
+};
+
+std::optional<Fill> matchFill(Operation *op) {
+  memref::StoreOp store = dyn_cast<memref::StoreOp>(op);
+  std::optional<ParallelNest> nest;
+  if (!store) {
+    nest = parallelNest(op);
+    if (!nest || !isa<scf::ParallelOp>(op) ||
+        !llvm::hasSingleElement(nest->body->without_terminator()))
+      return std::nullopt;
+    store = dyn_cast<memref::StoreOp>(nest->body->front());
+  }
+  if (!store)
+    return std::nullopt;
+  auto cst = store.getValue().getDefiningOp<arith::ConstantOp>();
+  MemRefType type = store.getMemRefType();
+  if (!cst || !type.hasStaticShape())
+    return std::nullopt;
+  // Every index is a distinct induction variable spanning its dimension, or
+  // 0 in a dimension of size 1.
+  SmallVector<bool> covered(nest ? nest->ivs.size() : 0, false);
+  for (auto [index, size] : llvm::zip(store.getIndices(), type.getShape())) {
+    if (constantIndex(index) == 0 && size == 1)
+      continue;
+    if (!nest)
+      return std::nullopt;
+    auto it = llvm::find(nest->ivs, index);
+    if (it == nest->ivs.end())
+      return std::nullopt;
+    size_t dim = it - nest->ivs.begin();
+    if (nest->tripCounts[dim] != size || covered[dim])
+      return std::nullopt;
+    covered[dim] = true;
+  }
+  if (!llvm::all_of(covered, [](bool c) { return c; }))
+    return std::nullopt;
+  return Fill{store.getMemRef(), cst.getValue()};
 }
 
 /// Ops that only compute addresses or constants; the host keeps none of
@@ -119,6 +300,24 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     }
   }
 
+  /// Whether `op` writes every element of `memref` exactly once from an
+  /// initial value it can take as a constant instead of reading it.
+  static bool absorbsFill(Operation *op, Value memref) {
+    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr)) {
+      const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
+      return recipe && recipe->fusableInit(op) == memref;
+    }
+    std::optional<ReductionNest> r = matchReductionNest(op);
+    if (!r || r->reduction.store.getMemRef() != memref)
+      return false;
+    auto type = cast<MemRefType>(memref.getType());
+    // One point per element: the store's indices are the nest's variables.
+    return type.getNumElements() == r->points &&
+           (!r->nest || llvm::all_of(r->nest->ivs, [&](Value iv) {
+             return llvm::is_contained(r->reduction.store.getIndices(), iv);
+           }));
+  }
+
   LogicalResult mapFunction(func::FuncOp func, gpu::GPUModuleOp kernels) {
     Block &body = func.getBody().front();
     if (!llvm::hasSingleElement(func.getBody()))
@@ -127,8 +326,20 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     for (Operation &op : body.without_terminator())
       if (!isDefinition(&op) && !isMovableRead(&op))
         work.push_back(&op);
-    for (auto [index, op] : llvm::enumerate(work))
-      if (failed(outline(func, op, kernels, index)))
+    // A fill of an accumulator right before the kernel that reduces into all
+    // of it becomes that kernel's initial value: one launch fewer.
+    SmallVector<std::pair<Operation *, TypedAttr>> kernelsToBuild;
+    for (size_t i = 0; i < work.size(); ++i) {
+      std::optional<Fill> fill = matchFill(work[i]);
+      if (fill && i + 1 < work.size() && absorbsFill(work[i + 1], fill->memref)) {
+        work[i]->erase();
+        kernelsToBuild.push_back({work[++i], fill->value});
+        continue;
+      }
+      kernelsToBuild.push_back({work[i], TypedAttr()});
+    }
+    for (auto [index, item] : llvm::enumerate(kernelsToBuild))
+      if (failed(outline(func, item.first, kernels, index, item.second)))
         return failure();
     // The host keeps only the launches.
     SmallVector<Operation *> ops;
@@ -140,8 +351,127 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     return success();
   }
 
+  /// L lanes cooperate on each point of a reduction nest: lane l folds
+  /// iterations l, l + L, ... of the reduction loop in a register, a
+  /// gpu.subgroup_reduce combines a warp's lanes and, when a whole block
+  /// (L = 256) works on one point, workgroup memory combines its warps; one
+  /// lane then folds the result into the accumulator. A warp per point
+  /// (L = 32), or a block when there are few points and long rows (decode's
+  /// RMSNorm and softmax); a thread per point (L = 1) when the rows are not
+  /// contiguous, where neighbouring points read neighbouring elements instead
+  /// (p.v, prefill's matrix products).
+  /// Returns the mapping's name: reduce-thread, reduce-warp or reduce-block.
+  std::string mapReduction(OpBuilder &b, Location loc, ReductionNest r,
+                           IRMapping &map, gpu::GPUFuncOp kernel,
+                           TypedAttr init, int64_t &blocks, int64_t &threads) {
+    ReductionLoop &red = r.reduction;
+    const int64_t lanes = !red.contiguous ? 1
+                          : (r.points <= 256 && red.tripCount >= 512) ? 256
+                                                                        : 32;
+    threads = 256;
+    const int64_t pointsPerBlock = threads / lanes;
+    blocks = llvm::divideCeil(r.points, pointsPerBlock);
+    // Constants go first in the kernel, where they dominate every use.
+    Block &entry = kernel.getBody().front();
+    OpBuilder top(&entry, entry.begin());
+    llvm::SmallDenseMap<int64_t, Value> consts;
+    auto idx = [&](int64_t n) {
+      Value &v = consts[n];
+      if (!v)
+        v = arith::ConstantIndexOp::create(top, loc, n);
+      return v;
+    };
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value lane = arith::RemUIOp::create(b, loc, tid, idx(lanes));
+    Value point = arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, bid, idx(pointsPerBlock)),
+        arith::DivUIOp::create(b, loc, tid, idx(lanes)));
+    OpBuilder::InsertionGuard guard(b);
+    if (r.points % pointsPerBlock) {
+      // Whole warps drop out, so the shuffles below see full warps.
+      Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            point, idx(r.points));
+      auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    }
+    SmallVector<Operation *> prologue;
+    if (r.nest) {
+      Value rest = point;
+      for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
+        Value n = idx(r.nest->tripCounts[i]);
+        map.map(r.nest->ivs[i], arith::RemUIOp::create(b, loc, rest, n));
+        rest = arith::DivUIOp::create(b, loc, rest, n);
+      }
+      for (Operation &inner : r.nest->body->without_terminator())
+        if (&inner != red.loop.getOperation())
+          b.clone(inner, map);
+    }
+
+    Type type = red.store.getValue().getType();
+    Value identity = arith::getIdentityValue(red.kind, type, b, loc);
+    auto partial = scf::ForOp::create(
+        b, loc, lane, idx(red.tripCount), idx(lanes), ValueRange{identity},
+        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
+          map.map(red.loop.getInductionVar(), k);
+          for (Operation &inner : red.loop.getBody()->without_terminator())
+            if (&inner != red.load.getOperation() && &inner != red.combine &&
+                &inner != red.store.getOperation())
+              nb.clone(inner, map);
+          Value next = arith::getReductionOp(red.kind, nb, l, acc[0],
+                                             map.lookup(red.contribution));
+          scf::YieldOp::create(nb, l, next);
+        });
+    Value total = partial.getResult(0);
+    if (lanes > 1)
+      total = gpu::SubgroupReduceOp::create(b, loc, total, red.gpuKind,
+                                            /*uniform=*/true);
+    if (lanes > 32) {
+      const int64_t warps = lanes / 32;
+      auto smemType = MemRefType::get(
+          {warps}, type, AffineMap(),
+          gpu::AddressSpaceAttr::get(b.getContext(),
+                                     gpu::AddressSpace::Workgroup));
+      Value smem = kernel.addWorkgroupAttribution(smemType, loc);
+      Value first = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq,
+          arith::RemUIOp::create(b, loc, tid, idx(32)), idx(0));
+      auto write = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(&write.getThenRegion().front());
+        memref::StoreOp::create(b, loc, total, smem,
+                                ValueRange{arith::DivUIOp::create(
+                                    b, loc, tid, idx(32))});
+      }
+      gpu::BarrierOp::create(b, loc);
+      total = memref::LoadOp::create(b, loc, smem, ValueRange{idx(0)});
+      for (int64_t w = 1; w < warps; ++w)
+        total = arith::getReductionOp(
+            red.kind, b, loc, total,
+            memref::LoadOp::create(b, loc, smem, ValueRange{idx(w)}));
+    }
+    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         lane, idx(0));
+    auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    Value acc = map.lookupOrDefault(red.store.getMemRef());
+    SmallVector<Value> indices;
+    for (Value i : red.store.getIndices())
+      indices.push_back(map.lookupOrDefault(i));
+    Value old = init ? arith::ConstantOp::create(b, loc, init).getResult()
+                     : memref::LoadOp::create(b, loc, acc, indices).getResult();
+    memref::StoreOp::create(
+        b, loc, arith::getReductionOp(red.kind, b, loc, old, total), acc,
+        indices);
+    return lanes == 1 ? "reduce-thread" : lanes == 32 ? "reduce-warp"
+                                                      : "reduce-block";
+  }
+
+  /// `init`: when set, the accumulator's fill was fused into this kernel.
   LogicalResult outline(func::FuncOp func, Operation *op,
-                        gpu::GPUModuleOp kernels, size_t index) {
+                        gpu::GPUModuleOp kernels, size_t index,
+                        TypedAttr init) {
     MLIRContext *ctx = func.getContext();
     OpBuilder builder(ctx);
     Location loc = op->getLoc();
@@ -189,10 +519,55 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     if (walk.wasInterrupted())
       return failure();
 
-    // Thread mapping.
-    int64_t total = 1, threads = 1, blocks = 1;
+    // Thread mapping: a hand-built kernel, a reduction, the generic
+    // one-point-per-thread mapping, or a single thread.
+    std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
+    int64_t &blocks = grid[0], &threads = block[0];
+    int64_t total = 1;
     std::optional<ParallelNest> nest = parallelNest(op);
-    if (nest) {
+    // A nest under a uniform condition (kv_append writes the cache only for
+    // valid positions): the threads test the condition themselves.
+    scf::IfOp guardIf;
+    SmallVector<Operation *> guardPrologue;
+    if (auto ifOp = dyn_cast<scf::IfOp>(op);
+        !nest && ifOp && ifOp.getElseRegion().empty() &&
+        ifOp.getNumResults() == 0) {
+      Operation *inner = nullptr;
+      bool single = true;
+      for (Operation &o : ifOp.getThenRegion().front().without_terminator()) {
+        if (isMemoryEffectFree(&o) && !o.getNumRegions()) {
+          guardPrologue.push_back(&o);
+          continue;
+        }
+        single = !inner;
+        inner = &o;
+      }
+      if (single && inner && (nest = parallelNest(inner)))
+        guardIf = ifOp;
+    }
+    std::optional<ReductionNest> reduction;
+    std::string mapping; // recorded on the launch as `kiln.mapping`
+    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr)) {
+      mapping = name.getValue().str();
+      const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
+      if (!recipe)
+        return op->emitOpError("names an unknown kernel '")
+               << name.getValue() << "'";
+      Value initValue;
+      if (init)
+        initValue = arith::ConstantOp::create(builder, loc, init);
+      FailureOr<kernels::LaunchShape> shape =
+          recipe->build(builder, op, map, kernel, initValue);
+      if (failed(shape))
+        return op->emitOpError("is not implemented by kernel '")
+               << name.getValue() << "'";
+      grid = shape->grid;
+      block = shape->block;
+    } else if ((reduction = matchReductionNest(op))) {
+      mapping = mapReduction(builder, loc, *reduction, map, kernel, init,
+                             blocks, threads);
+    } else if (nest) {
+      mapping = "parallel";
       for (int64_t n : nest->tripCounts)
         total *= n;
       threads = std::min<int64_t>(threadsPerBlock,
@@ -216,6 +591,14 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       auto guard = scf::IfOp::create(builder, loc, inRange,
                                      /*withElseRegion=*/false);
       builder.setInsertionPointToStart(&guard.getThenRegion().front());
+      if (guardIf) {
+        auto inner = scf::IfOp::create(builder, loc,
+                                       map.lookup(guardIf.getCondition()),
+                                       /*withElseRegion=*/false);
+        builder.setInsertionPointToStart(&inner.getThenRegion().front());
+        for (Operation *o : guardPrologue)
+          builder.clone(*o, map);
+      }
       // Row-major delinearisation: the last dimension varies fastest, so
       // neighbouring threads touch neighbouring elements.
       Value rest = gid;
@@ -228,6 +611,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         builder.clone(inner, map);
       builder.setInsertionPointAfter(guard);
     } else {
+      mapping = "serial";
       builder.clone(*op, map);
     }
     gpu::ReturnOp::create(builder, loc);
@@ -241,10 +625,12 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         v = arith::ConstantIndexOp::create(builder, loc, n);
       return v;
     };
-    gpu::LaunchFuncOp::create(builder, loc, kernel,
-                              gpu::KernelDim3{dim(blocks), dim(1), dim(1)},
-                              gpu::KernelDim3{dim(threads), dim(1), dim(1)},
-                              Value(), hostBody.getArguments());
+    auto launch = gpu::LaunchFuncOp::create(
+        builder, loc, kernel,
+        gpu::KernelDim3{dim(grid[0]), dim(grid[1]), dim(grid[2])},
+        gpu::KernelDim3{dim(block[0]), dim(block[1]), dim(block[2])}, Value(),
+        hostBody.getArguments());
+    launch->setAttr("kiln.mapping", builder.getStringAttr(mapping));
     op->erase();
     return success();
   }

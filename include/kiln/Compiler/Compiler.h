@@ -10,6 +10,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <functional>
+#include <map>
 #include <string>
 
 namespace kiln {
@@ -26,6 +27,8 @@ struct MemoryReport {
   int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
   unsigned kvElementBytes = 0;
   uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets
+  /// Launches per mapping (hand-built kernel or generic mapping), by name.
+  std::map<std::string, uint64_t> launchesByMapping;
 
   void print(llvm::raw_ostream &os) const;
 };

@@ -119,9 +119,14 @@ def main():
         check(gen == io["greedy_continuation"],
               f"{name}: greedy continuation of {len(gen)} tokens matches transformers")
 
+    # The same model run two ways. GPU targets give calls of at most 8 rows
+    # the GEMV kernels, which add in another order than the generic mapping;
+    # an fp16 model rounds every activation to half precision (eps 9.8e-4),
+    # so its results differ by about one rounding.
+    same = 2e-3 if fp16 else 1e-5
     four = logits(chunked, ids, w("chunk4.npy"))
     err = rel_l2(four, full)
-    check(err <= 1e-6, f"{name}: chunked prefill (4 x 3 calls) vs one call: rel L2 {err:.2e}")
+    check(err <= same, f"{name}: chunked prefill (4 x 3 calls) vs one call: rel L2 {err:.2e} <= {same}")
 
     # Decode after prefill == prefill over the whole sequence.
     n = 8
@@ -129,8 +134,8 @@ def main():
     gen = generate(one, prompt, n)
     whole = logits(one, prompt + gen[:-1], w("whole.npy"))
     err = rel_l2(dec, whole)
-    check(dec.shape == whole.shape and err <= 1e-5,
-          f"{name}: {n - 1} decode steps vs prefill over the whole sequence: rel L2 {err:.2e}")
+    check(dec.shape == whole.shape and err <= same,
+          f"{name}: {n - 1} decode steps vs prefill over the whole sequence: rel L2 {err:.2e} <= {same}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+//===- KernelLibrary.h - Hand-built GPU kernels -----------------*- C++ -*-===//
+//
+// The kernels the GPU backend can put in place of the generic loop-nest
+// mapping, one recipe per kind of op. --kiln-select-kernels asks every recipe
+// whether it implements an op (after bufferization, before the op becomes
+// loops) and tags the op with the first that does (`kiln.kernel = "<name>"`);
+// --kiln-lower-linalg-to-loops leaves tagged ops alone and
+// --kiln-map-loops-to-gpu has the recipe build the kernel body.
+//
+// A recipe builds ordinary gpu/vector/scf/memref IR, so its kernel goes
+// through the same NVVM lowering as generated ones. Adding a kernel: derive
+// from KernelRecipe, add it to recipes() in KernelLibrary.cpp, give it a lit
+// test in test/Passes/kernels/.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_PASSES_KERNELS_KERNELLIBRARY_H
+#define KILN_PASSES_KERNELS_KERNELLIBRARY_H
+
+#include "mlir/IR/Value.h"
+#include "mlir/Support/LLVM.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <array>
+#include <cstdint>
+
+namespace mlir {
+class IRMapping;
+class OpBuilder;
+class Operation;
+namespace gpu {
+class GPUFuncOp;
+} // namespace gpu
+} // namespace mlir
+
+namespace kiln::kernels {
+
+/// The attribute that names an op's hand-built kernel.
+inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
+
+/// Grid and block of a kernel's launch (x, y, z).
+struct LaunchShape {
+  std::array<int64_t, 3> grid{1, 1, 1};
+  std::array<int64_t, 3> block{1, 1, 1};
+};
+
+/// One hand-built kernel.
+class KernelRecipe {
+public:
+  virtual ~KernelRecipe();
+  /// The name the op is tagged with.
+  virtual llvm::StringRef name() const = 0;
+  /// Whether the kernel implements `op` (a bufferized op with static shapes).
+  virtual bool matches(mlir::Operation *op) const = 0;
+  /// The buffer (an operand of `op`) whose every element the kernel writes
+  /// once from an initial value it can take as a constant, so that a fill of
+  /// it just before can be fused into the kernel; null when there is none.
+  virtual mlir::Value fusableInit(mlir::Operation *op) const;
+  /// Builds the kernel body at the builder's insertion point (the kernel's
+  /// entry block, before its terminator is added); `map` takes `op`'s
+  /// operands to their values inside the kernel. `init`, when set, is the
+  /// initial value of every element of fusableInit(op) (its fill was fused):
+  /// the kernel must not read that buffer. Returns the launch shape.
+  virtual mlir::FailureOr<LaunchShape>
+  build(mlir::OpBuilder &builder, mlir::Operation *op, mlir::IRMapping &map,
+        mlir::gpu::GPUFuncOp kernel, mlir::Value init) const = 0;
+};
+
+/// Every recipe, in order of preference.
+llvm::ArrayRef<const KernelRecipe *> recipes();
+/// The recipe called `name`, or null.
+const KernelRecipe *lookup(llvm::StringRef name);
+
+} // namespace kiln::kernels
+
+#endif // KILN_PASSES_KERNELS_KERNELLIBRARY_H
