@@ -151,11 +151,22 @@ def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
     entry point becomes its launch schedule: a sequence of
     `gpu.launch_func`s with static grid and block sizes.
 
-    Mapping (the generic one; hand-built kernels replace it op by op later):
-    the iteration space of a top-level `scf.parallel`, or of a nest of
-    `scf.for`s marked `kiln.independent`, is flattened onto
-    `threads-per-block`-wide blocks, one point per thread; anything else runs
-    on a single thread.
+    Mapping, in order of preference:
+    - an op tagged `kiln.kernel` by `--kiln-select-kernels` gets its recipe's
+      hand-built kernel (passes/kernels/KernelLibrary.h);
+    - a reduction (a loop folding values into one accumulator element, alone
+      or under a parallel nest: RMSNorm, softmax, q.k, p.v, matrix products)
+      keeps its partial sums in registers: a warp per output, or a block for
+      few long rows, combining lanes with `gpu.subgroup_reduce` and warps
+      through workgroup memory, when its loads run along the reduction; a
+      thread per output otherwise;
+    - the iteration space of a top-level `scf.parallel` (also under a uniform
+      `scf.if`), or of a nest of `scf.for`s marked `kiln.independent`, is
+      flattened onto `threads-per-block`-wide blocks, one point per thread;
+    - anything else runs on a single thread.
+    A constant fill of an accumulator right before the kernel that reduces
+    into all of it is fused into that kernel. Each launch records its mapping
+    as `kiln.mapping` (kiln-compile reports the counts).
 
     ```mlir
     func.func @decode(%w: memref<Nxi8>, %kv: ..., %arena: ..., %io: ...) {
