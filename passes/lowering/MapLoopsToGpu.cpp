@@ -616,6 +616,12 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     }
     gpu::ReturnOp::create(builder, loc);
 
+    // The kernel's name says how it was made (decode_k12_gemv_kn), so that
+    // profiles and driver errors read without the IR at hand.
+    std::string suffix = mapping;
+    llvm::replace(suffix, '-', '_');
+    kernel.setName(builder.getStringAttr(name + "_" + suffix));
+
     // The launch replaces the op on the host.
     builder.setInsertionPoint(op);
     llvm::SmallDenseMap<int64_t, Value> dims;

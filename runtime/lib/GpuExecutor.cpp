@@ -46,7 +46,10 @@
 // inside a kernel surfaces at the synchronisation after the call; with
 // KILN_CUDA_SYNC=1 launches run one by one with a synchronisation after
 // each, so the error names the kernel. KILN_CUDA_GRAPHS=0 launches without
-// graphs.
+// graphs. KILN_PROFILE=1 launches without graphs too, times every launch
+// with CUDA events and prints, when the executor goes, the GPU time per
+// kernel (whose names say how each was mapped: decode_k12_gemv_kn) and per
+// mapping.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,6 +61,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -82,6 +86,7 @@ using CUstream = struct CUstream_st *;
 using CUgraph = struct CUgraph_st *;
 using CUgraphExec = struct CUgraphExec_st *;
 using CUgraphNode = struct CUgraphNode_st *;
+using CUevent = struct CUevent_st *;
 static_assert(sizeof(CUdeviceptr) == 8, "CUdeviceptr is 64 bits");
 
 constexpr CUresult CUDA_SUCCESS = 0;
@@ -148,7 +153,11 @@ constexpr uint32_t kDefaultDynamicSharedLimit = 48 * 1024;
     CUgraphNode *, char *, size_t)                                             \
   X(cuGraphLaunch, false, CUresult, CUgraphExec, CUstream)                     \
   X(cuGraphExecDestroy, false, CUresult, CUgraphExec)                          \
-  X(cuGraphDestroy, false, CUresult, CUgraph)
+  X(cuGraphDestroy, false, CUresult, CUgraph)                                  \
+  X(cuEventCreate, false, CUresult, CUevent *, unsigned)                       \
+  X(cuEventRecord, false, CUresult, CUevent, CUstream)                         \
+  X(cuEventElapsedTime, false, CUresult, float *, CUevent, CUevent)            \
+  X(cuEventDestroy_v2, false, CUresult, CUevent)
 
 /// The driver's entry points, looked up once per process. libcuda is never
 /// dlclosed: the driver keeps threads of its own after cuInit.
@@ -279,6 +288,18 @@ private:
   void *pinnedIo = nullptr; // the Session's io, when page-locked
   std::vector<Entry> entries;
   bool syncEachLaunch = false;
+
+  // KILN_PROFILE=1: events around every launch, GPU time per kernel name.
+  struct KernelTime {
+    double ms = 0;
+    uint64_t calls = 0;
+  };
+  bool profile = false;
+  std::vector<CUevent> events; // one more than the longest schedule
+  std::map<std::string, KernelTime> kernelTimes;
+  bool recordProfile(const EntrySpec &spec, const Entry &entry,
+                     std::string *error);
+  void printProfile() const;
 };
 
 GpuExecutor::~GpuExecutor() {
@@ -289,6 +310,10 @@ GpuExecutor::~GpuExecutor() {
   cuda.cuCtxSetCurrent(ctx);
   if (stream)
     cuda.cuStreamSynchronize(stream);
+  if (profile)
+    printProfile();
+  for (CUevent event : events)
+    cuda.cuEventDestroy_v2(event);
   for (Entry &entry : entries)
     if (entry.graph)
       cuda.cuGraphExecDestroy(entry.graph);
@@ -334,7 +359,13 @@ bool GpuExecutor::init(std::string *error) {
   gpu = std::string(name) + " (sm_" + std::to_string(ccMajor) +
         std::to_string(ccMinor) + ")";
   syncEachLaunch = envFlag("KILN_CUDA_SYNC", false);
-  const bool useGraphs = !syncEachLaunch && envFlag("KILN_CUDA_GRAPHS", true) &&
+  profile = envFlag("KILN_PROFILE", false);
+  if (profile && !(cuda.cuEventCreate && cuda.cuEventRecord &&
+                   cuda.cuEventElapsedTime && cuda.cuEventDestroy_v2))
+    return fail(error, "KILN_PROFILE=1 needs CUDA events, which this driver "
+                       "lacks");
+  const bool useGraphs = !syncEachLaunch && !profile &&
+                         envFlag("KILN_CUDA_GRAPHS", true) &&
                          cuda.graphsAvailable();
 
   // 2-3. Context, stream, module.
@@ -353,6 +384,16 @@ bool GpuExecutor::init(std::string *error) {
   // 4-6. Kernels, buffers, graphs.
   if (!prepareKernels(error) || !allocateBuffers(error))
     return false;
+  if (profile) {
+    size_t longest = 0;
+    for (const Entry &entry : entries)
+      longest = std::max(longest, entry.launches.size());
+    events.resize(longest + 1, nullptr);
+    for (CUevent &event : events)
+      if (!check(cuda.cuEventCreate(&event, 0), "cuEventCreate", error,
+                 "KILN_PROFILE"))
+        return false;
+  }
   if (useGraphs)
     for (size_t i = 0; i < entries.size(); ++i)
       if (!captureGraph(i, error))
@@ -361,6 +402,7 @@ bool GpuExecutor::init(std::string *error) {
                std::to_string(ccMinor) + "; " + image + "; " +
                (useGraphs        ? "CUDA graphs"
                 : syncEachLaunch ? "launches synchronised one by one"
+                : profile        ? "launches timed one by one (KILN_PROFILE)"
                                  : "launches without graphs") +
                ")";
   return true;
@@ -649,6 +691,9 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
     // The driver reads the parameter values during the call (and copies
     // them into the graph's node when capturing); they stay put anyway.
     const char *call = "cuLaunchKernel";
+    if (profile && !check(cuda.cuEventRecord(events[i], stream),
+                          "cuEventRecord", error, "KILN_PROFILE"))
+      return false;
     CUresult rc = cuda.cuLaunchKernel(
         l.function, s.grid[0], s.grid[1], s.grid[2], s.block[0], s.block[1],
         s.block[2], s.sharedBytes, stream,
@@ -665,7 +710,62 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
                   s.block[2], "], ", s.sharedBytes, " bytes of shared memory",
                   "): ", cuda.describe(rc));
   }
+  return !profile ||
+         check(cuda.cuEventRecord(events[entry.launches.size()], stream),
+               "cuEventRecord", error, "KILN_PROFILE");
+}
+
+bool GpuExecutor::recordProfile(const EntrySpec &spec, const Entry &entry,
+                                std::string *error) {
+  for (size_t i = 0; i < entry.launches.size(); ++i) {
+    float ms = 0;
+    if (!check(cuda.cuEventElapsedTime(&ms, events[i], events[i + 1]),
+               "cuEventElapsedTime", error, "KILN_PROFILE, entry '",
+               spec.name, "'"))
+      return false;
+    KernelTime &t = kernelTimes[entry.launches[i].spec->kernel];
+    t.ms += ms;
+    ++t.calls;
+  }
   return true;
+}
+
+void GpuExecutor::printProfile() const {
+  double total = 0;
+  std::map<std::string, KernelTime> byMapping;
+  for (const auto &[name, t] : kernelTimes) {
+    total += t.ms;
+    // decode_k12_gemv_kn -> gemv_kn
+    size_t k = name.find("_k");
+    size_t mark = k == std::string::npos ? k : name.find('_', k + 2);
+    KernelTime &m =
+        byMapping[mark == std::string::npos ? name : name.substr(mark + 1)];
+    m.ms += t.ms;
+    m.calls += t.calls;
+  }
+  std::vector<std::pair<std::string, KernelTime>> kernels(kernelTimes.begin(),
+                                                          kernelTimes.end());
+  std::sort(kernels.begin(), kernels.end(), [](const auto &a, const auto &b) {
+    return a.second.ms > b.second.ms;
+  });
+  auto row = [&](const std::string &name, const KernelTime &t) {
+    std::fprintf(stderr, "kiln profile: %10.3f ms %5.1f%% %8llu calls %9.2f us/call  %s\n",
+                 t.ms, total > 0 ? 100.0 * t.ms / total : 0.0,
+                 static_cast<unsigned long long>(t.calls),
+                 t.calls ? 1000.0 * t.ms / double(t.calls) : 0.0, name.c_str());
+  };
+  std::fprintf(stderr, "kiln profile: GPU time %.3f ms in %zu kernels; by mapping:\n",
+               total, kernelTimes.size());
+  std::vector<std::pair<std::string, KernelTime>> mappings(byMapping.begin(),
+                                                           byMapping.end());
+  std::sort(mappings.begin(), mappings.end(), [](const auto &a, const auto &b) {
+    return a.second.ms > b.second.ms;
+  });
+  for (const auto &[name, t] : mappings)
+    row(name, t);
+  std::fprintf(stderr, "kiln profile: the 25 longest kernels:\n");
+  for (size_t i = 0; i < kernels.size() && i < 25; ++i)
+    row(kernels[i].first, kernels[i].second);
 }
 
 bool GpuExecutor::copyBack(const TensorSpec &tensor, uint64_t rowBytes,
@@ -715,9 +815,11 @@ bool GpuExecutor::run(size_t entryIndex, const void *, void *, void *,
                 error))
     return false;
   // A fault inside a kernel surfaces here.
-  return check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize", error,
-               "after entry '", spec.name,
-               "'; KILN_CUDA_SYNC=1 names the failing kernel");
+  if (!check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize", error,
+             "after entry '", spec.name,
+             "'; KILN_CUDA_SYNC=1 names the failing kernel"))
+    return false;
+  return !profile || recordProfile(spec, entry, error);
 }
 
 bool GpuExecutor::kvUpdated(const void *kv, std::string *error) {

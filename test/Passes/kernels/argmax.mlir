@@ -9,8 +9,8 @@
 // CHECK-LABEL: func.func @decode
 // CHECK: kiln.mapping = "parallel"
 // CHECK: kiln.mapping = "parallel"
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k2 blocks in (%c4, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "argmax_rows"}
-// CHECK: gpu.func @decode_k2({{.*}}) workgroup(%[[SV:.+]] : memref<8xf32, #gpu.address_space<workgroup>>, %[[SI:.+]] : memref<8xi32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k2_argmax_rows blocks in (%c4, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "argmax_rows"}
+// CHECK: gpu.func @decode_k2_argmax_rows({{.*}}) workgroup(%[[SV:.+]] : memref<8xf32, #gpu.address_space<workgroup>>, %[[SI:.+]] : memref<8xi32, #gpu.address_space<workgroup>>) kernel
 // CHECK: scf.for %{{.+}} = %{{.+}} to %c1000 step %c256 iter_args(%{{.+}} = %cst, %{{.+}} = %c2147483647_i32) -> (f32, i32)
 // CHECK: arith.cmpf ogt
 // CHECK-COUNT-5: gpu.shuffle xor %{{.+}} : f32

@@ -5,15 +5,15 @@
 // accumulator is fused into its kernel (no launch of its own).
 
 // CHECK-LABEL: func.func @decode
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k0 blocks in (%[[C2:[^,)]+]], %[[C1:[^,)]+]], %[[C1]]) threads in (%[[C256:[^,)]+]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_kn"}
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k1 blocks in (%{{[^,]+}}, %[[C1]], %[[C1]]) threads in (%[[C256]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_nk"}
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_kn blocks in (%[[C2:[^,)]+]], %[[C1:[^,)]+]], %[[C1]]) threads in (%[[C256:[^,)]+]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_kn"}
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k1_gemv_nk blocks in (%{{[^,]+}}, %[[C1]], %[[C1]]) threads in (%[[C256]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_nk"}
 // CHECK-NEXT: return
 
 // gemv_kn: w[64, 32] f16 is read 8 columns (16 bytes) per lane and row, two
 // lanes per row: 16 columns per block, so 2 blocks; the 16 lanes of a warp
 // that share columns add up with a clustered subgroup reduction, the 8
 // warps through workgroup memory.
-// CHECK: gpu.func @decode_k0({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @decode_k0_gemv_kn({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
 // CHECK: scf.for %[[K:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %{{.+}}[%[[K]], %{{.+}}] {alignment = 16 : i64} : memref<64x32xf16>, vector<8xf16>
@@ -30,7 +30,7 @@
 
 // gemv_nk: a warp per output column, lanes along k with 16-byte loads of
 // the weight row and of x; vector.reduction then a whole-warp reduction.
-// CHECK: gpu.func @decode_k1({{.*}}) kernel
+// CHECK: gpu.func @decode_k1_gemv_nk({{.*}}) kernel
 // CHECK: scf.for
 // CHECK: vector.load %{{.+}} {alignment = 16 : i64} : memref<32x64xf16>, vector<8xf16>
 // CHECK: vector.reduction <add>

@@ -8,9 +8,9 @@
 
 // CHECK-LABEL: func.func @warp
 // The fill of the accumulator is fused: one launch, 8 rows per block.
-// CHECK: gpu.launch_func @kiln_kernels::@warp_k0 blocks in (%c16, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-warp"}
+// CHECK: gpu.launch_func @kiln_kernels::@warp_k0_reduce_warp blocks in (%c16, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-warp"}
 // CHECK-NEXT: return
-// CHECK: gpu.func @warp_k0(
+// CHECK: gpu.func @warp_k0_reduce_warp(
 // CHECK: %[[TID:.+]] = gpu.thread_id x
 // CHECK: %[[LANE:.+]] = arith.remui %[[TID]], %c32
 // CHECK: %[[NINF:.+]] = arith.constant 0xFF800000 : f32
@@ -52,8 +52,8 @@ func.func @warp(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536xi8
 // -----
 
 // CHECK-LABEL: func.func @block
-// CHECK: gpu.launch_func @kiln_kernels::@block_k0 blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-block"}
-// CHECK: gpu.func @block_k0({{.*}}) workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.launch_func @kiln_kernels::@block_k0_reduce_block blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-block"}
+// CHECK: gpu.func @block_k0_reduce_block({{.*}}) workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: %[[PART:.+]] = scf.for %{{.+}} = %{{.+}} to %c2048 step %c256 iter_args
 // CHECK: %[[WARP:.+]] = gpu.subgroup_reduce add %[[PART]] uniform : (f32) -> f32
 // CHECK: scf.if
@@ -85,8 +85,8 @@ func.func @block(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<16384xi
 // -----
 
 // CHECK-LABEL: func.func @thread
-// CHECK: gpu.launch_func @kiln_kernels::@thread_k0 {{.*}} {kiln.mapping = "reduce-thread"}
-// CHECK: gpu.func @thread_k0(
+// CHECK: gpu.launch_func @kiln_kernels::@thread_k0_reduce_thread {{.*}} {kiln.mapping = "reduce-thread"}
+// CHECK: gpu.func @thread_k0_reduce_thread(
 // CHECK-NOT: gpu.subgroup_reduce
 // CHECK: scf.for %{{.+}} = %{{.+}} to %c256 step %c1 iter_args
 // CHECK-NOT: memref.store
@@ -124,8 +124,8 @@ func.func @thread(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536x
 // -----
 
 // CHECK-LABEL: func.func @guarded
-// CHECK: gpu.launch_func @kiln_kernels::@guarded_k0 blocks in (%c1, %c1, %c1) threads in (%c64, %c1, %c1) {{.*}} {kiln.mapping = "parallel"}
-// CHECK: gpu.func @guarded_k0(
+// CHECK: gpu.launch_func @kiln_kernels::@guarded_k0_parallel blocks in (%c1, %c1, %c1) threads in (%c64, %c1, %c1) {{.*}} {kiln.mapping = "parallel"}
+// CHECK: gpu.func @guarded_k0_parallel(
 // CHECK: %[[OK:.+]] = arith.cmpi sge
 // CHECK: scf.if %{{.+}} {
 // CHECK-NEXT: scf.if %[[OK]] {

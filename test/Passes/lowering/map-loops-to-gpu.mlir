@@ -10,11 +10,11 @@
 // CHECK-SAME: %[[W:[^:]+]]: memref<1024xi8>, %[[KV:[^:]+]]: memref<64xi8>, %[[A:[^:]+]]: memref<512xi8> {kiln.arena}, %[[IO:[^:]+]]: memref<64xi8>)
 // CHECK-DAG: %[[C1:.+]] = arith.constant 1 : index
 // CHECK-DAG: %[[C128:.+]] = arith.constant 128 : index
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k0 blocks in (%[[C1]], %[[C1]], %[[C1]]) threads in (%[[C128]], %[[C1]], %[[C1]]) args(%[[W]] : memref<1024xi8>, %[[KV]] : memref<64xi8>, %[[A]] : memref<512xi8>, %[[IO]] : memref<64xi8>)
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k0_parallel blocks in (%[[C1]], %[[C1]], %[[C1]]) threads in (%[[C128]], %[[C1]], %[[C1]]) args(%[[W]] : memref<1024xi8>, %[[KV]] : memref<64xi8>, %[[A]] : memref<512xi8>, %[[IO]] : memref<64xi8>)
 // CHECK-NOT: memref.view
 // CHECK: return
 // CHECK: gpu.module @kiln_kernels
-// CHECK: gpu.func @decode_k0(%[[KW:[^:]+]]: memref<1024xi8>, %{{.+}}: memref<64xi8>, %[[KA:[^:]+]]: memref<512xi8>, %{{.+}}: memref<64xi8>) kernel
+// CHECK: gpu.func @decode_k0_parallel(%[[KW:[^:]+]]: memref<1024xi8>, %{{.+}}: memref<64xi8>, %[[KA:[^:]+]]: memref<512xi8>, %{{.+}}: memref<64xi8>) kernel
 // CHECK-DAG: %[[SRC:.+]] = memref.view %[[KW]]
 // CHECK-DAG: %[[DST:.+]] = memref.view %[[KA]]
 // CHECK: %[[BID:.+]] = gpu.block_id x
@@ -49,15 +49,15 @@ func.func @decode(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<512xi8
 // kernel does (a position) moves into that kernel.
 
 // CHECK-LABEL: func.func @prefill(
-// CHECK: gpu.launch_func @kiln_kernels::@prefill_k0 blocks in (%[[C1:.+]], %[[C1]], %[[C1]]) threads in (%[[C32:.+]], %[[C1]], %[[C1]])
-// CHECK: gpu.launch_func @kiln_kernels::@prefill_k1 blocks in (%[[O:.+]], %[[O]], %[[O]]) threads in (%[[O]], %[[O]], %[[O]])
+// CHECK: gpu.launch_func @kiln_kernels::@prefill_k0_parallel blocks in (%[[C1:.+]], %[[C1]], %[[C1]]) threads in (%[[C32:.+]], %[[C1]], %[[C1]])
+// CHECK: gpu.launch_func @kiln_kernels::@prefill_k1_serial blocks in (%[[O:.+]], %[[O]], %[[O]]) threads in (%[[O]], %[[O]], %[[O]])
 // CHECK-NOT: memref.load
-// CHECK: gpu.func @prefill_k0
+// CHECK: gpu.func @prefill_k0_parallel
 // CHECK: gpu.thread_id x
 // CHECK: scf.if
 // CHECK-NOT: scf.for
 // CHECK: gpu.return
-// CHECK: gpu.func @prefill_k1
+// CHECK: gpu.func @prefill_k1_serial
 // CHECK: %[[P:.+]] = memref.load
 // CHECK: scf.for
 // CHECK: gpu.return

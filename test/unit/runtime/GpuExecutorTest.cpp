@@ -55,7 +55,8 @@ struct FakeDriver {
 const char *const kEnvironment[] = {
     "KILN_FAKE_CUDA_ARCH",        "KILN_FAKE_CUDA_DEVICES",
     "KILN_FAKE_CUDA_MAX_THREADS", "KILN_FAKE_CUDA_FAIL",
-    "KILN_CUDA_SYNC",             "KILN_CUDA_GRAPHS"};
+    "KILN_CUDA_SYNC",             "KILN_CUDA_GRAPHS",
+    "KILN_PROFILE"};
 
 class GpuExecutorTest : public ::testing::Test {
 protected:
@@ -349,6 +350,27 @@ TEST_F(GpuExecutorTest, WithoutGraphs) {
   EXPECT_EQ(stats().captures, 0);
   EXPECT_EQ(stats().graphLaunches, 0);
   EXPECT_EQ(stats().kernelLaunches, 4 * 2);
+}
+
+TEST_F(GpuExecutorTest, ProfileTimesEveryKernel) {
+  set("KILN_PROFILE", "1");
+  testing::internal::CaptureStderr();
+  {
+    auto s = open(gpu());
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->device(), "Kiln Fake GPU (sm_90; PTX, JIT-compiled; "
+                           "launches timed one by one (KILN_PROFILE))");
+    auto cpu = open(FakeOptions());
+    EXPECT_EQ(generate(*s, {5, 3}, 3, true), generate(*cpu, {5, 3}, 3, true));
+    EXPECT_EQ(stats().captures, 0);
+  }
+  // One prefill and three decode calls, two kernels each, 0.25 ms apiece.
+  std::string report = testing::internal::GetCapturedStderr();
+  EXPECT_HAS_SUBSTR(report, "kiln profile: GPU time 2.000 ms in 4 kernels");
+  EXPECT_HAS_SUBSTR(report, "0.750 ms  37.5%        3 calls    250.00 us/call  "
+                            "fake_decode_step");
+  EXPECT_HAS_SUBSTR(report, "0.250 ms  12.5%        1 calls    250.00 us/call  "
+                            "fake_prefill_argmax");
 }
 
 TEST_F(GpuExecutorTest, ArtifactWithoutArgmax) {
