@@ -184,22 +184,36 @@ public:
     Value zero = arith::ConstantOp::create(b, loc, vf32,
                                            DenseElementsAttr::get(vf32, 0.0f));
     SmallVector<Value> inits(rows, zero);
+    // Up to 4 rows per thread and step, their loads issued before any FMA,
+    // keep 64 bytes per thread in flight.
+    const int64_t unroll = p->k % (4 * kStep) == 0   ? 4
+                           : p->k % (2 * kStep) == 0 ? 2
+                                                     : 1;
+    for (int64_t u = 1; u < unroll; ++u)
+      idx(u * kStep);
     auto loop = scf::ForOp::create(
-        b, loc, kFirst, idx(p->k), idx(kStep), inits,
+        b, loc, kFirst, idx(p->k), idx(unroll * kStep), inits,
         [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
-          Value wv = vector::LoadOp::create(nb, l, vw, w, ValueRange{k, n0},
-                                            /*nontemporal=*/false,
-                                            llvm::MaybeAlign(16));
-          Value wf = toF32(nb, wv, vf32);
-          SmallVector<Value> next;
-          for (int64_t r = 0; r < rows; ++r) {
-            Value xs = memref::LoadOp::create(
-                nb, l, x, ValueRange{idx(r / p->seq), idx(r % p->seq), k});
-            Value xb = vector::BroadcastOp::create(nb, l, vf32,
-                                                   toF32(nb, xs, f32));
-            next.push_back(
-                vector::FMAOp::create(nb, l, vf32, xb, wf, accs[r]));
+          SmallVector<Value> ks, wf;
+          for (int64_t u = 0; u < unroll; ++u) {
+            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * kStep))
+                               .getResult()
+                           : k);
+            Value wv = vector::LoadOp::create(
+                nb, l, vw, w, ValueRange{ks.back(), n0},
+                /*nontemporal=*/false, llvm::MaybeAlign(16));
+            wf.push_back(toF32(nb, wv, vf32));
           }
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t r = 0; r < rows; ++r) {
+              Value xs = memref::LoadOp::create(
+                  nb, l, x,
+                  ValueRange{idx(r / p->seq), idx(r % p->seq), ks[u]});
+              Value xb = vector::BroadcastOp::create(nb, l, vf32,
+                                                     toF32(nb, xs, f32));
+              next[r] = vector::FMAOp::create(nb, l, vf32, xb, wf[u], next[r]);
+            }
           scf::YieldOp::create(nb, l, next);
         });
 
@@ -413,14 +427,15 @@ public:
 
 /// argmax_rows: tfm.argmax's reduction (value and first index of the largest
 /// element of each row of [B, S, V], strict `>`, starting from the values
-/// already in the two outputs), a block per row. Thread t scans elements
-/// t, t + 256, ... (coalesced), warps combine (value, index) pairs with
-/// gpu.shuffle xor, workgroup memory combines the 8 warps, and thread 0
+/// already in the two outputs), a block of 1024 threads per row. Thread t
+/// scans elements t, t + 1024, ... (coalesced), warps combine (value, index)
+/// pairs with
+/// gpu.shuffle xor, workgroup memory combines the 32 warps, and thread 0
 /// folds the row's winner into the outputs as the sequential scan would:
 /// it replaces them only when strictly greater.
 class ArgmaxRows final : public KernelRecipe {
 public:
-  static constexpr int64_t kThreads = 256;
+  static constexpr int64_t kThreads = 1024;
 
   StringRef name() const override { return "argmax_rows"; }
 

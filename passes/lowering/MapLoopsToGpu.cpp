@@ -360,11 +360,108 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
   /// RMSNorm and softmax); a thread per point (L = 1) when the rows are not
   /// contiguous, where neighbouring points read neighbouring elements instead
   /// (p.v, prefill's matrix products).
+  /// Non-contiguous reductions with too few outputs to fill the GPU a
+  /// thread each (decode's p.v: heads x head_dim outputs over the whole
+  /// context): a block holds 32 neighbouring outputs (coalesced loads) times
+  /// 8 slices of the reduction; workgroup memory joins the slices.
+  static constexpr int64_t kSplitBelow = 32768;
+  std::string mapSplitReduction(OpBuilder &b, Location loc, ReductionNest &r,
+                                IRMapping &map, gpu::GPUFuncOp kernel,
+                                TypedAttr init, int64_t &blocks,
+                                int64_t &threads) {
+    ReductionLoop &red = r.reduction;
+    constexpr int64_t kPoints = 32, kSlices = 8;
+    threads = kPoints * kSlices;
+    blocks = llvm::divideCeil(r.points, kPoints);
+    Block &entry = kernel.getBody().front();
+    OpBuilder top(&entry, entry.begin());
+    llvm::SmallDenseMap<int64_t, Value> consts;
+    auto idx = [&](int64_t n) {
+      Value &v = consts[n];
+      if (!v)
+        v = arith::ConstantIndexOp::create(top, loc, n);
+      return v;
+    };
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value column = arith::RemUIOp::create(b, loc, tid, idx(kPoints));
+    Value slice = arith::DivUIOp::create(b, loc, tid, idx(kPoints));
+    Value point = arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, bid, idx(kPoints)), column);
+    // Every thread reaches the barrier; those past the last output fold
+    // nothing and write nothing.
+    Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                          point, idx(r.points));
+    Value safePoint =
+        arith::SelectOp::create(b, loc, inRange, point, idx(0));
+    if (r.nest) {
+      Value rest = safePoint;
+      for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
+        Value n = idx(r.nest->tripCounts[i]);
+        map.map(r.nest->ivs[i], arith::RemUIOp::create(b, loc, rest, n));
+        rest = arith::DivUIOp::create(b, loc, rest, n);
+      }
+      for (Operation &inner : r.nest->body->without_terminator())
+        if (&inner != red.loop.getOperation())
+          b.clone(inner, map);
+    }
+    Type type = red.store.getValue().getType();
+    Value identity = arith::getIdentityValue(red.kind, type, b, loc);
+    Value end = arith::SelectOp::create(b, loc, inRange, idx(red.tripCount),
+                                        idx(0));
+    auto partial = scf::ForOp::create(
+        b, loc, slice, end, idx(kSlices), ValueRange{identity},
+        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
+          map.map(red.loop.getInductionVar(), k);
+          for (Operation &inner : red.loop.getBody()->without_terminator())
+            if (&inner != red.load.getOperation() && &inner != red.combine &&
+                &inner != red.store.getOperation())
+              nb.clone(inner, map);
+          Value next = arith::getReductionOp(red.kind, nb, l, acc[0],
+                                             map.lookup(red.contribution));
+          scf::YieldOp::create(nb, l, next);
+        });
+    auto smemType = MemRefType::get(
+        {kSlices * kPoints}, type, AffineMap(),
+        gpu::AddressSpaceAttr::get(b.getContext(),
+                                   gpu::AddressSpace::Workgroup));
+    Value smem = kernel.addWorkgroupAttribution(smemType, loc);
+    memref::StoreOp::create(b, loc, partial.getResult(0), smem, ValueRange{tid});
+    gpu::BarrierOp::create(b, loc);
+    Value writes = arith::AndIOp::create(
+        b, loc, inRange,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, slice,
+                              idx(0)));
+    auto write = scf::IfOp::create(b, loc, writes, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    Value total = memref::LoadOp::create(b, loc, smem, ValueRange{column});
+    for (int64_t sl = 1; sl < kSlices; ++sl)
+      total = arith::getReductionOp(
+          red.kind, b, loc, total,
+          memref::LoadOp::create(
+              b, loc, smem,
+              ValueRange{arith::AddIOp::create(b, loc, column,
+                                               idx(sl * kPoints))}));
+    Value acc = map.lookupOrDefault(red.store.getMemRef());
+    SmallVector<Value> indices;
+    for (Value i : red.store.getIndices())
+      indices.push_back(map.lookupOrDefault(i));
+    Value old = init ? arith::ConstantOp::create(b, loc, init).getResult()
+                     : memref::LoadOp::create(b, loc, acc, indices).getResult();
+    memref::StoreOp::create(
+        b, loc, arith::getReductionOp(red.kind, b, loc, old, total), acc,
+        indices);
+    return "reduce-split";
+  }
+
   /// Returns the mapping's name: reduce-thread, reduce-warp or reduce-block.
   std::string mapReduction(OpBuilder &b, Location loc, ReductionNest r,
                            IRMapping &map, gpu::GPUFuncOp kernel,
                            TypedAttr init, int64_t &blocks, int64_t &threads) {
     ReductionLoop &red = r.reduction;
+    if (!red.contiguous && r.points < kSplitBelow)
+      return mapSplitReduction(b, loc, r, map, kernel, init, blocks, threads);
     const int64_t lanes = !red.contiguous ? 1
                           : (r.points <= 256 && red.tripCount >= 512) ? 256
                                                                         : 32;

@@ -735,11 +735,13 @@ void GpuExecutor::printProfile() const {
   std::map<std::string, KernelTime> byMapping;
   for (const auto &[name, t] : kernelTimes) {
     total += t.ms;
-    // decode_k12_gemv_kn -> gemv_kn
+    // decode_k12_gemv_kn -> "decode gemv_kn"
     size_t k = name.find("_k");
     size_t mark = k == std::string::npos ? k : name.find('_', k + 2);
     KernelTime &m =
-        byMapping[mark == std::string::npos ? name : name.substr(mark + 1)];
+        byMapping[mark == std::string::npos
+                      ? name
+                      : name.substr(0, k) + " " + name.substr(mark + 1)];
     m.ms += t.ms;
     m.calls += t.calls;
   }

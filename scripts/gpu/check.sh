@@ -38,6 +38,23 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
       tail -5 "$OUT/numerics-$v.log" | sed "s/^/    /" >> "$summary"
     fi
   done
+  # Mid-sized random models (references from onnxruntime), at the shapes where the
+  # backend changes strategy: unrolled GEMVs (K >= 512), block reductions (rows >= 512),
+  # [out, in] weights (gemv_nk for every projection), a 1024-token context.
+  mid="--layers 2 --hidden 512 --heads 8 --kv-heads 2 --head-dim 64 --ffn 1024 --vocab 2048"
+  for v in "mid_fp32_in_out:" "mid_fp16_out_in:--dtype float16 --weights out_in --untied"; do
+    name=${v%%:*}
+    # shellcheck disable=SC2086
+    if "$PY" scripts/gpu/make_synthetic.py "$W/$name" $mid ${v#*:} > "$OUT/numerics-$name.log" 2>&1 &&
+       PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "$W/$name" "$W/$name-work" \
+         --target "$arch" --max-seq-len 1024 >> "$OUT/numerics-$name.log" 2>&1; then
+      grep -E "ok:|FAIL" "$OUT/numerics-$name.log" | sed "s/^/  /" >> "$summary"
+    else
+      fail=1
+      echo "  FAILED: $name (see numerics-$name.log):" >> "$summary"
+      tail -5 "$OUT/numerics-$name.log" | sed "s/^/    /" >> "$summary"
+    fi
+  done
 fi
 
 if [ "$what" = 1b ] || [ "$what" = all ]; then
@@ -58,6 +75,11 @@ if [ "$what" = 1b ] || [ "$what" = all ]; then
     grep -E "tok/s|error|device" "$OUT/run-1b-decode.log" | sed "s/^/  /" >> "$summary"
     echo "1b prefill (512-token prompt):" >> "$summary"
     grep -E "prefill|error" "$OUT/run-1b-prefill.log" | sed "s/^/  /" >> "$summary"
+    # Where the time goes: every launch timed with CUDA events (no graphs).
+    KILN_PROFILE=1 kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 64 \
+      --format ids > "$OUT/profile-1b.log" 2>&1 || fail=1
+    echo "1b profile (KILN_PROFILE=1; 128-token prefill, 63 decode steps):" >> "$summary"
+    grep -E "kiln profile|error" "$OUT/profile-1b.log" | head -45 | sed "s/^/  /" >> "$summary"
   fi
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py 1b > "$OUT/baselines.log" 2>&1 || fail=1
   echo "pytorch baselines (same card, same run):" >> "$summary"

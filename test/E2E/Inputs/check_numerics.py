@@ -33,7 +33,11 @@ def run(cmd):
 TARGET = "cpu"
 
 
-def compile_model(model, out, chunk, max_seq=64):
+MAX_SEQ = 64
+
+
+def compile_model(model, out, chunk, max_seq=None):
+    max_seq = max_seq or MAX_SEQ
     r = run(["kiln-compile", model, "--target", TARGET, "--max-seq-len", str(max_seq),
              "--prefill-chunk", str(chunk), "-o", out])
     for line in r.stderr.splitlines():
@@ -73,9 +77,12 @@ def main():
     ap.add_argument("--reference-logits",
                     help="logits .npy of the same 11 input_ids from another target "
                          "(the GPU check compares with the CPU target's)")
+    ap.add_argument("--max-seq-len", type=int, default=64,
+                    help="kiln-compile --max-seq-len (the KV-cache context)")
     a = ap.parse_args()
-    global TARGET
+    global TARGET, MAX_SEQ
     TARGET = a.target
+    MAX_SEQ = a.max_seq_len
     os.makedirs(a.workdir, exist_ok=True)
     name = os.path.basename(os.path.normpath(a.export_dir))
     model = os.path.join(a.export_dir, "model.onnx")
@@ -102,7 +109,7 @@ def main():
     full = logits(one, ids, w("full.npy"))
     err = rel_l2(full, ref)
     check(full.shape == ref.shape, f"{name}: logits shape {full.shape}")
-    check(err <= tol, f"{name}: prefill logits vs PyTorch: rel L2 {err:.2e} <= {tol}")
+    check(err <= tol, f"{name}: prefill logits vs the reference: rel L2 {err:.2e} <= {tol}")
     if a.reference_logits:
         other = np.load(a.reference_logits)
         err2 = rel_l2(full, other)

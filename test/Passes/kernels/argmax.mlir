@@ -1,6 +1,6 @@
 // RUN: kiln-opt %s --kiln-select-kernels --kiln-lower-linalg-to-loops --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s
 
-// argmax_rows: a block per row; each thread keeps its first maximum
+// argmax_rows: a block of 1024 threads per row; each thread keeps its first maximum
 // (strict >), warps trade (value, index) pairs by xor shuffles preferring the
 // larger value and then the smaller index, workgroup memory joins the warps,
 // and thread 0 replaces the outputs only with a strictly larger value, as
@@ -9,9 +9,9 @@
 // CHECK-LABEL: func.func @decode
 // CHECK: kiln.mapping = "parallel"
 // CHECK: kiln.mapping = "parallel"
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k2_argmax_rows blocks in (%c4, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "argmax_rows"}
-// CHECK: gpu.func @decode_k2_argmax_rows({{.*}}) workgroup(%[[SV:.+]] : memref<8xf32, #gpu.address_space<workgroup>>, %[[SI:.+]] : memref<8xi32, #gpu.address_space<workgroup>>) kernel
-// CHECK: scf.for %{{.+}} = %{{.+}} to %c1000 step %c256 iter_args(%{{.+}} = %cst, %{{.+}} = %c2147483647_i32) -> (f32, i32)
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k2_argmax_rows blocks in (%c4, %c1, %c1) threads in (%c1024, %c1, %c1) {{.*}} {kiln.mapping = "argmax_rows"}
+// CHECK: gpu.func @decode_k2_argmax_rows({{.*}}) workgroup(%[[SV:.+]] : memref<32xf32, #gpu.address_space<workgroup>>, %[[SI:.+]] : memref<32xi32, #gpu.address_space<workgroup>>) kernel
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c1000 step %c1024 iter_args(%{{.+}} = %cst, %{{.+}} = %c2147483647_i32) -> (f32, i32)
 // CHECK: arith.cmpf ogt
 // CHECK-COUNT-5: gpu.shuffle xor %{{.+}} : f32
 // CHECK: memref.store %{{.+}}, %[[SV]]

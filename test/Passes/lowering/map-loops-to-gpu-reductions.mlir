@@ -3,7 +3,8 @@
 // How --kiln-map-loops-to-gpu maps reductions (a loop folding values into one
 // accumulator element): a warp or a block per output with warp shuffles
 // (gpu.subgroup_reduce) when the loads run along the reduction, a thread per
-// output with the sum in a register otherwise; an accumulator fill right
+// output with the sum in a register otherwise (split over 8 slices when
+// there are few outputs); an accumulator fill right
 // before is fused. And a parallel nest under a uniform scf.if.
 
 // CHECK-LABEL: func.func @warp
@@ -84,20 +85,26 @@ func.func @block(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<16384xi
 
 // -----
 
-// CHECK-LABEL: func.func @thread
-// CHECK: gpu.launch_func @kiln_kernels::@thread_k0_reduce_thread {{.*}} {kiln.mapping = "reduce-thread"}
-// CHECK: gpu.func @thread_k0_reduce_thread(
+// CHECK-LABEL: func.func @split
+// CHECK: gpu.launch_func @kiln_kernels::@split_k0_reduce_split blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-split"}
+// CHECK: gpu.func @split_k0_reduce_split({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: %[[TID:.+]] = gpu.thread_id x
+// CHECK: %[[COL:.+]] = arith.remui %[[TID]], %c32
+// CHECK: %[[SLICE:.+]] = arith.divui %[[TID]], %c32
+// CHECK: %[[IN:.+]] = arith.cmpi ult
+// CHECK: %[[END:.+]] = arith.select %[[IN]], %c256, %c0
+// CHECK: %[[PART:.+]] = scf.for %{{.+}} = %[[SLICE]] to %[[END]] step %c8 iter_args
 // CHECK-NOT: gpu.subgroup_reduce
-// CHECK: scf.for %{{.+}} = %{{.+}} to %c256 step %c1 iter_args
-// CHECK-NOT: memref.store
-// CHECK: scf.yield
-// CHECK-NOT: gpu.subgroup_reduce
+// CHECK: memref.store %[[PART]], %[[SMEM]][%[[TID]]]
+// CHECK: gpu.barrier
+// CHECK: scf.if
+// CHECK-COUNT-8: memref.load %[[SMEM]]
 // CHECK: memref.store
 // CHECK: gpu.return
-
-// Rows that are not contiguous along the reduction (attention's p.v): a
-// thread per output, the sum kept in a register.
-func.func @thread(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536xi8> {kiln.arena}, %io: memref<64xi8>) attributes {kiln.entry = "decode"} {
+// Rows that are not contiguous along the reduction (attention's p.v), few
+// outputs: 32 neighbouring outputs (coalesced) x 8 slices of the reduction
+// per block, joined in workgroup memory.
+func.func @split(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536xi8> {kiln.arena}, %io: memref<64xi8>) attributes {kiln.entry = "decode"} {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c32 = arith.constant 32 : index
@@ -115,6 +122,44 @@ func.func @thread(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536x
       %prod = arith.mulf %a, %b : f32
       %r = arith.addf %acc, %prod : f32
       memref.store %r, %o[%d] : memref<32xf32>
+    }
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @thread
+// CHECK: gpu.launch_func @kiln_kernels::@thread_k0_reduce_thread blocks in (%c256, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-thread"}
+// CHECK: gpu.func @thread_k0_reduce_thread(
+// CHECK-NOT: gpu.subgroup_reduce
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c64 step %c1 iter_args
+// CHECK-NOT: memref.store
+// CHECK: scf.yield
+// CHECK-NOT: gpu.subgroup_reduce
+// CHECK: memref.store
+// CHECK: gpu.return
+// Many outputs (a prefill matrix product over [in, out] weights): a thread
+// per output, the sum in a register.
+func.func @thread(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<1048576xi8> {kiln.arena}, %io: memref<64xi8>) attributes {kiln.entry = "prefill"} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %c65536 = arith.constant 65536 : index
+  %c131072 = arith.constant 131072 : index
+  %x = memref.view %arena[%c0][] : memref<1048576xi8> to memref<256x64xf32>
+  %wt = memref.view %arena[%c65536][] : memref<1048576xi8> to memref<64x256xf32>
+  %o = memref.view %arena[%c131072][] : memref<1048576xi8> to memref<256x256xf32>
+  %c64 = arith.constant 64 : index
+  scf.parallel (%m, %n) = (%c0, %c0) to (%c256, %c256) step (%c1, %c1) {
+    scf.for %k = %c0 to %c64 step %c1 {
+      %a = memref.load %x[%m, %k] : memref<256x64xf32>
+      %b = memref.load %wt[%k, %n] : memref<64x256xf32>
+      %acc = memref.load %o[%m, %n] : memref<256x256xf32>
+      %prod = arith.mulf %a, %b : f32
+      %r = arith.addf %acc, %prod : f32
+      memref.store %r, %o[%m, %n] : memref<256x256xf32>
     }
     scf.reduce
   }
