@@ -1,4 +1,5 @@
-"""End-to-end numerics of the CPU target against PyTorch's reference logits.
+"""End-to-end numerics of a target against reference logits (PyTorch's for the bundled
+exports, onnxruntime's for the GPU check's synthetic models: ref_logits.npy either way).
 
 For one bundled export (examples/llama32_tiny/<variant>), compiles it with kiln-compile and
 runs it with kiln-run, as a user would, then checks:
