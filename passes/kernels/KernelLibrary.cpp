@@ -4,13 +4,14 @@
 // with w stored [in, out] (the layout both PyTorch exporters give MatMul) and
 // few rows (b * s <= 8). The generic mapping gives each output a thread that
 // walks a column of w: 2- or 4-byte loads and only N threads in all. Here a
-// block of 256 threads owns C = 2 * V adjacent columns (V = 16 bytes / the
-// weight element): thread t loads the V columns (cl = t % 2) of row
-// k = t / 2 + 128 i with one 16-byte load, so each warp reads 16 rows x 32
-// contiguous bytes per step, and keeps f32 partial sums per batch row. The
-// 128 partial sums of a column are added in two steps: a clustered
-// gpu.subgroup_reduce over the 16 lanes of a warp that hold the same columns,
-// then through workgroup memory across the 8 warps.
+// block of T threads (1024 when there are fewer than 512 blocks, else 256)
+// owns C = 2 * V adjacent columns (V = 16 bytes / the weight element): thread
+// t loads the V columns (cl = t % 2) of rows k = t / 2 + (T / 2) i with one
+// 16-byte load each, up to 4 rows before their FMAs, so each warp reads 16
+// rows x 32 contiguous bytes per load, and keeps f32 partial sums per batch
+// row. The T / 2 partial sums of a column are added in two steps: a
+// clustered gpu.subgroup_reduce over the 16 lanes of a warp that hold the
+// same columns, then through workgroup memory across the warps.
 //
 //===----------------------------------------------------------------------===//
 
@@ -117,8 +118,14 @@ std::optional<Projection> matchProjection(Operation *op, bool inOut) {
 
 class GemvKN final : public KernelRecipe {
 public:
-  static constexpr int64_t kThreads = 256;
   static constexpr int64_t kColumnLanes = 2; // lanes across a 32-byte row
+  // Blocks are N / (2 * V): when that is too few to fill the GPU several
+  // times over (N = 2048 or less at f16), 1024 threads per block keep 4x
+  // more loads in flight per SM, if the accumulators (rows x V floats) leave
+  // registers for them (64 per thread at 1024 threads).
+  static int64_t threadsFor(int64_t blocks, int64_t accumulators) {
+    return blocks < 512 && accumulators <= 16 ? 1024 : 256;
+  }
   static constexpr int64_t kMaxRows = 8;     // batch * seq
 
   StringRef name() const override { return "gemv_kn"; }
@@ -153,8 +160,9 @@ public:
     Value w = map.lookup(g.getDpsInputs()[1]);
     Value out = map.lookup(g.getDpsInits()[0]);
     const int64_t rows = p->batch * p->seq, vec = vectorWidth(p->weightType);
-    const int64_t cols = kColumnLanes * vec, kStep = kThreads / kColumnLanes;
-    const int64_t warps = kThreads / 32;
+    const int64_t cols = kColumnLanes * vec;
+    const int64_t kThreads = threadsFor(p->n / cols, rows * vec);
+    const int64_t kStep = kThreads / kColumnLanes, warps = kThreads / 32;
     Type f32 = b.getF32Type();
     auto vf32 = VectorType::get({vec}, f32);
     auto vw = VectorType::get({vec}, p->weightType);

@@ -120,6 +120,20 @@ reductionKind(Operation *op) {
       .Default([](Operation *) { return std::nullopt; });
 }
 
+/// Whether `v` has the same value in every iteration of `loop`: defined
+/// outside it, or computed inside it by effect-free ops from such values
+/// (the loop lowering recomputes index expressions like a GQA head's kv head
+/// in the innermost body).
+bool isLoopInvariant(scf::ForOp loop, Value v) {
+  if (loop.isDefinedOutsideOfLoop(v))
+    return true;
+  Operation *def = v.getDefiningOp();
+  return def && def->getBlock() == loop.getBody() && isMemoryEffectFree(def) &&
+         def->getNumRegions() == 0 &&
+         llvm::all_of(def->getOperands(),
+                      [&](Value operand) { return isLoopInvariant(loop, operand); });
+}
+
 std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
   auto loop = dyn_cast_or_null<scf::ForOp>(op);
   if (!loop || loop.getNumResults() != 0 ||
@@ -166,17 +180,14 @@ std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
   if (!r.load)
     return std::nullopt;
   Value k = loop.getInductionVar();
+  auto invariant = [&](Value v) { return isLoopInvariant(loop, v); };
   r.contiguous = llvm::all_of(body->getOps<memref::LoadOp>(), [&](auto load) {
     auto indices = load.getIndices();
-    if (load == r.load || llvm::all_of(indices, [&](Value v) {
-          return loop.isDefinedOutsideOfLoop(v);
-        }))
+    if (load == r.load || llvm::all_of(indices, invariant))
       return true;
     return !indices.empty() && indices.back() == k &&
            load.getMemRefType().isLastDimUnitStride() &&
-           llvm::all_of(indices.drop_back(), [&](Value v) {
-             return loop.isDefinedOutsideOfLoop(v);
-           });
+           llvm::all_of(indices.drop_back(), invariant);
   });
   return r;
 }
@@ -712,6 +723,10 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       builder.clone(*op, map);
     }
     gpu::ReturnOp::create(builder, loc);
+
+    // The block size is fixed: ptxas allocates registers for it (reqntid).
+    kernel.setKnownBlockSizeAttr(builder.getDenseI32ArrayAttr(
+        {int32_t(block[0]), int32_t(block[1]), int32_t(block[2])}));
 
     // The kernel's name says how it was made (decode_k12_gemv_kn), so that
     // profiles and driver errors read without the IR at hand.

@@ -41,7 +41,7 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
   # Mid-sized random models (references from onnxruntime), at the shapes where the
   # backend changes strategy: unrolled GEMVs (K >= 512), block reductions (rows >= 512),
   # [out, in] weights (gemv_nk for every projection), a 1024-token context.
-  mid="--layers 2 --hidden 512 --heads 8 --kv-heads 2 --head-dim 64 --ffn 1024 --vocab 2048"
+  mid="--layers 2 --hidden 512 --heads 8 --kv-heads 2 --head-dim 64 --ffn 2048 --vocab 2048"
   for v in "mid_fp32_in_out:" "mid_fp16_out_in:--dtype float16 --weights out_in --untied"; do
     name=${v%%:*}
     # shellcheck disable=SC2086

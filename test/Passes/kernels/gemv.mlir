@@ -5,15 +5,16 @@
 // accumulator is fused into its kernel (no launch of its own).
 
 // CHECK-LABEL: func.func @decode
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_kn blocks in (%[[C2:[^,)]+]], %[[C1:[^,)]+]], %[[C1]]) threads in (%[[C256:[^,)]+]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_kn"}
-// CHECK: gpu.launch_func @kiln_kernels::@decode_k1_gemv_nk blocks in (%{{[^,]+}}, %[[C1]], %[[C1]]) threads in (%[[C256]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_nk"}
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_kn blocks in (%[[C2:[^,)]+]], %[[C1:[^,)]+]], %[[C1]]) threads in (%[[C1024:[^,)]+]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_kn"}
+// CHECK: gpu.launch_func @kiln_kernels::@decode_k1_gemv_nk blocks in (%{{[^,]+}}, %[[C1]], %[[C1]]) threads in (%[[C256:[^,)]+]], %[[C1]], %[[C1]]) {{.*}} {kiln.mapping = "gemv_nk"}
 // CHECK-NEXT: return
 
 // gemv_kn: w[64, 32] f16 is read 8 columns (16 bytes) per lane and row, two
-// lanes per row: 16 columns per block, so 2 blocks; the 16 lanes of a warp
-// that share columns add up with a clustered subgroup reduction, the 8
-// warps through workgroup memory.
-// CHECK: gpu.func @decode_k0_gemv_kn({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>>) kernel
+// lanes per row: 16 columns per block, so 2 blocks (of 1024 threads, as
+// there are few); the 16 lanes of a warp that share columns add up with a
+// clustered subgroup reduction, the 32 warps through workgroup memory
+// (32 warps x 2 rows x 16 columns).
+// CHECK: gpu.func @decode_k0_gemv_kn({{.*}}) workgroup(%[[SMEM:.+]] : memref<1024xf32, #gpu.address_space<workgroup>>) kernel
 // CHECK: %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
 // CHECK: scf.for %[[K:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %{{.+}}[%[[K]], %{{.+}}] {alignment = 16 : i64} : memref<64x32xf16>, vector<8xf16>
