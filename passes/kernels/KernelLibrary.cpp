@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/kernels/KernelLibrary.h"
+#include "passes/kernels/KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -116,8 +117,72 @@ std::optional<Projection> matchProjection(Operation *op, bool inOut) {
   return p;
 }
 
-class GemvKN final : public KernelRecipe {
+/// What both GEMV kernels share: the projection they implement (at most 8
+/// rows, 16- or 32-bit weights) and its operands inside the kernel.
+class GemvRecipe : public KernelRecipe {
 public:
+  static constexpr int64_t kMaxRows = 8; // batch * seq
+
+  /// Weight elements per 16-byte load.
+  static int64_t vectorWidth(Type weight) {
+    return 16 / (weight.getIntOrFloatBitWidth() / 8);
+  }
+
+  Value fusableInit(Operation *op) const override {
+    return cast<linalg::GenericOp>(op).getDpsInits()[0];
+  }
+
+protected:
+  explicit GemvRecipe(bool inOut) : inOut(inOut) {}
+
+  /// The projection when it suits a GEMV kernel.
+  std::optional<Projection> match(Operation *op) const {
+    std::optional<Projection> p = matchProjection(op, inOut);
+    if (!p || p->batch * p->seq > kMaxRows)
+      return std::nullopt;
+    unsigned bits = p->weightType.getIntOrFloatBitWidth();
+    if (bits != 16 && bits != 32)
+      return std::nullopt;
+    return p;
+  }
+
+  struct Operands {
+    Projection p;
+    Value x, w, out;
+    int64_t rows = 0, vec = 0;
+    VectorType vf32, vw, vx; // V x f32, V x weight, V x input
+    /// x[b, s, k] of batch row `r` (b * seq + s).
+    SmallVector<Value, 3> xAt(KernelBuilder &kb, int64_t r, Value k) const {
+      return {kb.index(r / p.seq), kb.index(r % p.seq), k};
+    }
+  };
+
+  FailureOr<Operands> operands(Operation *op, IRMapping &map,
+                               KernelBuilder &kb) const {
+    std::optional<Projection> p = match(op);
+    if (!p)
+      return failure();
+    auto g = cast<linalg::GenericOp>(op);
+    Operands o;
+    o.p = *p;
+    o.x = map.lookup(g.getDpsInputs()[0]);
+    o.w = map.lookup(g.getDpsInputs()[1]);
+    o.out = map.lookup(g.getDpsInits()[0]);
+    o.rows = p->batch * p->seq;
+    o.vec = vectorWidth(p->weightType);
+    o.vf32 = VectorType::get({o.vec}, kb.b.getF32Type());
+    o.vw = VectorType::get({o.vec}, p->weightType);
+    o.vx = VectorType::get({o.vec}, p->inputType);
+    return o;
+  }
+
+private:
+  bool inOut;
+};
+
+class GemvKN final : public GemvRecipe {
+public:
+  GemvKN() : GemvRecipe(/*inOut=*/true) {}
   static constexpr int64_t kColumnLanes = 2; // lanes across a 32-byte row
   // Blocks are N / (2 * V): when that is too few to fill the GPU several
   // times over (N = 2048 or less at f16), 1024 threads per block keep 4x
@@ -126,64 +191,37 @@ public:
   static int64_t threadsFor(int64_t blocks, int64_t accumulators) {
     return blocks < 512 && accumulators <= 16 ? 1024 : 256;
   }
-  static constexpr int64_t kMaxRows = 8;     // batch * seq
 
   StringRef name() const override { return "gemv_kn"; }
 
-  static int64_t vectorWidth(Type weight) {
-    return 16 / (weight.getIntOrFloatBitWidth() / 8);
-  }
-
   bool matches(Operation *op) const override {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/true);
-    if (!p || p->batch * p->seq > kMaxRows)
-      return false;
-    unsigned bits = p->weightType.getIntOrFloatBitWidth();
-    if (bits != 16 && bits != 32)
-      return false;
-    return p->n % (kColumnLanes * vectorWidth(p->weightType)) == 0;
-  }
-
-  Value fusableInit(Operation *op) const override {
-    return cast<linalg::GenericOp>(op).getDpsInits()[0];
+    std::optional<Projection> p = match(op);
+    return p && p->n % (kColumnLanes * vectorWidth(p->weightType)) == 0;
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel,
                                Value init) const override {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/true);
-    if (!p)
-      return failure();
-    auto g = cast<linalg::GenericOp>(op);
     Location loc = op->getLoc();
-    Value x = map.lookup(g.getDpsInputs()[0]);
-    Value w = map.lookup(g.getDpsInputs()[1]);
-    Value out = map.lookup(g.getDpsInits()[0]);
-    const int64_t rows = p->batch * p->seq, vec = vectorWidth(p->weightType);
+    KernelBuilder kb(b, loc, kernel);
+    FailureOr<Operands> o = operands(op, map, kb);
+    if (failed(o))
+      return failure();
+    const Projection *p = &o->p;
+    Value x = o->x, w = o->w, out = o->out;
+    const int64_t rows = o->rows, vec = o->vec;
     const int64_t cols = kColumnLanes * vec;
     const int64_t kThreads = threadsFor(p->n / cols, rows * vec);
     const int64_t kStep = kThreads / kColumnLanes, warps = kThreads / 32;
     Type f32 = b.getF32Type();
-    auto vf32 = VectorType::get({vec}, f32);
-    auto vw = VectorType::get({vec}, p->weightType);
-    // Constants go first in the kernel, where they dominate every use.
-    Block &entry = kernel.getBody().front();
-    OpBuilder top(&entry, entry.begin());
-    llvm::SmallDenseMap<int64_t, Value> consts;
-    auto idx = [&](int64_t v) {
-      Value &c = consts[v];
-      if (!c)
-        c = arith::ConstantIndexOp::create(top, loc, v);
-      return c;
-    };
-    for (int64_t r = 0; r < rows; ++r)
-      idx(r / p->seq), idx(r % p->seq);
-    auto toF32 = [&](OpBuilder &nb, Value v, Type type) -> Value {
-      return v.getType() == type ? v : arith::ExtFOp::create(nb, loc, type, v);
+    VectorType vf32 = o->vf32, vw = o->vw;
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto toF32 = [&](OpBuilder &nb, Value v, Type type) {
+      return kb.extendTo(nb, v, type);
     };
 
-    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
     Value lane = arith::RemUIOp::create(b, loc, tid, idx(kColumnLanes));
     Value kFirst = arith::DivUIOp::create(b, loc, tid, idx(kColumnLanes));
     Value nBlock = arith::MulIOp::create(b, loc, bid, idx(cols));
@@ -215,9 +253,8 @@ public:
           SmallVector<Value> next(accs.begin(), accs.end());
           for (int64_t u = 0; u < unroll; ++u)
             for (int64_t r = 0; r < rows; ++r) {
-              Value xs = memref::LoadOp::create(
-                  nb, l, x,
-                  ValueRange{idx(r / p->seq), idx(r % p->seq), ks[u]});
+              Value xs = memref::LoadOp::create(nb, l, x,
+                                                o->xAt(kb, r, ks[u]));
               Value xb = vector::BroadcastOp::create(nb, l, vf32,
                                                      toF32(nb, xs, f32));
               next[r] = vector::FMAOp::create(nb, l, vf32, xb, wf[u], next[r]);
@@ -239,11 +276,7 @@ public:
     }
 
     // Across warps: partial[warp][row][column] in workgroup memory.
-    auto smemType = MemRefType::get(
-        {warps * rows * cols}, f32, AffineMap(),
-        gpu::AddressSpaceAttr::get(b.getContext(),
-                                   gpu::AddressSpace::Workgroup));
-    Value smem = kernel.addWorkgroupAttribution(smemType, loc);
+    Value smem = kb.workgroupBuffer({warps * rows * cols}, f32);
     Value warp = arith::DivUIOp::create(b, loc, tid, idx(32));
     Value warpLane = arith::RemUIOp::create(b, loc, tid, idx(32));
     Value writes = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
@@ -310,69 +343,42 @@ public:
 /// block; lane l reads elements [l * V, l * V + V) of each 32 * V-wide
 /// stretch of row n with one 16-byte load, then the warp adds its lanes with
 /// gpu.subgroup_reduce.
-class GemvNK final : public KernelRecipe {
+class GemvNK final : public GemvRecipe {
 public:
+  GemvNK() : GemvRecipe(/*inOut=*/false) {}
   static constexpr int64_t kThreads = 256;
-  static constexpr int64_t kMaxRows = 8;
 
   StringRef name() const override { return "gemv_nk"; }
 
-  static int64_t vectorWidth(Type weight) {
-    return 16 / (weight.getIntOrFloatBitWidth() / 8);
-  }
-
   bool matches(Operation *op) const override {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
-    if (!p || p->batch * p->seq > kMaxRows)
-      return false;
-    unsigned bits = p->weightType.getIntOrFloatBitWidth();
-    if (bits != 16 && bits != 32)
-      return false;
-    return p->k % vectorWidth(p->weightType) == 0;
-  }
-
-  Value fusableInit(Operation *op) const override {
-    return cast<linalg::GenericOp>(op).getDpsInits()[0];
+    std::optional<Projection> p = match(op);
+    return p && p->k % vectorWidth(p->weightType) == 0;
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel,
                                Value init) const override {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
-    if (!p)
-      return failure();
-    auto g = cast<linalg::GenericOp>(op);
     Location loc = op->getLoc();
-    Value x = map.lookup(g.getDpsInputs()[0]);
-    Value w = map.lookup(g.getDpsInputs()[1]);
-    Value out = map.lookup(g.getDpsInits()[0]);
-    const int64_t rows = p->batch * p->seq, vec = vectorWidth(p->weightType);
+    KernelBuilder kb(b, loc, kernel);
+    FailureOr<Operands> o = operands(op, map, kb);
+    if (failed(o))
+      return failure();
+    const Projection *p = &o->p;
+    Value x = o->x, w = o->w, out = o->out;
+    const int64_t rows = o->rows, vec = o->vec;
     const int64_t warps = kThreads / 32;
-    Type f32 = b.getF32Type();
-    auto vf32 = VectorType::get({vec}, f32);
-    auto vw = VectorType::get({vec}, p->weightType);
-    auto vx = VectorType::get({vec}, p->inputType);
+    VectorType vf32 = o->vf32, vw = o->vw, vx = o->vx;
     // x rows start 16-byte aligned when x has w's element type (k % vec == 0).
     const uint64_t xAlign =
         p->inputType == p->weightType ? 16
                                       : p->inputType.getIntOrFloatBitWidth() / 8;
-    Block &entry = kernel.getBody().front();
-    OpBuilder top(&entry, entry.begin());
-    llvm::SmallDenseMap<int64_t, Value> consts;
-    auto idx = [&](int64_t v) {
-      Value &c = consts[v];
-      if (!c)
-        c = arith::ConstantIndexOp::create(top, loc, v);
-      return c;
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto toF32 = [&](OpBuilder &nb, Value v, Type type) {
+      return kb.extendTo(nb, v, type);
     };
-    auto toF32 = [&](OpBuilder &nb, Value v, Type type) -> Value {
-      return v.getType() == type ? v : arith::ExtFOp::create(nb, loc, type, v);
-    };
-    for (int64_t r = 0; r < rows; ++r)
-      idx(r / p->seq), idx(r % p->seq);
 
-    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
     Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
     Value n = arith::AddIOp::create(
         b, loc, arith::MulIOp::create(b, loc, bid, idx(warps)),
@@ -398,8 +404,7 @@ public:
           SmallVector<Value> next;
           for (int64_t r = 0; r < rows; ++r) {
             Value xv = vector::LoadOp::create(
-                nb, l, vx, x,
-                ValueRange{idx(r / p->seq), idx(r % p->seq), k},
+                nb, l, vx, x, o->xAt(kb, r, k),
                 /*nontemporal=*/false, llvm::MaybeAlign(xAlign));
             next.push_back(vector::FMAOp::create(nb, l, vf32,
                                                  toF32(nb, xv, vf32), wf,
@@ -419,7 +424,7 @@ public:
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&write.getThenRegion().front());
     for (int64_t r = 0; r < rows; ++r) {
-      ValueRange at{idx(r / p->seq), idx(r % p->seq), n};
+      SmallVector<Value, 3> at = o->xAt(kb, r, n);
       Value old = init ? init : memref::LoadOp::create(b, loc, out, at);
       memref::StoreOp::create(b, loc,
                               arith::AddFOp::create(b, loc, old, totals[r]),
@@ -514,18 +519,10 @@ public:
     Value in = map.lookup(g.getDpsInputs()[0]);
     Value bestOut = map.lookup(g.getDpsInits()[0]);
     Value indexOut = map.lookup(g.getDpsInits()[1]);
-    MLIRContext *ctx = b.getContext();
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
     const int64_t warps = kThreads / 32;
-    Block &entry = kernel.getBody().front();
-    OpBuilder top(&entry, entry.begin());
-    llvm::SmallDenseMap<int64_t, Value> consts;
-    auto idx = [&](int64_t v) {
-      Value &c = consts[v];
-      if (!c)
-        c = arith::ConstantIndexOp::create(top, loc, v);
-      return c;
-    };
+    KernelBuilder kb(b, loc, kernel);
+    auto idx = [&](int64_t v) { return kb.index(v); };
     auto i32c = [&](int64_t v) {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
@@ -538,8 +535,8 @@ public:
                                   arith::AndIOp::create(nb, loc, eq, lt));
     };
 
-    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-    Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+    Value tid = kb.threadIdX();
+    Value row = kb.blockIdX();
     Value bi = arith::DivUIOp::create(b, loc, row, idx(shape->seq));
     Value si = arith::RemUIOp::create(b, loc, row, idx(shape->seq));
     Value negInf = arith::ConstantOp::create(
@@ -575,11 +572,8 @@ public:
       v = arith::SelectOp::create(b, loc, take, ov, v);
       i = arith::SelectOp::create(b, loc, take, oi, i);
     }
-    auto space = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
-    Value smemV = kernel.addWorkgroupAttribution(
-        MemRefType::get({warps}, f32, AffineMap(), space), loc);
-    Value smemI = kernel.addWorkgroupAttribution(
-        MemRefType::get({warps}, i32, AffineMap(), space), loc);
+    Value smemV = kb.workgroupBuffer({warps}, f32);
+    Value smemI = kb.workgroupBuffer({warps}, i32);
     Value warp = arith::DivUIOp::create(b, loc, tid, idx(32));
     Value first = arith::CmpIOp::create(
         b, loc, arith::CmpIPredicate::eq,

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/kernels/KernelBuilder.h"
 #include "passes/kernels/KernelLibrary.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -362,15 +363,65 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     return success();
   }
 
-  /// L lanes cooperate on each point of a reduction nest: lane l folds
-  /// iterations l, l + L, ... of the reduction loop in a register, a
-  /// gpu.subgroup_reduce combines a warp's lanes and, when a whole block
-  /// (L = 256) works on one point, workgroup memory combines its warps; one
-  /// lane then folds the result into the accumulator. A warp per point
-  /// (L = 32), or a block when there are few points and long rows (decode's
-  /// RMSNorm and softmax); a thread per point (L = 1) when the rows are not
-  /// contiguous, where neighbouring points read neighbouring elements instead
-  /// (p.v, prefill's matrix products).
+  /// Binds the nest's induction variables to `point` (row-major, the last
+  /// dimension fastest) and clones the effect-free ops of the nest's body
+  /// that precede the reduction loop.
+  static void bindPoint(kernels::KernelBuilder &kb, ReductionNest &r,
+                        IRMapping &map, Value point) {
+    if (!r.nest)
+      return;
+    OpBuilder &b = kb.b;
+    Value rest = point;
+    for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
+      Value n = kb.index(r.nest->tripCounts[i]);
+      map.map(r.nest->ivs[i], arith::RemUIOp::create(b, kb.loc, rest, n));
+      rest = arith::DivUIOp::create(b, kb.loc, rest, n);
+    }
+    for (Operation &inner : r.nest->body->without_terminator())
+      if (&inner != r.reduction.loop.getOperation())
+        b.clone(inner, map);
+  }
+
+  /// Folds iterations first, first + step, ... < end of the reduction loop
+  /// into a register, starting from the combiner's identity.
+  static Value foldIterations(kernels::KernelBuilder &kb, ReductionLoop &red,
+                              IRMapping &map, Value first, Value end,
+                              Value step) {
+    OpBuilder &b = kb.b;
+    Type type = red.store.getValue().getType();
+    Value identity = arith::getIdentityValue(red.kind, type, b, kb.loc);
+    auto loop = scf::ForOp::create(
+        b, kb.loc, first, end, step, ValueRange{identity},
+        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
+          map.map(red.loop.getInductionVar(), k);
+          for (Operation &inner : red.loop.getBody()->without_terminator())
+            if (&inner != red.load.getOperation() && &inner != red.combine &&
+                &inner != red.store.getOperation())
+              nb.clone(inner, map);
+          Value next = arith::getReductionOp(red.kind, nb, l, acc[0],
+                                             map.lookup(red.contribution));
+          scf::YieldOp::create(nb, l, next);
+        });
+    return loop.getResult(0);
+  }
+
+  /// acc[I] = combine(acc[I] or the fused fill value, total).
+  static void foldIntoAccumulator(kernels::KernelBuilder &kb,
+                                  ReductionLoop &red, IRMapping &map,
+                                  TypedAttr init, Value total) {
+    OpBuilder &b = kb.b;
+    Value acc = map.lookupOrDefault(red.store.getMemRef());
+    SmallVector<Value> indices;
+    for (Value i : red.store.getIndices())
+      indices.push_back(map.lookupOrDefault(i));
+    Value old =
+        init ? arith::ConstantOp::create(b, kb.loc, init).getResult()
+             : memref::LoadOp::create(b, kb.loc, acc, indices).getResult();
+    memref::StoreOp::create(
+        b, kb.loc, arith::getReductionOp(red.kind, b, kb.loc, old, total), acc,
+        indices);
+  }
+
   /// Non-contiguous reductions with too few outputs to fill the GPU a
   /// thread each (decode's p.v: heads x head_dim outputs over the whole
   /// context): a block holds 32 neighbouring outputs (coalesced loads) times
@@ -384,65 +435,30 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     constexpr int64_t kPoints = 32, kSlices = 8;
     threads = kPoints * kSlices;
     blocks = llvm::divideCeil(r.points, kPoints);
-    Block &entry = kernel.getBody().front();
-    OpBuilder top(&entry, entry.begin());
-    llvm::SmallDenseMap<int64_t, Value> consts;
-    auto idx = [&](int64_t n) {
-      Value &v = consts[n];
-      if (!v)
-        v = arith::ConstantIndexOp::create(top, loc, n);
-      return v;
-    };
-    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
-    Value column = arith::RemUIOp::create(b, loc, tid, idx(kPoints));
-    Value slice = arith::DivUIOp::create(b, loc, tid, idx(kPoints));
+    kernels::KernelBuilder kb(b, loc, kernel);
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
+    Value column = arith::RemUIOp::create(b, loc, tid, kb.index(kPoints));
+    Value slice = arith::DivUIOp::create(b, loc, tid, kb.index(kPoints));
     Value point = arith::AddIOp::create(
-        b, loc, arith::MulIOp::create(b, loc, bid, idx(kPoints)), column);
+        b, loc, arith::MulIOp::create(b, loc, bid, kb.index(kPoints)), column);
     // Every thread reaches the barrier; those past the last output fold
     // nothing and write nothing.
     Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                          point, idx(r.points));
-    Value safePoint =
-        arith::SelectOp::create(b, loc, inRange, point, idx(0));
-    if (r.nest) {
-      Value rest = safePoint;
-      for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
-        Value n = idx(r.nest->tripCounts[i]);
-        map.map(r.nest->ivs[i], arith::RemUIOp::create(b, loc, rest, n));
-        rest = arith::DivUIOp::create(b, loc, rest, n);
-      }
-      for (Operation &inner : r.nest->body->without_terminator())
-        if (&inner != red.loop.getOperation())
-          b.clone(inner, map);
-    }
+                                          point, kb.index(r.points));
+    bindPoint(kb, r, map,
+              arith::SelectOp::create(b, loc, inRange, point, kb.index(0)));
+    Value end = arith::SelectOp::create(b, loc, inRange,
+                                        kb.index(red.tripCount), kb.index(0));
+    Value partial = foldIterations(kb, red, map, slice, end, kb.index(kSlices));
     Type type = red.store.getValue().getType();
-    Value identity = arith::getIdentityValue(red.kind, type, b, loc);
-    Value end = arith::SelectOp::create(b, loc, inRange, idx(red.tripCount),
-                                        idx(0));
-    auto partial = scf::ForOp::create(
-        b, loc, slice, end, idx(kSlices), ValueRange{identity},
-        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
-          map.map(red.loop.getInductionVar(), k);
-          for (Operation &inner : red.loop.getBody()->without_terminator())
-            if (&inner != red.load.getOperation() && &inner != red.combine &&
-                &inner != red.store.getOperation())
-              nb.clone(inner, map);
-          Value next = arith::getReductionOp(red.kind, nb, l, acc[0],
-                                             map.lookup(red.contribution));
-          scf::YieldOp::create(nb, l, next);
-        });
-    auto smemType = MemRefType::get(
-        {kSlices * kPoints}, type, AffineMap(),
-        gpu::AddressSpaceAttr::get(b.getContext(),
-                                   gpu::AddressSpace::Workgroup));
-    Value smem = kernel.addWorkgroupAttribution(smemType, loc);
-    memref::StoreOp::create(b, loc, partial.getResult(0), smem, ValueRange{tid});
+    Value smem = kb.workgroupBuffer({kSlices * kPoints}, type);
+    memref::StoreOp::create(b, loc, partial, smem, ValueRange{tid});
     gpu::BarrierOp::create(b, loc);
     Value writes = arith::AndIOp::create(
         b, loc, inRange,
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, slice,
-                              idx(0)));
+                              kb.index(0)));
     auto write = scf::IfOp::create(b, loc, writes, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&write.getThenRegion().front());
@@ -453,20 +469,21 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
           memref::LoadOp::create(
               b, loc, smem,
               ValueRange{arith::AddIOp::create(b, loc, column,
-                                               idx(sl * kPoints))}));
-    Value acc = map.lookupOrDefault(red.store.getMemRef());
-    SmallVector<Value> indices;
-    for (Value i : red.store.getIndices())
-      indices.push_back(map.lookupOrDefault(i));
-    Value old = init ? arith::ConstantOp::create(b, loc, init).getResult()
-                     : memref::LoadOp::create(b, loc, acc, indices).getResult();
-    memref::StoreOp::create(
-        b, loc, arith::getReductionOp(red.kind, b, loc, old, total), acc,
-        indices);
+                                               kb.index(sl * kPoints))}));
+    foldIntoAccumulator(kb, red, map, init, total);
     return "reduce-split";
   }
 
-  /// Returns the mapping's name: reduce-thread, reduce-warp or reduce-block.
+  /// L lanes cooperate on each point of a reduction nest: lane l folds
+  /// iterations l, l + L, ... of the reduction loop in a register, a
+  /// gpu.subgroup_reduce combines a warp's lanes and, when a whole block
+  /// (L = 256) works on one point, workgroup memory combines its warps; one
+  /// lane then folds the result into the accumulator. A warp per point
+  /// (L = 32), or a block when there are few points and long rows (decode's
+  /// RMSNorm and softmax); a thread per point (L = 1) when the rows are not
+  /// contiguous, where neighbouring points read neighbouring elements instead
+  /// (p.v, prefill's matrix products), split over slices when the points are
+  /// few. Returns the mapping's name.
   std::string mapReduction(OpBuilder &b, Location loc, ReductionNest r,
                            IRMapping &map, gpu::GPUFuncOp kernel,
                            TypedAttr init, int64_t &blocks, int64_t &threads) {
@@ -479,99 +496,53 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     threads = 256;
     const int64_t pointsPerBlock = threads / lanes;
     blocks = llvm::divideCeil(r.points, pointsPerBlock);
-    // Constants go first in the kernel, where they dominate every use.
-    Block &entry = kernel.getBody().front();
-    OpBuilder top(&entry, entry.begin());
-    llvm::SmallDenseMap<int64_t, Value> consts;
-    auto idx = [&](int64_t n) {
-      Value &v = consts[n];
-      if (!v)
-        v = arith::ConstantIndexOp::create(top, loc, n);
-      return v;
-    };
-    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-    Value bid = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
-    Value lane = arith::RemUIOp::create(b, loc, tid, idx(lanes));
+    kernels::KernelBuilder kb(b, loc, kernel);
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
+    Value lane = arith::RemUIOp::create(b, loc, tid, kb.index(lanes));
     Value point = arith::AddIOp::create(
-        b, loc, arith::MulIOp::create(b, loc, bid, idx(pointsPerBlock)),
-        arith::DivUIOp::create(b, loc, tid, idx(lanes)));
+        b, loc, arith::MulIOp::create(b, loc, bid, kb.index(pointsPerBlock)),
+        arith::DivUIOp::create(b, loc, tid, kb.index(lanes)));
     OpBuilder::InsertionGuard guard(b);
     if (r.points % pointsPerBlock) {
       // Whole warps drop out, so the shuffles below see full warps.
       Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                            point, idx(r.points));
+                                            point, kb.index(r.points));
       auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
       b.setInsertionPointToStart(&ifOp.getThenRegion().front());
     }
-    SmallVector<Operation *> prologue;
-    if (r.nest) {
-      Value rest = point;
-      for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
-        Value n = idx(r.nest->tripCounts[i]);
-        map.map(r.nest->ivs[i], arith::RemUIOp::create(b, loc, rest, n));
-        rest = arith::DivUIOp::create(b, loc, rest, n);
-      }
-      for (Operation &inner : r.nest->body->without_terminator())
-        if (&inner != red.loop.getOperation())
-          b.clone(inner, map);
-    }
-
-    Type type = red.store.getValue().getType();
-    Value identity = arith::getIdentityValue(red.kind, type, b, loc);
-    auto partial = scf::ForOp::create(
-        b, loc, lane, idx(red.tripCount), idx(lanes), ValueRange{identity},
-        [&](OpBuilder &nb, Location l, Value k, ValueRange acc) {
-          map.map(red.loop.getInductionVar(), k);
-          for (Operation &inner : red.loop.getBody()->without_terminator())
-            if (&inner != red.load.getOperation() && &inner != red.combine &&
-                &inner != red.store.getOperation())
-              nb.clone(inner, map);
-          Value next = arith::getReductionOp(red.kind, nb, l, acc[0],
-                                             map.lookup(red.contribution));
-          scf::YieldOp::create(nb, l, next);
-        });
-    Value total = partial.getResult(0);
+    bindPoint(kb, r, map, point);
+    Value total = foldIterations(kb, red, map, lane, kb.index(red.tripCount),
+                                 kb.index(lanes));
     if (lanes > 1)
       total = gpu::SubgroupReduceOp::create(b, loc, total, red.gpuKind,
                                             /*uniform=*/true);
     if (lanes > 32) {
       const int64_t warps = lanes / 32;
-      auto smemType = MemRefType::get(
-          {warps}, type, AffineMap(),
-          gpu::AddressSpaceAttr::get(b.getContext(),
-                                     gpu::AddressSpace::Workgroup));
-      Value smem = kernel.addWorkgroupAttribution(smemType, loc);
+      Value smem = kb.workgroupBuffer({warps}, red.store.getValue().getType());
       Value first = arith::CmpIOp::create(
           b, loc, arith::CmpIPredicate::eq,
-          arith::RemUIOp::create(b, loc, tid, idx(32)), idx(0));
+          arith::RemUIOp::create(b, loc, tid, kb.index(32)), kb.index(0));
       auto write = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
       {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPointToStart(&write.getThenRegion().front());
         memref::StoreOp::create(b, loc, total, smem,
                                 ValueRange{arith::DivUIOp::create(
-                                    b, loc, tid, idx(32))});
+                                    b, loc, tid, kb.index(32))});
       }
       gpu::BarrierOp::create(b, loc);
-      total = memref::LoadOp::create(b, loc, smem, ValueRange{idx(0)});
+      total = memref::LoadOp::create(b, loc, smem, ValueRange{kb.index(0)});
       for (int64_t w = 1; w < warps; ++w)
         total = arith::getReductionOp(
             red.kind, b, loc, total,
-            memref::LoadOp::create(b, loc, smem, ValueRange{idx(w)}));
+            memref::LoadOp::create(b, loc, smem, ValueRange{kb.index(w)}));
     }
     Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         lane, idx(0));
+                                         lane, kb.index(0));
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&write.getThenRegion().front());
-    Value acc = map.lookupOrDefault(red.store.getMemRef());
-    SmallVector<Value> indices;
-    for (Value i : red.store.getIndices())
-      indices.push_back(map.lookupOrDefault(i));
-    Value old = init ? arith::ConstantOp::create(b, loc, init).getResult()
-                     : memref::LoadOp::create(b, loc, acc, indices).getResult();
-    memref::StoreOp::create(
-        b, loc, arith::getReductionOp(red.kind, b, loc, old, total), acc,
-        indices);
+    foldIntoAccumulator(kb, red, map, init, total);
     return lanes == 1 ? "reduce-thread" : lanes == 32 ? "reduce-warp"
                                                       : "reduce-block";
   }

@@ -1,0 +1,47 @@
+//===- KernelBuilder.h - Helpers for building GPU kernel bodies -*- C++ -*-===//
+//
+// What every hand-built kernel and every reduction mapping of
+// --kiln-map-loops-to-gpu needs while it writes a gpu.func body: index
+// constants hoisted to the kernel's entry (where they dominate uses inside
+// any scf.if or scf.for), thread and block ids, workgroup buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_PASSES_KERNELS_KERNELBUILDER_H
+#define KILN_PASSES_KERNELS_KERNELBUILDER_H
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace kiln::kernels {
+
+class KernelBuilder {
+public:
+  /// `b` inserts into `kernel`'s body; the helpers build at its insertion
+  /// point, except index() which builds at the kernel's entry.
+  KernelBuilder(mlir::OpBuilder &b, mlir::Location loc,
+                mlir::gpu::GPUFuncOp kernel);
+
+  /// An index constant, created once per kernel at its entry.
+  mlir::Value index(int64_t value);
+  mlir::Value threadIdX();
+  mlir::Value blockIdX();
+  /// A new workgroup (shared) memory buffer of the kernel.
+  mlir::Value workgroupBuffer(llvm::ArrayRef<int64_t> shape,
+                              mlir::Type element);
+  /// `v` extended to `type` (f32 or a vector of f32) unless it has it.
+  mlir::Value extendTo(mlir::OpBuilder &b, mlir::Value v, mlir::Type type);
+
+  mlir::OpBuilder &b;
+  mlir::Location loc;
+  mlir::gpu::GPUFuncOp kernel;
+
+private:
+  mlir::OpBuilder top; // at the kernel's entry
+  llvm::SmallDenseMap<int64_t, mlir::Value> indices;
+};
+
+} // namespace kiln::kernels
+
+#endif // KILN_PASSES_KERNELS_KERNELBUILDER_H
