@@ -452,6 +452,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
             writer.addKernelImage("kernels.cubin", rt::ImageKind::Cubin,
                                   std::move(code->cubin));
           report.gpuKernels = 0;
+          report.launchesByMapping.clear();
           for (auto &[entry, func] : entries) {
             auto launches = launchSchedule(func, &report.launchesByMapping);
             if (!launches)

@@ -85,6 +85,21 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
   return nest;
 }
 
+/// Binds the nest's induction variables to the digits of `linear` in the
+/// nest's iteration space, row-major: the last dimension varies fastest, so
+/// neighbouring threads touch neighbouring elements. `index` makes the
+/// index constants.
+void delinearize(OpBuilder &b, Location loc, const ParallelNest &nest,
+                 Value linear, function_ref<Value(int64_t)> index,
+                 IRMapping &map) {
+  Value rest = linear;
+  for (int i = nest.tripCounts.size() - 1; i >= 0; --i) {
+    Value n = index(nest.tripCounts[i]);
+    map.map(nest.ivs[i], arith::RemUIOp::create(b, loc, rest, n));
+    rest = arith::DivUIOp::create(b, loc, rest, n);
+  }
+}
+
 /// A loop that folds one value per iteration into a single memory location:
 ///   scf.for %k = 0 to R { ...; %a = memref.load %acc[I];
 ///                          %r = combine(%a, %c); memref.store %r, %acc[I] }
@@ -371,12 +386,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     if (!r.nest)
       return;
     OpBuilder &b = kb.b;
-    Value rest = point;
-    for (int i = r.nest->tripCounts.size() - 1; i >= 0; --i) {
-      Value n = kb.index(r.nest->tripCounts[i]);
-      map.map(r.nest->ivs[i], arith::RemUIOp::create(b, kb.loc, rest, n));
-      rest = arith::DivUIOp::create(b, kb.loc, rest, n);
-    }
+    delinearize(b, kb.loc, *r.nest, point,
+                [&](int64_t n) { return kb.index(n); }, map);
     for (Operation &inner : r.nest->body->without_terminator())
       if (&inner != r.reduction.loop.getOperation())
         b.clone(inner, map);
@@ -678,14 +689,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         for (Operation *o : guardPrologue)
           builder.clone(*o, map);
       }
-      // Row-major delinearisation: the last dimension varies fastest, so
-      // neighbouring threads touch neighbouring elements.
-      Value rest = gid;
-      for (int i = nest->tripCounts.size() - 1; i >= 0; --i) {
-        Value n = index(nest->tripCounts[i]);
-        map.map(nest->ivs[i], arith::RemUIOp::create(builder, loc, rest, n));
-        rest = arith::DivUIOp::create(builder, loc, rest, n);
-      }
+      delinearize(builder, loc, *nest, gid, index, map);
       for (Operation &inner : nest->body->without_terminator())
         builder.clone(inner, map);
       builder.setInsertionPointAfter(guard);

@@ -27,16 +27,23 @@ echo "device: $gpu -> --target $arch" | tee -a "$summary"
 command -v ptxas >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
 
 fail=0
+# Puts the outcome of a numerics log ($OUT/numerics-NAME.log) in the summary;
+# the exit status of what wrote it is the second argument.
+record() { # name status
+  if [ "$2" = 0 ]; then
+    grep -E "ok:|FAIL" "$OUT/numerics-$1.log" | sed "s/^/  /" >> "$summary"
+  else
+    fail=1
+    echo "  FAILED: $1 (see numerics-$1.log):" >> "$summary"
+    tail -5 "$OUT/numerics-$1.log" | sed "s/^/    /" >> "$summary"
+  fi
+}
+
 if [ "$what" = numerics ] || [ "$what" = all ]; then
   for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript; do
-    if PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
-         --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1; then
-      grep -E "ok:|FAIL" "$OUT/numerics-$v.log" | sed "s/^/  /" >> "$summary"
-    else
-      fail=1
-      echo "  FAILED: $v (see numerics-$v.log):" >> "$summary"
-      tail -5 "$OUT/numerics-$v.log" | sed "s/^/    /" >> "$summary"
-    fi
+    PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
+      --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1
+    record "$v" $?
   done
   # Mid-sized random models (references from onnxruntime), at the shapes where the
   # backend changes strategy: unrolled GEMVs (K >= 512), block reductions (rows >= 512),
@@ -45,15 +52,10 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
   for v in "mid_fp32_in_out:" "mid_fp16_out_in:--dtype float16 --weights out_in --untied"; do
     name=${v%%:*}
     # shellcheck disable=SC2086
-    if "$PY" scripts/gpu/make_synthetic.py "$W/$name" $mid ${v#*:} > "$OUT/numerics-$name.log" 2>&1 &&
-       PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "$W/$name" "$W/$name-work" \
-         --target "$arch" --max-seq-len 1024 >> "$OUT/numerics-$name.log" 2>&1; then
-      grep -E "ok:|FAIL" "$OUT/numerics-$name.log" | sed "s/^/  /" >> "$summary"
-    else
-      fail=1
-      echo "  FAILED: $name (see numerics-$name.log):" >> "$summary"
-      tail -5 "$OUT/numerics-$name.log" | sed "s/^/    /" >> "$summary"
-    fi
+    "$PY" scripts/gpu/make_synthetic.py "$W/$name" $mid ${v#*:} > "$OUT/numerics-$name.log" 2>&1 &&
+      PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "$W/$name" "$W/$name-work" \
+        --target "$arch" --max-seq-len 1024 >> "$OUT/numerics-$name.log" 2>&1
+    record "$name" $?
   done
 fi
 
