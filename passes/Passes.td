@@ -123,6 +123,29 @@ def LowerLinalgToLoops : Pass<"kiln-lower-linalg-to-loops", "mlir::func::FuncOp"
                            "mlir::affine::AffineDialect", "mlir::arith::ArithDialect"];
 }
 
+def OutlineLoopNests : Pass<"kiln-outline-loop-nests", "mlir::ModuleOp"> {
+  let summary = "Move each top-level loop nest of an entry point into a "
+                "noinline function of its own (CPU target)";
+  let description = [{
+    LLVM's machine passes grow faster than linearly in a function's size, and
+    the CPU target's entry points hold every loop nest of the model: a real
+    model's `@prefill` took minutes to code-generate. Each top-level op with
+    regions (a loop nest) of a public function becomes a call of a private
+    `no_inline` function `@<entry>_nest<N>`. The pure ops that produce its
+    operands (views of the entry point's buffers, constants) are cloned into
+    it, so only the entry point's arguments cross the call.
+
+    ```mlir
+    %v = memref.view %arena[%c0][] : memref<64xi8> to memref<4xf32>
+    scf.for %i = %c0 to %c4 step %c1 { memref.store %f, %v[%i] : memref<4xf32> }
+    ```
+
+    becomes `func.call @prefill_nest0(%arena)` and a function holding the view
+    and the loop.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect"];
+}
+
 def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModuleOp"> {
   let summary = "gpu.subgroup_reduce to warp shuffles (butterfly, 32 lanes)";
   let description = [{

@@ -72,6 +72,54 @@ public:
     return HeadSplit{reshape->input(0), *heads, *dim};
   }
 
+  /// Softmax output guarded against fully masked rows, as torch's dynamo
+  /// exporter writes it: Where(IsNaN(p), 0, p). Returns p; anything else is
+  /// returned unchanged. The guard only changes rows with no unmasked key,
+  /// which a causal mask never produces.
+  StringRef stripNanGuard(StringRef v) {
+    const onnx::NodeProto *w = r.producerIs(v, "Where");
+    if (!w)
+      return v;
+    const onnx::NodeProto *isNan = r.producerIs(w->input(0), "IsNaN");
+    auto zero = r.scalarConstant(w->input(1));
+    if (!isNan || !zero || *zero != 0.0 ||
+        r.skipCasts(isNan->input(0)) != r.skipCasts(w->input(2)))
+      return v;
+    return w->input(2);
+  }
+
+  /// K^T in head-split layout [B, H, D, T] -> K [B, H, T, D]: either
+  /// Transpose(K, perm=[0,1,3,2]) or, as torch's dynamo exporter writes a
+  /// batched matmul operand, Reshape(Transpose(Reshape(K, [-1, T, D]),
+  /// perm=[0,2,1]), [B, H, D, T]). Returns an empty ref if neither.
+  StringRef transposedKeys(StringRef kt) {
+    if (const onnx::NodeProto *t = r.producerIs(kt, "Transpose"))
+      return permIs(*t, {0, 1, 3, 2}) ? StringRef(t->input(0)) : StringRef();
+    const onnx::NodeProto *outer = r.producerIs(kt, "Reshape");
+    const onnx::NodeProto *t =
+        outer ? r.producerIs(outer->input(0), "Transpose") : nullptr;
+    const onnx::NodeProto *inner =
+        t && permIs(*t, {0, 2, 1}) ? r.producerIs(t->input(0), "Reshape")
+                                   : nullptr;
+    if (!inner || shapes.rank(inner->input(0)) != 4u ||
+        shapes.rank(inner->output(0)) != 3u ||
+        shapes.rank(outer->output(0)) != 4u)
+      return {};
+    // The flattening must keep the last two axes (T, D) and the unflattening
+    // must restore the leading two: [B, H, T, D] -> [B*H, T, D] -> [B*H, D, T]
+    // -> [B, H, D, T]. Compare the static sizes that are known.
+    StringRef k = inner->input(0);
+    for (int i = 0; i < 2; ++i) {
+      auto a = shapes.staticDim(k, i), b = shapes.staticDim(outer->output(0), i);
+      if (a && b && *a != *b)
+        return {};
+    }
+    auto d = shapes.staticDim(k, 3), dOut = shapes.staticDim(outer->output(0), 2);
+    if (!d || !dOut || *d != *dOut)
+      return {};
+    return k;
+  }
+
   /// Reshape(Expand(Unsqueeze(x, 2), [B, KV, rep, T, D]), [B, KV*rep, T, D])
   /// or x itself (no grouping).
   StringRef stripRepeatKv(StringRef v) {
@@ -324,7 +372,8 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
   const onnx::NodeProto *pv = producerIs(merge->input(0), "MatMul");
   if (!pv)
     return bad(*merge, "no MatMul(probabilities, V) before the head merge");
-  const onnx::NodeProto *softmax = producerIs(pv->input(0), "Softmax");
+  const onnx::NodeProto *softmax =
+      producerIs(m.stripNanGuard(pv->input(0)), "Softmax");
   if (!softmax)
     return bad(*pv, "the probabilities are not a Softmax");
   int64_t axis = attrInt(*softmax, "axis", -1);
@@ -397,11 +446,12 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
   StringRef q4 = qk->input(0), kt = qk->input(1);
   peelScale(q4);
   peelScale(kt);
-  const onnx::NodeProto *ktNode = producerIs(kt, "Transpose");
-  if (!ktNode || !permIs(*ktNode, {0, 1, 3, 2}))
-    return bad(*qk, "the keys are not transposed with perm=[0,1,3,2]");
-  StringRef k4 = ktNode->input(0);
+  StringRef k4 = m.transposedKeys(kt);
+  if (k4.empty())
+    return bad(*qk, "the keys are not transposed with perm=[0,1,3,2] (or "
+                    "flattened to rank 3 and transposed with perm=[0,2,1])");
   peelScale(k4);
+  StringRef kFull = k4; // K after repeat_kv: the cache Concat is below it
   k4 = m.stripRepeatKv(k4);
   StringRef v4 = m.stripRepeatKv(pv->input(1));
 
@@ -477,9 +527,7 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
   cacheArgs.append({kc, vc});
   cacheResults.append({kc1, vc1});
   if (!pastK.empty()) {
-    const onnx::NodeProto *kcat = producerIs(ktNode->input(0), "Concat");
-    StringRef kin = m.stripRepeatKv(ktNode->input(0));
-    (void)kcat;
+    StringRef kin = m.stripRepeatKv(kFull);
     // The Concat outputs are the present.* graph outputs.
     auto presentOf = [&](StringRef full) -> std::string {
       const onnx::NodeProto *c = producerIs(full, "Concat");

@@ -548,8 +548,14 @@ void ShapeInference::run() {
             if (!p.isConstant())
               return p;
             int64_t v = p.constantValue();
+            // ONNX clamps starts/ends into [0, dim]: INT64_MAX means "to
+            // the end", INT64_MIN (or any v <= -dim) "from the start".
             if (v >= (int64_t(1) << 40))
               return dim;
+            if (v <= -(int64_t(1) << 40))
+              return Poly::constant(0);
+            if (v < 0 && dim.isConstant())
+              return Poly::constant(std::max<int64_t>(0, dim.constantValue() + v));
             if (v < 0)
               return dim + Poly::constant(v);
             if (dim.isConstant())

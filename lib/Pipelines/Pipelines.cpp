@@ -61,6 +61,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
 }
 
 void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
+  pm.addPass(createOutlineLoopNests());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -2,6 +2,7 @@
 
 #include "kiln/Target/CpuTarget.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/StringSet.h"
@@ -45,6 +46,15 @@ Expected<std::unique_ptr<TargetMachine>> hostTargetMachine() {
 
 Expected<std::unique_ptr<llvm::Module>>
 optimizedModule(mlir::ModuleOp module, LLVMContext &ctx, TargetMachine &tm) {
+  // Functions outlined from the entry points (kiln-outline-loop-nests) stay
+  // functions of their own: inlined back, they would make one huge function
+  // again, which LLVM's machine passes take minutes over.
+  module.walk([](mlir::LLVM::LLVMFuncOp f) {
+    if (!f->removeAttr(kiln::kNoInlineMarker))
+      return;
+    f.setNoInline(true);
+    f.setLinkage(mlir::LLVM::Linkage::Internal);
+  });
   std::unique_ptr<llvm::Module> llvmModule =
       mlir::translateModuleToLLVMIR(module, ctx);
   if (!llvmModule)

@@ -26,6 +26,10 @@ module; a few KiB) and breaks exactly one thing:
   unknown-op         an extra node of made-up op type ``FancyNorm`` (default domain)
                      on layer 0's residual path, so the decoder cannot be raised.
   not-onnx           a few lines of random text.
+  nan-guard-fill     torch's softmax NaN guard Where(IsNaN(p), c, p) with c = 1, not 0:
+                     it changes rows the mask leaves alone, so it is no guard.
+  kt-flatten-swap    K^T flattened to rank 3, but unflattened to [B, H, T, D]
+                     (no transpose in effect): the scores are not Q.K^T.
 """
 
 import os
@@ -41,7 +45,7 @@ import make_llama  # noqa: E402
 KINDS = ["truncated", "missing-external", "short-external", "external-outside",
          "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
          "unknown-op",
-         "not-onnx"]
+         "not-onnx", "nan-guard-fill", "kt-flatten-swap"]
 
 
 def default_model():
@@ -113,6 +117,17 @@ def make(out, kind):
         nodes[idx].output[0] = target + "_pre"
         nodes.insert(idx + 1, helper.make_node("FancyNorm", [target + "_pre"], [target],
                                                name="n_fancy_norm"))
+        onnx.save_model(model, out)
+    elif kind == "nan-guard-fill":
+        model = make_llama.build_model(make_llama.Config(softmax_guard=True))
+        where = next(n for n in model.graph.node if n.output[0].endswith("_probs_guarded"))
+        zero = initializer(model, where.input[1])
+        zero.CopyFrom(numpy_helper.from_array(np.array(1.0, np.float32), zero.name))
+        onnx.save_model(model, out)
+    elif kind == "kt-flatten-swap":
+        model = make_llama.build_model(make_llama.Config(kt_style="flatten"))
+        cat = next(n for n in model.graph.node if n.output[0] == "l0_kT_shape")
+        cat.input[1], cat.input[2] = cat.input[2], cat.input[1]
         onnx.save_model(model, out)
     elif kind == "not-onnx":
         rng = np.random.default_rng(0)

@@ -105,6 +105,7 @@ from onnx import TensorProto, external_data_helper, helper, numpy_helper
 
 OPSET = 18
 INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
 
 NP_DTYPE = {"float32": np.float32, "float16": np.float16}
 ONNX_DTYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
@@ -137,6 +138,8 @@ class Config:
     external_data: str = None  # None, "weights" or "all"
     cache: bool = False
     cache_axis: int = -2
+    kt_style: str = "transpose"
+    softmax_guard: bool = False
     seed: int = 0
 
     def validate(self):
@@ -449,7 +452,20 @@ class LlamaGraph:
                         axis=cfg.cache_axis)
         k = self.repeat_kv(k, f"{base}_k")
         v = self.repeat_kv(v, f"{base}_v")
-        kt = g.op("Transpose", [k], f"{base}_kT", perm=[0, 1, 3, 2])
+        if cfg.kt_style == "flatten":
+            # torch.onnx.export(dynamo=True) of a batched matmul's transposed
+            # operand: flatten to rank 3, Transpose(perm=[0,2,1]), unflatten.
+            shape = g.op("Shape", [k], f"{base}_k_shape")
+            lead = g.op("Slice", [shape, g.const([INT64_MIN]), g.const([-2])], f"{base}_k_lead")
+            t = g.op("Slice", [shape, g.const([-2]), g.const([-1])], f"{base}_k_t")
+            d = g.op("Slice", [shape, g.const([-1]), g.const([INT64_MAX])], f"{base}_k_d")
+            flat = g.op("Reshape", [k, g.op("Concat", [g.const([-1]), t, d], f"{base}_k_flat_shape",
+                                             axis=0)], f"{base}_k_flat", allowzero=0)
+            flat_t = g.op("Transpose", [flat], f"{base}_k_flat_t", perm=[0, 2, 1])
+            kt = g.op("Reshape", [flat_t, g.op("Concat", [lead, d, t], f"{base}_kT_shape", axis=0)],
+                      f"{base}_kT", allowzero=0)
+        else:
+            kt = g.op("Transpose", [k], f"{base}_kT", perm=[0, 1, 3, 2])
         if cfg.scale == "sqrt_both":
             c = g.const(D ** -0.25, self.dt, "scale")
             q = g.op("Mul", [q, c], f"{base}_q_scaled")
@@ -467,6 +483,10 @@ class LlamaGraph:
             scores = g.op("Where", [self.bool_mask, scores,
                                     g.const(-np.inf, self.dt, "neg_inf")], f"{base}_masked")
         probs = g.op("Softmax", [scores], f"{base}_probs", axis=-1)
+        if cfg.softmax_guard:
+            # torch's dynamo exporter: rows with every key masked give 0, not NaN.
+            nan = g.op("IsNaN", [probs], f"{base}_probs_isnan")
+            probs = g.op("Where", [nan, g.const(0.0, self.dt, "zero"), probs], f"{base}_probs_guarded")
         if cfg.ts:
             probs = g.op("Cast", [probs], f"{base}_probs_cast", to=self.odt)
         o = g.op("MatMul", [probs, v], f"{base}_attn")
@@ -818,6 +838,10 @@ def add_model_args(ap):
     a("--external-data-all", dest="external_data", action="store_const", const="all")
     a("--cache", action="store_true")
     a("--cache-axis", type=int, choices=[-2, 2], default=-2)
+    a("--kt-style", choices=["transpose", "flatten"], default="transpose",
+      help="K^T as Transpose(perm=[0,1,3,2]), or flattened to rank 3 (torch dynamo, torch 2.11)")
+    a("--softmax-guard", action="store_true",
+      help="Where(IsNaN(softmax), 0, softmax) as torch 2.11's dynamo exporter writes it")
 
 
 def config_from_args(args):
