@@ -27,6 +27,9 @@ class LinalgDialect;
 namespace math {
 class MathDialect;
 } // namespace math
+namespace ml_program {
+class MLProgramDialect;
+} // namespace ml_program
 namespace memref {
 class MemRefDialect;
 } // namespace memref

@@ -54,6 +54,67 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
 }
 
 //===----------------------------------------------------------------------===//
+// Fusion (tfm -> tfm)
+//===----------------------------------------------------------------------===//
+
+def FuseProjections : Pass<"kiln-fuse-projections", "mlir::ModuleOp"> {
+  let summary = "One projection for the tfm.linear ops that share an input "
+                "(q/k/v, gate/up), over weights concatenated at compile time";
+  let description = [{
+    Horizontal fusion: the `tfm.linear` ops of a function that read the same
+    activation, have constant weights (`ml_program.global_load_const`) of one
+    layout and element type, and all or none a bias, become one `tfm.linear`
+    over a new global holding their weights side by side along the output
+    dimension (rows appended for `out_in`, each row's columns joined for
+    `in_out`). Each old result is a `tensor.extract_slice` of the fused one.
+
+    ```mlir
+    %q = tfm.linear %x, %wq layout = <in_out> : (tensor<1x1x16xf32>, tensor<16x16xf32>) -> tensor<1x1x16xf32>
+    %k = tfm.linear %x, %wk layout = <in_out> : (tensor<1x1x16xf32>, tensor<16x8xf32>) -> tensor<1x1x8xf32>
+    ```
+
+    becomes a `tfm.linear` by `@wq.fused : tensor<16x24xf32>` and two slices.
+    Globals that are no longer loaded are erased. Needs static shapes: runs
+    after `kiln-specialize-entry-points`; the entry points share fused
+    weights. `kiln-compile --no-fuse=projections` turns it off.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect",
+                           "mlir::ml_program::MLProgramDialect"];
+}
+
+def TransposeWeights : Pass<"kiln-transpose-weights", "mlir::ModuleOp"> {
+  let summary = "Store constant [in, out] projection weights [out, in]";
+  let description = [{
+    Every `tfm.linear` and `tfm.logits` with `layout = <in_out>` and a
+    constant weight (`ml_program.global_load_const`) gets `layout = <out_in>`
+    and a transposed copy of its weight, made at compile time
+    (`@<name>.t`, shared by the entry points). Each output's weights are then
+    one contiguous row: the GPU's `gemv_nk` reads them with coalesced
+    16-byte loads, a warp per output. Originals nothing else reads are
+    erased. Runs before `kiln-fuse-projections`, so fused weights are joined
+    row-wise. `kiln-compile --no-fuse=transpose-weights` keeps the exported
+    layout.
+  }];
+  let dependentDialects = ["mlir::ml_program::MLProgramDialect"];
+}
+
+def FuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "Fuse single-use elementwise linalg.generic producers into "
+                "their consumers (upstream elementwise fusion, on tensors)";
+  let description = [{
+    Runs upstream's `populateElementwiseOpsFusionPatterns` after
+    `kiln-lower-tfm-to-linalg`, before bufferization, limited to producers
+    whose result has one user (a multi-use producer would be recomputed in
+    each consumer) and to consumers without reduction loops (matrix products,
+    norms and softmax sums keep plain operands for the kernel library and the
+    reduction mappings). The producer's body is inlined into the consumer's; its
+    result never reaches memory, and on GPU targets it needs no launch of
+    its own. `kiln-compile --no-fuse=elementwise` turns it off.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // Lowering
 //===----------------------------------------------------------------------===//
 

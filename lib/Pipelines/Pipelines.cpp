@@ -39,7 +39,13 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.prefillChunk = opts.prefillChunk;
   entry.maxSeqLen = opts.maxSeqLen;
   pm.addPass(createSpecializeEntryPoints(entry));
+  if (opts.transposeWeights)
+    pm.addPass(createTransposeWeights());
+  if (opts.fuseProjections)
+    pm.addPass(createFuseProjections());
   pm.addNestedPass<func::FuncOp>(createLowerTfmToLinalg());
+  if (opts.fuseElementwise)
+    pm.addNestedPass<func::FuncOp>(createFuseElementwise());
   // No CSE before bufferization: merging identical tensor.empty/fill inits
   // would make ops share destinations and force copies.
   pm.addPass(createCanonicalizerPass());

@@ -394,22 +394,39 @@ public:
                                            DenseElementsAttr::get(vf32, 0.0f));
     SmallVector<Value> inits(rows, zero);
     Value kFirst = arith::MulIOp::create(b, loc, lane, idx(vec));
+    // A warp covers 32 * V elements of its row per step. Up to 4 steps per
+    // iteration, their weight loads issued before any FMA, keep 64 bytes per
+    // lane in flight (a row of K = 2048 f16 is 8 steps: 2 iterations).
+    const int64_t stride = 32 * vec;
+    const int64_t unroll = p->k % (4 * stride) == 0   ? 4
+                           : p->k % (2 * stride) == 0 ? 2
+                                                      : 1;
+    for (int64_t u = 1; u < unroll; ++u)
+      idx(u * stride);
     auto loop = scf::ForOp::create(
-        b, loc, kFirst, idx(p->k), idx(32 * vec), inits,
+        b, loc, kFirst, idx(p->k), idx(unroll * stride), inits,
         [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
-          Value wv = vector::LoadOp::create(nb, l, vw, w, ValueRange{n, k},
-                                            /*nontemporal=*/false,
-                                            llvm::MaybeAlign(16));
-          Value wf = toF32(nb, wv, vf32);
-          SmallVector<Value> next;
-          for (int64_t r = 0; r < rows; ++r) {
-            Value xv = vector::LoadOp::create(
-                nb, l, vx, x, o->xAt(kb, r, k),
-                /*nontemporal=*/false, llvm::MaybeAlign(xAlign));
-            next.push_back(vector::FMAOp::create(nb, l, vf32,
-                                                 toF32(nb, xv, vf32), wf,
-                                                 accs[r]));
+          SmallVector<Value> ks, wf;
+          for (int64_t u = 0; u < unroll; ++u) {
+            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * stride))
+                               .getResult()
+                           : k);
+            Value wv = vector::LoadOp::create(nb, l, vw, w,
+                                              ValueRange{n, ks.back()},
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16));
+            wf.push_back(toF32(nb, wv, vf32));
           }
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t r = 0; r < rows; ++r) {
+              Value xv = vector::LoadOp::create(
+                  nb, l, vx, x, o->xAt(kb, r, ks[u]),
+                  /*nontemporal=*/false, llvm::MaybeAlign(xAlign));
+              next[r] = vector::FMAOp::create(nb, l, vf32,
+                                              toF32(nb, xv, vf32), wf[u],
+                                              next[r]);
+            }
           scf::YieldOp::create(nb, l, next);
         });
     SmallVector<Value> totals;

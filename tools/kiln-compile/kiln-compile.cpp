@@ -68,6 +68,13 @@ cl::opt<bool> printWeights(
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
              "parsed back; elided by default"),
     cl::init(false), cl::cat(category));
+cl::list<std::string> noFuse(
+    "no-fuse",
+    cl::desc("Turn optimizing passes off to measure their effect: "
+             "projections (kiln-fuse-projections), elementwise "
+             "(kiln-fuse-elementwise), transpose-weights "
+             "(kiln-transpose-weights), or all"),
+    cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
 
@@ -99,6 +106,12 @@ int checkOptions() {
   if (batch < 1)
     return error(formatv("--batch must be positive (got {0})",
                          batch.getValue()));
+  for (const std::string &name : noFuse)
+    if (name != "projections" && name != "elementwise" &&
+        name != "transpose-weights" && name != "all")
+      return error("--no-fuse=" + name +
+                   " names no pass (projections, elementwise, "
+                   "transpose-weights, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target +
                  " is not supported (targets: cpu, or an NVIDIA architecture "
@@ -168,6 +181,12 @@ int main(int argc, char **argv) {
   opts.pipeline.batch = batch;
   opts.pipeline.prefillChunk = prefillChunk;
   opts.pipeline.maxSeqLen = maxSeqLen;
+  auto off = [](StringRef pass) {
+    return llvm::is_contained(noFuse, pass) || llvm::is_contained(noFuse, "all");
+  };
+  opts.pipeline.fuseProjections = !off("projections");
+  opts.pipeline.fuseElementwise = !off("elementwise");
+  opts.pipeline.transposeWeights = !off("transpose-weights");
   opts.target = target;
   opts.output = outName;
   if (Error err = kiln::lowerToLoops(module, opts, stage))

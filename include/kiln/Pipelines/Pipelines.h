@@ -17,6 +17,10 @@ struct PipelineOptions {
   int64_t maxSeqLen = 2048;
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
+  /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
+  bool fuseProjections = true;
+  bool transposeWeights = true;
+  bool fuseElementwise = true;
 };
 
 struct GpuOptions {

@@ -1,0 +1,47 @@
+//===- ConstantWeights.h - Reading and making weight globals ----*- C++ -*-===//
+//
+// What the tfm -> tfm weight rewrites (kiln-fuse-projections,
+// kiln-transpose-weights) share: the bytes of a constant
+// `ml_program.global`, the global a `global_load_const` reads, and a new
+// private global holding given bytes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_PASSES_FUSION_CONSTANTWEIGHTS_H
+#define KILN_PASSES_FUSION_CONSTANTWEIGHTS_H
+
+#include "mlir/Dialect/MLProgram/IR/MLProgram.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include <optional>
+#include <vector>
+
+namespace kiln {
+
+/// The bytes of a constant global's value (dense_resource, or dense with a
+/// whole-byte element type; a splat is expanded), row major.
+std::optional<std::vector<char>> globalBytes(mlir::ml_program::GlobalOp g);
+
+/// The immutable global with data that `v` loads, or null.
+mlir::ml_program::GlobalOp constantGlobal(mlir::Value v,
+                                          mlir::SymbolTable &symbols);
+
+/// A new private immutable global `name` (renamed on a clash) of `type`
+/// holding `bytes` as a dense_resource, placed before `before`.
+mlir::ml_program::GlobalOp createWeightGlobal(mlir::SymbolTable &symbols,
+                                              mlir::Operation *before,
+                                              llvm::StringRef name,
+                                              mlir::RankedTensorType type,
+                                              llvm::ArrayRef<char> bytes);
+
+/// A global_load_const of `g` at the start of `block`.
+mlir::Value loadAtStart(mlir::Block &block, mlir::ml_program::GlobalOp g);
+
+/// Erases dead global_load_const ops of `module`, then those of `names`
+/// that nothing loads any more.
+void eraseUnusedGlobals(mlir::ModuleOp module, mlir::SymbolTable &symbols,
+                        llvm::ArrayRef<std::string> names);
+
+} // namespace kiln
+
+#endif // KILN_PASSES_FUSION_CONSTANTWEIGHTS_H
