@@ -290,6 +290,13 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
   if (gpuKernels) {
     os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX\n",
                   gpuKernels, ptxBytes);
+    os << "kernels:";
+    for (auto [i, entry] : llvm::enumerate(launchesByEntry))
+      os << (i ? ", " : " ") << entry.first << " " << entry.second
+         << " launches"
+         << formatv(" ({0} / {1} layers = {2:F1})", entry.second, layers,
+                    layers ? double(entry.second) / double(layers) : 0.0);
+    os << "\n";
     os << "kernels: by mapping:";
     for (const auto &[mapping, count] : launchesByMapping)
       os << " " << mapping << " " << count;
@@ -453,11 +460,13 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
                                   std::move(code->cubin));
           report.gpuKernels = 0;
           report.launchesByMapping.clear();
+          report.launchesByEntry.clear();
           for (auto &[entry, func] : entries) {
             auto launches = launchSchedule(func, &report.launchesByMapping);
             if (!launches)
               return launches.takeError();
             report.gpuKernels += launches->size();
+            report.launchesByEntry.emplace_back(entry.name, launches->size());
             entry.launches = std::move(*launches);
           }
           report.ptxBytes = code->ptx.size();

@@ -45,6 +45,10 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
       --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1
     record "$v" $?
   done
+  # The real trained model (fp16, torch 2.11 dynamo export) vs transformers' logits.
+  PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py examples/realmodel "$W/realmodel" \
+    --target "$arch" > "$OUT/numerics-realmodel.log" 2>&1
+  record realmodel $?
   # Mid-sized random models (references from onnxruntime), at the shapes where the
   # backend changes strategy: unrolled GEMVs (K >= 512), block reductions (rows >= 512),
   # [out, in] weights (gemv_nk for every projection), a 1024-token context.
@@ -66,17 +70,38 @@ if [ "$what" = 1b ] || [ "$what" = all ]; then
   ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
       --prefill-chunk 512 -o "$W/1b.kiln" ) > "$OUT/compile-1b.log" 2>&1 || fail=1
   grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-1b.log" | sed "s/^/  /" >> "$summary"
+  # The same model with the optimizing passes off (--no-fuse=all), for their effect.
+  kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+    --no-fuse=all -o "$W/1b-nofuse.kiln" > "$OUT/compile-1b-nofuse.log" 2>&1 || fail=1
+  echo "1b with --no-fuse=all:" >> "$summary"
+  grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
   if [ -f "$W/1b.kiln" ]; then
     prompt128=$("$PY" -c "import random; random.seed(1); print(','.join(str(random.randrange(128256)) for _ in range(128)))")
     prompt512=$("$PY" -c "import random; random.seed(2); print(','.join(str(random.randrange(128256)) for _ in range(512)))")
     kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-      > "$OUT/run-1b-decode.log" 2>&1 || fail=1
+      > "$W/1b-decode.ids" 2> "$OUT/run-1b-decode.log" || fail=1
     kiln-run "$W/1b.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
       > "$OUT/run-1b-prefill.log" 2>&1 || fail=1
     echo "1b decode (128-token prompt, 256 new):" >> "$summary"
     grep -E "tok/s|error|device" "$OUT/run-1b-decode.log" | sed "s/^/  /" >> "$summary"
     echo "1b prefill (512-token prompt):" >> "$summary"
     grep -E "prefill|error" "$OUT/run-1b-prefill.log" | sed "s/^/  /" >> "$summary"
+    if [ -f "$W/1b-nofuse.kiln" ]; then
+      kiln-run "$W/1b-nofuse.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+        > "$W/1b-nofuse-decode.ids" 2> "$OUT/run-1b-nofuse-decode.log" || fail=1
+      kiln-run "$W/1b-nofuse.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
+        > "$OUT/run-1b-nofuse-prefill.log" 2>&1 || fail=1
+      echo "1b --no-fuse=all decode, prefill:" >> "$summary"
+      grep -E "tok/s|error" "$OUT/run-1b-nofuse-decode.log" "$OUT/run-1b-nofuse-prefill.log" \
+        | sed "s/^/  /" >> "$summary"
+      # Fused and unfused pipelines: the same greedy tokens (fp16: reported, not required).
+      "$PY" - "$W/1b-decode.ids" "$W/1b-nofuse-decode.ids" >> "$summary" <<'PYEOF'
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"  greedy tokens, fused vs --no-fuse=all: the first {same} of {len(a)} agree")
+PYEOF
+    fi
     # Where the time goes: every launch timed with CUDA events (no graphs).
     KILN_PROFILE=1 kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 64 \
       --format ids > "$OUT/profile-1b.log" 2>&1 || fail=1

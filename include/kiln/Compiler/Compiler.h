@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <map>
+#include <vector>
 #include <string>
 
 namespace kiln {
@@ -29,6 +30,8 @@ struct MemoryReport {
   uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets
   /// Launches per mapping (hand-built kernel or generic mapping), by name.
   std::map<std::string, uint64_t> launchesByMapping;
+  /// Launches of each entry point's schedule, in entry order.
+  std::vector<std::pair<std::string, uint64_t>> launchesByEntry;
 
   void print(llvm::raw_ostream &os) const;
 };
