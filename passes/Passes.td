@@ -294,10 +294,21 @@ def SelectKernels : Pass<"kiln-select-kernels", "mlir::ModuleOp"> {
         outs(%acc : memref<1x1x8192xf32>) {...}
     ```
     becomes the same op with `{kiln.kernel = "gemv_kn"}`.
+
+    Epilogue fusion (`epilogues`, on by default): an elementwise
+    `linalg.generic` right after a tagged op that reads the tagged op's output
+    buffer (a `memref.alloc` nothing else uses) and that the recipe accepts
+    (the GEMVs take any with identity maps: the f16 conversion of the f32
+    accumulator, a residual add) is tagged `kiln.kernel = "epilogue"`: the
+    kernel computes it in its final store, and it needs no launch. The arena
+    planner gives the pair one live point, so the epilogue's output never
+    shares bytes with the kernel's operands.
   }];
   let options = [
     ListOption<"disable", "disable", "std::string",
                "Recipes not to select (by name)">,
+    Option<"epilogues", "epilogues", "bool", "true",
+           "Fuse elementwise consumers into the kernels' final stores">,
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }

@@ -58,7 +58,9 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   pm.addPass(createCSEPass());
   if (opts.parallelLoops) {
     // GPU targets: ops with a hand-built kernel stay whole.
-    pm.addPass(createSelectKernels());
+    SelectKernelsOptions select;
+    select.epilogues = opts.fuseEpilogues;
+    pm.addPass(createSelectKernels(select));
     pm.addNestedPass<func::FuncOp>(createLowerLinalgToLoops());
   } else
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());

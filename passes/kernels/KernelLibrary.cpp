@@ -25,6 +25,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/Support/MathExtras.h"
 
 #include <limits>
@@ -36,6 +37,9 @@ namespace kiln::kernels {
 KernelRecipe::~KernelRecipe() = default;
 
 Value KernelRecipe::fusableInit(Operation *) const { return {}; }
+bool KernelRecipe::acceptsEpilogue(Operation *, Operation *) const {
+  return false;
+}
 
 namespace {
 
@@ -132,6 +136,56 @@ public:
     return cast<linalg::GenericOp>(op).getDpsInits()[0];
   }
 
+  /// Any elementwise consumer of the [B, S, N] result with identity maps:
+  /// the final store computes it (the f16 conversion of the accumulator, a
+  /// residual add).
+  bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
+    auto g = dyn_cast<linalg::GenericOp>(consumer);
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    if (!g || !g.hasPureBufferSemantics() || g.getNumDpsInits() != 1 ||
+        g.getNumParallelLoops() != g.getNumLoops() ||
+        llvm::count(g.getDpsInputs(), out) != 1 || g.getDpsInits()[0] == out ||
+        !llvm::all_of(g.getIndexingMapsArray(),
+                      [](AffineMap m) { return m.isIdentity(); }))
+      return false;
+    auto shape = cast<MemRefType>(out.getType()).getShape();
+    for (Value v : g->getOperands()) {
+      auto t = dyn_cast<MemRefType>(v.getType());
+      if (!t || t.getShape() != shape)
+        return false;
+    }
+    return llvm::all_of(g.getRegion().front().without_terminator(),
+                        [](Operation &o) { return isMemoryEffectFree(&o); });
+  }
+
+protected:
+  /// Stores the finished accumulator value `acc` of element `at`: into the
+  /// projection's output, or through the epilogue into the epilogue's.
+  static void storeResult(OpBuilder &b, Location loc, Operation *op,
+                          Operation *epilogue, IRMapping &map, Value acc,
+                          ValueRange at) {
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    if (!epilogue) {
+      memref::StoreOp::create(b, loc, acc, map.lookup(out), at);
+      return;
+    }
+    auto g = cast<linalg::GenericOp>(epilogue);
+    Block &body = g.getRegion().front();
+    IRMapping inner;
+    for (auto [operand, arg] : llvm::zip(g->getOperands(), body.getArguments()))
+      if (!arg.use_empty())
+        inner.map(arg, operand == out
+                           ? acc
+                           : memref::LoadOp::create(b, loc, map.lookup(operand),
+                                                    at)
+                                 .getResult());
+    for (Operation &o : body.without_terminator())
+      b.clone(o, inner);
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    memref::StoreOp::create(b, loc, inner.lookup(yield.getOperand(0)),
+                            map.lookup(g.getDpsInits()[0]), at);
+  }
+
 protected:
   explicit GemvRecipe(bool inOut) : inOut(inOut) {}
 
@@ -200,8 +254,8 @@ public:
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
-                               gpu::GPUFuncOp kernel,
-                               Value init) const override {
+                               gpu::GPUFuncOp kernel, Value init,
+                               Operation *epilogue) const override {
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);
@@ -328,8 +382,8 @@ public:
     Value n = arith::AddIOp::create(b, loc, nBlock, col);
     Value old =
         init ? init : memref::LoadOp::create(b, loc, out, ValueRange{bi, si, n});
-    memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
-                            out, ValueRange{bi, si, n});
+    storeResult(b, loc, op, epilogue, map,
+                arith::AddFOp::create(b, loc, old, sum), ValueRange{bi, si, n});
 
     LaunchShape shape;
     shape.grid[0] = p->n / cols;
@@ -356,8 +410,8 @@ public:
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
-                               gpu::GPUFuncOp kernel,
-                               Value init) const override {
+                               gpu::GPUFuncOp kernel, Value init,
+                               Operation *epilogue) const override {
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);
@@ -443,9 +497,8 @@ public:
     for (int64_t r = 0; r < rows; ++r) {
       SmallVector<Value, 3> at = o->xAt(kb, r, n);
       Value old = init ? init : memref::LoadOp::create(b, loc, out, at);
-      memref::StoreOp::create(b, loc,
-                              arith::AddFOp::create(b, loc, old, totals[r]),
-                              out, at);
+      storeResult(b, loc, op, epilogue, map,
+                  arith::AddFOp::create(b, loc, old, totals[r]), at);
     }
 
     LaunchShape shape;
@@ -526,8 +579,8 @@ public:
   bool matches(Operation *op) const override { return match(op).has_value(); }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
-                               gpu::GPUFuncOp kernel,
-                               Value init) const override {
+                               gpu::GPUFuncOp kernel, Value init,
+                               Operation *epilogue) const override {
     std::optional<Shape> shape = match(op);
     if (!shape)
       return failure();

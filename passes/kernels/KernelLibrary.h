@@ -38,6 +38,9 @@ namespace kiln::kernels {
 
 /// The attribute that names an op's hand-built kernel.
 inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
+/// The kKernelAttr value of an elementwise op that the kernel before it
+/// computes in its final store (see KernelRecipe::matchEpilogue).
+inline constexpr llvm::StringLiteral kEpilogue = "epilogue";
 
 /// Grid and block of a kernel's launch (x, y, z).
 struct LaunchShape {
@@ -57,14 +60,24 @@ public:
   /// once from an initial value it can take as a constant, so that a fill of
   /// it just before can be fused into the kernel; null when there is none.
   virtual mlir::Value fusableInit(mlir::Operation *op) const;
+  /// Whether the kernel can apply `consumer` (an elementwise linalg.generic
+  /// with identity maps over the shape of the buffer `op` writes, reading
+  /// that buffer once) to each element as it stores it, so that `consumer`
+  /// needs no launch and the buffer is never read back. The caller checks
+  /// that nothing else uses the buffer and that nothing runs in between.
+  virtual bool acceptsEpilogue(mlir::Operation *op,
+                               mlir::Operation *consumer) const;
   /// Builds the kernel body at the builder's insertion point (the kernel's
   /// entry block, before its terminator is added); `map` takes `op`'s
   /// operands to their values inside the kernel. `init`, when set, is the
   /// initial value of every element of fusableInit(op) (its fill was fused):
-  /// the kernel must not read that buffer. Returns the launch shape.
+  /// the kernel must not read that buffer. `epilogue`, when set, is a
+  /// consumer acceptsEpilogue() took: the kernel stores its results instead
+  /// (`map` holds its operands too). Returns the launch shape.
   virtual mlir::FailureOr<LaunchShape>
   build(mlir::OpBuilder &builder, mlir::Operation *op, mlir::IRMapping &map,
-        mlir::gpu::GPUFuncOp kernel, mlir::Value init) const = 0;
+        mlir::gpu::GPUFuncOp kernel, mlir::Value init,
+        mlir::Operation *epilogue) const = 0;
 };
 
 /// Every recipe, in order of preference.

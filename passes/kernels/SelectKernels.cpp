@@ -9,6 +9,8 @@
 #include "passes/kernels/KernelLibrary.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -49,7 +51,44 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
           break;
         }
       });
+      if (epilogues)
+        func.walk([&](linalg::LinalgOp op) {
+          if (Operation *consumer = epilogueOf(op))
+            consumer->setAttr(kernels::kKernelAttr,
+                              builder.getStringAttr(kernels::kEpilogue));
+        });
     }
+  }
+
+  /// The elementwise consumer that `op`'s kernel can compute as it stores
+  /// (KernelRecipe::acceptsEpilogue), when that is safe: `op`'s output is a
+  /// buffer of its own (memref.alloc) that only a fill, `op` and the consumer
+  /// use, and nothing with memory effects runs between `op` and the
+  /// consumer. (The arena planner keeps `op`'s operands and the consumer's
+  /// output apart: they are live in the same launch.)
+  static Operation *epilogueOf(linalg::LinalgOp op) {
+    auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+    const kernels::KernelRecipe *recipe =
+        name ? kernels::lookup(name.getValue()) : nullptr;
+    if (!recipe || op->getNumResults() != 0 || op.getNumDpsInits() != 1)
+      return nullptr;
+    Value out = op.getDpsInits()[0];
+    if (!out.getDefiningOp<memref::AllocOp>())
+      return nullptr;
+    Operation *next = op->getNextNode();
+    while (next && (isa<memref::AllocOp>(next) || isMemoryEffectFree(next)))
+      next = next->getNextNode();
+    if (!next || next->hasAttr(kernels::kKernelAttr) ||
+        !recipe->acceptsEpilogue(op, next))
+      return nullptr;
+    for (Operation *user : out.getUsers()) {
+      if (user == op || user == next || isa<memref::DeallocOp>(user))
+        continue;
+      auto fill = dyn_cast<linalg::FillOp>(user);
+      if (!fill || !fill->isBeforeInBlock(op))
+        return nullptr;
+    }
+    return next;
   }
 };
 

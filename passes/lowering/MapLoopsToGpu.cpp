@@ -355,18 +355,32 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         work.push_back(&op);
     // A fill of an accumulator right before the kernel that reduces into all
     // of it becomes that kernel's initial value: one launch fewer.
-    SmallVector<std::pair<Operation *, TypedAttr>> kernelsToBuild;
+    // An op tagged as the epilogue of the kernel before it
+    // (kiln-select-kernels) is built into that kernel.
+    struct ToBuild {
+      Operation *op;
+      TypedAttr init;
+      Operation *epilogue = nullptr;
+    };
+    auto isEpilogue = [](Operation *op) {
+      auto k = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+      return k && k.getValue() == kernels::kEpilogue;
+    };
+    SmallVector<ToBuild> kernelsToBuild;
     for (size_t i = 0; i < work.size(); ++i) {
       std::optional<Fill> fill = matchFill(work[i]);
       if (fill && i + 1 < work.size() && absorbsFill(work[i + 1], fill->memref)) {
         work[i]->erase();
         kernelsToBuild.push_back({work[++i], fill->value});
-        continue;
+      } else {
+        kernelsToBuild.push_back({work[i], TypedAttr()});
       }
-      kernelsToBuild.push_back({work[i], TypedAttr()});
+      if (i + 1 < work.size() && isEpilogue(work[i + 1]))
+        kernelsToBuild.back().epilogue = work[++i];
     }
     for (auto [index, item] : llvm::enumerate(kernelsToBuild))
-      if (failed(outline(func, item.first, kernels, index, item.second)))
+      if (failed(outline(func, item.op, kernels, index, item.init,
+                         item.epilogue)))
         return failure();
     // The host keeps only the launches.
     SmallVector<Operation *> ops;
@@ -561,7 +575,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
   /// `init`: when set, the accumulator's fill was fused into this kernel.
   LogicalResult outline(func::FuncOp func, Operation *op,
                         gpu::GPUModuleOp kernels, size_t index,
-                        TypedAttr init) {
+                        TypedAttr init, Operation *epilogue) {
     MLIRContext *ctx = func.getContext();
     OpBuilder builder(ctx);
     Location loc = op->getLoc();
@@ -597,17 +611,22 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       builder.clone(*def, map);
       return success();
     };
-    WalkResult walk = op->walk([&](Operation *inner) {
-      for (Value operand : inner->getOperands()) {
-        Operation *def = operand.getDefiningOp();
-        Operation *owner = def ? def : operand.getParentRegion()->getParentOp();
-        if (!op->isAncestor(owner) && failed(materialize(operand)))
-          return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
-    if (walk.wasInterrupted())
-      return failure();
+    for (Operation *root : {op, epilogue}) {
+      if (!root)
+        continue;
+      WalkResult walk = root->walk([&](Operation *inner) {
+        for (Value operand : inner->getOperands()) {
+          Operation *def = operand.getDefiningOp();
+          Operation *owner =
+              def ? def : operand.getParentRegion()->getParentOp();
+          if (!root->isAncestor(owner) && failed(materialize(operand)))
+            return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
+      });
+      if (walk.wasInterrupted())
+        return failure();
+    }
 
     // Thread mapping: a hand-built kernel, a reduction, the generic
     // one-point-per-thread mapping, or a single thread.
@@ -647,7 +666,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       if (init)
         initValue = arith::ConstantOp::create(builder, loc, init);
       FailureOr<kernels::LaunchShape> shape =
-          recipe->build(builder, op, map, kernel, initValue);
+          recipe->build(builder, op, map, kernel, initValue, epilogue);
       if (failed(shape))
         return op->emitOpError("is not implemented by kernel '")
                << name.getValue() << "'";
@@ -725,6 +744,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         hostBody.getArguments());
     launch->setAttr("kiln.mapping", builder.getStringAttr(mapping));
     op->erase();
+    if (epilogue)
+      epilogue->erase();
     return success();
   }
 };

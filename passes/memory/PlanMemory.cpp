@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/kernels/KernelLibrary.h"
 #include "passes/memory/ArenaPlan.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -187,6 +188,22 @@ void PlanMemory::runOnOperation() {
   DenseMap<Operation *, int64_t> index;
   for (auto [i, op] : llvm::enumerate(body))
     index[&op] = static_cast<int64_t>(i);
+  // An epilogue runs inside the kernel before it (kiln-select-kernels): the
+  // two, and whatever lies between (its output's alloc), are one point in
+  // time, so the epilogue's output never shares bytes with the kernel's
+  // operands.
+  Operation *lastKernel = nullptr;
+  for (Operation &op : body) {
+    auto kernel = op.getAttrOfType<StringAttr>(kernels::kKernelAttr);
+    if (!kernel)
+      continue;
+    if (kernel.getValue() == kernels::kEpilogue && lastKernel)
+      for (Operation *o = lastKernel->getNextNode(); o != op.getNextNode();
+           o = o->getNextNode())
+        index[o] = index[lastKernel];
+    else
+      lastKernel = &op;
+  }
 
   // Collect and measure; report every bad alloc before giving up.
   DataLayout layout = DataLayout::closest(func);

@@ -73,7 +73,8 @@ cl::list<std::string> noFuse(
     cl::desc("Turn optimizing passes off to measure their effect: "
              "projections (kiln-fuse-projections), elementwise "
              "(kiln-fuse-elementwise), transpose-weights "
-             "(kiln-transpose-weights), or all"),
+             "(kiln-transpose-weights), epilogues (elementwise consumers "
+             "in the GPU kernels' stores), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
@@ -108,10 +109,10 @@ int checkOptions() {
                          batch.getValue()));
   for (const std::string &name : noFuse)
     if (name != "projections" && name != "elementwise" &&
-        name != "transpose-weights" && name != "all")
+        name != "transpose-weights" && name != "epilogues" && name != "all")
       return error("--no-fuse=" + name +
                    " names no pass (projections, elementwise, "
-                   "transpose-weights, all)");
+                   "transpose-weights, epilogues, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target +
                  " is not supported (targets: cpu, or an NVIDIA architecture "
@@ -187,6 +188,7 @@ int main(int argc, char **argv) {
   opts.pipeline.fuseProjections = !off("projections");
   opts.pipeline.fuseElementwise = !off("elementwise");
   opts.pipeline.transposeWeights = !off("transpose-weights");
+  opts.pipeline.fuseEpilogues = !off("epilogues");
   opts.target = target;
   opts.output = outName;
   if (Error err = kiln::lowerToLoops(module, opts, stage))

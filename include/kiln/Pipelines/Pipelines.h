@@ -20,6 +20,7 @@ struct PipelineOptions {
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
   bool fuseProjections = true;
   bool transposeWeights = true;
+  bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
   bool fuseElementwise = true;
 };
 
