@@ -60,6 +60,8 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
     // GPU targets: ops with a hand-built kernel stay whole.
     SelectKernelsOptions select;
     select.epilogues = opts.fuseEpilogues;
+    if (!opts.fuseAttention)
+      select.disable.push_back("attention_decode");
     pm.addPass(createSelectKernels(select));
     pm.addNestedPass<func::FuncOp>(createLowerLinalgToLoops());
   } else

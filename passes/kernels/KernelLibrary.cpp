@@ -40,6 +40,18 @@ Value KernelRecipe::fusableInit(Operation *) const { return {}; }
 bool KernelRecipe::acceptsEpilogue(Operation *, Operation *) const {
   return false;
 }
+SmallVector<Operation *> KernelRecipe::members(Operation *) const { return {}; }
+SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
+  SmallVector<Operation *> ops = members(op);
+  Operation *next = op->getNextNode();
+  while (next && (isa<memref::AllocOp>(next) ||
+                  (isMemoryEffectFree(next) && next->getNumRegions() == 0)))
+    next = next->getNextNode();
+  auto tag = next ? next->getAttrOfType<StringAttr>(kKernelAttr) : StringAttr();
+  if (tag && tag.getValue() == kFused && !llvm::is_contained(ops, next))
+    ops.push_back(next);
+  return ops;
+}
 
 namespace {
 
@@ -255,7 +267,8 @@ public:
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
-                               Operation *epilogue) const override {
+                               ArrayRef<Operation *> fused) const override {
+    Operation *epilogue = fused.empty() ? nullptr : fused.front();
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);
@@ -411,7 +424,8 @@ public:
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
-                               Operation *epilogue) const override {
+                               ArrayRef<Operation *> fused) const override {
+    Operation *epilogue = fused.empty() ? nullptr : fused.front();
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);
@@ -580,7 +594,8 @@ public:
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
-                               Operation *epilogue) const override {
+                               ArrayRef<Operation *> fused) const override {
+    Operation *epilogue = fused.empty() ? nullptr : fused.front();
     std::optional<Shape> shape = match(op);
     if (!shape)
       return failure();
@@ -695,7 +710,8 @@ ArrayRef<const KernelRecipe *> recipes() {
   static const GemvKN gemvKN;
   static const GemvNK gemvNK;
   static const ArgmaxRows argmaxRows;
-  static const KernelRecipe *const all[] = {&gemvKN, &gemvNK, &argmaxRows};
+  static const KernelRecipe *const all[] = {&gemvKN, &gemvNK, &argmaxRows,
+                                            &attentionDecode()};
   return all;
 }
 

@@ -20,6 +20,7 @@
 #include "mlir/IR/Value.h"
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <array>
@@ -38,9 +39,10 @@ namespace kiln::kernels {
 
 /// The attribute that names an op's hand-built kernel.
 inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
-/// The kKernelAttr value of an elementwise op that the kernel before it
-/// computes in its final store (see KernelRecipe::matchEpilogue).
-inline constexpr llvm::StringLiteral kEpilogue = "epilogue";
+/// The kKernelAttr value of an op that another op's kernel computes (an
+/// elementwise epilogue, a member of a group such as an attention's steps):
+/// it gets no launch of its own. See KernelRecipe::fusedOps.
+inline constexpr llvm::StringLiteral kFused = "fused";
 
 /// Grid and block of a kernel's launch (x, y, z).
 struct LaunchShape {
@@ -67,18 +69,29 @@ public:
   /// that nothing else uses the buffer and that nothing runs in between.
   virtual bool acceptsEpilogue(mlir::Operation *op,
                                mlir::Operation *consumer) const;
+  /// Ops the kernel for `op` always computes besides `op` (the other steps
+  /// of a group `op` leads); kiln-select-kernels tags them kFused.
+  virtual llvm::SmallVector<mlir::Operation *>
+  members(mlir::Operation *op) const;
+  /// Everything the kernel for `op` computes besides `op`: members(op) and
+  /// the epilogue kiln-select-kernels gave it (the next op with effects,
+  /// when tagged kFused).
+  llvm::SmallVector<mlir::Operation *> fusedOps(mlir::Operation *op) const;
   /// Builds the kernel body at the builder's insertion point (the kernel's
   /// entry block, before its terminator is added); `map` takes `op`'s
   /// operands to their values inside the kernel. `init`, when set, is the
   /// initial value of every element of fusableInit(op) (its fill was fused):
-  /// the kernel must not read that buffer. `epilogue`, when set, is a
-  /// consumer acceptsEpilogue() took: the kernel stores its results instead
-  /// (`map` holds its operands too). Returns the launch shape.
+  /// the kernel must not read that buffer. `fused` is fusedOps(op): `map`
+  /// holds their operands too (an epilogue's results are stored instead of
+  /// `op`'s). Returns the launch shape.
   virtual mlir::FailureOr<LaunchShape>
   build(mlir::OpBuilder &builder, mlir::Operation *op, mlir::IRMapping &map,
         mlir::gpu::GPUFuncOp kernel, mlir::Value init,
-        mlir::Operation *epilogue) const = 0;
+        llvm::ArrayRef<mlir::Operation *> fused) const = 0;
 };
+
+/// The decode attention recipe (AttentionDecode.cpp).
+const KernelRecipe &attentionDecode();
 
 /// Every recipe, in order of preference.
 llvm::ArrayRef<const KernelRecipe *> recipes();

@@ -51,11 +51,21 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
           break;
         }
       });
+      auto fuse = [&](Operation *op) {
+        op->setAttr(kernels::kKernelAttr, builder.getStringAttr(kernels::kFused));
+      };
+      // Groups first (an attention's steps), then epilogues.
+      func.walk([&](linalg::LinalgOp op) {
+        auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+        if (const kernels::KernelRecipe *recipe =
+                name ? kernels::lookup(name.getValue()) : nullptr)
+          for (Operation *member : recipe->members(op))
+            fuse(member);
+      });
       if (epilogues)
         func.walk([&](linalg::LinalgOp op) {
           if (Operation *consumer = epilogueOf(op))
-            consumer->setAttr(kernels::kKernelAttr,
-                              builder.getStringAttr(kernels::kEpilogue));
+            fuse(consumer);
         });
     }
   }

@@ -9,6 +9,7 @@
 
 #include "dialects/Tfm/TfmOps.h"
 #include "passes/Passes.h"
+#include "passes/RegionAttr.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -38,6 +39,10 @@ constexpr IteratorType kPar = IteratorType::parallel;
 constexpr IteratorType kRed = IteratorType::reduction;
 
 /// Helpers for building linalg.generic nests with f32 arithmetic.
+/// Set on each tfm.attention before the patterns run: its number in the
+/// function, which kRegionAttr repeats on its lowered ops.
+constexpr llvm::StringLiteral kRegionIdAttr = "kiln.region_id";
+
 struct Builder {
   Builder(PatternRewriter &rewriter, Location loc) : b(rewriter), loc(loc) {}
 
@@ -551,6 +556,34 @@ struct LowerAttention : OpRewritePattern<tfm::AttentionOp> {
               b, loc, positive, arith::DivFOp::create(b, loc, a[0], a[1]), zero);
           linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
         });
+    // Provenance for kernel formation (kiln-select-kernels): every op of
+    // this lowering says which tfm.attention it computes and which step it
+    // is, with the attention's parameters, so a GPU kernel can take the
+    // whole group without re-deriving it from the loops.
+    auto id = op->getAttrOfType<IntegerAttr>(kRegionIdAttr);
+    if (id) {
+      auto tag = [&](Value v, int64_t step) {
+        NamedAttrList attrs;
+        attrs.append("op", rewriter.getStringAttr("tfm.attention"));
+        attrs.append("id", id);
+        attrs.append("step", rewriter.getI64IntegerAttr(step));
+        attrs.append("num_heads", op.getNumHeadsAttr());
+        attrs.append("num_kv_heads", op.getNumKvHeadsAttr());
+        attrs.append("head_dim", op.getHeadDimAttr());
+        attrs.append("scale", op.getScaleAttr());
+        Operation *def = v.getDefiningOp();
+        def->setAttr(kRegionAttr, attrs.getDictionary(rewriter.getContext()));
+        // The fill of a reduction's accumulator belongs to the group too.
+        if (auto generic = dyn_cast<linalg::GenericOp>(def))
+          if (auto fill = generic.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
+            fill->setAttr(kRegionAttr,
+                          attrs.getDictionary(rewriter.getContext()));
+      };
+      SmallVector<Value> steps{dots,   masked,   rowMax, probs,
+                               rowSum, weighted, out4};
+      for (auto [step, v] : llvm::enumerate(steps))
+        tag(v, static_cast<int64_t>(step));
+    }
     rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
         op, qType, out4, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
     return success();
@@ -601,6 +634,13 @@ struct LowerArgmax : OpRewritePattern<tfm::ArgmaxOp> {
 
 struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
   void runOnOperation() override {
+    // Number the attentions, for the provenance of their lowered ops.
+    int64_t attentions = 0;
+    getOperation().walk([&](tfm::AttentionOp op) {
+      op->setAttr(kRegionIdAttr,
+                  IntegerAttr::get(IntegerType::get(&getContext(), 64),
+                                   attentions++));
+    });
     RewritePatternSet patterns(&getContext());
     patterns.add<LowerEmbedding, LowerRmsNorm, LowerLinear, LowerLogits,
                  LowerRope, LowerSwiGlu, LowerAdd, LowerKvAppend,

@@ -355,17 +355,16 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         work.push_back(&op);
     // A fill of an accumulator right before the kernel that reduces into all
     // of it becomes that kernel's initial value: one launch fewer.
-    // An op tagged as the epilogue of the kernel before it
-    // (kiln-select-kernels) is built into that kernel.
+    // Ops tagged kFused are built into the kernel that computes them
+    // (KernelRecipe::fusedOps) and get no launch of their own.
     struct ToBuild {
       Operation *op;
       TypedAttr init;
-      Operation *epilogue = nullptr;
     };
-    auto isEpilogue = [](Operation *op) {
+    llvm::erase_if(work, [](Operation *op) {
       auto k = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
-      return k && k.getValue() == kernels::kEpilogue;
-    };
+      return k && k.getValue() == kernels::kFused;
+    });
     SmallVector<ToBuild> kernelsToBuild;
     for (size_t i = 0; i < work.size(); ++i) {
       std::optional<Fill> fill = matchFill(work[i]);
@@ -375,12 +374,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       } else {
         kernelsToBuild.push_back({work[i], TypedAttr()});
       }
-      if (i + 1 < work.size() && isEpilogue(work[i + 1]))
-        kernelsToBuild.back().epilogue = work[++i];
     }
     for (auto [index, item] : llvm::enumerate(kernelsToBuild))
-      if (failed(outline(func, item.op, kernels, index, item.init,
-                         item.epilogue)))
+      if (failed(outline(func, item.op, kernels, index, item.init)))
         return failure();
     // The host keeps only the launches.
     SmallVector<Operation *> ops;
@@ -575,7 +571,11 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
   /// `init`: when set, the accumulator's fill was fused into this kernel.
   LogicalResult outline(func::FuncOp func, Operation *op,
                         gpu::GPUModuleOp kernels, size_t index,
-                        TypedAttr init, Operation *epilogue) {
+                        TypedAttr init) {
+    SmallVector<Operation *> fused;
+    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr))
+      if (const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue()))
+        fused = recipe->fusedOps(op);
     MLIRContext *ctx = func.getContext();
     OpBuilder builder(ctx);
     Location loc = op->getLoc();
@@ -611,9 +611,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       builder.clone(*def, map);
       return success();
     };
-    for (Operation *root : {op, epilogue}) {
-      if (!root)
-        continue;
+    SmallVector<Operation *> roots{op};
+    roots.append(fused.begin(), fused.end());
+    for (Operation *root : roots) {
       WalkResult walk = root->walk([&](Operation *inner) {
         for (Value operand : inner->getOperands()) {
           Operation *def = operand.getDefiningOp();
@@ -666,7 +666,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       if (init)
         initValue = arith::ConstantOp::create(builder, loc, init);
       FailureOr<kernels::LaunchShape> shape =
-          recipe->build(builder, op, map, kernel, initValue, epilogue);
+          recipe->build(builder, op, map, kernel, initValue, fused);
       if (failed(shape))
         return op->emitOpError("is not implemented by kernel '")
                << name.getValue() << "'";
@@ -744,8 +744,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         hostBody.getArguments());
     launch->setAttr("kiln.mapping", builder.getStringAttr(mapping));
     op->erase();
-    if (epilogue)
-      epilogue->erase();
+    for (Operation *o : fused)
+      o->erase();
     return success();
   }
 };

@@ -188,21 +188,30 @@ void PlanMemory::runOnOperation() {
   DenseMap<Operation *, int64_t> index;
   for (auto [i, op] : llvm::enumerate(body))
     index[&op] = static_cast<int64_t>(i);
-  // An epilogue runs inside the kernel before it (kiln-select-kernels): the
-  // two, and whatever lies between (its output's alloc), are one point in
-  // time, so the epilogue's output never shares bytes with the kernel's
-  // operands.
-  Operation *lastKernel = nullptr;
+  // A kernel that computes other ops too (an epilogue, an attention's
+  // steps: KernelRecipe::fusedOps) runs them at one point in time: the ops
+  // from the first to the last of the group share an index, so the buffers
+  // the group writes never share bytes with those it reads.
   for (Operation &op : body) {
-    auto kernel = op.getAttrOfType<StringAttr>(kernels::kKernelAttr);
-    if (!kernel)
+    auto name = op.getAttrOfType<StringAttr>(kernels::kKernelAttr);
+    const kernels::KernelRecipe *recipe =
+        name ? kernels::lookup(name.getValue()) : nullptr;
+    if (!recipe)
       continue;
-    if (kernel.getValue() == kernels::kEpilogue && lastKernel)
-      for (Operation *o = lastKernel->getNextNode(); o != op.getNextNode();
-           o = o->getNextNode())
-        index[o] = index[lastKernel];
-    else
-      lastKernel = &op;
+    SmallVector<Operation *> group = recipe->fusedOps(&op);
+    if (group.empty())
+      continue;
+    group.push_back(&op);
+    Operation *first = group.front(), *last = group.front();
+    for (Operation *o : group) {
+      if (o->isBeforeInBlock(first))
+        first = o;
+      if (last->isBeforeInBlock(o))
+        last = o;
+    }
+    int64_t at = index[first];
+    for (Operation *o = first; o != last->getNextNode(); o = o->getNextNode())
+      index[o] = at;
   }
 
   // Collect and measure; report every bad alloc before giving up.

@@ -74,7 +74,8 @@ cl::list<std::string> noFuse(
              "projections (kiln-fuse-projections), elementwise "
              "(kiln-fuse-elementwise), transpose-weights "
              "(kiln-transpose-weights), epilogues (elementwise consumers "
-             "in the GPU kernels' stores), or all"),
+             "in the GPU kernels' stores), attention (one GPU kernel per "
+             "decode attention), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
@@ -109,10 +110,11 @@ int checkOptions() {
                          batch.getValue()));
   for (const std::string &name : noFuse)
     if (name != "projections" && name != "elementwise" &&
-        name != "transpose-weights" && name != "epilogues" && name != "all")
+        name != "transpose-weights" && name != "epilogues" &&
+        name != "attention" && name != "all")
       return error("--no-fuse=" + name +
                    " names no pass (projections, elementwise, "
-                   "transpose-weights, epilogues, all)");
+                   "transpose-weights, epilogues, attention, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target +
                  " is not supported (targets: cpu, or an NVIDIA architecture "
@@ -189,6 +191,7 @@ int main(int argc, char **argv) {
   opts.pipeline.fuseElementwise = !off("elementwise");
   opts.pipeline.transposeWeights = !off("transpose-weights");
   opts.pipeline.fuseEpilogues = !off("epilogues");
+  opts.pipeline.fuseAttention = !off("attention");
   opts.target = target;
   opts.output = outName;
   if (Error err = kiln::lowerToLoops(module, opts, stage))

@@ -21,6 +21,7 @@ struct PipelineOptions {
   bool fuseProjections = true;
   bool transposeWeights = true;
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
+  bool fuseAttention = true; // the attention_decode kernel
   bool fuseElementwise = true;
 };
 

@@ -12,9 +12,9 @@
 // read of the accumulator; the consumer is tagged, not lowered to loops.
 // SELECT-LABEL: func.func @decode
 // SELECT: linalg.generic {{.*}}kiln.kernel = "gemv_nk"
-// SELECT: linalg.generic {{.*}}kiln.kernel = "epilogue"
+// SELECT: linalg.generic {{.*}}kiln.kernel = "fused"
 // OFF-LABEL: func.func @decode
-// OFF-NOT: epilogue
+// OFF-NOT: fused
 
 // CHECK-LABEL: func.func @decode
 // CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_nk
@@ -71,11 +71,11 @@ func.func @decode(%x: memref<1x1x64xf16>, %w: memref<32x64xf16>, %res: memref<1x
 // consumer that reads it transposed (@not_identity); an accumulator that is
 // an argument, not a buffer of the projection's own (@not_alloc).
 // SELECT-LABEL: func.func @two_readers
-// SELECT-NOT: epilogue
+// SELECT-NOT: "fused"
 // SELECT-LABEL: func.func @not_identity
-// SELECT-NOT: epilogue
+// SELECT-NOT: "fused"
 // SELECT-LABEL: func.func @not_alloc
-// SELECT-NOT: epilogue
+// SELECT-NOT: "fused"
 // The consumers keep launches of their own.
 // CHECK-LABEL: func.func @two_readers
 // CHECK: gpu.launch_func @kiln_kernels::@two_readers_k0_gemv_nk

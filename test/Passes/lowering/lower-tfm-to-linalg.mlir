@@ -1,4 +1,4 @@
-// RUN: kiln-opt %s --kiln-lower-tfm-to-linalg --split-input-file | FileCheck %s --implicit-check-not=tfm.
+// RUN: kiln-opt %s --kiln-lower-tfm-to-linalg --split-input-file | FileCheck %s --implicit-check-not='= tfm.'
 
 // Embedding: one parallel generic over [b, s, hidden] reading the ids by
 // (b, s) and gathering the table row with tensor.extract.
@@ -338,6 +338,9 @@ func.func @kv_append_i32_positions(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4
 // CHECK: %[[Q4:.+]] = tensor.expand_shape %[[QUERY]] {{\[}}[0], [1], [2, 3]] output_shape [1, 2, 4, 4] : tensor<1x2x16xf32> into tensor<1x2x4x4xf32>
 // CHECK: %[[DOTS:.+]] = linalg.generic {indexing_maps = [#[[$Q]], #[[$K]], #[[$SC]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
 // CHECK-SAME: ins(%[[Q4]], %[[KC]] : tensor<1x2x4x4xf32>, tensor<1x2x16x4xf32>) outs(%{{.+}} : tensor<1x4x2x16xf32>)
+// Each op of the lowering says which attention and which step it is (for
+// kernel formation: attention_decode takes the group as one kernel).
+// CHECK-SAME: attrs = {kiln.region = {head_dim = 4 : i64, id = 0 : i64, num_heads = 4 : i64, num_kv_heads = 2 : i64, op = "tfm.attention", scale = 5.000000e-01 : f32, step = 0 : i64}}
 // CHECK: %[[MASKED:.+]] = linalg.generic {indexing_maps = [#[[$ID4]], #[[$PMAP]], #[[$ID4]]], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
 // CHECK-SAME: ins(%[[DOTS]], %[[POS]] : tensor<1x4x2x16xf32>, tensor<1x2xi64>)
 // CHECK: ^bb0(%[[D:.+]]: f32, %[[P:.+]]: i64, %{{.+}}: f32):
@@ -347,7 +350,7 @@ func.func @kv_append_i32_positions(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4
 // CHECK: %[[SD:.+]] = arith.mulf %[[D]], %[[SCALE]] : f32
 // CHECK: %[[M:.+]] = arith.select %[[VIS]], %[[SD]], %[[NEGINF]] : f32
 // CHECK: linalg.yield %[[M]] : f32
-// CHECK: %[[MAXINIT:.+]] = linalg.fill ins(%[[NEGINF]] : f32) outs(%{{.+}} : tensor<1x4x2xf32>)
+// CHECK: %[[MAXINIT:.+]] = linalg.fill {kiln.region = {{{.*}}step = 2 : i64}} ins(%[[NEGINF]] : f32) outs(%{{.+}} : tensor<1x4x2xf32>)
 // CHECK: %[[MAX:.+]] = linalg.generic {indexing_maps = [#[[$ID4]], #[[$ROW]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
 // CHECK-SAME: ins(%[[MASKED]] : tensor<1x4x2x16xf32>) outs(%[[MAXINIT]] : tensor<1x4x2xf32>)
 // CHECK: arith.maximumf
@@ -365,6 +368,7 @@ func.func @kv_append_i32_positions(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4
 // CHECK-SAME: ins(%[[PROBS]], %[[VC]] : tensor<1x4x2x16xf32>, tensor<1x2x16x4xf32>) outs(%{{.+}} : tensor<1x4x2x4xf32>)
 // CHECK: %[[O4:.+]] = linalg.generic {indexing_maps = [#[[$OUT]], #[[$SUMMAP]], #[[$ID4]]], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
 // CHECK-SAME: ins(%[[WEIGHTED]], %[[SUM]] : tensor<1x4x2x4xf32>, tensor<1x4x2xf32>) outs(%{{.+}} : tensor<1x2x4x4xf32>)
+// CHECK-SAME: step = 6 : i64}}
 // CHECK: ^bb0(%[[W:.+]]: f32, %[[L:.+]]: f32, %{{.+}}: f32):
 // CHECK: %[[POSITIVE:.+]] = arith.cmpf ogt, %[[L]], %[[ZERO]] : f32
 // CHECK: %[[DIV:.+]] = arith.divf %[[W]], %[[L]] : f32
