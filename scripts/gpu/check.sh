@@ -106,7 +106,7 @@ PYEOF
     KILN_PROFILE=1 kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 64 \
       --format ids > "$OUT/profile-1b.log" 2>&1 || fail=1
     echo "1b profile (KILN_PROFILE=1; 128-token prefill, 63 decode steps):" >> "$summary"
-    grep -E "kiln profile|error" "$OUT/profile-1b.log" | head -45 | sed "s/^/  /" >> "$summary"
+    grep -E "kiln profile|error" "$OUT/profile-1b.log" | head -28 | sed "s/^/  /" >> "$summary"
   fi
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py 1b > "$OUT/baselines.log" 2>&1 || fail=1
   echo "pytorch baselines (same card, same run):" >> "$summary"
@@ -129,6 +129,10 @@ except Exception as e:
     print(f"(could not compute the bandwidth fraction: {e})")
 PYEOF
 fi
+# Only the summary and one archive of the logs come back (the device tool
+# returns at most 8 files).
+(cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=summary.txt . 2>/dev/null &&
+  find . -maxdepth 1 -type f ! -name logs.tar.gz ! -name summary.txt ! -name baselines.json -delete)
 echo "=== summary"
 cat "$summary"
 exit $fail
