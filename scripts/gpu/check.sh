@@ -4,7 +4,8 @@
 #
 #   scripts/gpu/check.sh numerics   # every bundled export on the GPU vs PyTorch and vs the CPU target
 #   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16: decode/prefill tok/s vs PyTorch
-#   scripts/gpu/check.sh all
+#   scripts/gpu/check.sh all        # numerics and 1b
+#   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 (export ~6 min): its own call
 #
 # Logs and JSON go to $OUT (default /tmp/kiln-gpu-out); a summary table is printed last.
 set -uo pipefail
@@ -53,7 +54,10 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
   # backend changes strategy: unrolled GEMVs (K >= 512), block reductions (rows >= 512),
   # [out, in] weights (gemv_nk for every projection), a 1024-token context.
   mid="--layers 2 --hidden 512 --heads 8 --kv-heads 2 --head-dim 64 --ffn 2048 --vocab 2048"
-  for v in "mid_fp32_in_out:" "mid_fp16_out_in:--dtype float16 --weights out_in --untied"; do
+  # mid_fp16_wide: GEMVs wide enough (gate/up 16384, logits 32768) for gemv_nk to
+  # give a warp several output columns.
+  for v in "mid_fp32_in_out:" "mid_fp16_out_in:--dtype float16 --weights out_in --untied" \
+           "mid_fp16_wide:--dtype float16 --ffn 8192 --vocab 32768"; do
     name=${v%%:*}
     # shellcheck disable=SC2086
     "$PY" scripts/gpu/make_synthetic.py "$W/$name" $mid ${v#*:} > "$OUT/numerics-$name.log" 2>&1 &&
@@ -129,6 +133,42 @@ except Exception as e:
     print(f"(could not compute the bandwidth fraction: {e})")
 PYEOF
 fi
+if [ "$what" = 8b ]; then
+  # Llama-3-8B shape, fp16: export (~6 min), compile, decode; the read bandwidth is measured
+  # in the same call (pytorch_baselines.py bw: no model).
+  m="$W/llama8b"
+  ( time "$PY" examples/export/export_llama.py --shape 8b --dtype fp16 --out "$m" ) > "$OUT/export-8b.log" 2>&1
+  echo "8b export: $(tail -4 "$OUT/export-8b.log" | tr '\n' ' ')" >> "$summary"
+  ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+      --prefill-chunk 512 -o "$W/8b.kiln" ) > "$OUT/compile-8b.log" 2>&1 || fail=1
+  grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-8b.log" | sed "s/^/  /" >> "$summary"
+  if [ -f "$W/8b.kiln" ]; then
+    prompt128=$("$PY" -c "import random; random.seed(1); print(','.join(str(random.randrange(128256)) for _ in range(128)))")
+    kiln-run "$W/8b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > /dev/null 2> "$OUT/run-8b-decode.log" || fail=1
+    echo "8b decode (128-token prompt, 256 new):" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-8b-decode.log" | sed "s/^/  /" >> "$summary"
+  fi
+  OUT="$OUT" "$PY" examples/export/pytorch_baselines.py bw > "$OUT/baselines-bw.log" 2>&1 || fail=1
+  grep bandwidth "$OUT/baselines-bw.log" | sed "s/^/  /" >> "$summary"
+  "$PY" - "$OUT" "$m" >> "$summary" <<'PYEOF'
+import json, os, re, sys
+out, m = sys.argv[1], sys.argv[2]
+try:
+    bw = json.load(open(f"{out}/baselines.json"))["read_TBps"]
+    total = os.path.getsize(f"{m}/model.onnx.data")
+    cfg = json.load(open(f"{m}/config.json"))
+    emb = cfg["vocab_size"] * cfg["hidden_size"] * 2  # the embedding table: one row is read
+    tps = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)", open(f"{out}/run-8b-decode.log").read()).group(1))
+    for what, b in (("all weights", total), ("weights read per step (all but the embedding table)", total - emb)):
+        limit = bw * 1e12 / b
+        print(f"8b decode: {tps:.1f} tok/s; limit {limit:.0f} tok/s ({b/1e9:.2f} GB, {what}, "
+              f"at {bw:.2f} TB/s read) -> {tps/limit:.1%}")
+except Exception as e:
+    print(f"(could not compute the 8b bandwidth fraction: {e})")
+PYEOF
+fi
+
 # Only the summary and one archive of the logs come back (the device tool
 # returns at most 8 files).
 (cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=summary.txt . 2>/dev/null &&
