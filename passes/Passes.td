@@ -77,7 +77,15 @@ def FuseProjections : Pass<"kiln-fuse-projections", "mlir::ModuleOp"> {
     Globals that are no longer loaded are erased. Needs static shapes: runs
     after `kiln-specialize-entry-points`; the entry points share fused
     weights. `kiln-compile --no-fuse=projections` turns it off.
+
+    With `transpose-in-out`, `[in, out]` weights are joined and stored
+    `[out, in]` in one copy (the fused projection gets `layout = <out_in>`),
+    so that `kiln-transpose-weights` after it does not copy them again.
   }];
+  let options = [
+    Option<"transposeInOut", "transpose-in-out", "bool", "false",
+           "Store joined [in, out] weights [out, in]">,
+  ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::ml_program::MLProgramDialect"];
 }
@@ -91,9 +99,10 @@ def TransposeWeights : Pass<"kiln-transpose-weights", "mlir::ModuleOp"> {
     (`@<name>.t`, shared by the entry points). Each output's weights are then
     one contiguous row: the GPU's `gemv_nk` reads them with coalesced
     16-byte loads, a warp per output. Originals nothing else reads are
-    erased. Runs before `kiln-fuse-projections`, so fused weights are joined
-    row-wise. `kiln-compile --no-fuse=transpose-weights` keeps the exported
-    layout.
+    erased. Runs after `kiln-fuse-projections{transpose-in-out}`, which
+    stores the joined q/k/v and gate/up weights `[out, in]` itself, so each
+    weight is copied once. `kiln-compile --no-fuse=transpose-weights` keeps
+    the exported layout.
   }];
   let dependentDialects = ["mlir::ml_program::MLProgramDialect"];
 }

@@ -39,10 +39,13 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.prefillChunk = opts.prefillChunk;
   entry.maxSeqLen = opts.maxSeqLen;
   pm.addPass(createSpecializeEntryPoints(entry));
+  if (opts.fuseProjections) {
+    FuseProjectionsOptions fuse;
+    fuse.transposeInOut = opts.transposeWeights;
+    pm.addPass(createFuseProjections(fuse));
+  }
   if (opts.transposeWeights)
     pm.addPass(createTransposeWeights());
-  if (opts.fuseProjections)
-    pm.addPass(createFuseProjections());
   pm.addNestedPass<func::FuncOp>(createLowerTfmToLinalg());
   if (opts.fuseElementwise)
     pm.addNestedPass<func::FuncOp>(createFuseElementwise());

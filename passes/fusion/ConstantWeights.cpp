@@ -7,24 +7,65 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
+#include <cstring>
+
 using namespace mlir;
 
-std::optional<std::vector<char>> kiln::globalBytes(ml_program::GlobalOp g) {
-  if (auto res = dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr()))
+std::optional<ArrayRef<char>> kiln::globalBytes(ml_program::GlobalOp g,
+                                                std::vector<char> &storage) {
+  if (auto res = dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr())) {
     if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
-      return std::vector<char>(blob->getData().begin(), blob->getData().end());
+      return blob->getData();
+    return std::nullopt;
+  }
   auto dense = dyn_cast_or_null<DenseElementsAttr>(g.getValueAttr());
   if (!dense || !dense.getElementType().isIntOrFloat() ||
       dense.getElementType().getIntOrFloatBitWidth() % 8 != 0)
     return std::nullopt;
   ArrayRef<char> raw = dense.getRawData();
   if (!dense.isSplat())
-    return std::vector<char>(raw.begin(), raw.end());
-  std::vector<char> out;
-  out.reserve(raw.size() * dense.getNumElements());
+    return raw;
+  storage.clear();
+  storage.reserve(raw.size() * dense.getNumElements());
   for (int64_t i = 0, e = dense.getNumElements(); i < e; ++i)
-    out.insert(out.end(), raw.begin(), raw.end());
-  return out;
+    storage.insert(storage.end(), raw.begin(), raw.end());
+  return ArrayRef<char>(storage);
+}
+
+namespace {
+template <typename T>
+void transposeTiles(const char *inBytes, char *outBytes, int64_t rows,
+                    int64_t cols) {
+  constexpr int64_t kTile = 64;
+  const T *in = reinterpret_cast<const T *>(inBytes);
+  T *out = reinterpret_cast<T *>(outBytes);
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c)
+          out[c * rows + r] = in[r * cols + c];
+    }
+}
+} // namespace
+
+void kiln::transposeInto(ArrayRef<char> in, char *out, int64_t rows,
+                         int64_t cols, size_t elementBytes) {
+  switch (elementBytes) {
+  case 1:
+    return transposeTiles<uint8_t>(in.data(), out, rows, cols);
+  case 2:
+    return transposeTiles<uint16_t>(in.data(), out, rows, cols);
+  case 4:
+    return transposeTiles<uint32_t>(in.data(), out, rows, cols);
+  case 8:
+    return transposeTiles<uint64_t>(in.data(), out, rows, cols);
+  default:
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        std::memcpy(out + (c * rows + r) * elementBytes,
+                    in.data() + (r * cols + c) * elementBytes, elementBytes);
+  }
 }
 
 ml_program::GlobalOp kiln::constantGlobal(Value v, SymbolTable &symbols) {
@@ -69,6 +110,13 @@ void kiln::eraseUnusedGlobals(ModuleOp module, SymbolTable &symbols,
   });
   for (const std::string &name : names)
     if (auto g = symbols.lookup<ml_program::GlobalOp>(name))
-      if (SymbolTable::symbolKnownUseEmpty(g, module))
+      if (SymbolTable::symbolKnownUseEmpty(g, module)) {
+        // The resource manager keeps a blob after its last attribute is
+        // gone; free the bytes now (a model's worth for the weight passes).
+        if (auto res =
+                dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr()))
+          if (auto *entry = res.getRawHandle().getResource())
+            entry->setBlob(AsmResourceBlob());
         symbols.erase(g);
+      }
 }

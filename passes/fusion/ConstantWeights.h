@@ -19,8 +19,15 @@
 namespace kiln {
 
 /// The bytes of a constant global's value (dense_resource, or dense with a
-/// whole-byte element type; a splat is expanded), row major.
-std::optional<std::vector<char>> globalBytes(mlir::ml_program::GlobalOp g);
+/// whole-byte element type), row major: a view of the attribute's data, or
+/// of `storage` when a splat had to be expanded. Nothing if it has none.
+std::optional<llvm::ArrayRef<char>>
+globalBytes(mlir::ml_program::GlobalOp g, std::vector<char> &storage);
+
+/// Writes the transpose of the row-major rows x cols matrix `in` (elements
+/// of `elementBytes` bytes) to `out` (cols x rows), in cache-sized tiles.
+void transposeInto(llvm::ArrayRef<char> in, char *out, int64_t rows,
+                   int64_t cols, size_t elementBytes);
 
 /// The immutable global with data that `v` loads, or null.
 mlir::ml_program::GlobalOp constantGlobal(mlir::Value v,

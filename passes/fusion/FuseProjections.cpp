@@ -28,6 +28,8 @@
 #include "passes/Passes.h"
 #include "passes/fusion/ConstantWeights.h"
 
+#include <string>
+
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -76,7 +78,8 @@ struct FuseProjections
 
   static bool hasBytes(Value v, SymbolTable &symbols) {
     ml_program::GlobalOp g = constantGlobal(v, symbols);
-    return g && globalBytes(g);
+    std::vector<char> storage;
+    return g && globalBytes(g, storage);
   }
 
   /// The members of `group` that can share one projection with the first
@@ -105,15 +108,17 @@ struct FuseProjections
   }
 
   /// A global holding the concatenation of `parts` (each [rows, cols_i] row
-  /// major) along `axis` (0: append; 1: interleave rows). Reused when the
-  /// same parts were fused before (prefill and decode share weights).
+  /// major) along `axis` (0: append; 1: interleave rows), or with `axis` 2
+  /// the parts transposed and appended ([sum cols_i, rows]: [in, out]
+  /// weights joined and stored [out, in] in one copy). Reused when the same
+  /// parts were fused before (prefill and decode share weights).
   ml_program::GlobalOp concat(MutableArrayRef<ml_program::GlobalOp> parts,
                               int axis,
                               SymbolTable &symbols, ModuleOp module) {
     std::string key;
     for (ml_program::GlobalOp g : parts)
       key += (key.empty() ? "" : "+") + g.getSymName().str();
-    key += axis ? "/1" : "/0";
+    key += "/" + std::to_string(axis);
     if (auto it = fused.find(key); it != fused.end())
       return it->second;
 
@@ -121,18 +126,33 @@ struct FuseProjections
     Type elt = t0.getElementType();
     size_t eltBytes = elt.getIntOrFloatBitWidth() / 8;
     SmallVector<int64_t> shape(t0.getShape());
+    const int concatAxis = axis == 2 ? 1 : axis;
     for (ml_program::GlobalOp g : parts.drop_front())
-      shape[axis] += cast<RankedTensorType>(g.getType()).getDimSize(axis);
+      shape[concatAxis] +=
+          cast<RankedTensorType>(g.getType()).getDimSize(concatAxis);
     std::vector<char> bytes;
-    if (shape.size() == 1 || axis == 0) {
+    if (axis == 2) {
+      bytes.resize(shape[0] * shape[1] * eltBytes);
+      char *at = bytes.data();
       for (ml_program::GlobalOp g : parts) {
-        std::vector<char> d = *globalBytes(g);
+        auto t = cast<RankedTensorType>(g.getType());
+        std::vector<char> storage;
+        transposeInto(*globalBytes(g, storage), at, t.getDimSize(0),
+                      t.getDimSize(1), eltBytes);
+        at += t.getNumElements() * eltBytes;
+      }
+      shape = {shape[1], shape[0]};
+    } else if (shape.size() == 1 || axis == 0) {
+      for (ml_program::GlobalOp g : parts) {
+        std::vector<char> storage;
+        ArrayRef<char> d = *globalBytes(g, storage);
         bytes.insert(bytes.end(), d.begin(), d.end());
       }
     } else {
-      std::vector<std::vector<char>> data;
-      for (ml_program::GlobalOp g : parts)
-        data.push_back(*globalBytes(g));
+      std::vector<std::vector<char>> storage(parts.size());
+      SmallVector<ArrayRef<char>> data;
+      for (auto [g, st] : llvm::zip(parts, storage))
+        data.push_back(*globalBytes(g, st));
       for (int64_t r = 0; r < shape[0]; ++r)
         for (auto [g, d] : llvm::zip(parts, data)) {
           size_t row = cast<RankedTensorType>(g.getType()).getDimSize(1) *
@@ -155,7 +175,13 @@ struct FuseProjections
                      ModuleOp module) {
     tfm::LinearOp first = ops.front();
     bool inOut = first.getLayout() == tfm::WeightLayout::in_out;
-    int outAxis = inOut ? 1 : 0;
+    // [in, out] weights are joined column-wise, or (transposeInOut) joined
+    // and stored [out, in] at once, as kiln-transpose-weights would.
+    int outAxis = !inOut ? 0 : transposeInOut ? 2 : 1;
+    auto layout = inOut && transposeInOut
+                      ? tfm::WeightLayoutAttr::get(first.getContext(),
+                                                   tfm::WeightLayout::out_in)
+                      : first.getLayoutAttr();
     SmallVector<ml_program::GlobalOp> weights, biases;
     for (tfm::LinearOp op : ops) {
       weights.push_back(constantGlobal(op.getWeight(), symbols));
@@ -189,8 +215,7 @@ struct FuseProjections
     auto fusedType = RankedTensorType::get(shape, t0.getElementType());
     b.setInsertionPointAfter(last);
     auto fusedOp = tfm::LinearOp::create(b, first.getLoc(), fusedType,
-                                         first.getInput(), wv, bv,
-                                         first.getLayoutAttr());
+                                         first.getInput(), wv, bv, layout);
     int64_t offset = 0;
     for (tfm::LinearOp op : ops) {
       auto type = op.getType();

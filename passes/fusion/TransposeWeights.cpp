@@ -71,16 +71,14 @@ struct TransposeWeights
       return {};
     ml_program::GlobalOp t = copies.lookup(g.getSymName());
     if (!t) {
-      std::optional<std::vector<char>> bytes = globalBytes(g);
+      std::vector<char> storage;
+      std::optional<ArrayRef<char>> bytes = globalBytes(g, storage);
       if (!bytes)
         return {};
       int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
       size_t elt = type.getElementType().getIntOrFloatBitWidth() / 8;
       std::vector<char> out(bytes->size());
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          std::memcpy(&out[(c * rows + r) * elt], &(*bytes)[(r * cols + c) * elt],
-                      elt);
+      transposeInto(*bytes, out.data(), rows, cols, elt);
       auto ttype = RankedTensorType::get({cols, rows}, type.getElementType());
       t = createWeightGlobal(symbols, g, g.getSymName().str() + ".t", ttype,
                              out);

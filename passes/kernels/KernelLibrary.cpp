@@ -183,7 +183,8 @@ protected:
     }
     auto g = cast<linalg::GenericOp>(epilogue);
     Block &body = g.getRegion().front();
-    IRMapping inner;
+    // Values the body captures from above were rematerialised in `map`.
+    IRMapping inner = map;
     for (auto [operand, arg] : llvm::zip(g->getOperands(), body.getArguments()))
       if (!arg.use_empty())
         inner.map(arg, operand == out

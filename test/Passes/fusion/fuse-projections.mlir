@@ -1,4 +1,11 @@
 // RUN: kiln-opt %s --split-input-file --kiln-fuse-projections | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-fuse-projections=transpose-in-out=true | FileCheck %s --check-prefix=TRANS
+
+// With transpose-in-out, the joined [in, out] weights are stored [out, in]
+// in the same copy: row n of @wq.fused is column n of wq, wk, then wv.
+// TRANS: ml_program.global private @wq.fused(dense_resource<wq.fused> : tensor<5x2xf32>)
+// TRANS: tfm.linear %{{.+}}, %{{.+}} layout = <out_in> : (tensor<1x3x2xf32>, tensor<5x2xf32>) -> tensor<1x3x5xf32>
+// TRANS: wq.fused: "0x080000000000803F0000404000000040000080400000A0400000E0400000C040000000410000104100002041"
 
 // q/k/v of one activation, weights [in, out]: one projection over the
 // weights joined column-wise (each row of @wq.fused is a row of wq, then

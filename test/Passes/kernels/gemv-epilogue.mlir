@@ -146,3 +146,47 @@ func.func @not_alloc(%x: memref<1x1x64xf16>, %w: memref<32x64xf16>, %acc: memref
   }
   return
 }
+
+// -----
+
+#x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#w = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
+#out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+#id = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+
+// gemv_kn ([in, out] weights) takes epilogues too, and an epilogue body may
+// use a value from the function (a constant): the kernel gets its own copy.
+// SELECT-LABEL: func.func @captures
+// SELECT: kiln.kernel = "gemv_kn"
+// SELECT: kiln.kernel = "fused"
+// CHECK-LABEL: func.func @captures
+// CHECK: gpu.launch_func @kiln_kernels::@captures_k0_gemv_kn
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.func @captures_k0_gemv_kn
+// CHECK-DAG: %[[HALF:.+]] = arith.constant 5.000000e-01 : f32
+// CHECK: gpu.barrier
+// CHECK: %[[SCALED:.+]] = arith.mulf %{{.+}}, %[[HALF]] : f32
+// CHECK: memref.store %[[SCALED]], %{{.+}} : memref<1x1x32xf32>
+func.func @captures(%x: memref<1x1x64xf16>, %w: memref<64x32xf16>, %y: memref<1x1x32xf32>,
+                    %arena: memref<4096xi8> {kiln.arena}) attributes {kiln.entry = "decode"} {
+  %zero = arith.constant 0.0 : f32
+  %half = arith.constant 0.5 : f32
+  %acc = memref.alloc() : memref<1x1x32xf32>
+  linalg.fill ins(%zero : f32) outs(%acc : memref<1x1x32xf32>)
+  linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<1x1x64xf16>, memref<64x32xf16>) outs(%acc : memref<1x1x32xf32>) {
+  ^bb0(%a: f16, %b: f16, %c: f32):
+    %0 = arith.extf %a : f16 to f32
+    %1 = arith.extf %b : f16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %c, %2 : f32
+    linalg.yield %3 : f32
+  }
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%acc : memref<1x1x32xf32>) outs(%y : memref<1x1x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.mulf %a, %half : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
