@@ -184,9 +184,6 @@ int ShapeInference::symbolFor(const std::string &name) {
 
 void ShapeInference::run() {
   const onnx::GraphProto &g = model_.graph();
-  // Constants.
-  for (const onnx::TensorProto &t : g.initializer())
-    (void)t;
   auto constantFacts = [&](llvm::StringRef name) -> const ValueFacts * {
     const ConstTensor *c = model_.constant(name);
     if (!c)

@@ -5,11 +5,15 @@
 // gave a hand-built kernel: they stay whole for --kiln-map-loops-to-gpu.
 
 // CHECK-LABEL: func.func @f
+// The fill became a parallel loop (nothing of it is left before the loop);
+// the kernel-tagged generic stays whole, and nothing follows it but return.
+// CHECK-NOT: linalg.fill
 // CHECK: scf.parallel
-// CHECK: memref.store
+// CHECK: memref.store %{{.+}}, %{{.+}} : memref<1x1x32xf32>
 // CHECK: linalg.generic
 // CHECK-SAME: kiln.kernel = "gemv_kn"
-// CHECK-NOT: linalg.fill
+// CHECK-NOT: scf.parallel
+// CHECK: return
 // SEQ-LABEL: func.func @f
 // SEQ-NOT: scf.parallel
 // SEQ: scf.for
