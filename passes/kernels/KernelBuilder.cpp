@@ -40,4 +40,10 @@ Value KernelBuilder::extendTo(OpBuilder &builder, Value v, Type type) {
                              : arith::ExtFOp::create(builder, loc, type, v);
 }
 
+Value withoutExt(Value v) {
+  if (auto ext = v.getDefiningOp<arith::ExtFOp>())
+    return ext.getIn();
+  return v;
+}
+
 } // namespace kiln::kernels

@@ -16,6 +16,10 @@
 
 namespace kiln::kernels {
 
+/// `v` without an arith.extf in front of it (the recipes match bodies that
+/// compute in f32 from narrower operands).
+mlir::Value withoutExt(mlir::Value v);
+
 class KernelBuilder {
 public:
   /// `b` inserts into `kernel`'s body; the helpers build at its insertion

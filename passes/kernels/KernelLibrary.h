@@ -90,8 +90,11 @@ public:
         llvm::ArrayRef<mlir::Operation *> fused) const = 0;
 };
 
-/// The decode attention recipe (AttentionDecode.cpp).
-const KernelRecipe &attentionDecode();
+/// The recipes, one file each.
+const KernelRecipe &gemvKN();           // GemvKN.cpp
+const KernelRecipe &gemvNK();           // GemvNK.cpp
+const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
+const KernelRecipe &attentionDecode();  // AttentionDecode.cpp
 
 /// Every recipe, in order of preference.
 llvm::ArrayRef<const KernelRecipe *> recipes();

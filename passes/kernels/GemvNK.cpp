@@ -1,0 +1,173 @@
+//===- GemvNK.cpp - The gemv_nk kernel --------------------------------------===//
+//
+// The gemv_nk recipe of the kernel library (KernelLibrary.h); how it maps the
+// work is described at its class.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/kernels/Gemv.h"
+
+#include <limits>
+
+namespace kiln::kernels {
+using namespace gemv;
+
+namespace {
+
+/// gemv_nk: the same projection with w stored [out, in] (tied embeddings as
+/// the logits weight, Gemm with transB): a warp per output column n, 8 per
+/// block; lane l reads elements [l * V, l * V + V) of each 32 * V-wide
+/// stretch of row n with one 16-byte load, then the warp adds its lanes with
+/// gpu.subgroup_reduce.
+class GemvNK final : public GemvRecipe {
+public:
+  GemvNK() : GemvRecipe(/*inOut=*/false) {}
+  static constexpr int64_t kThreads = 256;
+  static constexpr int64_t kWarps = kThreads / 32;
+
+  StringRef name() const override { return "gemv_nk"; }
+
+  bool matches(Operation *op) const override {
+    std::optional<Projection> p = match(op);
+    return p && p->k % vectorWidth(p->weightType) == 0;
+  }
+
+  /// Output columns per warp: more when there are so many that blocks would
+  /// still fill the GPU several times over (gate/up, the logits), so that a
+  /// warp's fixed costs (its x loads, reductions and store) are shared by
+  /// more weight bytes; one for few columns (latency-bound small GEMVs) and
+  /// for several batch rows (registers).
+  static int64_t columnsPerWarp(const Projection &p, int64_t rows) {
+    if (rows > 1)
+      return 1;
+    for (int64_t c : {4, 2})
+      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 1024)
+        return c;
+    return 1;
+  }
+
+  FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
+                               gpu::GPUFuncOp kernel, Value init,
+                               ArrayRef<Operation *> fused) const override {
+    Operation *epilogue = fused.empty() ? nullptr : fused.front();
+    Location loc = op->getLoc();
+    KernelBuilder kb(b, loc, kernel);
+    FailureOr<Operands> o = operands(op, map, kb);
+    if (failed(o))
+      return failure();
+    const Projection *p = &o->p;
+    Value x = o->x, w = o->w;
+    const int64_t rows = o->rows, vec = o->vec;
+    const int64_t cpw = columnsPerWarp(*p, rows);
+    VectorType vf32 = o->vf32, vw = o->vw, vx = o->vx;
+    // x rows start 16-byte aligned when x has w's element type (k % vec == 0).
+    const uint64_t xAlign =
+        p->inputType == p->weightType ? 16
+                                      : p->inputType.getIntOrFloatBitWidth() / 8;
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto toF32 = [&](OpBuilder &nb, Value v, Type type) {
+      return kb.extendTo(nb, v, type);
+    };
+
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
+    Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
+    // Warp j of the grid computes columns j * cpw .. j * cpw + cpw - 1.
+    Value n0 = arith::MulIOp::create(
+        b, loc,
+        arith::AddIOp::create(
+            b, loc, arith::MulIOp::create(b, loc, bid, idx(kWarps)),
+            arith::DivUIOp::create(b, loc, tid, idx(32))),
+        idx(cpw));
+    SmallVector<Value> ns{n0};
+    for (int64_t c = 1; c < cpw; ++c)
+      ns.push_back(arith::AddIOp::create(b, loc, n0, idx(c)));
+    OpBuilder::InsertionGuard guard(b);
+    if (p->n % (kWarps * cpw)) {
+      Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            n0, idx(p->n));
+      auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    }
+    Value zero = arith::ConstantOp::create(b, loc, vf32,
+                                           DenseElementsAttr::get(vf32, 0.0f));
+    // Accumulators [column][batch row].
+    SmallVector<Value> inits(cpw * rows, zero);
+    Value kFirst = arith::MulIOp::create(b, loc, lane, idx(vec));
+    // A warp covers 32 * V elements of a row per step. Up to 4 steps per
+    // iteration, all their weight loads (cpw rows) issued before any FMA,
+    // keep 64 bytes or more per lane in flight.
+    const int64_t stride = 32 * vec;
+    const int64_t unroll = p->k % (4 * stride) == 0   ? 4
+                           : p->k % (2 * stride) == 0 ? 2
+                                                      : 1;
+    for (int64_t u = 1; u < unroll; ++u)
+      idx(u * stride);
+    auto loop = scf::ForOp::create(
+        b, loc, kFirst, idx(p->k), idx(unroll * stride), inits,
+        [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
+          SmallVector<Value> ks;
+          SmallVector<SmallVector<Value>> wf(cpw);
+          for (int64_t u = 0; u < unroll; ++u)
+            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * stride))
+                               .getResult()
+                           : k);
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t c = 0; c < cpw; ++c) {
+              Value wv = vector::LoadOp::create(nb, l, vw, w,
+                                                ValueRange{ns[c], ks[u]},
+                                                /*nontemporal=*/false,
+                                                llvm::MaybeAlign(16));
+              wf[c].push_back(toF32(nb, wv, vf32));
+            }
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t r = 0; r < rows; ++r) {
+              Value xv = toF32(nb,
+                               vector::LoadOp::create(
+                                   nb, l, vx, x, o->xAt(kb, r, ks[u]),
+                                   /*nontemporal=*/false,
+                                   llvm::MaybeAlign(xAlign)),
+                               vf32);
+              for (int64_t c = 0; c < cpw; ++c)
+                next[c * rows + r] = vector::FMAOp::create(
+                    nb, l, vf32, xv, wf[c][u], next[c * rows + r]);
+            }
+          scf::YieldOp::create(nb, l, next);
+        });
+    SmallVector<Value> totals;
+    for (Value acc : loop.getResults()) {
+      Value sum = vector::ReductionOp::create(b, loc,
+                                              vector::CombiningKind::ADD, acc);
+      totals.push_back(gpu::SubgroupReduceOp::create(
+          b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
+    }
+    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         lane, idx(0));
+    auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    for (int64_t c = 0; c < cpw; ++c)
+      for (int64_t r = 0; r < rows; ++r) {
+        SmallVector<Value, 3> at = o->xAt(kb, r, ns[c]);
+        Value old = init ? init
+                         : memref::LoadOp::create(b, loc, o->out, at).getResult();
+        storeResult(b, loc, op, epilogue, map,
+                    arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
+                    at);
+      }
+
+    LaunchShape shape;
+    shape.grid[0] = llvm::divideCeil(p->n, kWarps * cpw);
+    shape.block[0] = kThreads;
+    return shape;
+  }
+};
+
+} // namespace
+
+const KernelRecipe &gemvNK() {
+  static const GemvNK recipe;
+  return recipe;
+}
+
+} // namespace kiln::kernels
