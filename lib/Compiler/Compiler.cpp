@@ -4,6 +4,7 @@
 #include "kiln/Target/CpuTarget.h"
 
 #include "kiln/runtime/ArtifactWriter.h"
+#include "kiln/runtime/Target.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -223,21 +224,14 @@ llvm::Expected<std::string> kiln::emitGpuAssembly(ModuleOp module,
 }
 
 bool kiln::isGpuTarget(StringRef target) {
-  StringRef arch = target;
-  if (!arch.consume_front("sm_"))
-    return false;
-  arch.consume_back("a");
-  arch.consume_back("f");
-  unsigned version;
-  return !arch.getAsInteger(10, version) && version >= 60 && version < 1000;
+  return rt::isSupportedGpuTarget(std::string_view(target.data(), target.size()));
 }
 
 llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                                const StageRunner &stage) {
   if (opts.target != "cpu" && !isGpuTarget(opts.target))
-    return fail("unsupported target '" + opts.target +
-                "' (targets: cpu, or an NVIDIA architecture such as sm_80, "
-                "sm_90)");
+    return fail("unsupported target '" + opts.target + "' (targets: cpu, " +
+                rt::supportedGpuTargets() + ")");
   DialectRegistry registry;
   registerPipelineInterfaces(registry);
   module.getContext()->appendDialectRegistry(registry);

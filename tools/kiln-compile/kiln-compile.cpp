@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/Compiler.h"
+#include "kiln/runtime/Target.h"
 #include "kiln/Import/OnnxImporter.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -116,9 +117,8 @@ int checkOptions() {
                    " names no pass (projections, elementwise, "
                    "transpose-weights, epilogues, attention, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
-    return error("--target " + target +
-                 " is not supported (targets: cpu, or an NVIDIA architecture "
-                 "sm_60 ... sm_120 such as sm_80 or sm_90)");
+    return error("--target " + target + " is not supported (targets: cpu, " +
+                 kiln::runtime::supportedGpuTargets() + ")");
   return 0;
 }
 } // namespace

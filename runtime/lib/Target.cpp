@@ -1,0 +1,27 @@
+//===- Target.cpp - The targets Kiln compiles for -------------------------===//
+
+#include "kiln/runtime/Target.h"
+
+#include <algorithm>
+#include <array>
+
+namespace {
+// LLVM 22 knows sm_101 too, but CUDA 13's ptxas does not (it became sm_110);
+// sm_75 and older are left out: not every kernel selects there (sm_60/61
+// have no shfl.sync in LLVM's default PTX version for them).
+constexpr std::array<std::string_view, 22> kTargets = {
+    "sm_80",   "sm_86",   "sm_87",   "sm_88",   "sm_89",   "sm_90",
+    "sm_90a",  "sm_100",  "sm_100a", "sm_100f", "sm_103",  "sm_103a",
+    "sm_103f", "sm_110",  "sm_110a", "sm_110f", "sm_120",  "sm_120a",
+    "sm_120f", "sm_121",  "sm_121a", "sm_121f"};
+} // namespace
+
+bool kiln::runtime::isSupportedGpuTarget(std::string_view target) {
+  return std::find(kTargets.begin(), kTargets.end(), target) != kTargets.end();
+}
+
+const char *kiln::runtime::supportedGpuTargets() {
+  return "sm_80, sm_86, sm_87, sm_88, sm_89, sm_90, sm_90a, sm_100, sm_100a, "
+         "sm_100f, sm_103, sm_103a, sm_103f, sm_110, sm_110a, sm_110f, "
+         "sm_120, sm_120a, sm_120f, sm_121, sm_121a, sm_121f";
+}
