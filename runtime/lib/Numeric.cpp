@@ -78,7 +78,8 @@ void convertToFloat(const void *src, DType dtype, size_t count, float *dst) {
       dst[i] = bf16ToFloat(halves[i]);
     return;
   default:
-    std::memcpy(dst, src, count * sizeof(float));
+    if (count) // memcpy's pointers must be valid even for 0 bytes
+      std::memcpy(dst, src, count * sizeof(float));
   }
 }
 
@@ -94,7 +95,8 @@ void convertFromFloat(const float *src, DType dtype, size_t count, void *dst) {
       halves[i] = floatToBf16(src[i]);
     return;
   default:
-    std::memcpy(dst, src, count * sizeof(float));
+    if (count) // --past with past_len 0 passes null pointers (UBSan)
+      std::memcpy(dst, src, count * sizeof(float));
   }
 }
 

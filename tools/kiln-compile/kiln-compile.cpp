@@ -7,8 +7,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/Compiler.h"
-#include "kiln/runtime/Target.h"
 #include "kiln/Import/OnnxImporter.h"
+#include "kiln/runtime/Target.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OperationSupport.h"
@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 using namespace llvm;
 
@@ -98,17 +99,28 @@ Error stage(StringRef name, const std::function<Error()> &fn) {
   return err;
 }
 
+/// Bounds that keep every size the planner derives from the options (KV
+/// cache, score matrices, arena offsets) inside 64 bits.
+constexpr int64_t kMaxSeqLen = int64_t(1) << 22, kMaxBatch = int64_t(1) << 12;
+
 int checkOptions() {
-  if (maxSeqLen < 1)
-    return error(formatv("--max-seq-len must be positive (got {0})",
-                         maxSeqLen.getValue()));
+  if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLen)
+    return error(formatv("--max-seq-len must be in [1, {0}] (got {1})",
+                         kMaxSeqLen, maxSeqLen.getValue()));
   if (prefillChunk < 1 || prefillChunk > maxSeqLen)
     return error(formatv("--prefill-chunk must be in [1, --max-seq-len = {0}] "
                          "(got {1})",
                          maxSeqLen.getValue(), prefillChunk.getValue()));
-  if (batch < 1)
-    return error(formatv("--batch must be positive (got {0})",
+  if (batch < 1 || batch > kMaxBatch)
+    return error(formatv("--batch must be in [1, {0}] (got {1})", kMaxBatch,
                          batch.getValue()));
+  // An existing output must be a regular file: writing would otherwise
+  // replace a FIFO or a device node (as root, even /dev/full).
+  if (!outputPath.empty() && outputPath != "-") {
+    struct stat st;
+    if (::stat(outputPath.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      return error("-o " + outputPath + ": exists and is not a regular file");
+  }
   for (const std::string &name : noFuse)
     if (name != "projections" && name != "elementwise" &&
         name != "transpose-weights" && name != "epilogues" &&

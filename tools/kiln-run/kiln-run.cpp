@@ -19,6 +19,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +44,7 @@ struct Options {
   SamplerOptions sampler;
   std::string past;
   int64_t pastLen = -1;
+  bool dumpLogitsGiven = false;
 };
 
 int fail(const std::string &message) {
@@ -65,6 +72,41 @@ bool parseIds(const std::string &text, std::vector<int64_t> *ids,
   }
   if (ids->empty()) {
     *error = "--prompt-ids: empty prompt";
+    return false;
+  }
+  size_t last = text.find_last_not_of(" \t");
+  if (last != std::string::npos && text[last] == ',') {
+    *error = "--prompt-ids: '' is not a token id (after the last ',')";
+    return false;
+  }
+  return true;
+}
+
+/// A seed: decimal digits that fit in 64 bits (no sign, no wrap-around).
+bool parseSeed(const std::string &text, uint64_t *seed, std::string *error) {
+  errno = 0;
+  char *stop = nullptr;
+  unsigned long long v = std::strtoull(text.c_str(), &stop, 10);
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
+      *stop || errno == ERANGE) {
+    *error = "--seed: '" + text + "' is not a number in [0, 2^64)";
+    return false;
+  }
+  *seed = v;
+  return true;
+}
+
+/// An output path that exists must be a regular file: writing would
+/// otherwise replace a FIFO, a device node or a directory's entry.
+bool checkOutputPath(const std::string &flag, const std::string &path,
+                     std::string *error) {
+  if (path.empty()) {
+    *error = flag + ": empty path";
+    return false;
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    *error = flag + ": '" + path + "' exists and is not a regular file";
     return false;
   }
   return true;
@@ -111,6 +153,13 @@ bool loadPast(Session &session, const Options &o, int64_t *pastLen,
              ", head_dim=" + std::to_string(kv.headDim) + "]";
     return false;
   }
+  for (size_t i = 0; i < data.size(); ++i)
+    if (!std::isfinite(data[i])) {
+      *error = "--past: element " + std::to_string(i) + " is " +
+               (std::isnan(data[i]) ? "NaN" : "infinite") +
+               "; a KV cache holds finite values";
+      return false;
+    }
   *pastLen = shape[3];
   return session.loadKvCache(data.data(), *pastLen, error);
 }
@@ -132,6 +181,16 @@ int run(const Options &o) {
   if (!parseIds(o.promptIds, &prompt, &error) ||
       !Sampler::validate(o.sampler, &error))
     return fail(error);
+  if (o.dumpLogitsGiven) {
+    if (!checkOutputPath("--dump-logits", o.dumpLogits, &error))
+      return fail(error);
+    // Found unwritable now, not after the whole generation.
+    if (FILE *f = std::fopen(o.dumpLogits.c_str(), "ab"))
+      std::fclose(f);
+    else
+      return fail("--dump-logits: cannot write '" + o.dumpLogits +
+                  "': " + std::strerror(errno));
+  }
   std::unique_ptr<Session> session = Session::open(o.model, &error);
   if (!session)
     return fail(error);
@@ -160,7 +219,7 @@ int run(const Options &o) {
   const int64_t vocab = session->vocabSize();
   std::vector<float> dump;
   int64_t dumpRows = 0;
-  if (!o.dumpLogits.empty()) {
+  if (o.dumpLogitsGiven) {
     dump.resize((promptLen + decodeSteps) * vocab);
     session->setLogitsObserver([&](int64_t row, int64_t, const float *logits) {
       if (row == 0 && dumpRows < promptLen + decodeSteps)
@@ -200,7 +259,7 @@ int run(const Options &o) {
   reportSpeed("prefill", prompt.size(), prefillTime);
   reportSpeed("decode", decodeSteps, decodeTime);
 
-  if (!o.dumpLogits.empty() &&
+  if (o.dumpLogitsGiven &&
       !writeNpy(o.dumpLogits, dump.data(), {dumpRows, vocab}, &error))
     return fail(error);
   return 0;
@@ -214,8 +273,12 @@ int main(int argc, char **argv) {
   app.add_option("model", o.model, "Artifact (model.kiln)")->required();
   app.add_option("--prompt-ids", o.promptIds, "Comma-separated token ids")
       ->required();
+  auto nonNegative = [](const std::string &v) -> std::string {
+    return !v.empty() && v[0] == '-' ? "must not be negative (got " + v + ")"
+                                     : std::string();
+  };
   app.add_option("--max-new-tokens", o.maxNewTokens, "Tokens to generate")
-      ->check(CLI::NonNegativeNumber)
+      ->check(nonNegative)
       ->capture_default_str();
   app.add_option("--format", o.format,
                  "ids: the generated ids on one line; pretty: for people")
@@ -230,14 +293,15 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--top-p", o.sampler.topP, "1 keeps every token")
       ->capture_default_str();
-  app.add_option("--seed", o.sampler.seed, "Sampling seed")
+  std::string seed = "0";
+  app.add_option("--seed", seed, "Sampling seed, in [0, 2^64)")
       ->capture_default_str();
   app.add_option("--past", o.past,
                  "float32 .npy [2*layers, batch, kv_heads, past_len, "
                  "head_dim] (k0, v0, k1, ...) preloaded into the KV cache");
   app.add_option("--past-len", o.pastLen,
                  "Expected past_len of --past (checked)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(nonNegative);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -247,5 +311,9 @@ int main(int argc, char **argv) {
                  e.what());
     return 2;
   }
+  std::string error;
+  if (!parseSeed(seed, &o.sampler.seed, &error))
+    return fail(error);
+  o.dumpLogitsGiven = app.count("--dump-logits") > 0;
   return run(o);
 }

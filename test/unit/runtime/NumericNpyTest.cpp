@@ -56,6 +56,19 @@ TEST(NumericTest, BFloat16) {
   EXPECT_EQ(std::vector<float>(out, out + 3), std::vector<float>(in, in + 3));
 }
 
+// Zero elements from null pointers (what --past with past_len 0 passes) copy
+// nothing; memcpy with a null pointer is undefined even for 0 bytes, which
+// UBSan reported before the fix.
+TEST(NumericTest, ZeroElementsFromNullPointers) {
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    convertFromFloat(nullptr, dtype, 0, nullptr);
+    convertToFloat(nullptr, dtype, 0, nullptr);
+  }
+  float one = 1.0f, out = 0.0f;
+  convertFromFloat(&one, DType::F32, 1, &out);
+  EXPECT_EQ(out, 1.0f);
+}
+
 TEST(NpyTest, RoundTrip) {
   TempPath path(".npy");
   std::vector<float> data(2 * 3 * 5);
