@@ -7,6 +7,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/SHA1.h"
 #include "llvm/Support/Path.h"
 
 #include <cstring>
@@ -203,7 +204,7 @@ OnnxModel::consumers(llvm::StringRef value) const {
 
 llvm::Expected<llvm::ArrayRef<char>>
 OnnxModel::readExternal(const onnx::TensorProto &t, size_t expectedBytes) {
-  std::string location;
+  std::string location, checksum;
   int64_t offset = 0, length = -1;
   for (const auto &kv : t.external_data()) {
     if (kv.key() == "location") {
@@ -215,6 +216,14 @@ OnnxModel::readExternal(const onnx::TensorProto &t, size_t expectedBytes) {
                             "not a non-negative integer",
                             t.name(), kv.key(), kv.value()));
       (kv.key() == "offset" ? offset : length) = v;
+    } else if (kv.key() == "checksum") {
+      checksum = kv.value();
+    } else {
+      // A damaged or misspelt key must not silently become a default (an
+      // 'offset' that is no longer read would read from 0).
+      return fail(formatv("initializer '{0}': unknown external_data key '{1}' "
+                          "(ONNX defines location, offset, length, checksum)",
+                          t.name(), kv.key()));
     }
   }
   if (location.empty())
@@ -237,6 +246,18 @@ OnnxModel::readExternal(const onnx::TensorProto &t, size_t expectedBytes) {
   if (!buffer) {
     llvm::SmallString<256> file(dir_);
     llvm::sys::path::append(file, location);
+    // A symbolic link is followed, and where it leads must be inside the
+    // model's directory too.
+    llvm::SmallString<256> realFile, realDir;
+    if (!llvm::sys::fs::real_path(file, realFile) &&
+        !llvm::sys::fs::real_path(dir_.empty() ? "." : dir_, realDir)) {
+      llvm::StringRef inside(realFile);
+      if (!inside.consume_front(realDir) ||
+          !llvm::sys::path::is_separator(inside.empty() ? '\0' : inside[0]))
+        return fail(formatv("initializer '{0}': external data file '{1}' "
+                            "resolves to '{2}', outside the model's directory",
+                            t.name(), location, realFile));
+    }
     auto mapped = llvm::MemoryBuffer::getFile(file, /*IsText=*/false,
                                               /*RequiresNullTerminator=*/false);
     if (!mapped)
@@ -252,8 +273,18 @@ OnnxModel::readExternal(const onnx::TensorProto &t, size_t expectedBytes) {
                         "[{1}, {2}) of '{3}', but the file has {4} bytes",
                         t.name(), offset, offset + expectedBytes, location,
                         fileSize));
-  return llvm::ArrayRef<char>(buffer->getBufferStart() + offset,
-                              expectedBytes);
+  llvm::ArrayRef<char> bytes(buffer->getBufferStart() + offset, expectedBytes);
+  if (!checksum.empty()) {
+    // ONNX's checksum: the SHA-1 digest of the tensor's bytes, in hex.
+    auto digest = llvm::SHA1::hash(llvm::ArrayRef<uint8_t>(
+        reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+    std::string hex = llvm::toHex(digest, /*LowerCase=*/true);
+    if (llvm::StringRef(checksum).lower() != hex)
+      return fail(formatv("initializer '{0}': external data checksum mismatch "
+                          "(stored {1}, computed SHA-1 {2})",
+                          t.name(), checksum, hex));
+  }
+  return bytes;
 }
 
 llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,

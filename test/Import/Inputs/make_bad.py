@@ -26,6 +26,12 @@ module; a few KiB) and breaks exactly one thing:
   unknown-op         an extra node of made-up op type ``FancyNorm`` (default domain)
                      on layer 0's residual path, so the decoder cannot be raised.
   not-onnx           a few lines of random text.
+  external-bad-key   external data whose 'offset' key is damaged to 'ofset' (read from 0
+                     otherwise: a wrong model).
+  external-checksum  external data with a wrong SHA-1 'checksum' key on one tensor.
+  external-checksum-ok  the same with the right checksum (imports).
+  external-symlink   the data file is a symbolic link to a file outside the model's
+                     directory (its location itself is a plain relative name).
   nan-guard-fill     torch's softmax NaN guard Where(IsNaN(p), c, p) with c = 1, not 0:
                      it changes rows the mask leaves alone, so it is no guard.
   kt-flatten-swap    K^T flattened to rank 3, but unflattened to [B, H, T, D]
@@ -45,7 +51,8 @@ import make_llama  # noqa: E402
 KINDS = ["truncated", "missing-external", "short-external", "external-outside",
          "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
          "unknown-op",
-         "not-onnx", "nan-guard-fill", "kt-flatten-swap"]
+         "not-onnx", "nan-guard-fill", "kt-flatten-swap", "external-bad-key",
+         "external-checksum", "external-checksum-ok", "external-symlink"]
 
 
 def default_model():
@@ -118,6 +125,33 @@ def make(out, kind):
         nodes.insert(idx + 1, helper.make_node("FancyNorm", [target + "_pre"], [target],
                                                name="n_fancy_norm"))
         onnx.save_model(model, out)
+    elif kind in ("external-bad-key", "external-checksum", "external-checksum-ok"):
+        import hashlib
+        make_llama.save_model(default_model(), out, external_data="weights")
+        model = onnx.load(out, load_external_data=False)
+        t = next(t for t in model.graph.initializer
+                 if t.data_location == onnx.TensorProto.EXTERNAL and
+                 any(e.key == "offset" and e.value != "0" for e in t.external_data))
+        if kind == "external-bad-key":
+            next(e for e in t.external_data if e.key == "offset").key = "ofset"
+        else:
+            info = {e.key: e.value for e in t.external_data}
+            with open(data, "rb") as f:
+                f.seek(int(info.get("offset", 0)))
+                digest = hashlib.sha1(f.read(int(info["length"]))).hexdigest()
+            if kind == "external-checksum":
+                digest = digest[::-1]
+            entry = t.external_data.add()
+            entry.key, entry.value = "checksum", digest
+        onnx.save_model(model, out)
+    elif kind == "external-symlink":
+        here = os.path.dirname(os.path.abspath(out))
+        elsewhere = os.path.join(os.path.dirname(here), "elsewhere")
+        os.makedirs(elsewhere, exist_ok=True)
+        make_llama.save_model(default_model(), out, external_data="weights")
+        target = os.path.join(elsewhere, os.path.basename(data))
+        os.replace(data, target)
+        os.symlink(target, data)
     elif kind == "nan-guard-fill":
         model = make_llama.build_model(make_llama.Config(softmax_guard=True))
         where = next(n for n in model.graph.node if n.output[0].endswith("_probs_guarded"))
