@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(cmake ninja-build g++ python3 python3-venv
       libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
       libonnx-dev libprotobuf-dev protobuf-compiler
-      libflatbuffers-dev flatbuffers-compiler libcli11-dev
+      libflatbuffers-dev flatbuffers-compiler libcli11-dev libxxhash-dev
       libgtest-dev zlib1g-dev libzstd-dev)
 
 missing=()

@@ -6,6 +6,12 @@
 #include "Format.h"
 #include "artifact_generated.h"
 
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -143,6 +149,47 @@ bool convert(const fb::Artifact &in, ArtifactContents *out,
         return false;
       out->weights.push_back(std::move(wi));
     }
+  out->weightsChunkSize = in.weights_chunk_size();
+  out->weightsHashes = vec(in.weights_hashes());
+  return true;
+}
+
+/// Checks every chunk of the weights section against its XXH3-64 (chunks in
+/// parallel); names the first damaged chunk.
+bool verifyWeights(const uint8_t *base, uint64_t size,
+                   const ArtifactContents &c, std::string *error) {
+  if (c.weightsChunkSize == 0)
+    return fail(error, "the artifact has no weights checksums (written by an "
+                       "older kiln-compile): compile it again");
+  uint64_t chunks = (size + c.weightsChunkSize - 1) / c.weightsChunkSize;
+  if (c.weightsHashes.size() != chunks)
+    return fail(error, "the artifact has ", c.weightsHashes.size(),
+                " weights checksums for ", chunks, " chunks");
+  std::vector<char> bad(chunks, 0);
+  unsigned workers = std::max(1u, std::min<unsigned>(
+                                      std::thread::hardware_concurrency(),
+                                      static_cast<unsigned>(chunks)));
+  std::atomic<uint64_t> next{0};
+  auto work = [&]() {
+    for (uint64_t i = next++; i < chunks; i = next++) {
+      uint64_t begin = i * c.weightsChunkSize;
+      uint64_t n = std::min(c.weightsChunkSize, size - begin);
+      bad[i] = XXH3_64bits(base + begin, n) != c.weightsHashes[i];
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 1; t < workers; ++t)
+    threads.emplace_back(work);
+  work();
+  for (std::thread &t : threads)
+    t.join();
+  for (uint64_t i = 0; i < chunks; ++i)
+    if (bad[i]) {
+      uint64_t begin = i * c.weightsChunkSize;
+      return fail(error, "weights checksum mismatch in bytes [", begin, ", ",
+                  std::min(size, begin + c.weightsChunkSize),
+                  ") of the weights section: the file is damaged");
+    }
   return true;
 }
 
@@ -182,6 +229,12 @@ bool checkHeader(const detail::FileHeader &h, uint64_t actualSize,
 } // namespace
 
 std::unique_ptr<Artifact> Artifact::open(const std::string &path,
+                                         std::string *error) {
+  return open(path, OpenOptions(), error);
+}
+
+std::unique_ptr<Artifact> Artifact::open(const std::string &path,
+                                         const OpenOptions &options,
                                          std::string *error) {
   std::string why;
   auto failWith = [&](const std::string &message) {
@@ -237,6 +290,10 @@ std::unique_ptr<Artifact> Artifact::open(const std::string &path,
   artifact->weightsBytes = header.weightsSize;
   if (!convert(*fb::GetArtifact(meta), &artifact->data, &why) ||
       !validateContents(artifact->data, header.weightsSize, &why))
+    return failWith(why);
+  if (options.verifyWeights &&
+      !verifyWeights(artifact->weightsBase, header.weightsSize, artifact->data,
+                     &why))
     return failWith(why);
   return artifact;
 }

@@ -2,6 +2,10 @@
 
 #include "kiln/runtime/ArtifactWriter.h"
 
+#include <xxhash.h>
+
+#include <algorithm>
+
 #include "FileHeader.h"
 #include "Format.h"
 #include "artifact_generated.h"
@@ -137,7 +141,8 @@ void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
     weights.push_back(fb::CreateWeightDirect(b, w.name.c_str(), toFb(w.dtype),
                                              &w.shape, w.offset, w.size));
   b.Finish(fb::CreateArtifactDirect(b, c.target.c_str(), model, kvCache,
-                                    &images, &entries, &weights),
+                                    &images, &entries, &weights,
+                                    c.weightsChunkSize, &c.weightsHashes),
            fb::ArtifactIdentifier());
 }
 
@@ -207,8 +212,51 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) const {
   if (!validateContents(c, impl->weightsEnd, &why))
     return fail(error, "invalid artifact: ", why);
 
+  // The weights section's chunk hashes go into the metadata, which precedes
+  // the section: hash the section as it will be laid out (zeros between
+  // weights) before writing anything.
+  ArtifactContents hashed = c;
+  hashed.weightsChunkSize = kWeightsChunkSize;
+  hashed.weightsHashes.clear();
+  {
+    static const uint8_t zeros[4096] = {};
+    XXH3_state_t *state = XXH3_createState();
+    uint64_t inChunk = 0;
+    XXH3_64bits_reset(state);
+    auto feed = [&](const uint8_t *data, uint64_t size) {
+      while (size) {
+        uint64_t n = std::min(size, kWeightsChunkSize - inChunk);
+        for (uint64_t done = 0; done < n;) {
+          uint64_t piece = data ? n - done : std::min<uint64_t>(n - done, sizeof(zeros));
+          XXH3_64bits_update(state, data ? data + done : zeros, piece);
+          done += piece;
+        }
+        if (data)
+          data += n;
+        size -= n;
+        inChunk += n;
+        if (inChunk == kWeightsChunkSize) {
+          hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
+          XXH3_64bits_reset(state);
+          inChunk = 0;
+        }
+      }
+    };
+    uint64_t position = 0;
+    for (size_t i = 0; i < c.weights.size(); ++i) {
+      const WeightInfo &w = c.weights[i];
+      feed(nullptr, w.offset - position);
+      feed(static_cast<const uint8_t *>(impl->weightData[i]), w.size);
+      position = w.offset + w.size;
+    }
+    feed(nullptr, impl->weightsEnd - position);
+    if (inChunk)
+      hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
+    XXH3_freeState(state);
+  }
+
   FlatBufferBuilder builder(1 << 16);
-  buildMetadata(builder, c);
+  buildMetadata(builder, hashed);
 
   detail::FileHeader header{};
   std::memcpy(header.magic, detail::kMagic, sizeof(header.magic));

@@ -45,6 +45,7 @@ struct Options {
   std::string past;
   int64_t pastLen = -1;
   bool dumpLogitsGiven = false;
+  bool noVerifyWeights = false;
 };
 
 int fail(const std::string &message) {
@@ -191,7 +192,12 @@ int run(const Options &o) {
       return fail("--dump-logits: cannot write '" + o.dumpLogits +
                   "': " + std::strerror(errno));
   }
-  std::unique_ptr<Session> session = Session::open(o.model, &error);
+  Artifact::OpenOptions open;
+  open.verifyWeights = !o.noVerifyWeights;
+  std::shared_ptr<const Artifact> artifact = Artifact::open(o.model, open, &error);
+  if (!artifact)
+    return fail(error);
+  std::unique_ptr<Session> session = Session::create(artifact, &error);
   if (!session)
     return fail(error);
 
@@ -302,6 +308,9 @@ int main(int argc, char **argv) {
   app.add_option("--past-len", o.pastLen,
                  "Expected past_len of --past (checked)")
       ->check(nonNegative);
+  app.add_flag("--no-verify-weights", o.noVerifyWeights,
+               "Skip the check of the weights section against its checksums "
+               "(it reads every byte once when the artifact is opened)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

@@ -21,8 +21,16 @@ namespace kiln::runtime {
 
 class Artifact {
 public:
+  struct OpenOptions {
+    /// Check the weights section against its XXH3 chunk hashes (reads every
+    /// byte once, in parallel); off only when the user asks.
+    bool verifyWeights = true;
+  };
   /// Opens and validates `path`. Returns null and sets `*error` on failure.
   static std::unique_ptr<Artifact> open(const std::string &path,
+                                        std::string *error);
+  static std::unique_ptr<Artifact> open(const std::string &path,
+                                        const OpenOptions &options,
                                         std::string *error);
   ~Artifact();
   Artifact(const Artifact &) = delete;

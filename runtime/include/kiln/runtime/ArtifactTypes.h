@@ -144,7 +144,14 @@ struct ArtifactContents {
   std::vector<KernelImage> images;
   std::vector<EntrySpec> entries;
   std::vector<WeightInfo> weights;
+  /// XXH3-64 of each weightsChunkSize-byte chunk of the weights section.
+  uint64_t weightsChunkSize = 0;
+  std::vector<uint64_t> weightsHashes;
 };
+
+/// Bytes per hashed chunk of the weights section: chunks hash in parallel
+/// and a damaged byte is located to 64 MiB.
+inline constexpr uint64_t kWeightsChunkSize = uint64_t(64) << 20;
 
 /// The consistency checks shared by the writer and the loader: dimensions,
 /// dtypes, io tensor shapes and bounds, KV blocks inside kvBytes, weights
