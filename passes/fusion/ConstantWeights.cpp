@@ -81,12 +81,14 @@ ml_program::GlobalOp kiln::constantGlobal(Value v, SymbolTable &symbols) {
   return g;
 }
 
-ml_program::GlobalOp kiln::createWeightGlobal(SymbolTable &symbols,
-                                              Operation *before, StringRef name,
-                                              RankedTensorType type,
-                                              ArrayRef<char> bytes) {
-  auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes,
-                                                            alignof(uint64_t));
+ml_program::GlobalOp kiln::createWeightGlobal(
+    SymbolTable &symbols, Operation *before, StringRef name,
+    RankedTensorType type, function_ref<void(MutableArrayRef<char>)> fill) {
+  size_t bytes = type.getNumElements() *
+                 (type.getElementType().getIntOrFloatBitWidth() / 8);
+  AsmResourceBlob blob = HeapAsmResourceBlob::allocate(
+      bytes, alignof(uint64_t), /*dataIsMutable=*/true);
+  fill(blob.getMutableData());
   auto value = DenseResourceElementsAttr::get(type, name, std::move(blob));
   OpBuilder b(before);
   auto global = ml_program::GlobalOp::create(

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <optional>
 #include <vector>
@@ -33,13 +34,13 @@ void transposeInto(llvm::ArrayRef<char> in, char *out, int64_t rows,
 mlir::ml_program::GlobalOp constantGlobal(mlir::Value v,
                                           mlir::SymbolTable &symbols);
 
-/// A new private immutable global `name` (renamed on a clash) of `type`
-/// holding `bytes` as a dense_resource, placed before `before`.
-mlir::ml_program::GlobalOp createWeightGlobal(mlir::SymbolTable &symbols,
-                                              mlir::Operation *before,
-                                              llvm::StringRef name,
-                                              mlir::RankedTensorType type,
-                                              llvm::ArrayRef<char> bytes);
+/// A new private immutable global `name` (renamed on a clash) of `type`, a
+/// dense_resource whose bytes `fill` writes in place (row major, every byte):
+/// the weight passes build each new weight without an intermediate copy.
+mlir::ml_program::GlobalOp createWeightGlobal(
+    mlir::SymbolTable &symbols, mlir::Operation *before, llvm::StringRef name,
+    mlir::RankedTensorType type,
+    llvm::function_ref<void(llvm::MutableArrayRef<char>)> fill);
 
 /// A global_load_const of `g` at the start of `block`.
 mlir::Value loadAtStart(mlir::Block &block, mlir::ml_program::GlobalOp g);

@@ -28,14 +28,15 @@
 #include "passes/Passes.h"
 #include "passes/fusion/ConstantWeights.h"
 
-#include <string>
-
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/MapVector.h"
+
+#include <algorithm>
+#include <string>
 
 #define DEBUG_TYPE "kiln-fuse-projections"
 
@@ -130,41 +131,45 @@ struct FuseProjections
     for (ml_program::GlobalOp g : parts.drop_front())
       shape[concatAxis] +=
           cast<RankedTensorType>(g.getType()).getDimSize(concatAxis);
-    std::vector<char> bytes;
-    if (axis == 2) {
-      bytes.resize(shape[0] * shape[1] * eltBytes);
-      char *at = bytes.data();
-      for (ml_program::GlobalOp g : parts) {
-        auto t = cast<RankedTensorType>(g.getType());
-        std::vector<char> storage;
-        transposeInto(*globalBytes(g, storage), at, t.getDimSize(0),
-                      t.getDimSize(1), eltBytes);
-        at += t.getNumElements() * eltBytes;
-      }
+    if (axis == 2)
       shape = {shape[1], shape[0]};
-    } else if (shape.size() == 1 || axis == 0) {
-      for (ml_program::GlobalOp g : parts) {
-        std::vector<char> storage;
-        ArrayRef<char> d = *globalBytes(g, storage);
-        bytes.insert(bytes.end(), d.begin(), d.end());
-      }
-    } else {
-      std::vector<std::vector<char>> storage(parts.size());
-      SmallVector<ArrayRef<char>> data;
-      for (auto [g, st] : llvm::zip(parts, storage))
-        data.push_back(*globalBytes(g, st));
-      for (int64_t r = 0; r < shape[0]; ++r)
-        for (auto [g, d] : llvm::zip(parts, data)) {
-          size_t row = cast<RankedTensorType>(g.getType()).getDimSize(1) *
-                       eltBytes;
-          bytes.insert(bytes.end(), d.begin() + r * row,
-                       d.begin() + (r + 1) * row);
+    auto fill = [&](MutableArrayRef<char> out) {
+      char *at = out.data();
+      auto bytesOf = [](ml_program::GlobalOp g, std::vector<char> &storage) {
+        return *globalBytes(g, storage);
+      };
+      if (axis == 2) {
+        // Each [K, N_i] part transposed to [N_i, K], one after the other.
+        for (ml_program::GlobalOp g : parts) {
+          auto t = cast<RankedTensorType>(g.getType());
+          std::vector<char> storage;
+          transposeInto(bytesOf(g, storage), at, t.getDimSize(0),
+                        t.getDimSize(1), eltBytes);
+          at += t.getNumElements() * eltBytes;
         }
-    }
-    auto type = RankedTensorType::get(shape, elt);
+      } else if (concatAxis == 0 || t0.getRank() == 1) {
+        for (ml_program::GlobalOp g : parts) {
+          std::vector<char> storage;
+          ArrayRef<char> d = bytesOf(g, storage);
+          at = std::copy(d.begin(), d.end(), at);
+        }
+      } else {
+        // Row r of the result: row r of each part, side by side.
+        std::vector<std::vector<char>> storage(parts.size());
+        SmallVector<ArrayRef<char>> data;
+        for (auto [g, st] : llvm::zip(parts, storage))
+          data.push_back(bytesOf(g, st));
+        for (int64_t r = 0; r < shape[0]; ++r)
+          for (auto [g, d] : llvm::zip(parts, data)) {
+            size_t row = cast<RankedTensorType>(g.getType()).getDimSize(1) *
+                         eltBytes;
+            at = std::copy(d.begin() + r * row, d.begin() + (r + 1) * row, at);
+          }
+      }
+    };
     ml_program::GlobalOp global = createWeightGlobal(
         symbols, parts.front(), parts.front().getSymName().str() + ".fused",
-        type, bytes);
+        RankedTensorType::get(shape, elt), fill);
     fused[key] = global;
     for (ml_program::GlobalOp g : parts)
       this->parts[key].push_back(g.getSymName().str());

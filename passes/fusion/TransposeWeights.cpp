@@ -40,20 +40,20 @@ struct TransposeWeights
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
     SmallVector<std::string> originals;
-    module.walk([&](Operation *op) {
-      if (auto linear = dyn_cast<tfm::LinearOp>(op)) {
-        if (linear.getLayout() == tfm::WeightLayout::in_out)
-          if (Value w = transposed(linear.getWeight(), op, symbols, originals)) {
-            linear.getWeightMutable().assign(w);
-            linear.setLayout(tfm::WeightLayout::out_in);
-          }
-      } else if (auto logits = dyn_cast<tfm::LogitsOp>(op)) {
-        if (logits.getLayout() == tfm::WeightLayout::in_out)
-          if (Value w = transposed(logits.getWeight(), op, symbols, originals)) {
-            logits.getWeightMutable().assign(w);
-            logits.setLayout(tfm::WeightLayout::out_in);
-          }
+    // tfm.linear and tfm.logits name their weight and layout alike.
+    auto rewrite = [&](auto op) {
+      if (op.getLayout() != tfm::WeightLayout::in_out)
+        return;
+      if (Value w = transposed(op.getWeight(), op, symbols, originals)) {
+        op.getWeightMutable().assign(w);
+        op.setLayout(tfm::WeightLayout::out_in);
       }
+    };
+    module.walk([&](Operation *op) {
+      if (auto linear = dyn_cast<tfm::LinearOp>(op))
+        rewrite(linear);
+      else if (auto logits = dyn_cast<tfm::LogitsOp>(op))
+        rewrite(logits);
     });
     eraseUnusedGlobals(module, symbols, originals);
   }
@@ -77,11 +77,12 @@ struct TransposeWeights
         return {};
       int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
       size_t elt = type.getElementType().getIntOrFloatBitWidth() / 8;
-      std::vector<char> out(bytes->size());
-      transposeInto(*bytes, out.data(), rows, cols, elt);
       auto ttype = RankedTensorType::get({cols, rows}, type.getElementType());
       t = createWeightGlobal(symbols, g, g.getSymName().str() + ".t", ttype,
-                             out);
+                             [&](MutableArrayRef<char> out) {
+                               transposeInto(*bytes, out.data(), rows, cols,
+                                             elt);
+                             });
       copies[g.getSymName()] = t;
       originals.push_back(g.getSymName().str());
     }

@@ -23,12 +23,17 @@ bool KernelRecipe::acceptsEpilogue(Operation *, Operation *) const {
   return false;
 }
 SmallVector<Operation *> KernelRecipe::members(Operation *) const { return {}; }
-SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
-  SmallVector<Operation *> ops = members(op);
+Operation *nextWithEffects(Operation *op) {
   Operation *next = op->getNextNode();
   while (next && (isa<memref::AllocOp>(next) ||
                   (isMemoryEffectFree(next) && next->getNumRegions() == 0)))
     next = next->getNextNode();
+  return next;
+}
+
+SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
+  SmallVector<Operation *> ops = members(op);
+  Operation *next = nextWithEffects(op);
   auto tag = next ? next->getAttrOfType<StringAttr>(kKernelAttr) : StringAttr();
   if (tag && tag.getValue() == kFused && !llvm::is_contained(ops, next))
     ops.push_back(next);

@@ -90,6 +90,11 @@ public:
         llvm::ArrayRef<mlir::Operation *> fused) const = 0;
 };
 
+/// The first op after `op` in its block that has memory effects (skipping
+/// allocations, views and other effect-free ops without regions): where a
+/// kernel's epilogue must stand.
+mlir::Operation *nextWithEffects(mlir::Operation *op);
+
 /// The recipes, one file each.
 const KernelRecipe &gemvKN();           // GemvKN.cpp
 const KernelRecipe &gemvNK();           // GemvNK.cpp

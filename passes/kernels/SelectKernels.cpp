@@ -10,7 +10,6 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -85,9 +84,7 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
     Value out = op.getDpsInits()[0];
     if (!out.getDefiningOp<memref::AllocOp>())
       return nullptr;
-    Operation *next = op->getNextNode();
-    while (next && (isa<memref::AllocOp>(next) || isMemoryEffectFree(next)))
-      next = next->getNextNode();
+    Operation *next = kernels::nextWithEffects(op);
     if (!next || next->hasAttr(kernels::kKernelAttr) ||
         !recipe->acceptsEpilogue(op, next))
       return nullptr;

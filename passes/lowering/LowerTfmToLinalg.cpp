@@ -571,13 +571,13 @@ struct LowerAttention : OpRewritePattern<tfm::AttentionOp> {
         attrs.append("num_kv_heads", op.getNumKvHeadsAttr());
         attrs.append("head_dim", op.getHeadDimAttr());
         attrs.append("scale", op.getScaleAttr());
+        DictionaryAttr region = attrs.getDictionary(rewriter.getContext());
         Operation *def = v.getDefiningOp();
-        def->setAttr(kRegionAttr, attrs.getDictionary(rewriter.getContext()));
+        def->setAttr(kRegionAttr, region);
         // The fill of a reduction's accumulator belongs to the group too.
         if (auto generic = dyn_cast<linalg::GenericOp>(def))
           if (auto fill = generic.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
-            fill->setAttr(kRegionAttr,
-                          attrs.getDictionary(rewriter.getContext()));
+            fill->setAttr(kRegionAttr, region);
       };
       SmallVector<Value> steps{dots,   masked,   rowMax, probs,
                                rowSum, weighted, out4};

@@ -28,6 +28,10 @@ echo "device: $gpu -> --target $arch" | tee -a "$summary"
 command -v ptxas >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
 
 fail=0
+# N token ids of the Llama-3 vocabulary from a fixed seed: random_ids SEED N.
+random_ids() {
+  "$PY" -c "import random; random.seed($1); print(','.join(str(random.randrange(128256)) for _ in range($2)))"
+}
 # Puts the outcome of a numerics log ($OUT/numerics-NAME.log) in the summary;
 # the exit status of what wrote it is the second argument.
 record() { # name status
@@ -80,8 +84,8 @@ if [ "$what" = 1b ] || [ "$what" = all ]; then
   echo "1b with --no-fuse=all:" >> "$summary"
   grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
   if [ -f "$W/1b.kiln" ]; then
-    prompt128=$("$PY" -c "import random; random.seed(1); print(','.join(str(random.randrange(128256)) for _ in range(128)))")
-    prompt512=$("$PY" -c "import random; random.seed(2); print(','.join(str(random.randrange(128256)) for _ in range(512)))")
+    prompt128=$(random_ids 1 128)
+    prompt512=$(random_ids 2 512)
     kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
       > "$W/1b-decode.ids" 2> "$OUT/run-1b-decode.log" || fail=1
     kiln-run "$W/1b.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
@@ -143,7 +147,7 @@ if [ "$what" = 8b ]; then
       --prefill-chunk 512 -o "$W/8b.kiln" ) > "$OUT/compile-8b.log" 2>&1 || fail=1
   grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-8b.log" | sed "s/^/  /" >> "$summary"
   if [ -f "$W/8b.kiln" ]; then
-    prompt128=$("$PY" -c "import random; random.seed(1); print(','.join(str(random.randrange(128256)) for _ in range(128)))")
+    prompt128=$(random_ids 1 128)
     kiln-run "$W/8b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
       > /dev/null 2> "$OUT/run-8b-decode.log" || fail=1
     echo "8b decode (128-token prompt, 256 new):" >> "$summary"
