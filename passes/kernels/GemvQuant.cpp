@@ -139,11 +139,15 @@ public:
     return suitable(op).has_value();
   }
 
+  /// Output columns per warp: with one batch row, as many (up to 4) as
+  /// still give every SM of a large GPU two blocks, so that a warp's fixed
+  /// costs (x's loads and conversion, the reduction) are shared by more
+  /// weight bytes: a row of packed codes is short (1 KB for 2048 int4).
   static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
     if (rows > 1)
       return 1;
     for (int64_t c : {4, 2})
-      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 1024)
+      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 264)
         return c;
     return 1;
   }
@@ -285,11 +289,12 @@ public:
                                     : perWordLane(zeros, c);
             }
             // Codes as floats (q - implicit zero point, or q), by position
-            // j in their word: [column][j].
+            // j in their word. With one batch row they are made where they
+            // are used (fewer live registers); with several, once.
             const double bias =
                 zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
-            SmallVector<SmallVector<Value>> q(cpw);
-            for (int64_t c = 0; c < cpw; ++c)
+            auto codesOf = [&](int64_t c) {
+              SmallVector<Value> q;
               for (int64_t j = 0; j < perWord; ++j) {
                 Value v = words[c][u];
                 if (j)
@@ -299,9 +304,15 @@ public:
                                           splatI(nb, l, (1 << p.bits) - 1));
                 v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
                 Value f = vector::BitCastOp::create(nb, l, v4f32, v);
-                q[c].push_back(
+                q.push_back(
                     arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
               }
+              return q;
+            };
+            SmallVector<SmallVector<Value>> shared;
+            if (rows > 1)
+              for (int64_t c = 0; c < cpw; ++c)
+                shared.push_back(codesOf(c));
             for (int64_t r = 0; r < rows; ++r) {
               Value xv = kb.extendTo(
                   nb,
@@ -326,9 +337,10 @@ public:
                   xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
               }
               for (int64_t c = 0; c < cpw; ++c) {
-                Value dot = arith::MulFOp::create(nb, l, q[c][0], xs[0]);
+                SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
+                Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
                 for (int64_t j = 1; j < perWord; ++j)
-                  dot = vector::FMAOp::create(nb, l, q[c][j], xs[j], dot);
+                  dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
                 if (zeros)
                   dot = arith::SubFOp::create(
                       nb, l, dot,

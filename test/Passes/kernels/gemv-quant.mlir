@@ -19,6 +19,9 @@
 // CHECK: %[[S:.+]] = memref.load %{{.+}}[%{{.+}}, %{{.+}}] : memref<32x2xf16>
 // CHECK: %[[SF:.+]] = arith.extf %[[S]] : f16 to f32
 // CHECK: %[[SV:.+]] = vector.broadcast %[[SF]] : f32 to vector<4xf32>
+// CHECK: %[[X:.+]] = vector.load %{{.+}} {alignment = 16 : i64} : memref<1x1x64xf16>, vector<32xf16>
+// CHECK: %[[XF:.+]] = arith.extf %[[X]] : vector<32xf16> to vector<32xf32>
+// CHECK: vector.shuffle %[[XF]], %[[XF]] [0, 8, 16, 24] : vector<32xf32>, vector<32xf32>
 // CHECK: %[[MASK:.+]] = arith.constant dense<15> : vector<4xi32>
 // CHECK: %[[C0:.+]] = arith.andi %[[W]], %[[MASK]] : vector<4xi32>
 // CHECK: %[[MAGIC:.+]] = arith.constant dense<1258291200> : vector<4xi32>
@@ -27,9 +30,6 @@
 // CHECK: %[[BIAS:.+]] = arith.constant dense<0x4B000008> : vector<4xf32>
 // CHECK: arith.subf %[[F0]], %[[BIAS]] : vector<4xf32>
 // CHECK: arith.shrui %[[W]], %{{.+}} : vector<4xi32>
-// CHECK: %[[X:.+]] = vector.load %{{.+}} {alignment = 16 : i64} : memref<1x1x64xf16>, vector<32xf16>
-// CHECK: %[[XF:.+]] = arith.extf %[[X]] : vector<32xf16> to vector<32xf32>
-// CHECK: vector.shuffle %[[XF]], %[[XF]] [0, 8, 16, 24] : vector<32xf32>, vector<32xf32>
 // CHECK: vector.fma
 // CHECK: vector.fma %{{.+}}, %[[SV]], %{{.+}} : vector<4xf32>
 // CHECK: gpu.subgroup_reduce add %{{.+}} uniform : (f32) -> f32
