@@ -216,6 +216,34 @@ def OutlineLoopNests : Pass<"kiln-outline-loop-nests", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::func::FuncDialect"];
 }
 
+def PromoteAccumulators : Pass<"kiln-promote-accumulators", "mlir::func::FuncOp"> {
+  let summary = "Carry a loop's loop-invariant accumulator element in a "
+                "register, its sum reassociable (CPU target)";
+  let description = [{
+    A reduction lowered from linalg loads, updates and stores its accumulator
+    on every iteration. When the loop loads and stores one element at
+    loop-invariant indices and touches no buffer that may overlap it (views
+    of the entry point's distinct buffer arguments at static byte offsets
+    overlap only when their ranges do), the element becomes an `iter_args`
+    value loaded before and stored after the loop, and the `arith.addf`
+    that combines it gets `fastmath<reassoc, contract>` so that LLVM can
+    vectorize the sum.
+
+    ```mlir
+    scf.for %k = %c0 to %c64 step %c1 {
+      %a = memref.load %acc[%i] : memref<4xf32>
+      %x = memref.load %in[%k] : memref<64xf32>
+      %s = arith.addf %a, %x : f32
+      memref.store %s, %acc[%i] : memref<4xf32>
+    }
+    ```
+
+    becomes a load of `%acc[%i]`, an `scf.for ... iter_args` yielding the
+    sum, and one store after it.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
+}
+
 def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModuleOp"> {
   let summary = "gpu.subgroup_reduce to warp shuffles (butterfly, 32 lanes)";
   let description = [{

@@ -74,6 +74,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
 }
 
 void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createPromoteAccumulators());
   pm.addPass(createOutlineLoopNests());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());

@@ -1,6 +1,7 @@
 //===- CpuTarget.cpp - Host code generation -------------------------------===//
 
 #include "kiln/Target/CpuTarget.h"
+#include "kiln/runtime/Target.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -26,7 +27,8 @@ Error fail(const Twine &msg) {
 }
 
 /// A target machine for code that must run on any CPU of the host's
-/// architecture (artifacts travel), position independent for a shared object.
+/// architecture at the runtime's baseline level (artifacts travel; the
+/// loader checks the level), position independent for a shared object.
 Expected<std::unique_ptr<TargetMachine>> hostTargetMachine() {
   InitializeNativeTarget();
   InitializeNativeTargetAsmPrinter();
@@ -35,7 +37,9 @@ Expected<std::unique_ptr<TargetMachine>> hostTargetMachine() {
   const Target *target = TargetRegistry::lookupTarget(triple, error);
   if (!target)
     return fail("no LLVM backend for the host: " + error);
-  StringRef cpu = triple.getArch() == Triple::x86_64 ? "x86-64-v2" : "generic";
+  StringRef cpu = triple.getArch() == Triple::x86_64
+                      ? StringRef(kiln::runtime::kCpuBaseline)
+                      : StringRef("generic");
   std::unique_ptr<TargetMachine> tm(target->createTargetMachine(
       triple, cpu, "", TargetOptions(), Reloc::PIC_, std::nullopt,
       CodeGenOptLevel::Aggressive));

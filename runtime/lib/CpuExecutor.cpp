@@ -12,6 +12,7 @@
 #include "Format.h"
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/Target.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -100,6 +101,10 @@ public:
   }
 
   bool init(const Artifact &artifact, std::string *error) {
+    const char *missing = nullptr;
+    if (!hostMeetsCpuBaseline(&missing))
+      return fail(error, "this CPU lacks ", missing, ", which the 'cpu' "
+                  "target's code (", kCpuBaseline, ") needs");
     for (const KernelImage &image : artifact.images()) {
       if (image.kind != ImageKind::SharedObject)
         continue;

@@ -25,3 +25,28 @@ const char *kiln::runtime::supportedGpuTargets() {
          "sm_100f, sm_103, sm_103a, sm_103f, sm_110, sm_110a, sm_110f, "
          "sm_120, sm_120a, sm_120f, sm_121, sm_121a, sm_121f";
 }
+
+bool kiln::runtime::hostMeetsCpuBaseline(const char **missing) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  // The features x86-64-v3 adds over the baseline that compiled code uses.
+  struct Feature {
+    const char *name;
+    bool present;
+  };
+  const Feature features[] = {
+      {"avx", __builtin_cpu_supports("avx") != 0},
+      {"avx2", __builtin_cpu_supports("avx2") != 0},
+      {"fma", __builtin_cpu_supports("fma") != 0},
+      {"f16c", __builtin_cpu_supports("f16c") != 0},
+      {"bmi2", __builtin_cpu_supports("bmi2") != 0},
+      {"movbe", __builtin_cpu_supports("movbe") != 0}};
+  for (const Feature &f : features)
+    if (!f.present) {
+      *missing = f.name;
+      return false;
+    }
+#endif
+  *missing = nullptr;
+  return true;
+}

@@ -4,8 +4,11 @@
 //            [--format ids|pretty] [--dump-logits out.npy]
 //            [--temperature T --top-k K --top-p P --seed S]
 //            [--past past.npy [--past-len N]]
+//   kiln-run model.kiln --perplexity-ids ids.txt [--perplexity-window N]
+//            [--predictions out.txt]
 //
 // Prefills the prompt on batch row 0, then decodes one token at a time.
+// --perplexity-ids scores a token sequence instead (Perplexity.h).
 // Generated ids go to stdout; the device, throughput and errors go to
 // stderr. Greedy decoding takes the argmax the kernels computed when the
 // artifact returns one (on a GPU only that id comes back per step); logits
@@ -14,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/runtime/Npy.h"
+#include "kiln/runtime/Perplexity.h"
 #include "kiln/runtime/Sampler.h"
 #include "kiln/runtime/Session.h"
 
@@ -21,6 +25,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -46,6 +51,9 @@ struct Options {
   int64_t pastLen = -1;
   bool dumpLogitsGiven = false;
   bool noVerifyWeights = false;
+  std::string perplexityIds;
+  int64_t perplexityWindow = 0; // 0: the context length
+  std::string predictions;
 };
 
 int fail(const std::string &message) {
@@ -176,7 +184,92 @@ void reportSpeed(const char *what, size_t tokens, double time) {
                what, tokens, time * 1e3, time > 0 ? tokens / time : 0.0);
 }
 
+/// Reads token ids separated by whitespace or commas.
+bool readIdsFile(const std::string &path, std::vector<int64_t> *ids,
+                 std::string *error) {
+  FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    *error = "--perplexity-ids: cannot read '" + path +
+             "': " + std::strerror(errno);
+    return false;
+  }
+  std::string text;
+  char buffer[1 << 16];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+    text.append(buffer, got);
+  std::fclose(f);
+  size_t i = 0;
+  while (i < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == ',') {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])))
+      ++end;
+    if (end == i || end - i > 18 ||
+        (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
+         text[end] != ',')) {
+      *error = "--perplexity-ids: '" + path + "' at byte " + std::to_string(i) +
+               ": expected a token id";
+      return false;
+    }
+    ids->push_back(std::stoll(text.substr(i, end - i)));
+    i = end;
+  }
+  if (ids->empty()) {
+    *error = "--perplexity-ids: '" + path + "' holds no token ids";
+    return false;
+  }
+  return true;
+}
+
+int runPerplexity(const Options &o) {
+  std::string error;
+  std::vector<int64_t> ids;
+  if (!readIdsFile(o.perplexityIds, &ids, &error))
+    return fail(error);
+  if (!o.predictions.empty() &&
+      !checkOutputPath("--predictions", o.predictions, &error))
+    return fail(error);
+  Artifact::OpenOptions open;
+  open.verifyWeights = !o.noVerifyWeights;
+  std::unique_ptr<Session> session;
+  if (std::shared_ptr<const Artifact> artifact =
+          Artifact::open(o.model, open, &error))
+    session = Session::create(std::move(artifact), &error);
+  if (!session)
+    return fail(error);
+  std::fprintf(stderr, "kiln-run: running on %s\n", session->device().c_str());
+  int64_t window = o.perplexityWindow ? o.perplexityWindow : session->maxSeqLen();
+  PerplexityResult r;
+  auto start = std::chrono::steady_clock::now();
+  if (!evaluatePerplexity(*session, ids, window, &r, &error))
+    return fail("--perplexity-ids: " + error);
+  double time = seconds(std::chrono::steady_clock::now() - start);
+  std::printf("perplexity %.4f nll %.6f scored %lld windows %lld window %lld\n",
+              r.perplexity, r.nll, static_cast<long long>(r.scored),
+              static_cast<long long>(r.windows), static_cast<long long>(window));
+  std::fflush(stdout);
+  reportSpeed("perplexity", static_cast<size_t>(r.windows * window), time);
+  if (!o.predictions.empty()) {
+    FILE *f = std::fopen(o.predictions.c_str(), "wb");
+    if (!f)
+      return fail("--predictions: cannot write '" + o.predictions +
+                  "': " + std::strerror(errno));
+    for (size_t i = 0; i < r.predictions.size(); ++i)
+      std::fprintf(f, "%d%c", r.predictions[i],
+                   i + 1 == r.predictions.size() ? '\n' : ' ');
+    if (std::fclose(f) != 0)
+      return fail("--predictions: cannot write '" + o.predictions + "'");
+  }
+  return 0;
+}
+
 int run(const Options &o) {
+  if (!o.perplexityIds.empty())
+    return runPerplexity(o);
   std::string error;
   std::vector<int64_t> prompt;
   if (!parseIds(o.promptIds, &prompt, &error) ||
@@ -277,8 +370,14 @@ int main(int argc, char **argv) {
   Options o;
   CLI::App app{"Runs a Kiln artifact: prompt token ids in, generated ids out."};
   app.add_option("model", o.model, "Artifact (model.kiln)")->required();
-  app.add_option("--prompt-ids", o.promptIds, "Comma-separated token ids")
-      ->required();
+  auto *promptIds =
+      app.add_option("--prompt-ids", o.promptIds, "Comma-separated token ids");
+  auto *perplexity = app.add_option(
+      "--perplexity-ids", o.perplexityIds,
+      "Score the token ids in this file (separated by whitespace or commas) "
+      "over non-overlapping windows and print the perplexity");
+  promptIds->excludes(perplexity);
+  perplexity->excludes(promptIds);
   auto nonNegative = [](const std::string &v) -> std::string {
     return !v.empty() && v[0] == '-' ? "must not be negative (got " + v + ")"
                                      : std::string();
@@ -308,6 +407,13 @@ int main(int argc, char **argv) {
   app.add_option("--past-len", o.pastLen,
                  "Expected past_len of --past (checked)")
       ->check(nonNegative);
+  app.add_option("--perplexity-window", o.perplexityWindow,
+                 "Tokens per window of --perplexity-ids (default: the "
+                 "artifact's context length)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
+  app.add_option("--predictions", o.predictions,
+                 "With --perplexity-ids, write the top-1 prediction for each "
+                 "scored token (ids separated by spaces)");
   app.add_flag("--no-verify-weights", o.noVerifyWeights,
                "Skip the check of the weights section against its checksums "
                "(it reads every byte once when the artifact is opened)");
@@ -321,6 +427,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::string error;
+  if (!app.count("--prompt-ids") && !app.count("--perplexity-ids"))
+    return fail("give --prompt-ids or --perplexity-ids");
   if (!parseSeed(seed, &o.sampler.seed, &error))
     return fail(error);
   o.dumpLogitsGiven = app.count("--dump-logits") > 0;

@@ -21,6 +21,15 @@ bool isSupportedGpuTarget(std::string_view target);
 /// The supported GPU targets, for messages: "sm_80, sm_86, ...".
 const char *supportedGpuTargets();
 
+/// The x86-64 micro-architecture level the CPU target's code is generated
+/// for: x86-64-v3 (AVX2, FMA, F16C, BMI2; Haswell and Zen 1 and later), so
+/// that f16 weights convert in one instruction instead of a libcall.
+inline constexpr const char *kCpuBaseline = "x86-64-v3";
+
+/// Whether the CPU this runs on has what kCpuBaseline code uses; when it has
+/// not, `missing` names the first feature it lacks (e.g. "f16c").
+bool hostMeetsCpuBaseline(const char **missing);
+
 } // namespace kiln::runtime
 
 #endif // KILN_RUNTIME_TARGET_H
