@@ -120,6 +120,25 @@ private:
   size_t prefixIndex = 0;
 };
 
+/// Ends generated text at the first of some stop strings. Text that could
+/// still become a stop string is held back until it is known not to, so the
+/// stop string itself is never shown.
+class StopStrings {
+public:
+  /// `stops` must not contain an empty string.
+  explicit StopStrings(std::vector<std::string> stops);
+  /// Adds newly generated text and appends to `*out` what is now known to
+  /// come before any stop string. Returns true when a stop string appeared:
+  /// `*out` then ends just before it.
+  bool feed(std::string_view text, std::string *out);
+  /// Appends the text held back, when the generation ends otherwise.
+  void finish(std::string *out);
+
+private:
+  std::vector<std::string> stops;
+  std::string pending;
+};
+
 } // namespace kiln::runtime
 
 #endif // KILN_RUNTIME_TOKENIZER_H
