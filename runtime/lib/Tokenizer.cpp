@@ -210,7 +210,8 @@ void Tokenizer::Impl::loadConfig(const Json &config) {
     for (size_t i = 0; i < chat.size(); ++i) {
       std::string path = "chat_template[" + std::to_string(i) + "]";
       if (getString(field(chat[i], "name"), path + ".name") == "default")
-        chatTemplate = getString(field(chat[i], "template"), path + ".template");
+        chatTemplate =
+            getString(field(chat[i], "template"), path + ".template");
     }
   } else if (!chat.is_null()) {
     raise("chat_template: expected a string or a list of named templates");
@@ -229,7 +230,8 @@ void Tokenizer::Impl::loadGenerationConfig(const Json &config) {
   const Json &eos = field(config, "eos_token_id");
   if (eos.is_array()) {
     for (size_t i = 0; i < eos.size(); ++i)
-      eosIds.push_back(getInt(eos[i], "eos_token_id[" + std::to_string(i) + "]"));
+      eosIds.push_back(
+          getInt(eos[i], "eos_token_id[" + std::to_string(i) + "]"));
   } else if (!eos.is_null()) {
     eosIds.push_back(getInt(eos, "eos_token_id"));
   }
@@ -273,7 +275,8 @@ std::vector<Segment> Tokenizer::Impl::splitAdded(const std::string &text,
       for (size_t i = end; i < text.size() && isWhitespace(nextChar(text, &i));)
         end = i;
     if (done < begin)
-      out.push_back({text.substr(done, begin - done), -1, atStart && done == 0});
+      out.push_back(
+          {text.substr(done, begin - done), -1, atStart && done == 0});
     out.push_back({"", token.id, false});
     done = end;
   }
@@ -296,9 +299,9 @@ void Tokenizer::Impl::encode(std::string_view text,
       continue;
     }
     pipeline->normalize(&segment.text);
-    for (Segment &part : splitAdded(segment.text, normalizedTrie,
-                                    segment.atStart,
-                                    options.parseSpecialTokens)) {
+    for (Segment &part :
+         splitAdded(segment.text, normalizedTrie, segment.atStart,
+                    options.parseSpecialTokens)) {
       if (part.id >= 0) {
         out.push_back(part.id);
         continue;
@@ -335,10 +338,9 @@ bool Tokenizer::readFiles(const std::string &directory, TokenizerFiles *files,
   if (!readFile(path("tokenizer.json"), &files->tokenizerJson, error))
     return false;
   struct stat st;
-  for (auto [name, out] : {std::pair{"tokenizer_config.json",
-                                     &files->tokenizerConfigJson},
-                           {"generation_config.json",
-                            &files->generationConfigJson}})
+  for (auto [name, out] :
+       {std::pair{"tokenizer_config.json", &files->tokenizerConfigJson},
+        {"generation_config.json", &files->generationConfigJson}})
     if (::stat(path(name).c_str(), &st) == 0 &&
         !readFile(path(name), out, error))
       return false;

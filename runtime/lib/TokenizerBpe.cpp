@@ -32,9 +32,8 @@ uint64_t pairKey(int64_t left, int64_t right) {
 
 Bpe::Bpe(const Json &model) {
   const std::string path = "model";
-  std::string type = field(model, "type").is_null()
-                         ? std::string("BPE")
-                         : typeOf(model, path);
+  std::string type =
+      field(model, "type").is_null() ? std::string("BPE") : typeOf(model, path);
   if (type != "BPE")
     raise("model type '" + type + "' is not supported (only BPE)");
 
@@ -64,7 +63,8 @@ Bpe::Bpe(const Json &model) {
       raise(std::string("model.") + key + " is not supported");
   }
   const Json &dropout = field(model, "dropout");
-  if (!dropout.is_null() && !(dropout.is_number() && dropout.get<double>() == 0))
+  if (!dropout.is_null() &&
+      !(dropout.is_number() && dropout.get<double>() == 0))
     raise("model.dropout is not supported (BPE dropout is for training)");
   fuseUnk = getBool(field(model, "fuse_unk"), "model.fuse_unk", false);
   byteFallback =

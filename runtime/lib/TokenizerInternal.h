@@ -36,9 +36,9 @@ struct Error : std::runtime_error {
 
 //===-- JSON access with the path of the value in messages ---------------===//
 
-/// obj[key]; `path` names obj ("pre_tokenizer"). Missing keys and nulls
-/// read as null.
+/// obj[key]; a missing key (or obj not an object) reads as null.
 const Json &field(const Json &obj, const char *key);
+/// The path of obj[key] in messages, from obj's ("pre_tokenizer.pattern").
 std::string fieldPath(const std::string &path, const char *key);
 std::string getString(const Json &value, const std::string &path);
 bool getBool(const Json &value, const std::string &path, bool fallback);
@@ -159,7 +159,8 @@ private:
   mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
 };
 
-//===-- Normalizers, pre-tokenizers, decoders, post-processor --------------===//
+//===-- Normalizers, pre-tokenizers, decoders, post-processor
+//--------------===//
 
 /// A piece of text on its way to the model. `atStart`: it begins at the
 /// first byte of the input (Metaspace's prepend_scheme "first").
@@ -171,7 +172,7 @@ struct Piece {
 class Pipeline {
 public:
   /// Reads "normalizer", "pre_tokenizer", "decoder" and "post_processor"
-  /// of tokenizer.json; `tokenId` resolves the post-processor's tokens.
+  /// of tokenizer.json; throws Error.
   explicit Pipeline(const Json &root);
 
   bool hasNormalizer() const { return !normalizers.empty(); }

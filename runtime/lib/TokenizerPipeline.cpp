@@ -123,8 +123,10 @@ void parseStage(const Json &obj, const std::string &path, const char *what,
     step->text = getString(field(obj, "content"), fieldPath(path, "content"));
   } else if (stage == "normalizer" && type == "Strip") {
     step->kind = Kind::Strip;
-    step->left = getBool(field(obj, "strip_left"), path, true);
-    step->right = getBool(field(obj, "strip_right"), path, true);
+    step->left =
+        getBool(field(obj, "strip_left"), fieldPath(path, "strip_left"), true);
+    step->right = getBool(field(obj, "strip_right"),
+                          fieldPath(path, "strip_right"), true);
   } else if ((stage == "pre_tokenizer" || stage == "decoder") &&
              type == "ByteLevel") {
     step->kind = Kind::ByteLevel;
@@ -140,13 +142,13 @@ void parseStage(const Json &obj, const std::string &path, const char *what,
     step->pattern = pattern();
     step->behavior =
         parseSplitBehavior(field(obj, "behavior"), fieldPath(path, "behavior"));
-    step->invert = getBool(field(obj, "invert"), fieldPath(path, "invert"),
-                           false);
+    step->invert =
+        getBool(field(obj, "invert"), fieldPath(path, "invert"), false);
   } else if ((stage == "pre_tokenizer" || stage == "decoder") &&
              type == "Metaspace") {
     step->kind = Kind::Metaspace;
-    step->text = getChar(field(obj, "replacement"),
-                         fieldPath(path, "replacement"));
+    step->text =
+        getChar(field(obj, "replacement"), fieldPath(path, "replacement"));
     step->prepend = metaspacePrepend(obj, path);
     step->split = getBool(field(obj, "split"), fieldPath(path, "split"), true);
   } else if (stage == "decoder" && type == "ByteFallback") {
@@ -227,7 +229,8 @@ template <typename Fn> void splitPieces(std::vector<Piece> *pieces, Fn split) {
 }
 
 std::vector<Range> whole(const std::string &text) {
-  return text.empty() ? std::vector<Range>() : std::vector<Range>{{0, text.size()}};
+  return text.empty() ? std::vector<Range>()
+                      : std::vector<Range>{{0, text.size()}};
 }
 
 } // namespace
@@ -238,8 +241,8 @@ Pipeline::Pipeline(const Json &root) {
   parseStage(field(root, "pre_tokenizer"), "pre_tokenizer", "pre_tokenizer",
              &preTokenizers);
   parseStage(field(root, "decoder"), "decoder", "decoder", &decoders);
-  parseStage(field(root, "post_processor"), "post_processor",
-             "post_processor", &processors);
+  parseStage(field(root, "post_processor"), "post_processor", "post_processor",
+             &processors);
   hasDecoder = !field(root, "decoder").is_null();
 }
 
@@ -273,8 +276,8 @@ void Pipeline::preTokenize(std::vector<Piece> *pieces) const {
           return whole(piece->text);
         std::vector<Range> matches;
         s.regex->findAll(piece->text, &matches);
-        return splitRanges(piece->text.size(), matches,
-                           SplitBehavior::Isolated, false);
+        return splitRanges(piece->text.size(), matches, SplitBehavior::Isolated,
+                           false);
       });
       for (Piece &piece : *pieces) {
         std::string mapped;
@@ -368,7 +371,8 @@ std::string Pipeline::decode(std::vector<std::string> tokens) const {
         if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 &&
             token[5] == '>' && std::isxdigit(static_cast<uint8_t>(token[3])) &&
             std::isxdigit(static_cast<uint8_t>(token[4]))) {
-          run.push_back(static_cast<char>(std::stoi(token.substr(3, 2), nullptr, 16)));
+          run.push_back(
+              static_cast<char>(std::stoi(token.substr(3, 2), nullptr, 16)));
           ++runTokens;
           continue;
         }

@@ -12,8 +12,7 @@ bool endsWithReplacement(const std::string &s) {
 }
 } // namespace
 
-StreamDecoder::StreamDecoder(const Tokenizer &tokenizer,
-                             bool skipSpecialTokens)
+StreamDecoder::StreamDecoder(const Tokenizer &tokenizer, bool skipSpecialTokens)
     : tokenizer(tokenizer), skipSpecial(skipSpecialTokens) {}
 
 bool StreamDecoder::step(int64_t id, std::string *text, std::string *error) {

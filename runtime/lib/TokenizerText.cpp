@@ -86,7 +86,8 @@ size_t charAt(const uint8_t *p, size_t avail, size_t *bad) {
   }
   for (size_t k = 1; k < need; ++k) {
     uint8_t c = k < avail ? p[k] : 0;
-    bool ok = k < avail && (k == 1 ? c >= lo && c <= hi : c >= 0x80 && c <= 0xBF);
+    bool ok =
+        k < avail && (k == 1 ? c >= lo && c <= hi : c >= 0x80 && c <= 0xBF);
     if (!ok) {
       *bad = k;
       return 0;

@@ -13,10 +13,10 @@
 // A text prompt is encoded with the artifact's tokenizer, and the generated
 // text is printed as it is made (the streaming decoder holds back a token
 // that ends inside a character); generation ends at an end-of-sequence id
-// or a --stop string, which is not printed. Generated ids go to stdout; the device, throughput and errors go to
-// stderr. Greedy decoding takes the argmax the kernels computed when the
-// artifact returns one (on a GPU only that id comes back per step); logits
-// are read only for sampling and --dump-logits.
+// or a --stop string, which is not printed. Generated ids go to stdout; the
+// device, throughput and errors go to stderr. Greedy decoding takes the argmax
+// the kernels computed when the artifact returns one (on a GPU only that id
+// comes back per step); logits are read only for sampling and --dump-logits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,10 +37,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <optional>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <sstream>
 
 using namespace kiln::runtime;

@@ -103,11 +103,11 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &source,
       if (!readFile(source, &files.tokenizerJson, error))
         return nullptr;
       size_t slash = source.rfind('/');
-      std::string dir = slash == std::string::npos ? "." : source.substr(0, slash);
-      for (auto [name, out] : {std::pair{"tokenizer_config.json",
-                                         &files.tokenizerConfigJson},
-                               {"generation_config.json",
-                                &files.generationConfigJson}})
+      std::string dir =
+          slash == std::string::npos ? "." : source.substr(0, slash);
+      for (auto [name, out] :
+           {std::pair{"tokenizer_config.json", &files.tokenizerConfigJson},
+            {"generation_config.json", &files.generationConfigJson}})
         if (::stat((dir + "/" + name).c_str(), &st) == 0 &&
             !readFile(dir + "/" + name, out, error))
           return nullptr;

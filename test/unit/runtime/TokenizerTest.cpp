@@ -203,14 +203,15 @@ TEST(TokenizerTest, RefusesInvalidUtf8) {
 }
 
 TEST(TokenizerTest, RefusesWhatItDoesNotSupport) {
-  EXPECT_EQ(loadError(byteLevelWith(R"("type": "BPE")", R"("type": "WordPiece")")),
-            "tokenizer.json: model type 'WordPiece' is not supported (only BPE)");
-  EXPECT_EQ(loadError(byteLevelWith(R"("type": "BPE")", R"("type": "Unigram")")),
-            "tokenizer.json: model type 'Unigram' is not supported (only BPE)");
   EXPECT_EQ(
-      loadError(byteLevelWith(R"("normalizer": null)",
-                              R"("normalizer": {"type": "NFKC"})")),
-      "tokenizer.json: normalizer: normalizer 'NFKC' is not supported");
+      loadError(byteLevelWith(R"("type": "BPE")", R"("type": "WordPiece")")),
+      "tokenizer.json: model type 'WordPiece' is not supported (only BPE)");
+  EXPECT_EQ(
+      loadError(byteLevelWith(R"("type": "BPE")", R"("type": "Unigram")")),
+      "tokenizer.json: model type 'Unigram' is not supported (only BPE)");
+  EXPECT_EQ(loadError(byteLevelWith(R"("normalizer": null)",
+                                    R"("normalizer": {"type": "NFKC"})")),
+            "tokenizer.json: normalizer: normalizer 'NFKC' is not supported");
   EXPECT_EQ(loadError(byteLevelWith(
                 R"({"type": "ByteLevel", "add_prefix_space": false})",
                 R"({"type": "Split", "pattern": {"Regex": "a[b"},

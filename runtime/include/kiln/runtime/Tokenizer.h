@@ -115,8 +115,8 @@ public:
 private:
   const Tokenizer &tokenizer;
   bool skipSpecial;
-  std::vector<int64_t> ids;   // the window: the prefix's ids, then newer
-  std::string prefix;         // decode of ids[0, prefixIndex)
+  std::vector<int64_t> ids; // the window: the prefix's ids, then newer
+  std::string prefix;       // decode of ids[0, prefixIndex)
   size_t prefixIndex = 0;
 };
 
