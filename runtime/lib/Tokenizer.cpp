@@ -28,6 +28,9 @@ namespace {
 
 struct AddedToken {
   std::string content;
+  /// What the id decodes as: the content, normalized when it is matched in
+  /// normalized text (as `tokenizers` stores it).
+  std::string text;
   int64_t id = 0;
   bool special = false, lstrip = false, rstrip = false, singleWord = false,
        normalized = false;
@@ -173,21 +176,25 @@ void Tokenizer::Impl::loadTokenizer(const Json &root) {
         getBool(field(t, "normalized"), path + ".normalized", !token.special);
     if (findInvalidUtf8(token.content) != std::string::npos)
       raise(path + ".content: not valid UTF-8");
+    // A token the vocabulary has keeps the vocabulary's id, whatever the
+    // file says (`tokenizers` only warns about the difference).
+    if (std::optional<int64_t> id = model->id(token.content))
+      token.id = *id;
     addedIds[token.content] = token.id;
     addedById[token.id] = added.size();
     added.push_back(std::move(token));
   }
   for (size_t i = 0; i < added.size(); ++i) {
-    const AddedToken &t = added[i];
+    AddedToken &t = added[i];
+    t.text = t.content;
     if (t.singleWord && !wordChar)
       wordChar = std::make_unique<Regex>("\\w");
     if (!t.normalized) {
       rawTrie.add(t.content, i);
     } else {
       // Found in normalized text, so matched in its normalized form.
-      std::string pattern = t.content;
-      pipeline->normalize(&pattern);
-      normalizedTrie.add(pattern, i);
+      pipeline->normalize(&t.text);
+      normalizedTrie.add(t.text, i);
     }
   }
 }
@@ -425,7 +432,7 @@ std::optional<int64_t> Tokenizer::tokenToId(std::string_view token) const {
 const std::string *Tokenizer::idToToken(int64_t id) const {
   auto it = impl->addedById.find(id);
   if (it != impl->addedById.end())
-    return &impl->added[it->second].content;
+    return &impl->added[it->second].text;
   return impl->model->token(id);
 }
 

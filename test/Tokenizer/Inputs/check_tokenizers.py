@@ -49,7 +49,8 @@ def variants():
 
     # Llama 3's layout: a Split regex then ByteLevel without its own regex,
     # ignore_merges, merges as "a b" strings, more added tokens (a special
-    # one, and one that strips the spaces around it).
+    # one, one that strips the spaces around it, one matched only as a whole
+    # word).
     llama3 = copy.deepcopy(real)
     llama3["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN},
@@ -62,13 +63,19 @@ def variants():
         {"id": 8192, "content": "<|eot_id|>", "single_word": False, "lstrip": False,
          "rstrip": False, "normalized": False, "special": True},
         {"id": 8193, "content": "<tool>", "single_word": False, "lstrip": True,
-         "rstrip": True, "normalized": False, "special": False}]
+         "rstrip": True, "normalized": False, "special": False},
+        {"id": 8194, "content": "merges", "single_word": True, "lstrip": False,
+         "rstrip": False, "normalized": False, "special": False}]
     yield "llama3-style", llama3, None
 
-    # GPT-2's layout: ByteLevel adds a prefix space, no post-processor.
+    # GPT-2's layout: ByteLevel adds a prefix space, no post-processor; an
+    # added token matched after normalization.
     gpt2 = copy.deepcopy(real)
     gpt2["pre_tokenizer"]["add_prefix_space"] = True
     gpt2["post_processor"] = None
+    gpt2["added_tokens"].append(
+        {"id": 8192, "content": "tokens", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": True, "special": False})
     yield "gpt2-style", gpt2, None
 
     yield "sp-bpe", sp, sp_dir
@@ -85,8 +92,12 @@ def variants():
     yield "sp-metaspace", metaspace, None
 
     # No byte fallback: unknown characters become one fused <unk>; merges as
-    # "a b" strings; ignore_merges.
+    # "a b" strings; ignore_merges; an added token matched in the normalized
+    # text, as its normalized form ("▁tokens").
     unk = copy.deepcopy(sp)
+    unk["added_tokens"].append(
+        {"id": 3000, "content": "tokens", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": True, "special": False})
     unk["model"]["byte_fallback"] = False
     unk["model"]["ignore_merges"] = True
     unk["model"]["merges"] = [" ".join(m) for m in sp["model"]["merges"]]
