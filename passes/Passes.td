@@ -107,6 +107,52 @@ def TransposeWeights : Pass<"kiln-transpose-weights", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::ml_program::MLProgramDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// Quantization (tfm -> tfm)
+//===----------------------------------------------------------------------===//
+
+def QuantizeWeights : Pass<"kiln-quantize-weights", "mlir::ModuleOp"> {
+  let summary = "Weight-only int8/int4 quantization of the projections";
+  let description = [{
+    Replaces the constant weight of every `tfm.linear` (and of `tfm.logits`
+    with `lm-head`) by a `tfm.dequantize` of packed unsigned codes and
+    per-group scales computed at compile time, the weight read `[out, in]`
+    whatever its layout was. Groups run along the input features:
+    `group-size` of them (0: one group per row, int8 only). Symmetric by
+    default (the element of largest magnitude takes code 0, the zero point
+    is implicit); `asymmetric` adds a zero point per group. Embeddings keep
+    their float type. A weight whose input features are not a multiple of
+    the group size stays float, with a warning.
+
+    ```mlir
+    %y = tfm.linear %x, %w layout = <out_in>
+        : (tensor<1x1x64xf16>, tensor<32x64xf16>) -> tensor<1x1x32xf16>
+    ```
+
+    becomes, with `scheme=int4 group-size=32`,
+
+    ```mlir
+    %p = ml_program.global_load_const @w.int4g32.packed : tensor<32x32xi8>
+    %s = ml_program.global_load_const @w.int4g32.scales : tensor<32x2xf16>
+    %d = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64}
+        : tensor<32x32xi8>, tensor<32x2xf16> -> tensor<32x64xf16>
+    %y = tfm.linear %x, %d layout = <out_in> : ...
+    ```
+  }];
+  let options = [
+    Option<"scheme", "scheme", "std::string", "\"int8\"",
+           "int8 or int4">,
+    Option<"groupSize", "group-size", "int64_t", "0",
+           "Input features per scale (a power of two; 0: one per row, int8 only)">,
+    Option<"asymmetric", "asymmetric", "bool", "false",
+           "A zero point per group (else symmetric)">,
+    Option<"lmHead", "lm-head", "bool", "false",
+           "Quantize the logits projection too">,
+  ];
+  let dependentDialects = ["kiln::tfm::TfmDialect",
+                           "mlir::ml_program::MLProgramDialect"];
+}
+
 def FuseElementwise : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
   let summary = "Fuse single-use elementwise linalg.generic producers into "
                 "their consumers (upstream elementwise fusion, on tensors)";

@@ -119,6 +119,50 @@ int64_t LinearOp::getOutFeatures() {
       getLayout() == WeightLayout::out_in ? 0 : 1);
 }
 
+//===----------------------------------------------------------------------===//
+// DequantizeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DequantizeOp::verify() {
+  auto packed = getPacked().getType();
+  auto scales = getScales().getType();
+  auto result = getResult().getType();
+  int64_t bits = getBits(), group = getGroupSize();
+  if (!result.hasStaticShape() || !packed.hasStaticShape() ||
+      !scales.hasStaticShape())
+    return emitOpError("needs static shapes");
+  int64_t rows = result.getDimSize(0), cols = result.getDimSize(1);
+  if (scales.getElementType() != result.getElementType())
+    return emitOpError("scales must have the result's element type");
+  if (cols % group != 0 || (bits == 4 && group % 2 != 0))
+    return emitOpError() << "group_size " << group << " does not divide the "
+                         << cols << " columns"
+                         << (bits == 4 ? " into an even count" : "");
+  if (packed.getDimSize(0) != rows || packed.getDimSize(1) != cols * bits / 8)
+    return emitOpError() << "packed must be [" << rows << ", "
+                         << cols * bits / 8 << "] for " << bits
+                         << "-bit values of a " << rows << "x" << cols
+                         << " weight, got [" << packed.getDimSize(0) << ", "
+                         << packed.getDimSize(1) << "]";
+  auto check = [&](RankedTensorType t, StringRef what) -> LogicalResult {
+    if (t.getDimSize(0) != rows || t.getDimSize(1) != cols / group)
+      return emitOpError() << what << " must be [" << rows << ", "
+                           << cols / group << "] (one per group of " << group
+                           << "), got [" << t.getDimSize(0) << ", "
+                           << t.getDimSize(1) << "]";
+    return success();
+  };
+  if (failed(check(scales, "scales")))
+    return failure();
+  if (Value z = getZeroPoints()) {
+    auto zt = cast<RankedTensorType>(z.getType());
+    if (zt.getElementType() != result.getElementType())
+      return emitOpError("zero_points must have the result's element type");
+    return check(zt, "zero_points");
+  }
+  return success();
+}
+
 LogicalResult LinearOp::verify() {
   if (failed(verifyProjection(*this, getInput().getType(),
                               getWeight().getType(), getLayout(),

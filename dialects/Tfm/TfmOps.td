@@ -64,6 +64,55 @@ def Tfm_RmsNormOp : Tfm_Op<"rms_norm", [Pure,
 }
 
 //===----------------------------------------------------------------------===//
+// DequantizeOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_DequantizeOp : Tfm_Op<"dequantize", [Pure]> {
+  let summary = "A weight matrix from packed integers and per-group scales";
+  let description = [{
+    The quantized form of a `[rows, cols]` weight (for a projection, `rows`
+    are the output features and `cols` the input features, `layout =
+    <out_in>`): `cols` is cut into groups of `group_size` consecutive
+    elements, each with its own scale and zero point, and
+
+    ```
+    result[r, c] = (q[r, c] - zero[r, c / group_size]) * scale[r, c / group_size]
+    ```
+
+    where `q` is an unsigned `bits`-bit integer read from `packed`
+    (`[rows, cols * bits / 8]`, i8 storage): with `bits = 8` byte `c` of row
+    `r`; with `bits = 4` the low four bits of byte `c / 2` for an even `c`
+    and the high four bits for an odd one (onnxruntime's `MatMulNBits`
+    layout). `scales` is `[rows, cols / group_size]` in the result's element
+    type; `zero_points`, when present, has the same shape and type (small
+    integers, exactly representable); without it every zero point is
+    `2^(bits - 1)` (symmetric quantization). A `group_size` equal to `cols`
+    is one scale per row (per output channel).
+
+    A projection fed by this op reads the packed bytes and dequantizes in
+    registers: lowering never materializes `result` for it.
+
+    Example (int4, groups of 32):
+
+    ```mlir
+    %w = tfm.dequantize %packed, %scales {bits = 4 : i64, group_size = 32 : i64}
+        : tensor<64x64xi8>, tensor<64x4xf16> -> tensor<64x128xf16>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[I8], [HasAnyRankOfPred<[2]>]>:$packed,
+                       Tfm_Matrix:$scales, Optional<Tfm_Matrix>:$zero_points,
+                       ConfinedAttr<I64Attr, [IntIsOneOf<[4, 8]>]>:$bits,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$group_size);
+  let results = (outs Tfm_Matrix:$result);
+  let assemblyFormat = [{
+    $packed `,` $scales (`zero_points` $zero_points^)? attr-dict
+    `:` type($packed) `,` type($scales) (`,` type($zero_points)^)?
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // LinearOp
 //===----------------------------------------------------------------------===//
 

@@ -62,6 +62,8 @@ FailureOr<rt::DType> dtypeOf(Type t) {
     return rt::DType::I64;
   if (t.isInteger(32))
     return rt::DType::I32;
+  if (t.isInteger(8)) // packed quantized weights
+    return rt::DType::I8;
   return failure();
 }
 

@@ -46,6 +46,16 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   }
   if (opts.transposeWeights)
     pm.addPass(createTransposeWeights());
+  if (!opts.quantize.empty()) {
+    QuantizeWeightsOptions quant;
+    quant.scheme = opts.quantize;
+    quant.groupSize = opts.quantizeGroupSize;
+    quant.asymmetric = opts.quantizeAsymmetric;
+    quant.lmHead = opts.quantizeLmHead;
+    pm.addPass(createQuantizeWeights(quant));
+  }
+  if (opts.stopAfterTfm)
+    return;
   pm.addNestedPass<func::FuncOp>(createLowerTfmToLinalg());
   if (opts.fuseElementwise)
     pm.addNestedPass<func::FuncOp>(createFuseElementwise());

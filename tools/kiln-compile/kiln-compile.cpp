@@ -35,7 +35,16 @@
 using namespace llvm;
 
 namespace {
-enum class Emit { Artifact, Tfm, Summary, Shapes, MemoryPlan, Loops, Ptx };
+enum class Emit {
+  Artifact,
+  Tfm,
+  TfmOpt,
+  Summary,
+  Shapes,
+  MemoryPlan,
+  Loops,
+  Ptx
+};
 
 cl::OptionCategory category("kiln-compile options");
 cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
@@ -45,6 +54,9 @@ cl::opt<Emit> emit(
     cl::values(
         clEnumValN(Emit::Artifact, "artifact", "model.kiln for kiln-run"),
         clEnumValN(Emit::Tfm, "tfm", "the raised tfm-dialect module"),
+        clEnumValN(Emit::TfmOpt, "tfm-opt",
+                   "the tfm module after entry-point specialization, "
+                   "fusion, weight layout and quantization"),
         clEnumValN(Emit::Summary, "summary",
                    "the model's hyper-parameters as JSON"),
         clEnumValN(Emit::Shapes, "shapes",
@@ -88,6 +100,21 @@ cl::list<std::string> noFuse(
              "in the GPU kernels' stores), attention (one GPU kernel per "
              "decode attention), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
+cl::opt<std::string> quantize(
+    "quantize",
+    cl::desc("Weight-only quantization of the projections: int8 (one scale "
+             "per output channel), int8:G, or int4[:G] (a scale per G input "
+             "features; G = 32, 64 or 128, default 32)"),
+    cl::value_desc("scheme[:G]"), cl::cat(category));
+cl::opt<bool> quantizeAsymmetric(
+    "quantize-asymmetric",
+    cl::desc("With --quantize, a zero point per group (default: symmetric)"),
+    cl::init(false), cl::cat(category));
+cl::opt<bool> quantizeLmHead(
+    "quantize-lm-head",
+    cl::desc("With --quantize, quantize the logits projection too "
+             "(embeddings always keep their float type)"),
+    cl::init(false), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
 cl::opt<std::string> tokenizerDir(
@@ -118,7 +145,40 @@ Error stage(StringRef name, const std::function<Error()> &fn) {
 /// cache, score matrices, arena offsets) inside 64 bits.
 constexpr int64_t kMaxSeqLen = int64_t(1) << 22, kMaxBatch = int64_t(1) << 12;
 
+/// --quantize's scheme and group size.
+struct Quantization {
+  std::string scheme;
+  int64_t groupSize = 0;
+};
+
+int parseQuantize(Quantization &q) {
+  StringRef text = quantize;
+  if (text.empty()) {
+    if (quantizeAsymmetric || quantizeLmHead)
+      return error(Twine("--quantize-") +
+                   (quantizeAsymmetric ? "asymmetric" : "lm-head") +
+                   " needs --quantize");
+    return 0;
+  }
+  auto [scheme, group] = text.split(':');
+  if (scheme != "int8" && scheme != "int4")
+    return error("--quantize=" + text +
+                 ": unknown scheme '" + scheme + "' (int8, int8:G, int4, int4:G)");
+  q.scheme = scheme.str();
+  q.groupSize = scheme == "int4" ? 32 : 0;
+  if (text.contains(':') &&
+      (group.getAsInteger(10, q.groupSize) ||
+       (q.groupSize != 32 && q.groupSize != 64 && q.groupSize != 128)))
+    return error("--quantize=" + text + ": group size '" + group +
+                 "' is not 32, 64 or 128");
+  return 0;
+}
+
+Quantization quantization;
+
 int checkOptions() {
+  if (int rc = parseQuantize(quantization))
+    return rc;
   if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLen)
     return error(formatv("--max-seq-len must be in [1, {0}] (got {1})",
                          kMaxSeqLen, maxSeqLen.getValue()));
@@ -264,6 +324,11 @@ int main(int argc, char **argv) {
   opts.pipeline.transposeWeights = !off("transpose-weights");
   opts.pipeline.fuseEpilogues = !off("epilogues");
   opts.pipeline.fuseAttention = !off("attention");
+  opts.pipeline.quantize = quantization.scheme;
+  opts.pipeline.quantizeGroupSize = quantization.groupSize;
+  opts.pipeline.quantizeAsymmetric = quantizeAsymmetric;
+  opts.pipeline.quantizeLmHead = quantizeLmHead;
+  opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
   opts.target = target;
   opts.output = outName;
   opts.tokenizer = std::move(tokenizer);
@@ -277,7 +342,8 @@ int main(int argc, char **argv) {
     output->keep();
     return 0;
   }
-  if (emit == Emit::MemoryPlan || emit == Emit::Loops) {
+  if (emit == Emit::MemoryPlan || emit == Emit::Loops ||
+      emit == Emit::TfmOpt) {
     if (emit == Emit::MemoryPlan) {
       kiln::printMemoryPlan(module, output->os());
     } else {

@@ -23,6 +23,14 @@ struct PipelineOptions {
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
   bool fuseAttention = true; // the attention_decode kernel
   bool fuseElementwise = true;
+  /// Weight-only quantization (kiln-quantize-weights): "" (none), "int8" or
+  /// "int4"; group size 0 is one group per row.
+  std::string quantize;
+  int64_t quantizeGroupSize = 0;
+  bool quantizeAsymmetric = false;
+  bool quantizeLmHead = false;
+  /// Stop after the tfm -> tfm passes (kiln-compile --emit=tfm-opt).
+  bool stopAfterTfm = false;
 };
 
 struct GpuOptions {
