@@ -20,8 +20,8 @@
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
@@ -208,6 +208,7 @@ int checkOptions() {
                  kiln::runtime::supportedGpuTargets() + ")");
   return 0;
 }
+
 /// The directory whose tokenizer goes into the artifact: --tokenizer, else
 /// the model's when it holds a tokenizer.json; empty for none.
 std::string tokenizerDirectory() {

@@ -434,6 +434,7 @@ int run(const Options &o) {
     show(shown);
   }
   double decodeTime = seconds(std::chrono::steady_clock::now() - start);
+  // Decode calls made: the first token comes from the prefill.
   const int64_t steps = std::max<int64_t>(generated.size(), 1) - 1;
   if (o.textPrompt && !stopped) {
     std::string piece, shown;
