@@ -1,7 +1,7 @@
 //===- KernelLibrary.cpp - Hand-built GPU kernels -------------------------===//
 //
 // The recipes' registry and the defaults of KernelRecipe; one file per
-// recipe: GemvKN.cpp, GemvNK.cpp (sharing Gemv.h), ArgmaxRows.cpp,
+// recipe: GemvKN.cpp, GemvNK.cpp, GemvQuant.cpp (sharing Gemv.h), ArgmaxRows.cpp,
 // AttentionDecode.cpp.
 //
 //===----------------------------------------------------------------------===//
@@ -41,7 +41,8 @@ SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
 }
 
 ArrayRef<const KernelRecipe *> recipes() {
-  static const KernelRecipe *const all[] = {&gemvKN(), &gemvNK(), &argmaxRows(),
+  static const KernelRecipe *const all[] = {&gemvKN(),     &gemvNK(),
+                                            &gemvQuant(),  &argmaxRows(),
                                             &attentionDecode()};
   return all;
 }

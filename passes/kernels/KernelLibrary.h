@@ -98,6 +98,7 @@ mlir::Operation *nextWithEffects(mlir::Operation *op);
 /// The recipes, one file each.
 const KernelRecipe &gemvKN();           // GemvKN.cpp
 const KernelRecipe &gemvNK();           // GemvNK.cpp
+const KernelRecipe &gemvQuant();        // GemvQuant.cpp
 const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
 const KernelRecipe &attentionDecode();  // AttentionDecode.cpp
 

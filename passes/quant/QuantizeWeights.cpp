@@ -183,8 +183,10 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
           lo = std::min(lo, 0.0f);
           hi = std::max(hi, 0.0f);
           scale = roundTo(dtype, (hi - lo) / float(levels - 1));
+          // (+ 0 turns a -0 from -lo = -0 into 0.)
           zero = scale > 0 ? std::clamp(std::nearbyint(-lo / scale), 0.0f,
-                                        float(levels - 1))
+                                        float(levels - 1)) +
+                                 0.0f
                            : 0.0f;
           zeros[row * groups + gi] = zero;
         } else {

@@ -3,8 +3,9 @@
 # scripts/gpu/build-bundle.sh on a build machine):
 #
 #   scripts/gpu/check.sh numerics   # every bundled export on the GPU vs PyTorch and vs the CPU target
-#   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16: decode/prefill tok/s vs PyTorch
-#   scripts/gpu/check.sh all        # numerics and 1b
+#   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16, int8 and int4:128: decode/prefill tok/s vs PyTorch
+#   scripts/gpu/check.sh quant      # the real model quantized: perplexity and top-1 agreement vs fp16
+#   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 (export ~6 min): its own call
 #
 # Logs and JSON go to $OUT (default /tmp/kiln-gpu-out); a summary table is printed last.
@@ -71,6 +72,46 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
   done
 fi
 
+if [ "$what" = quant ] || [ "$what" = all ]; then
+  # The real model's perplexity on its held-out text (512-token windows, as transformers
+  # measured it in metrics.json), fp16 and quantized, and how often the quantized model's
+  # top-1 prediction agrees with fp16's.
+  rm=examples/realmodel
+  "$PY" -c "
+from tokenizers import Tokenizer
+t = Tokenizer.from_file('$rm/tokenizer.json')
+print(' '.join(map(str, t.encode(open('$rm/eval_dev.txt').read(), add_special_tokens=False).ids)))" \
+    > "$W/eval_ids.txt" 2> "$OUT/eval-ids.log" || fail=1
+  for q in fp16 int8 int4:32 int4:64 int4:128; do
+    flag=""; [ "$q" = fp16 ] || flag="--quantize=$q"
+    # shellcheck disable=SC2086
+    kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
+      -o "$W/rm-$q.kiln" > "$OUT/compile-rm-$q.log" 2>&1 || fail=1
+    kiln-run "$W/rm-$q.kiln" --perplexity-ids "$W/eval_ids.txt" --predictions "$W/pred-$q.txt" \
+      > "$OUT/ppl-rm-$q.log" 2>&1 || { fail=1; tail -3 "$OUT/ppl-rm-$q.log" >> "$summary"; }
+  done
+  echo "realmodel perplexity on eval_dev.txt ($arch; transformers fp16: 7.8249):" >> "$summary"
+  "$PY" - "$W" "$OUT" >> "$summary" <<'PYEOF'
+import re, sys
+w, out = sys.argv[1:3]
+def ppl(q):
+    m = re.search(r"perplexity ([\d.]+) .*scored (\d+)", open(f"{out}/ppl-rm-{q}.log").read())
+    return float(m.group(1)), int(m.group(2))
+base, n = ppl("fp16")
+ref = open(f"{w}/pred-fp16.txt").read().split()
+for q in ("fp16", "int8", "int4:32", "int4:64", "int4:128"):
+    try:
+        p, _ = ppl(q)
+        pred = open(f"{w}/pred-{q}.txt").read().split()
+        agree = sum(a == b for a, b in zip(ref, pred)) / len(ref)
+        wb = re.search(r"memory: weights (\d+) bytes", open(f"{out}/compile-rm-{q}.log").read())
+        print(f"  {q:9s} ppl {p:.4f} ({p / base - 1:+.2%} vs fp16), top-1 agreement {agree:.2%} "
+              f"over {n} tokens, weights {int(wb.group(1)) / 1e6:.1f} MB")
+    except Exception as e:
+        print(f"  {q}: FAILED ({e})")
+PYEOF
+fi
+
 if [ "$what" = 1b ] || [ "$what" = all ]; then
   m="$W/llama1b"
   ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
@@ -81,6 +122,11 @@ if [ "$what" = 1b ] || [ "$what" = all ]; then
   # The same model with the optimizing passes off (--no-fuse=all), for their effect.
   kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
     --no-fuse=all -o "$W/1b-nofuse.kiln" > "$OUT/compile-1b-nofuse.log" 2>&1 || fail=1
+  # Weight-only quantized: int8 per channel and int4 in groups of 128.
+  for q in int8 int4:128; do
+    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+      --quantize=$q -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
+  done
   echo "1b with --no-fuse=all:" >> "$summary"
   grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
   if [ -f "$W/1b.kiln" ]; then
@@ -110,6 +156,21 @@ same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len
 print(f"  greedy tokens, fused vs --no-fuse=all: the first {same} of {len(a)} agree")
 PYEOF
     fi
+    for q in int8 int4:128; do
+      [ -f "$W/1b-$q.kiln" ] || continue
+      kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+        > "$W/1b-$q-decode.ids" 2> "$OUT/run-1b-$q-decode.log" || fail=1
+      kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
+        > "$OUT/run-1b-$q-prefill.log" 2>&1 || fail=1
+      echo "1b --quantize=$q decode, prefill:" >> "$summary"
+      grep -E "memory: weights|kernels: by|error" "$OUT/compile-1b-$q.log" | sed "s/^/  /" >> "$summary"
+      grep -E "tok/s|error" "$OUT/run-1b-$q-decode.log" "$OUT/run-1b-$q-prefill.log" \
+        | sed "s/^/  /" >> "$summary"
+    done
+    KILN_PROFILE=1 kiln-run "$W/1b-int4:128.kiln" --prompt-ids "$prompt128" --max-new-tokens 16 \
+      --format ids > "$OUT/profile-1b-int4.log" 2>&1 || fail=1
+    echo "1b int4:128 profile:" >> "$summary"
+    grep -E "kiln profile|error" "$OUT/profile-1b-int4.log" | head -14 | sed "s/^/  /" >> "$summary"
     # Where the time goes: every launch timed with CUDA events (no graphs).
     KILN_PROFILE=1 kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 64 \
       --format ids > "$OUT/profile-1b.log" 2>&1 || fail=1
@@ -133,6 +194,19 @@ try:
         tps = float(m.group(1))
         print(f"1b decode: {tps:.1f} tok/s; bandwidth limit {limit:.0f} tok/s "
               f"({weights/1e9:.2f} GB weights / {bw:.2f} TB/s read) -> {tps/limit:.1%} of the limit")
+        # Quantized: the bytes read per step are the artifact's weights (the tied embedding
+        # table is read whole by the logits projection).
+        for q in ("int8", "int4:128"):
+            try:
+                qb = int(re.search(r"memory: weights (\d+) bytes",
+                                   open(f"{out}/compile-1b-{q}.log").read()).group(1))
+                qt = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)",
+                                     open(f"{out}/run-1b-{q}-decode.log").read()).group(1))
+                ql = bw * 1e12 / qb
+                print(f"1b decode --quantize={q}: {qt:.1f} tok/s = {qt / tps:.2f}x fp16; limit "
+                      f"{ql:.0f} tok/s ({qb / 1e9:.3f} GB) -> {qt / ql:.1%} of its limit")
+            except Exception as e:
+                print(f"  (1b {q}: {e})")
 except Exception as e:
     print(f"(could not compute the bandwidth fraction: {e})")
 PYEOF

@@ -397,3 +397,55 @@ func.func @argmax_type(%l: tensor<2x3x1024xf32>) {
   %0 = tfm.argmax %l : tensor<2x3x1024xf32> -> tensor<2x3xi32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// tfm.dequantize
+//===----------------------------------------------------------------------===//
+
+func.func @dequantize_packed_shape(%p: tensor<4x16xi8>, %s: tensor<4x2xf16>) {
+  // expected-error @+1 {{packed must be [4, 32] for 4-bit values of a 4x64 weight, got [4, 16]}}
+  %0 = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64} : tensor<4x16xi8>, tensor<4x2xf16> -> tensor<4x64xf16>
+  return
+}
+
+// -----
+
+func.func @dequantize_scales_shape(%p: tensor<4x32xi8>, %s: tensor<4x4xf16>) {
+  // expected-error @+1 {{scales must be [4, 2] (one per group of 32), got [4, 4]}}
+  %0 = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64} : tensor<4x32xi8>, tensor<4x4xf16> -> tensor<4x64xf16>
+  return
+}
+
+// -----
+
+func.func @dequantize_group(%p: tensor<4x48xi8>, %s: tensor<4x1xf16>) {
+  // expected-error @+1 {{group_size 32 does not divide the 48 columns}}
+  %0 = tfm.dequantize %p, %s {bits = 8 : i64, group_size = 32 : i64} : tensor<4x48xi8>, tensor<4x1xf16> -> tensor<4x48xf16>
+  return
+}
+
+// -----
+
+func.func @dequantize_bits(%p: tensor<4x24xi8>, %s: tensor<4x2xf16>) {
+  // expected-error @+1 {{attribute 'bits' failed to satisfy constraint}}
+  %0 = tfm.dequantize %p, %s {bits = 3 : i64, group_size = 32 : i64} : tensor<4x24xi8>, tensor<4x2xf16> -> tensor<4x64xf16>
+  return
+}
+
+// -----
+
+func.func @dequantize_scale_type(%p: tensor<4x32xi8>, %s: tensor<4x2xf32>) {
+  // expected-error @+1 {{scales must have the result's element type}}
+  %0 = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64} : tensor<4x32xi8>, tensor<4x2xf32> -> tensor<4x64xf16>
+  return
+}
+
+// -----
+
+func.func @dequantize_zero_points(%p: tensor<4x32xi8>, %s: tensor<4x2xf16>, %z: tensor<4x1xf16>) {
+  // expected-error @+1 {{zero_points must be [4, 2] (one per group of 32), got [4, 1]}}
+  %0 = tfm.dequantize %p, %s zero_points %z {bits = 4 : i64, group_size = 32 : i64} : tensor<4x32xi8>, tensor<4x2xf16>, tensor<4x1xf16> -> tensor<4x64xf16>
+  return
+}

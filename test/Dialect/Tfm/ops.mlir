@@ -235,3 +235,18 @@ func.func @argmax(%l: tensor<2x3x1024xf16>) -> tensor<2x3xi64> {
   %0 = tfm.argmax %l : tensor<2x3x1024xf16> -> tensor<2x3xi64>
   return %0 : tensor<2x3xi64>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @dequantize
+// CHECK: %[[W:.+]] = tfm.dequantize %{{.+}}, %{{.+}} {bits = 4 : i64, group_size = 32 : i64} : tensor<8x32xi8>, tensor<8x2xf16> -> tensor<8x64xf16>
+// CHECK: tfm.linear %{{.+}}, %[[W]] layout = <out_in>
+// CHECK: tfm.dequantize %{{.+}}, %{{.+}} zero_points %{{.+}} {bits = 8 : i64, group_size = 64 : i64} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32> -> tensor<8x64xf32>
+func.func @dequantize(%x: tensor<1x1x64xf16>, %p4: tensor<8x32xi8>, %s4: tensor<8x2xf16>,
+                      %p8: tensor<8x64xi8>, %s8: tensor<8x1xf32>, %z8: tensor<8x1xf32>)
+    -> (tensor<1x1x8xf16>, tensor<8x64xf32>) {
+  %w = tfm.dequantize %p4, %s4 {bits = 4 : i64, group_size = 32 : i64} : tensor<8x32xi8>, tensor<8x2xf16> -> tensor<8x64xf16>
+  %y = tfm.linear %x, %w layout = <out_in> : (tensor<1x1x64xf16>, tensor<8x64xf16>) -> tensor<1x1x8xf16>
+  %w8 = tfm.dequantize %p8, %s8 zero_points %z8 {bits = 8 : i64, group_size = 64 : i64} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32> -> tensor<8x64xf32>
+  return %y, %w8 : tensor<1x1x8xf16>, tensor<8x64xf32>
+}

@@ -442,3 +442,55 @@ func.func @no_tfm() -> tensor<2xf32> {
   %c = arith.constant dense<1.0> : tensor<2xf32>
   return %c : tensor<2xf32>
 }
+
+// -----
+
+// A projection by a dequantized weight is one reduction over the packed
+// codes: column k reads byte k / 2 and its low (even k) or high (odd k)
+// four bits, the scale of group k / 32, and (q - 8) * scale in f32. The
+// dequantized matrix is never made; kiln.region names what the loop is.
+// CHECK-DAG: = affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 2)>
+// CHECK-DAG: = affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 32)>
+// CHECK-LABEL: func.func @linear_int4
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #{{.+}}, #{{.+}}, #{{.+}}], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%{{.+}}, %{{.+}}, %{{.+}} : tensor<1x2x64xf16>, tensor<8x32xi8>, tensor<8x2xf16>)
+// CHECK-SAME: kiln.region = {bits = 4 : i64, group_size = 32 : i64, op = "tfm.linear", zero_points = false}
+// CHECK: ^bb0(%[[IN:.+]]: f16, %[[B:.+]]: i8, %[[SC:.+]]: f16, %[[ACC:.+]]: f32):
+// CHECK:   %[[K:.+]] = linalg.index 3 : index
+// CHECK:   %[[BYTE:.+]] = arith.extui %[[B]] : i8 to i32
+// CHECK:   %[[KI:.+]] = arith.index_cast %[[K]] : index to i32
+// CHECK:   %[[ODD:.+]] = arith.andi %[[KI]], %{{.+}} : i32
+// CHECK:   %[[SH:.+]] = arith.shli %[[ODD]], %{{.+}} : i32
+// CHECK:   %[[HI:.+]] = arith.shrui %[[BYTE]], %[[SH]] : i32
+// CHECK:   %[[Q:.+]] = arith.andi %[[HI]], %{{.+}} : i32
+// CHECK:   %[[QF:.+]] = arith.uitofp %[[Q]] : i32 to f32
+// CHECK:   %[[SF:.+]] = arith.extf %[[SC]] : f16 to f32
+// CHECK:   %[[C:.+]] = arith.subf %[[QF]], %{{.+}} : f32
+// CHECK:   %[[W:.+]] = arith.mulf %[[C]], %[[SF]] : f32
+// CHECK:   %[[XF:.+]] = arith.extf %[[IN]] : f16 to f32
+// CHECK:   %[[PR:.+]] = arith.mulf %[[XF]], %[[W]] : f32
+// CHECK:   arith.addf %[[ACC]], %[[PR]] : f32
+// CHECK: arith.truncf %{{.+}} : f32 to f16
+func.func @linear_int4(%x: tensor<1x2x64xf16>, %p: tensor<8x32xi8>, %s: tensor<8x2xf16>) -> tensor<1x2x8xf16> {
+  %w = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64} : tensor<8x32xi8>, tensor<8x2xf16> -> tensor<8x64xf16>
+  %y = tfm.linear %x, %w layout = <out_in> : (tensor<1x2x64xf16>, tensor<8x64xf16>) -> tensor<1x2x8xf16>
+  return %y : tensor<1x2x8xf16>
+}
+
+// -----
+
+// A dequantize no projection absorbs becomes the float matrix; with zero
+// points, (q - zero) * scale.
+// CHECK-LABEL: func.func @dequantize_int8
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]
+// CHECK-SAME: ins(%{{.+}}, %{{.+}}, %{{.+}} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32>)
+// CHECK: ^bb0(%[[B:.+]]: i8, %[[SC:.+]]: f32, %[[Z:.+]]: f32, %{{.+}}: f32):
+// CHECK:   %[[BYTE:.+]] = arith.extui %[[B]] : i8 to i32
+// CHECK:   %[[QF:.+]] = arith.uitofp %[[BYTE]] : i32 to f32
+// CHECK:   %[[C:.+]] = arith.subf %[[QF]], %[[Z]] : f32
+// CHECK:   %[[W:.+]] = arith.mulf %[[C]], %[[SC]] : f32
+// CHECK:   linalg.yield %[[W]] : f32
+func.func @dequantize_int8(%p: tensor<8x64xi8>, %s: tensor<8x1xf32>, %z: tensor<8x1xf32>) -> tensor<8x64xf32> {
+  %w = tfm.dequantize %p, %s zero_points %z {bits = 8 : i64, group_size = 64 : i64} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32> -> tensor<8x64xf32>
+  return %w : tensor<8x64xf32>
+}

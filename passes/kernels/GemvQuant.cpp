@@ -1,0 +1,379 @@
+//===- GemvQuant.cpp - The gemv_q kernel: GEMV over packed int4/int8 ------===//
+//
+// The decode projection by a weight that tfm.dequantize makes (lowered by
+// --kiln-lower-tfm-to-linalg into one reduction tagged kiln.region
+// {op, bits, group_size, zero_points}): the kernel reads the packed codes
+// and dequantizes them in registers; the float weight never exists.
+//
+// The mapping is gemv_nk's: a warp per output column (or 2 or 4 columns
+// when there are many), lane l reading bytes [16 l, 16 l + 16) of each
+// 512-byte stretch of the row (32 int4 or 16 int8 codes), up to 4 stretches
+// per iteration with all their loads issued first, then a whole-warp sum.
+//
+// Dequantizing without integer-to-float conversions (a quarter-rate
+// instruction): the 16 bytes are 4 words; code j of a word (bits
+// [b j, b j + b)) or'ed into the mantissa of 2^23 is the float 2^23 + q
+// exactly, so q - zero is one subtraction. Lane w of the vector of code j
+// holds element (32 / b) w + j of the load, multiplied by the matching
+// element of x (a shuffle of registers). A group's partial dot product is
+// scaled once: acc += scale * sum_j (q_j - zero) x_j. With zero points
+// stored per group (possibly non-integral floats), the zero point's term
+// is taken out of the sum instead: scale * (sum_j q_j x_j - zero * sum_j x_j).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/RegionAttr.h"
+#include "passes/kernels/Gemv.h"
+
+#include "mlir/Dialect/Utils/IndexingUtils.h"
+
+namespace kiln::kernels {
+using namespace gemv;
+
+namespace {
+
+/// The quantized projection out[b, s, n] += x[b, s, k] * dq(w)[n, k].
+struct QuantProjection {
+  int64_t batch = 0, seq = 0, k = 0, n = 0, bits = 0, group = 0;
+  bool zeroPoints = false;
+  Type inputType, scaleType;
+};
+
+std::optional<QuantProjection> matchQuantized(Operation *op) {
+  auto g = dyn_cast<linalg::GenericOp>(op);
+  auto region = op->getAttrOfType<DictionaryAttr>(kRegionAttr);
+  if (!g || !region || !g.hasPureBufferSemantics() || g.getNumDpsInits() != 1)
+    return std::nullopt;
+  auto name = region.getAs<StringAttr>("op");
+  auto bitsAttr = region.getAs<IntegerAttr>("bits");
+  auto groupAttr = region.getAs<IntegerAttr>("group_size");
+  auto zerosAttr = region.getAs<BoolAttr>("zero_points");
+  if (!name || (name.getValue() != "tfm.linear" &&
+                name.getValue() != "tfm.logits") ||
+      !bitsAttr || !groupAttr || !zerosAttr)
+    return std::nullopt;
+  QuantProjection p;
+  p.bits = bitsAttr.getInt();
+  p.group = groupAttr.getInt();
+  p.zeroPoints = zerosAttr.getValue();
+  if ((p.bits != 4 && p.bits != 8) || p.group <= 0 ||
+      g.getNumDpsInputs() != (p.zeroPoints ? 4u : 3u))
+    return std::nullopt;
+  using utils::IteratorType;
+  if (g.getIteratorTypesArray() !=
+      SmallVector<IteratorType>{IteratorType::parallel, IteratorType::parallel,
+                                IteratorType::parallel,
+                                IteratorType::reduction})
+    return std::nullopt;
+  SmallVector<MemRefType> types;
+  for (Value v : g->getOperands()) {
+    auto t = dyn_cast<MemRefType>(v.getType());
+    if (!t || !t.hasStaticShape() || !t.getLayout().isIdentity())
+      return std::nullopt;
+    types.push_back(t);
+  }
+  MemRefType x = types[0], packed = types[1], scales = types[2],
+             out = types.back();
+  p.batch = x.getDimSize(0);
+  p.seq = x.getDimSize(1);
+  p.k = x.getDimSize(2);
+  p.n = out.getDimSize(2);
+  p.inputType = x.getElementType();
+  p.scaleType = scales.getElementType();
+  if (x.getRank() != 3 || out.getRank() != 3 || !out.getElementType().isF32() ||
+      !isa<FloatType>(p.inputType) || !isa<FloatType>(p.scaleType) ||
+      !packed.getElementType().isInteger(8) || p.k % p.group != 0 ||
+      packed.getShape() != ArrayRef<int64_t>{p.n, p.k * p.bits / 8} ||
+      scales.getShape() != ArrayRef<int64_t>{p.n, p.k / p.group} ||
+      (p.zeroPoints && types[3] != scales))
+    return std::nullopt;
+  // The maps the lowering writes.
+  MLIRContext *ctx = op->getContext();
+  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto map = [&](ArrayRef<AffineExpr> exprs) {
+    return AffineMap::get(4, 0, exprs, ctx);
+  };
+  SmallVector<AffineMap> expected{
+      map({d(0), d(1), d(3)}),
+      map({d(2), p.bits == 4 ? d(3).floorDiv(2) : d(3)}),
+      map({d(2), d(3).floorDiv(p.group)})};
+  if (p.zeroPoints)
+    expected.push_back(expected.back());
+  expected.push_back(map({d(0), d(1), d(2)}));
+  if (g.getIndexingMapsArray() != expected)
+    return std::nullopt;
+  return p;
+}
+
+class GemvQuant final : public GemvRecipe {
+public:
+  GemvQuant() : GemvRecipe(/*inOut=*/false) {}
+  static constexpr int64_t kThreads = 256;
+  static constexpr int64_t kWarps = kThreads / 32;
+  static constexpr int64_t kLoadBytes = 16;
+  static constexpr int64_t kStride = 32 * kLoadBytes; // bytes per warp step
+
+  StringRef name() const override { return "gemv_q"; }
+
+  /// Codes per 16-byte load, and per group-uniform chunk of one.
+  static int64_t codesPerLoad(const QuantProjection &p) { return 128 / p.bits; }
+  static int64_t chunk(const QuantProjection &p) {
+    return std::min(codesPerLoad(p), p.group);
+  }
+
+  static std::optional<QuantProjection> suitable(Operation *op) {
+    std::optional<QuantProjection> p = matchQuantized(op);
+    if (!p || p->batch * p->seq > kMaxRows)
+      return std::nullopt;
+    int64_t codes = codesPerLoad(*p), perWord = 32 / p->bits;
+    // Whole loads per row; a load's codes in whole groups or a group in
+    // whole words of the load.
+    if ((p->k * p->bits / 8) % kLoadBytes != 0 ||
+        (p->group % codes != 0 &&
+         (codes % p->group != 0 || p->group % perWord != 0)))
+      return std::nullopt;
+    return p;
+  }
+
+  bool matches(Operation *op) const override {
+    return suitable(op).has_value();
+  }
+
+  static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
+    if (rows > 1)
+      return 1;
+    for (int64_t c : {4, 2})
+      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 1024)
+        return c;
+    return 1;
+  }
+
+  FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
+                               gpu::GPUFuncOp kernel, Value init,
+                               ArrayRef<Operation *> fused) const override {
+    std::optional<QuantProjection> found = suitable(op);
+    if (!found)
+      return failure();
+    const QuantProjection p = *found;
+    Operation *epilogue = fused.empty() ? nullptr : fused.front();
+    Location loc = op->getLoc();
+    KernelBuilder kb(b, loc, kernel);
+    auto g = cast<linalg::GenericOp>(op);
+    Value x = map.lookup(g.getDpsInputs()[0]);
+    Value packed = map.lookup(g.getDpsInputs()[1]);
+    Value scales = map.lookup(g.getDpsInputs()[2]);
+    Value zeros = p.zeroPoints ? map.lookup(g.getDpsInputs()[3]) : Value();
+    Value out = map.lookup(g.getDpsInits()[0]);
+
+    const int64_t rows = p.batch * p.seq;
+    const int64_t cpw = columnsPerWarp(p, rows);
+    const int64_t codes = codesPerLoad(p), perWord = 32 / p.bits;
+    const int64_t chunkCodes = chunk(p), wordsPerChunk = chunkCodes / perWord;
+    const int64_t rowBytes = p.k * p.bits / 8;
+    const bool oneGroup = p.group == p.k;
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    auto v4f32 = VectorType::get({4}, f32);
+    auto v4i32 = VectorType::get({4}, i32);
+    auto v16i8 = VectorType::get({16}, b.getI8Type());
+    auto vxIn = VectorType::get({codes}, p.inputType);
+    auto vxF32 = VectorType::get({codes}, f32);
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto splatF = [&](OpBuilder &nb, Location l, double v) -> Value {
+      return arith::ConstantOp::create(nb, l, v4f32,
+                                       DenseElementsAttr::get(v4f32, float(v)));
+    };
+    auto splatI = [&](OpBuilder &nb, Location l, int32_t v) -> Value {
+      return arith::ConstantOp::create(
+          nb, l, v4i32, DenseElementsAttr::get(v4i32, APInt(32, v)));
+    };
+    auto xAt = [&](int64_t r, Value k) -> SmallVector<Value, 3> {
+      return {idx(r / p.seq), idx(r % p.seq), k};
+    };
+
+    Value tid = kb.threadIdX();
+    Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
+    Value n0 = arith::MulIOp::create(
+        b, loc,
+        arith::AddIOp::create(
+            b, loc, arith::MulIOp::create(b, loc, kb.blockIdX(), idx(kWarps)),
+            arith::DivUIOp::create(b, loc, tid, idx(32))),
+        idx(cpw));
+    SmallVector<Value> ns{n0};
+    for (int64_t c = 1; c < cpw; ++c)
+      ns.push_back(arith::AddIOp::create(b, loc, n0, idx(c)));
+    OpBuilder::InsertionGuard guard(b);
+    if (p.n % (kWarps * cpw)) {
+      Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            n0, idx(p.n));
+      auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    }
+
+    // The one scale (and zero point) of a row quantized per channel.
+    auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
+                       Value group) -> Value {
+      return kb.extendTo(nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}),
+                         f32);
+    };
+    SmallVector<Value> rowScale(cpw), rowZero(cpw);
+    if (oneGroup)
+      for (int64_t c = 0; c < cpw; ++c) {
+        rowScale[c] = scaleOf(b, loc, scales, ns[c], idx(0));
+        if (zeros)
+          rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
+      }
+
+    const int64_t unroll = rowBytes % (4 * kStride) == 0   ? 4
+                           : rowBytes % (2 * kStride) == 0 ? 2
+                                                           : 1;
+    Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
+    Value zero = splatF(b, loc, 0.0);
+    SmallVector<Value> inits(cpw * rows, zero);
+    auto loop = scf::ForOp::create(
+        b, loc, firstByte, idx(rowBytes), idx(unroll * kStride), inits,
+        [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
+          SmallVector<Value> bytes;
+          for (int64_t u = 0; u < unroll; ++u)
+            bytes.push_back(u ? arith::AddIOp::create(nb, l, byte0,
+                                                      idx(u * kStride))
+                                    .getResult()
+                              : byte0);
+          // Every weight load first: [column][step].
+          SmallVector<SmallVector<Value>> words(cpw);
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t c = 0; c < cpw; ++c) {
+              Value raw = vector::LoadOp::create(
+                  nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
+                  /*nontemporal=*/false, llvm::MaybeAlign(16));
+              words[c].push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
+            }
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (int64_t u = 0; u < unroll; ++u) {
+            // The code index of the load's first code.
+            Value k0 = p.bits == 4
+                           ? arith::MulIOp::create(nb, l, bytes[u], idx(2))
+                                 .getResult()
+                           : bytes[u];
+            // Per word lane: the scale and zero point of its group.
+            auto perWordLane = [&](Value m, int64_t c) -> Value {
+              SmallVector<Value> chunks;
+              for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
+                Value kk = ch ? arith::AddIOp::create(nb, l, k0,
+                                                      idx(ch * chunkCodes))
+                                    .getResult()
+                              : k0;
+                Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
+                chunks.push_back(scaleOf(nb, l, m, ns[c], grp));
+              }
+              if (chunks.size() == 1)
+                return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
+              SmallVector<Value> lanes;
+              for (int64_t w = 0; w < 4; ++w)
+                lanes.push_back(chunks[w / wordsPerChunk]);
+              return vector::FromElementsOp::create(nb, l, v4f32, lanes);
+            };
+            SmallVector<Value> scaleV(cpw), zeroV(cpw);
+            for (int64_t c = 0; c < cpw; ++c) {
+              scaleV[c] = oneGroup ? vector::BroadcastOp::create(
+                                         nb, l, v4f32, rowScale[c])
+                                         .getResult()
+                                   : perWordLane(scales, c);
+              if (zeros)
+                zeroV[c] = oneGroup ? vector::BroadcastOp::create(
+                                          nb, l, v4f32, rowZero[c])
+                                          .getResult()
+                                    : perWordLane(zeros, c);
+            }
+            // Codes as floats (q - implicit zero point, or q), by position
+            // j in their word: [column][j].
+            const double bias =
+                zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
+            SmallVector<SmallVector<Value>> q(cpw);
+            for (int64_t c = 0; c < cpw; ++c)
+              for (int64_t j = 0; j < perWord; ++j) {
+                Value v = words[c][u];
+                if (j)
+                  v = arith::ShRUIOp::create(nb, l, v,
+                                             splatI(nb, l, int32_t(j * p.bits)));
+                v = arith::AndIOp::create(nb, l, v,
+                                          splatI(nb, l, (1 << p.bits) - 1));
+                v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
+                Value f = vector::BitCastOp::create(nb, l, v4f32, v);
+                q[c].push_back(
+                    arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
+              }
+            for (int64_t r = 0; r < rows; ++r) {
+              Value xv = kb.extendTo(
+                  nb,
+                  // A load's first code is a multiple of 16 (whole loads
+                  // per row), so x's 16-byte alignment holds.
+                  vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                         /*nontemporal=*/false,
+                                         llvm::MaybeAlign(16)),
+                  vxF32);
+              // x at the codes of position j: elements perWord * w + j.
+              SmallVector<Value> xs;
+              for (int64_t j = 0; j < perWord; ++j) {
+                SmallVector<int64_t> mask;
+                for (int64_t w = 0; w < 4; ++w)
+                  mask.push_back(w * perWord + j);
+                xs.push_back(vector::ShuffleOp::create(nb, l, xv, xv, mask));
+              }
+              Value xsum;
+              if (zeros) {
+                xsum = xs[0];
+                for (int64_t j = 1; j < perWord; ++j)
+                  xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
+              }
+              for (int64_t c = 0; c < cpw; ++c) {
+                Value dot = arith::MulFOp::create(nb, l, q[c][0], xs[0]);
+                for (int64_t j = 1; j < perWord; ++j)
+                  dot = vector::FMAOp::create(nb, l, q[c][j], xs[j], dot);
+                if (zeros)
+                  dot = arith::SubFOp::create(
+                      nb, l, dot,
+                      arith::MulFOp::create(nb, l, zeroV[c], xsum));
+                Value &acc = next[c * rows + r];
+                acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
+              }
+            }
+          }
+          scf::YieldOp::create(nb, l, next);
+        });
+
+    SmallVector<Value> totals;
+    for (Value acc : loop.getResults()) {
+      Value sum = vector::ReductionOp::create(b, loc,
+                                              vector::CombiningKind::ADD, acc);
+      totals.push_back(gpu::SubgroupReduceOp::create(
+          b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
+    }
+    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         lane, idx(0));
+    auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    for (int64_t c = 0; c < cpw; ++c)
+      for (int64_t r = 0; r < rows; ++r) {
+        SmallVector<Value, 3> at = xAt(r, ns[c]);
+        Value old = init ? init
+                         : memref::LoadOp::create(b, loc, out, at).getResult();
+        storeResult(b, loc, op, epilogue, map,
+                    arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
+                    at);
+      }
+
+    LaunchShape shape;
+    shape.grid[0] = llvm::divideCeil(p.n, kWarps * cpw);
+    shape.block[0] = kThreads;
+    return shape;
+  }
+};
+
+} // namespace
+
+const KernelRecipe &gemvQuant() {
+  static const GemvQuant recipe;
+  return recipe;
+}
+
+} // namespace kiln::kernels
