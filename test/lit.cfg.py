@@ -27,5 +27,5 @@ config.substitutions.append(("%examples", os.path.join(config.kiln_src_root, "ex
 
 from lit.llvm.subst import ToolSubst
 llvm_config.add_tool_substitutions(
-    [ToolSubst(t, unresolved="ignore") for t in ["kiln-opt", "kiln-compile", "kiln-run"]],
+    [ToolSubst(t, unresolved="ignore") for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-tokenize"]],
     [config.kiln_tools_dir])

@@ -326,6 +326,8 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   model.tiedEmbeddings = s.getBoolean("tied_embeddings").value_or(false);
   model.dtype = s.getString("dtype").value_or("").str();
   writer.setModel(model);
+  if (!opts.tokenizer.empty())
+    writer.setTokenizer(opts.tokenizer);
 
   // Weights, in the order --kiln-bind-buffers laid them out.
   SmallVector<ml_program::GlobalOp> globals(

@@ -151,6 +151,13 @@ bool convert(const fb::Artifact &in, ArtifactContents *out,
     }
   out->weightsChunkSize = in.weights_chunk_size();
   out->weightsHashes = vec(in.weights_hashes());
+  if (const fb::TokenizerFiles *t = in.tokenizer()) {
+    out->tokenizer = {str(t->tokenizer_json()),
+                      str(t->tokenizer_config_json()),
+                      str(t->generation_config_json())};
+    if (out->tokenizer.empty())
+      return fail(error, "metadata has a tokenizer without tokenizer.json");
+  }
   return true;
 }
 

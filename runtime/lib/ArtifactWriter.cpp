@@ -57,6 +57,10 @@ void ArtifactWriter::addEntry(const EntrySpec &entry) {
   impl->contents.entries.push_back(entry);
 }
 
+void ArtifactWriter::setTokenizer(TokenizerFiles files) {
+  impl->contents.tokenizer = std::move(files);
+}
+
 uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
                                    std::vector<int64_t> shape, const void *data,
                                    size_t size) {
@@ -140,9 +144,20 @@ void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
   for (const WeightInfo &w : c.weights)
     weights.push_back(fb::CreateWeightDirect(b, w.name.c_str(), toFb(w.dtype),
                                              &w.shape, w.offset, w.size));
+  Offset<fb::TokenizerFiles> tokenizer;
+  if (!c.tokenizer.empty()) {
+    const TokenizerFiles &t = c.tokenizer;
+    auto optional = [&](const std::string &s) {
+      return s.empty() ? Offset<flatbuffers::String>() : b.CreateString(s);
+    };
+    tokenizer = fb::CreateTokenizerFiles(b, b.CreateString(t.tokenizerJson),
+                                         optional(t.tokenizerConfigJson),
+                                         optional(t.generationConfigJson));
+  }
   b.Finish(fb::CreateArtifactDirect(b, c.target.c_str(), model, kvCache,
                                     &images, &entries, &weights,
-                                    c.weightsChunkSize, &c.weightsHashes),
+                                    c.weightsChunkSize, &c.weightsHashes,
+                                    tokenizer),
            fb::ArtifactIdentifier());
 }
 

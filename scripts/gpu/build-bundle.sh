@@ -19,6 +19,7 @@ relink() { # target output extra-flags...
   llvm_archives=$(ls /usr/lib/llvm-22/lib/libLLVM*.a | tr '\n' ' ')
   cmd=${cmd//\/usr\/lib\/x86_64-linux-gnu\/libprotobuf-lite.so/\/usr\/lib\/x86_64-linux-gnu\/libprotobuf-lite.a}
   cmd=${cmd//\/usr\/lib\/x86_64-linux-gnu\/libxxhash.so/\/usr\/lib\/x86_64-linux-gnu\/libxxhash.a}
+  cmd=${cmd//\/usr\/lib\/x86_64-linux-gnu\/libpcre2-8.so/\/usr\/lib\/x86_64-linux-gnu\/libpcre2-8.a}
   cmd=${cmd//\/usr\/lib\/llvm-22\/lib\/libLLVM.so.1/-Wl,--start-group $llvm_archives -Wl,--end-group \/usr\/lib\/x86_64-linux-gnu\/libz.a \/usr\/lib\/x86_64-linux-gnu\/libzstd.a -lrt -ldl -lpthread -lm}
   cmd=${cmd//-o bin\/$1 /-o $2 -static-libstdc++ -static-libgcc -Wl,--gc-sections -s }
   (cd build && eval "$cmd" 2>&1 | grep -v -i warning || true)

@@ -1,21 +1,30 @@
 //===- kiln-compile.cpp - Kiln's ahead-of-time compiler driver ------------===//
 //
 //   kiln-compile model.onnx [--target cpu] [--max-seq-len N]
-//                [--prefill-chunk N] [--batch N] -o model.kiln
+//                [--prefill-chunk N] [--batch N] [--tokenizer DIR]
+//                -o model.kiln
 //   kiln-compile model.onnx --emit=tfm|summary|shapes|memory-plan|loops|ptx
+//
+// The artifact carries the tokenizer (tokenizer.json, and
+// tokenizer_config.json and generation_config.json when there) found beside
+// model.onnx, or in --tokenizer DIR; kiln-run then takes text prompts.
 //
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/Compiler.h"
 #include "kiln/Import/OnnxImporter.h"
 #include "kiln/runtime/Target.h"
+#include "kiln/runtime/Tokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -108,6 +117,12 @@ cl::opt<bool> quantizeLmHead(
     cl::init(false), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
+cl::opt<std::string> tokenizerDir(
+    "tokenizer",
+    cl::desc("Directory of the tokenizer.json (and tokenizer_config.json, "
+             "generation_config.json) to store in the artifact (default: "
+             "the model's directory, when it holds one)"),
+    cl::value_desc("dir"), cl::cat(category));
 
 int error(const Twine &message) {
   WithColor::error(errs(), "kiln-compile") << message << "\n";
@@ -193,6 +208,31 @@ int checkOptions() {
                  kiln::runtime::supportedGpuTargets() + ")");
   return 0;
 }
+
+/// The directory whose tokenizer goes into the artifact: --tokenizer, else
+/// the model's when it holds a tokenizer.json; empty for none.
+std::string tokenizerDirectory() {
+  if (!tokenizerDir.empty())
+    return tokenizerDir;
+  SmallString<256> dir(inputPath.getValue());
+  sys::path::remove_filename(dir);
+  std::string found = dir.empty() ? "." : std::string(dir);
+  return sys::fs::exists(found + "/tokenizer.json") ? found : "";
+}
+
+/// Reads and checks the tokenizer of `dir`.
+Error loadTokenizer(const std::string &dir,
+                    kiln::runtime::TokenizerFiles *files,
+                    int64_t *tokenizerVocab) {
+  std::string message;
+  if (!kiln::runtime::Tokenizer::readFiles(dir, files, &message))
+    return createStringError(message);
+  auto tokenizer = kiln::runtime::Tokenizer::create(*files, &message);
+  if (!tokenizer)
+    return createStringError(dir + "/" + message);
+  *tokenizerVocab = tokenizer->vocabSize();
+  return Error::success();
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -203,6 +243,15 @@ int main(int argc, char **argv) {
                               "models\n");
   if (int rc = checkOptions())
     return rc;
+  // Checked before the long compile; an unusable tokenizer fails it.
+  kiln::runtime::TokenizerFiles tokenizer;
+  int64_t tokenizerVocab = 0;
+  std::string dir = emit == Emit::Artifact ? tokenizerDirectory() : "";
+  if (!dir.empty())
+    if (Error err = stage("tokenizer", [&]() {
+          return loadTokenizer(dir, &tokenizer, &tokenizerVocab);
+        }))
+      return error(toString(std::move(err)));
   if (emit == Emit::Shapes) {
     auto shapes = kiln::describeOnnxShapes(inputPath);
     if (!shapes)
@@ -227,6 +276,18 @@ int main(int argc, char **argv) {
   auto summary = kiln::summarizeModel(module);
   if (!summary)
     return error(toString(summary.takeError()));
+  if (!tokenizer.empty()) {
+    auto parsed = json::parse(*summary);
+    int64_t vocab = 0;
+    if (parsed && parsed->getAsObject())
+      vocab = parsed->getAsObject()->getInteger("vocab_size").value_or(0);
+    else
+      consumeError(parsed.takeError());
+    if (tokenizerVocab > vocab)
+      return error(formatv("the tokenizer has {0} tokens but the model's "
+                           "vocabulary only {1}",
+                           tokenizerVocab, vocab));
+  }
 
   std::string outName = outputPath;
   if (outName.empty())
@@ -271,6 +332,7 @@ int main(int argc, char **argv) {
   opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
   opts.target = target;
   opts.output = outName;
+  opts.tokenizer = std::move(tokenizer);
   if (Error err = kiln::lowerToLoops(module, opts, stage))
     return error(toString(std::move(err)));
   if (emit == Emit::Ptx) {

@@ -2,6 +2,7 @@
 //
 //   kiln-run model.kiln --prompt-ids 5,17,3 --max-new-tokens 24
 //            [--format ids|pretty] [--dump-logits out.npy]
+//   kiln-run model.kiln --prompt "text" | --prompt-file F [--stop S]...
 //            [--temperature T --top-k K --top-p P --seed S]
 //            [--past past.npy [--past-len N]]
 //   kiln-run model.kiln --perplexity-ids ids.txt [--perplexity-window N]
@@ -9,10 +10,13 @@
 //
 // Prefills the prompt on batch row 0, then decodes one token at a time.
 // --perplexity-ids scores a token sequence instead (Perplexity.h).
-// Generated ids go to stdout; the device, throughput and errors go to
-// stderr. Greedy decoding takes the argmax the kernels computed when the
-// artifact returns one (on a GPU only that id comes back per step); logits
-// are read only for sampling and --dump-logits.
+// A text prompt is encoded with the artifact's tokenizer, and the generated
+// text is printed as it is made (the streaming decoder holds back a token
+// that ends inside a character); generation ends at an end-of-sequence id
+// or a --stop string, which is not printed. Generated ids go to stdout; the
+// device, throughput and errors go to stderr. Greedy decoding takes the argmax
+// the kernels computed when the artifact returns one (on a GPU only that id
+// comes back per step); logits are read only for sampling and --dump-logits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +24,7 @@
 #include "kiln/runtime/Perplexity.h"
 #include "kiln/runtime/Sampler.h"
 #include "kiln/runtime/Session.h"
+#include "kiln/runtime/Tokenizer.h"
 
 #include <CLI/CLI.hpp>
 
@@ -30,10 +35,12 @@
 #include <cmath>
 #include <cstring>
 
-#include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <sstream>
 
 using namespace kiln::runtime;
@@ -54,6 +61,10 @@ struct Options {
   std::string perplexityIds;
   int64_t perplexityWindow = 0; // 0: the context length
   std::string predictions;
+  // A text prompt: --prompt, or the contents of --prompt-file.
+  bool textPrompt = false;
+  std::string prompt, promptFile;
+  std::vector<std::string> stops;
 };
 
 int fail(const std::string &message) {
@@ -267,14 +278,59 @@ int runPerplexity(const Options &o) {
   return 0;
 }
 
+/// Encodes the text prompt with the artifact's tokenizer.
+bool encodePrompt(const Artifact &artifact, const Options &o,
+                  std::unique_ptr<Tokenizer> *tokenizer,
+                  std::vector<int64_t> *prompt, std::string *error) {
+  if (artifact.tokenizer().empty()) {
+    *error = o.model + ": the artifact has no tokenizer; give --prompt-ids, "
+                       "or compile it with tokenizer.json beside model.onnx "
+                       "(or --tokenizer DIR)";
+    return false;
+  }
+  *tokenizer = Tokenizer::create(artifact.tokenizer(), error);
+  if (!*tokenizer) {
+    *error = o.model + ": " + *error;
+    return false;
+  }
+  std::string text = o.prompt;
+  std::string flag = "--prompt";
+  if (!o.promptFile.empty()) {
+    flag = "--prompt-file: '" + o.promptFile + "'";
+    std::ifstream in(o.promptFile, std::ios::binary);
+    std::ostringstream contents;
+    if (in)
+      contents << in.rdbuf();
+    if (!in || in.bad()) {
+      *error = flag + ": cannot read: " + std::strerror(errno);
+      return false;
+    }
+    text = contents.str();
+  }
+  if (!(*tokenizer)->encode(text, Tokenizer::EncodeOptions(), prompt, error)) {
+    *error = flag + ": " + *error;
+    return false;
+  }
+  if (prompt->empty()) {
+    *error = flag + ": the text encodes to no tokens";
+    return false;
+  }
+  return true;
+}
+
 int run(const Options &o) {
   if (!o.perplexityIds.empty())
     return runPerplexity(o);
   std::string error;
   std::vector<int64_t> prompt;
-  if (!parseIds(o.promptIds, &prompt, &error) ||
+  if ((!o.textPrompt && !parseIds(o.promptIds, &prompt, &error)) ||
       !Sampler::validate(o.sampler, &error))
     return fail(error);
+  if (!o.stops.empty() && !o.textPrompt)
+    return fail("--stop needs a text prompt (--prompt or --prompt-file)");
+  for (const std::string &stop : o.stops)
+    if (stop.empty())
+      return fail("--stop: empty string");
   if (o.dumpLogitsGiven) {
     if (!checkOutputPath("--dump-logits", o.dumpLogits, &error))
       return fail(error);
@@ -289,6 +345,9 @@ int run(const Options &o) {
   open.verifyWeights = !o.noVerifyWeights;
   std::shared_ptr<const Artifact> artifact = Artifact::open(o.model, open, &error);
   if (!artifact)
+    return fail(error);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (o.textPrompt && !encodePrompt(*artifact, o, &tokenizer, &prompt, &error))
     return fail(error);
   std::unique_ptr<Session> session = Session::create(artifact, &error);
   if (!session)
@@ -340,23 +399,61 @@ int run(const Options &o) {
     return fail(error);
   double prefillTime = seconds(std::chrono::steady_clock::now() - start);
 
+  // Text mode: each token's text on stdout as soon as it is final.
+  const bool showText = o.textPrompt && o.format == "pretty";
+  std::optional<StreamDecoder> stream;
+  std::optional<StopStrings> stops;
+  std::vector<int64_t> eos;
+  if (o.textPrompt) {
+    stream.emplace(*tokenizer, /*skipSpecialTokens=*/true);
+    stops.emplace(o.stops);
+    eos = tokenizer->eosIds();
+  }
+  auto show = [&](const std::string &text) {
+    if (showText && !text.empty()) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
+  };
+
   start = std::chrono::steady_clock::now();
   int64_t position = pastLen + promptLen;
-  for (int64_t i = 0; i < o.maxNewTokens; ++i) {
+  bool stopped = false; // at a --stop string: nothing more is shown
+  for (int64_t i = 0; i < o.maxNewTokens && !stopped; ++i) {
     if (i > 0 && !session->decode(generated.back(), position++, &error))
       return fail(error);
     generated.push_back(nextToken());
+    if (!o.textPrompt)
+      continue;
+    if (std::count(eos.begin(), eos.end(), generated.back()))
+      break;
+    std::string piece, shown;
+    if (!stream->step(generated.back(), &piece, &error))
+      return fail(error);
+    stopped = stops->feed(piece, &shown);
+    show(shown);
   }
   double decodeTime = seconds(std::chrono::steady_clock::now() - start);
+  // Decode calls made: the first token comes from the prefill.
+  const int64_t steps = std::max<int64_t>(generated.size(), 1) - 1;
+  if (o.textPrompt && !stopped) {
+    std::string piece, shown;
+    stream->finish(&piece);
+    if (!stops->feed(piece, &shown))
+      stops->finish(&shown);
+    show(shown);
+  }
 
-  if (o.format == "ids")
+  if (showText)
+    std::printf("\n");
+  else if (o.format == "ids")
     std::printf("%s\n", join(generated).c_str());
   else
     std::printf("prompt:    %s\ngenerated: %s\n", join(prompt).c_str(),
                 join(generated).c_str());
   std::fflush(stdout);
   reportSpeed("prefill", prompt.size(), prefillTime);
-  reportSpeed("decode", decodeSteps, decodeTime);
+  reportSpeed("decode", steps, decodeTime);
 
   if (o.dumpLogitsGiven &&
       !writeNpy(o.dumpLogits, dump.data(), {dumpRows, vocab}, &error))
@@ -368,7 +465,8 @@ int run(const Options &o) {
 
 int main(int argc, char **argv) {
   Options o;
-  CLI::App app{"Runs a Kiln artifact: prompt token ids in, generated ids out."};
+  CLI::App app{"Runs a Kiln artifact: a prompt (token ids, or text with the "
+               "artifact's tokenizer) in, generated tokens out."};
   app.add_option("model", o.model, "Artifact (model.kiln)")->required();
   auto *promptIds =
       app.add_option("--prompt-ids", o.promptIds, "Comma-separated token ids");
@@ -376,8 +474,22 @@ int main(int argc, char **argv) {
       "--perplexity-ids", o.perplexityIds,
       "Score the token ids in this file (separated by whitespace or commas) "
       "over non-overlapping windows and print the perplexity");
-  promptIds->excludes(perplexity);
-  perplexity->excludes(promptIds);
+  auto *promptText = app.add_option(
+      "--prompt", o.prompt,
+      "Text prompt, encoded with the artifact's tokenizer; the generated "
+      "text is printed as it is made");
+  auto *promptFile = app.add_option("--prompt-file", o.promptFile,
+                                    "Text prompt read from a file");
+  std::vector<CLI::Option *> inputs{promptIds, perplexity, promptText,
+                                    promptFile};
+  for (CLI::Option *a : inputs)
+    for (CLI::Option *b : inputs)
+      if (a != b)
+        a->excludes(b);
+  app.add_option("--stop", o.stops,
+                 "With a text prompt: end the generation where this text "
+                 "appears (not printed); repeatable")
+      ->allow_extra_args(false);
   auto nonNegative = [](const std::string &v) -> std::string {
     return !v.empty() && v[0] == '-' ? "must not be negative (got " + v + ")"
                                      : std::string();
@@ -386,7 +498,8 @@ int main(int argc, char **argv) {
       ->check(nonNegative)
       ->capture_default_str();
   app.add_option("--format", o.format,
-                 "ids: the generated ids on one line; pretty: for people")
+                 "ids: the generated ids on one line; pretty: for people "
+                 "(with a text prompt: the generated text)")
       ->check(CLI::IsMember({"ids", "pretty"}))
       ->capture_default_str();
   app.add_option("--dump-logits", o.dumpLogits,
@@ -427,8 +540,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::string error;
-  if (!app.count("--prompt-ids") && !app.count("--perplexity-ids"))
-    return fail("give --prompt-ids or --perplexity-ids");
+  if (!app.count("--prompt-ids") && !app.count("--perplexity-ids") &&
+      !app.count("--prompt") && !app.count("--prompt-file"))
+    return fail("give --prompt, --prompt-file, --prompt-ids or "
+                "--perplexity-ids");
+  o.textPrompt = app.count("--prompt") || app.count("--prompt-file");
   if (!parseSeed(seed, &o.sampler.seed, &error))
     return fail(error);
   o.dumpLogitsGiven = app.count("--dump-logits") > 0;

@@ -4,6 +4,7 @@
 #define KILN_COMPILER_COMPILER_H
 
 #include "kiln/Pipelines/Pipelines.h"
+#include "kiln/runtime/ArtifactTypes.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -20,6 +21,8 @@ struct CompileOptions {
   PipelineOptions pipeline;
   std::string target = "cpu";
   std::string output = "model.kiln";
+  /// Stored in the artifact when not empty (checked by the caller).
+  runtime::TokenizerFiles tokenizer;
 };
 
 /// Sizes of everything the runtime allocates, for the memory report.

@@ -74,6 +74,8 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
   model.tiedEmbeddings = true;
   model.dtype = "float32";
   writer.setModel(model);
+  if (!options.tokenizer.empty())
+    writer.setTokenizer(options.tokenizer);
 
   KvCacheSpec kv;
   kv.numLayers = FAKE_LAYERS;

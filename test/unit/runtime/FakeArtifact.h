@@ -30,6 +30,8 @@ struct FakeOptions {
   bool withCubin = false;
   std::string ptxExtra;
   uint32_t sharedBytes = 0;
+  /// Stored as the artifact's tokenizer when not empty.
+  runtime::TokenizerFiles tokenizer;
 };
 
 /// The fake "PTX" of the GPU kernels for `target` (FakeCuda.cpp parses its

@@ -47,6 +47,8 @@ public:
   const std::vector<KernelImage> &images() const { return data.images; }
   const std::vector<EntrySpec> &entries() const { return data.entries; }
   const std::vector<WeightInfo> &weights() const { return data.weights; }
+  /// The tokenizer files; empty() when the artifact carries none.
+  const TokenizerFiles &tokenizer() const { return data.tokenizer; }
 
   /// Null when there is no entry of that name.
   const EntrySpec *findEntry(std::string_view name) const;

@@ -136,6 +136,16 @@ struct KernelImage {
   size_t size = 0;
 };
 
+/// The Hugging Face tokenizer files an artifact carries, by content (see
+/// Tokenizer.h). tokenizerJson is empty when it carries none.
+struct TokenizerFiles {
+  std::string tokenizerJson;        // tokenizer.json
+  std::string tokenizerConfigJson;  // tokenizer_config.json, optional
+  std::string generationConfigJson; // generation_config.json, optional
+
+  bool empty() const { return tokenizerJson.empty(); }
+};
+
 /// Everything the metadata section describes.
 struct ArtifactContents {
   std::string target;
@@ -147,6 +157,7 @@ struct ArtifactContents {
   /// XXH3-64 of each weightsChunkSize-byte chunk of the weights section.
   uint64_t weightsChunkSize = 0;
   std::vector<uint64_t> weightsHashes;
+  TokenizerFiles tokenizer;
 };
 
 /// Bytes per hashed chunk of the weights section: chunks hash in parallel

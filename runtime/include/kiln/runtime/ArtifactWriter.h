@@ -33,6 +33,9 @@ public:
   void addKernelImage(std::string name, ImageKind kind,
                       std::vector<uint8_t> bytes);
   void addEntry(const EntrySpec &entry);
+  /// Stores the tokenizer files (tokenizerJson non-empty); the caller has
+  /// checked them (Tokenizer::create).
+  void setTokenizer(TokenizerFiles files);
 
   /// Adds a weight and returns its offset in the weights section (a multiple
   /// of kBufferAlignment). Offsets depend only on the sizes of the weights
