@@ -5,11 +5,12 @@
 //   kiln-run model.kiln --prompt "text" | --prompt-file F [--stop S]...
 //            [--temperature T --top-k K --top-p P --seed S]
 //            [--past past.npy [--past-len N]]
-//   kiln-run model.kiln --perplexity-ids ids.txt [--perplexity-window N]
-//            [--predictions out.txt]
+//   kiln-run model.kiln --perplexity text.txt | --perplexity-ids ids.txt
+//            [--perplexity-window N] [--predictions out.txt]
 //
 // Prefills the prompt on batch row 0, then decodes one token at a time.
-// --perplexity-ids scores a token sequence instead (Perplexity.h).
+// --perplexity / --perplexity-ids score a text or token sequence instead
+// (Perplexity.h).
 // A text prompt is encoded with the artifact's tokenizer, and the generated
 // text is printed as it is made (the streaming decoder holds back a token
 // that ends inside a character); generation ends at an end-of-sequence id
@@ -59,6 +60,7 @@ struct Options {
   bool dumpLogitsGiven = false;
   bool noVerifyWeights = false;
   std::string perplexityIds;
+  std::string perplexityText; // --perplexity FILE (text)
   int64_t perplexityWindow = 0; // 0: the context length
   std::string predictions;
   // A text prompt: --prompt, or the contents of --prompt-file.
@@ -239,17 +241,42 @@ bool readIdsFile(const std::string &path, std::vector<int64_t> *ids,
 int runPerplexity(const Options &o) {
   std::string error;
   std::vector<int64_t> ids;
-  if (!readIdsFile(o.perplexityIds, &ids, &error))
+  const bool text = !o.perplexityText.empty();
+  const std::string flag = text ? "--perplexity" : "--perplexity-ids";
+  if (!text && !readIdsFile(o.perplexityIds, &ids, &error))
     return fail(error);
   if (!o.predictions.empty() &&
       !checkOutputPath("--predictions", o.predictions, &error))
     return fail(error);
   Artifact::OpenOptions open;
   open.verifyWeights = !o.noVerifyWeights;
-  std::unique_ptr<Session> session;
-  if (std::shared_ptr<const Artifact> artifact =
-          Artifact::open(o.model, open, &error))
-    session = Session::create(std::move(artifact), &error);
+  std::shared_ptr<const Artifact> artifact =
+      Artifact::open(o.model, open, &error);
+  if (!artifact)
+    return fail(error);
+  if (text) {
+    // As transformers users score a text: its tokens without BOS/EOS.
+    if (artifact->tokenizer().empty())
+      return fail(o.model + ": the artifact has no tokenizer; give "
+                            "--perplexity-ids, or compile it with "
+                            "tokenizer.json beside model.onnx");
+    std::unique_ptr<Tokenizer> tokenizer =
+        Tokenizer::create(artifact->tokenizer(), &error);
+    if (!tokenizer)
+      return fail(o.model + ": " + error);
+    std::ifstream in(o.perplexityText, std::ios::binary);
+    std::ostringstream contents;
+    if (in)
+      contents << in.rdbuf();
+    if (!in || in.bad())
+      return fail(flag + ": cannot read '" + o.perplexityText +
+                  "': " + std::strerror(errno));
+    Tokenizer::EncodeOptions encode;
+    encode.addSpecialTokens = false;
+    if (!tokenizer->encode(contents.str(), encode, &ids, &error))
+      return fail(flag + ": '" + o.perplexityText + "': " + error);
+  }
+  std::unique_ptr<Session> session = Session::create(artifact, &error);
   if (!session)
     return fail(error);
   std::fprintf(stderr, "kiln-run: running on %s\n", session->device().c_str());
@@ -257,7 +284,7 @@ int runPerplexity(const Options &o) {
   PerplexityResult r;
   auto start = std::chrono::steady_clock::now();
   if (!evaluatePerplexity(*session, ids, window, &r, &error))
-    return fail("--perplexity-ids: " + error);
+    return fail(flag + ": " + error);
   double time = seconds(std::chrono::steady_clock::now() - start);
   std::printf("perplexity %.4f nll %.6f scored %lld windows %lld window %lld\n",
               r.perplexity, r.nll, static_cast<long long>(r.scored),
@@ -319,7 +346,7 @@ bool encodePrompt(const Artifact &artifact, const Options &o,
 }
 
 int run(const Options &o) {
-  if (!o.perplexityIds.empty())
+  if (!o.perplexityIds.empty() || !o.perplexityText.empty())
     return runPerplexity(o);
   std::string error;
   std::vector<int64_t> prompt;
@@ -474,14 +501,18 @@ int main(int argc, char **argv) {
       "--perplexity-ids", o.perplexityIds,
       "Score the token ids in this file (separated by whitespace or commas) "
       "over non-overlapping windows and print the perplexity");
+  auto *perplexityText = app.add_option(
+      "--perplexity", o.perplexityText,
+      "Score the text in this file (its tokens by the artifact's tokenizer, "
+      "without BOS) over non-overlapping windows and print the perplexity");
   auto *promptText = app.add_option(
       "--prompt", o.prompt,
       "Text prompt, encoded with the artifact's tokenizer; the generated "
       "text is printed as it is made");
   auto *promptFile = app.add_option("--prompt-file", o.promptFile,
                                     "Text prompt read from a file");
-  std::vector<CLI::Option *> inputs{promptIds, perplexity, promptText,
-                                    promptFile};
+  std::vector<CLI::Option *> inputs{promptIds, perplexity, perplexityText,
+                                    promptText, promptFile};
   for (CLI::Option *a : inputs)
     for (CLI::Option *b : inputs)
       if (a != b)
@@ -521,11 +552,11 @@ int main(int argc, char **argv) {
                  "Expected past_len of --past (checked)")
       ->check(nonNegative);
   app.add_option("--perplexity-window", o.perplexityWindow,
-                 "Tokens per window of --perplexity-ids (default: the "
+                 "Tokens per window of --perplexity(-ids) (default: the "
                  "artifact's context length)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
   app.add_option("--predictions", o.predictions,
-                 "With --perplexity-ids, write the top-1 prediction for each "
+                 "With --perplexity(-ids), write the top-1 prediction for each "
                  "scored token (ids separated by spaces)");
   app.add_flag("--no-verify-weights", o.noVerifyWeights,
                "Skip the check of the weights section against its checksums "
@@ -541,8 +572,9 @@ int main(int argc, char **argv) {
   }
   std::string error;
   if (!app.count("--prompt-ids") && !app.count("--perplexity-ids") &&
-      !app.count("--prompt") && !app.count("--prompt-file"))
-    return fail("give --prompt, --prompt-file, --prompt-ids or "
+      !app.count("--perplexity") && !app.count("--prompt") &&
+      !app.count("--prompt-file"))
+    return fail("give --prompt, --prompt-file, --prompt-ids, --perplexity or "
                 "--perplexity-ids");
   o.textPrompt = app.count("--prompt") || app.count("--prompt-file");
   if (!parseSeed(seed, &o.sampler.seed, &error))
