@@ -179,15 +179,30 @@ Value Raiser::weight(StringRef name, const onnx::NodeProto &user) {
                               name, onnxTypeName(c->dtype),
                               onnxTypeName(embeddingTable->dtype)));
   auto type = RankedTensorType::get(c->dims, elt);
-  // Reference the model's bytes in place; copy only if misaligned.
-  size_t align = onnxTypeSize(c->dtype);
+  return constantWeight(name, type, c->bytes, onnxTypeSize(c->dtype), user);
+}
+
+Value Raiser::constantWeight(StringRef symbol, RankedTensorType type,
+                             ArrayRef<char> bytes, size_t align,
+                             const onnx::NodeProto &user) {
+  auto it = weights_.find(symbol);
+  if (it != weights_.end())
+    return it->second;
+  // Reference the bytes in place; copy only if misaligned.
   AsmResourceBlob blob =
-      reinterpret_cast<uintptr_t>(c->bytes.data()) % align == 0
-          ? UnmanagedAsmResourceBlob::allocateWithAlign(c->bytes, align)
-          : HeapAsmResourceBlob::allocateAndCopyWithAlign(c->bytes, align);
-  std::string symbol = name.str();
+      reinterpret_cast<uintptr_t>(bytes.data()) % align == 0
+          ? UnmanagedAsmResourceBlob::allocateWithAlign(bytes, align)
+          : HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, align);
+  return constantWeight(symbol, type, std::move(blob), user);
+}
+
+Value Raiser::constantWeight(StringRef symbol, RankedTensorType type,
+                             AsmResourceBlob blob, const onnx::NodeProto &user) {
+  auto it = weights_.find(symbol);
+  if (it != weights_.end())
+    return it->second;
   auto value =
-      DenseResourceElementsAttr::get(type, symbol, std::move(blob));
+      DenseResourceElementsAttr::get(type, symbol.str(), std::move(blob));
 
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPoint(func);
@@ -209,7 +224,7 @@ Value Raiser::weight(StringRef name, const onnx::NodeProto &user) {
   Value load = ml_program::GlobalLoadConstOp::create(
       builder, global.getLoc(), type,
       FlatSymbolRefAttr::get(global.getSymNameAttr()));
-  return weights_[name] = load;
+  return weights_[symbol] = load;
 }
 
 //===----------------------------------------------------------------------===//
@@ -246,6 +261,8 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
     return embedding(node);
   if (op == "MatMul" || op == "Gemm")
     return linear(node, /*bias=*/"");
+  if (op == "MatMulNBits")
+    return quantizedLinear(node, /*bias=*/"");
   if (op == "Reshape")
     return attentionBlock(node);
   if (op == "Add") {
@@ -255,6 +272,9 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
       const onnx::NodeProto *mm = producerIs(node.input(1 - i), "MatMul");
       if (b && b->dims.size() == 1 && mm)
         return linear(*mm, node.input(i));
+      const onnx::NodeProto *q = producerIs(node.input(1 - i), "MatMulNBits");
+      if (b && b->dims.size() == 1 && q)
+        return quantizedLinear(*q, node.input(i));
     }
     Value lhs = activation(node.input(0));
     Value rhs = activation(node.input(1));
@@ -467,6 +487,18 @@ Value Raiser::logits(StringRef output) {
   const onnx::NodeProto *mm = producerIs(output, "MatMul");
   if (!mm)
     mm = producerIs(output, "Gemm");
+  if (const onnx::NodeProto *q = producerIs(output, "MatMulNBits")) {
+    // A quantized lm_head (onnxruntime-genai, transformers.js q4): its own
+    // weight, never tied.
+    Value input = activation(q->input(0));
+    Value w = input ? quantizedWeight(*q) : Value();
+    if (!w)
+      return {};
+    int64_t vocab = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    return tfm::LogitsOp::create(
+        builder, loc(*q), activationType(vocab), input, w,
+        tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+  }
   if (!mm) {
     const onnx::NodeProto *n = model.producer(skipCasts(output));
     return n ? fail(*n, "expected the logits to come from a MatMul by the "

@@ -19,6 +19,7 @@
 
 #include "dialects/Tfm/TfmOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/DenseMap.h"
@@ -76,6 +77,17 @@ public:
   /// `ml_program.global_load_const` of the initializer `name` (which `user`
   /// consumes), creating the global on first use.
   mlir::Value weight(llvm::StringRef name, const onnx::NodeProto &user);
+  /// The load of a constant global `symbol` of `type` holding `bytes`
+  /// (referenced in place when aligned to `align`, else copied), or of
+  /// `blob`; created on first use.
+  mlir::Value constantWeight(llvm::StringRef symbol,
+                             mlir::RankedTensorType type,
+                             llvm::ArrayRef<char> bytes, size_t align,
+                             const onnx::NodeProto &user);
+  mlir::Value constantWeight(llvm::StringRef symbol,
+                             mlir::RankedTensorType type,
+                             mlir::AsmResourceBlob blob,
+                             const onnx::NodeProto &user);
   mlir::Value attentionBlock(const onnx::NodeProto &reshape);
 
   mlir::MLIRContext *ctx;
@@ -90,6 +102,11 @@ private:
   mlir::Value swiglu(const onnx::NodeProto &mul);
   mlir::Value linear(const onnx::NodeProto &matmul, llvm::StringRef bias);
   mlir::Value logits(llvm::StringRef output);
+  /// com.microsoft::MatMulNBits (RaiseQuantized.cpp): the projection, and
+  /// its weight as a tfm.dequantize of the graph's packed codes ([N, K]).
+  mlir::Value quantizedLinear(const onnx::NodeProto &node,
+                              llvm::StringRef bias);
+  mlir::Value quantizedWeight(const onnx::NodeProto &node);
   /// Weight operand of a projection: (initializer, layout).
   std::optional<std::pair<const ConstTensor *, tfm::WeightLayout>>
   projectionWeight(const onnx::NodeProto &node);

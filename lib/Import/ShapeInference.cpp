@@ -633,6 +633,12 @@ void ShapeInference::run() {
                  !a->shape.empty()) {
         setShape(Shape(a->shape.begin(), a->shape.end() - 1));
       }
+    } else if (op == "MatMulNBits") { // com.microsoft: A[..., K] -> [..., N]
+      if (aShape && !a->shape.empty()) {
+        Shape s(a->shape.begin(), a->shape.end() - 1);
+        s.push_back(Poly::constant(attrInt(*node, "N", 0)));
+        setShape(s);
+      }
     } else if (op == "Gemm") {
       const ValueFacts *b = in(1);
       if (aShape && b && b->hasShape && a->shape.size() == 2 &&

@@ -50,6 +50,8 @@ RankedTensorType staticResultType(Operation *op) {
         return withFeatures(in, l.getVocabSize(), in.getElementType());
       })
       .Case([&](tfm::KvAppendOp k) { return typeOf(k.getCache()); })
+      // A weight's shape does not depend on batch or sequence.
+      .Case([&](tfm::DequantizeOp d) { return d.getType(); })
       .Case([&](tfm::AttentionOp a) { return typeOf(a.getQuery()); })
       .Case([&](tfm::ArgmaxOp a) {
         auto l = typeOf(a.getLogits());
