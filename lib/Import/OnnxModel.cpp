@@ -294,7 +294,8 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   c.dtype = t.data_type();
   c.dims.assign(t.dims().begin(), t.dims().end());
   size_t elemSize = onnxTypeSize(c.dtype);
-  if (elemSize == 0)
+  const bool fourBit = c.dtype == kOnnxUint4 || c.dtype == kOnnxInt4;
+  if (elemSize == 0 && !fourBit)
     return fail(formatv("{0} '{1}': unsupported data type {2} (Kiln reads "
                         "float, integer and bool tensors; weights must be "
                         "FLOAT, FLOAT16 or BFLOAT16)",
@@ -306,7 +307,9 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
                           t.name(), d));
     n *= d;
   }
-  size_t expected = static_cast<size_t>(n) * elemSize;
+  // 4-bit types hold two elements per byte, the first in the low bits.
+  size_t expected = fourBit ? static_cast<size_t>(n + 1) / 2
+                            : static_cast<size_t>(n) * elemSize;
 
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     auto bytes = readExternal(t, expected);
@@ -334,7 +337,17 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   auto owned = std::make_unique<std::vector<char>>(expected);
   char *out = owned->data();
   int64_t count = -1;
-  switch (c.dtype) {
+  if (fourBit) {
+    // int32_data holds one packed byte (two elements) per entry.
+    count = t.int32_data_size();
+    if (count == static_cast<int64_t>(expected)) {
+      for (int64_t i = 0; i < count; ++i)
+        out[i] = static_cast<char>(t.int32_data(i) & 0xFF);
+      count = n;
+    }
+  }
+  if (!fourBit)
+    switch (c.dtype) {
   case onnx::TensorProto::FLOAT:
     count = t.float_data_size();
     if (count == n)

@@ -31,6 +31,9 @@ namespace kiln {
 /// ONNX TensorProto.DataType names and element sizes (0 if unsupported).
 std::string onnxTypeName(int32_t dtype);
 size_t onnxTypeSize(int32_t dtype);
+/// ONNX's 4-bit integer data types (newer than the schema Kiln builds with);
+/// onnxTypeSize is 0 for them: two elements share a byte.
+inline constexpr int32_t kOnnxUint4 = 21, kOnnxInt4 = 22;
 
 /// A constant tensor: an initializer or a Constant node's value.
 struct ConstTensor {

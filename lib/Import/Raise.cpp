@@ -437,6 +437,9 @@ Raiser::projectionWeight(const onnx::NodeProto &node) {
 }
 
 Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
+  if (const onnx::NodeProto *dq = producerIs(mm.input(1), "DequantizeLinear"))
+    if (mm.op_type() == "MatMul")
+      return quantizedLinear(*dq, mm, bias);
   auto w = projectionWeight(mm);
   if (!w)
     return fail(mm, "expected a projection by a 2-D weight initializer (or "
@@ -497,6 +500,19 @@ Value Raiser::logits(StringRef output) {
     int64_t vocab = cast<RankedTensorType>(w.getType()).getDimSize(0);
     return tfm::LogitsOp::create(
         builder, loc(*q), activationType(vocab), input, w,
+        tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+  }
+  if (const onnx::NodeProto *dq =
+          mm && mm->op_type() == "MatMul"
+              ? producerIs(mm->input(1), "DequantizeLinear")
+              : nullptr) {
+    Value input = activation(mm->input(0));
+    Value w = input ? dequantizeLinearWeight(*dq) : Value();
+    if (!w)
+      return {};
+    int64_t vocab = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    return tfm::LogitsOp::create(
+        builder, loc(*mm), activationType(vocab), input, w,
         tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
   }
   if (!mm) {

@@ -154,3 +154,170 @@ Value Raiser::quantizedLinear(const onnx::NodeProto &node, StringRef bias) {
       builder, loc(node), activationType(n), input, w, b,
       tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
 }
+
+//===----------------------------------------------------------------------===//
+// DequantizeLinear feeding MatMul
+//===----------------------------------------------------------------------===//
+//
+// ONNX's own form (opset 21 adds block_size and int4/uint4):
+//
+//   W = DequantizeLinear(W_q [K, N], scale, zero_point, axis, block_size)
+//   Y = MatMul(A, W)
+//
+// with blocks of block_size along K (axis 0, scale [K / block_size, N]),
+// one scale per output column (axis 1, scale [N]) or one for the tensor.
+// ONNX packs 4-bit tensors in row-major order, two elements per byte, the
+// first in the low bits: W_q's rows run along N, Kiln's packed rows along K,
+// so the codes are moved (never re-quantized) into [N, K] order; signed
+// codes are stored offset by 2^(bits-1) with the zero point moved alike.
+
+namespace {
+/// The code of element `i` of a row-major integer tensor of `dtype`.
+int64_t codeAt(const ConstTensor &t, int64_t i) {
+  auto byte = [&](int64_t b) { return static_cast<uint8_t>(t.bytes[b]); };
+  switch (t.dtype) {
+  case kOnnxUint4:
+    return i % 2 ? byte(i / 2) >> 4 : byte(i / 2) & 0xF;
+  case kOnnxInt4: {
+    int64_t v = i % 2 ? byte(i / 2) >> 4 : byte(i / 2) & 0xF;
+    return v >= 8 ? v - 16 : v;
+  }
+  case onnx::TensorProto::INT8:
+    return static_cast<int8_t>(byte(i));
+  default: // UINT8
+    return byte(i);
+  }
+}
+} // namespace
+
+Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
+  const ConstTensor *x = model.constant(dq.input(0));
+  if (!x || x->dims.size() != 2 ||
+      !llvm::is_contained({kOnnxUint4, kOnnxInt4,
+                           static_cast<int32_t>(onnx::TensorProto::INT8),
+                           static_cast<int32_t>(onnx::TensorProto::UINT8)},
+                          x->dtype))
+    return fail(dq, "expected a 2-D int4, uint4, int8 or uint8 weight "
+                    "initializer [K, N] to dequantize");
+  const int64_t k = x->dims[0], n = x->dims[1];
+  const bool four = x->dtype == kOnnxUint4 || x->dtype == kOnnxInt4;
+  const bool isSigned =
+      x->dtype == kOnnxInt4 || x->dtype == onnx::TensorProto::INT8;
+  const int64_t bits = four ? 4 : 8, offset = isSigned ? 1 << (bits - 1) : 0;
+  const ConstTensor *scale = model.constant(dq.input(1));
+  if (!scale || elementTypeFor(ctx, scale->dtype) != elementType)
+    return fail(dq, "expected the scale to be an initializer of the "
+                    "activations' type");
+  const ConstTensor *zp = dq.input_size() > 2 && !dq.input(2).empty()
+                              ? model.constant(dq.input(2))
+                              : nullptr;
+  if (dq.input_size() > 2 && !dq.input(2).empty() &&
+      (!zp || zp->dtype != x->dtype || zp->dims != scale->dims))
+    return fail(dq, "expected the zero point to be an initializer of the "
+                    "weight's type and the scale's shape");
+  int64_t axis = attrInt(dq, "axis", 1);
+  axis = axis < 0 ? axis + 2 : axis;
+  const int64_t blockSize = attrInt(dq, "block_size", 0);
+  // Where the scale of (k, n) is: scale[(k / group) * stride + n * step].
+  int64_t group, stride = 0, step = 0;
+  if (blockSize > 0) {
+    if (axis != 0 || k % blockSize != 0 || (four && blockSize % 2) ||
+        scale->dims != std::vector<int64_t>{k / blockSize, n})
+      return fail(dq, formatv("blocked DequantizeLinear: expected blocks "
+                              "along the input features (axis 0) that divide "
+                              "K={0}{1}, and a scale [{2}, N={3}]",
+                              k, four ? " into an even count" : "",
+                              blockSize > 0 ? k / blockSize : 0, n));
+    group = blockSize;
+    stride = n;
+    step = 1;
+  } else if (scale->numElements() == 1) {
+    group = k; // one scale for the tensor
+  } else if (axis == 1 && scale->dims == std::vector<int64_t>{n}) {
+    group = k; // one per output column
+    step = 1;
+  } else {
+    return fail(dq, formatv("DequantizeLinear of a [{0}, {1}] weight: "
+                            "expected a scalar scale, one per column (axis "
+                            "1) or blocks along axis 0",
+                            k, n));
+  }
+  const int64_t groups = k / group;
+  const size_t width = onnxTypeSize(scale->dtype);
+  std::vector<char> packed(n * k * bits / 8), scales(n * groups * width);
+  for (int64_t row = 0; row < n; ++row) {
+    for (int64_t col = 0; col < k; ++col) {
+      auto u = static_cast<uint8_t>(codeAt(*x, col * n + row) + offset);
+      if (bits == 8)
+        packed[row * k + col] = static_cast<char>(u);
+      else
+        packed[(row * k + col) / 2] |= static_cast<char>(col % 2 ? u << 4 : u);
+    }
+    for (int64_t g = 0; g < groups; ++g)
+      std::memcpy(&scales[(row * groups + g) * width],
+                  scale->bytes.data() + (g * stride + row * step) * width,
+                  width);
+  }
+  std::string base = dq.input(0);
+  auto scaleType = RankedTensorType::get({n, groups}, elementType);
+  Value p = constantWeight(
+      base + ".packed",
+      RankedTensorType::get({n, k * bits / 8}, builder.getI8Type()),
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(packed, 1), dq);
+  Value s = constantWeight(
+      base + ".scales", scaleType,
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(scales, width), dq);
+  Value zeros;
+  // A signed weight without a zero point has the implicit one.
+  if (zp || !isSigned) {
+    auto &semantics = cast<FloatType>(elementType).getFloatSemantics();
+    std::vector<char> values(n * groups * width);
+    for (int64_t row = 0; row < n; ++row)
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t z = (zp ? codeAt(*zp, g * stride + row * step) : 0) + offset;
+        uint64_t raw =
+            llvm::APFloat(semantics, z).bitcastToAPInt().getZExtValue();
+        std::memcpy(&values[(row * groups + g) * width], &raw, width);
+      }
+    zeros = constantWeight(
+        base + ".zero_points", scaleType,
+        HeapAsmResourceBlob::allocateAndCopyWithAlign(values, width), dq);
+  }
+  if (!p || !s || ((zp || !isSigned) && !zeros))
+    return {};
+  return tfm::DequantizeOp::create(builder, loc(dq),
+                                   RankedTensorType::get({n, k}, elementType),
+                                   p, s, zeros, bits, group);
+}
+
+Value Raiser::quantizedLinear(const onnx::NodeProto &dq,
+                              const onnx::NodeProto &mm, StringRef bias) {
+  Value input = activation(mm.input(0));
+  if (!input)
+    return {};
+  Value w = dequantizeLinearWeight(dq);
+  if (!w)
+    return {};
+  auto wt = cast<RankedTensorType>(w.getType());
+  int64_t n = wt.getDimSize(0);
+  if (cast<RankedTensorType>(input.getType()).getDimSize(2) != wt.getDimSize(1))
+    return fail(mm, formatv("the dequantized weight has {0} input features, "
+                            "the activation {1}",
+                            wt.getDimSize(1),
+                            cast<RankedTensorType>(input.getType())
+                                .getDimSize(2)));
+  Value b;
+  if (!bias.empty()) {
+    const ConstTensor *bt = model.constant(bias);
+    if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
+      return fail(mm, formatv("bias '{0}' is not a 1-D initializer of {1} "
+                              "elements",
+                              bias, n));
+    b = weight(bias, mm);
+    if (!b)
+      return {};
+  }
+  return tfm::LinearOp::create(
+      builder, loc(mm), activationType(n), input, w, b,
+      tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+}

@@ -107,6 +107,13 @@ private:
   mlir::Value quantizedLinear(const onnx::NodeProto &node,
                               llvm::StringRef bias);
   mlir::Value quantizedWeight(const onnx::NodeProto &node);
+  /// MatMul(x, DequantizeLinear(W_q [K, N], scale, zero_point)): the
+  /// projection, and the weight as a tfm.dequantize of W_q's codes
+  /// re-packed [N, K] (codes are moved, never re-quantized).
+  mlir::Value quantizedLinear(const onnx::NodeProto &dequantize,
+                              const onnx::NodeProto &matmul,
+                              llvm::StringRef bias);
+  mlir::Value dequantizeLinearWeight(const onnx::NodeProto &dequantize);
   /// Weight operand of a projection: (initializer, layout).
   std::optional<std::pair<const ConstTensor *, tfm::WeightLayout>>
   projectionWeight(const onnx::NodeProto &node);

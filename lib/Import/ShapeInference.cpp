@@ -633,6 +633,9 @@ void ShapeInference::run() {
                  !a->shape.empty()) {
         setShape(Shape(a->shape.begin(), a->shape.end() - 1));
       }
+    } else if (op == "DequantizeLinear") {
+      if (aShape)
+        setShape(a->shape);
     } else if (op == "MatMulNBits") { // com.microsoft: A[..., K] -> [..., N]
       if (aShape && !a->shape.empty()) {
         Shape s(a->shape.begin(), a->shape.end() - 1);

@@ -6,6 +6,7 @@ of Kiln against onnxruntime on that graph.
   make_matmulnbits.py OUT_DIR --bits 4 --block 32 [--zero-points none|uint8|float]
                       [--flat-scales] [--lm-head] [--bad KIND]
   make_matmulnbits.py OUT_DIR ... --compare   # also: onnxruntime vs kiln-compile + kiln-run
+  make_matmulnbits.py OUT_DIR --form dql --qtype int4|uint4|int8|uint8 --block B [...]
 
 Every MatMul by a 2-D weight initializer (q/k/v/o/gate/up/down, and the lm_head with
 --lm-head) becomes MatMulNBits(A, B, scales[, zero_points]) with accuracy_level=1: per
@@ -17,7 +18,13 @@ onnxruntime's CPU kernel computes only 4-bit MatMulNBits at accuracy_level 1 ("O
 quantization is supported for unpacked compute"); for 8 bits the reference is onnxruntime
 on the same graph with each MatMulNBits replaced by a MatMul of its weights dequantized
 here by the contrib op's definition ((q - zero_point) * scale per block).
---bad writes a graph Kiln must refuse: bits3, block24, gidx, scales-shape.
+--bad writes a graph Kiln must refuse: bits3, block24, gidx, scales-shape (MatMulNBits),
+dql-axis1 (blocks along the output features).
+
+--form dql writes ONNX's own form instead (opset 21): MatMul(A, DequantizeLinear(W_q [K, N],
+scale [K / B, N], zero_point)) with block_size B along axis 0 (B = 0: one scale per output
+column, axis 1); W_q of --qtype, zero points with --zero-points uint8 (then of W_q's type).
+onnxruntime runs it natively and is the reference.
 """
 import argparse
 import os
@@ -69,6 +76,48 @@ def quantize(w, bits, block, zp_mode, rng):
     return packed, scale, zps
 
 
+QTYPES = {"int4": (onnx.TensorProto.INT4, -8, 7), "uint4": (onnx.TensorProto.UINT4, 0, 15),
+          "int8": (onnx.TensorProto.INT8, -128, 127), "uint8": (onnx.TensorProto.UINT8, 0, 255)}
+
+
+def dql_weight(g, wt, base, args):
+    """DequantizeLinear initializers and node for wt [K, N]; returns its output name."""
+    k, n = wt.shape
+    dtype, lo, hi = QTYPES[args.qtype]
+    block = args.block or k
+    v = wt.reshape(k // block, block, n).astype(np.float64)
+    if args.zero_points == "none":
+        scale = np.abs(v).max(axis=1) / max(-lo, hi)
+        zp = np.zeros_like(scale, dtype=np.int64) if lo < 0 else None
+        if zp is None:  # unsigned without a zero point: codes from 0 (weights shifted)
+            zp = np.zeros_like(scale, dtype=np.int64)
+    else:
+        mn, mx = np.minimum(v.min(axis=1), 0), np.maximum(v.max(axis=1), 0)
+        scale = (mx - mn) / (hi - lo)
+        zp = np.clip(np.round(lo - mn / np.where(scale == 0, 1, scale)), lo, hi).astype(np.int64)
+    scale[scale == 0] = 1
+    q = np.clip(np.round(v / scale[:, None, :]) + zp[:, None, :], lo, hi).astype(np.int64)
+    q = q.reshape(k, n)
+    scale = scale.astype(np.float32)
+    def tensor(name, values, dims):
+        return helper.make_tensor(name, dtype, dims, values.reshape(-1).tolist())
+    inits = [tensor(base + "_q", q, [k, n])]
+    if args.block:
+        inits.append(numpy_helper.from_array(scale, base + "_scale"))
+        attrs = dict(axis=1 if args.bad == "dql-axis1" else 0, block_size=args.block)
+    else:
+        inits.append(numpy_helper.from_array(scale.reshape(n), base + "_scale"))
+        attrs = dict(axis=1)
+    inputs = [base + "_q", base + "_scale"]
+    if args.zero_points != "none":
+        inits.append(tensor(base + "_zp", zp, list(inits[1].dims)))
+        inputs.append(base + "_zp")
+    g.initializer.extend(inits)
+    node = helper.make_node("DequantizeLinear", inputs, [base + "_dq"], name=base + "_DQ",
+                            **attrs)
+    return node, base + "_dq"
+
+
 def build(args):
     cfg = make_llama.Config(layers=2, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256,
                             vocab=96, weights="in_out", untied=True, seed=3).validate()
@@ -85,6 +134,11 @@ def build(args):
             continue
         wt = numpy_helper.to_array(w)  # [K, N]
         k, n = wt.shape
+        if args.form == "dql":
+            dq, out = dql_weight(g, wt, node.input[1], args)
+            nodes += [dq, helper.make_node("MatMul", [node.input[0], out], list(node.output),
+                                           name=node.name)]
+            continue
         bits, block = args.bits, args.block
         if args.bad == "bits3":
             bits = 3
@@ -120,7 +174,12 @@ def build(args):
     keep = [t for t in g.initializer if t.name in used]
     del g.initializer[:]
     g.initializer.extend(keep)
-    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    if args.form == "dql":
+        for o in model.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = 21
+    else:
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return model, cfg
 
 
@@ -166,10 +225,16 @@ def compare(path, cfg, work, bits):
     import onnxruntime as ort
     ids = np.random.default_rng(11).integers(0, cfg.vocab, (1, 11), dtype=np.int64)
     def ort_logits(src):
-        return ort.InferenceSession(src, providers=["CPUExecutionProvider"]).run(
+        # No graph optimizations: onnxruntime would fuse DequantizeLinear + MatMul into
+        # its own MatMulNBits, which quantizes the activations to int8 (accuracy level 4).
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"]).run(
             None, {"input_ids": ids})[0][0].astype(np.float64)
-    dq = ort_logits(dequantized_graph(onnx.load(path)).SerializeToString())
-    if bits == 4:
+    if bits == 0:  # DequantizeLinear: onnxruntime runs the graph itself
+        want = ort_logits(path)
+    elif bits == 4:
+        dq = ort_logits(dequantized_graph(onnx.load(path)).SerializeToString())
         # The dequantization here is the contrib op's: checked where onnxruntime runs it.
         want = ort_logits(path)
         rel = np.linalg.norm(dq - want) / np.linalg.norm(want)
@@ -178,7 +243,7 @@ def compare(path, cfg, work, bits):
         if rel > 1e-5:
             return False
     else:
-        want = dq
+        want = ort_logits(dequantized_graph(onnx.load(path)).SerializeToString())
     kiln = os.path.join(work, "model.kiln")
     npy = os.path.join(work, "logits.npy")
     for cmd in (["kiln-compile", path, "--max-seq-len", "32", "--prefill-chunk", "16",
@@ -204,18 +269,22 @@ def main():
     ap.add_argument("--zero-points", choices=["none", "uint8", "float"], default="none")
     ap.add_argument("--flat-scales", action="store_true")
     ap.add_argument("--lm-head", action="store_true")
-    ap.add_argument("--bad", choices=["bits3", "block24", "gidx", "scales-shape"])
+    ap.add_argument("--bad", choices=["bits3", "block24", "gidx", "scales-shape", "dql-axis1"])
     ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--form", choices=["nbits", "dql"], default="nbits")
+    ap.add_argument("--qtype", choices=sorted(QTYPES), default="int4")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     model, cfg = build(args)
     path = os.path.join(args.out, "model.onnx")
     onnx.save_model(model, path)
-    n = sum(nd.op_type == "MatMulNBits" for nd in model.graph.node)
-    print(f"make_matmulnbits: {n} MatMulNBits nodes, bits {args.bits}, block {args.block}, "
+    op = "DequantizeLinear" if args.form == "dql" else "MatMulNBits"
+    n = sum(nd.op_type == op for nd in model.graph.node)
+    what = args.qtype if args.form == "dql" else f"bits {args.bits}"
+    print(f"make_matmulnbits: {n} {op} nodes, {what}, block {args.block}, "
           f"zero points {args.zero_points}")
     if args.compare:
-        return 0 if compare(path, cfg, args.out, args.bits) else 1
+        return 0 if compare(path, cfg, args.out, 0 if args.form == "dql" else args.bits) else 1
     return 0
 
 
