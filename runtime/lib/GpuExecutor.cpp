@@ -49,7 +49,8 @@
 // graphs. KILN_PROFILE=1 launches without graphs too, times every launch
 // with CUDA events and prints, when the executor goes, the GPU time per
 // kernel (whose names say how each was mapped: decode_k12_gemv_kn) and per
-// mapping.
+// mapping; KILN_PROFILE_TOP=N lists the N longest kernels (default 25), and
+// KILN_PROFILE_TOP=decode every kernel of the decode entry in schedule order.
 //
 //===----------------------------------------------------------------------===//
 
@@ -765,8 +766,27 @@ void GpuExecutor::printProfile() const {
   });
   for (const auto &[name, t] : mappings)
     row(name, t);
-  std::fprintf(stderr, "kiln profile: the 25 longest kernels:\n");
-  for (size_t i = 0; i < kernels.size() && i < 25; ++i)
+  const char *top = std::getenv("KILN_PROFILE_TOP");
+  if (top && std::string(top) == "decode") {
+    // decode_k<N>_...: in schedule order.
+    auto index = [](const std::string &name) {
+      return std::strtoll(name.c_str() + 8, nullptr, 10);
+    };
+    std::vector<std::pair<std::string, KernelTime>> decode;
+    for (const auto &kt : kernels)
+      if (kt.first.rfind("decode_k", 0) == 0)
+        decode.push_back(kt);
+    std::sort(decode.begin(), decode.end(), [&](const auto &a, const auto &b) {
+      return index(a.first) < index(b.first);
+    });
+    std::fprintf(stderr, "kiln profile: the decode entry's kernels:\n");
+    for (const auto &[name, t] : decode)
+      row(name, t);
+    return;
+  }
+  size_t count = top ? std::strtoull(top, nullptr, 10) : 25;
+  std::fprintf(stderr, "kiln profile: the %zu longest kernels:\n", count);
+  for (size_t i = 0; i < kernels.size() && i < count; ++i)
     row(kernels[i].first, kernels[i].second);
 }
 

@@ -83,8 +83,9 @@ from tokenizers import Tokenizer
 t = Tokenizer.from_file('$rm/tokenizer.json')
 print(' '.join(map(str, t.encode(open('$rm/eval_dev.txt').read(), add_special_tokens=False).ids)))" \
     > "$W/eval_ids.txt" 2> "$OUT/eval-ids.log" || fail=1
-  for q in fp16 int8 int4:32 int4:64 int4:128; do
-    flag=""; [ "$q" = fp16 ] || flag="--quantize=$q"
+  for q in fp16 int8 int4:32 int4:64 int4:128 int4:128+lm; do
+    flag=""; [ "$q" = fp16 ] || flag="--quantize=${q%+lm}"
+    [ "${q%+lm}" = "$q" ] || flag="$flag --quantize-lm-head"
     # shellcheck disable=SC2086
     kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
       -o "$W/rm-$q.kiln" > "$OUT/compile-rm-$q.log" 2>&1 || fail=1
@@ -100,7 +101,7 @@ def ppl(q):
     return float(m.group(1)), int(m.group(2))
 base, n = ppl("fp16")
 ref = open(f"{w}/pred-fp16.txt").read().split()
-for q in ("fp16", "int8", "int4:32", "int4:64", "int4:128"):
+for q in ("fp16", "int8", "int4:32", "int4:64", "int4:128", "int4:128+lm"):
     try:
         p, _ = ppl(q)
         pred = open(f"{w}/pred-{q}.txt").read().split()
@@ -122,15 +123,21 @@ if [ "$what" = 1b ] || [ "$what" = all ] || [ "$what" = quant ]; then
       --prefill-chunk 512 -o "$W/1b.kiln" ) > "$OUT/compile-1b.log" 2>&1 || fail=1
   grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-1b.log" | sed "s/^/  /" >> "$summary"
   # The same model with the optimizing passes off (--no-fuse=all), for their effect.
-  kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
-    --no-fuse=all -o "$W/1b-nofuse.kiln" > "$OUT/compile-1b-nofuse.log" 2>&1 || fail=1
-  # Weight-only quantized: int8 per channel and int4 in groups of 128.
-  for q in int8 int4:128; do
+  if [ $extras = 1 ]; then
     kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
-      --quantize=$q -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
+      --no-fuse=all -o "$W/1b-nofuse.kiln" > "$OUT/compile-1b-nofuse.log" 2>&1 || fail=1
+    echo "1b with --no-fuse=all:" >> "$summary"
+    grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
+  fi
+  # Weight-only quantized variants (name:flags).
+  variants=("int8:--quantize=int8" "int4g128:--quantize=int4:128"
+            "int4g128lm:--quantize=int4:128 --quantize-lm-head")
+  for v in "${variants[@]}"; do
+    q=${v%%:*}
+    # shellcheck disable=SC2086
+    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+      ${v#*:} -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
   done
-  echo "1b with --no-fuse=all:" >> "$summary"
-  grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
   if [ -f "$W/1b.kiln" ]; then
     prompt128=$(random_ids 1 128)
     prompt512=$(random_ids 2 512)
@@ -158,21 +165,29 @@ same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len
 print(f"  greedy tokens, fused vs --no-fuse=all: the first {same} of {len(a)} agree")
 PYEOF
     fi
-    for q in int8 int4:128; do
+    for v in "${variants[@]}"; do
+      q=${v%%:*}
       [ -f "$W/1b-$q.kiln" ] || continue
       kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
         > "$W/1b-$q-decode.ids" 2> "$OUT/run-1b-$q-decode.log" || fail=1
       kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt512" --max-new-tokens 1 --format ids \
         > "$OUT/run-1b-$q-prefill.log" 2>&1 || fail=1
-      echo "1b --quantize=$q decode, prefill:" >> "$summary"
+      echo "1b $q (${v#*:}) decode, prefill:" >> "$summary"
       grep -E "memory: weights|kernels: by|error" "$OUT/compile-1b-$q.log" | sed "s/^/  /" >> "$summary"
       grep -E "tok/s|error" "$OUT/run-1b-$q-decode.log" "$OUT/run-1b-$q-prefill.log" \
         | sed "s/^/  /" >> "$summary"
     done
-    KILN_PROFILE=1 kiln-run "$W/1b-int4:128.kiln" --prompt-ids "$prompt128" --max-new-tokens 16 \
-      --format ids > "$OUT/profile-1b-int4.log" 2>&1 || fail=1
-    echo "1b int4:128 profile:" >> "$summary"
-    grep -E "kiln profile|error" "$OUT/profile-1b-int4.log" | head -14 | sed "s/^/  /" >> "$summary"
+    # The decode step kernel by kernel (layer 0, the last layer and the head).
+    for q in fp16 int4g128lm; do
+      k="$W/1b-$q.kiln"; [ $q = fp16 ] && k="$W/1b.kiln"
+      KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$prompt128" \
+        --max-new-tokens 33 --format ids > "$OUT/profile-1b-$q.log" 2>&1 || fail=1
+      echo "1b $q decode kernels (KILN_PROFILE, 32 steps):" >> "$summary"
+      grep -E "kiln profile:.*(by mapping|decode )|error" "$OUT/profile-1b-$q.log" | head -12 \
+        | sed "s/^/  /" >> "$summary"
+      grep -E "decode_k" "$OUT/profile-1b-$q.log" | sed -n '1,16p;$p' | sed "s/^/  /" >> "$summary"
+      grep -E "decode_k" "$OUT/profile-1b-$q.log" | tail -6 | sed "s/^/  /" >> "$summary"
+    done
     # Where the time goes: every launch timed with CUDA events (no graphs).
     if [ $extras = 1 ]; then
       KILN_PROFILE=1 kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 64 \
@@ -202,14 +217,14 @@ try:
               f"({weights/1e9:.2f} GB weights / {bw:.2f} TB/s read) -> {tps/limit:.1%} of the limit")
         # Quantized: the bytes read per step are the artifact's weights (the tied embedding
         # table is read whole by the logits projection).
-        for q in ("int8", "int4:128"):
+        for q in ("int8", "int4g128", "int4g128lm"):
             try:
                 qb = int(re.search(r"memory: weights (\d+) bytes",
                                    open(f"{out}/compile-1b-{q}.log").read()).group(1))
                 qt = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)",
                                      open(f"{out}/run-1b-{q}-decode.log").read()).group(1))
                 ql = bw * 1e12 / qb
-                print(f"1b decode --quantize={q}: {qt:.1f} tok/s = {qt / tps:.2f}x fp16; limit "
+                print(f"1b decode {q}: {qt:.1f} tok/s = {qt / tps:.2f}x fp16; limit "
                       f"{ql:.0f} tok/s ({qb / 1e9:.3f} GB) -> {qt / ql:.1%} of its limit")
             except Exception as e:
                 print(f"  (1b {q}: {e})")
