@@ -74,24 +74,33 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = quant ] || [ "$what" = all ]; then
-  # The real model's perplexity on its held-out text (512-token windows, as transformers
-  # measured it in metrics.json), fp16 and quantized, and how often the quantized model's
-  # top-1 prediction agrees with fp16's.
+  # The real model's perplexity on its held-out text (kiln-run --perplexity: Kiln's tokenizer,
+  # 512-token windows, as transformers measured it in metrics.json), fp16 and quantized, and
+  # how often the quantized model's top-1 prediction agrees with fp16's.
   rm=examples/realmodel
-  "$PY" -c "
-from tokenizers import Tokenizer
-t = Tokenizer.from_file('$rm/tokenizer.json')
-print(' '.join(map(str, t.encode(open('$rm/eval_dev.txt').read(), add_special_tokens=False).ids)))" \
-    > "$W/eval_ids.txt" 2> "$OUT/eval-ids.log" || fail=1
   for q in fp16 int8 int4:32 int4:64 int4:128 int4:128+lm; do
     flag=""; [ "$q" = fp16 ] || flag="--quantize=${q%+lm}"
     [ "${q%+lm}" = "$q" ] || flag="$flag --quantize-lm-head"
     # shellcheck disable=SC2086
     kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
       -o "$W/rm-$q.kiln" > "$OUT/compile-rm-$q.log" 2>&1 || fail=1
-    kiln-run "$W/rm-$q.kiln" --perplexity-ids "$W/eval_ids.txt" --predictions "$W/pred-$q.txt" \
+    kiln-run "$W/rm-$q.kiln" --perplexity "$rm/eval_dev.txt" --predictions "$W/pred-$q.txt" \
       > "$OUT/ppl-rm-$q.log" 2>&1 || { fail=1; tail -3 "$OUT/ppl-rm-$q.log" >> "$summary"; }
   done
+  # Text in, text out on the GPU: the same greedy tokens as the CPU target's (bundle).
+  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
+    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
+  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 \
+    > "$OUT/text-rm.txt" 2>> "$OUT/text-rm.log" || fail=1
+  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
+    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's:" >> "$summary"
+  else
+    fail=1
+    echo "FAIL: realmodel greedy text differs from the CPU's:" >> "$summary"
+    echo "  GPU $(cat "$W/rm-fibonacci.ids")" >> "$summary"
+    echo "  CPU $(cat "$W/bundle/cpu/realmodel-fibonacci.ids")" >> "$summary"
+  fi
+  head -c 400 "$OUT/text-rm.txt" | sed "s/^/  | /" >> "$summary"
   echo "realmodel perplexity on eval_dev.txt ($arch; transformers fp16: 7.8249):" >> "$summary"
   "$PY" - "$W" "$OUT" >> "$summary" <<'PYEOF'
 import re, sys
