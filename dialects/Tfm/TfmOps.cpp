@@ -94,6 +94,9 @@ LogicalResult EmbeddingOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult RmsNormOp::verify() {
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input's " << getInput().getType();
   int64_t hidden = getInput().getType().getDimSize(2);
   int64_t weight = getWeight().getType().getDimSize(0);
   if (!dimsAgree(hidden, weight))
@@ -185,6 +188,9 @@ LogicalResult LinearOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult RopeOp::verify() {
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input's " << getInput().getType();
   int64_t headDim = getHeadDim();
   if (headDim % 2 != 0)
     return emitOpError() << "head_dim (" << headDim << ") must be even";
@@ -207,6 +213,9 @@ LogicalResult RopeOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult KvAppendOp::verify() {
+  if (getCache().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the cache's " << getCache().getType();
   RankedTensorType value = getValue().getType();
   RankedTensorType cache = getCache().getType();
   if (value.getElementType() != cache.getElementType())
@@ -228,6 +237,9 @@ LogicalResult KvAppendOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult AttentionOp::verify() {
+  if (getQuery().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the query's " << getQuery().getType();
   int64_t heads = getNumHeads(), kvHeads = getNumKvHeads();
   int64_t headDim = getHeadDim();
   if (heads % kvHeads != 0)
@@ -284,3 +296,129 @@ LogicalResult ArgmaxOp::verify() {
 
 #define GET_OP_CLASSES
 #include "dialects/Tfm/TfmOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Result types (InferTypeOpInterface)
+//===----------------------------------------------------------------------===//
+//
+// Each op's result type follows from its operands (and layout): entry-point
+// specialization re-derives them from static operands through the interface.
+// The inferred type is only as static as the operands; the importer may
+// declare the same dimensions, and each op's verifier reports a mismatch
+// with its own message, so any declared type of the right count is
+// "compatible" here.
+
+namespace {
+RankedTensorType activationLike(Value like, int64_t features, Type elt) {
+  auto t = cast<RankedTensorType>(like.getType());
+  return RankedTensorType::get({t.getDimSize(0), t.getDimSize(1), features},
+                               elt);
+}
+int64_t outFeatures(Value weight, WeightLayout layout) {
+  return cast<RankedTensorType>(weight.getType())
+      .getDimSize(layout == WeightLayout::out_in ? 0 : 1);
+}
+} // namespace
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto table = cast<RankedTensorType>(adaptor.getTable().getType());
+  auto ids = cast<RankedTensorType>(adaptor.getIds().getType());
+  types.push_back(RankedTensorType::get(
+      {ids.getDimSize(0), ids.getDimSize(1), table.getDimSize(1)},
+      table.getElementType()));
+  return success();
+}
+
+LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location>,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  auto packed = cast<RankedTensorType>(adaptor.getPacked().getType());
+  auto scales = cast<RankedTensorType>(adaptor.getScales().getType());
+  int64_t cols = packed.getDimSize(1);
+  if (!ShapedType::isDynamic(cols))
+    cols = cols * 8 / adaptor.getBits();
+  types.push_back(RankedTensorType::get({packed.getDimSize(0), cols},
+                                        scales.getElementType()));
+  return success();
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
+  types.push_back(activationLike(
+      adaptor.getInput(), outFeatures(adaptor.getWeight(), adaptor.getLayout()),
+      in.getElementType()));
+  return success();
+}
+
+LogicalResult LogitsOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
+  types.push_back(activationLike(
+      adaptor.getInput(), outFeatures(adaptor.getWeight(), adaptor.getLayout()),
+      in.getElementType()));
+  return success();
+}
+
+LogicalResult ArgmaxOp::inferReturnTypes(MLIRContext *context,
+                                         std::optional<Location>,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  auto logits = cast<RankedTensorType>(adaptor.getLogits().getType());
+  types.push_back(RankedTensorType::get(logits.getShape().take_front(2),
+                                        IntegerType::get(context, 64)));
+  return success();
+}
+
+// The ops whose result has the type of one operand.
+LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location>,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult RopeOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult KvAppendOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location>,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getCache().getType());
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getQuery().getType());
+  return success();
+}
+
+#define KILN_TFM_ANY_COMPATIBLE(Op)                                            \
+  bool Op::isCompatibleReturnTypes(TypeRange l, TypeRange r) {                 \
+    return l.size() == r.size();                                               \
+  }
+KILN_TFM_ANY_COMPATIBLE(EmbeddingOp)
+KILN_TFM_ANY_COMPATIBLE(DequantizeOp)
+KILN_TFM_ANY_COMPATIBLE(LinearOp)
+KILN_TFM_ANY_COMPATIBLE(LogitsOp)
+KILN_TFM_ANY_COMPATIBLE(ArgmaxOp)
+KILN_TFM_ANY_COMPATIBLE(RmsNormOp)
+KILN_TFM_ANY_COMPATIBLE(RopeOp)
+KILN_TFM_ANY_COMPATIBLE(KvAppendOp)
+KILN_TFM_ANY_COMPATIBLE(AttentionOp)
+#undef KILN_TFM_ANY_COMPATIBLE

@@ -11,7 +11,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // EmbeddingOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_EmbeddingOp : Tfm_Op<"embedding", [Pure]> {
+def Tfm_EmbeddingOp : Tfm_Op<"embedding", [Pure, InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Token embedding lookup";
   let description = [{
     Gathers rows of `table` (`[vocab, hidden]`) for each token id in `ids`
@@ -38,7 +38,7 @@ def Tfm_EmbeddingOp : Tfm_Op<"embedding", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Tfm_RmsNormOp : Tfm_Op<"rms_norm", [Pure,
-    AllTypesMatch<["input", "result"]>]> {
+    InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Root-mean-square normalization over the last dimension";
   let description = [{
     `result = input * rsqrt(mean(input^2, axis=-1) + epsilon) * weight`,
@@ -67,7 +67,8 @@ def Tfm_RmsNormOp : Tfm_Op<"rms_norm", [Pure,
 // DequantizeOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_DequantizeOp : Tfm_Op<"dequantize", [Pure]> {
+def Tfm_DequantizeOp : Tfm_Op<"dequantize", [Pure,
+    InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "A weight matrix from packed integers and per-group scales";
   let description = [{
     The quantized form of a `[rows, cols]` weight (for a projection, `rows`
@@ -116,7 +117,7 @@ def Tfm_DequantizeOp : Tfm_Op<"dequantize", [Pure]> {
 // LinearOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_LinearOp : Tfm_Op<"linear", [Pure]> {
+def Tfm_LinearOp : Tfm_Op<"linear", [Pure, InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Projection by a weight matrix with an optional bias";
   let description = [{
     `result[..., n] = sum_k input[..., k] * W[n, k] + bias[n]`, where `W` is
@@ -157,7 +158,8 @@ def Tfm_LinearOp : Tfm_Op<"linear", [Pure]> {
 // RopeOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_RopeOp : Tfm_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Tfm_RopeOp : Tfm_Op<"rope", [Pure,
+    InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Rotary position embedding (rotate-half form) per head";
   let description = [{
     Applies rotary position embedding to each `head_dim`-sized head of
@@ -200,7 +202,7 @@ def Tfm_RopeOp : Tfm_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
 //===----------------------------------------------------------------------===//
 
 def Tfm_KvAppendOp : Tfm_Op<"kv_append", [Pure,
-    AllTypesMatch<["cache", "result"]>]> {
+    InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Write new keys or values into a KV cache at their positions";
   let description = [{
     `cache` is `[batch, num_kv_heads, max_seq, head_dim]` and `value` is
@@ -235,7 +237,7 @@ def Tfm_KvAppendOp : Tfm_Op<"kv_append", [Pure,
 //===----------------------------------------------------------------------===//
 
 def Tfm_AttentionOp : Tfm_Op<"attention", [Pure,
-    AllTypesMatch<["query", "result"]>,
+    InferTypeOpAdaptorWithIsCompatible,
     AllTypesMatch<["key_cache", "value_cache"]>]> {
   let summary = "Grouped-query causal attention over a KV cache";
   let description = [{
@@ -280,7 +282,8 @@ def Tfm_AttentionOp : Tfm_Op<"attention", [Pure,
 // SwiGluOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_SwiGluOp : Tfm_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
+def Tfm_SwiGluOp : Tfm_Op<"swiglu", [Pure,
+    SameOperandsAndResultType, InferTypeOpInterface]> {
   let summary = "SwiGLU gating: silu(gate) * up";
   let description = [{
     `result = gate * sigmoid(gate) * up`, elementwise, computed in f32.
@@ -301,7 +304,7 @@ def Tfm_SwiGluOp : Tfm_Op<"swiglu", [Pure, SameOperandsAndResultType]> {
 //===----------------------------------------------------------------------===//
 
 def Tfm_AddOp : Tfm_Op<"add", [Pure, Commutative,
-    SameOperandsAndResultType]> {
+    SameOperandsAndResultType, InferTypeOpInterface]> {
   let summary = "Residual add";
   let description = [{
     Elementwise `lhs + rhs` of two activations of the same type: the
@@ -324,7 +327,7 @@ def Tfm_AddOp : Tfm_Op<"add", [Pure, Commutative,
 // LogitsOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_LogitsOp : Tfm_Op<"logits", [Pure]> {
+def Tfm_LogitsOp : Tfm_Op<"logits", [Pure, InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Final projection from hidden states to vocabulary logits";
   let description = [{
     Like `tfm.linear` without bias: `result[..., v] = sum_k input[..., k] *
@@ -359,7 +362,7 @@ def Tfm_LogitsOp : Tfm_Op<"logits", [Pure]> {
 // ArgmaxOp
 //===----------------------------------------------------------------------===//
 
-def Tfm_ArgmaxOp : Tfm_Op<"argmax", [Pure]> {
+def Tfm_ArgmaxOp : Tfm_Op<"argmax", [Pure, InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Index of the largest logit of each row (greedy sampling)";
   let description = [{
     For logits `[batch, seq, vocab]`, returns `[batch, seq]` int64 token ids:

@@ -12,7 +12,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/SymbolTable.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 #define DEBUG_TYPE "kiln-specialize-entry-points"
 
@@ -25,43 +24,6 @@ using namespace mlir;
 using namespace kiln;
 
 namespace {
-
-/// The static result type of a tfm op whose operands now have static types.
-RankedTensorType staticResultType(Operation *op) {
-  auto typeOf = [](Value v) { return cast<RankedTensorType>(v.getType()); };
-  auto withFeatures = [](RankedTensorType like, int64_t n, Type elt) {
-    return RankedTensorType::get({like.getDimSize(0), like.getDimSize(1), n},
-                                 elt);
-  };
-  return llvm::TypeSwitch<Operation *, RankedTensorType>(op)
-      .Case([&](tfm::EmbeddingOp e) {
-        auto ids = typeOf(e.getIds());
-        auto table = typeOf(e.getTable());
-        return RankedTensorType::get(
-            {ids.getDimSize(0), ids.getDimSize(1), table.getDimSize(1)},
-            table.getElementType());
-      })
-      .Case([&](tfm::LinearOp l) {
-        auto in = typeOf(l.getInput());
-        return withFeatures(in, l.getOutFeatures(), in.getElementType());
-      })
-      .Case([&](tfm::LogitsOp l) {
-        auto in = typeOf(l.getInput());
-        return withFeatures(in, l.getVocabSize(), in.getElementType());
-      })
-      .Case([&](tfm::KvAppendOp k) { return typeOf(k.getCache()); })
-      // A weight's shape does not depend on batch or sequence.
-      .Case([&](tfm::DequantizeOp d) { return d.getType(); })
-      .Case([&](tfm::AttentionOp a) { return typeOf(a.getQuery()); })
-      .Case([&](tfm::ArgmaxOp a) {
-        auto l = typeOf(a.getLogits());
-        return RankedTensorType::get(l.getShape().take_front(2),
-                                     IntegerType::get(a.getContext(), 64));
-      })
-      .Case<tfm::RmsNormOp, tfm::RopeOp, tfm::SwiGluOp, tfm::AddOp>(
-          [&](Operation *o) { return typeOf(o->getOperand(0)); })
-      .Default([](Operation *) { return RankedTensorType(); });
-}
 
 /// The importer's contract: arguments are token ids and positions (rank-2
 /// integer) and KV caches (rank 4); the first result is the logits (rank 3).
@@ -147,16 +109,27 @@ struct SpecializeEntryPoints
       }
       arg.setType(RankedTensorType::get(shape, type.getElementType()));
     }
-    // Results: re-derive in program order.
+    // Results: re-derived in program order by each tfm op's
+    // InferTypeOpInterface from its (now static) operands.
     WalkResult walk = entry.walk([&](Operation *op) {
-      if (op->getDialect() && isa<tfm::TfmDialect>(op->getDialect())) {
-        RankedTensorType type = staticResultType(op);
-        if (!type || !type.hasStaticShape()) {
-          op->emitOpError("could not derive a static result type");
-          return WalkResult::interrupt();
-        }
-        op->getResult(0).setType(type);
+      if (!op->getDialect() || !isa<tfm::TfmDialect>(op->getDialect()))
+        return WalkResult::advance();
+      auto infer = dyn_cast<InferTypeOpInterface>(op);
+      SmallVector<Type> types;
+      if (!infer ||
+          failed(infer.inferReturnTypes(
+              op->getContext(), op->getLoc(), op->getOperands(),
+              op->getRawDictionaryAttrs(), op->getPropertiesStorage(),
+              op->getRegions(), types)) ||
+          types.size() != op->getNumResults() ||
+          !llvm::all_of(types, [](Type t) {
+            return cast<ShapedType>(t).hasStaticShape();
+          })) {
+        op->emitOpError("could not derive a static result type");
+        return WalkResult::interrupt();
       }
+      for (auto [result, type] : llvm::zip(op->getResults(), types))
+        result.setType(type);
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

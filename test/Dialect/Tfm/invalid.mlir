@@ -449,3 +449,12 @@ func.func @dequantize_zero_points(%p: tensor<4x32xi8>, %s: tensor<4x2xf16>, %z: 
   %0 = tfm.dequantize %p, %s zero_points %z {bits = 4 : i64, group_size = 32 : i64} : tensor<4x32xi8>, tensor<4x2xf16>, tensor<4x1xf16> -> tensor<4x64xf16>
   return
 }
+
+// -----
+
+// Ops whose result is an operand's type say so (InferTypeOpInterface infers it).
+func.func @rms_norm_result_type(%x: tensor<1x4x64xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{result type 'tensor<1x4x64xf16>' must equal the input's 'tensor<1x4x64xf32>'}}
+  %0 = "tfm.rms_norm"(%x, %w) {epsilon = 1.0e-5 : f32} : (tensor<1x4x64xf32>, tensor<64xf32>) -> tensor<1x4x64xf16>
+  return
+}
