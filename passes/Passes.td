@@ -26,7 +26,8 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     * `@decode`: tokens and positions `[batch, 1]`;
     * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in both.
 
-    Result types of the tfm ops are re-derived from the new operand types.
+    Result types of the tfm ops are re-derived from the new operand types
+    through their `InferTypeOpInterface`.
     `@forward` is erased. Before:
 
     ```mlir
