@@ -184,6 +184,11 @@ def LowerTfmToLinalg : Pass<"kiln-lower-tfm-to-linalg", "mlir::func::FuncOp"> {
     kernels replace individual ops later. A row whose position is negative is
     padding: `tfm.kv_append` skips it and its attention output is zero.
 
+    It runs as a dialect conversion with `tfm` illegal (one pattern base for
+    every op: static shapes required, one result replaced), except that a
+    `tfm.dequantize` read only by projections lowers fused into them (one
+    reduction over the packed codes, tagged `kiln.region`) and then goes.
+
     ```mlir
     %y = tfm.swiglu %g, %u : tensor<1x4x352xf32>
     ```

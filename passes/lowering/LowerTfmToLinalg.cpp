@@ -3,7 +3,8 @@
 // One pattern per tfm op, producing target-neutral linalg.generic loop nests
 // on tensors (f32 accumulation, one rounding to the storage type at the end).
 // The CPU target runs exactly this; the GPU target maps the same nests onto
-// blocks and threads.
+// blocks and threads. A dialect conversion with tfm illegal; every pattern
+// derives from TfmLowering (static shapes, one result replaced).
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +19,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include <limits>
@@ -262,12 +264,33 @@ Value anyProjection(Builder &g, Value x, Value w, Value bias,
 // Patterns
 //===----------------------------------------------------------------------===//
 
-struct LowerEmbedding : OpRewritePattern<tfm::EmbeddingOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::EmbeddingOp op,
-                                PatternRewriter &rewriter) const override {
+/// What every pattern shares: a tfm op lowers only with static shapes
+/// (after --kiln-specialize-entry-points; the pass reports the others
+/// first), into ops that replace its one result.
+template <typename OpT>
+struct TfmLowering : OpConversionPattern<OpT> {
+  using OpConversionPattern<OpT>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpT op, typename OpT::Adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
     if (failed(requireStatic(op, rewriter)))
       return failure();
+    FailureOr<Value> result = lower(op, rewriter);
+    if (failed(result))
+      return failure();
+    rewriter.replaceOp(op, *result);
+    return success();
+  }
+
+  /// The value that replaces `op`'s result.
+  virtual FailureOr<Value> lower(OpT op, PatternRewriter &rewriter) const = 0;
+};
+
+struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::EmbeddingOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
     RankedTensorType type = op.getType();
     Value table = op.getTable();
@@ -282,17 +305,14 @@ struct LowerEmbedding : OpRewritePattern<tfm::EmbeddingOp> {
               tensor::ExtractOp::create(b, loc, table, ValueRange{row, col})
                   .getResult());
         });
-    rewriter.replaceOp(op, result);
-    return success();
+    return result;
   }
 };
 
-struct LowerRmsNorm : OpRewritePattern<tfm::RmsNormOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::RmsNormOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::RmsNormOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
     RankedTensorType type = op.getType();
     auto shape = type.getShape();
@@ -324,45 +344,38 @@ struct LowerRmsNorm : OpRewritePattern<tfm::RmsNormOp> {
           v = arith::MulFOp::create(b, loc, v, toF32(b, loc, a[2]));
           linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
         });
-    rewriter.replaceOp(op, result);
-    return success();
+    return result;
   }
 };
 
-struct LowerLinear : OpRewritePattern<tfm::LinearOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::LinearOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerLinear : TfmLowering<tfm::LinearOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::LinearOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
-    rewriter.replaceOp(op, anyProjection(g, op.getInput(), op.getWeight(),
+    return anyProjection(g, op.getInput(), op.getWeight(),
                                          op.getBias(), op.getLayout(),
-                                         op.getType(), "tfm.linear"));
-    return success();
+                                         op.getType(), "tfm.linear");
   }
 };
 
-struct LowerLogits : OpRewritePattern<tfm::LogitsOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::LogitsOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerLogits : TfmLowering<tfm::LogitsOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::LogitsOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
-    rewriter.replaceOp(op, anyProjection(g, op.getInput(), op.getWeight(),
+    return anyProjection(g, op.getInput(), op.getWeight(),
                                          Value(), op.getLayout(), op.getType(),
-                                         "tfm.logits"));
-    return success();
+                                         "tfm.logits");
   }
 };
 
 /// A tfm.dequantize that a projection does not absorb (an embedding table,
 /// a weight read in_out) becomes the float matrix.
-struct LowerDequantize : OpRewritePattern<tfm::DequantizeOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::DequantizeOp op,
-                                PatternRewriter &rewriter) const override {
+struct LowerDequantize : TfmLowering<tfm::DequantizeOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::DequantizeOp op,
+                         PatternRewriter &rewriter) const override {
     for (Operation *user : op->getUsers())
       if (isa<tfm::LinearOp, tfm::LogitsOp>(user))
         return rewriter.notifyMatchFailure(op, "lowered with its projection");
@@ -373,8 +386,7 @@ struct LowerDequantize : OpRewritePattern<tfm::DequantizeOp> {
     dequantizeOperands(g, op, 2, g.d(0), g.d(1), ins, maps);
     maps.push_back(g.map(2, {g.d(0), g.d(1)}));
     Type elt = type.getElementType();
-    rewriter.replaceOp(
-        op, g.generic(type, ins, g.empty(type.getShape(), elt), maps,
+    return g.generic(type, ins, g.empty(type.getShape(), elt), maps,
                       {kPar, kPar}, [&](OpBuilder &b, Location loc,
                                         ValueRange a) {
                         Value col = linalg::IndexOp::create(b, loc, 1);
@@ -382,17 +394,14 @@ struct LowerDequantize : OpRewritePattern<tfm::DequantizeOp> {
                                                      a.drop_back(), col);
                         linalg::YieldOp::create(b, loc,
                                                 fromF32(b, loc, w, elt));
-                      }));
-    return success();
+                      });
   }
 };
 
-struct LowerRope : OpRewritePattern<tfm::RopeOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::RopeOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerRope : TfmLowering<tfm::RopeOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::RopeOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
     RankedTensorType type = op.getType();
     Type elt = type.getElementType();
@@ -435,21 +444,17 @@ struct LowerRope : OpRewritePattern<tfm::RopeOp> {
               arith::AddFOp::create(b, loc, xc, ps));
           linalg::YieldOp::create(b, loc, fromF32(b, loc, r, elt));
         });
-    rewriter.replaceOp(op, result);
-    return success();
+    return result;
   }
 };
 
-struct LowerSwiGlu : OpRewritePattern<tfm::SwiGluOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::SwiGluOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerSwiGlu : TfmLowering<tfm::SwiGluOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::SwiGluOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
     Value one = g.f32(1.0);
-    rewriter.replaceOp(
-        op, elementwise(g, {op.getGate(), op.getUp()}, op.getType(),
+    return elementwise(g, {op.getGate(), op.getUp()}, op.getType(),
                         [&](OpBuilder &b, Location loc, ValueRange x) {
                           Value e = math::ExpOp::create(
                               b, loc, arith::NegFOp::create(b, loc, x[0]));
@@ -458,35 +463,28 @@ struct LowerSwiGlu : OpRewritePattern<tfm::SwiGluOp> {
                           Value silu = arith::MulFOp::create(b, loc, x[0], sig);
                           return arith::MulFOp::create(b, loc, silu, x[1])
                               .getResult();
-                        }));
-    return success();
+                        });
   }
 };
 
-struct LowerAdd : OpRewritePattern<tfm::AddOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::AddOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerAdd : TfmLowering<tfm::AddOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::AddOp op,
+                         PatternRewriter &rewriter) const override {
     Builder g(rewriter, op.getLoc());
-    rewriter.replaceOp(
-        op, elementwise(g, {op.getLhs(), op.getRhs()}, op.getType(),
+    return elementwise(g, {op.getLhs(), op.getRhs()}, op.getType(),
                         [](OpBuilder &b, Location loc, ValueRange x) {
                           return arith::AddFOp::create(b, loc, x[0], x[1])
                               .getResult();
-                        }));
-    return success();
+                        });
   }
 };
 
 /// for b, s: if 0 <= p < max_seq: cache[b, :, p, :] = value[b, s, :].
-struct LowerKvAppend : OpRewritePattern<tfm::KvAppendOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::KvAppendOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::KvAppendOp op,
+                         PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     RankedTensorType cacheType = op.getType();
     RankedTensorType valueType = op.getValue().getType();
@@ -565,8 +563,7 @@ struct LowerKvAppend : OpRewritePattern<tfm::KvAppendOp> {
           scf::YieldOp::create(b, loc, inner.getResults());
         });
     outer->setAttr("kiln.independent", rewriter.getUnitAttr());
-    rewriter.replaceOp(op, outer.getResults());
-    return success();
+    return outer.getResult(0);
   }
 };
 
@@ -574,12 +571,10 @@ struct LowerKvAppend : OpRewritePattern<tfm::KvAppendOp> {
 ///   scores[b,h,s,t] = t <= p[b,s] ? scale * q[b,s,h,:] . K[b,h/rep,t,:] : -inf
 ///   out[b,s,h,:]   = sum_t softmax_t(scores) * V[b,h/rep,t,:]
 /// Rows with no visible key (padding, p < 0) produce zeros.
-struct LowerAttention : OpRewritePattern<tfm::AttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::AttentionOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerAttention : TfmLowering<tfm::AttentionOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::AttentionOp op,
+                         PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Builder g(rewriter, loc);
     RankedTensorType qType = op.getType();
@@ -711,20 +706,19 @@ struct LowerAttention : OpRewritePattern<tfm::AttentionOp> {
       for (auto [step, v] : llvm::enumerate(steps))
         tag(v, static_cast<int64_t>(step));
     }
-    rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
-        op, qType, out4, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
-    return success();
+    return tensor::CollapseShapeOp::create(
+               rewriter, loc, qType, out4,
+               ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}})
+        .getResult();
   }
 };
 
 /// Row-wise argmax as one reduction with two results (value, index); strict
 /// `>` keeps the first index on ties.
-struct LowerArgmax : OpRewritePattern<tfm::ArgmaxOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(tfm::ArgmaxOp op,
-                                PatternRewriter &rewriter) const override {
-    if (failed(requireStatic(op, rewriter)))
-      return failure();
+struct LowerArgmax : TfmLowering<tfm::ArgmaxOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::ArgmaxOp op,
+                         PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Builder g(rewriter, loc);
     RankedTensorType type = op.getType();
@@ -754,8 +748,7 @@ struct LowerArgmax : OpRewritePattern<tfm::ArgmaxOp> {
               ValueRange{arith::SelectOp::create(b, loc, better, x, a[1]),
                          arith::SelectOp::create(b, loc, better, v, a[2])});
         });
-    rewriter.replaceOp(op, generic.getResult(1));
-    return success();
+    return generic.getResult(1);
   }
 };
 
@@ -768,23 +761,48 @@ struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
                   IntegerAttr::get(IntegerType::get(&getContext(), 64),
                                    attentions++));
     });
-    RewritePatternSet patterns(&getContext());
-    patterns.add<LowerEmbedding, LowerRmsNorm, LowerLinear, LowerLogits,
-                 LowerDequantize,
-                 LowerRope, LowerSwiGlu, LowerAdd, LowerKvAppend,
-                 LowerAttention, LowerArgmax>(&getContext());
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      return signalPassFailure();
-    WalkResult left = getOperation().walk([](Operation *op) {
-      if (op->getDialect() && isa<tfm::TfmDialect>(op->getDialect())) {
-        op->emitOpError("was not lowered (it needs static shapes: run "
-                        "--kiln-specialize-entry-points first)");
-        return WalkResult::interrupt();
-      }
+    // Every tfm op needs static shapes: report the first that has none.
+    WalkResult dynamic = getOperation().walk([](Operation *op) {
+      if (!op->getDialect() || !isa<tfm::TfmDialect>(op->getDialect()))
+        return WalkResult::advance();
+      for (Type t :
+           llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes()))
+        if (auto st = dyn_cast<ShapedType>(t); st && !st.hasStaticShape()) {
+          op->emitOpError("was not lowered (it needs static shapes: run "
+                          "--kiln-specialize-entry-points first)");
+          return WalkResult::interrupt();
+        }
       return WalkResult::advance();
     });
-    if (left.wasInterrupted())
-      signalPassFailure();
+    if (dynamic.wasInterrupted())
+      return signalPassFailure();
+
+    // tfm is illegal, except a tfm.dequantize that only projections read:
+    // they lower with it (fused) and it goes when nothing reads it.
+    ConversionTarget target(getContext());
+    target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
+                           arith::ArithDialect, math::MathDialect,
+                           scf::SCFDialect, affine::AffineDialect>();
+    target.addIllegalDialect<tfm::TfmDialect>();
+    target.addDynamicallyLegalOp<tfm::DequantizeOp>([](tfm::DequantizeOp op) {
+      return !op->use_empty() && llvm::all_of(op->getUsers(), [](Operation *u) {
+        return isa<tfm::LinearOp, tfm::LogitsOp>(u);
+      });
+    });
+    RewritePatternSet patterns(&getContext());
+    patterns.add<LowerEmbedding, LowerRmsNorm, LowerLinear, LowerLogits,
+                 LowerDequantize, LowerRope, LowerSwiGlu, LowerAdd,
+                 LowerKvAppend, LowerAttention, LowerArgmax>(&getContext());
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      return signalPassFailure();
+    getOperation().walk([](tfm::DequantizeOp op) {
+      if (op->use_empty())
+        op->erase();
+    });
+    // Fold and unique the constants the patterns made (at the top of the
+    // function, as later passes expect them).
+    (void)applyPatternsGreedily(getOperation(), FrozenRewritePatternSet());
   }
 };
 
