@@ -185,7 +185,8 @@ def LowerTfmToLinalg : Pass<"kiln-lower-tfm-to-linalg", "mlir::func::FuncOp"> {
     padding: `tfm.kv_append` skips it and its attention output is zero.
 
     It runs as a dialect conversion with `tfm` illegal (one pattern base for
-    every op: static shapes required, one result replaced), except that a
+    every op, `lowering/tfm/LowerTfm.h`: static shapes required, one result
+    replaced; the patterns in `lowering/tfm/`), except that a
     `tfm.dequantize` read only by projections lowers fused into them (one
     reduction over the packed codes, tagged `kiln.region`) and then goes.
 

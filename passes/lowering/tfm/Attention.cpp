@@ -1,0 +1,258 @@
+//===- Attention.cpp - tfm.kv_append, tfm.attention -------------------------===//
+//
+// The KV-cache scatter and grouped-query causal attention; the attention's
+// linalg steps carry kiln.region so that a GPU kernel can take them whole.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/lowering/tfm/LowerTfm.h"
+#include "passes/RegionAttr.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+namespace kiln::tfm_lowering {
+namespace {
+
+/// for b, s: if 0 <= p < max_seq: cache[b, :, p, :] = value[b, s, :].
+struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::KvAppendOp op,
+                         PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType cacheType = op.getType();
+    RankedTensorType valueType = op.getValue().getType();
+    int64_t kvHeads = cacheType.getDimSize(1), maxSeq = cacheType.getDimSize(2),
+            headDim = cacheType.getDimSize(3);
+    NestBuilder g(rewriter, loc);
+    Value c0 = g.index(0), c1 = g.index(1);
+    Value value = op.getValue(), positions = op.getPositions();
+    Type posType = cast<ShapedType>(positions.getType()).getElementType();
+    Value zero = arith::ConstantOp::create(
+        rewriter, loc, rewriter.getIntegerAttr(posType, 0));
+    Value limit = arith::ConstantOp::create(
+        rewriter, loc, rewriter.getIntegerAttr(posType, maxSeq));
+    auto outer = scf::ForOp::create(
+        rewriter, loc, c0, g.index(valueType.getDimSize(0)), c1,
+        ValueRange{op.getCache()},
+        [&](OpBuilder &b, Location loc, Value bi, ValueRange outerIter) {
+          auto inner = scf::ForOp::create(
+              b, loc, c0, arith::ConstantIndexOp::create(
+                              b, loc, valueType.getDimSize(1)),
+              c1, outerIter,
+              [&](OpBuilder &b, Location loc, Value si, ValueRange iter) {
+                Value p = tensor::ExtractOp::create(b, loc, positions,
+                                                    ValueRange{bi, si});
+                Value valid = arith::AndIOp::create(
+                    b, loc,
+                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p,
+                                          zero),
+                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
+                                          limit));
+                auto ifOp = scf::IfOp::create(
+                    b, loc, valid,
+                    [&](OpBuilder &b, Location loc) {
+                      Value row = tensor::ExtractSliceOp::create(
+                          b, loc,
+                          RankedTensorType::get({kvHeads * headDim},
+                                                valueType.getElementType()),
+                          value, ValueRange{bi, si}, ValueRange{}, ValueRange{},
+                          b.getDenseI64ArrayAttr(
+                              {ShapedType::kDynamic, ShapedType::kDynamic, 0}),
+                          b.getDenseI64ArrayAttr({1, 1, kvHeads * headDim}),
+                          b.getDenseI64ArrayAttr({1, 1, 1}));
+                      auto sliceType = RankedTensorType::get(
+                          {1, kvHeads, 1, headDim}, valueType.getElementType());
+                      Value heads = tensor::ExpandShapeOp::create(
+                          b, loc, sliceType, row,
+                          ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
+                      Value pIdx = arith::IndexCastOp::create(
+                          b, loc, b.getIndexType(), p);
+                      // Copy into the cache's own slice and insert it back:
+                      // bufferizes to an in-place write, no temporary.
+                      auto offsets = b.getDenseI64ArrayAttr(
+                          {ShapedType::kDynamic, 0, ShapedType::kDynamic, 0});
+                      auto sizes =
+                          b.getDenseI64ArrayAttr({1, kvHeads, 1, headDim});
+                      auto strides = b.getDenseI64ArrayAttr({1, 1, 1, 1});
+                      Value slot = tensor::ExtractSliceOp::create(
+                          b, loc, sliceType, iter[0], ValueRange{bi, pIdx},
+                          ValueRange{}, ValueRange{}, offsets, sizes, strides);
+                      Value written =
+                          linalg::CopyOp::create(b, loc, heads, slot)
+                              .getResult(0);
+                      Value updated = tensor::InsertSliceOp::create(
+                          b, loc, written, iter[0], ValueRange{bi, pIdx},
+                          ValueRange{}, ValueRange{}, offsets, sizes, strides);
+                      scf::YieldOp::create(b, loc, updated);
+                    },
+                    [&](OpBuilder &b, Location loc) {
+                      scf::YieldOp::create(b, loc, iter[0]);
+                    });
+                scf::YieldOp::create(b, loc, ifOp.getResults());
+              });
+          // Iterations write distinct positions: a GPU may run them in
+          // parallel (--kiln-map-loops-to-gpu).
+          inner->setAttr("kiln.independent", b.getUnitAttr());
+          scf::YieldOp::create(b, loc, inner.getResults());
+        });
+    outer->setAttr("kiln.independent", rewriter.getUnitAttr());
+    return outer.getResult(0);
+  }
+};
+
+/// Reference attention over the whole cache with a causal mask by position:
+///   scores[b,h,s,t] = t <= p[b,s] ? scale * q[b,s,h,:] . K[b,h/rep,t,:] : -inf
+///   out[b,s,h,:]   = sum_t softmax_t(scores) * V[b,h/rep,t,:]
+/// Rows with no visible key (padding, p < 0) produce zeros.
+struct LowerAttention : TfmLowering<tfm::AttentionOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::AttentionOp op,
+                         PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    NestBuilder g(rewriter, loc);
+    RankedTensorType qType = op.getType();
+    RankedTensorType cacheType = op.getKeyCache().getType();
+    Type elt = qType.getElementType(), f32 = rewriter.getF32Type();
+    int64_t batch = qType.getDimSize(0), seq = qType.getDimSize(1);
+    int64_t heads = op.getNumHeads(), headDim = op.getHeadDim();
+    int64_t maxSeq = cacheType.getDimSize(2);
+    int64_t rep = heads / op.getNumKvHeads();
+
+    // q as [B, S, H, D].
+    Value q4 = tensor::ExpandShapeOp::create(
+        rewriter, loc, RankedTensorType::get({batch, seq, heads, headDim}, elt),
+        op.getQuery(), ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+    SmallVector<int64_t> bhst{batch, heads, seq, maxSeq};
+    SmallVector<int64_t> bhs{batch, heads, seq};
+    auto bhstType = RankedTensorType::get(bhst, f32);
+    auto bhsType = RankedTensorType::get(bhs, f32);
+    AffineExpr kvHead = g.d(1).floorDiv(rep);
+
+    // Raw dot products over d (dims b, h, s, t, d).
+    Value dots = g.generic(
+        bhstType, {q4, op.getKeyCache()}, g.filled(bhst, 0.0),
+        {g.map(5, {g.d(0), g.d(2), g.d(1), g.d(4)}),
+         g.map(5, {g.d(0), kvHead, g.d(3), g.d(4)}),
+         g.map(5, {g.d(0), g.d(1), g.d(2), g.d(3)})},
+        {kPar, kPar, kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value prod = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]),
+                                             toF32(b, loc, a[1]));
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, a[2], prod).getResult());
+        });
+    // Scale and causal mask by position (dims b, h, s, t).
+    Value scale = g.f32(op.getScale().convertToDouble());
+    Value negInf = g.f32(-std::numeric_limits<double>::infinity());
+    AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, rewriter.getContext());
+    Value masked = g.generic(
+        bhstType, {dots, op.getPositions()}, g.empty(bhst, f32),
+        {id4, g.map(4, {g.d(0), g.d(2)}), id4}, {kPar, kPar, kPar, kPar},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value t = arith::IndexCastOp::create(b, loc, a[1].getType(),
+                                               linalg::IndexOp::create(b, loc, 3));
+          Value visible = arith::CmpIOp::create(
+              b, loc, arith::CmpIPredicate::sle, t, a[1]);
+          Value s = arith::MulFOp::create(b, loc, a[0], scale);
+          linalg::YieldOp::create(
+              b, loc, arith::SelectOp::create(b, loc, visible, s, negInf)
+                          .getResult());
+        });
+    AffineMap toBhs = g.map(4, {g.d(0), g.d(1), g.d(2)});
+    Value rowMax = g.generic(
+        bhsType, {masked},
+        g.filled(bhs, -std::numeric_limits<double>::infinity()), {id4, toBhs},
+        {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          linalg::YieldOp::create(
+              b, loc, arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
+        });
+    Value zero = g.f32(0.0);
+    Value probs = g.generic(
+        bhstType, {masked, rowMax}, g.empty(bhst, f32), {id4, toBhs, id4},
+        {kPar, kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value e = math::ExpOp::create(b, loc,
+                                        arith::SubFOp::create(b, loc, a[0], a[1]));
+          Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                              a[1], negInf);
+          linalg::YieldOp::create(
+              b, loc, arith::SelectOp::create(b, loc, empty, zero, e).getResult());
+        });
+    Value rowSum = g.generic(
+        bhsType, {probs}, g.filled(bhs, 0.0), {id4, toBhs},
+        {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, a[0], a[1]).getResult());
+        });
+    // Weighted sum of values (dims b, h, s, d, t).
+    SmallVector<int64_t> bhsd{batch, heads, seq, headDim};
+    Value weighted = g.generic(
+        RankedTensorType::get(bhsd, f32), {probs, op.getValueCache()},
+        g.filled(bhsd, 0.0),
+        {g.map(5, {g.d(0), g.d(1), g.d(2), g.d(4)}),
+         g.map(5, {g.d(0), kvHead, g.d(4), g.d(3)}),
+         g.map(5, {g.d(0), g.d(1), g.d(2), g.d(3)})},
+        {kPar, kPar, kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value prod = arith::MulFOp::create(b, loc, a[0], toF32(b, loc, a[1]));
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, a[2], prod).getResult());
+        });
+    // Normalize and go back to [B, S, H, D] (dims b, s, h, d).
+    SmallVector<int64_t> bshd{batch, seq, heads, headDim};
+    Value out4 = g.generic(
+        RankedTensorType::get(bshd, elt), {weighted, rowSum},
+        g.empty(bshd, elt),
+        {g.map(4, {g.d(0), g.d(2), g.d(1), g.d(3)}),
+         g.map(4, {g.d(0), g.d(2), g.d(1)}), id4},
+        {kPar, kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value positive = arith::CmpFOp::create(
+              b, loc, arith::CmpFPredicate::OGT, a[1], zero);
+          Value v = arith::SelectOp::create(
+              b, loc, positive, arith::DivFOp::create(b, loc, a[0], a[1]), zero);
+          linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+        });
+    // Provenance for kernel formation (kiln-select-kernels): every op of
+    // this lowering says which tfm.attention it computes and which step it
+    // is, with the attention's parameters, so a GPU kernel can take the
+    // whole group without re-deriving it from the loops.
+    auto id = op->getAttrOfType<IntegerAttr>(kRegionIdAttr);
+    if (id) {
+      auto tag = [&](Value v, int64_t step) {
+        NamedAttrList attrs;
+        attrs.append("op", rewriter.getStringAttr("tfm.attention"));
+        attrs.append("id", id);
+        attrs.append("step", rewriter.getI64IntegerAttr(step));
+        attrs.append("num_heads", op.getNumHeadsAttr());
+        attrs.append("num_kv_heads", op.getNumKvHeadsAttr());
+        attrs.append("head_dim", op.getHeadDimAttr());
+        attrs.append("scale", op.getScaleAttr());
+        DictionaryAttr region = attrs.getDictionary(rewriter.getContext());
+        Operation *def = v.getDefiningOp();
+        def->setAttr(kRegionAttr, region);
+        // The fill of a reduction's accumulator belongs to the group too.
+        if (auto generic = dyn_cast<linalg::GenericOp>(def))
+          if (auto fill = generic.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
+            fill->setAttr(kRegionAttr, region);
+      };
+      SmallVector<Value> steps{dots,   masked,   rowMax, probs,
+                               rowSum, weighted, out4};
+      for (auto [step, v] : llvm::enumerate(steps))
+        tag(v, static_cast<int64_t>(step));
+    }
+    return tensor::CollapseShapeOp::create(
+               rewriter, loc, qType, out4,
+               ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}})
+        .getResult();
+  }
+};
+
+} // namespace
+
+void populateAttentionPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerKvAppend, LowerAttention>(patterns.getContext());
+}
+
+} // namespace kiln::tfm_lowering

@@ -1,0 +1,209 @@
+//===- Layer.cpp - the rest of a decoder layer ------------------------------===//
+//
+// Embedding lookup, RMSNorm, RoPE, SwiGLU, residual add and argmax:
+// elementwise and per-row nests.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/lowering/tfm/LowerTfm.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include <limits>
+
+namespace kiln::tfm_lowering {
+namespace {
+
+
+struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::EmbeddingOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    RankedTensorType type = op.getType();
+    Value table = op.getTable();
+    Value result = g.generic(
+        type, {op.getIds()}, g.empty(type.getShape(), type.getElementType()),
+        {g.map(3, {g.d(0), g.d(1)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
+        {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), a[0]);
+          Value col = linalg::IndexOp::create(b, loc, 2);
+          linalg::YieldOp::create(
+              b, loc,
+              tensor::ExtractOp::create(b, loc, table, ValueRange{row, col})
+                  .getResult());
+        });
+    return result;
+  }
+};
+
+struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::RmsNormOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    RankedTensorType type = op.getType();
+    auto shape = type.getShape();
+    Value sumSq = g.generic(
+        RankedTensorType::get(shape.take_front(2), rewriter.getF32Type()),
+        {op.getInput()}, g.filled(shape.take_front(2), 0.0),
+        {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)})},
+        {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value x = toF32(b, loc, a[0]);
+          Value sq = arith::MulFOp::create(b, loc, x, x);
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, a[1], sq).getResult());
+        });
+    Value hidden = g.f32(static_cast<double>(shape[2]));
+    Value eps = g.f32(op.getEpsilon().convertToDouble());
+    Value one = g.f32(1.0);
+    Type elt = type.getElementType();
+    Value result = g.generic(
+        type, {op.getInput(), sumSq, op.getWeight()},
+        g.empty(shape, elt),
+        {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)}),
+         g.map(3, {g.d(2)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
+        {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value mean = arith::DivFOp::create(b, loc, a[1], hidden);
+          Value rms = math::SqrtOp::create(
+              b, loc, arith::AddFOp::create(b, loc, mean, eps));
+          Value inv = arith::DivFOp::create(b, loc, one, rms);
+          Value v = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]), inv);
+          v = arith::MulFOp::create(b, loc, v, toF32(b, loc, a[2]));
+          linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+        });
+    return result;
+  }
+};
+
+
+struct LowerRope : TfmLowering<tfm::RopeOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::RopeOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    RankedTensorType type = op.getType();
+    Type elt = type.getElementType();
+    int64_t headDim = op.getHeadDim(), half = headDim / 2;
+    Value x = op.getInput(), freqs = op.getInvFreq();
+    Value cHeadDim = g.index(headDim), cHalf = g.index(half);
+    Value scaling = g.f32(op.getAttentionScaling().convertToDouble());
+    Value result = g.generic(
+        type, {op.getPositions()}, g.empty(type.getShape(), elt),
+        {g.map(3, {g.d(0), g.d(1)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
+        {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value bi = linalg::IndexOp::create(b, loc, 0);
+          Value si = linalg::IndexOp::create(b, loc, 1);
+          Value c = linalg::IndexOp::create(b, loc, 2);
+          Value i = arith::RemUIOp::create(b, loc, c, cHeadDim);
+          Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                              i, cHalf);
+          Value j = arith::SelectOp::create(
+              b, loc, first, i, arith::SubIOp::create(b, loc, i, cHalf));
+          Value partner = arith::SelectOp::create(
+              b, loc, first, arith::AddIOp::create(b, loc, c, cHalf),
+              arith::SubIOp::create(b, loc, c, cHalf));
+          Value xv = toF32(b, loc,
+                           tensor::ExtractOp::create(b, loc, x,
+                                                     ValueRange{bi, si, c}));
+          Value xp = toF32(
+              b, loc,
+              tensor::ExtractOp::create(b, loc, x, ValueRange{bi, si, partner}));
+          Value pos = arith::SIToFPOp::create(b, loc, b.getF32Type(), a[0]);
+          Value f = tensor::ExtractOp::create(b, loc, freqs, ValueRange{j});
+          Value theta = arith::MulFOp::create(b, loc, pos, f);
+          Value cs = arith::MulFOp::create(
+              b, loc, math::CosOp::create(b, loc, theta), scaling);
+          Value sn = arith::MulFOp::create(
+              b, loc, math::SinOp::create(b, loc, theta), scaling);
+          Value xc = arith::MulFOp::create(b, loc, xv, cs);
+          Value ps = arith::MulFOp::create(b, loc, xp, sn);
+          Value r = arith::SelectOp::create(
+              b, loc, first, arith::SubFOp::create(b, loc, xc, ps),
+              arith::AddFOp::create(b, loc, xc, ps));
+          linalg::YieldOp::create(b, loc, fromF32(b, loc, r, elt));
+        });
+    return result;
+  }
+};
+
+struct LowerSwiGlu : TfmLowering<tfm::SwiGluOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::SwiGluOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    Value one = g.f32(1.0);
+    return elementwise(g, {op.getGate(), op.getUp()}, op.getType(),
+                        [&](OpBuilder &b, Location loc, ValueRange x) {
+                          Value e = math::ExpOp::create(
+                              b, loc, arith::NegFOp::create(b, loc, x[0]));
+                          Value sig = arith::DivFOp::create(
+                              b, loc, one, arith::AddFOp::create(b, loc, one, e));
+                          Value silu = arith::MulFOp::create(b, loc, x[0], sig);
+                          return arith::MulFOp::create(b, loc, silu, x[1])
+                              .getResult();
+                        });
+  }
+};
+
+struct LowerAdd : TfmLowering<tfm::AddOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::AddOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    return elementwise(g, {op.getLhs(), op.getRhs()}, op.getType(),
+                        [](OpBuilder &b, Location loc, ValueRange x) {
+                          return arith::AddFOp::create(b, loc, x[0], x[1])
+                              .getResult();
+                        });
+  }
+};
+
+
+/// Row-wise argmax as one reduction with two results (value, index); strict
+/// `>` keeps the first index on ties.
+struct LowerArgmax : TfmLowering<tfm::ArgmaxOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::ArgmaxOp op,
+                         PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    NestBuilder g(rewriter, loc);
+    RankedTensorType type = op.getType();
+    Value maxInit = g.filled(type.getShape(),
+                             -std::numeric_limits<double>::infinity());
+    Value zero = arith::ConstantOp::create(rewriter, loc,
+                                           rewriter.getI64IntegerAttr(0));
+    Value idxInit =
+        linalg::FillOp::create(rewriter, loc, ValueRange{zero},
+                               ValueRange{g.empty(type.getShape(),
+                                                  rewriter.getI64Type())})
+            .getResult(0);
+    AffineMap rows = g.map(3, {g.d(0), g.d(1)});
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{maxInit.getType(), type},
+        ValueRange{op.getLogits()}, ValueRange{maxInit, idxInit},
+        ArrayRef<AffineMap>{g.map(3, {g.d(0), g.d(1), g.d(2)}), rows, rows},
+        ArrayRef<IteratorType>{kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value x = toF32(b, loc, a[0]);
+          Value v = arith::IndexCastOp::create(
+              b, loc, b.getI64Type(), linalg::IndexOp::create(b, loc, 2));
+          Value better = arith::CmpFOp::create(
+              b, loc, arith::CmpFPredicate::OGT, x, a[1]);
+          linalg::YieldOp::create(
+              b, loc,
+              ValueRange{arith::SelectOp::create(b, loc, better, x, a[1]),
+                         arith::SelectOp::create(b, loc, better, v, a[2])});
+        });
+    return generic.getResult(1);
+  }
+};
+
+} // namespace
+
+void populateLayerPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerEmbedding, LowerRmsNorm, LowerRope, LowerSwiGlu, LowerAdd,
+               LowerArgmax>(patterns.getContext());
+}
+
+} // namespace kiln::tfm_lowering

@@ -1,0 +1,214 @@
+//===- Projections.cpp - tfm.linear, tfm.logits, tfm.dequantize -------------===//
+//
+// A projection is one reduction over x and the weight (in either layout),
+// then the bias and the rounding to the result type. A weight that
+// tfm.dequantize makes is read as packed codes inside that reduction.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/lowering/tfm/LowerTfm.h"
+#include "passes/RegionAttr.h"
+
+namespace kiln::tfm_lowering {
+namespace {
+
+/// `acc` (f32 [B, S, N]) plus `bias[n]`, rounded to the result type.
+Value finishProjection(NestBuilder &g, Value acc, Value bias,
+                       RankedTensorType resultType) {
+  Type elt = resultType.getElementType();
+  if (!bias && elt.isF32())
+    return acc;
+  SmallVector<Value> ins{acc};
+  SmallVector<AffineMap> maps{g.map(3, {g.d(0), g.d(1), g.d(2)})};
+  if (bias) {
+    ins.push_back(bias);
+    maps.push_back(g.map(3, {g.d(2)}));
+  }
+  maps.push_back(g.map(3, {g.d(0), g.d(1), g.d(2)}));
+  return g.generic(resultType, ins, g.empty(resultType.getShape(), elt), maps,
+                   {kPar, kPar, kPar},
+                   [&](OpBuilder &b, Location loc, ValueRange a) {
+                     Value v = a[0];
+                     if (bias)
+                       v = arith::AddFOp::create(b, loc, v,
+                                                 toF32(b, loc, a[1]));
+                     linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+                   });
+}
+
+/// acc[b, s, n] = sum_k x[b, s, k] * W[k, n] (in_out) or W[n, k] (out_in),
+/// then `+ bias[n]` and rounding to the result type.
+Value projection(NestBuilder &g, Value x, Value w, Value bias,
+                 tfm::WeightLayout layout, RankedTensorType resultType) {
+  auto [batch, seq, n] = std::make_tuple(resultType.getDimSize(0),
+                                         resultType.getDimSize(1),
+                                         resultType.getDimSize(2));
+  AffineMap wMap = layout == tfm::WeightLayout::in_out
+                       ? g.map(4, {g.d(3), g.d(2)})
+                       : g.map(4, {g.d(2), g.d(3)});
+  Value acc = g.generic(
+      RankedTensorType::get({batch, seq, n}, g.b.getF32Type()), {x, w},
+      g.filled({batch, seq, n}, 0.0),
+      {g.map(4, {g.d(0), g.d(1), g.d(3)}), wMap,
+       g.map(4, {g.d(0), g.d(1), g.d(2)})},
+      {kPar, kPar, kPar, kRed},
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value prod = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]),
+                                           toF32(b, loc, a[1]));
+        linalg::YieldOp::create(b, loc,
+                                arith::AddFOp::create(b, loc, a[2], prod)
+                                    .getResult());
+      });
+  return finishProjection(g, acc, bias, resultType);
+}
+
+/// The weight element (row, col) of `dq` as f32, in a body whose `args`
+/// are the packed byte, the scale and (when `dq` has them) the zero point;
+/// `col` is the column's index.
+Value dequantizedElement(OpBuilder &b, Location loc, tfm::DequantizeOp dq,
+                         ValueRange args, Value col) {
+  Type i32 = b.getI32Type();
+  Value code = arith::ExtUIOp::create(b, loc, i32, args[0]);
+  if (dq.getBits() == 4) {
+    // Odd columns are the high four bits of their byte.
+    Value odd = arith::AndIOp::create(
+        b, loc, arith::IndexCastOp::create(b, loc, i32, col),
+        arith::ConstantIntOp::create(b, loc, i32, 1));
+    Value shift = arith::ShLIOp::create(
+        b, loc, odd, arith::ConstantIntOp::create(b, loc, i32, 2));
+    code = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, code, shift),
+        arith::ConstantIntOp::create(b, loc, i32, 15));
+  }
+  Value q = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
+  Value zero = dq.getZeroPoints()
+                   ? toF32(b, loc, args[2])
+                   : arith::ConstantOp::create(
+                         b, loc,
+                         b.getF32FloatAttr(double(int64_t{1}
+                                                  << (dq.getBits() - 1))));
+  return arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, q, zero),
+                               toF32(b, loc, args[1]));
+}
+
+/// The packed, scales and zero-point operands of `dq` with their maps from
+/// (row, col) dims `row` and `col`.
+void dequantizeOperands(NestBuilder &g, tfm::DequantizeOp dq, unsigned dims,
+                        AffineExpr row, AffineExpr col,
+                        SmallVector<Value> &ins,
+                        SmallVector<AffineMap> &maps) {
+  int64_t group = dq.getGroupSize();
+  ins.push_back(dq.getPacked());
+  maps.push_back(g.map(dims, {row, dq.getBits() == 4 ? col.floorDiv(2) : col}));
+  ins.push_back(dq.getScales());
+  maps.push_back(g.map(dims, {row, col.floorDiv(group)}));
+  if (Value z = dq.getZeroPoints()) {
+    ins.push_back(z);
+    maps.push_back(g.map(dims, {row, col.floorDiv(group)}));
+  }
+}
+
+/// `projection` for a weight that `dq` dequantizes ([N, K]): one reduction
+/// that reads the packed codes and dequantizes each in the loop body, tagged
+/// with kRegionAttr {op, bits, group_size, zero_points} so that a kernel can
+/// take it whole.
+Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq, Value bias,
+                          RankedTensorType resultType, StringRef opName) {
+  auto [batch, seq, n] = std::make_tuple(resultType.getDimSize(0),
+                                         resultType.getDimSize(1),
+                                         resultType.getDimSize(2));
+  SmallVector<Value> ins{x};
+  SmallVector<AffineMap> maps{g.map(4, {g.d(0), g.d(1), g.d(3)})};
+  dequantizeOperands(g, dq, 4, g.d(2), g.d(3), ins, maps);
+  maps.push_back(g.map(4, {g.d(0), g.d(1), g.d(2)}));
+  auto generic = linalg::GenericOp::create(
+      g.b, g.loc, TypeRange{RankedTensorType::get({batch, seq, n},
+                                                  g.b.getF32Type())},
+      ins, ValueRange{g.filled({batch, seq, n}, 0.0)}, maps,
+      {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value k = linalg::IndexOp::create(b, loc, 3);
+        Value w = dequantizedElement(b, loc, dq, a.slice(1, a.size() - 2), k);
+        Value prod = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]), w);
+        linalg::YieldOp::create(
+            b, loc, arith::AddFOp::create(b, loc, a.back(), prod).getResult());
+      });
+  NamedAttrList attrs;
+  attrs.append("op", g.b.getStringAttr(opName));
+  attrs.append("bits", dq.getBitsAttr());
+  attrs.append("group_size", dq.getGroupSizeAttr());
+  attrs.append("zero_points", g.b.getBoolAttr(dq.getZeroPoints() != nullptr));
+  generic->setAttr(kRegionAttr, attrs.getDictionary(g.b.getContext()));
+  return finishProjection(g, generic.getResult(0), bias, resultType);
+}
+
+/// A projection by `w` in `layout`, fused with its dequantization when a
+/// tfm.dequantize makes `w`.
+Value anyProjection(NestBuilder &g, Value x, Value w, Value bias,
+                    tfm::WeightLayout layout, RankedTensorType resultType,
+                    StringRef opName) {
+  if (auto dq = w.getDefiningOp<tfm::DequantizeOp>();
+      dq && layout == tfm::WeightLayout::out_in)
+    return quantizedProjection(g, x, dq, bias, resultType, opName);
+  return projection(g, x, w, bias, layout, resultType);
+}
+
+
+
+struct LowerLinear : TfmLowering<tfm::LinearOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::LinearOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    return anyProjection(g, op.getInput(), op.getWeight(),
+                                         op.getBias(), op.getLayout(),
+                                         op.getType(), "tfm.linear");
+  }
+};
+
+struct LowerLogits : TfmLowering<tfm::LogitsOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::LogitsOp op,
+                         PatternRewriter &rewriter) const override {
+    NestBuilder g(rewriter, op.getLoc());
+    return anyProjection(g, op.getInput(), op.getWeight(),
+                                         Value(), op.getLayout(), op.getType(),
+                                         "tfm.logits");
+  }
+};
+
+/// A tfm.dequantize that a projection does not absorb (an embedding table,
+/// a weight read in_out) becomes the float matrix.
+struct LowerDequantize : TfmLowering<tfm::DequantizeOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::DequantizeOp op,
+                         PatternRewriter &rewriter) const override {
+    for (Operation *user : op->getUsers())
+      if (isa<tfm::LinearOp, tfm::LogitsOp>(user))
+        return rewriter.notifyMatchFailure(op, "lowered with its projection");
+    NestBuilder g(rewriter, op.getLoc());
+    RankedTensorType type = op.getType();
+    SmallVector<Value> ins;
+    SmallVector<AffineMap> maps;
+    dequantizeOperands(g, op, 2, g.d(0), g.d(1), ins, maps);
+    maps.push_back(g.map(2, {g.d(0), g.d(1)}));
+    Type elt = type.getElementType();
+    return g.generic(type, ins, g.empty(type.getShape(), elt), maps,
+                      {kPar, kPar}, [&](OpBuilder &b, Location loc,
+                                        ValueRange a) {
+                        Value col = linalg::IndexOp::create(b, loc, 1);
+                        Value w = dequantizedElement(b, loc, op,
+                                                     a.drop_back(), col);
+                        linalg::YieldOp::create(b, loc,
+                                                fromF32(b, loc, w, elt));
+                      });
+  }
+};
+
+} // namespace
+
+void populateProjectionPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerLinear, LowerLogits, LowerDequantize>(
+      patterns.getContext());
+}
+
+} // namespace kiln::tfm_lowering
