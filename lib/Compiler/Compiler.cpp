@@ -301,7 +301,7 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
 }
 
 llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
-                                                llvm::StringRef summary,
+                                                const ModelSummary &summary,
                                                 const CompileOptions &opts,
                                                 const StageRunner &stage) {
   rt::ArtifactWriter writer;
@@ -309,22 +309,23 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   MemoryReport report;
 
   // Model description, from the summary of the raised module.
-  auto parsed = llvm::json::parse(summary);
-  if (!parsed)
-    return parsed.takeError();
-  const llvm::json::Object &s = *parsed->getAsObject();
-  auto num = [&](StringRef k) { return s.getInteger(k).value_or(0); };
   rt::ModelInfo model;
-  model.numLayers = num("num_layers");
-  model.hiddenSize = num("hidden_size");
-  model.numHeads = num("num_heads");
-  model.numKvHeads = num("num_kv_heads");
-  model.headDim = num("head_dim");
-  model.vocabSize = num("vocab_size");
-  model.intermediateSize = num("intermediate_size");
-  model.rmsNormEps = s.getNumber("rms_norm_eps").value_or(0.0);
-  model.tiedEmbeddings = s.getBoolean("tied_embeddings").value_or(false);
-  model.dtype = s.getString("dtype").value_or("").str();
+  model.numLayers = summary.numLayers;
+  model.hiddenSize = summary.hiddenSize;
+  model.numHeads = summary.numHeads;
+  model.numKvHeads = summary.numKvHeads;
+  model.headDim = summary.headDim;
+  model.vocabSize = summary.vocabSize;
+  model.intermediateSize = summary.intermediateSize;
+  model.rmsNormEps = summary.rmsNormEps;
+  model.tiedEmbeddings = summary.tiedEmbeddings;
+  model.dtype = summary.dtype;
+  if (!opts.pipeline.quantize.empty())
+    model.dtype += ", " + opts.pipeline.quantize +
+                   (opts.pipeline.quantizeGroupSize
+                        ? ":" + std::to_string(opts.pipeline.quantizeGroupSize)
+                        : std::string()) +
+                   " weights";
   writer.setModel(model);
   if (!opts.tokenizer.empty())
     writer.setTokenizer(opts.tokenizer);

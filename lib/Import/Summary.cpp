@@ -41,7 +41,7 @@ double shortest(float f) {
 }
 } // namespace
 
-llvm::Expected<std::string> kiln::summarizeModel(ModuleOp module) {
+llvm::Expected<ModelSummary> kiln::summarizeModel(ModuleOp module) {
   tfm::EmbeddingOp embedding;
   tfm::LogitsOp logits;
   SmallVector<tfm::AttentionOp> attentions;
@@ -73,19 +73,36 @@ llvm::Expected<std::string> kiln::summarizeModel(ModuleOp module) {
         a.getHeadDim() != first.getHeadDim())
       return fail("layers differ in head counts or head_dim");
   auto table = embedding.getTable().getType();
+  ModelSummary m;
+  m.numLayers = static_cast<int64_t>(attentions.size());
+  m.hiddenSize = table.getDimSize(1);
+  m.numHeads = first.getNumHeads();
+  m.numKvHeads = first.getNumKvHeads();
+  m.headDim = first.getHeadDim();
+  m.vocabSize = logits.getVocabSize();
+  m.intermediateSize = mlps.front().getType().getDimSize(2);
+  m.rmsNormEps = shortest(norms.front().getEpsilon().convertToFloat());
+  m.tiedEmbeddings = logits.getTied();
+  m.dtype = dtypeName(table.getElementType());
+  m.attentionBias = attentionBias;
+  m.attentionScale = static_cast<double>(first.getScale().convertToFloat());
+  return m;
+}
+
+std::string ModelSummary::toJson() const {
   llvm::json::Object o{
-      {"num_layers", static_cast<int64_t>(attentions.size())},
-      {"hidden_size", table.getDimSize(1)},
-      {"num_heads", first.getNumHeads()},
-      {"num_kv_heads", first.getNumKvHeads()},
-      {"head_dim", first.getHeadDim()},
-      {"vocab_size", logits.getVocabSize()},
-      {"intermediate_size", mlps.front().getType().getDimSize(2)},
-      {"rms_norm_eps", shortest(norms.front().getEpsilon().convertToFloat())},
-      {"tied_embeddings", logits.getTied()},
-      {"dtype", dtypeName(table.getElementType())},
+      {"num_layers", numLayers},
+      {"hidden_size", hiddenSize},
+      {"num_heads", numHeads},
+      {"num_kv_heads", numKvHeads},
+      {"head_dim", headDim},
+      {"vocab_size", vocabSize},
+      {"intermediate_size", intermediateSize},
+      {"rms_norm_eps", rmsNormEps},
+      {"tied_embeddings", tiedEmbeddings},
+      {"dtype", dtype},
       {"attention_bias", attentionBias},
-      {"attention_scale", static_cast<double>(first.getScale().convertToFloat())},
+      {"attention_scale", attentionScale},
   };
   std::string s;
   llvm::raw_string_ostream os(s);

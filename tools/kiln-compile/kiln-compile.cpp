@@ -23,7 +23,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
@@ -276,18 +275,10 @@ int main(int argc, char **argv) {
   auto summary = kiln::summarizeModel(module);
   if (!summary)
     return error(toString(summary.takeError()));
-  if (!tokenizer.empty()) {
-    auto parsed = json::parse(*summary);
-    int64_t vocab = 0;
-    if (parsed && parsed->getAsObject())
-      vocab = parsed->getAsObject()->getInteger("vocab_size").value_or(0);
-    else
-      consumeError(parsed.takeError());
-    if (tokenizerVocab > vocab)
-      return error(formatv("the tokenizer has {0} tokens but the model's "
-                           "vocabulary only {1}",
-                           tokenizerVocab, vocab));
-  }
+  if (!tokenizer.empty() && tokenizerVocab > summary->vocabSize)
+    return error(formatv("the tokenizer has {0} tokens but the model's "
+                         "vocabulary only {1}",
+                         tokenizerVocab, summary->vocabSize));
 
   std::string outName = outputPath;
   if (outName.empty())
@@ -301,7 +292,7 @@ int main(int argc, char **argv) {
   }
   if (emit == Emit::Tfm || emit == Emit::Summary) {
     if (emit == Emit::Summary) {
-      output->os() << *summary << "\n";
+      output->os() << summary->toJson() << "\n";
     } else {
       mlir::OpPrintingFlags flags;
       if (!printWeights)

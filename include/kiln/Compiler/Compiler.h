@@ -3,6 +3,7 @@
 #ifndef KILN_COMPILER_COMPILER_H
 #define KILN_COMPILER_COMPILER_H
 
+#include "kiln/Import/OnnxImporter.h"
 #include "kiln/Pipelines/Pipelines.h"
 #include "kiln/runtime/ArtifactTypes.h"
 
@@ -62,9 +63,9 @@ llvm::Error lowerToLoops(mlir::ModuleOp module, const CompileOptions &opts,
 void printMemoryPlan(mlir::ModuleOp module, llvm::raw_ostream &os);
 
 /// Generates code for the lowered module and writes the artifact. `summary`
-/// is the JSON of summarizeModel (taken before lowering).
+/// is summarizeModel's (taken before lowering).
 llvm::Expected<MemoryReport> emitArtifact(mlir::ModuleOp module,
-                                          llvm::StringRef summary,
+                                          const ModelSummary &summary,
                                           const CompileOptions &opts,
                                           const StageRunner &stage);
 

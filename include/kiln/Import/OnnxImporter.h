@@ -41,8 +41,22 @@ llvm::Expected<ImportedModel> importOnnxModel(llvm::StringRef path,
 llvm::Expected<std::string> describeOnnxShapes(llvm::StringRef path);
 
 /// The model's hyper-parameters, read back from a raised `tfm` module (not
-/// from any side file), as one JSON object.
-llvm::Expected<std::string> summarizeModel(mlir::ModuleOp module);
+/// from any side file): what artifact emission records and what
+/// `kiln-compile --emit=summary` prints (as JSON).
+struct ModelSummary {
+  int64_t numLayers = 0, hiddenSize = 0, numHeads = 0, numKvHeads = 0,
+          headDim = 0, vocabSize = 0, intermediateSize = 0;
+  double rmsNormEps = 0;
+  bool tiedEmbeddings = false;
+  std::string dtype; // "float32", "float16", "bfloat16"
+  bool attentionBias = false;
+  double attentionScale = 0;
+
+  /// One JSON object, keys as in Hugging Face configs where they exist.
+  std::string toJson() const;
+};
+
+llvm::Expected<ModelSummary> summarizeModel(mlir::ModuleOp module);
 
 } // namespace kiln
 
