@@ -141,15 +141,42 @@ Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq, Value b
   return finishProjection(g, generic.getResult(0), bias, resultType);
 }
 
+/// The float matrix `dq` makes, in its element type.
+Value dequantizedMatrix(NestBuilder &g, tfm::DequantizeOp dq) {
+  RankedTensorType type = dq.getType();
+  SmallVector<Value> ins;
+  SmallVector<AffineMap> maps;
+  dequantizeOperands(g, dq, 2, g.d(0), g.d(1), ins, maps);
+  maps.push_back(g.map(2, {g.d(0), g.d(1)}));
+  Type elt = type.getElementType();
+  return g.generic(type, ins, g.empty(type.getShape(), elt), maps, {kPar, kPar},
+                   [&](OpBuilder &b, Location loc, ValueRange a) {
+                     Value col = linalg::IndexOp::create(b, loc, 1);
+                     Value w = dequantizedElement(b, loc, dq, a.drop_back(),
+                                                  col);
+                     linalg::YieldOp::create(b, loc, fromF32(b, loc, w, elt));
+                   });
+}
+
+/// Rows (batch x seq) up to which a projection by a dequantized weight
+/// decodes the packed codes inside its reduction (decode: each code is read
+/// once, what gemv_q does). With more rows (prefill) every code would be
+/// decoded once per row: the weight is dequantized once into the float type
+/// instead and the projection is the float one.
+constexpr int64_t kFusedDequantizeRows = 8;
+
 /// A projection by `w` in `layout`, fused with its dequantization when a
-/// tfm.dequantize makes `w`.
+/// tfm.dequantize makes `w` and the rows are few.
 Value anyProjection(NestBuilder &g, Value x, Value w, Value bias,
                     tfm::WeightLayout layout, RankedTensorType resultType,
                     StringRef opName) {
-  if (auto dq = w.getDefiningOp<tfm::DequantizeOp>();
-      dq && layout == tfm::WeightLayout::out_in)
+  auto dq = w.getDefiningOp<tfm::DequantizeOp>();
+  if (!dq || layout != tfm::WeightLayout::out_in)
+    return projection(g, x, w, bias, layout, resultType);
+  if (resultType.getDimSize(0) * resultType.getDimSize(1) <=
+      kFusedDequantizeRows)
     return quantizedProjection(g, x, dq, bias, resultType, opName);
-  return projection(g, x, w, bias, layout, resultType);
+  return projection(g, x, dequantizedMatrix(g, dq), bias, layout, resultType);
 }
 
 
@@ -186,21 +213,7 @@ struct LowerDequantize : TfmLowering<tfm::DequantizeOp> {
       if (isa<tfm::LinearOp, tfm::LogitsOp>(user))
         return rewriter.notifyMatchFailure(op, "lowered with its projection");
     NestBuilder g(rewriter, op.getLoc());
-    RankedTensorType type = op.getType();
-    SmallVector<Value> ins;
-    SmallVector<AffineMap> maps;
-    dequantizeOperands(g, op, 2, g.d(0), g.d(1), ins, maps);
-    maps.push_back(g.map(2, {g.d(0), g.d(1)}));
-    Type elt = type.getElementType();
-    return g.generic(type, ins, g.empty(type.getShape(), elt), maps,
-                      {kPar, kPar}, [&](OpBuilder &b, Location loc,
-                                        ValueRange a) {
-                        Value col = linalg::IndexOp::create(b, loc, 1);
-                        Value w = dequantizedElement(b, loc, op,
-                                                     a.drop_back(), col);
-                        linalg::YieldOp::create(b, loc,
-                                                fromF32(b, loc, w, elt));
-                      });
+    return dequantizedMatrix(g, op);
   }
 };
 

@@ -494,3 +494,19 @@ func.func @dequantize_int8(%p: tensor<8x64xi8>, %s: tensor<8x1xf32>, %z: tensor<
   %w = tfm.dequantize %p, %s zero_points %z {bits = 8 : i64, group_size = 64 : i64} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32> -> tensor<8x64xf32>
   return %w : tensor<8x64xf32>
 }
+
+// -----
+
+// With more rows than a decode step's (16 > 8: prefill), the weight is
+// dequantized once into its float type and the projection is the float one:
+// decoding in the reduction would decode every code once per row.
+// CHECK-LABEL: func.func @linear_int4_prefill
+// CHECK: %[[W:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%{{.+}}, %{{.+}} : tensor<8x32xi8>, tensor<8x2xf16>) outs(%{{.+}} : tensor<8x64xf16>)
+// CHECK: arith.truncf %{{.+}} : f32 to f16
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%{{.+}}, %[[W]] : tensor<1x16x64xf16>, tensor<8x64xf16>)
+// CHECK-NOT: kiln.region
+func.func @linear_int4_prefill(%x: tensor<1x16x64xf16>, %p: tensor<8x32xi8>, %s: tensor<8x2xf16>) -> tensor<1x16x8xf16> {
+  %w = tfm.dequantize %p, %s {bits = 4 : i64, group_size = 32 : i64} : tensor<8x32xi8>, tensor<8x2xf16> -> tensor<8x64xf16>
+  %y = tfm.linear %x, %w layout = <out_in> : (tensor<1x16x64xf16>, tensor<8x64xf16>) -> tensor<1x16x8xf16>
+  return %y : tensor<1x16x8xf16>
+}
