@@ -28,8 +28,7 @@ std::string dimStr(int64_t d) {
 /// Checks that `[batch, seq]` of `tokens` agrees with the leading dims of
 /// `activation`.
 LogicalResult verifyTokenDims(Operation *op, RankedTensorType tokens,
-                              StringRef tokensName,
-                              RankedTensorType activation,
+                              StringRef tokensName, RankedTensorType activation,
                               StringRef activationName) {
   for (int i = 0; i < 2; ++i) {
     if (!dimsAgree(tokens.getDimSize(i), activation.getDimSize(i)))
@@ -53,10 +52,10 @@ LogicalResult verifyProjection(Operation *op, RankedTensorType input,
   int64_t k = weight.getDimSize(outIn ? 1 : 0);
   int64_t n = weight.getDimSize(outIn ? 0 : 1);
   if (!dimsAgree(input.getDimSize(2), k))
-    return op->emitOpError() << "input features (" << dimStr(input.getDimSize(2))
-                             << ") do not match the weight's input features ("
-                             << dimStr(k) << ") for layout "
-                             << stringifyWeightLayout(layout);
+    return op->emitOpError()
+           << "input features (" << dimStr(input.getDimSize(2))
+           << ") do not match the weight's input features (" << dimStr(k)
+           << ") for layout " << stringifyWeightLayout(layout);
   if (!dimsAgree(result.getDimSize(2), n))
     return op->emitOpError()
            << "result features (" << dimStr(result.getDimSize(2))
@@ -202,8 +201,7 @@ LogicalResult RopeOp::verify() {
   int64_t freqs = getInvFreq().getType().getDimSize(0);
   if (!dimsAgree(freqs, headDim / 2))
     return emitOpError() << "inv_freq has " << dimStr(freqs)
-                         << " entries, expected head_dim / 2 = "
-                         << headDim / 2;
+                         << " entries, expected head_dim / 2 = " << headDim / 2;
   return verifyTokenDims(*this, getPositions().getType(), "positions",
                          getInput().getType(), "input");
 }

@@ -9,15 +9,15 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/ScopeExit.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
@@ -151,8 +151,8 @@ llvm::Expected<GpuCode> generateGpuCode(ModuleOp module, StringRef chip,
     os << code.ptx;
   }
   std::string arch = "-arch=" + chip.str();
-  llvm::SmallVector<StringRef> args{*ptxas, arch, "-O3", ptxPath, "-o",
-                                    cubinPath};
+  llvm::SmallVector<StringRef> args{*ptxas,  arch, "-O3",
+                                    ptxPath, "-o", cubinPath};
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
                                           StringRef(logPath)};
   int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects);
@@ -226,7 +226,8 @@ llvm::Expected<std::string> kiln::emitGpuAssembly(ModuleOp module,
 }
 
 bool kiln::isGpuTarget(StringRef target) {
-  return rt::isSupportedGpuTarget(std::string_view(target.data(), target.size()));
+  return rt::isSupportedGpuTarget(
+      std::string_view(target.data(), target.size()));
 }
 
 llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
@@ -238,11 +239,12 @@ llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
   registerPipelineInterfaces(registry);
   module.getContext()->appendDialectRegistry(registry);
   return stage("lower to loops", [&] {
-    return runPipeline(module, "lowering to loop nests", [&](OpPassManager &pm) {
-      PipelineOptions pipeline = opts.pipeline;
-      pipeline.parallelLoops = isGpuTarget(opts.target);
-      buildLoopsPipeline(pm, pipeline);
-    });
+    return runPipeline(module, "lowering to loop nests",
+                       [&](OpPassManager &pm) {
+                         PipelineOptions pipeline = opts.pipeline;
+                         pipeline.parallelLoops = isGpuTarget(opts.target);
+                         buildLoopsPipeline(pm, pipeline);
+                       });
   });
 }
 
@@ -347,13 +349,13 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
         data = dense.getRawData();
     }
     if (failed(dtype) ||
-        data.size() != static_cast<size_t>(type.getNumElements()) *
-                           rt::dtypeSize(*dtype))
+        data.size() !=
+            static_cast<size_t>(type.getNumElements()) * rt::dtypeSize(*dtype))
       return fail("weight @" + global.getSymName() +
                   " has no data or an unsupported type");
-    uint64_t offset = writer.addWeight(global.getSymName().str(), *dtype,
-                                       vec(type.getShape()),
-                                       data.data(), data.size());
+    uint64_t offset =
+        writer.addWeight(global.getSymName().str(), *dtype,
+                         vec(type.getShape()), data.data(), data.size());
     if (static_cast<int64_t>(offset) != attrInt(global, "kiln.offset"))
       return fail(formatv("internal error: weight @{0} is at {1} in the "
                           "artifact but the code reads it at {2}",
@@ -471,10 +473,10 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
           report.ptxBytes = code->ptx.size();
           return llvm::Error::success();
         }
-        if (llvm::Error e = runPipeline(module, "lowering to LLVM",
-                                        [&](OpPassManager &pm) {
-                                          buildCpuToLLVMPipeline(pm);
-                                        }))
+        if (llvm::Error e =
+                runPipeline(module, "lowering to LLVM", [&](OpPassManager &pm) {
+                  buildCpuToLLVMPipeline(pm);
+                }))
           return e;
         auto so = emitCpuSharedObject(module);
         if (!so)

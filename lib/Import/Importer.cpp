@@ -50,8 +50,9 @@ llvm::Error Raiser::run() {
       }
   }
   if (!idsInput)
-    return error("no graph input is used as token ids by an embedding Gather "
-                 "(expected input_ids[batch, seq] -> Gather(table, input_ids))");
+    return error(
+        "no graph input is used as token ids by an embedding Gather "
+        "(expected input_ids[batch, seq] -> Gather(table, input_ids))");
   elementType = elementTypeFor(ctx, embeddingTable->dtype);
   if (!elementType)
     return error(formatv("embedding table '{0}' has data type {1}; Kiln "
@@ -74,8 +75,9 @@ llvm::Error Raiser::run() {
                                                : builder.getI32Type()),
        dyn2(builder.getI64Type())},
       {});
-  func = func::FuncOp::create(builder, NameLoc::get(builder.getStringAttr(
-                                           g.name().empty() ? "graph" : g.name())),
+  func = func::FuncOp::create(builder,
+                              NameLoc::get(builder.getStringAttr(
+                                  g.name().empty() ? "graph" : g.name())),
                               "forward", funcType);
   Block *body = func.addEntryBlock();
   tokens = body->getArgument(0);

@@ -7,8 +7,8 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/SHA1.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/SHA1.h"
 
 #include <cstring>
 #include <iterator>
@@ -188,8 +188,7 @@ const ConstTensor *OnnxModel::constant(llvm::StringRef value) const {
   return it == constants_.end() ? nullptr : &it->second;
 }
 
-const onnx::ValueInfoProto *
-OnnxModel::graphInput(llvm::StringRef value) const {
+const onnx::ValueInfoProto *OnnxModel::graphInput(llvm::StringRef value) const {
   auto it = inputs_.find(value);
   return it == inputs_.end() ? nullptr : it->second;
 }
@@ -227,8 +226,8 @@ OnnxModel::readExternal(const onnx::TensorProto &t, size_t expectedBytes) {
     }
   }
   if (location.empty())
-    return fail(formatv("initializer '{0}': external data has no location",
-                        t.name()));
+    return fail(
+        formatv("initializer '{0}': external data has no location", t.name()));
   // The location is relative to the model's directory and may not leave it.
   if (llvm::sys::path::is_absolute(location) ||
       llvm::any_of(llvm::make_range(llvm::sys::path::begin(location),
@@ -303,8 +302,8 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   int64_t n = 1;
   for (int64_t d : c.dims) {
     if (d < 0)
-      return fail(formatv("{0} '{1}': negative dimension {2}", context,
-                          t.name(), d));
+      return fail(
+          formatv("{0} '{1}': negative dimension {2}", context, t.name(), d));
     n *= d;
   }
   // 4-bit types hold two elements per byte, the first in the low bits.
@@ -321,15 +320,14 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   }
   if (t.has_raw_data()) {
     if (t.raw_data().size() != expected)
-      return fail(formatv("{0} '{1}': {2} bytes of data for shape [{3}] of "
-                          "{4} (expected {5})",
-                          context, t.name(), t.raw_data().size(),
-                          llvm::join(llvm::map_range(c.dims,
-                                                     [](int64_t d) {
-                                                       return std::to_string(d);
-                                                     }),
-                                     ","),
-                          onnxTypeName(c.dtype), expected));
+      return fail(formatv(
+          "{0} '{1}': {2} bytes of data for shape [{3}] of "
+          "{4} (expected {5})",
+          context, t.name(), t.raw_data().size(),
+          llvm::join(llvm::map_range(
+                         c.dims, [](int64_t d) { return std::to_string(d); }),
+                     ","),
+          onnxTypeName(c.dtype), expected));
     c.bytes = llvm::ArrayRef<char>(t.raw_data().data(), expected);
     return c;
   }
@@ -348,35 +346,35 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   }
   if (!fourBit)
     switch (c.dtype) {
-  case onnx::TensorProto::FLOAT:
-    count = t.float_data_size();
-    if (count == n)
-      std::memcpy(out, t.float_data().data(), expected);
-    break;
-  case onnx::TensorProto::DOUBLE:
-    count = t.double_data_size();
-    if (count == n)
-      std::memcpy(out, t.double_data().data(), expected);
-    break;
-  case onnx::TensorProto::INT64:
-    count = t.int64_data_size();
-    if (count == n)
-      std::memcpy(out, t.int64_data().data(), expected);
-    break;
-  case onnx::TensorProto::UINT64:
-    count = t.uint64_data_size();
-    if (count == n)
-      std::memcpy(out, t.uint64_data().data(), expected);
-    break;
-  default: // int32_data carries every type of 32 bits or fewer
-    count = t.int32_data_size();
-    if (count == n)
-      for (int64_t i = 0; i < n; ++i) {
-        int32_t v = t.int32_data(static_cast<int>(i));
-        std::memcpy(out + i * elemSize, &v, elemSize);
-      }
-    break;
-  }
+    case onnx::TensorProto::FLOAT:
+      count = t.float_data_size();
+      if (count == n)
+        std::memcpy(out, t.float_data().data(), expected);
+      break;
+    case onnx::TensorProto::DOUBLE:
+      count = t.double_data_size();
+      if (count == n)
+        std::memcpy(out, t.double_data().data(), expected);
+      break;
+    case onnx::TensorProto::INT64:
+      count = t.int64_data_size();
+      if (count == n)
+        std::memcpy(out, t.int64_data().data(), expected);
+      break;
+    case onnx::TensorProto::UINT64:
+      count = t.uint64_data_size();
+      if (count == n)
+        std::memcpy(out, t.uint64_data().data(), expected);
+      break;
+    default: // int32_data carries every type of 32 bits or fewer
+      count = t.int32_data_size();
+      if (count == n)
+        for (int64_t i = 0; i < n; ++i) {
+          int32_t v = t.int32_data(static_cast<int>(i));
+          std::memcpy(out + i * elemSize, &v, elemSize);
+        }
+      break;
+    }
   if (count != n)
     return fail(formatv("{0} '{1}': {2} values for shape of {3} elements",
                         context, t.name(), count, n));
@@ -493,8 +491,8 @@ OnnxModel::load(llvm::StringRef path) {
   auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                           /*RequiresNullTerminator=*/false);
   if (!file)
-    return fail(formatv("cannot open '{0}': {1}", path,
-                        file.getError().message()));
+    return fail(
+        formatv("cannot open '{0}': {1}", path, file.getError().message()));
   std::unique_ptr<OnnxModel> model(new OnnxModel());
   model->path_ = path.str();
   model->dir_ = llvm::sys::path::parent_path(path).str();

@@ -63,7 +63,8 @@ public:
   const onnx::NodeProto *producer(llvm::StringRef value) const;
   const ConstTensor *constant(llvm::StringRef value) const;
   const onnx::ValueInfoProto *graphInput(llvm::StringRef value) const;
-  llvm::ArrayRef<const onnx::NodeProto *> consumers(llvm::StringRef value) const;
+  llvm::ArrayRef<const onnx::NodeProto *>
+  consumers(llvm::StringRef value) const;
   /// Nodes in a topological order.
   llvm::ArrayRef<const onnx::NodeProto *> nodes() const { return order_; }
 

@@ -5,8 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Raiser.h"
 #include "OnnxAttrs.h"
+#include "Raiser.h"
 
 #include "kiln/Import/OnnxImporter.h"
 #include "kiln/InitAllDialects.h"
@@ -121,8 +121,8 @@ bool Raiser::dependsOnWeights(StringRef value) {
   weightDeps_[value] = false; // breaks cycles in malformed graphs
   bool result = false;
   if (const ConstTensor *c = model.constant(value)) {
-    result = isFloatType(c->dtype) && c->dims.size() >= 2 &&
-             c->numElements() > 64;
+    result =
+        isFloatType(c->dtype) && c->dims.size() >= 2 && c->numElements() > 64;
   } else if (const onnx::NodeProto *n = model.producer(value)) {
     // Shape and Size read only dimensions, never data.
     if (n->op_type() == "Shape" || n->op_type() == "Size")
@@ -147,9 +147,8 @@ Value Raiser::fail(const llvm::Twine &message) {
 }
 
 Location Raiser::loc(const onnx::NodeProto &node) {
-  return NameLoc::get(StringAttr::get(ctx, node.name().empty()
-                                               ? node.op_type()
-                                               : node.name()));
+  return NameLoc::get(
+      StringAttr::get(ctx, node.name().empty() ? node.op_type() : node.name()));
 }
 
 RankedTensorType Raiser::activationType(int64_t features) const {
@@ -197,7 +196,8 @@ Value Raiser::constantWeight(StringRef symbol, RankedTensorType type,
 }
 
 Value Raiser::constantWeight(StringRef symbol, RankedTensorType type,
-                             AsmResourceBlob blob, const onnx::NodeProto &user) {
+                             AsmResourceBlob blob,
+                             const onnx::NodeProto &user) {
   auto it = weights_.find(symbol);
   if (it != weights_.end())
     return it->second;
@@ -206,9 +206,9 @@ Value Raiser::constantWeight(StringRef symbol, RankedTensorType type,
 
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPoint(func);
-  auto global = ml_program::GlobalOp::create(
-      builder, loc(user), symbol, type, /*is_mutable=*/false, value,
-      builder.getStringAttr("private"));
+  auto global = ml_program::GlobalOp::create(builder, loc(user), symbol, type,
+                                             /*is_mutable=*/false, value,
+                                             builder.getStringAttr("private"));
   SymbolTable(module).insert(global, Block::iterator(func));
   builder.setInsertionPointToStart(&func.getBody().front());
   // Loads go at the top of the function so every use is dominated.
@@ -320,8 +320,9 @@ Value Raiser::rmsNorm(const onnx::NodeProto &mul) {
   StringRef weightName = mul.input(wi);
   StringRef normed = skipCasts(mul.input(1 - wi));
   auto mismatch = [&](const llvm::Twine &what) {
-    return fail(mul, "expected RMSNorm (x * 1/sqrt(mean(x^2) + eps) * weight): " +
-                         what);
+    return fail(mul,
+                "expected RMSNorm (x * 1/sqrt(mean(x^2) + eps) * weight): " +
+                    what);
   };
   const onnx::NodeProto *scaleNode = model.producer(normed);
   if (!scaleNode ||
@@ -369,10 +370,10 @@ Value Raiser::rmsNorm(const onnx::NodeProto &mul) {
     return mismatch("the Add before Sqrt is not ReduceMean + constant eps");
   const onnx::NodeProto *square = model.producer(skipCasts(mean->input(0)));
   bool squares =
-      square &&
-      ((square->op_type() == "Pow" && scalarConstant(square->input(1)) == 2.0) ||
-       (square->op_type() == "Mul" &&
-        skipCasts(square->input(0)) == skipCasts(square->input(1))));
+      square && ((square->op_type() == "Pow" &&
+                  scalarConstant(square->input(1)) == 2.0) ||
+                 (square->op_type() == "Mul" &&
+                  skipCasts(square->input(0)) == skipCasts(square->input(1))));
   if (!squares)
     return mismatch("ReduceMean's input is not x^2");
   if (skipCasts(square->input(0)) != skipCasts(x))
@@ -430,7 +431,8 @@ Raiser::projectionWeight(const onnx::NodeProto &node) {
     if (t->op_type() == "Transpose" && !transB) {
       std::vector<int64_t> perm = attrInts(*t, "perm");
       const ConstTensor *c = model.constant(t->input(0));
-      if (c && c->dims.size() == 2 && (perm.empty() || perm == std::vector<int64_t>{1, 0}))
+      if (c && c->dims.size() == 2 &&
+          (perm.empty() || perm == std::vector<int64_t>{1, 0}))
         return std::make_pair(c, tfm::WeightLayout::out_in);
     }
   return std::nullopt;
@@ -466,12 +468,12 @@ Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
   }
   if (!input || !wv || (!bias.empty() && !b))
     return {};
-  return tfm::LinearOp::create(
-      builder, loc(mm), activationType(n), input, wv, b,
-      tfm::WeightLayoutAttr::get(ctx, layout));
+  return tfm::LinearOp::create(builder, loc(mm), activationType(n), input, wv,
+                               b, tfm::WeightLayoutAttr::get(ctx, layout));
 }
 
-bool Raiser::isTransposedCopy(const ConstTensor &a, const ConstTensor &b) const {
+bool Raiser::isTransposedCopy(const ConstTensor &a,
+                              const ConstTensor &b) const {
   // a is [V, H]; b is [H, V]; equal if b[h][v] == a[v][h] bytewise.
   if (a.dtype != b.dtype || a.dims.size() != 2 || b.dims.size() != 2 ||
       a.dims[0] != b.dims[1] || a.dims[1] != b.dims[0])
@@ -542,9 +544,9 @@ Value Raiser::logits(StringRef output) {
   if (!wv)
     return {};
   int64_t vocab = tensor->dims[layout == tfm::WeightLayout::out_in ? 0 : 1];
-  auto op = tfm::LogitsOp::create(builder, loc(*mm), activationType(vocab),
-                                  input, wv,
-                                  tfm::WeightLayoutAttr::get(ctx, layout));
+  auto op =
+      tfm::LogitsOp::create(builder, loc(*mm), activationType(vocab), input, wv,
+                            tfm::WeightLayoutAttr::get(ctx, layout));
   if (tied)
     op.setTied(true);
   return op;

@@ -98,9 +98,9 @@ public:
     const onnx::NodeProto *outer = r.producerIs(kt, "Reshape");
     const onnx::NodeProto *t =
         outer ? r.producerIs(outer->input(0), "Transpose") : nullptr;
-    const onnx::NodeProto *inner =
-        t && permIs(*t, {0, 2, 1}) ? r.producerIs(t->input(0), "Reshape")
-                                   : nullptr;
+    const onnx::NodeProto *inner = t && permIs(*t, {0, 2, 1})
+                                       ? r.producerIs(t->input(0), "Reshape")
+                                       : nullptr;
     if (!inner || shapes.rank(inner->input(0)) != 4u ||
         shapes.rank(inner->output(0)) != 3u ||
         shapes.rank(outer->output(0)) != 4u)
@@ -110,11 +110,13 @@ public:
     // -> [B, H, D, T]. Compare the static sizes that are known.
     StringRef k = inner->input(0);
     for (int i = 0; i < 2; ++i) {
-      auto a = shapes.staticDim(k, i), b = shapes.staticDim(outer->output(0), i);
+      auto a = shapes.staticDim(k, i),
+           b = shapes.staticDim(outer->output(0), i);
       if (a && b && *a != *b)
         return {};
     }
-    auto d = shapes.staticDim(k, 3), dOut = shapes.staticDim(outer->output(0), 2);
+    auto d = shapes.staticDim(k, 3),
+         dOut = shapes.staticDim(outer->output(0), 2);
     if (!d || !dOut || *d != *dOut)
       return {};
     return k;
@@ -137,8 +139,7 @@ public:
 
   /// Cos/Sin table feeding rope: Unsqueeze/Cast of [Mul(]Cos(emb)[, s)].
   /// Returns the Cos or Sin node and the scaling.
-  std::optional<std::pair<const onnx::NodeProto *, double>>
-  trig(StringRef v) {
+  std::optional<std::pair<const onnx::NodeProto *, double>> trig(StringRef v) {
     double scale = 1.0;
     while (true) {
       v = r.skipCasts(v);
@@ -208,7 +209,8 @@ public:
             continue;
           if (std::abs(c->second - s->second) > 1e-6 * std::abs(c->second))
             return std::nullopt;
-          if (r.skipCasts(c->first->input(0)) != r.skipCasts(s->first->input(0)))
+          if (r.skipCasts(c->first->input(0)) !=
+              r.skipCasts(s->first->input(0)))
             return std::nullopt;
           cosNode = c->first;
           return RopeMatch{x, c->second};
@@ -222,7 +224,8 @@ public:
   Value invFreq(const onnx::NodeProto &cos, int64_t headDim) {
     auto bad = [&](const llvm::Twine &what) {
       return r.fail(cos, "expected the RoPE angle table Concat(f, f) with f = "
-                         "inv_freq x positions: " + what);
+                         "inv_freq x positions: " +
+                             what);
     };
     const onnx::NodeProto *cat = r.producerIs(cos.input(0), "Concat");
     if (!cat || cat->input_size() != 2 || cat->input(0) != cat->input(1))
@@ -286,9 +289,9 @@ public:
                 : StringRef(n->input(1));
         continue;
       }
-      if (llvm::is_contained({"Unsqueeze", "Expand", "Reshape", "Cast",
-                              "Identity", "Squeeze"},
-                             op)) {
+      if (llvm::is_contained(
+              {"Unsqueeze", "Expand", "Reshape", "Cast", "Identity", "Squeeze"},
+              op)) {
         v = n->input(0);
         continue;
       }
@@ -326,9 +329,9 @@ public:
     return reaches(v, [&](const onnx::NodeProto &n) {
       if (n.op_type() == "Trilu")
         return true;
-      return llvm::is_contained({"Less", "LessOrEqual", "Greater",
-                                 "GreaterOrEqual"},
-                                n.op_type()) &&
+      return llvm::is_contained(
+                 {"Less", "LessOrEqual", "Greater", "GreaterOrEqual"},
+                 n.op_type()) &&
              n.input_size() == 2 && reaches(n.input(0), isRange) &&
              reaches(n.input(1), isRange);
     });
@@ -387,12 +390,14 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
     StringRef next;
     if (n->op_type() == "Add") {
       for (int i = 0; i < 2; ++i)
-        if (dependsOnWeights(n->input(i)) && !dependsOnWeights(n->input(1 - i))) {
+        if (dependsOnWeights(n->input(i)) &&
+            !dependsOnWeights(n->input(1 - i))) {
           next = n->input(i);
           masks.push_back(n->input(1 - i));
         }
     } else if (n->op_type() == "Where") {
-      bool d0 = dependsOnWeights(n->input(0)), d1 = dependsOnWeights(n->input(1)),
+      bool d0 = dependsOnWeights(n->input(0)),
+           d1 = dependsOnWeights(n->input(1)),
            d2 = dependsOnWeights(n->input(2));
       if (!d0 && d1 != d2) {
         next = d1 ? n->input(1) : n->input(2);
@@ -481,7 +486,9 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
     return bad(*qk, formatv("{0} is not split into heads by Reshape to "
                             "[batch, seq, heads, head_dim] and Transpose("
                             "perm=[0,2,1,3])",
-                            !qs ? "Q" : !ks ? "K" : "V"));
+                            !qs   ? "Q"
+                            : !ks ? "K"
+                                  : "V"));
   if (qs->headDim != ks->headDim || ks->headDim != vs->headDim ||
       ks->heads != vs->heads)
     return bad(*qk, "Q, K and V head shapes disagree");
@@ -534,13 +541,14 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
       return c ? c->output(0) : std::string();
     };
     pastInputs.append({pastK, pastV});
-    presentOutputs.append({presentOf(kin), presentOf(m.stripRepeatKv(pv->input(1)))});
+    presentOutputs.append(
+        {presentOf(kin), presentOf(m.stripRepeatKv(pv->input(1)))});
   }
   if (ks->heads * headDim != cast<RankedTensorType>(k.getType()).getDimSize(2))
     return bad(*qk, "K projection size is not kv_heads * head_dim");
   return tfm::AttentionOp::create(
       builder, l, q.getType(), qr, kc1, vc1, positions,
-      builder.getI64IntegerAttr(qs->heads), builder.getI64IntegerAttr(ks->heads),
-      builder.getI64IntegerAttr(headDim),
+      builder.getI64IntegerAttr(qs->heads),
+      builder.getI64IntegerAttr(ks->heads), builder.getI64IntegerAttr(headDim),
       builder.getF32FloatAttr(static_cast<float>(scale)));
 }

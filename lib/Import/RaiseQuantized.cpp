@@ -18,8 +18,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Raiser.h"
 #include "OnnxAttrs.h"
+#include "Raiser.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -112,8 +112,8 @@ Value Raiser::quantizedWeight(const onnx::NodeProto &node) {
                                 node.input(3), n, packedPerRow, blocks));
     }
   }
-  if (!packed || !s || (node.input_size() > 3 && !node.input(3).empty() &&
-                        !zeros))
+  if (!packed || !s ||
+      (node.input_size() > 3 && !node.input(3).empty() && !zeros))
     return {};
   return tfm::DequantizeOp::create(builder, loc(node),
                                    RankedTensorType::get({n, k}, elementType),
@@ -135,10 +135,11 @@ Value Raiser::quantizedLinear(const onnx::NodeProto &node, StringRef bias) {
   int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
   int64_t k = cast<RankedTensorType>(w.getType()).getDimSize(1);
   if (cast<RankedTensorType>(input.getType()).getDimSize(2) != k)
-    return fail(node, formatv("MatMulNBits K={0}, but its input has {1} "
-                              "features",
-                              k, cast<RankedTensorType>(input.getType())
-                                     .getDimSize(2)));
+    return fail(node,
+                formatv("MatMulNBits K={0}, but its input has {1} "
+                        "features",
+                        k,
+                        cast<RankedTensorType>(input.getType()).getDimSize(2)));
   Value b;
   if (!bias.empty()) {
     const ConstTensor *bt = model.constant(bias);
@@ -301,11 +302,11 @@ Value Raiser::quantizedLinear(const onnx::NodeProto &dq,
   auto wt = cast<RankedTensorType>(w.getType());
   int64_t n = wt.getDimSize(0);
   if (cast<RankedTensorType>(input.getType()).getDimSize(2) != wt.getDimSize(1))
-    return fail(mm, formatv("the dequantized weight has {0} input features, "
-                            "the activation {1}",
-                            wt.getDimSize(1),
-                            cast<RankedTensorType>(input.getType())
-                                .getDimSize(2)));
+    return fail(mm,
+                formatv("the dequantized weight has {0} input features, "
+                        "the activation {1}",
+                        wt.getDimSize(1),
+                        cast<RankedTensorType>(input.getType()).getDimSize(2)));
   Value b;
   if (!bias.empty()) {
     const ConstTensor *bt = model.constant(bias);

@@ -124,7 +124,7 @@ public:
   const ShapeInference &shapes;
   mlir::ModuleOp module;
   mlir::func::FuncOp func;
-  mlir::Type elementType;        // the model's activation type
+  mlir::Type elementType; // the model's activation type
   const ConstTensor *embeddingTable = nullptr;
   mlir::Value tokens, positions; // function arguments
   /// Per layer (in raising order): the K and V cache arguments and results.

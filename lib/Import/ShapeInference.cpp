@@ -32,7 +32,8 @@ Poly Poly::symbol(int id) {
 }
 
 bool Poly::isConstant() const {
-  return terms_.empty() || (terms_.size() == 1 && terms_.begin()->first.empty());
+  return terms_.empty() ||
+         (terms_.size() == 1 && terms_.begin()->first.empty());
 }
 
 int64_t Poly::constantValue() const {
@@ -335,11 +336,9 @@ void ShapeInference::run() {
           if (x == y)
             return x;
           if (x.isConstant() && y.isConstant())
-            return Poly::constant(op == "Max"
-                                      ? std::max(x.constantValue(),
-                                                 y.constantValue())
-                                      : std::min(x.constantValue(),
-                                                 y.constantValue()));
+            return Poly::constant(
+                op == "Max" ? std::max(x.constantValue(), y.constantValue())
+                            : std::min(x.constantValue(), y.constantValue()));
           return std::nullopt;
         });
     } else if (op == "Where") {
@@ -364,12 +363,13 @@ void ShapeInference::run() {
         if (r.size() == cv->size())
           out.ints = r;
       }
-    } else if (llvm::is_contained(
-                   {"Cast", "Neg", "Sqrt", "Reciprocal", "Sigmoid", "Cos",
-                    "Sin", "Softmax", "Not", "Identity", "Erf", "Relu", "Tanh",
-                    "Exp", "Log", "Abs", "Trilu", "IsNaN", "IsInf", "Floor",
-                    "Ceil", "CastLike"},
-                   op)) {
+    } else if (llvm::is_contained({"Cast",    "Neg",      "Sqrt",  "Reciprocal",
+                                   "Sigmoid", "Cos",      "Sin",   "Softmax",
+                                   "Not",     "Identity", "Erf",   "Relu",
+                                   "Tanh",    "Exp",      "Log",   "Abs",
+                                   "Trilu",   "IsNaN",    "IsInf", "Floor",
+                                   "Ceil",    "CastLike"},
+                                  op)) {
       if (aShape)
         setShape(a->shape);
       if (op == "Cast") {
@@ -514,18 +514,18 @@ void ShapeInference::run() {
         out.ints = vals;
     } else if (op == "Slice") {
       auto starts = inInts(1), ends = inInts(2);
-      std::optional<Shape> axes = node->input_size() > 3 ? inInts(3)
-                                                         : std::nullopt;
-      std::optional<Shape> steps = node->input_size() > 4 ? inInts(4)
-                                                          : std::nullopt;
+      std::optional<Shape> axes =
+          node->input_size() > 3 ? inInts(3) : std::nullopt;
+      std::optional<Shape> steps =
+          node->input_size() > 4 ? inInts(4) : std::nullopt;
       if (aShape && starts && ends && starts->size() == ends->size()) {
         Shape s = a->shape;
         bool ok = true;
         for (size_t i = 0; i < starts->size() && ok; ++i) {
-          int64_t ax = axes ? ((*axes)[i].isConstant()
-                                   ? (*axes)[i].constantValue()
-                                   : INT64_MIN)
-                            : static_cast<int64_t>(i);
+          int64_t ax =
+              axes ? ((*axes)[i].isConstant() ? (*axes)[i].constantValue()
+                                              : INT64_MIN)
+                   : static_cast<int64_t>(i);
           int64_t step = steps && (*steps)[i].isConstant()
                              ? (*steps)[i].constantValue()
                              : 1;
@@ -552,7 +552,8 @@ void ShapeInference::run() {
             if (v <= -(int64_t(1) << 40))
               return Poly::constant(0);
             if (v < 0 && dim.isConstant())
-              return Poly::constant(std::max<int64_t>(0, dim.constantValue() + v));
+              return Poly::constant(
+                  std::max<int64_t>(0, dim.constantValue() + v));
             if (v < 0)
               return dim + Poly::constant(v);
             if (dim.isConstant())
@@ -664,7 +665,8 @@ void ShapeInference::run() {
             fill = at.t().int64_data(0);
           else if (at.t().int32_data_size() == 1)
             fill = at.t().int32_data(0);
-          else if (at.t().has_raw_data() && out.dtype == onnx::TensorProto::INT64 &&
+          else if (at.t().has_raw_data() &&
+                   out.dtype == onnx::TensorProto::INT64 &&
                    at.t().raw_data().size() == 8) {
             int64_t v;
             std::memcpy(&v, at.t().raw_data().data(), 8);
@@ -698,11 +700,10 @@ void ShapeInference::run() {
         bool keep = attrInt(*node, "keepdims", 1) != 0;
         Shape s;
         for (size_t i = 0; i < a->shape.size(); ++i) {
-          bool reduced = axes.empty() ||
-                         llvm::any_of(axes, [&](int64_t x) {
-                           return normAxis(x, a->shape.size()) ==
-                                  static_cast<int64_t>(i);
-                         });
+          bool reduced =
+              axes.empty() || llvm::any_of(axes, [&](int64_t x) {
+                return normAxis(x, a->shape.size()) == static_cast<int64_t>(i);
+              });
           if (!reduced)
             s.push_back(a->shape[i]);
           else if (keep)
@@ -714,8 +715,8 @@ void ShapeInference::run() {
       if (aShape) {
         int64_t axis = normAxis(attrInt(*node, "axis", 1), a->shape.size());
         llvm::ArrayRef<Poly> dims(a->shape);
-        setShape({product(dims.take_front(axis)),
-                  product(dims.drop_front(axis))});
+        setShape(
+            {product(dims.take_front(axis)), product(dims.drop_front(axis))});
       }
     }
     // Unknown ops leave their outputs without facts; the raiser reports them

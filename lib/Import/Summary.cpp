@@ -36,9 +36,7 @@ std::string dtypeName(Type t) {
 
 /// Rounds an f32 attribute to the decimal the exporter most likely wrote
 /// (1e-05 rather than 9.99999974e-06).
-double shortest(float f) {
-  return std::stod(llvm::formatv("{0:e6}", f).str());
-}
+double shortest(float f) { return std::stod(llvm::formatv("{0:e6}", f).str()); }
 } // namespace
 
 llvm::Expected<ModelSummary> kiln::summarizeModel(ModuleOp module) {

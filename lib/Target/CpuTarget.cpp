@@ -40,9 +40,9 @@ Expected<std::unique_ptr<TargetMachine>> hostTargetMachine() {
   StringRef cpu = triple.getArch() == Triple::x86_64
                       ? StringRef(kiln::runtime::kCpuBaseline)
                       : StringRef("generic");
-  std::unique_ptr<TargetMachine> tm(target->createTargetMachine(
-      triple, cpu, "", TargetOptions(), Reloc::PIC_, std::nullopt,
-      CodeGenOptLevel::Aggressive));
+  std::unique_ptr<TargetMachine> tm(
+      target->createTargetMachine(triple, cpu, "", TargetOptions(), Reloc::PIC_,
+                                  std::nullopt, CodeGenOptLevel::Aggressive));
   if (!tm)
     return fail("cannot create an LLVM target machine for " + triple.str());
   return std::move(tm);
@@ -69,8 +69,8 @@ optimizedModule(mlir::ModuleOp module, LLVMContext &ctx, TargetMachine &tm) {
   // (e.g. MLIR's runtime helpers) would be unresolved when the runtime loads
   // it.
   static const llvm::StringSet<> allowed = {
-      "cosf", "sinf", "expf", "logf", "sqrtf", "tanhf", "powf", "erff",
-      "exp2f", "log2f", "fmaf", "memcpy", "memmove", "memset"};
+      "cosf", "sinf",  "expf",  "logf", "sqrtf",  "tanhf",   "powf",
+      "erff", "exp2f", "log2f", "fmaf", "memcpy", "memmove", "memset"};
   for (const llvm::Function &f : *llvmModule)
     if (f.isDeclaration() && !f.isIntrinsic() && !allowed.contains(f.getName()))
       return fail("kernel code calls the external function '" + f.getName() +
@@ -82,7 +82,8 @@ optimizedModule(mlir::ModuleOp module, LLVMContext &ctx, TargetMachine &tm) {
 }
 } // namespace
 
-Expected<std::vector<uint8_t>> kiln::emitCpuSharedObject(mlir::ModuleOp module) {
+Expected<std::vector<uint8_t>>
+kiln::emitCpuSharedObject(mlir::ModuleOp module) {
   auto tm = hostTargetMachine();
   if (!tm)
     return tm.takeError();

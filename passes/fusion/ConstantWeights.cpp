@@ -13,7 +13,8 @@ using namespace mlir;
 
 std::optional<ArrayRef<char>> kiln::globalBytes(ml_program::GlobalOp g,
                                                 std::vector<char> &storage) {
-  if (auto res = dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr())) {
+  if (auto res =
+          dyn_cast_or_null<DenseResourceElementsAttr>(g.getValueAttr())) {
     if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
       return blob->getData();
     return std::nullopt;
@@ -72,8 +73,8 @@ ml_program::GlobalOp kiln::constantGlobal(Value v, SymbolTable &symbols) {
   auto load = v.getDefiningOp<ml_program::GlobalLoadConstOp>();
   if (!load)
     return {};
-  auto g = symbols.lookup<ml_program::GlobalOp>(
-      load.getGlobal().getRootReference());
+  auto g =
+      symbols.lookup<ml_program::GlobalOp>(load.getGlobal().getRootReference());
   if (!g || g.getIsMutable() || !g.getValueAttr())
     return {};
   if (!isa<DenseResourceElementsAttr, DenseElementsAttr>(g.getValueAttr()))
@@ -81,19 +82,20 @@ ml_program::GlobalOp kiln::constantGlobal(Value v, SymbolTable &symbols) {
   return g;
 }
 
-ml_program::GlobalOp kiln::createWeightGlobal(
-    SymbolTable &symbols, Operation *before, StringRef name,
-    RankedTensorType type, function_ref<void(MutableArrayRef<char>)> fill) {
+ml_program::GlobalOp
+kiln::createWeightGlobal(SymbolTable &symbols, Operation *before,
+                         StringRef name, RankedTensorType type,
+                         function_ref<void(MutableArrayRef<char>)> fill) {
   size_t bytes = type.getNumElements() *
                  (type.getElementType().getIntOrFloatBitWidth() / 8);
-  AsmResourceBlob blob = HeapAsmResourceBlob::allocate(
-      bytes, alignof(uint64_t), /*dataIsMutable=*/true);
+  AsmResourceBlob blob = HeapAsmResourceBlob::allocate(bytes, alignof(uint64_t),
+                                                       /*dataIsMutable=*/true);
   fill(blob.getMutableData());
   auto value = DenseResourceElementsAttr::get(type, name, std::move(blob));
   OpBuilder b(before);
-  auto global = ml_program::GlobalOp::create(
-      b, before->getLoc(), name, type, /*is_mutable=*/false, value,
-      b.getStringAttr("private"));
+  auto global = ml_program::GlobalOp::create(b, before->getLoc(), name, type,
+                                             /*is_mutable=*/false, value,
+                                             b.getStringAttr("private"));
   symbols.insert(global); // already placed; renamed on a clash
   return global;
 }

@@ -22,8 +22,8 @@ namespace kiln {
 /// The bytes of a constant global's value (dense_resource, or dense with a
 /// whole-byte element type), row major: a view of the attribute's data, or
 /// of `storage` when a splat had to be expanded. Nothing if it has none.
-std::optional<llvm::ArrayRef<char>>
-globalBytes(mlir::ml_program::GlobalOp g, std::vector<char> &storage);
+std::optional<llvm::ArrayRef<char>> globalBytes(mlir::ml_program::GlobalOp g,
+                                                std::vector<char> &storage);
 
 /// Writes the transpose of the row-major rows x cols matrix `in` (elements
 /// of `elementBytes` bytes) to `out` (cols x rows), in cache-sized tiles.
@@ -37,10 +37,10 @@ mlir::ml_program::GlobalOp constantGlobal(mlir::Value v,
 /// A new private immutable global `name` (renamed on a clash) of `type`, a
 /// dense_resource whose bytes `fill` writes in place (row major, every byte):
 /// the weight passes build each new weight without an intermediate copy.
-mlir::ml_program::GlobalOp createWeightGlobal(
-    mlir::SymbolTable &symbols, mlir::Operation *before, llvm::StringRef name,
-    mlir::RankedTensorType type,
-    llvm::function_ref<void(llvm::MutableArrayRef<char>)> fill);
+mlir::ml_program::GlobalOp
+createWeightGlobal(mlir::SymbolTable &symbols, mlir::Operation *before,
+                   llvm::StringRef name, mlir::RankedTensorType type,
+                   llvm::function_ref<void(llvm::MutableArrayRef<char>)> fill);
 
 /// A global_load_const of `g` at the start of `block`.
 mlir::Value loadAtStart(mlir::Block &block, mlir::ml_program::GlobalOp g);

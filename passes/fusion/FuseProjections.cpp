@@ -50,8 +50,7 @@ using namespace kiln;
 
 namespace {
 
-struct FuseProjections
-    : kiln::impl::FuseProjectionsBase<FuseProjections> {
+struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -62,7 +61,8 @@ struct FuseProjections
         continue;
       // Group the linears by input, in program order.
       llvm::MapVector<Value, SmallVector<tfm::LinearOp>> byInput;
-      func.walk([&](tfm::LinearOp op) { byInput[op.getInput()].push_back(op); });
+      func.walk(
+          [&](tfm::LinearOp op) { byInput[op.getInput()].push_back(op); });
       for (auto &[input, group] : byInput) {
         SmallVector<tfm::LinearOp> fusable = compatible(group, symbols);
         if (fusable.size() >= 2 && failed(fuse(fusable, symbols, module)))
@@ -98,8 +98,7 @@ struct FuseProjections
         auto ft = cast<RankedTensorType>(first.getWeight().getType());
         if (op.getLayout() != first.getLayout() ||
             wt.getElementType() != ft.getElementType() ||
-            op.getType().getElementType() !=
-                first.getType().getElementType() ||
+            op.getType().getElementType() != first.getType().getElementType() ||
             bool(op.getBias()) != bool(first.getBias()))
           continue;
       }
@@ -114,8 +113,7 @@ struct FuseProjections
   /// weights joined and stored [out, in] in one copy). Reused when the same
   /// parts were fused before (prefill and decode share weights).
   ml_program::GlobalOp concat(MutableArrayRef<ml_program::GlobalOp> parts,
-                              int axis,
-                              SymbolTable &symbols, ModuleOp module) {
+                              int axis, SymbolTable &symbols, ModuleOp module) {
     std::string key;
     for (ml_program::GlobalOp g : parts)
       key += (key.empty() ? "" : "+") + g.getSymName().str();
@@ -161,8 +159,8 @@ struct FuseProjections
           data.push_back(bytesOf(g, st));
         for (int64_t r = 0; r < shape[0]; ++r)
           for (auto [g, d] : llvm::zip(parts, data)) {
-            size_t row = cast<RankedTensorType>(g.getType()).getDimSize(1) *
-                         eltBytes;
+            size_t row =
+                cast<RankedTensorType>(g.getType()).getDimSize(1) * eltBytes;
             at = std::copy(d.begin() + r * row, d.begin() + (r + 1) * row, at);
           }
       }
@@ -194,8 +192,9 @@ struct FuseProjections
         biases.push_back(constantGlobal(op.getBias(), symbols));
     }
     ml_program::GlobalOp w = concat(weights, outAxis, symbols, module);
-    ml_program::GlobalOp bias =
-        biases.empty() ? ml_program::GlobalOp() : concat(biases, 0, symbols, module);
+    ml_program::GlobalOp bias = biases.empty()
+                                    ? ml_program::GlobalOp()
+                                    : concat(biases, 0, symbols, module);
 
     // The fused projection goes where the last projection was, so that every
     // operand dominates it; the loads go at the top of the function.
@@ -226,8 +225,8 @@ struct FuseProjections
       auto type = op.getType();
       SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
       offsets.back() = b.getIndexAttr(offset);
-      SmallVector<OpFoldResult> sizes, strides(type.getRank(),
-                                                b.getIndexAttr(1));
+      SmallVector<OpFoldResult> sizes,
+          strides(type.getRank(), b.getIndexAttr(1));
       for (int64_t d : type.getShape())
         sizes.push_back(b.getIndexAttr(d));
       Value slice = tensor::ExtractSliceOp::create(

@@ -32,8 +32,7 @@ using namespace kiln;
 
 namespace {
 
-struct TransposeWeights
-    : kiln::impl::TransposeWeightsBase<TransposeWeights> {
+struct TransposeWeights : kiln::impl::TransposeWeightsBase<TransposeWeights> {
   using Base::Base;
 
   void runOnOperation() override {

@@ -1,7 +1,8 @@
-//===- ArgmaxRows.cpp - The argmax_rows kernel ------------------------------===//
+//===- ArgmaxRows.cpp - The argmax_rows kernel
+//------------------------------===//
 //
-// The argmax_rows recipe of the kernel library (KernelLibrary.h); how it maps the
-// work is described at its class.
+// The argmax_rows recipe of the kernel library (KernelLibrary.h); how it maps
+// the work is described at its class.
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,7 +66,8 @@ public:
     auto best = dyn_cast<MemRefType>(g.getDpsInits()[0].getType());
     auto index = dyn_cast<MemRefType>(g.getDpsInits()[1].getType());
     if (!in || !best || !index || !in.hasStaticShape() ||
-        !best.getElementType().isF32() || !index.getElementType().isInteger(64) ||
+        !best.getElementType().isF32() ||
+        !index.getElementType().isInteger(64) ||
         !isa<FloatType>(in.getElementType()) ||
         in.getDimSize(2) >= (int64_t(1) << 31))
       return std::nullopt;
@@ -85,8 +87,8 @@ public:
         withoutExt(cmp.getLhs()) != body.getArgument(0))
       return std::nullopt;
     auto cast = selI.getTrueValue().getDefiningOp<arith::IndexCastOp>();
-    auto linalgIndex =
-        cast ? cast.getIn().getDefiningOp<linalg::IndexOp>() : linalg::IndexOp();
+    auto linalgIndex = cast ? cast.getIn().getDefiningOp<linalg::IndexOp>()
+                            : linalg::IndexOp();
     if (!linalgIndex || linalgIndex.getDim() != 2)
       return std::nullopt;
     return Shape{in.getDimSize(0), in.getDimSize(1), in.getDimSize(2)};
@@ -114,9 +116,12 @@ public:
     };
     // (v, i) beats (bv, bi) when larger, or equal with a smaller index.
     auto better = [&](OpBuilder &nb, Value v, Value i, Value bv, Value bi) {
-      Value gt = arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OGT, v, bv);
-      Value eq = arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OEQ, v, bv);
-      Value lt = arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::slt, i, bi);
+      Value gt =
+          arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OGT, v, bv);
+      Value eq =
+          arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OEQ, v, bv);
+      Value lt =
+          arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::slt, i, bi);
       return arith::OrIOp::create(nb, loc, gt,
                                   arith::AndIOp::create(nb, loc, eq, lt));
     };
@@ -148,26 +153,26 @@ public:
     SmallVector<Value> inits{negInf, noIndex};
     if (full > 0) {
       auto main = scf::ForOp::create(
-        b, loc, tid, idx(full), idx(step), inits,
-        [&](OpBuilder &nb, Location l, Value k, ValueRange args) {
-          SmallVector<Value> ks, xs;
-          for (int64_t u = 0; u < kUnroll; ++u) {
-            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * kThreads))
-                                 .getResult()
-                           : k);
-            xs.push_back(
-                memref::LoadOp::create(nb, l, in, ValueRange{bi, si, ks[u]}));
-          }
-          SmallVector<Value, 2> acc(args.begin(), args.end());
-          for (int64_t u = 0; u < kUnroll; ++u)
-            fold(nb, l, ks[u], xs[u], acc);
-          scf::YieldOp::create(nb, l, acc);
-        });
+          b, loc, tid, idx(full), idx(step), inits,
+          [&](OpBuilder &nb, Location l, Value k, ValueRange args) {
+            SmallVector<Value> ks, xs;
+            for (int64_t u = 0; u < kUnroll; ++u) {
+              ks.push_back(
+                  u ? arith::AddIOp::create(nb, l, k, idx(u * kThreads))
+                          .getResult()
+                    : k);
+              xs.push_back(
+                  memref::LoadOp::create(nb, l, in, ValueRange{bi, si, ks[u]}));
+            }
+            SmallVector<Value, 2> acc(args.begin(), args.end());
+            for (int64_t u = 0; u < kUnroll; ++u)
+              fold(nb, l, ks[u], xs[u], acc);
+            scf::YieldOp::create(nb, l, acc);
+          });
       inits.assign(main.getResults().begin(), main.getResults().end());
     }
-    Value tailStart = full ? arith::AddIOp::create(b, loc, tid, idx(full))
-                                 .getResult()
-                           : tid;
+    Value tailStart =
+        full ? arith::AddIOp::create(b, loc, tid, idx(full)).getResult() : tid;
     auto scan = scf::ForOp::create(
         b, loc, tailStart, idx(shape->vocab), idx(kThreads), inits,
         [&](OpBuilder &nb, Location l, Value k, ValueRange args) {
@@ -180,12 +185,12 @@ public:
     Value width = i32c(32);
     for (int64_t offset = 16; offset >= 1; offset /= 2) {
       Value off = i32c(offset);
-      Value ov = gpu::ShuffleOp::create(b, loc, v, off, width,
-                                        gpu::ShuffleMode::XOR)
-                     .getShuffleResult();
-      Value oi = gpu::ShuffleOp::create(b, loc, i, off, width,
-                                        gpu::ShuffleMode::XOR)
-                     .getShuffleResult();
+      Value ov =
+          gpu::ShuffleOp::create(b, loc, v, off, width, gpu::ShuffleMode::XOR)
+              .getShuffleResult();
+      Value oi =
+          gpu::ShuffleOp::create(b, loc, i, off, width, gpu::ShuffleMode::XOR)
+              .getShuffleResult();
       Value take = better(b, ov, oi, v, i);
       v = arith::SelectOp::create(b, loc, take, ov, v);
       i = arith::SelectOp::create(b, loc, take, oi, i);
@@ -204,8 +209,8 @@ public:
       memref::StoreOp::create(b, loc, i, smemI, ValueRange{warp});
     }
     gpu::BarrierOp::create(b, loc);
-    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         tid, idx(0));
+    Value leader =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid, idx(0));
     auto finish = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&finish.getThenRegion().front());
@@ -226,9 +231,9 @@ public:
     auto replace = scf::IfOp::create(b, loc, wins, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&replace.getThenRegion().front());
     memref::StoreOp::create(b, loc, bv, bestOut, ValueRange{bi, si});
-    memref::StoreOp::create(
-        b, loc, arith::ExtSIOp::create(b, loc, b.getI64Type(), bx), indexOut,
-        ValueRange{bi, si});
+    memref::StoreOp::create(b, loc,
+                            arith::ExtSIOp::create(b, loc, b.getI64Type(), bx),
+                            indexOut, ValueRange{bi, si});
 
     LaunchShape launch;
     launch.grid[0] = shape->batch * shape->seq;

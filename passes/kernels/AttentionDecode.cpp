@@ -8,8 +8,9 @@
 // steps that hold them (q and K from step 0, positions from step 1, V from
 // step 5, the output from step 6) and computes the same function:
 //
-//   out[b, 0, h, :] = sum_t softmax_t(scale * q[b, 0, h, :] . K[b, g, t, :]) V[b, g, t, :]
-//   over t <= positions[b, 0], g = h / (heads / kv_heads); 0 if no t.
+//   out[b, 0, h, :] = sum_t softmax_t(scale * q[b, 0, h, :] . K[b, g, t, :])
+//   V[b, g, t, :] over t <= positions[b, 0], g = h / (heads / kv_heads); 0 if
+//   no t.
 //
 // One block per (sequence, KV head): K and V rows of that head are read
 // once for all its query heads. Only positions that exist are read (the
@@ -260,9 +261,10 @@ public:
               Value m2 = arith::MaximumFOp::create(nb, l, m, s);
               // m2 is finite once a valid position was seen; before that
               // (all masked so far) keep everything at its start.
-              Value seen = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
-                                                 m2, cf(nb, negInf));
-              Value safeM2 = arith::SelectOp::create(nb, l, seen, m2, cf(nb, 0.0));
+              Value seen = arith::CmpFOp::create(
+                  nb, l, arith::CmpFPredicate::ONE, m2, cf(nb, negInf));
+              Value safeM2 =
+                  arith::SelectOp::create(nb, l, seen, m2, cf(nb, 0.0));
               Value c = math::ExpOp::create(
                   nb, l, arith::SubFOp::create(nb, l, m, safeM2));
               Value pe = math::ExpOp::create(
@@ -284,8 +286,8 @@ public:
     Value sm = kb.workgroupBuffer({warps * rep}, f32);
     Value sl = kb.workgroupBuffer({warps * rep}, f32);
     Value sacc = kb.workgroupBuffer({warps * rep * D}, f32);
-    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         lane, idx(0));
+    Value leader =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
     for (int64_t r = 0; r < rep; ++r) {
       Value slot = arith::AddIOp::create(
           b, loc, arith::MulIOp::create(b, loc, warp, idx(rep)), idx(r));
@@ -317,10 +319,11 @@ public:
           for (int64_t w = 0; w < warps; ++w) {
             Value slot = arith::AddIOp::create(nb, l, idx(w * rep), r);
             mMax = arith::MaximumFOp::create(
-                nb, l, mMax, memref::LoadOp::create(nb, l, sm, ValueRange{slot}));
+                nb, l, mMax,
+                memref::LoadOp::create(nb, l, sm, ValueRange{slot}));
           }
-          Value anySeen = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
-                                                mMax, cf(nb, negInf));
+          Value anySeen = arith::CmpFOp::create(
+              nb, l, arith::CmpFPredicate::ONE, mMax, cf(nb, negInf));
           Value sum = cf(nb, 0.0), acc = cf(nb, 0.0);
           for (int64_t w = 0; w < warps; ++w) {
             Value slot = arith::AddIOp::create(nb, l, idx(w * rep), r);
@@ -330,21 +333,24 @@ public:
                                               mw, cf(nb, negInf));
             Value f = arith::SelectOp::create(
                 nb, l, has,
-                math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, mw, mMax)),
+                math::ExpOp::create(nb, l,
+                                    arith::SubFOp::create(nb, l, mw, mMax)),
                 cf(nb, 0.0));
             sum = arith::AddFOp::create(
                 nb, l, sum,
                 arith::MulFOp::create(
-                    nb, l, f, memref::LoadOp::create(nb, l, sl, ValueRange{slot})));
+                    nb, l, f,
+                    memref::LoadOp::create(nb, l, sl, ValueRange{slot})));
             Value at = arith::AddIOp::create(
                 nb, l, arith::MulIOp::create(nb, l, slot, idx(D)), d);
             acc = arith::AddFOp::create(
                 nb, l, acc,
                 arith::MulFOp::create(
-                    nb, l, f, memref::LoadOp::create(nb, l, sacc, ValueRange{at})));
+                    nb, l, f,
+                    memref::LoadOp::create(nb, l, sacc, ValueRange{at})));
           }
-          Value positive = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
-                                                 sum, cf(nb, 0.0));
+          Value positive = arith::CmpFOp::create(
+              nb, l, arith::CmpFPredicate::OGT, sum, cf(nb, 0.0));
           Value ok = arith::AndIOp::create(nb, l, anySeen, positive);
           Value v = arith::SelectOp::create(
               nb, l, ok, arith::DivFOp::create(nb, l, acc, sum), cf(nb, 0.0));
@@ -352,8 +358,7 @@ public:
             v = arith::TruncFOp::create(nb, l, outElt, v);
           Value h = arith::AddIOp::create(
               nb, l, arith::MulIOp::create(nb, l, grp, idx(rep)), r);
-          memref::StoreOp::create(nb, l, v, out,
-                                  ValueRange{bi, idx(0), h, d});
+          memref::StoreOp::create(nb, l, v, out, ValueRange{bi, idx(0), h, d});
           scf::YieldOp::create(nb, l);
         });
 

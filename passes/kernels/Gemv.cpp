@@ -4,7 +4,6 @@
 
 namespace kiln::kernels::gemv {
 
-
 /// Matches the linalg.generic that --kiln-lower-tfm-to-linalg makes of
 /// tfm.linear and tfm.logits, bufferized: ins(x : [B, S, K], w), outs(acc :
 /// [B, S, N] f32), iterators (parallel x 3, reduction), body
@@ -25,10 +24,9 @@ std::optional<Projection> matchProjection(Operation *op, bool inOut) {
   auto map = [&](ArrayRef<AffineExpr> exprs) {
     return AffineMap::get(4, 0, exprs, ctx);
   };
-  SmallVector<AffineMap> expected{
-      map({d(0), d(1), d(3)}),
-      inOut ? map({d(3), d(2)}) : map({d(2), d(3)}),
-      map({d(0), d(1), d(2)})};
+  SmallVector<AffineMap> expected{map({d(0), d(1), d(3)}),
+                                  inOut ? map({d(3), d(2)}) : map({d(2), d(3)}),
+                                  map({d(0), d(1), d(2)})};
   if (g.getIndexingMapsArray() != expected)
     return std::nullopt;
   auto x = dyn_cast<MemRefType>(g.getDpsInputs()[0].getType());

@@ -1,4 +1,5 @@
-//===- Gemv.h - What the GEMV kernel recipes share ----------------*- C++ -*-===//
+//===- Gemv.h - What the GEMV kernel recipes share ----------------*- C++
+//-*-===//
 //
 // The decode projection out[b, s, n] += x[b, s, k] * w (few rows b * s) that
 // gemv_kn (GemvKN.cpp, w [in, out]) and gemv_nk (GemvNK.cpp, w [out, in])
@@ -89,11 +90,10 @@ protected:
     IRMapping inner = map;
     for (auto [operand, arg] : llvm::zip(g->getOperands(), body.getArguments()))
       if (!arg.use_empty())
-        inner.map(arg, operand == out
-                           ? acc
-                           : memref::LoadOp::create(b, loc, map.lookup(operand),
-                                                    at)
-                                 .getResult());
+        inner.map(arg, operand == out ? acc
+                                      : memref::LoadOp::create(
+                                            b, loc, map.lookup(operand), at)
+                                            .getResult());
     for (Operation &o : body.without_terminator())
       b.clone(o, inner);
     auto yield = cast<linalg::YieldOp>(body.getTerminator());

@@ -1,4 +1,5 @@
-//===- GemvKN.cpp - The gemv_kn kernel --------------------------------------===//
+//===- GemvKN.cpp - The gemv_kn kernel
+//--------------------------------------===//
 //
 // gemv_kn: the decode-time projection out[b, s, n] += x[b, s, k] * w[k, n]
 // with w stored [in, out] (the layout both PyTorch exporters give MatMul) and
@@ -87,9 +88,9 @@ public:
         [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
           SmallVector<Value> ks, wf;
           for (int64_t u = 0; u < unroll; ++u) {
-            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * kStep))
-                               .getResult()
-                           : k);
+            ks.push_back(
+                u ? arith::AddIOp::create(nb, l, k, idx(u * kStep)).getResult()
+                  : k);
             Value wv = vector::LoadOp::create(
                 nb, l, vw, w, ValueRange{ks.back(), n0},
                 /*nontemporal=*/false, llvm::MaybeAlign(16));
@@ -98,10 +99,9 @@ public:
           SmallVector<Value> next(accs.begin(), accs.end());
           for (int64_t u = 0; u < unroll; ++u)
             for (int64_t r = 0; r < rows; ++r) {
-              Value xs = memref::LoadOp::create(nb, l, x,
-                                                o->xAt(kb, r, ks[u]));
-              Value xb = vector::BroadcastOp::create(nb, l, vf32,
-                                                     toF32(nb, xs, f32));
+              Value xs = memref::LoadOp::create(nb, l, x, o->xAt(kb, r, ks[u]));
+              Value xb =
+                  vector::BroadcastOp::create(nb, l, vf32, toF32(nb, xs, f32));
               next[r] = vector::FMAOp::create(nb, l, vf32, xb, wf[u], next[r]);
             }
           scf::YieldOp::create(nb, l, next);
@@ -172,7 +172,8 @@ public:
     Value si = arith::RemUIOp::create(b, loc, row, idx(p->seq));
     Value n = arith::AddIOp::create(b, loc, nBlock, col);
     Value old =
-        init ? init : memref::LoadOp::create(b, loc, out, ValueRange{bi, si, n});
+        init ? init
+             : memref::LoadOp::create(b, loc, out, ValueRange{bi, si, n});
     storeResult(b, loc, op, epilogue, map,
                 arith::AddFOp::create(b, loc, old, sum), ValueRange{bi, si, n});
 

@@ -1,4 +1,5 @@
-//===- GemvNK.cpp - The gemv_nk kernel --------------------------------------===//
+//===- GemvNK.cpp - The gemv_nk kernel
+//--------------------------------------===//
 //
 // The gemv_nk recipe of the kernel library (KernelLibrary.h); how it maps the
 // work is described at its class.
@@ -61,9 +62,9 @@ public:
     const int64_t cpw = columnsPerWarp(*p, rows);
     VectorType vf32 = o->vf32, vw = o->vw, vx = o->vx;
     // x rows start 16-byte aligned when x has w's element type (k % vec == 0).
-    const uint64_t xAlign =
-        p->inputType == p->weightType ? 16
-                                      : p->inputType.getIntOrFloatBitWidth() / 8;
+    const uint64_t xAlign = p->inputType == p->weightType
+                                ? 16
+                                : p->inputType.getIntOrFloatBitWidth() / 8;
     auto idx = [&](int64_t v) { return kb.index(v); };
     auto toF32 = [&](OpBuilder &nb, Value v, Type type) {
       return kb.extendTo(nb, v, type);
@@ -75,9 +76,9 @@ public:
     // Warp j of the grid computes columns j * cpw .. j * cpw + cpw - 1.
     Value n0 = arith::MulIOp::create(
         b, loc,
-        arith::AddIOp::create(
-            b, loc, arith::MulIOp::create(b, loc, bid, idx(kWarps)),
-            arith::DivUIOp::create(b, loc, tid, idx(32))),
+        arith::AddIOp::create(b, loc,
+                              arith::MulIOp::create(b, loc, bid, idx(kWarps)),
+                              arith::DivUIOp::create(b, loc, tid, idx(32))),
         idx(cpw));
     SmallVector<Value> ns{n0};
     for (int64_t c = 1; c < cpw; ++c)
@@ -109,25 +110,24 @@ public:
           SmallVector<Value> ks;
           SmallVector<SmallVector<Value>> wf(cpw);
           for (int64_t u = 0; u < unroll; ++u)
-            ks.push_back(u ? arith::AddIOp::create(nb, l, k, idx(u * stride))
-                               .getResult()
-                           : k);
+            ks.push_back(
+                u ? arith::AddIOp::create(nb, l, k, idx(u * stride)).getResult()
+                  : k);
           for (int64_t u = 0; u < unroll; ++u)
             for (int64_t c = 0; c < cpw; ++c) {
-              Value wv = vector::LoadOp::create(nb, l, vw, w,
-                                                ValueRange{ns[c], ks[u]},
-                                                /*nontemporal=*/false,
-                                                llvm::MaybeAlign(16));
+              Value wv = vector::LoadOp::create(
+                  nb, l, vw, w, ValueRange{ns[c], ks[u]},
+                  /*nontemporal=*/false, llvm::MaybeAlign(16));
               wf[c].push_back(toF32(nb, wv, vf32));
             }
           SmallVector<Value> next(accs.begin(), accs.end());
           for (int64_t u = 0; u < unroll; ++u)
             for (int64_t r = 0; r < rows; ++r) {
               Value xv = toF32(nb,
-                               vector::LoadOp::create(
-                                   nb, l, vx, x, o->xAt(kb, r, ks[u]),
-                                   /*nontemporal=*/false,
-                                   llvm::MaybeAlign(xAlign)),
+                               vector::LoadOp::create(nb, l, vx, x,
+                                                      o->xAt(kb, r, ks[u]),
+                                                      /*nontemporal=*/false,
+                                                      llvm::MaybeAlign(xAlign)),
                                vf32);
               for (int64_t c = 0; c < cpw; ++c)
                 next[c * rows + r] = vector::FMAOp::create(
@@ -137,20 +137,21 @@ public:
         });
     SmallVector<Value> totals;
     for (Value acc : loop.getResults()) {
-      Value sum = vector::ReductionOp::create(b, loc,
-                                              vector::CombiningKind::ADD, acc);
+      Value sum =
+          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
       totals.push_back(gpu::SubgroupReduceOp::create(
           b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
     }
-    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         lane, idx(0));
+    Value leader =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&write.getThenRegion().front());
     for (int64_t c = 0; c < cpw; ++c)
       for (int64_t r = 0; r < rows; ++r) {
         SmallVector<Value, 3> at = o->xAt(kb, r, ns[c]);
-        Value old = init ? init
-                         : memref::LoadOp::create(b, loc, o->out, at).getResult();
+        Value old =
+            init ? init
+                 : memref::LoadOp::create(b, loc, o->out, at).getResult();
         storeResult(b, loc, op, epilogue, map,
                     arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
                     at);

@@ -48,8 +48,8 @@ std::optional<QuantProjection> matchQuantized(Operation *op) {
   auto bitsAttr = region.getAs<IntegerAttr>("bits");
   auto groupAttr = region.getAs<IntegerAttr>("group_size");
   auto zerosAttr = region.getAs<BoolAttr>("zero_points");
-  if (!name || (name.getValue() != "tfm.linear" &&
-                name.getValue() != "tfm.logits") ||
+  if (!name ||
+      (name.getValue() != "tfm.linear" && name.getValue() != "tfm.logits") ||
       !bitsAttr || !groupAttr || !zerosAttr)
     return std::nullopt;
   QuantProjection p;
@@ -216,8 +216,8 @@ public:
     // The one scale (and zero point) of a row quantized per channel.
     auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
                        Value group) -> Value {
-      return kb.extendTo(nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}),
-                         f32);
+      return kb.extendTo(
+          nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}), f32);
     };
     SmallVector<Value> rowScale(cpw), rowZero(cpw);
     if (oneGroup)
@@ -238,10 +238,10 @@ public:
         [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
           SmallVector<Value> bytes;
           for (int64_t u = 0; u < unroll; ++u)
-            bytes.push_back(u ? arith::AddIOp::create(nb, l, byte0,
-                                                      idx(u * kStride))
-                                    .getResult()
-                              : byte0);
+            bytes.push_back(
+                u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride))
+                        .getResult()
+                  : byte0);
           // Every weight load first: [column][step].
           SmallVector<SmallVector<Value>> words(cpw);
           for (int64_t u = 0; u < unroll; ++u)
@@ -254,18 +254,18 @@ public:
           SmallVector<Value> next(accs.begin(), accs.end());
           for (int64_t u = 0; u < unroll; ++u) {
             // The code index of the load's first code.
-            Value k0 = p.bits == 4
-                           ? arith::MulIOp::create(nb, l, bytes[u], idx(2))
-                                 .getResult()
-                           : bytes[u];
+            Value k0 =
+                p.bits == 4
+                    ? arith::MulIOp::create(nb, l, bytes[u], idx(2)).getResult()
+                    : bytes[u];
             // Per word lane: the scale and zero point of its group.
             auto perWordLane = [&](Value m, int64_t c) -> Value {
               SmallVector<Value> chunks;
               for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
-                Value kk = ch ? arith::AddIOp::create(nb, l, k0,
-                                                      idx(ch * chunkCodes))
-                                    .getResult()
-                              : k0;
+                Value kk =
+                    ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
+                             .getResult()
+                       : k0;
                 Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
                 chunks.push_back(scaleOf(nb, l, m, ns[c], grp));
               }
@@ -278,13 +278,13 @@ public:
             };
             SmallVector<Value> scaleV(cpw), zeroV(cpw);
             for (int64_t c = 0; c < cpw; ++c) {
-              scaleV[c] = oneGroup ? vector::BroadcastOp::create(
-                                         nb, l, v4f32, rowScale[c])
+              scaleV[c] = oneGroup ? vector::BroadcastOp::create(nb, l, v4f32,
+                                                                 rowScale[c])
                                          .getResult()
                                    : perWordLane(scales, c);
               if (zeros)
-                zeroV[c] = oneGroup ? vector::BroadcastOp::create(
-                                          nb, l, v4f32, rowZero[c])
+                zeroV[c] = oneGroup ? vector::BroadcastOp::create(nb, l, v4f32,
+                                                                  rowZero[c])
                                           .getResult()
                                     : perWordLane(zeros, c);
             }
@@ -298,8 +298,8 @@ public:
               for (int64_t j = 0; j < perWord; ++j) {
                 Value v = words[c][u];
                 if (j)
-                  v = arith::ShRUIOp::create(nb, l, v,
-                                             splatI(nb, l, int32_t(j * p.bits)));
+                  v = arith::ShRUIOp::create(
+                      nb, l, v, splatI(nb, l, int32_t(j * p.bits)));
                 v = arith::AndIOp::create(nb, l, v,
                                           splatI(nb, l, (1 << p.bits) - 1));
                 v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
@@ -314,14 +314,14 @@ public:
               for (int64_t c = 0; c < cpw; ++c)
                 shared.push_back(codesOf(c));
             for (int64_t r = 0; r < rows; ++r) {
-              Value xv = kb.extendTo(
-                  nb,
-                  // A load's first code is a multiple of 16 (whole loads
-                  // per row), so x's 16-byte alignment holds.
-                  vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                         /*nontemporal=*/false,
-                                         llvm::MaybeAlign(16)),
-                  vxF32);
+              Value xv =
+                  kb.extendTo(nb,
+                              // A load's first code is a multiple of 16 (whole
+                              // loads per row), so x's 16-byte alignment holds.
+                              vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                                     /*nontemporal=*/false,
+                                                     llvm::MaybeAlign(16)),
+                              vxF32);
               // x at the codes of position j: elements perWord * w + j.
               SmallVector<Value> xs;
               for (int64_t j = 0; j < perWord; ++j) {
@@ -343,8 +343,7 @@ public:
                   dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
                 if (zeros)
                   dot = arith::SubFOp::create(
-                      nb, l, dot,
-                      arith::MulFOp::create(nb, l, zeroV[c], xsum));
+                      nb, l, dot, arith::MulFOp::create(nb, l, zeroV[c], xsum));
                 Value &acc = next[c * rows + r];
                 acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
               }
@@ -355,20 +354,20 @@ public:
 
     SmallVector<Value> totals;
     for (Value acc : loop.getResults()) {
-      Value sum = vector::ReductionOp::create(b, loc,
-                                              vector::CombiningKind::ADD, acc);
+      Value sum =
+          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
       totals.push_back(gpu::SubgroupReduceOp::create(
           b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
     }
-    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         lane, idx(0));
+    Value leader =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&write.getThenRegion().front());
     for (int64_t c = 0; c < cpw; ++c)
       for (int64_t r = 0; r < rows; ++r) {
         SmallVector<Value, 3> at = xAt(r, ns[c]);
-        Value old = init ? init
-                         : memref::LoadOp::create(b, loc, out, at).getResult();
+        Value old =
+            init ? init : memref::LoadOp::create(b, loc, out, at).getResult();
         storeResult(b, loc, op, epilogue, map,
                     arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
                     at);

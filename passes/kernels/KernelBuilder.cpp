@@ -8,8 +8,7 @@ using namespace mlir;
 
 namespace kiln::kernels {
 
-KernelBuilder::KernelBuilder(OpBuilder &b, Location loc,
-                             gpu::GPUFuncOp kernel)
+KernelBuilder::KernelBuilder(OpBuilder &b, Location loc, gpu::GPUFuncOp kernel)
     : b(b), loc(loc), kernel(kernel),
       top(&kernel.getBody().front(), kernel.getBody().front().begin()) {}
 
@@ -36,8 +35,7 @@ Value KernelBuilder::workgroupBuffer(ArrayRef<int64_t> shape, Type element) {
 }
 
 Value KernelBuilder::extendTo(OpBuilder &builder, Value v, Type type) {
-  return v.getType() == type ? v
-                             : arith::ExtFOp::create(builder, loc, type, v);
+  return v.getType() == type ? v : arith::ExtFOp::create(builder, loc, type, v);
 }
 
 Value withoutExt(Value v) {

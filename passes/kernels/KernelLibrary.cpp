@@ -1,8 +1,8 @@
 //===- KernelLibrary.cpp - Hand-built GPU kernels -------------------------===//
 //
 // The recipes' registry and the defaults of KernelRecipe; one file per
-// recipe: GemvKN.cpp, GemvNK.cpp, GemvQuant.cpp (sharing Gemv.h), ArgmaxRows.cpp,
-// AttentionDecode.cpp.
+// recipe: GemvKN.cpp, GemvNK.cpp, GemvQuant.cpp (sharing Gemv.h),
+// ArgmaxRows.cpp, AttentionDecode.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,9 +41,8 @@ SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
 }
 
 ArrayRef<const KernelRecipe *> recipes() {
-  static const KernelRecipe *const all[] = {&gemvKN(),     &gemvNK(),
-                                            &gemvQuant(),  &argmaxRows(),
-                                            &attentionDecode()};
+  static const KernelRecipe *const all[] = {&gemvKN(), &gemvNK(), &gemvQuant(),
+                                            &argmaxRows(), &attentionDecode()};
   return all;
 }
 

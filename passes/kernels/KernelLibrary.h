@@ -96,11 +96,11 @@ public:
 mlir::Operation *nextWithEffects(mlir::Operation *op);
 
 /// The recipes, one file each.
-const KernelRecipe &gemvKN();           // GemvKN.cpp
-const KernelRecipe &gemvNK();           // GemvNK.cpp
-const KernelRecipe &gemvQuant();        // GemvQuant.cpp
-const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
-const KernelRecipe &attentionDecode();  // AttentionDecode.cpp
+const KernelRecipe &gemvKN();          // GemvKN.cpp
+const KernelRecipe &gemvNK();          // GemvNK.cpp
+const KernelRecipe &gemvQuant();       // GemvQuant.cpp
+const KernelRecipe &argmaxRows();      // ArgmaxRows.cpp
+const KernelRecipe &attentionDecode(); // AttentionDecode.cpp
 
 /// Every recipe, in order of preference.
 llvm::ArrayRef<const KernelRecipe *> recipes();

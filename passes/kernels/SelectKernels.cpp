@@ -51,7 +51,8 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
         }
       });
       auto fuse = [&](Operation *op) {
-        op->setAttr(kernels::kKernelAttr, builder.getStringAttr(kernels::kFused));
+        op->setAttr(kernels::kKernelAttr,
+                    builder.getStringAttr(kernels::kFused));
       };
       // Groups first (an attention's steps), then epilogues.
       func.walk([&](linalg::LinalgOp op) {

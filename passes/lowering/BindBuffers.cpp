@@ -89,7 +89,8 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
       }
       kvSize = *size;
     }
-    module->setAttr("kiln.kv_size", builder.getI64IntegerAttr(kvSize.value_or(0)));
+    module->setAttr("kiln.kv_size",
+                    builder.getI64IntegerAttr(kvSize.value_or(0)));
   }
 
   LogicalResult constantsToGlobals(ModuleOp module) {
@@ -116,11 +117,10 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
           type, /*is_mutable=*/false, value, builder.getStringAttr("private"));
       symbols.insert(global);
       builder.setInsertionPoint(op);
-      op.replaceAllUsesWith(
-          ml_program::GlobalLoadConstOp::create(
-              builder, op.getLoc(), type,
-              FlatSymbolRefAttr::get(global.getSymNameAttr()))
-              .getResult());
+      op.replaceAllUsesWith(ml_program::GlobalLoadConstOp::create(
+                                builder, op.getLoc(), type,
+                                FlatSymbolRefAttr::get(global.getSymNameAttr()))
+                                .getResult());
       op.erase();
     }
     return success();
@@ -157,7 +157,8 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
       kvOffsets.push_back(
           kv.add(byteSize(cast<ShapedType>(body.getArgument(i).getType()))));
     auto logitsType = cast<RankedTensorType>(ret.getOperand(0).getType());
-    int64_t tokensAt = io.add(byteSize(cast<ShapedType>(body.getArgument(0).getType())));
+    int64_t tokensAt =
+        io.add(byteSize(cast<ShapedType>(body.getArgument(0).getType())));
     int64_t positionsAt =
         io.add(byteSize(cast<ShapedType>(body.getArgument(1).getType())));
     int64_t logitsAt = io.add(byteSize(logitsType));
@@ -175,8 +176,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     builder.setInsertionPointToStart(&body);
     auto view = [&](Value buffer, int64_t offset, ShapedType type) -> Value {
       Value shift = arith::ConstantIndexOp::create(builder, loc, offset);
-      auto memrefType =
-          MemRefType::get(type.getShape(), type.getElementType());
+      auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
       return memref::ViewOp::create(builder, loc, memrefType, buffer, shift,
                                     ValueRange{});
     };
@@ -186,7 +186,8 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     };
 
     // The tensor types the artifact writer describes the buffers with.
-    func->setAttr("kiln.tokens_type", TypeAttr::get(body.getArgument(0).getType()));
+    func->setAttr("kiln.tokens_type",
+                  TypeAttr::get(body.getArgument(0).getType()));
     func->setAttr("kiln.logits_type", TypeAttr::get(logitsType));
     if (numOld > 2)
       func->setAttr("kiln.cache_type",
@@ -239,22 +240,23 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     body.eraseArguments(0, numOld);
 
     func.setType(builder.getFunctionType(body.getArgumentTypes(), {}));
-    func.setAllArgAttrs(SmallVector<DictionaryAttr>(
-        4, DictionaryAttr::get(ctx)));
+    func.setAllArgAttrs(
+        SmallVector<DictionaryAttr>(4, DictionaryAttr::get(ctx)));
     func.setArgAttr(2, "kiln.arena", builder.getUnitAttr());
     func->setAttr("kiln.kv_offsets", builder.getI64ArrayAttr(kvOffsets));
-    func->setAttr("kiln.io",
-                  builder.getDictionaryAttr(
-                      {builder.getNamedAttr("tokens",
-                                            builder.getI64IntegerAttr(tokensAt)),
-                       builder.getNamedAttr(
-                           "positions", builder.getI64IntegerAttr(positionsAt)),
-                       builder.getNamedAttr("logits",
-                                            builder.getI64IntegerAttr(logitsAt)),
-                       builder.getNamedAttr("argmax",
-                                            builder.getI64IntegerAttr(argmaxAt)),
-                       builder.getNamedAttr(
-                           "size", builder.getI64IntegerAttr(io.total()))}));
+    func->setAttr(
+        "kiln.io",
+        builder.getDictionaryAttr(
+            {builder.getNamedAttr("tokens",
+                                  builder.getI64IntegerAttr(tokensAt)),
+             builder.getNamedAttr("positions",
+                                  builder.getI64IntegerAttr(positionsAt)),
+             builder.getNamedAttr("logits",
+                                  builder.getI64IntegerAttr(logitsAt)),
+             builder.getNamedAttr("argmax",
+                                  builder.getI64IntegerAttr(argmaxAt)),
+             builder.getNamedAttr("size",
+                                  builder.getI64IntegerAttr(io.total()))}));
     func.setResAttrsAttr(nullptr);
     return kv.total();
   }

@@ -29,15 +29,14 @@ using namespace kiln::tfm_lowering;
 
 namespace {
 
-
 struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
   void runOnOperation() override {
     // Number the attentions, for the provenance of their lowered ops.
     int64_t attentions = 0;
     getOperation().walk([&](tfm::AttentionOp op) {
-      op->setAttr(kRegionIdAttr,
-                  IntegerAttr::get(IntegerType::get(&getContext(), 64),
-                                   attentions++));
+      op->setAttr(
+          kRegionIdAttr,
+          IntegerAttr::get(IntegerType::get(&getContext(), 64), attentions++));
     });
     // Every tfm op needs static shapes: report the first that has none.
     WalkResult dynamic = getOperation().walk([](Operation *op) {

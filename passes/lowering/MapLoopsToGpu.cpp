@@ -12,10 +12,10 @@
 #include "passes/lowering/gpu/LoopNests.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
@@ -51,8 +51,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         continue;
       if (!kernels) {
         builder.setInsertionPointToEnd(module.getBody());
-        kernels = gpu::GPUModuleOp::create(builder, module.getLoc(),
-                                           "kiln_kernels");
+        kernels =
+            gpu::GPUModuleOp::create(builder, module.getLoc(), "kiln_kernels");
       }
       if (failed(mapFunction(func, kernels)))
         return signalPassFailure();
@@ -100,7 +100,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     SmallVector<ToBuild> kernelsToBuild;
     for (size_t i = 0; i < work.size(); ++i) {
       std::optional<Fill> fill = matchFill(work[i]);
-      if (fill && i + 1 < work.size() && absorbsFill(work[i + 1], fill->memref)) {
+      if (fill && i + 1 < work.size() &&
+          absorbsFill(work[i + 1], fill->memref)) {
         work[i]->erase();
         kernelsToBuild.push_back({work[++i], fill->value});
       } else {
@@ -128,8 +129,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     if (!r.nest)
       return;
     OpBuilder &b = kb.b;
-    delinearize(b, kb.loc, *r.nest, point,
-                [&](int64_t n) { return kb.index(n); }, map);
+    delinearize(
+        b, kb.loc, *r.nest, point, [&](int64_t n) { return kb.index(n); }, map);
     for (Operation &inner : r.nest->body->without_terminator())
       if (&inner != r.reduction.loop.getOperation())
         b.clone(inner, map);
@@ -219,10 +220,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     for (int64_t sl = 1; sl < kSlices; ++sl)
       total = arith::getReductionOp(
           red.kind, b, loc, total,
-          memref::LoadOp::create(
-              b, loc, smem,
-              ValueRange{arith::AddIOp::create(b, loc, column,
-                                               kb.index(sl * kPoints))}));
+          memref::LoadOp::create(b, loc, smem,
+                                 ValueRange{arith::AddIOp::create(
+                                     b, loc, column, kb.index(sl * kPoints))}));
     foldIntoAccumulator(kb, red, map, init, total);
     return "reduce-split";
   }
@@ -243,9 +243,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     ReductionLoop &red = r.reduction;
     if (!red.contiguous && r.points < kSplitBelow)
       return mapSplitReduction(b, loc, r, map, kernel, init, blocks, threads);
-    const int64_t lanes = !red.contiguous ? 1
+    const int64_t lanes = !red.contiguous                             ? 1
                           : (r.points <= 256 && red.tripCount >= 512) ? 256
-                                                                        : 32;
+                                                                      : 32;
     threads = 256;
     const int64_t pointsPerBlock = threads / lanes;
     blocks = llvm::divideCeil(r.points, pointsPerBlock);
@@ -280,9 +280,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPointToStart(&write.getThenRegion().front());
-        memref::StoreOp::create(b, loc, total, smem,
-                                ValueRange{arith::DivUIOp::create(
-                                    b, loc, tid, kb.index(32))});
+        memref::StoreOp::create(
+            b, loc, total, smem,
+            ValueRange{arith::DivUIOp::create(b, loc, tid, kb.index(32))});
       }
       gpu::BarrierOp::create(b, loc);
       total = memref::LoadOp::create(b, loc, smem, ValueRange{kb.index(0)});
@@ -291,13 +291,14 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
             red.kind, b, loc, total,
             memref::LoadOp::create(b, loc, smem, ValueRange{kb.index(w)}));
     }
-    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                         lane, kb.index(0));
+    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane,
+                                         kb.index(0));
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&write.getThenRegion().front());
     foldIntoAccumulator(kb, red, map, init, total);
-    return lanes == 1 ? "reduce-thread" : lanes == 32 ? "reduce-warp"
-                                                      : "reduce-block";
+    return lanes == 1    ? "reduce-thread"
+           : lanes == 32 ? "reduce-warp"
+                         : "reduce-block";
   }
 
   /// `init`: when set, the accumulator's fill was fused into this kernel.
@@ -306,7 +307,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
                         TypedAttr init) {
     SmallVector<Operation *> fused;
     if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr))
-      if (const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue()))
+      if (const kernels::KernelRecipe *recipe =
+              kernels::lookup(name.getValue()))
         fused = recipe->fusedOps(op);
     MLIRContext *ctx = func.getContext();
     OpBuilder builder(ctx);
@@ -315,8 +317,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
 
     // The kernel: same parameters as the entry point (the four buffers).
     builder.setInsertionPointToEnd(kernels.getBody());
-    std::string name =
-        (func.getSymName() + "_k" + std::to_string(index)).str();
+    std::string name = (func.getSymName() + "_k" + std::to_string(index)).str();
     auto type = FunctionType::get(ctx, hostBody.getArgumentTypes(), {});
     auto kernel = gpu::GPUFuncOp::create(builder, loc, name, type);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
@@ -370,9 +371,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     // valid positions): the threads test the condition themselves.
     scf::IfOp guardIf;
     SmallVector<Operation *> guardPrologue;
-    if (auto ifOp = dyn_cast<scf::IfOp>(op);
-        !nest && ifOp && ifOp.getElseRegion().empty() &&
-        ifOp.getNumResults() == 0) {
+    if (auto ifOp = dyn_cast<scf::IfOp>(op); !nest && ifOp &&
+                                             ifOp.getElseRegion().empty() &&
+                                             ifOp.getNumResults() == 0) {
       Operation *inner = nullptr;
       bool single = true;
       for (Operation &o : ifOp.getThenRegion().front().without_terminator()) {
@@ -411,8 +412,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       mapping = "parallel";
       for (int64_t n : nest->tripCounts)
         total *= n;
-      threads = std::min<int64_t>(threadsPerBlock,
-                                  llvm::alignTo(std::max<int64_t>(total, 1), 32));
+      threads = std::min<int64_t>(
+          threadsPerBlock, llvm::alignTo(std::max<int64_t>(total, 1), 32));
       blocks = llvm::divideCeil(total, threads);
       Value bid = gpu::BlockIdOp::create(builder, loc, gpu::Dimension::x);
       Value tid = gpu::ThreadIdOp::create(builder, loc, gpu::Dimension::x);
@@ -427,15 +428,14 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       Value gid = arith::AddIOp::create(
           builder, loc, arith::MulIOp::create(builder, loc, bid, width), tid);
       Value inRange = arith::CmpIOp::create(
-          builder, loc, arith::CmpIPredicate::ult, gid,
-          index(total));
+          builder, loc, arith::CmpIPredicate::ult, gid, index(total));
       auto guard = scf::IfOp::create(builder, loc, inRange,
                                      /*withElseRegion=*/false);
       builder.setInsertionPointToStart(&guard.getThenRegion().front());
       if (guardIf) {
-        auto inner = scf::IfOp::create(builder, loc,
-                                       map.lookup(guardIf.getCondition()),
-                                       /*withElseRegion=*/false);
+        auto inner =
+            scf::IfOp::create(builder, loc, map.lookup(guardIf.getCondition()),
+                              /*withElseRegion=*/false);
         builder.setInsertionPointToStart(&inner.getThenRegion().front());
         for (Operation *o : guardPrologue)
           builder.clone(*o, map);

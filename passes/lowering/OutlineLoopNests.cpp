@@ -24,8 +24,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/Passes.h"
 #include "kiln/Target/CpuTarget.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -84,8 +84,7 @@ LogicalResult collect(Operation *nest, Capture &c) {
   return success();
 }
 
-struct OutlineLoopNests
-    : kiln::impl::OutlineLoopNestsBase<OutlineLoopNests> {
+struct OutlineLoopNests : kiln::impl::OutlineLoopNestsBase<OutlineLoopNests> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -106,8 +105,8 @@ struct OutlineLoopNests
         if (failed(outline(entry, nest, index++, after, symbols)))
           return signalPassFailure();
       // The views and constants only the nests used are dead now.
-      for (Operation &op : llvm::make_early_inc_range(
-               llvm::reverse(entry.getBody().front())))
+      for (Operation &op :
+           llvm::make_early_inc_range(llvm::reverse(entry.getBody().front())))
         if (op.use_empty() && isPure(&op) &&
             !op.hasTrait<OpTrait::IsTerminator>())
           op.erase();

@@ -14,13 +14,14 @@
 // element, and touches nothing that may alias it, carries that element as an
 // iter_arg instead:
 //
-//   scf.for %k { %a = load %acc[%i]; %s = arith.addf %a, %p; store %s, %acc[%i] }
+//   scf.for %k { %a = load %acc[%i]; %s = arith.addf %a, %p; store %s, %acc[%i]
+//   }
 //
 // becomes
 //
 //   %a0 = load %acc[%i]
-//   %r = scf.for %k iter_args(%a = %a0) { %s = arith.addf %a, %p fastmath<reassoc, contract>; yield %s }
-//   store %r, %acc[%i]
+//   %r = scf.for %k iter_args(%a = %a0) { %s = arith.addf %a, %p
+//   fastmath<reassoc, contract>; yield %s } store %r, %acc[%i]
 //
 // The add that combines the carried value is marked reassociable (and its
 // product contractable into an FMA), which lets LLVM vectorize the sum: the
@@ -60,9 +61,8 @@ struct Extent {
 
 Extent extentOf(Value m) {
   if (auto arg = dyn_cast<BlockArgument>(m))
-    return isa<FunctionOpInterface>(arg.getOwner()->getParentOp())
-               ? Extent{m}
-               : Extent{};
+    return isa<FunctionOpInterface>(arg.getOwner()->getParentOp()) ? Extent{m}
+                                                                   : Extent{};
   Operation *def = m.getDefiningOp();
   if (auto view = dyn_cast_or_null<memref::ViewOp>(def)) {
     Extent base = extentOf(view.getSource());
@@ -158,14 +158,15 @@ bool promote(scf::ForOp loop) {
     return false;
   OpBuilder b(loop);
   Location loc = load.getLoc();
-  Value init = memref::LoadOp::create(b, loc, load.getMemref(),
-                                      load.getIndices());
+  Value init =
+      memref::LoadOp::create(b, loc, load.getMemref(), load.getIndices());
   Value stored = store.getValueToStore();
   IRRewriter rewriter(loop.getContext());
   FailureOr<LoopLikeOpInterface> grown =
       cast<LoopLikeOpInterface>(loop.getOperation())
           .replaceWithAdditionalYields(
-              rewriter, ValueRange{init}, /*replaceInitOperandUsesInLoop=*/false,
+              rewriter, ValueRange{init},
+              /*replaceInitOperandUsesInLoop=*/false,
               [&](OpBuilder &, Location, ArrayRef<BlockArgument>) {
                 return SmallVector<Value>{stored};
               });

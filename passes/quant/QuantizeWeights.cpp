@@ -83,8 +83,8 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
     SmallVector<std::string> originals;
     bool failed = false;
     auto rewrite = [&](auto op) {
-      FailureOr<bool> done = quantize(op, op.getWeight(), op.getLayout(),
-                                      symbols, originals);
+      FailureOr<bool> done =
+          quantize(op, op.getWeight(), op.getLayout(), symbols, originals);
       if (mlir::failed(done)) {
         failed = true;
         return;
@@ -121,8 +121,7 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
     const int64_t k = type.getDimSize(inOut ? 0 : 1);
     const int64_t group = groupSize ? groupSize : k;
     if (k % group != 0) {
-      op->emitWarning() << "kept in " << type.getElementType()
-                        << ": its " << k
+      op->emitWarning() << "kept in " << type.getElementType() << ": its " << k
                         << " input features are not a multiple of the group "
                            "size "
                         << group;
@@ -135,7 +134,8 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
       made[key] = q;
       originals.push_back(g.getSymName().str());
     }
-    Block &entry = op->template getParentOfType<func::FuncOp>().getBody().front();
+    Block &entry =
+        op->template getParentOfType<func::FuncOp>().getBody().front();
     Value packed = loadAtStart(entry, q.packed);
     Value scales = loadAtStart(entry, q.scales);
     Value zeros = q.zeroPoints ? loadAtStart(entry, q.zeroPoints) : Value();
@@ -149,8 +149,8 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
 
   /// Quantizes global `g` ([N, K], or [K, N] when `inOut`) row by row in
   /// parallel.
-  Quantized make(ml_program::GlobalOp g, rt::DType dtype, bool inOut,
-                 int64_t n, int64_t k, int64_t group, SymbolTable &symbols) {
+  Quantized make(ml_program::GlobalOp g, rt::DType dtype, bool inOut, int64_t n,
+                 int64_t k, int64_t group, SymbolTable &symbols) {
     std::vector<char> storage;
     ArrayRef<char> bytes = *globalBytes(g, storage);
     Type elt = cast<RankedTensorType>(g.getType()).getElementType();

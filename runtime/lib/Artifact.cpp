@@ -70,8 +70,8 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
   if (in.plan())
     for (const fb::Buffer *b : *in.plan())
       out->plan.push_back({str(b->name()), b->offset(), b->size()});
-  if (in.argmax() && !convertTensor(in.argmax(), &out->argmax,
-                                    where + "argmax tensor", error))
+  if (in.argmax() &&
+      !convertTensor(in.argmax(), &out->argmax, where + "argmax tensor", error))
     return false;
   if (in.launches())
     for (const fb::Launch *l : *in.launches()) {
@@ -152,8 +152,7 @@ bool convert(const fb::Artifact &in, ArtifactContents *out,
   out->weightsChunkSize = in.weights_chunk_size();
   out->weightsHashes = vec(in.weights_hashes());
   if (const fb::TokenizerFiles *t = in.tokenizer()) {
-    out->tokenizer = {str(t->tokenizer_json()),
-                      str(t->tokenizer_config_json()),
+    out->tokenizer = {str(t->tokenizer_json()), str(t->tokenizer_config_json()),
                       str(t->generation_config_json())};
     if (out->tokenizer.empty())
       return fail(error, "metadata has a tokenizer without tokenizer.json");
@@ -173,8 +172,8 @@ bool verifyWeights(const uint8_t *base, uint64_t size,
     return fail(error, "the artifact has ", c.weightsHashes.size(),
                 " weights checksums for ", chunks, " chunks");
   std::vector<char> bad(chunks, 0);
-  unsigned workers = std::max(1u, std::min<unsigned>(
-                                      std::thread::hardware_concurrency(),
+  unsigned workers =
+      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(),
                                       static_cast<unsigned>(chunks)));
   std::atomic<uint64_t> next{0};
   auto work = [&]() {

@@ -154,10 +154,9 @@ void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
                                          optional(t.tokenizerConfigJson),
                                          optional(t.generationConfigJson));
   }
-  b.Finish(fb::CreateArtifactDirect(b, c.target.c_str(), model, kvCache,
-                                    &images, &entries, &weights,
-                                    c.weightsChunkSize, &c.weightsHashes,
-                                    tokenizer),
+  b.Finish(fb::CreateArtifactDirect(
+               b, c.target.c_str(), model, kvCache, &images, &entries, &weights,
+               c.weightsChunkSize, &c.weightsHashes, tokenizer),
            fb::ArtifactIdentifier());
 }
 
@@ -242,7 +241,8 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) const {
       while (size) {
         uint64_t n = std::min(size, kWeightsChunkSize - inChunk);
         for (uint64_t done = 0; done < n;) {
-          uint64_t piece = data ? n - done : std::min<uint64_t>(n - done, sizeof(zeros));
+          uint64_t piece =
+              data ? n - done : std::min<uint64_t>(n - done, sizeof(zeros));
           XXH3_64bits_update(state, data ? data + done : zeros, piece);
           done += piece;
         }

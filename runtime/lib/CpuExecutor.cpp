@@ -103,8 +103,10 @@ public:
   bool init(const Artifact &artifact, std::string *error) {
     const char *missing = nullptr;
     if (!hostMeetsCpuBaseline(&missing))
-      return fail(error, "this CPU lacks ", missing, ", which the 'cpu' "
-                  "target's code (", kCpuBaseline, ") needs");
+      return fail(error, "this CPU lacks ", missing,
+                  ", which the 'cpu' "
+                  "target's code (",
+                  kCpuBaseline, ") needs");
     for (const KernelImage &image : artifact.images()) {
       if (image.kind != ImageKind::SharedObject)
         continue;

@@ -128,8 +128,7 @@ constexpr uint32_t kDefaultDynamicSharedLimit = 48 * 1024;
   X(cuModuleLoadDataEx, true, CUresult, CUmodule *, const void *, unsigned,    \
     int *, void **)                                                            \
   X(cuModuleUnload, true, CUresult, CUmodule)                                  \
-  X(cuModuleGetFunction, true, CUresult, CUfunction *, CUmodule,               \
-    const char *)                                                              \
+  X(cuModuleGetFunction, true, CUresult, CUfunction *, CUmodule, const char *) \
   X(cuFuncGetAttribute, true, CUresult, int *, int, CUfunction)                \
   X(cuFuncSetAttribute, true, CUresult, CUfunction, int, int)                  \
   X(cuFuncGetParamInfo, false, CUresult, CUfunction, size_t, size_t *,         \
@@ -188,8 +187,8 @@ struct Driver {
       name = nullptr;
     if (cuGetErrorString && cuGetErrorString(rc, &text) != CUDA_SUCCESS)
       text = nullptr;
-    return std::string(name ? name : "CUDA error") + " (" +
-           std::to_string(rc) + ")" + (text ? std::string(": ") + text : "");
+    return std::string(name ? name : "CUDA error") + " (" + std::to_string(rc) +
+           ")" + (text ? std::string(": ") + text : "");
   }
 
 private:
@@ -279,8 +278,8 @@ private:
   const Driver &cuda;
   CUdevice dev = 0;
   int ccMajor = 0, ccMinor = 0;
-  std::string gpu;        // "NVIDIA H100 80GB HBM3 (sm_90)"
-  std::string deviceName; // gpu plus the image and launch mode used
+  std::string gpu;         // "NVIDIA H100 80GB HBM3 (sm_90)"
+  std::string deviceName;  // gpu plus the image and launch mode used
   CUcontext ctx = nullptr; // the retained primary context
   CUstream stream = nullptr;
   CUmodule module = nullptr;
@@ -336,8 +335,8 @@ bool GpuExecutor::init(std::string *error) {
     return fail(error, "no CUDA driver or GPU found (", cuda.loadError, ")");
   CUresult rc = cuda.cuInit(0);
   if (rc != CUDA_SUCCESS)
-    return fail(error, "no CUDA driver or GPU found (cuInit: ",
-                cuda.describe(rc), ")");
+    return fail(
+        error, "no CUDA driver or GPU found (cuInit: ", cuda.describe(rc), ")");
   int count = 0;
   rc = cuda.cuDeviceGetCount(&count);
   if (rc != CUDA_SUCCESS)
@@ -427,9 +426,9 @@ bool GpuExecutor::loadModule(const char **used, std::string *error) {
   // GPU only, and family-specific (sm_XYf) PTX, which stays in its family.
   const int have = ccMajor * 10 + ccMinor;
   const int needed = want.major * 10 + want.minor;
-  const bool cubinFits = ccMajor == want.major &&
-                         (want.suffix == 'a' ? ccMinor == want.minor
-                                             : ccMinor >= want.minor);
+  const bool cubinFits =
+      ccMajor == want.major &&
+      (want.suffix == 'a' ? ccMinor == want.minor : ccMinor >= want.minor);
   const bool ptxFits = want.suffix == 'a'   ? have == needed
                        : want.suffix == 'f' ? cubinFits
                                             : have >= needed;
@@ -479,7 +478,8 @@ bool GpuExecutor::loadModule(const char **used, std::string *error) {
   }
   return fail(error, "cuModuleLoadDataEx failed (the PTX of ", target, " on ",
               gpu, "): ", ptxError,
-              cubinError.empty() ? "" : "; the cubin failed too: " + cubinError);
+              cubinError.empty() ? ""
+                                 : "; the cubin failed too: " + cubinError);
 }
 
 bool GpuExecutor::prepareKernels(std::string *error) {
@@ -531,8 +531,7 @@ bool GpuExecutor::prepareKernels(std::string *error) {
         if (cuda.cuFuncGetParamInfo && rc == CUDA_ERROR_INVALID_VALUE &&
             count != k.params)
           return fail(error, what, " passes ", k.params,
-                      " buffers, but the kernel takes ", count,
-                      " parameters");
+                      " buffers, but the kernel takes ", count, " parameters");
       } else if (l.args.size() != k.params) {
         return fail(error, what, " passes ", l.args.size(),
                     " buffers, but an earlier launch of the kernel passes ",
@@ -560,12 +559,11 @@ bool GpuExecutor::prepareKernels(std::string *error) {
                     " static; ", gpu, " has ", sharedOptIn, " per block");
       if (l.sharedBytes > kDefaultDynamicSharedLimit &&
           l.sharedBytes > k.dynamicShared) {
-        if (!check(cuda.cuFuncSetAttribute(
-                       k.function,
-                       CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                       static_cast<int>(l.sharedBytes)),
-                   "cuFuncSetAttribute", error, what,
-                   ", dynamic shared memory"))
+        if (!check(
+                cuda.cuFuncSetAttribute(
+                    k.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    static_cast<int>(l.sharedBytes)),
+                "cuFuncSetAttribute", error, what, ", dynamic shared memory"))
           return false;
         k.dynamicShared = l.sharedBytes;
       }
@@ -697,8 +695,8 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
       return false;
     CUresult rc = cuda.cuLaunchKernel(
         l.function, s.grid[0], s.grid[1], s.grid[2], s.block[0], s.block[1],
-        s.block[2], s.sharedBytes, stream,
-        const_cast<void **>(l.params.data()), nullptr);
+        s.block[2], s.sharedBytes, stream, const_cast<void **>(l.params.data()),
+        nullptr);
     if (rc == CUDA_SUCCESS && syncEach) {
       call = "cuStreamSynchronize";
       rc = cuda.cuStreamSynchronize(stream);
@@ -707,8 +705,8 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
       return fail(error, call, " failed (entry '", spec.name, "' launch ", i,
                   " of ", entry.launches.size(), ", kernel '", s.kernel,
                   "', grid [", s.grid[0], ", ", s.grid[1], ", ", s.grid[2],
-                  "], block [", s.block[0], ", ", s.block[1], ", ",
-                  s.block[2], "], ", s.sharedBytes, " bytes of shared memory",
+                  "], block [", s.block[0], ", ", s.block[1], ", ", s.block[2],
+                  "], ", s.sharedBytes, " bytes of shared memory",
                   "): ", cuda.describe(rc));
   }
   return !profile ||
@@ -721,8 +719,8 @@ bool GpuExecutor::recordProfile(const EntrySpec &spec, const Entry &entry,
   for (size_t i = 0; i < entry.launches.size(); ++i) {
     float ms = 0;
     if (!check(cuda.cuEventElapsedTime(&ms, events[i], events[i + 1]),
-               "cuEventElapsedTime", error, "KILN_PROFILE, entry '",
-               spec.name, "'"))
+               "cuEventElapsedTime", error, "KILN_PROFILE, entry '", spec.name,
+               "'"))
       return false;
     KernelTime &t = kernelTimes[entry.launches[i].spec->kernel];
     t.ms += ms;
@@ -752,12 +750,15 @@ void GpuExecutor::printProfile() const {
     return a.second.ms > b.second.ms;
   });
   auto row = [&](const std::string &name, const KernelTime &t) {
-    std::fprintf(stderr, "kiln profile: %10.3f ms %5.1f%% %8llu calls %9.2f us/call  %s\n",
-                 t.ms, total > 0 ? 100.0 * t.ms / total : 0.0,
-                 static_cast<unsigned long long>(t.calls),
-                 t.calls ? 1000.0 * t.ms / double(t.calls) : 0.0, name.c_str());
+    std::fprintf(
+        stderr,
+        "kiln profile: %10.3f ms %5.1f%% %8llu calls %9.2f us/call  %s\n", t.ms,
+        total > 0 ? 100.0 * t.ms / total : 0.0,
+        static_cast<unsigned long long>(t.calls),
+        t.calls ? 1000.0 * t.ms / double(t.calls) : 0.0, name.c_str());
   };
-  std::fprintf(stderr, "kiln profile: GPU time %.3f ms in %zu kernels; by mapping:\n",
+  std::fprintf(stderr,
+               "kiln profile: GPU time %.3f ms in %zu kernels; by mapping:\n",
                total, kernelTimes.size());
   std::vector<std::pair<std::string, KernelTime>> mappings(byMapping.begin(),
                                                            byMapping.end());
@@ -797,9 +798,8 @@ bool GpuExecutor::copyBack(const TensorSpec &tensor, uint64_t rowBytes,
     return true;
   if (tensor.name.empty() || rows.first < 0 || rows.first > slots ||
       rows.count > slots - rows.first)
-    return fail(error, "internal error: rows [", rows.first, ", +",
-                rows.count, ") of '", tensor.name, "' requested, ", slots,
-                " exist");
+    return fail(error, "internal error: rows [", rows.first, ", +", rows.count,
+                ") of '", tensor.name, "' requested, ", slots, " exist");
   const uint64_t offset = tensor.offset + uint64_t(rows.first) * rowBytes;
   const uint64_t bytes = uint64_t(rows.count) * rowBytes;
   return check(cuda.cuMemcpyDtoHAsync_v2(static_cast<uint8_t *>(io) + offset,
@@ -807,8 +807,8 @@ bool GpuExecutor::copyBack(const TensorSpec &tensor, uint64_t rowBytes,
                "cuMemcpyDtoHAsync", error, tensor.name, ", ", bytes, " bytes");
 }
 
-bool GpuExecutor::run(size_t entryIndex, const void *, void *, void *,
-                      void *io, const Readback &readback, std::string *error) {
+bool GpuExecutor::run(size_t entryIndex, const void *, void *, void *, void *io,
+                      const Readback &readback, std::string *error) {
   const EntrySpec &spec = artifact.entries()[entryIndex];
   const Entry &entry = entries[entryIndex];
   // The context is current per thread: the Session may be used from any one.
@@ -816,16 +816,16 @@ bool GpuExecutor::run(size_t entryIndex, const void *, void *, void *,
              spec.name, "'"))
     return false;
   for (const IoRange &in : entry.inputs)
-    if (!check(cuda.cuMemcpyHtoDAsync_v2(
-                   buffers[3] + in.offset,
-                   static_cast<const uint8_t *>(io) + in.offset, in.size,
-                   stream),
+    if (!check(cuda.cuMemcpyHtoDAsync_v2(buffers[3] + in.offset,
+                                         static_cast<const uint8_t *>(io) +
+                                             in.offset,
+                                         in.size, stream),
                "cuMemcpyHtoDAsync", error, "tokens and positions of entry '",
                spec.name, "'"))
       return false;
   if (entry.graph) {
-    if (!check(cuda.cuGraphLaunch(entry.graph, stream), "cuGraphLaunch",
-               error, "entry '", spec.name, "'"))
+    if (!check(cuda.cuGraphLaunch(entry.graph, stream), "cuGraphLaunch", error,
+               "entry '", spec.name, "'"))
       return false;
   } else if (!launch(spec, entry, syncEachLaunch, error)) {
     return false;

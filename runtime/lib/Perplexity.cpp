@@ -27,9 +27,8 @@ bool kiln::runtime::evaluatePerplexity(Session &session,
   }
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= vocab) {
-      *error = "token " + std::to_string(i) + " (id " +
-               std::to_string(ids[i]) + ") is outside the vocabulary of " +
-               std::to_string(vocab);
+      *error = "token " + std::to_string(i) + " (id " + std::to_string(ids[i]) +
+               ") is outside the vocabulary of " + std::to_string(vocab);
       return false;
     }
 
@@ -38,22 +37,23 @@ bool kiln::runtime::evaluatePerplexity(Session &session,
   double total = 0; // sum of -log p, in double
   int64_t base = 0; // the current window's first id
   session.setKeepLogits(false);
-  session.setLogitsObserver([&](int64_t row, int64_t position,
-                                const float *logits) {
-    if (row != 0 || position >= window - 1)
-      return;
-    const int64_t target = ids[base + position + 1];
-    const float *top = std::max_element(logits, logits + vocab);
-    double sum = 0;
-    for (int64_t v = 0; v < vocab; ++v)
-      sum += std::exp(static_cast<double>(logits[v]) - *top);
-    total -= static_cast<double>(logits[target]) - *top - std::log(sum);
-    result->predictions.push_back(static_cast<int32_t>(top - logits));
-  });
+  session.setLogitsObserver(
+      [&](int64_t row, int64_t position, const float *logits) {
+        if (row != 0 || position >= window - 1)
+          return;
+        const int64_t target = ids[base + position + 1];
+        const float *top = std::max_element(logits, logits + vocab);
+        double sum = 0;
+        for (int64_t v = 0; v < vocab; ++v)
+          sum += std::exp(static_cast<double>(logits[v]) - *top);
+        total -= static_cast<double>(logits[target]) - *top - std::log(sum);
+        result->predictions.push_back(static_cast<int32_t>(top - logits));
+      });
   bool ok = true;
   for (int64_t w = 0; w < windows && ok; ++w) {
     base = w * window;
-    std::vector<int64_t> tokens(ids.begin() + base, ids.begin() + base + window);
+    std::vector<int64_t> tokens(ids.begin() + base,
+                                ids.begin() + base + window);
     // Positions restart at 0: a window's own tokens overwrite the cache
     // before attention reads them.
     ok = session.prefill(tokens, 0, error);

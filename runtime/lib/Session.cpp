@@ -340,8 +340,8 @@ bool Session::decodeRows(std::string *error) {
     readback.logits = active;
   if (!entry.argmax.name.empty())
     readback.argmax = active;
-  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io,
-                     readback, error))
+  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, readback,
+                     error))
     return false;
   for (int64_t row = 0; row < batch; ++row) {
     rowLogits[row] = nullptr;

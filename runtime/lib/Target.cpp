@@ -10,10 +10,10 @@ namespace {
 // sm_75 and older are left out: not every kernel selects there (sm_60/61
 // have no shfl.sync in LLVM's default PTX version for them).
 constexpr std::array<std::string_view, 22> kTargets = {
-    "sm_80",   "sm_86",   "sm_87",   "sm_88",   "sm_89",   "sm_90",
-    "sm_90a",  "sm_100",  "sm_100a", "sm_100f", "sm_103",  "sm_103a",
-    "sm_103f", "sm_110",  "sm_110a", "sm_110f", "sm_120",  "sm_120a",
-    "sm_120f", "sm_121",  "sm_121a", "sm_121f"};
+    "sm_80",   "sm_86",  "sm_87",   "sm_88",   "sm_89",  "sm_90",
+    "sm_90a",  "sm_100", "sm_100a", "sm_100f", "sm_103", "sm_103a",
+    "sm_103f", "sm_110", "sm_110a", "sm_110f", "sm_120", "sm_120a",
+    "sm_120f", "sm_121", "sm_121a", "sm_121f"};
 } // namespace
 
 bool kiln::runtime::isSupportedGpuTarget(std::string_view target) {
@@ -34,13 +34,12 @@ bool kiln::runtime::hostMeetsCpuBaseline(const char **missing) {
     const char *name;
     bool present;
   };
-  const Feature features[] = {
-      {"avx", __builtin_cpu_supports("avx") != 0},
-      {"avx2", __builtin_cpu_supports("avx2") != 0},
-      {"fma", __builtin_cpu_supports("fma") != 0},
-      {"f16c", __builtin_cpu_supports("f16c") != 0},
-      {"bmi2", __builtin_cpu_supports("bmi2") != 0},
-      {"movbe", __builtin_cpu_supports("movbe") != 0}};
+  const Feature features[] = {{"avx", __builtin_cpu_supports("avx") != 0},
+                              {"avx2", __builtin_cpu_supports("avx2") != 0},
+                              {"fma", __builtin_cpu_supports("fma") != 0},
+                              {"f16c", __builtin_cpu_supports("f16c") != 0},
+                              {"bmi2", __builtin_cpu_supports("bmi2") != 0},
+                              {"movbe", __builtin_cpu_supports("movbe") != 0}};
   for (const Feature &f : features)
     if (!f.present) {
       *missing = f.name;

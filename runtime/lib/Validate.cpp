@@ -191,9 +191,8 @@ bool validateSchedule(const ArtifactContents &c, const EntrySpec &e,
                   " threads (1 to 1024, z at most 64)");
     if (!l.grid[0] || !l.grid[1] || !l.grid[2] || l.grid[0] > 0x7FFFFFFFu ||
         l.grid[1] > 65535 || l.grid[2] > 65535)
-      return fail(error, where, " has a grid of [", l.grid[0], ", ",
-                  l.grid[1], ", ", l.grid[2],
-                  "] (x 1 to 2^31-1, y and z 1 to 65535)");
+      return fail(error, where, " has a grid of [", l.grid[0], ", ", l.grid[1],
+                  ", ", l.grid[2], "] (x 1 to 2^31-1, y and z 1 to 65535)");
     for (uint8_t arg : l.args)
       if (arg > 3)
         return fail(error, where, " takes buffer id ", int(arg),

@@ -50,22 +50,22 @@ cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
                                cl::Required, cl::cat(category));
 cl::opt<Emit> emit(
     "emit", cl::desc("What to produce (default: the artifact)"),
-    cl::values(
-        clEnumValN(Emit::Artifact, "artifact", "model.kiln for kiln-run"),
-        clEnumValN(Emit::Tfm, "tfm", "the raised tfm-dialect module"),
-        clEnumValN(Emit::TfmOpt, "tfm-opt",
-                   "the tfm module after entry-point specialization, "
-                   "fusion, weight layout and quantization"),
-        clEnumValN(Emit::Summary, "summary",
-                   "the model's hyper-parameters as JSON"),
-        clEnumValN(Emit::Shapes, "shapes",
-                   "the ONNX graph's inferred symbolic shapes (for "
-                   "diagnosing imports)"),
-        clEnumValN(Emit::MemoryPlan, "memory-plan",
-                   "each entry point's static arena plan"),
-        clEnumValN(Emit::Loops, "loops",
-                   "the module after lowering to planned loop nests"),
-        clEnumValN(Emit::Ptx, "ptx", "the kernels' PTX (GPU targets)")),
+    cl::values(clEnumValN(Emit::Artifact, "artifact",
+                          "model.kiln for kiln-run"),
+               clEnumValN(Emit::Tfm, "tfm", "the raised tfm-dialect module"),
+               clEnumValN(Emit::TfmOpt, "tfm-opt",
+                          "the tfm module after entry-point specialization, "
+                          "fusion, weight layout and quantization"),
+               clEnumValN(Emit::Summary, "summary",
+                          "the model's hyper-parameters as JSON"),
+               clEnumValN(Emit::Shapes, "shapes",
+                          "the ONNX graph's inferred symbolic shapes (for "
+                          "diagnosing imports)"),
+               clEnumValN(Emit::MemoryPlan, "memory-plan",
+                          "each entry point's static arena plan"),
+               clEnumValN(Emit::Loops, "loops",
+                          "the module after lowering to planned loop nests"),
+               clEnumValN(Emit::Ptx, "ptx", "the kernels' PTX (GPU targets)")),
     cl::init(Emit::Artifact), cl::cat(category));
 cl::opt<std::string> outputPath("o",
                                 cl::desc("Output file (default: model.kiln "
@@ -132,9 +132,9 @@ int error(const Twine &message) {
 Error stage(StringRef name, const std::function<Error()> &fn) {
   auto start = std::chrono::steady_clock::now();
   Error err = fn();
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!quiet && !err)
     errs() << formatv("kiln-compile: {0,-16} {1,8:F3} s\n", name, seconds);
   return err;
@@ -161,8 +161,8 @@ int parseQuantize(Quantization &q) {
   }
   auto [scheme, group] = text.split(':');
   if (scheme != "int8" && scheme != "int4")
-    return error("--quantize=" + text +
-                 ": unknown scheme '" + scheme + "' (int8, int8:G, int4, int4:G)");
+    return error("--quantize=" + text + ": unknown scheme '" + scheme +
+                 "' (int8, int8:G, int4, int4:G)");
   q.scheme = scheme.str();
   q.groupSize = scheme == "int4" ? 32 : 0;
   if (text.contains(':') &&
@@ -309,7 +309,8 @@ int main(int argc, char **argv) {
   opts.pipeline.prefillChunk = prefillChunk;
   opts.pipeline.maxSeqLen = maxSeqLen;
   auto off = [](StringRef pass) {
-    return llvm::is_contained(noFuse, pass) || llvm::is_contained(noFuse, "all");
+    return llvm::is_contained(noFuse, pass) ||
+           llvm::is_contained(noFuse, "all");
   };
   opts.pipeline.fuseProjections = !off("projections");
   opts.pipeline.fuseElementwise = !off("elementwise");
@@ -334,8 +335,7 @@ int main(int argc, char **argv) {
     output->keep();
     return 0;
   }
-  if (emit == Emit::MemoryPlan || emit == Emit::Loops ||
-      emit == Emit::TfmOpt) {
+  if (emit == Emit::MemoryPlan || emit == Emit::Loops || emit == Emit::TfmOpt) {
     if (emit == Emit::MemoryPlan) {
       kiln::printMemoryPlan(module, output->os());
     } else {
@@ -353,13 +353,13 @@ int main(int argc, char **argv) {
     report->print(errs());
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    errs() << formatv("kiln-compile: wrote {0} in {1:F3} s, peak memory "
-                      "{2:F1} MiB\n",
-                      outName,
-                      std::chrono::duration<double>(
-                          std::chrono::steady_clock::now() - start)
-                          .count(),
-                      usage.ru_maxrss / 1024.0);
+    errs() << formatv(
+        "kiln-compile: wrote {0} in {1:F3} s, peak memory "
+        "{2:F1} MiB\n",
+        outName,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count(),
+        usage.ru_maxrss / 1024.0);
   }
   return 0;
 }

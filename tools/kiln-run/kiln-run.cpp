@@ -60,7 +60,7 @@ struct Options {
   bool dumpLogitsGiven = false;
   bool noVerifyWeights = false;
   std::string perplexityIds;
-  std::string perplexityText; // --perplexity FILE (text)
+  std::string perplexityText;   // --perplexity FILE (text)
   int64_t perplexityWindow = 0; // 0: the context length
   std::string predictions;
   // A text prompt: --prompt, or the contents of --prompt-file.
@@ -109,8 +109,9 @@ bool parseSeed(const std::string &text, uint64_t *seed, std::string *error) {
   errno = 0;
   char *stop = nullptr;
   unsigned long long v = std::strtoull(text.c_str(), &stop, 10);
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
-      *stop || errno == ERANGE) {
+  if (text.empty() ||
+      text.find_first_not_of("0123456789") != std::string::npos || *stop ||
+      errno == ERANGE) {
     *error = "--seed: '" + text + "' is not a number in [0, 2^64)";
     return false;
   }
@@ -202,8 +203,8 @@ bool readIdsFile(const std::string &path, std::vector<int64_t> *ids,
                  std::string *error) {
   FILE *f = std::fopen(path.c_str(), "rb");
   if (!f) {
-    *error = "--perplexity-ids: cannot read '" + path +
-             "': " + std::strerror(errno);
+    *error =
+        "--perplexity-ids: cannot read '" + path + "': " + std::strerror(errno);
     return false;
   }
   std::string text;
@@ -219,10 +220,12 @@ bool readIdsFile(const std::string &path, std::vector<int64_t> *ids,
       continue;
     }
     size_t end = i;
-    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])))
+    while (end < text.size() &&
+           std::isdigit(static_cast<unsigned char>(text[end])))
       ++end;
     if (end == i || end - i > 18 ||
-        (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
+        (end < text.size() &&
+         !std::isspace(static_cast<unsigned char>(text[end])) &&
          text[end] != ',')) {
       *error = "--perplexity-ids: '" + path + "' at byte " + std::to_string(i) +
                ": expected a token id";
@@ -280,7 +283,8 @@ int runPerplexity(const Options &o) {
   if (!session)
     return fail(error);
   std::fprintf(stderr, "kiln-run: running on %s\n", session->device().c_str());
-  int64_t window = o.perplexityWindow ? o.perplexityWindow : session->maxSeqLen();
+  int64_t window =
+      o.perplexityWindow ? o.perplexityWindow : session->maxSeqLen();
   PerplexityResult r;
   auto start = std::chrono::steady_clock::now();
   if (!evaluatePerplexity(*session, ids, window, &r, &error))
@@ -288,7 +292,8 @@ int runPerplexity(const Options &o) {
   double time = seconds(std::chrono::steady_clock::now() - start);
   std::printf("perplexity %.4f nll %.6f scored %lld windows %lld window %lld\n",
               r.perplexity, r.nll, static_cast<long long>(r.scored),
-              static_cast<long long>(r.windows), static_cast<long long>(window));
+              static_cast<long long>(r.windows),
+              static_cast<long long>(window));
   std::fflush(stdout);
   reportSpeed("perplexity", static_cast<size_t>(r.windows * window), time);
   if (!o.predictions.empty()) {
@@ -370,7 +375,8 @@ int run(const Options &o) {
   }
   Artifact::OpenOptions open;
   open.verifyWeights = !o.noVerifyWeights;
-  std::shared_ptr<const Artifact> artifact = Artifact::open(o.model, open, &error);
+  std::shared_ptr<const Artifact> artifact =
+      Artifact::open(o.model, open, &error);
   if (!artifact)
     return fail(error);
   std::unique_ptr<Tokenizer> tokenizer;

@@ -13,8 +13,8 @@
 
 #include <functional>
 #include <map>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace kiln {
 

@@ -7,7 +7,6 @@
 
 namespace kiln::gpu_mapping {
 
-
 std::optional<int64_t> constantIndex(Value v) {
   if (auto c = v.getDefiningOp<arith::ConstantIndexOp>())
     return c.value();
@@ -19,8 +18,8 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
   if (auto par = dyn_cast<scf::ParallelOp>(op)) {
     if (par.getNumResults() != 0)
       return std::nullopt;
-    for (auto [lb, ub, step] : llvm::zip(par.getLowerBound(),
-                                         par.getUpperBound(), par.getStep())) {
+    for (auto [lb, ub, step] :
+         llvm::zip(par.getLowerBound(), par.getUpperBound(), par.getStep())) {
       if (constantIndex(lb) != 0 || constantIndex(step) != 1 ||
           !constantIndex(ub))
         return std::nullopt;
@@ -35,14 +34,16 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
   // A perfect nest of scf.for marked independent (kv_append's row loops).
   auto loop = dyn_cast<scf::ForOp>(op);
   while (loop && loop->hasAttr("kiln.independent") &&
-         loop.getNumResults() == 0 && constantIndex(loop.getLowerBound()) == 0 &&
+         loop.getNumResults() == 0 &&
+         constantIndex(loop.getLowerBound()) == 0 &&
          constantIndex(loop.getStep()) == 1 &&
          constantIndex(loop.getUpperBound())) {
     nest.tripCounts.push_back(*constantIndex(loop.getUpperBound()));
     nest.ivs.push_back(loop.getInductionVar());
     nest.body = loop.getBody();
     auto inner = dyn_cast<scf::ForOp>(&nest.body->front());
-    if (!inner || &nest.body->front() != nest.body->getTerminator()->getPrevNode())
+    if (!inner ||
+        &nest.body->front() != nest.body->getTerminator()->getPrevNode())
       break;
     loop = inner;
   }
@@ -65,7 +66,6 @@ void delinearize(OpBuilder &b, Location loc, const ParallelNest &nest,
     rest = arith::DivUIOp::create(b, loc, rest, n);
   }
 }
-
 
 static std::optional<std::pair<arith::AtomicRMWKind, gpu::AllReduceOperation>>
 reductionKind(Operation *op) {
@@ -93,8 +93,9 @@ static bool isLoopInvariant(scf::ForOp loop, Value v) {
   Operation *def = v.getDefiningOp();
   return def && def->getBlock() == loop.getBody() && isMemoryEffectFree(def) &&
          def->getNumRegions() == 0 &&
-         llvm::all_of(def->getOperands(),
-                      [&](Value operand) { return isLoopInvariant(loop, operand); });
+         llvm::all_of(def->getOperands(), [&](Value operand) {
+           return isLoopInvariant(loop, operand);
+         });
 }
 
 std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
@@ -120,9 +121,8 @@ std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
     }
   }
   if (!r.store || !loop.isDefinedOutsideOfLoop(r.store.getMemRef()) ||
-      !llvm::all_of(r.store.getIndices(), [&](Value v) {
-        return loop.isDefinedOutsideOfLoop(v);
-      }))
+      !llvm::all_of(r.store.getIndices(),
+                    [&](Value v) { return loop.isDefinedOutsideOfLoop(v); }))
     return std::nullopt;
   r.combine = r.store.getValue().getDefiningOp();
   if (!r.combine || r.combine->getBlock() != body ||
@@ -155,7 +155,6 @@ std::optional<ReductionLoop> matchReductionLoop(Operation *op) {
   return r;
 }
 
-
 std::optional<ReductionNest> matchReductionNest(Operation *op) {
   ReductionNest r;
   if (std::optional<ReductionLoop> loop = matchReductionLoop(op)) {
@@ -181,7 +180,6 @@ std::optional<ReductionNest> matchReductionNest(Operation *op) {
     r.points *= n;
   return r;
 }
-
 
 std::optional<Fill> matchFill(Operation *op) {
   memref::StoreOp store = dyn_cast<memref::StoreOp>(op);
@@ -233,7 +231,8 @@ bool isDefinition(Operation *op) {
 /// reading later gives the same value.
 bool isMovableRead(Operation *op) {
   auto effects = dyn_cast<MemoryEffectOpInterface>(op);
-  return op->getNumRegions() == 0 && effects && effects.onlyHasEffect<MemoryEffects::Read>();
+  return op->getNumRegions() == 0 && effects &&
+         effects.onlyHasEffect<MemoryEffects::Read>();
 }
 
 } // namespace kiln::gpu_mapping

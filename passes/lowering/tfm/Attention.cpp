@@ -1,12 +1,13 @@
-//===- Attention.cpp - tfm.kv_append, tfm.attention -------------------------===//
+//===- Attention.cpp - tfm.kv_append, tfm.attention
+//-------------------------===//
 //
 // The KV-cache scatter and grouped-query causal attention; the attention's
 // linalg steps carry kiln.region so that a GPU kernel can take them whole.
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/lowering/tfm/LowerTfm.h"
 #include "passes/RegionAttr.h"
+#include "passes/lowering/tfm/LowerTfm.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -30,8 +31,8 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
     Value c0 = g.index(0), c1 = g.index(1);
     Value value = op.getValue(), positions = op.getPositions();
     Type posType = cast<ShapedType>(positions.getType()).getElementType();
-    Value zero = arith::ConstantOp::create(
-        rewriter, loc, rewriter.getIntegerAttr(posType, 0));
+    Value zero = arith::ConstantOp::create(rewriter, loc,
+                                           rewriter.getIntegerAttr(posType, 0));
     Value limit = arith::ConstantOp::create(
         rewriter, loc, rewriter.getIntegerAttr(posType, maxSeq));
     auto outer = scf::ForOp::create(
@@ -39,8 +40,8 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
         ValueRange{op.getCache()},
         [&](OpBuilder &b, Location loc, Value bi, ValueRange outerIter) {
           auto inner = scf::ForOp::create(
-              b, loc, c0, arith::ConstantIndexOp::create(
-                              b, loc, valueType.getDimSize(1)),
+              b, loc, c0,
+              arith::ConstantIndexOp::create(b, loc, valueType.getDimSize(1)),
               c1, outerIter,
               [&](OpBuilder &b, Location loc, Value si, ValueRange iter) {
                 Value p = tensor::ExtractOp::create(b, loc, positions,
@@ -152,37 +153,42 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
         bhstType, {dots, op.getPositions()}, g.empty(bhst, f32),
         {id4, g.map(4, {g.d(0), g.d(2)}), id4}, {kPar, kPar, kPar, kPar},
         [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value t = arith::IndexCastOp::create(b, loc, a[1].getType(),
-                                               linalg::IndexOp::create(b, loc, 3));
-          Value visible = arith::CmpIOp::create(
-              b, loc, arith::CmpIPredicate::sle, t, a[1]);
+          Value t = arith::IndexCastOp::create(
+              b, loc, a[1].getType(), linalg::IndexOp::create(b, loc, 3));
+          Value visible =
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle, t, a[1]);
           Value s = arith::MulFOp::create(b, loc, a[0], scale);
           linalg::YieldOp::create(
-              b, loc, arith::SelectOp::create(b, loc, visible, s, negInf)
-                          .getResult());
+              b, loc,
+              arith::SelectOp::create(b, loc, visible, s, negInf).getResult());
         });
     AffineMap toBhs = g.map(4, {g.d(0), g.d(1), g.d(2)});
     Value rowMax = g.generic(
         bhsType, {masked},
         g.filled(bhs, -std::numeric_limits<double>::infinity()), {id4, toBhs},
-        {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        {kPar, kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
           linalg::YieldOp::create(
-              b, loc, arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
+              b, loc,
+              arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
         });
     Value zero = g.f32(0.0);
     Value probs = g.generic(
         bhstType, {masked, rowMax}, g.empty(bhst, f32), {id4, toBhs, id4},
-        {kPar, kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value e = math::ExpOp::create(b, loc,
-                                        arith::SubFOp::create(b, loc, a[0], a[1]));
+        {kPar, kPar, kPar, kPar},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value e = math::ExpOp::create(
+              b, loc, arith::SubFOp::create(b, loc, a[0], a[1]));
           Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                               a[1], negInf);
           linalg::YieldOp::create(
-              b, loc, arith::SelectOp::create(b, loc, empty, zero, e).getResult());
+              b, loc,
+              arith::SelectOp::create(b, loc, empty, zero, e).getResult());
         });
     Value rowSum = g.generic(
         bhsType, {probs}, g.filled(bhs, 0.0), {id4, toBhs},
-        {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        {kPar, kPar, kPar, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
           linalg::YieldOp::create(
               b, loc, arith::AddFOp::create(b, loc, a[0], a[1]).getResult());
         });
@@ -202,18 +208,20 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
         });
     // Normalize and go back to [B, S, H, D] (dims b, s, h, d).
     SmallVector<int64_t> bshd{batch, seq, heads, headDim};
-    Value out4 = g.generic(
-        RankedTensorType::get(bshd, elt), {weighted, rowSum},
-        g.empty(bshd, elt),
-        {g.map(4, {g.d(0), g.d(2), g.d(1), g.d(3)}),
-         g.map(4, {g.d(0), g.d(2), g.d(1)}), id4},
-        {kPar, kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value positive = arith::CmpFOp::create(
-              b, loc, arith::CmpFPredicate::OGT, a[1], zero);
-          Value v = arith::SelectOp::create(
-              b, loc, positive, arith::DivFOp::create(b, loc, a[0], a[1]), zero);
-          linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
-        });
+    Value out4 =
+        g.generic(RankedTensorType::get(bshd, elt), {weighted, rowSum},
+                  g.empty(bshd, elt),
+                  {g.map(4, {g.d(0), g.d(2), g.d(1), g.d(3)}),
+                   g.map(4, {g.d(0), g.d(2), g.d(1)}), id4},
+                  {kPar, kPar, kPar, kPar},
+                  [&](OpBuilder &b, Location loc, ValueRange a) {
+                    Value positive = arith::CmpFOp::create(
+                        b, loc, arith::CmpFPredicate::OGT, a[1], zero);
+                    Value v = arith::SelectOp::create(
+                        b, loc, positive,
+                        arith::DivFOp::create(b, loc, a[0], a[1]), zero);
+                    linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+                  });
     // Provenance for kernel formation (kiln-select-kernels): every op of
     // this lowering says which tfm.attention it computes and which step it
     // is, with the attention's parameters, so a GPU kernel can take the
@@ -234,7 +242,8 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
         def->setAttr(kRegionAttr, region);
         // The fill of a reduction's accumulator belongs to the group too.
         if (auto generic = dyn_cast<linalg::GenericOp>(def))
-          if (auto fill = generic.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
+          if (auto fill =
+                  generic.getDpsInits()[0].getDefiningOp<linalg::FillOp>())
             fill->setAttr(kRegionAttr, region);
       };
       SmallVector<Value> steps{dots,   masked,   rowMax, probs,

@@ -1,4 +1,5 @@
-//===- Layer.cpp - the rest of a decoder layer ------------------------------===//
+//===- Layer.cpp - the rest of a decoder layer
+//------------------------------===//
 //
 // Embedding lookup, RMSNorm, RoPE, SwiGLU, residual add and argmax:
 // elementwise and per-row nests.
@@ -14,7 +15,6 @@
 namespace kiln::tfm_lowering {
 namespace {
 
-
 struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::EmbeddingOp op,
@@ -26,7 +26,8 @@ struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
         type, {op.getIds()}, g.empty(type.getShape(), type.getElementType()),
         {g.map(3, {g.d(0), g.d(1)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
         {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), a[0]);
+          Value row =
+              arith::IndexCastOp::create(b, loc, b.getIndexType(), a[0]);
           Value col = linalg::IndexOp::create(b, loc, 2);
           linalg::YieldOp::create(
               b, loc,
@@ -59,8 +60,7 @@ struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
     Value one = g.f32(1.0);
     Type elt = type.getElementType();
     Value result = g.generic(
-        type, {op.getInput(), sumSq, op.getWeight()},
-        g.empty(shape, elt),
+        type, {op.getInput(), sumSq, op.getWeight()}, g.empty(shape, elt),
         {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)}),
          g.map(3, {g.d(2)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
         {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
@@ -75,7 +75,6 @@ struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
     return result;
   }
 };
-
 
 struct LowerRope : TfmLowering<tfm::RopeOp> {
   using TfmLowering::TfmLowering;
@@ -103,12 +102,12 @@ struct LowerRope : TfmLowering<tfm::RopeOp> {
           Value partner = arith::SelectOp::create(
               b, loc, first, arith::AddIOp::create(b, loc, c, cHalf),
               arith::SubIOp::create(b, loc, c, cHalf));
-          Value xv = toF32(b, loc,
-                           tensor::ExtractOp::create(b, loc, x,
-                                                     ValueRange{bi, si, c}));
-          Value xp = toF32(
+          Value xv = toF32(
               b, loc,
-              tensor::ExtractOp::create(b, loc, x, ValueRange{bi, si, partner}));
+              tensor::ExtractOp::create(b, loc, x, ValueRange{bi, si, c}));
+          Value xp = toF32(b, loc,
+                           tensor::ExtractOp::create(
+                               b, loc, x, ValueRange{bi, si, partner}));
           Value pos = arith::SIToFPOp::create(b, loc, b.getF32Type(), a[0]);
           Value f = tensor::ExtractOp::create(b, loc, freqs, ValueRange{j});
           Value theta = arith::MulFOp::create(b, loc, pos, f);
@@ -133,16 +132,16 @@ struct LowerSwiGlu : TfmLowering<tfm::SwiGluOp> {
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
     Value one = g.f32(1.0);
-    return elementwise(g, {op.getGate(), op.getUp()}, op.getType(),
-                        [&](OpBuilder &b, Location loc, ValueRange x) {
-                          Value e = math::ExpOp::create(
-                              b, loc, arith::NegFOp::create(b, loc, x[0]));
-                          Value sig = arith::DivFOp::create(
-                              b, loc, one, arith::AddFOp::create(b, loc, one, e));
-                          Value silu = arith::MulFOp::create(b, loc, x[0], sig);
-                          return arith::MulFOp::create(b, loc, silu, x[1])
-                              .getResult();
-                        });
+    return elementwise(
+        g, {op.getGate(), op.getUp()}, op.getType(),
+        [&](OpBuilder &b, Location loc, ValueRange x) {
+          Value e =
+              math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x[0]));
+          Value sig = arith::DivFOp::create(
+              b, loc, one, arith::AddFOp::create(b, loc, one, e));
+          Value silu = arith::MulFOp::create(b, loc, x[0], sig);
+          return arith::MulFOp::create(b, loc, silu, x[1]).getResult();
+        });
   }
 };
 
@@ -151,14 +150,13 @@ struct LowerAdd : TfmLowering<tfm::AddOp> {
   FailureOr<Value> lower(tfm::AddOp op,
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
-    return elementwise(g, {op.getLhs(), op.getRhs()}, op.getType(),
-                        [](OpBuilder &b, Location loc, ValueRange x) {
-                          return arith::AddFOp::create(b, loc, x[0], x[1])
-                              .getResult();
-                        });
+    return elementwise(
+        g, {op.getLhs(), op.getRhs()}, op.getType(),
+        [](OpBuilder &b, Location loc, ValueRange x) {
+          return arith::AddFOp::create(b, loc, x[0], x[1]).getResult();
+        });
   }
 };
-
 
 /// Row-wise argmax as one reduction with two results (value, index); strict
 /// `>` keeps the first index on ties.
@@ -169,14 +167,14 @@ struct LowerArgmax : TfmLowering<tfm::ArgmaxOp> {
     Location loc = op.getLoc();
     NestBuilder g(rewriter, loc);
     RankedTensorType type = op.getType();
-    Value maxInit = g.filled(type.getShape(),
-                             -std::numeric_limits<double>::infinity());
-    Value zero = arith::ConstantOp::create(rewriter, loc,
-                                           rewriter.getI64IntegerAttr(0));
+    Value maxInit =
+        g.filled(type.getShape(), -std::numeric_limits<double>::infinity());
+    Value zero =
+        arith::ConstantOp::create(rewriter, loc, rewriter.getI64IntegerAttr(0));
     Value idxInit =
-        linalg::FillOp::create(rewriter, loc, ValueRange{zero},
-                               ValueRange{g.empty(type.getShape(),
-                                                  rewriter.getI64Type())})
+        linalg::FillOp::create(
+            rewriter, loc, ValueRange{zero},
+            ValueRange{g.empty(type.getShape(), rewriter.getI64Type())})
             .getResult(0);
     AffineMap rows = g.map(3, {g.d(0), g.d(1)});
     auto generic = linalg::GenericOp::create(
@@ -188,8 +186,8 @@ struct LowerArgmax : TfmLowering<tfm::ArgmaxOp> {
           Value x = toF32(b, loc, a[0]);
           Value v = arith::IndexCastOp::create(
               b, loc, b.getI64Type(), linalg::IndexOp::create(b, loc, 2));
-          Value better = arith::CmpFOp::create(
-              b, loc, arith::CmpFPredicate::OGT, x, a[1]);
+          Value better =
+              arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, a[1]);
           linalg::YieldOp::create(
               b, loc,
               ValueRange{arith::SelectOp::create(b, loc, better, x, a[1]),

@@ -92,8 +92,9 @@ inline LogicalResult requireStatic(Operation *op, PatternRewriter &rewriter) {
 
 /// Elementwise `fn` over equally shaped operands (any rank; tfm.add and
 /// tfm.swiglu allow any), computed in f32.
-inline Value elementwise(NestBuilder &g, ValueRange operands, RankedTensorType resultType,
-                  function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
+inline Value
+elementwise(NestBuilder &g, ValueRange operands, RankedTensorType resultType,
+            function_ref<Value(OpBuilder &, Location, ValueRange)> fn) {
   unsigned rank = resultType.getRank();
   AffineMap id = AffineMap::getMultiDimIdentityMap(rank, g.b.getContext());
   SmallVector<AffineMap> maps(operands.size() + 1, id);
@@ -112,8 +113,7 @@ inline Value elementwise(NestBuilder &g, ValueRange operands, RankedTensorType r
 /// What every pattern shares: a tfm op lowers only with static shapes
 /// (after --kiln-specialize-entry-points; the pass reports the others
 /// first), into ops that replace its one result.
-template <typename OpT>
-struct TfmLowering : OpConversionPattern<OpT> {
+template <typename OpT> struct TfmLowering : OpConversionPattern<OpT> {
   using OpConversionPattern<OpT>::OpConversionPattern;
 
   LogicalResult

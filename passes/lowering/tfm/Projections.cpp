@@ -1,4 +1,5 @@
-//===- Projections.cpp - tfm.linear, tfm.logits, tfm.dequantize -------------===//
+//===- Projections.cpp - tfm.linear, tfm.logits, tfm.dequantize
+//-------------===//
 //
 // A projection is one reduction over x and the weight (in either layout),
 // then the bias and the rounding to the result type. A weight that
@@ -6,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/lowering/tfm/LowerTfm.h"
 #include "passes/RegionAttr.h"
+#include "passes/lowering/tfm/LowerTfm.h"
 
 namespace kiln::tfm_lowering {
 namespace {
@@ -25,24 +26,23 @@ Value finishProjection(NestBuilder &g, Value acc, Value bias,
     maps.push_back(g.map(3, {g.d(2)}));
   }
   maps.push_back(g.map(3, {g.d(0), g.d(1), g.d(2)}));
-  return g.generic(resultType, ins, g.empty(resultType.getShape(), elt), maps,
-                   {kPar, kPar, kPar},
-                   [&](OpBuilder &b, Location loc, ValueRange a) {
-                     Value v = a[0];
-                     if (bias)
-                       v = arith::AddFOp::create(b, loc, v,
-                                                 toF32(b, loc, a[1]));
-                     linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
-                   });
+  return g.generic(
+      resultType, ins, g.empty(resultType.getShape(), elt), maps,
+      {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value v = a[0];
+        if (bias)
+          v = arith::AddFOp::create(b, loc, v, toF32(b, loc, a[1]));
+        linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+      });
 }
 
 /// acc[b, s, n] = sum_k x[b, s, k] * W[k, n] (in_out) or W[n, k] (out_in),
 /// then `+ bias[n]` and rounding to the result type.
 Value projection(NestBuilder &g, Value x, Value w, Value bias,
                  tfm::WeightLayout layout, RankedTensorType resultType) {
-  auto [batch, seq, n] = std::make_tuple(resultType.getDimSize(0),
-                                         resultType.getDimSize(1),
-                                         resultType.getDimSize(2));
+  auto [batch, seq, n] =
+      std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
+                      resultType.getDimSize(2));
   AffineMap wMap = layout == tfm::WeightLayout::in_out
                        ? g.map(4, {g.d(3), g.d(2)})
                        : g.map(4, {g.d(2), g.d(3)});
@@ -51,13 +51,11 @@ Value projection(NestBuilder &g, Value x, Value w, Value bias,
       g.filled({batch, seq, n}, 0.0),
       {g.map(4, {g.d(0), g.d(1), g.d(3)}), wMap,
        g.map(4, {g.d(0), g.d(1), g.d(2)})},
-      {kPar, kPar, kPar, kRed},
-      [&](OpBuilder &b, Location loc, ValueRange a) {
+      {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
         Value prod = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]),
                                            toF32(b, loc, a[1]));
-        linalg::YieldOp::create(b, loc,
-                                arith::AddFOp::create(b, loc, a[2], prod)
-                                    .getResult());
+        linalg::YieldOp::create(
+            b, loc, arith::AddFOp::create(b, loc, a[2], prod).getResult());
       });
   return finishProjection(g, acc, bias, resultType);
 }
@@ -76,17 +74,17 @@ Value dequantizedElement(OpBuilder &b, Location loc, tfm::DequantizeOp dq,
         arith::ConstantIntOp::create(b, loc, i32, 1));
     Value shift = arith::ShLIOp::create(
         b, loc, odd, arith::ConstantIntOp::create(b, loc, i32, 2));
-    code = arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, code, shift),
-        arith::ConstantIntOp::create(b, loc, i32, 15));
+    code = arith::AndIOp::create(b, loc,
+                                 arith::ShRUIOp::create(b, loc, code, shift),
+                                 arith::ConstantIntOp::create(b, loc, i32, 15));
   }
   Value q = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
-  Value zero = dq.getZeroPoints()
-                   ? toF32(b, loc, args[2])
-                   : arith::ConstantOp::create(
-                         b, loc,
-                         b.getF32FloatAttr(double(int64_t{1}
-                                                  << (dq.getBits() - 1))));
+  Value zero =
+      dq.getZeroPoints()
+          ? toF32(b, loc, args[2])
+          : arith::ConstantOp::create(
+                b, loc,
+                b.getF32FloatAttr(double(int64_t{1} << (dq.getBits() - 1))));
   return arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, q, zero),
                                toF32(b, loc, args[1]));
 }
@@ -94,8 +92,7 @@ Value dequantizedElement(OpBuilder &b, Location loc, tfm::DequantizeOp dq,
 /// The packed, scales and zero-point operands of `dq` with their maps from
 /// (row, col) dims `row` and `col`.
 void dequantizeOperands(NestBuilder &g, tfm::DequantizeOp dq, unsigned dims,
-                        AffineExpr row, AffineExpr col,
-                        SmallVector<Value> &ins,
+                        AffineExpr row, AffineExpr col, SmallVector<Value> &ins,
                         SmallVector<AffineMap> &maps) {
   int64_t group = dq.getGroupSize();
   ins.push_back(dq.getPacked());
@@ -112,19 +109,20 @@ void dequantizeOperands(NestBuilder &g, tfm::DequantizeOp dq, unsigned dims,
 /// that reads the packed codes and dequantizes each in the loop body, tagged
 /// with kRegionAttr {op, bits, group_size, zero_points} so that a kernel can
 /// take it whole.
-Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq, Value bias,
-                          RankedTensorType resultType, StringRef opName) {
-  auto [batch, seq, n] = std::make_tuple(resultType.getDimSize(0),
-                                         resultType.getDimSize(1),
-                                         resultType.getDimSize(2));
+Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq,
+                          Value bias, RankedTensorType resultType,
+                          StringRef opName) {
+  auto [batch, seq, n] =
+      std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
+                      resultType.getDimSize(2));
   SmallVector<Value> ins{x};
   SmallVector<AffineMap> maps{g.map(4, {g.d(0), g.d(1), g.d(3)})};
   dequantizeOperands(g, dq, 4, g.d(2), g.d(3), ins, maps);
   maps.push_back(g.map(4, {g.d(0), g.d(1), g.d(2)}));
   auto generic = linalg::GenericOp::create(
-      g.b, g.loc, TypeRange{RankedTensorType::get({batch, seq, n},
-                                                  g.b.getF32Type())},
-      ins, ValueRange{g.filled({batch, seq, n}, 0.0)}, maps,
+      g.b, g.loc,
+      TypeRange{RankedTensorType::get({batch, seq, n}, g.b.getF32Type())}, ins,
+      ValueRange{g.filled({batch, seq, n}, 0.0)}, maps,
       {kPar, kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
         Value k = linalg::IndexOp::create(b, loc, 3);
         Value w = dequantizedElement(b, loc, dq, a.slice(1, a.size() - 2), k);
@@ -152,8 +150,8 @@ Value dequantizedMatrix(NestBuilder &g, tfm::DequantizeOp dq) {
   return g.generic(type, ins, g.empty(type.getShape(), elt), maps, {kPar, kPar},
                    [&](OpBuilder &b, Location loc, ValueRange a) {
                      Value col = linalg::IndexOp::create(b, loc, 1);
-                     Value w = dequantizedElement(b, loc, dq, a.drop_back(),
-                                                  col);
+                     Value w =
+                         dequantizedElement(b, loc, dq, a.drop_back(), col);
                      linalg::YieldOp::create(b, loc, fromF32(b, loc, w, elt));
                    });
 }
@@ -179,16 +177,13 @@ Value anyProjection(NestBuilder &g, Value x, Value w, Value bias,
   return projection(g, x, dequantizedMatrix(g, dq), bias, layout, resultType);
 }
 
-
-
 struct LowerLinear : TfmLowering<tfm::LinearOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::LinearOp op,
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
-    return anyProjection(g, op.getInput(), op.getWeight(),
-                                         op.getBias(), op.getLayout(),
-                                         op.getType(), "tfm.linear");
+    return anyProjection(g, op.getInput(), op.getWeight(), op.getBias(),
+                         op.getLayout(), op.getType(), "tfm.linear");
   }
 };
 
@@ -197,9 +192,8 @@ struct LowerLogits : TfmLowering<tfm::LogitsOp> {
   FailureOr<Value> lower(tfm::LogitsOp op,
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
-    return anyProjection(g, op.getInput(), op.getWeight(),
-                                         Value(), op.getLayout(), op.getType(),
-                                         "tfm.logits");
+    return anyProjection(g, op.getInput(), op.getWeight(), Value(),
+                         op.getLayout(), op.getType(), "tfm.logits");
   }
 };
 

@@ -236,11 +236,11 @@ std::string writeError(const std::function<void(ArtifactWriter &)> &edit,
 }
 
 TEST(ArtifactWriterTest, WeightSizeMismatch) {
-  EXPECT_HAS_SUBSTR(
-      writeError([](ArtifactWriter &w) {
-        w.addWeight("w", DType::F16, {2, 3}, std::vector<uint8_t>(10));
-      }),
-      "weight 'w' is 10 bytes, but f16 [2, 3] needs 12");
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.addWeight("w", DType::F16, {2, 3},
+                                  std::vector<uint8_t>(10));
+                    }),
+                    "weight 'w' is 10 bytes, but f16 [2, 3] needs 12");
 }
 
 TEST(ArtifactWriterTest, DuplicateWeight) {
@@ -367,8 +367,8 @@ TEST(ArtifactScheduleTest, RoundTrip) {
   TempPath path(".kiln");
   std::string error;
   ASSERT_TRUE(writeEdited(
-      path, sm90(),
-      [](ArtifactWriter &w) { w.addEntry(scheduledEntry()); }, &error))
+      path, sm90(), [](ArtifactWriter &w) { w.addEntry(scheduledEntry()); },
+      &error))
       << error;
   std::unique_ptr<Artifact> a = Artifact::open(path, &error);
   ASSERT_TRUE(a) << error;
@@ -392,40 +392,48 @@ TEST(ArtifactScheduleTest, RoundTrip) {
 }
 
 TEST(ArtifactScheduleTest, BadBufferId) {
-  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      EntrySpec e = scheduledEntry();
-                      e.launches[1].args = {0, 4};
-                      w.addEntry(e);
-                    }, sm90()),
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[1].args = {0, 4};
+                          w.addEntry(e);
+                        },
+                        sm90()),
                     "entry 'sched' launch 1 ('k1') takes buffer id 4 (0 "
                     "weights, 1 kv, 2 arena, 3 io)");
 }
 
 TEST(ArtifactScheduleTest, BlockTooLarge) {
-  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      EntrySpec e = scheduledEntry();
-                      e.launches[0].block[0] = 2048;
-                      w.addEntry(e);
-                    }, sm90()),
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[0].block[0] = 2048;
+                          w.addEntry(e);
+                        },
+                        sm90()),
                     "entry 'sched' launch 0 ('k0') has a block of [2048, 1, "
                     "1] = 2048 threads (1 to 1024, z at most 64)");
 }
 
 TEST(ArtifactScheduleTest, UnnamedKernel) {
-  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      EntrySpec e = scheduledEntry();
-                      e.launches[0].kernel.clear();
-                      w.addEntry(e);
-                    }, sm90()),
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[0].kernel.clear();
+                          w.addEntry(e);
+                        },
+                        sm90()),
                     "entry 'sched' launch 0 has no kernel name");
 }
 
 TEST(ArtifactScheduleTest, ArgmaxOverlapsLogits) {
-  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      EntrySpec e = scheduledEntry();
-                      e.argmax.offset = e.logits.offset;
-                      w.addEntry(e);
-                    }, sm90()),
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.argmax.offset = e.logits.offset;
+                          w.addEntry(e);
+                        },
+                        sm90()),
                     "io buffer of entry 'sched'");
 }
 
@@ -445,11 +453,10 @@ TEST(ArtifactScheduleTest, GpuTargetNeedsSchedules) {
 }
 
 TEST(ArtifactScheduleTest, CpuTargetHasNoSchedules) {
-  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      w.addEntry(scheduledEntry());
-                    }),
-                    "entry 'sched' of target 'cpu' has a launch schedule "
-                    "(only GPU targets launch kernels)");
+  EXPECT_HAS_SUBSTR(
+      writeError([](ArtifactWriter &w) { w.addEntry(scheduledEntry()); }),
+      "entry 'sched' of target 'cpu' has a launch schedule "
+      "(only GPU targets launch kernels)");
 }
 
 TEST(ArtifactScheduleTest, GridTooLarge) {

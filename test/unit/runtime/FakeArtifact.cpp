@@ -97,7 +97,9 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
       writer.addKernelImage("kernels.ptx", ImageKind::Ptx,
                             std::vector<uint8_t>(ptx.begin(), ptx.end()));
     if (options.withCubin) {
-      std::string cubin = "\x7f" "ELF" + fakePtx(options.target);
+      std::string cubin = "\x7f"
+                          "ELF" +
+                          fakePtx(options.target);
       writer.addKernelImage("kernels.cubin", ImageKind::Cubin,
                             std::vector<uint8_t>(cubin.begin(), cubin.end()));
     }

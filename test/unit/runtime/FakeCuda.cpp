@@ -63,18 +63,17 @@ const ErrorText kErrors[] = {
     {NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
     {NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
     {INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
-    {INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE",
+     "device kernel image is invalid"},
     {INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
     {NO_BINARY_FOR_GPU, "CUDA_ERROR_NO_BINARY_FOR_GPU",
      "no kernel image is available for execution on the device"},
-    {INVALID_PTX, "CUDA_ERROR_INVALID_PTX",
-     "a PTX JIT compilation failed"},
+    {INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
     {INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
      "an illegal memory access was encountered"},
-    {LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED",
-     "unspecified launch failure"},
+    {LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
     {CAPTURE_UNSUPPORTED, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
      "operation not permitted when stream is capturing"},
     {CAPTURE_INVALIDATED, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
@@ -319,9 +318,7 @@ API void kilnFakeCudaReset(void) {
   S.resetCounters();
 }
 
-API const KilnFakeCudaStats *kilnFakeCudaStats(void) {
-  return &state().stats;
-}
+API const KilnFakeCudaStats *kilnFakeCudaStats(void) { return &state().stats; }
 
 //===----------------------------------------------------------------------===//
 // The driver API
@@ -478,8 +475,9 @@ API CUresult cuStreamSynchronize(void *handle) {
 API CUresult cuModuleLoadDataEx(void **module, const void *image,
                                 unsigned count, int *options, void **values) {
   const char *bytes = static_cast<const char *>(image);
-  bool cubin = std::memcmp(bytes, "\x7f"
-                                  "ELF",
+  bool cubin = std::memcmp(bytes,
+                           "\x7f"
+                           "ELF",
                            4) == 0;
   ENTER("cuModuleLoadDataEx", cubin ? "cubin" : "ptx");
   NEED_CONTEXT
@@ -656,7 +654,8 @@ API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src,
     return INVALID_HANDLE;
   if (s && s->capture)
     return CAPTURE_UNSUPPORTED;
-  if (!S.inDevice(dst, bytes) || S.inDevice(reinterpret_cast<uintptr_t>(src), 1))
+  if (!S.inDevice(dst, bytes) ||
+      S.inDevice(reinterpret_cast<uintptr_t>(src), 1))
     return INVALID_VALUE;
   std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
   ++S.stats.htodCalls;
@@ -673,7 +672,8 @@ API CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes,
     return INVALID_HANDLE;
   if (s && s->capture)
     return CAPTURE_UNSUPPORTED;
-  if (!S.inDevice(src, bytes) || S.inDevice(reinterpret_cast<uintptr_t>(dst), 1))
+  if (!S.inDevice(src, bytes) ||
+      S.inDevice(reinterpret_cast<uintptr_t>(dst), 1))
     return INVALID_VALUE;
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   ++S.stats.dtohCalls;

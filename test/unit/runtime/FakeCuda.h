@@ -33,7 +33,7 @@ struct KilnFakeCudaStats {
   int64_t kernelLaunches; /* cuLaunchKernel outside capture */
   int64_t kernelsRun;     /* kernels executed, graph replays included */
   int64_t captures, graphLaunches, syncs;
-  int64_t nullStreamOps;  /* work sent to the legacy NULL stream */
+  int64_t nullStreamOps; /* work sent to the legacy NULL stream */
   int64_t cubinLoads, ptxLoads;
   int64_t funcSetAttributeCalls;
   /* The driver calls since the last reset, one per line:

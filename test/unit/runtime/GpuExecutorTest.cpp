@@ -41,8 +41,8 @@ struct FakeDriver {
       FakeDriver d;
       void *handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
       if (handle) {
-        d.reset = reinterpret_cast<void (*)()>(
-            dlsym(handle, "kilnFakeCudaReset"));
+        d.reset =
+            reinterpret_cast<void (*)()>(dlsym(handle, "kilnFakeCudaReset"));
         d.stats = reinterpret_cast<const KilnFakeCudaStats *(*)()>(
             dlsym(handle, "kilnFakeCudaStats"));
       }
@@ -52,11 +52,13 @@ struct FakeDriver {
   }
 };
 
-const char *const kEnvironment[] = {
-    "KILN_FAKE_CUDA_ARCH",        "KILN_FAKE_CUDA_DEVICES",
-    "KILN_FAKE_CUDA_MAX_THREADS", "KILN_FAKE_CUDA_FAIL",
-    "KILN_CUDA_SYNC",             "KILN_CUDA_GRAPHS",
-    "KILN_PROFILE"};
+const char *const kEnvironment[] = {"KILN_FAKE_CUDA_ARCH",
+                                    "KILN_FAKE_CUDA_DEVICES",
+                                    "KILN_FAKE_CUDA_MAX_THREADS",
+                                    "KILN_FAKE_CUDA_FAIL",
+                                    "KILN_CUDA_SYNC",
+                                    "KILN_CUDA_GRAPHS",
+                                    "KILN_PROFILE"};
 
 class GpuExecutorTest : public ::testing::Test {
 protected:
@@ -286,8 +288,8 @@ TEST_F(GpuExecutorTest, LoadAllocatesOnceAndCapturesEachEntry) {
   EXPECT_EQ(st.streams, 1);
   EXPECT_EQ(st.captures, 2);
   EXPECT_EQ(st.graphExecs, 2);
-  EXPECT_EQ(st.graphs, 0); // destroyed once instantiated
-  EXPECT_EQ(st.kernelsRun, 0); // capture runs nothing
+  EXPECT_EQ(st.graphs, 0);         // destroyed once instantiated
+  EXPECT_EQ(st.kernelsRun, 0);     // capture runs nothing
   EXPECT_EQ(st.hostRegistered, 1); // the Session's io buffer
   EXPECT_EQ(st.memsetCalls, 3);    // kv, arena, io zeroed
   EXPECT_EQ(st.primaryContextRefs, 1);
@@ -343,8 +345,9 @@ TEST_F(GpuExecutorTest, WithoutGraphs) {
   set("KILN_CUDA_GRAPHS", "0");
   auto s = open(gpu());
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->device(),
-            "Kiln Fake GPU (sm_90; PTX, JIT-compiled; launches without graphs)");
+  EXPECT_EQ(
+      s->device(),
+      "Kiln Fake GPU (sm_90; PTX, JIT-compiled; launches without graphs)");
   auto cpu = open(FakeOptions());
   EXPECT_EQ(generate(*s, {5, 3}, 3, true), generate(*cpu, {5, 3}, 3, true));
   EXPECT_EQ(stats().captures, 0);

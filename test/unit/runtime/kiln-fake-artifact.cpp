@@ -39,8 +39,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "kiln-fake-artifact: %s\n", error.c_str());
         return 1;
       }
-    }
-    else {
+    } else {
       std::fprintf(stderr, "kiln-fake-artifact: unknown argument '%s'\n",
                    argv[i]);
       return 2;

@@ -29,9 +29,8 @@ public:
   /// Opens and validates `path`. Returns null and sets `*error` on failure.
   static std::unique_ptr<Artifact> open(const std::string &path,
                                         std::string *error);
-  static std::unique_ptr<Artifact> open(const std::string &path,
-                                        const OpenOptions &options,
-                                        std::string *error);
+  static std::unique_ptr<Artifact>
+  open(const std::string &path, const OpenOptions &options, std::string *error);
   ~Artifact();
   Artifact(const Artifact &) = delete;
   Artifact &operator=(const Artifact &) = delete;

@@ -1,4 +1,5 @@
-//===- Perplexity.h - Perplexity of a token sequence --------------*- C++ -*-===//
+//===- Perplexity.h - Perplexity of a token sequence --------------*- C++
+//-*-===//
 //
 // How `transformers` users measure a causal LM on a text: the ids are cut
 // into non-overlapping windows of `window` tokens (a shorter tail is

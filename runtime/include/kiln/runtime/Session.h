@@ -120,7 +120,7 @@ private:
   std::vector<const float *> rowLogits; // per row, into io or lastLogits
   std::vector<int64_t> rowArgmax;       // per row; -1: none
   bool keepLogits = true;
-  std::vector<float> observerScratch;   // [vocab]
+  std::vector<float> observerScratch; // [vocab]
   LogitsObserver observer;
   // Per-row arguments of the current call, sized once to the batch.
   std::vector<const int64_t *> rowTokens;
