@@ -102,6 +102,74 @@ protected:
   }
 
 protected:
+  /// The thread's lane and the output columns its warp computes: warp j of
+  /// the grid (`warpsPerBlock` a block) takes columns j * cpw .. j * cpw +
+  /// cpw - 1. When the warps outnumber the `n` columns, the builder is left
+  /// inside an scf.if that the spare warps skip (the caller holds an
+  /// InsertionGuard).
+  struct WarpColumns {
+    Value lane;
+    SmallVector<Value> ns;
+  };
+  static WarpColumns warpColumns(OpBuilder &b, Location loc, KernelBuilder &kb,
+                                 int64_t n, int64_t cpw,
+                                 int64_t warpsPerBlock) {
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    Value tid = kb.threadIdX();
+    Value bid = kb.blockIdX();
+    WarpColumns wc;
+    wc.lane = arith::RemUIOp::create(b, loc, tid, idx(32));
+    Value n0 = arith::MulIOp::create(
+        b, loc,
+        arith::AddIOp::create(
+            b, loc, arith::MulIOp::create(b, loc, bid, idx(warpsPerBlock)),
+            arith::DivUIOp::create(b, loc, tid, idx(32))),
+        idx(cpw));
+    wc.ns.push_back(n0);
+    for (int64_t c = 1; c < cpw; ++c)
+      wc.ns.push_back(arith::AddIOp::create(b, loc, n0, idx(c)));
+    if (n % (warpsPerBlock * cpw)) {
+      Value inRange =
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, n0, idx(n));
+      auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    }
+    return wc;
+  }
+
+  /// Adds each lane's partial sums `accs` ([column][batch row] vectors)
+  /// across the warp, and lane 0 stores element at(r, n) of each: the old
+  /// value (or the fused fill value `init`) plus the sum, through the
+  /// epilogue when there is one.
+  static void
+  reduceAndStore(OpBuilder &b, Location loc, KernelBuilder &kb, Operation *op,
+                 Operation *epilogue, IRMapping &map, ValueRange accs,
+                 const WarpColumns &wc, int64_t rows, Value out, Value init,
+                 function_ref<SmallVector<Value, 3>(int64_t r, Value n)> at) {
+    SmallVector<Value> totals;
+    for (Value acc : accs) {
+      Value sum =
+          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
+      totals.push_back(gpu::SubgroupReduceOp::create(
+          b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
+    }
+    Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         wc.lane, kb.index(0));
+    auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    for (auto [c, n] : llvm::enumerate(wc.ns))
+      for (int64_t r = 0; r < rows; ++r) {
+        SmallVector<Value, 3> where = at(r, n);
+        Value old =
+            init ? init
+                 : memref::LoadOp::create(b, loc, out, where).getResult();
+        storeResult(b, loc, op, epilogue, map,
+                    arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
+                    where);
+      }
+  }
+
   explicit GemvRecipe(bool inOut) : inOut(inOut) {}
 
   /// The projection when it suits a GEMV kernel.

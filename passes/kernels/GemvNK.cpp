@@ -70,26 +70,10 @@ public:
       return kb.extendTo(nb, v, type);
     };
 
-    Value tid = kb.threadIdX();
-    Value bid = kb.blockIdX();
-    Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
-    // Warp j of the grid computes columns j * cpw .. j * cpw + cpw - 1.
-    Value n0 = arith::MulIOp::create(
-        b, loc,
-        arith::AddIOp::create(b, loc,
-                              arith::MulIOp::create(b, loc, bid, idx(kWarps)),
-                              arith::DivUIOp::create(b, loc, tid, idx(32))),
-        idx(cpw));
-    SmallVector<Value> ns{n0};
-    for (int64_t c = 1; c < cpw; ++c)
-      ns.push_back(arith::AddIOp::create(b, loc, n0, idx(c)));
     OpBuilder::InsertionGuard guard(b);
-    if (p->n % (kWarps * cpw)) {
-      Value inRange = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                            n0, idx(p->n));
-      auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
-      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-    }
+    WarpColumns wc = warpColumns(b, loc, kb, p->n, cpw, kWarps);
+    Value lane = wc.lane;
+    const SmallVector<Value> &ns = wc.ns;
     Value zero = arith::ConstantOp::create(b, loc, vf32,
                                            DenseElementsAttr::get(vf32, 0.0f));
     // Accumulators [column][batch row].
@@ -135,27 +119,9 @@ public:
             }
           scf::YieldOp::create(nb, l, next);
         });
-    SmallVector<Value> totals;
-    for (Value acc : loop.getResults()) {
-      Value sum =
-          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
-      totals.push_back(gpu::SubgroupReduceOp::create(
-          b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
-    }
-    Value leader =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
-    auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
-    b.setInsertionPointToStart(&write.getThenRegion().front());
-    for (int64_t c = 0; c < cpw; ++c)
-      for (int64_t r = 0; r < rows; ++r) {
-        SmallVector<Value, 3> at = o->xAt(kb, r, ns[c]);
-        Value old =
-            init ? init
-                 : memref::LoadOp::create(b, loc, o->out, at).getResult();
-        storeResult(b, loc, op, epilogue, map,
-                    arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
-                    at);
-      }
+    reduceAndStore(b, loc, kb, op, epilogue, map, loop.getResults(), wc, rows,
+                   o->out, init,
+                   [&](int64_t r, Value n) { return o->xAt(kb, r, n); });
 
     LaunchShape shape;
     shape.grid[0] = llvm::divideCeil(p->n, kWarps * cpw);
