@@ -457,19 +457,23 @@ Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
   int64_t n = tensor->dims[layout == tfm::WeightLayout::out_in ? 0 : 1];
   Value input = activation(mm.input(0));
   Value wv = weight(tensor->name, mm);
-  Value b;
-  if (!bias.empty()) {
-    const ConstTensor *bt = model.constant(bias);
-    if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
-      return fail(mm, formatv("bias '{0}' is not a 1-D initializer of {1} "
-                              "elements",
-                              bias, n));
-    b = weight(bias, mm);
-  }
+  Value b = projectionBias(mm, bias, n);
   if (!input || !wv || (!bias.empty() && !b))
     return {};
   return tfm::LinearOp::create(builder, loc(mm), activationType(n), input, wv,
                                b, tfm::WeightLayoutAttr::get(ctx, layout));
+}
+
+Value Raiser::projectionBias(const onnx::NodeProto &node, StringRef bias,
+                             int64_t n) {
+  if (bias.empty())
+    return {};
+  const ConstTensor *bt = model.constant(bias);
+  if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
+    return fail(node, formatv("bias '{0}' is not a 1-D initializer of {1} "
+                              "elements",
+                              bias, n));
+  return weight(bias, node);
 }
 
 bool Raiser::isTransposedCopy(const ConstTensor &a,

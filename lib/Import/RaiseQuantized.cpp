@@ -126,31 +126,26 @@ Value Raiser::quantizedLinear(const onnx::NodeProto &node, StringRef bias) {
       return fail(node, "MatMulNBits with a bias input and an Add of another");
     bias = node.input(5);
   }
+  return outInProjection(node, [&] { return quantizedWeight(node); }, bias);
+}
+
+Value Raiser::outInProjection(const onnx::NodeProto &node,
+                              function_ref<Value()> makeWeight,
+                              StringRef bias) {
   Value input = activation(node.input(0));
-  if (!input)
-    return {};
-  Value w = quantizedWeight(node);
+  Value w = input ? makeWeight() : Value();
   if (!w)
     return {};
-  int64_t n = cast<RankedTensorType>(w.getType()).getDimSize(0);
-  int64_t k = cast<RankedTensorType>(w.getType()).getDimSize(1);
-  if (cast<RankedTensorType>(input.getType()).getDimSize(2) != k)
-    return fail(node,
-                formatv("MatMulNBits K={0}, but its input has {1} "
-                        "features",
-                        k,
-                        cast<RankedTensorType>(input.getType()).getDimSize(2)));
-  Value b;
-  if (!bias.empty()) {
-    const ConstTensor *bt = model.constant(bias);
-    if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
-      return fail(node, formatv("bias '{0}' is not a 1-D initializer of {1} "
-                                "elements",
-                                bias, n));
-    b = weight(bias, node);
-    if (!b)
-      return {};
-  }
+  auto wt = cast<RankedTensorType>(w.getType());
+  int64_t n = wt.getDimSize(0);
+  int64_t features = cast<RankedTensorType>(input.getType()).getDimSize(2);
+  if (features != wt.getDimSize(1))
+    return fail(node, formatv("the weight has {0} input features, its input "
+                              "{1}",
+                              wt.getDimSize(1), features));
+  Value b = projectionBias(node, bias, n);
+  if (!bias.empty() && !b)
+    return {};
   return tfm::LinearOp::create(
       builder, loc(node), activationType(n), input, w, b,
       tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
@@ -293,32 +288,5 @@ Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
 
 Value Raiser::quantizedLinear(const onnx::NodeProto &dq,
                               const onnx::NodeProto &mm, StringRef bias) {
-  Value input = activation(mm.input(0));
-  if (!input)
-    return {};
-  Value w = dequantizeLinearWeight(dq);
-  if (!w)
-    return {};
-  auto wt = cast<RankedTensorType>(w.getType());
-  int64_t n = wt.getDimSize(0);
-  if (cast<RankedTensorType>(input.getType()).getDimSize(2) != wt.getDimSize(1))
-    return fail(mm,
-                formatv("the dequantized weight has {0} input features, "
-                        "the activation {1}",
-                        wt.getDimSize(1),
-                        cast<RankedTensorType>(input.getType()).getDimSize(2)));
-  Value b;
-  if (!bias.empty()) {
-    const ConstTensor *bt = model.constant(bias);
-    if (!bt || bt->dims.size() != 1 || bt->dims[0] != n)
-      return fail(mm, formatv("bias '{0}' is not a 1-D initializer of {1} "
-                              "elements",
-                              bias, n));
-    b = weight(bias, mm);
-    if (!b)
-      return {};
-  }
-  return tfm::LinearOp::create(
-      builder, loc(mm), activationType(n), input, w, b,
-      tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+  return outInProjection(mm, [&] { return dequantizeLinearWeight(dq); }, bias);
 }

@@ -107,6 +107,15 @@ private:
   mlir::Value quantizedLinear(const onnx::NodeProto &node,
                               llvm::StringRef bias);
   mlir::Value quantizedWeight(const onnx::NodeProto &node);
+  /// tfm.linear of `node`'s input 0 by the [out, in] weight `makeWeight`
+  /// raises (after the input), with the optional `bias`.
+  mlir::Value outInProjection(const onnx::NodeProto &node,
+                              llvm::function_ref<mlir::Value()> makeWeight,
+                              llvm::StringRef bias);
+  /// The 1-D initializer `bias` of `n` elements as a weight; null when
+  /// `bias` is empty, or (with the error recorded) when it is not that.
+  mlir::Value projectionBias(const onnx::NodeProto &node, llvm::StringRef bias,
+                             int64_t n);
   /// MatMul(x, DequantizeLinear(W_q [K, N], scale, zero_point)): the
   /// projection, and the weight as a tfm.dequantize of W_q's codes
   /// re-packed [N, K] (codes are moved, never re-quantized).
