@@ -316,6 +316,13 @@ int64_t outFeatures(Value weight, WeightLayout layout) {
   return cast<RankedTensorType>(weight.getType())
       .getDimSize(layout == WeightLayout::out_in ? 0 : 1);
 }
+/// [batch, seq, out features] of `input`'s element type.
+RankedTensorType projectionResult(Value input, Value weight,
+                                  WeightLayout layout) {
+  return activationLike(
+      input, outFeatures(weight, layout),
+      cast<RankedTensorType>(input.getType()).getElementType());
+}
 } // namespace
 
 LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
@@ -347,20 +354,16 @@ LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *,
 LogicalResult LinearOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &types) {
-  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
-  types.push_back(activationLike(
-      adaptor.getInput(), outFeatures(adaptor.getWeight(), adaptor.getLayout()),
-      in.getElementType()));
+  types.push_back(projectionResult(adaptor.getInput(), adaptor.getWeight(),
+                                   adaptor.getLayout()));
   return success();
 }
 
 LogicalResult LogitsOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &types) {
-  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
-  types.push_back(activationLike(
-      adaptor.getInput(), outFeatures(adaptor.getWeight(), adaptor.getLayout()),
-      in.getElementType()));
+  types.push_back(projectionResult(adaptor.getInput(), adaptor.getWeight(),
+                                   adaptor.getLayout()));
   return success();
 }
 
