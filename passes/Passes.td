@@ -91,6 +91,32 @@ def FuseProjections : Pass<"kiln-fuse-projections", "mlir::ModuleOp"> {
                            "mlir::ml_program::MLProgramDialect"];
 }
 
+def FuseNormProjection : Pass<"kiln-fuse-norm-projection", "mlir::ModuleOp"> {
+  let summary = "Fold each RMSNorm into the projections that consume it";
+  let description = [{
+    A `tfm.rms_norm` whose every user is a `tfm.linear` with a constant
+    weight (`ml_program.global_load_const`) and no `rms_norm_epsilon` of its
+    own disappears: each such linear reads the norm's input instead, its
+    weight becomes `W[n, k] * gain[k]` (a new global made at compile time,
+    `@<weight>.<gain>`, shared by the entry points) and it gets
+    `rms_norm eps = <epsilon>`, so that the projection's kernel computes the
+    row's inverse RMS from the activation it reads anyway:
+
+    ```mlir
+    %n = tfm.rms_norm %h, %gain {epsilon = 1.0e-05 : f32} : tensor<1x1x64xf16>, tensor<64xf16>
+    %y = tfm.linear %n, %w layout = <out_in> : (tensor<1x1x64xf16>, tensor<96x64xf16>) -> tensor<1x1x96xf16>
+    ```
+
+    becomes `tfm.linear %h, %w.gain layout = <out_in> rms_norm eps = 1.0e-05`.
+    It does not fire when the norm's result has any other user (a residual,
+    a returned value, a `tfm.logits`) or the gain is not a constant.
+    Runs after `kiln-fuse-projections` (one fold per fused q/k/v and gate/up
+    weight) and before `kiln-transpose-weights` and quantization, which take
+    the folded weights. `kiln-compile --no-fuse=norm` turns it off.
+  }];
+  let dependentDialects = ["mlir::ml_program::MLProgramDialect"];
+}
+
 def TransposeWeights : Pass<"kiln-transpose-weights", "mlir::ModuleOp"> {
   let summary = "Store constant [in, out] projection weights [out, in]";
   let description = [{

@@ -124,6 +124,12 @@ def Tfm_LinearOp : Tfm_Op<"linear", [Pure, InferTypeOpAdaptorWithIsCompatible]> 
     `weight` read in the layout `layout` names (`out_in`: `[N, K]`,
     `in_out`: `[K, N]`). Accumulation is in f32.
 
+    With `rms_norm_epsilon`, the input is RMS-normalised first (without a
+    gain: `kiln-fuse-norm-projection` folds an RMSNorm's weight into `W`):
+    `result[..., n] = r * sum_k input[..., k] * W[n, k] + bias[n]` with
+    `r = 1 / sqrt(mean_k(input[..., k]^2) + rms_norm_epsilon)`, so a kernel
+    can take the norm's one reduction over the row it reads anyway.
+
     The weight is an ordinary operand so that quantization can replace it
     (and this op) with a quantized weight and its scales; the layout is
     explicit so that the importer never has to copy or transpose weights.
@@ -140,10 +146,12 @@ def Tfm_LinearOp : Tfm_Op<"linear", [Pure, InferTypeOpAdaptorWithIsCompatible]> 
   }];
   let arguments = (ins Tfm_Activation:$input, Tfm_Matrix:$weight,
                        Optional<Tfm_Vector>:$bias,
-                       Tfm_WeightLayoutAttr:$layout);
+                       Tfm_WeightLayoutAttr:$layout,
+                       OptionalAttr<F32Attr>:$rms_norm_epsilon);
   let results = (outs Tfm_Activation:$result);
   let assemblyFormat = [{
-    $input `,` $weight (`bias` $bias^)? `layout` `=` $layout attr-dict
+    $input `,` $weight (`bias` $bias^)? `layout` `=` $layout
+    (`rms_norm` `eps` `=` $rms_norm_epsilon^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{

@@ -461,7 +461,8 @@ Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
   if (!input || !wv || (!bias.empty() && !b))
     return {};
   return tfm::LinearOp::create(builder, loc(mm), activationType(n), input, wv,
-                               b, tfm::WeightLayoutAttr::get(ctx, layout));
+                               b, tfm::WeightLayoutAttr::get(ctx, layout),
+                               /*rms_norm_epsilon=*/nullptr);
 }
 
 Value Raiser::projectionBias(const onnx::NodeProto &node, StringRef bias,

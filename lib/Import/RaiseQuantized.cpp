@@ -148,7 +148,8 @@ Value Raiser::outInProjection(const onnx::NodeProto &node,
     return {};
   return tfm::LinearOp::create(
       builder, loc(node), activationType(n), input, w, b,
-      tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+      tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in),
+      /*rms_norm_epsilon=*/nullptr);
 }
 
 //===----------------------------------------------------------------------===//

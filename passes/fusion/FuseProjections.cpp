@@ -99,7 +99,8 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
         if (op.getLayout() != first.getLayout() ||
             wt.getElementType() != ft.getElementType() ||
             op.getType().getElementType() != first.getType().getElementType() ||
-            bool(op.getBias()) != bool(first.getBias()))
+            bool(op.getBias()) != bool(first.getBias()) ||
+            op.getRmsNormEpsilonAttr() != first.getRmsNormEpsilonAttr())
           continue;
       }
       out.push_back(op);
@@ -218,8 +219,9 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
                                "(run it after kiln-specialize-entry-points)");
     auto fusedType = RankedTensorType::get(shape, t0.getElementType());
     b.setInsertionPointAfter(last);
-    auto fusedOp = tfm::LinearOp::create(b, first.getLoc(), fusedType,
-                                         first.getInput(), wv, bv, layout);
+    auto fusedOp =
+        tfm::LinearOp::create(b, first.getLoc(), fusedType, first.getInput(),
+                              wv, bv, layout, first.getRmsNormEpsilonAttr());
     int64_t offset = 0;
     for (tfm::LinearOp op : ops) {
       auto type = op.getType();

@@ -2,6 +2,8 @@
 
 #include "passes/kernels/Gemv.h"
 
+#include "passes/RegionAttr.h"
+
 namespace kiln::kernels::gemv {
 
 /// Matches the linalg.generic that --kiln-lower-tfm-to-linalg makes of
@@ -66,6 +68,51 @@ std::optional<Projection> matchProjection(Operation *op, bool inOut) {
   p.weightType = w.getElementType();
   p.inputType = x.getElementType();
   return p;
+}
+
+std::optional<RowNormOps> rowNormOf(Operation *op) {
+  auto proj = dyn_cast<linalg::GenericOp>(op);
+  if (!proj || proj.getNumDpsInputs() < 1 || proj.getNumDpsInits() != 1)
+    return std::nullopt;
+  Value x = proj.getDpsInputs()[0], out = proj.getDpsInits()[0];
+  for (Operation *user : x.getUsers()) {
+    auto sum = dyn_cast<linalg::GenericOp>(user);
+    auto region =
+        sum ? sum->getAttrOfType<DictionaryAttr>(kRegionAttr) : nullptr;
+    auto step = region ? region.getAs<StringAttr>("step") : nullptr;
+    if (!step || step.getValue() != "sum_squares" ||
+        sum->getBlock() != op->getBlock() || !sum->isBeforeInBlock(op) ||
+        !sum.hasPureBufferSemantics() || sum.getNumDpsInputs() != 1 ||
+        sum.getDpsInputs()[0] != x || sum.getNumDpsInits() != 1)
+      continue;
+    RowNormOps norm;
+    norm.sum = sum;
+    norm.squares = sum.getDpsInits()[0];
+    auto type = dyn_cast<MemRefType>(norm.squares.getType());
+    if (!type || type.getRank() != 2 || !type.getElementType().isF32())
+      continue;
+    bool finished = false, ok = true;
+    for (Operation *other : norm.squares.getUsers()) {
+      if (other == sum.getOperation() || isa<memref::DeallocOp>(other))
+        continue;
+      if (auto fill = dyn_cast<linalg::FillOp>(other);
+          fill && fill->getBlock() == sum->getBlock() &&
+          fill->isBeforeInBlock(sum) && !norm.fill) {
+        norm.fill = fill;
+        continue;
+      }
+      auto finish = dyn_cast<linalg::GenericOp>(other);
+      if (finish && op->isBeforeInBlock(finish) &&
+          llvm::is_contained(finish.getDpsInputs(), out)) {
+        finished = true;
+        continue;
+      }
+      ok = false; // some other reader: leave the sum to its own kernel
+    }
+    if (finished && ok)
+      return norm;
+  }
+  return std::nullopt;
 }
 
 /// What both GEMV kernels share: the projection they implement (at most 8

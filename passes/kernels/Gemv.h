@@ -38,6 +38,20 @@ struct Projection {
 /// tfm.linear and tfm.logits, bufferized (see Gemv.cpp).
 std::optional<Projection> matchProjection(Operation *op, bool inOut);
 
+/// The sum of squares of x[b, s, :] that the lowering of a tfm.linear with
+/// `rms_norm_epsilon` computes before the projection (kRegionAttr step
+/// "sum_squares"), its accumulator's fill (may be null) and its output
+/// buffer ([B, S] f32), which the projection's finishing op reads.
+struct RowNormOps {
+  linalg::GenericOp sum;
+  Operation *fill = nullptr;
+  Value squares;
+};
+/// The row norm of the projection `op` (a bufferized projection generic):
+/// a "sum_squares" generic over `op`'s x, before `op` in its block, whose
+/// output a generic after `op` reads together with `op`'s output.
+std::optional<RowNormOps> rowNormOf(Operation *op);
+
 class GemvRecipe : public KernelRecipe {
 public:
   static constexpr int64_t kMaxRows = 8; // batch * seq
@@ -51,34 +65,64 @@ public:
     return cast<linalg::GenericOp>(op).getDpsInits()[0];
   }
 
-  /// Any elementwise consumer of the [B, S, N] result with identity maps:
-  /// the final store computes it (the f16 conversion of the accumulator, a
-  /// residual add).
+  /// Any elementwise consumer of the [B, S, N] result that reads it once
+  /// with the identity map and writes a buffer of its shape, its other
+  /// operands read through projections of the identity (a bias [N], a row
+  /// norm's sum of squares [B, S]): the final store computes it (the f16
+  /// conversion of the accumulator, the RMS scale, a residual add).
   bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
     auto g = dyn_cast<linalg::GenericOp>(consumer);
     Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
     if (!g || !g.hasPureBufferSemantics() || g.getNumDpsInits() != 1 ||
         g.getNumParallelLoops() != g.getNumLoops() ||
-        llvm::count(g.getDpsInputs(), out) != 1 || g.getDpsInits()[0] == out ||
-        !llvm::all_of(g.getIndexingMapsArray(),
-                      [](AffineMap m) { return m.isIdentity(); }))
+        llvm::count(g.getDpsInputs(), out) != 1 || g.getDpsInits()[0] == out)
       return false;
     auto shape = cast<MemRefType>(out.getType()).getShape();
-    for (Value v : g->getOperands()) {
-      auto t = dyn_cast<MemRefType>(v.getType());
-      if (!t || t.getShape() != shape)
+    for (OpOperand &operand : g->getOpOperands()) {
+      auto t = dyn_cast<MemRefType>(operand.get().getType());
+      AffineMap m = g.getMatchingIndexingMap(&operand);
+      bool full = operand.get() == out || g.isDpsInit(&operand);
+      if (!t || !t.hasStaticShape() ||
+          (full ? !m.isIdentity() || t.getShape() != shape
+                : !m.isProjectedPermutation()))
         return false;
     }
     return llvm::all_of(g.getRegion().front().without_terminator(),
                         [](Operation &o) { return isMemoryEffectFree(&o); });
   }
 
+  /// Everything the kernel for `op` computes besides `op`: the row norm it
+  /// takes (when the recipe fusesRowNorm()).
+  SmallVector<Operation *> members(Operation *op) const override {
+    std::optional<RowNormOps> norm =
+        fusesRowNorm() && matches(op) ? rowNormOf(op) : std::nullopt;
+    if (!norm)
+      return {};
+    SmallVector<Operation *> ops;
+    if (norm->fill)
+      ops.push_back(norm->fill);
+    ops.push_back(norm->sum);
+    return ops;
+  }
+
 protected:
+  /// Whether the kernel computes a row norm's sum of squares from the x it
+  /// loads (see rowNormOf); the others leave it to its own kernel.
+  virtual bool fusesRowNorm() const { return false; }
+
+  /// The epilogue among `fused` (fusedOps(op)): what follows the members.
+  Operation *epilogueIn(Operation *op, ArrayRef<Operation *> fused) const {
+    return fused.size() > members(op).size() ? fused.back() : nullptr;
+  }
+
   /// Stores the finished accumulator value `acc` of element `at`: into the
   /// projection's output, or through the epilogue into the epilogue's.
+  /// `known` holds values the kernel has in registers for the element
+  /// (a row norm's sum of squares), by the buffer the epilogue would read.
   static void storeResult(OpBuilder &b, Location loc, Operation *op,
                           Operation *epilogue, IRMapping &map, Value acc,
-                          ValueRange at) {
+                          ValueRange at,
+                          const llvm::SmallDenseMap<Value, Value> &known = {}) {
     Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
     if (!epilogue) {
       memref::StoreOp::create(b, loc, acc, map.lookup(out), at);
@@ -88,12 +132,24 @@ protected:
     Block &body = g.getRegion().front();
     // Values the body captures from above were rematerialised in `map`.
     IRMapping inner = map;
-    for (auto [operand, arg] : llvm::zip(g->getOperands(), body.getArguments()))
-      if (!arg.use_empty())
-        inner.map(arg, operand == out ? acc
-                                      : memref::LoadOp::create(
-                                            b, loc, map.lookup(operand), at)
-                                            .getResult());
+    for (auto [operand, arg] :
+         llvm::zip(g->getOpOperands(), body.getArguments())) {
+      if (arg.use_empty())
+        continue;
+      Value v = operand.get();
+      if (v == out) {
+        inner.map(arg, acc);
+      } else if (Value k = known.lookup(v)) {
+        inner.map(arg, k);
+      } else {
+        SmallVector<Value, 3> where;
+        for (AffineExpr e : g.getMatchingIndexingMap(&operand).getResults())
+          where.push_back(at[cast<AffineDimExpr>(e).getPosition()]);
+        inner.map(
+            arg,
+            memref::LoadOp::create(b, loc, map.lookup(v), where).getResult());
+      }
+    }
     for (Operation &o : body.without_terminator())
       b.clone(o, inner);
     auto yield = cast<linalg::YieldOp>(body.getTerminator());
@@ -137,36 +193,69 @@ protected:
     return wc;
   }
 
+  /// The sum of a lane's partial sums `acc` (a vector) over the warp.
+  static Value warpSum(OpBuilder &b, Location loc, Value acc) {
+    Value sum =
+        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
+    return gpu::SubgroupReduceOp::create(b, loc, sum,
+                                         gpu::AllReduceOperation::ADD,
+                                         /*uniform=*/true);
+  }
+
+  /// The row norm a kernel computes (members(op)): each lane's partial sums
+  /// of x^2 per batch row, added across the warp by reduceAndStore.
+  struct RowNormSums {
+    std::optional<RowNormOps> ops;
+    SmallVector<Value> partial; // [batch row] vectors
+  };
+
   /// Adds each lane's partial sums `accs` ([column][batch row] vectors)
   /// across the warp, and lane 0 stores element at(r, n) of each: the old
   /// value (or the fused fill value `init`) plus the sum, through the
-  /// epilogue when there is one.
+  /// epilogue when there is one. With a row norm, the warp of column 0 also
+  /// stores each row's sum of squares, and the epilogue reads it from
+  /// registers.
   static void
   reduceAndStore(OpBuilder &b, Location loc, KernelBuilder &kb, Operation *op,
                  Operation *epilogue, IRMapping &map, ValueRange accs,
                  const WarpColumns &wc, int64_t rows, Value out, Value init,
-                 function_ref<SmallVector<Value, 3>(int64_t r, Value n)> at) {
-    SmallVector<Value> totals;
-    for (Value acc : accs) {
-      Value sum =
-          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, acc);
-      totals.push_back(gpu::SubgroupReduceOp::create(
-          b, loc, sum, gpu::AllReduceOperation::ADD, /*uniform=*/true));
-    }
+                 function_ref<SmallVector<Value, 3>(int64_t r, Value n)> at,
+                 const RowNormSums &norm = {}) {
+    SmallVector<Value> totals, squares;
+    for (Value acc : accs)
+      totals.push_back(warpSum(b, loc, acc));
+    for (Value partial : norm.partial)
+      squares.push_back(warpSum(b, loc, partial));
     Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                          wc.lane, kb.index(0));
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&write.getThenRegion().front());
+    if (norm.ops) {
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          wc.ns[0], kb.index(0));
+      auto once = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(&once.getThenRegion().front());
+      for (int64_t r = 0; r < rows; ++r) {
+        SmallVector<Value, 3> where = at(r, kb.index(0));
+        memref::StoreOp::create(b, loc, squares[r],
+                                map.lookup(norm.ops->squares),
+                                ValueRange{where[0], where[1]});
+      }
+    }
     for (auto [c, n] : llvm::enumerate(wc.ns))
       for (int64_t r = 0; r < rows; ++r) {
         SmallVector<Value, 3> where = at(r, n);
         Value old =
             init ? init
                  : memref::LoadOp::create(b, loc, out, where).getResult();
+        llvm::SmallDenseMap<Value, Value> known;
+        if (norm.ops)
+          known[norm.ops->squares] = squares[r];
         storeResult(b, loc, op, epilogue, map,
                     arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
-                    where);
+                    where, known);
       }
   }
 

@@ -47,7 +47,7 @@ public:
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
                                ArrayRef<Operation *> fused) const override {
-    Operation *epilogue = fused.empty() ? nullptr : fused.front();
+    Operation *epilogue = epilogueIn(op, fused);
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);

@@ -27,6 +27,7 @@ public:
   static constexpr int64_t kWarps = kThreads / 32;
 
   StringRef name() const override { return "gemv_nk"; }
+  bool fusesRowNorm() const override { return true; }
 
   bool matches(Operation *op) const override {
     std::optional<Projection> p = match(op);
@@ -50,7 +51,7 @@ public:
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
                                ArrayRef<Operation *> fused) const override {
-    Operation *epilogue = fused.empty() ? nullptr : fused.front();
+    Operation *epilogue = epilogueIn(op, fused);
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     FailureOr<Operands> o = operands(op, map, kb);
@@ -76,8 +77,12 @@ public:
     const SmallVector<Value> &ns = wc.ns;
     Value zero = arith::ConstantOp::create(b, loc, vf32,
                                            DenseElementsAttr::get(vf32, 0.0f));
-    // Accumulators [column][batch row].
-    SmallVector<Value> inits(cpw * rows, zero);
+    // Accumulators [column][batch row], then (with a row norm) the sums of
+    // x^2 [batch row].
+    RowNormSums norm;
+    norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
+    const int64_t nAcc = cpw * rows;
+    SmallVector<Value> inits(nAcc + (norm.ops ? rows : 0), zero);
     Value kFirst = arith::MulIOp::create(b, loc, lane, idx(vec));
     // A warp covers 32 * V elements of a row per step. Up to 4 steps per
     // iteration, all their weight loads (cpw rows) issued before any FMA,
@@ -116,12 +121,19 @@ public:
               for (int64_t c = 0; c < cpw; ++c)
                 next[c * rows + r] = vector::FMAOp::create(
                     nb, l, vf32, xv, wf[c][u], next[c * rows + r]);
+              if (norm.ops)
+                next[nAcc + r] =
+                    vector::FMAOp::create(nb, l, vf32, xv, xv, next[nAcc + r]);
             }
           scf::YieldOp::create(nb, l, next);
         });
-    reduceAndStore(b, loc, kb, op, epilogue, map, loop.getResults(), wc, rows,
-                   o->out, init,
-                   [&](int64_t r, Value n) { return o->xAt(kb, r, n); });
+    ValueRange results = loop.getResults();
+    for (Value v : results.drop_front(nAcc))
+      norm.partial.push_back(v);
+    reduceAndStore(
+        b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc, rows,
+        o->out, init, [&](int64_t r, Value n) { return o->xAt(kb, r, n); },
+        norm);
 
     LaunchShape shape;
     shape.grid[0] = llvm::divideCeil(p->n, kWarps * cpw);

@@ -114,6 +114,7 @@ public:
   static constexpr int64_t kStride = 32 * kLoadBytes; // bytes per warp step
 
   StringRef name() const override { return "gemv_q"; }
+  bool fusesRowNorm() const override { return true; }
 
   /// Codes per 16-byte load, and per group-uniform chunk of one.
   static int64_t codesPerLoad(const QuantProjection &p) { return 128 / p.bits; }
@@ -159,7 +160,7 @@ public:
     if (!found)
       return failure();
     const QuantProjection p = *found;
-    Operation *epilogue = fused.empty() ? nullptr : fused.front();
+    Operation *epilogue = epilogueIn(op, fused);
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     auto g = cast<linalg::GenericOp>(op);
@@ -218,7 +219,16 @@ public:
                                                            : 1;
     Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
     Value zero = splatF(b, loc, 0.0);
-    SmallVector<Value> inits(cpw * rows, zero);
+    // Accumulators [column][batch row], then (with a row norm) the sums of
+    // x^2 [batch row].
+    RowNormSums norm;
+    norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
+    const int64_t nAcc = cpw * rows;
+    SmallVector<Value> inits(nAcc, zero);
+    if (norm.ops)
+      inits.append(rows, arith::ConstantOp::create(
+                             b, loc, vxF32, DenseElementsAttr::get(vxF32, 0.0f))
+                             .getResult());
     auto loop = scf::ForOp::create(
         b, loc, firstByte, idx(rowBytes), idx(unroll * kStride), inits,
         [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
@@ -308,6 +318,9 @@ public:
                                                      /*nontemporal=*/false,
                                                      llvm::MaybeAlign(16)),
                               vxF32);
+              if (norm.ops)
+                next[nAcc + r] =
+                    vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
               // x at the codes of position j: elements perWord * w + j.
               SmallVector<Value> xs;
               for (int64_t j = 0; j < perWord; ++j) {
@@ -338,8 +351,11 @@ public:
           scf::YieldOp::create(nb, l, next);
         });
 
-    reduceAndStore(b, loc, kb, op, epilogue, map, loop.getResults(), wc, rows,
-                   out, init, xAt);
+    ValueRange results = loop.getResults();
+    for (Value v : results.drop_front(nAcc))
+      norm.partial.push_back(v);
+    reduceAndStore(b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc,
+                   rows, out, init, xAt, norm);
 
     LaunchShape shape;
     shape.grid[0] = llvm::divideCeil(p.n, kWarps * cpw);

@@ -93,7 +93,8 @@ cl::opt<bool> printWeights(
 cl::list<std::string> noFuse(
     "no-fuse",
     cl::desc("Turn optimizing passes off to measure their effect: "
-             "projections (kiln-fuse-projections), elementwise "
+             "projections (kiln-fuse-projections), norm "
+             "(kiln-fuse-norm-projection), elementwise "
              "(kiln-fuse-elementwise), transpose-weights "
              "(kiln-transpose-weights), epilogues (elementwise consumers "
              "in the GPU kernels' stores), attention (one GPU kernel per "
@@ -196,11 +197,11 @@ int checkOptions() {
       return error("-o " + outputPath + ": exists and is not a regular file");
   }
   for (const std::string &name : noFuse)
-    if (name != "projections" && name != "elementwise" &&
+    if (name != "projections" && name != "norm" && name != "elementwise" &&
         name != "transpose-weights" && name != "epilogues" &&
         name != "attention" && name != "all")
       return error("--no-fuse=" + name +
-                   " names no pass (projections, elementwise, "
+                   " names no pass (projections, norm, elementwise, "
                    "transpose-weights, epilogues, attention, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target + " is not supported (targets: cpu, " +
@@ -313,6 +314,7 @@ int main(int argc, char **argv) {
            llvm::is_contained(noFuse, "all");
   };
   opts.pipeline.fuseProjections = !off("projections");
+  opts.pipeline.fuseNorm = !off("norm");
   opts.pipeline.fuseElementwise = !off("elementwise");
   opts.pipeline.transposeWeights = !off("transpose-weights");
   opts.pipeline.fuseEpilogues = !off("epilogues");

@@ -19,6 +19,7 @@ struct PipelineOptions {
   bool parallelLoops = false;
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
   bool fuseProjections = true;
+  bool fuseNorm = true; // kiln-fuse-norm-projection
   bool transposeWeights = true;
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
   bool fuseAttention = true; // the attention_decode kernel

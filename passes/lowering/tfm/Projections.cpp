@@ -10,28 +10,83 @@
 #include "passes/RegionAttr.h"
 #include "passes/lowering/tfm/LowerTfm.h"
 
+#include "mlir/Dialect/Math/IR/Math.h"
+
 namespace kiln::tfm_lowering {
 namespace {
 
-/// `acc` (f32 [B, S, N]) plus `bias[n]`, rounded to the result type.
+/// The RMS normalisation of a projection's input that tfm.linear's
+/// `rms_norm_epsilon` asks for: sum_k x[b, s, k]^2 (f32 [B, S]), the input
+/// features and epsilon.
+struct RowNorm {
+  Value sumSquares;
+  int64_t features = 0;
+  double epsilon = 0;
+};
+
+/// sum_k x[b, s, k]^2 as f32 [B, S], tagged kRegionAttr {op = "tfm.linear",
+/// step = "sum_squares"}: a GEMV kernel reading x computes it on the way.
+RowNorm rowNorm(NestBuilder &g, Value x, double epsilon) {
+  auto shape = cast<RankedTensorType>(x.getType()).getShape();
+  Value sum = g.generic(
+      RankedTensorType::get(shape.take_front(2), g.b.getF32Type()), {x},
+      g.filled(shape.take_front(2), 0.0),
+      {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)})},
+      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value v = toF32(b, loc, a[0]);
+        linalg::YieldOp::create(
+            b, loc,
+            arith::AddFOp::create(b, loc, a[1],
+                                  arith::MulFOp::create(b, loc, v, v))
+                .getResult());
+      });
+  auto generic = sum.getDefiningOp();
+  generic->setAttr(
+      kRegionAttr,
+      g.b.getDictionaryAttr(
+          {g.b.getNamedAttr("op", g.b.getStringAttr("tfm.linear")),
+           g.b.getNamedAttr("step", g.b.getStringAttr("sum_squares"))}));
+  return {sum, shape[2], epsilon};
+}
+
+/// `acc` (f32 [B, S, N]), scaled by the row's inverse RMS when `norm` has a
+/// sum, plus `bias[n]`, rounded to the result type.
 Value finishProjection(NestBuilder &g, Value acc, Value bias,
-                       RankedTensorType resultType) {
+                       RankedTensorType resultType, const RowNorm &norm = {}) {
   Type elt = resultType.getElementType();
-  if (!bias && elt.isF32())
+  if (!bias && !norm.sumSquares && elt.isF32())
     return acc;
   SmallVector<Value> ins{acc};
   SmallVector<AffineMap> maps{g.map(3, {g.d(0), g.d(1), g.d(2)})};
+  if (norm.sumSquares) {
+    ins.push_back(norm.sumSquares);
+    maps.push_back(g.map(3, {g.d(0), g.d(1)}));
+  }
   if (bias) {
     ins.push_back(bias);
     maps.push_back(g.map(3, {g.d(2)}));
   }
   maps.push_back(g.map(3, {g.d(0), g.d(1), g.d(2)}));
+  Value features, eps, one;
+  if (norm.sumSquares) {
+    features = g.f32(static_cast<double>(norm.features));
+    eps = g.f32(norm.epsilon);
+    one = g.f32(1.0);
+  }
   return g.generic(
       resultType, ins, g.empty(resultType.getShape(), elt), maps,
       {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
         Value v = a[0];
+        unsigned next = 1;
+        if (norm.sumSquares) {
+          Value mean = arith::DivFOp::create(b, loc, a[next++], features);
+          Value rms = math::SqrtOp::create(
+              b, loc, arith::AddFOp::create(b, loc, mean, eps));
+          v = arith::MulFOp::create(b, loc, v,
+                                    arith::DivFOp::create(b, loc, one, rms));
+        }
         if (bias)
-          v = arith::AddFOp::create(b, loc, v, toF32(b, loc, a[1]));
+          v = arith::AddFOp::create(b, loc, v, toF32(b, loc, a[next]));
         linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
       });
 }
@@ -39,7 +94,8 @@ Value finishProjection(NestBuilder &g, Value acc, Value bias,
 /// acc[b, s, n] = sum_k x[b, s, k] * W[k, n] (in_out) or W[n, k] (out_in),
 /// then `+ bias[n]` and rounding to the result type.
 Value projection(NestBuilder &g, Value x, Value w, Value bias,
-                 tfm::WeightLayout layout, RankedTensorType resultType) {
+                 tfm::WeightLayout layout, RankedTensorType resultType,
+                 const RowNorm &norm) {
   auto [batch, seq, n] =
       std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
                       resultType.getDimSize(2));
@@ -57,7 +113,7 @@ Value projection(NestBuilder &g, Value x, Value w, Value bias,
         linalg::YieldOp::create(
             b, loc, arith::AddFOp::create(b, loc, a[2], prod).getResult());
       });
-  return finishProjection(g, acc, bias, resultType);
+  return finishProjection(g, acc, bias, resultType, norm);
 }
 
 /// The weight element (row, col) of `dq` as f32, in a body whose `args`
@@ -111,7 +167,7 @@ void dequantizeOperands(NestBuilder &g, tfm::DequantizeOp dq, unsigned dims,
 /// take it whole.
 Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq,
                           Value bias, RankedTensorType resultType,
-                          StringRef opName) {
+                          StringRef opName, const RowNorm &norm) {
   auto [batch, seq, n] =
       std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
                       resultType.getDimSize(2));
@@ -136,7 +192,7 @@ Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq,
   attrs.append("group_size", dq.getGroupSizeAttr());
   attrs.append("zero_points", g.b.getBoolAttr(dq.getZeroPoints() != nullptr));
   generic->setAttr(kRegionAttr, attrs.getDictionary(g.b.getContext()));
-  return finishProjection(g, generic.getResult(0), bias, resultType);
+  return finishProjection(g, generic.getResult(0), bias, resultType, norm);
 }
 
 /// The float matrix `dq` makes, in its element type.
@@ -167,14 +223,15 @@ constexpr int64_t kFusedDequantizeRows = 8;
 /// tfm.dequantize makes `w` and the rows are few.
 Value anyProjection(NestBuilder &g, Value x, Value w, Value bias,
                     tfm::WeightLayout layout, RankedTensorType resultType,
-                    StringRef opName) {
+                    StringRef opName, const RowNorm &norm = {}) {
   auto dq = w.getDefiningOp<tfm::DequantizeOp>();
   if (!dq || layout != tfm::WeightLayout::out_in)
-    return projection(g, x, w, bias, layout, resultType);
+    return projection(g, x, w, bias, layout, resultType, norm);
   if (resultType.getDimSize(0) * resultType.getDimSize(1) <=
       kFusedDequantizeRows)
-    return quantizedProjection(g, x, dq, bias, resultType, opName);
-  return projection(g, x, dequantizedMatrix(g, dq), bias, layout, resultType);
+    return quantizedProjection(g, x, dq, bias, resultType, opName, norm);
+  return projection(g, x, dequantizedMatrix(g, dq), bias, layout, resultType,
+                    norm);
 }
 
 struct LowerLinear : TfmLowering<tfm::LinearOp> {
@@ -182,8 +239,11 @@ struct LowerLinear : TfmLowering<tfm::LinearOp> {
   FailureOr<Value> lower(tfm::LinearOp op,
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
+    RowNorm norm;
+    if (FloatAttr eps = op.getRmsNormEpsilonAttr())
+      norm = rowNorm(g, op.getInput(), eps.getValueAsDouble());
     return anyProjection(g, op.getInput(), op.getWeight(), op.getBias(),
-                         op.getLayout(), op.getType(), "tfm.linear");
+                         op.getLayout(), op.getType(), "tfm.linear", norm);
   }
 };
 

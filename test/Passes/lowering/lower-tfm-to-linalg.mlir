@@ -124,6 +124,41 @@ func.func @linear_out_in_bias_f16(%x: tensor<1x2x8xf16>, %w: tensor<4x8xf16>, %b
 
 // -----
 
+// A linear with rms_norm eps (kiln-fuse-norm-projection folded the gain
+// into its weight): the row's sum of squares first (tagged "sum_squares", a
+// GEMV kernel takes it), the projection of the raw input, then the finish
+// scales by 1 / sqrt(sum / K + eps) before the bias.
+// CHECK-DAG: #[[$ROW:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[$ROWS:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[$BIAS:.+]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-LABEL: func.func @linear_rms_norm
+// CHECK-SAME: (%[[X:.+]]: tensor<1x2x8xf16>, %[[W:.+]]: tensor<4x8xf16>, %[[B:.+]]: tensor<4xf16>)
+// CHECK: %[[SQ:.+]] = linalg.generic {indexing_maps = [#[[$ROW]], #[[$ROWS]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[X]] : tensor<1x2x8xf16>) outs(%{{.+}} : tensor<1x2xf32>)
+// CHECK-SAME: kiln.region = {op = "tfm.linear", step = "sum_squares"}
+// CHECK: %[[XF:.+]] = arith.extf
+// CHECK: %[[XX:.+]] = arith.mulf %[[XF]], %[[XF]] : f32
+// CHECK: arith.addf %{{.+}}, %[[XX]] : f32
+// CHECK: %[[ACC:.+]] = linalg.generic
+// CHECK-SAME: ins(%[[X]], %[[W]] : tensor<1x2x8xf16>, tensor<4x8xf16>)
+// CHECK: %[[R:.+]] = linalg.generic {indexing_maps = [#[[$ROW]], #[[$ROWS]], #[[$BIAS]], #[[$ROW]]]
+// CHECK-SAME: ins(%[[ACC]], %[[SQ]], %[[B]] : tensor<1x2x4xf32>, tensor<1x2xf32>, tensor<4xf16>)
+// CHECK: ^bb0(%[[V:.+]]: f32, %[[S:.+]]: f32, %[[BI:.+]]: f16, %{{.+}}: f16):
+// CHECK: %[[MEAN:.+]] = arith.divf %[[S]], %{{.+}} : f32
+// CHECK: %[[E:.+]] = arith.addf %[[MEAN]], %{{.+}} : f32
+// CHECK: %[[RMS:.+]] = math.sqrt %[[E]] : f32
+// CHECK: %[[INV:.+]] = arith.divf %{{.+}}, %[[RMS]] : f32
+// CHECK: %[[SCALED:.+]] = arith.mulf %[[V]], %[[INV]] : f32
+// CHECK: %[[BIF:.+]] = arith.extf %[[BI]] : f16 to f32
+// CHECK: arith.addf %[[SCALED]], %[[BIF]] : f32
+// CHECK: return %[[R]]
+func.func @linear_rms_norm(%x: tensor<1x2x8xf16>, %w: tensor<4x8xf16>, %b: tensor<4xf16>) -> tensor<1x2x4xf16> {
+  %0 = tfm.linear %x, %w bias %b layout = <out_in> rms_norm eps = 1.0e-05 : (tensor<1x2x8xf16>, tensor<4x8xf16>, tensor<4xf16>) -> tensor<1x2x4xf16>
+  return %0 : tensor<1x2x4xf16>
+}
+
+// -----
+
 // Logits with the tied embedding table ([vocab, hidden], <out_in>): the same
 // contraction as linear, over the vocabulary.
 
