@@ -91,6 +91,32 @@ def FuseProjections : Pass<"kiln-fuse-projections", "mlir::ModuleOp"> {
                            "mlir::ml_program::MLProgramDialect"];
 }
 
+def FuseSwiGlu : Pass<"kiln-fuse-swiglu", "mlir::func::FuncOp"> {
+  let summary = "Compute SwiGLU in the gate/up projection";
+  let description = [{
+    `tfm.swiglu` of the two halves (`tensor.extract_slice`, gate first) of
+    one `tfm.linear` (the gate/up projection `kiln-fuse-projections` joined)
+    becomes that linear with `swiglu`: its result is
+    `silu(y[..., n]) * y[..., n + N/2]`, so the N-wide projection is never
+    stored and the activation needs no launch of its own (a GEMV kernel
+    computes columns n and n + N/2 together).
+
+    ```mlir
+    %gu = tfm.linear %x, %w layout = <out_in> : (tensor<1x1x64xf16>, tensor<256x64xf16>) -> tensor<1x1x256xf16>
+    %g = tensor.extract_slice %gu[0, 0, 0] [1, 1, 128] [1, 1, 1] : tensor<1x1x256xf16> to tensor<1x1x128xf16>
+    %u = tensor.extract_slice %gu[0, 0, 128] [1, 1, 128] [1, 1, 1] : tensor<1x1x256xf16> to tensor<1x1x128xf16>
+    %y = tfm.swiglu %g, %u : tensor<1x1x128xf16>
+    ```
+
+    becomes `%y = tfm.linear %x, %w layout = <out_in> swiglu : (...) ->
+    tensor<1x1x128xf16>`. Does not fire when the projection or a half has
+    another user, or the halves are not [0, N/2) as gate and [N/2, N) as up.
+    Runs after `kiln-fuse-projections`; `kiln-compile --no-fuse=swiglu`
+    turns it off.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect"];
+}
+
 def FuseNormProjection : Pass<"kiln-fuse-norm-projection", "mlir::ModuleOp"> {
   let summary = "Fold each RMSNorm into the projections that consume it";
   let description = [{

@@ -43,7 +43,7 @@ LogicalResult verifyTokenDims(Operation *op, RankedTensorType tokens,
 
 LogicalResult verifyProjection(Operation *op, RankedTensorType input,
                                RankedTensorType weight, WeightLayout layout,
-                               RankedTensorType result) {
+                               RankedTensorType result, bool halved = false) {
   if (input.getElementType() != weight.getElementType() ||
       input.getElementType() != result.getElementType())
     return op->emitOpError(
@@ -51,6 +51,13 @@ LogicalResult verifyProjection(Operation *op, RankedTensorType input,
   bool outIn = layout == WeightLayout::out_in;
   int64_t k = weight.getDimSize(outIn ? 1 : 0);
   int64_t n = weight.getDimSize(outIn ? 0 : 1);
+  if (halved && !ShapedType::isDynamic(n)) {
+    if (n % 2 != 0)
+      return op->emitOpError() << "swiglu needs an even number of output "
+                                  "features, the weight has "
+                               << n;
+    n /= 2;
+  }
   if (!dimsAgree(input.getDimSize(2), k))
     return op->emitOpError()
            << "input features (" << dimStr(input.getDimSize(2))
@@ -168,7 +175,7 @@ LogicalResult DequantizeOp::verify() {
 LogicalResult LinearOp::verify() {
   if (failed(verifyProjection(*this, getInput().getType(),
                               getWeight().getType(), getLayout(),
-                              getResult().getType())))
+                              getResult().getType(), getSwiglu())))
     return failure();
   if (Value bias = getBias()) {
     auto biasType = cast<RankedTensorType>(bias.getType());
@@ -354,8 +361,12 @@ LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *,
 LogicalResult LinearOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
                                          Adaptor adaptor,
                                          SmallVectorImpl<Type> &types) {
-  types.push_back(projectionResult(adaptor.getInput(), adaptor.getWeight(),
-                                   adaptor.getLayout()));
+  RankedTensorType type = projectionResult(
+      adaptor.getInput(), adaptor.getWeight(), adaptor.getLayout());
+  int64_t n = type.getDimSize(2);
+  if (adaptor.getSwiglu() && !ShapedType::isDynamic(n))
+    type = activationLike(adaptor.getInput(), n / 2, type.getElementType());
+  types.push_back(type);
   return success();
 }
 

@@ -130,6 +130,11 @@ def Tfm_LinearOp : Tfm_Op<"linear", [Pure, InferTypeOpAdaptorWithIsCompatible]> 
     `r = 1 / sqrt(mean_k(input[..., k]^2) + rms_norm_epsilon)`, so a kernel
     can take the norm's one reduction over the row it reads anyway.
 
+    With `swiglu`, the projection `y` (N features, N even) is not the result:
+    `result[..., n] = silu(y[..., n]) * y[..., n + N/2]` (N/2 features), the
+    gated MLP's activation of its joined gate/up projection, computed where
+    `y` is (`kiln-fuse-swiglu`).
+
     The weight is an ordinary operand so that quantization can replace it
     (and this op) with a quantized weight and its scales; the layout is
     explicit so that the importer never has to copy or transpose weights.
@@ -147,15 +152,17 @@ def Tfm_LinearOp : Tfm_Op<"linear", [Pure, InferTypeOpAdaptorWithIsCompatible]> 
   let arguments = (ins Tfm_Activation:$input, Tfm_Matrix:$weight,
                        Optional<Tfm_Vector>:$bias,
                        Tfm_WeightLayoutAttr:$layout,
-                       OptionalAttr<F32Attr>:$rms_norm_epsilon);
+                       OptionalAttr<F32Attr>:$rms_norm_epsilon,
+                       UnitAttr:$swiglu);
   let results = (outs Tfm_Activation:$result);
   let assemblyFormat = [{
     $input `,` $weight (`bias` $bias^)? `layout` `=` $layout
-    (`rms_norm` `eps` `=` $rms_norm_epsilon^)? attr-dict
+    (`rms_norm` `eps` `=` $rms_norm_epsilon^)? (`swiglu` $swiglu^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
-    /// Number of input features (K) and output features (N) of the weight.
+    /// Number of input features (K) and output features (N) of the weight
+    /// (N is the result's features, or twice them with `swiglu`).
     int64_t getInFeatures();
     int64_t getOutFeatures();
   }];

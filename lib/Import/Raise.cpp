@@ -462,7 +462,8 @@ Value Raiser::linear(const onnx::NodeProto &mm, StringRef bias) {
     return {};
   return tfm::LinearOp::create(builder, loc(mm), activationType(n), input, wv,
                                b, tfm::WeightLayoutAttr::get(ctx, layout),
-                               /*rms_norm_epsilon=*/nullptr);
+                               /*rms_norm_epsilon=*/nullptr,
+                               /*swiglu=*/nullptr);
 }
 
 Value Raiser::projectionBias(const onnx::NodeProto &node, StringRef bias,

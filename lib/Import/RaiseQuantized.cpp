@@ -149,7 +149,7 @@ Value Raiser::outInProjection(const onnx::NodeProto &node,
   return tfm::LinearOp::create(
       builder, loc(node), activationType(n), input, w, b,
       tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in),
-      /*rms_norm_epsilon=*/nullptr);
+      /*rms_norm_epsilon=*/nullptr, /*swiglu=*/nullptr);
 }
 
 //===----------------------------------------------------------------------===//

@@ -44,6 +44,8 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
     fuse.transposeInOut = opts.transposeWeights;
     pm.addPass(createFuseProjections(fuse));
   }
+  if (opts.fuseSwiglu)
+    pm.addNestedPass<func::FuncOp>(createFuseSwiGlu());
   if (opts.fuseNorm)
     pm.addPass(createFuseNormProjection());
   if (opts.transposeWeights)

@@ -100,7 +100,8 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
             wt.getElementType() != ft.getElementType() ||
             op.getType().getElementType() != first.getType().getElementType() ||
             bool(op.getBias()) != bool(first.getBias()) ||
-            op.getRmsNormEpsilonAttr() != first.getRmsNormEpsilonAttr())
+            op.getRmsNormEpsilonAttr() != first.getRmsNormEpsilonAttr() ||
+            op.getSwiglu() || first.getSwiglu())
           continue;
       }
       out.push_back(op);
@@ -221,7 +222,8 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
     b.setInsertionPointAfter(last);
     auto fusedOp =
         tfm::LinearOp::create(b, first.getLoc(), fusedType, first.getInput(),
-                              wv, bv, layout, first.getRmsNormEpsilonAttr());
+                              wv, bv, layout, first.getRmsNormEpsilonAttr(),
+                              /*swiglu=*/nullptr);
     int64_t offset = 0;
     for (tfm::LinearOp op : ops) {
       auto type = op.getType();

@@ -103,7 +103,9 @@ std::optional<RowNormOps> rowNormOf(Operation *op) {
       }
       auto finish = dyn_cast<linalg::GenericOp>(other);
       if (finish && op->isBeforeInBlock(finish) &&
-          llvm::is_contained(finish.getDpsInputs(), out)) {
+          llvm::any_of(finish.getDpsInputs(), [&](Value v) {
+            return GemvRecipe::columnOffset(v, out).has_value();
+          })) {
         finished = true;
         continue;
       }

@@ -69,26 +69,70 @@ public:
   /// with the identity map and writes a buffer of its shape, its other
   /// operands read through projections of the identity (a bias [N], a row
   /// norm's sum of squares [B, S]): the final store computes it (the f16
-  /// conversion of the accumulator, the RMS scale, a residual add).
+  /// conversion of the accumulator, the RMS scale, a residual add). With
+  /// supportsColumnOffsets(), also one that reads several column ranges of
+  /// the result as subviews (columnOffset: SwiGLU's gate and up halves) and
+  /// writes [B, S, W]: each warp then computes the columns n + c of every
+  /// offset c for its output columns n.
   bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
     auto g = dyn_cast<linalg::GenericOp>(consumer);
     Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
     if (!g || !g.hasPureBufferSemantics() || g.getNumDpsInits() != 1 ||
         g.getNumParallelLoops() != g.getNumLoops() ||
-        llvm::count(g.getDpsInputs(), out) != 1 || g.getDpsInits()[0] == out)
+        columnOffset(g.getDpsInits()[0], out))
       return false;
     auto shape = cast<MemRefType>(out.getType()).getShape();
+    auto result = dyn_cast<MemRefType>(g.getDpsInits()[0].getType());
+    if (!result || !result.hasStaticShape() || result.getRank() != 3 ||
+        result.getShape().take_front(2) != shape.take_front(2))
+      return false;
+    SmallVector<int64_t> offsets;
     for (OpOperand &operand : g->getOpOperands()) {
-      auto t = dyn_cast<MemRefType>(operand.get().getType());
+      Value v = operand.get();
+      auto t = dyn_cast<MemRefType>(v.getType());
       AffineMap m = g.getMatchingIndexingMap(&operand);
-      bool full = operand.get() == out || g.isDpsInit(&operand);
-      if (!t || !t.hasStaticShape() ||
-          (full ? !m.isIdentity() || t.getShape() != shape
-                : !m.isProjectedPermutation()))
+      if (!t || !t.hasStaticShape())
+        return false;
+      if (std::optional<int64_t> c = columnOffset(v, out)) {
+        if (!m.isIdentity() || t.getShape() != result.getShape() ||
+            llvm::is_contained(offsets, *c))
+          return false;
+        offsets.push_back(*c);
+        continue;
+      }
+      if (auto view = v.getDefiningOp<ViewLikeOpInterface>();
+          view && view.getViewSource() == out)
+        return false; // some other view of the result
+      if (g.isDpsInit(&operand) ? !m.isIdentity() : !m.isProjectedPermutation())
         return false;
     }
+    if (offsets.empty())
+      return false;
+    bool shifted =
+        offsets.size() > 1 || offsets[0] != 0 || result.getShape() != shape;
+    if (shifted && !supportsColumnOffsets())
+      return false;
     return llvm::all_of(g.getRegion().front().without_terminator(),
                         [](Operation &o) { return isMemoryEffectFree(&o); });
+  }
+
+  /// 0 when `v` is `out`, c when it is a subview of `out` ([B, S, N]) taking
+  /// columns [c, c + W) of every row (static offsets, unit strides); else
+  /// nothing.
+  static std::optional<int64_t> columnOffset(Value v, Value out) {
+    if (v == out)
+      return 0;
+    auto sv = v.getDefiningOp<memref::SubViewOp>();
+    if (!sv || sv.getSource() != out || !sv.hasUnitStride())
+      return std::nullopt;
+    ArrayRef<int64_t> offsets = sv.getStaticOffsets();
+    ArrayRef<int64_t> sizes = sv.getStaticSizes();
+    auto shape = cast<MemRefType>(out.getType()).getShape();
+    if (offsets.size() != 3 || offsets[0] != 0 || offsets[1] != 0 ||
+        ShapedType::isDynamic(offsets[2]) || sizes.size() != 3 ||
+        sizes[0] != shape[0] || sizes[1] != shape[1])
+      return std::nullopt;
+    return offsets[2];
   }
 
   /// Everything the kernel for `op` computes besides `op`: the row norm it
@@ -109,6 +153,46 @@ protected:
   /// Whether the kernel computes a row norm's sum of squares from the x it
   /// loads (see rowNormOf); the others leave it to its own kernel.
   virtual bool fusesRowNorm() const { return false; }
+  /// Whether the kernel can compute several column ranges of the result per
+  /// output column (see acceptsEpilogue).
+  virtual bool supportsColumnOffsets() const { return false; }
+
+  /// The output columns of the kernel for projection `op` (N wide): its
+  /// epilogue's W columns, and for each the projection columns n + c, c in
+  /// `offsets` ({0} without an epilogue reading column ranges).
+  struct OutputColumns {
+    int64_t width = 0;
+    SmallVector<int64_t> offsets{0};
+  };
+  static OutputColumns outputColumns(Operation *op, Operation *epilogue,
+                                     int64_t n) {
+    OutputColumns oc;
+    oc.width = n;
+    if (!epilogue)
+      return oc;
+    auto g = cast<linalg::GenericOp>(epilogue);
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    oc.width = cast<MemRefType>(g.getDpsInits()[0].getType()).getDimSize(2);
+    oc.offsets.clear();
+    for (Value v : g.getDpsInputs())
+      if (std::optional<int64_t> c = columnOffset(v, out))
+        oc.offsets.push_back(*c);
+    return oc;
+  }
+
+  /// The projection columns a warp computes: n + c for each offset c (outer)
+  /// and each of its output columns n (inner).
+  static SmallVector<Value> projectionColumns(OpBuilder &b, Location loc,
+                                              KernelBuilder &kb,
+                                              ArrayRef<Value> ns,
+                                              ArrayRef<int64_t> offsets) {
+    SmallVector<Value> cols;
+    for (int64_t c : offsets)
+      for (Value n : ns)
+        cols.push_back(
+            c ? arith::AddIOp::create(b, loc, n, kb.index(c)).getResult() : n);
+    return cols;
+  }
 
   /// The epilogue among `fused` (fusedOps(op)): what follows the members.
   Operation *epilogueIn(Operation *op, ArrayRef<Operation *> fused) const {
@@ -123,9 +207,20 @@ protected:
                           Operation *epilogue, IRMapping &map, Value acc,
                           ValueRange at,
                           const llvm::SmallDenseMap<Value, Value> &known = {}) {
+    storeResult(b, loc, op, epilogue, map, ArrayRef<Value>{acc}, {0}, at,
+                known);
+  }
+  /// The same for an epilogue that reads the result at several column
+  /// offsets: `accs[i]` is the value at column n + offsets[i] for the
+  /// output element `at` = (b, s, n).
+  static void storeResult(OpBuilder &b, Location loc, Operation *op,
+                          Operation *epilogue, IRMapping &map,
+                          ArrayRef<Value> accs, ArrayRef<int64_t> offsets,
+                          ValueRange at,
+                          const llvm::SmallDenseMap<Value, Value> &known = {}) {
     Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
     if (!epilogue) {
-      memref::StoreOp::create(b, loc, acc, map.lookup(out), at);
+      memref::StoreOp::create(b, loc, accs[0], map.lookup(out), at);
       return;
     }
     auto g = cast<linalg::GenericOp>(epilogue);
@@ -137,8 +232,8 @@ protected:
       if (arg.use_empty())
         continue;
       Value v = operand.get();
-      if (v == out) {
-        inner.map(arg, acc);
+      if (std::optional<int64_t> c = columnOffset(v, out)) {
+        inner.map(arg, accs[llvm::find(offsets, *c) - offsets.begin()]);
       } else if (Value k = known.lookup(v)) {
         inner.map(arg, k);
       } else {
@@ -220,7 +315,8 @@ protected:
                  Operation *epilogue, IRMapping &map, ValueRange accs,
                  const WarpColumns &wc, int64_t rows, Value out, Value init,
                  function_ref<SmallVector<Value, 3>(int64_t r, Value n)> at,
-                 const RowNormSums &norm = {}) {
+                 const RowNormSums &norm = {},
+                 ArrayRef<int64_t> offsets = {0}) {
     SmallVector<Value> totals, squares;
     for (Value acc : accs)
       totals.push_back(warpSum(b, loc, acc));
@@ -244,18 +340,27 @@ protected:
                                 ValueRange{where[0], where[1]});
       }
     }
+    // totals: [offset][column][row].
+    const int64_t cols = wc.ns.size();
     for (auto [c, n] : llvm::enumerate(wc.ns))
       for (int64_t r = 0; r < rows; ++r) {
         SmallVector<Value, 3> where = at(r, n);
-        Value old =
-            init ? init
-                 : memref::LoadOp::create(b, loc, out, where).getResult();
+        SmallVector<Value> values;
+        for (auto [i, off] : llvm::enumerate(offsets)) {
+          Value old = init;
+          if (!old) {
+            SmallVector<Value, 3> from = where;
+            if (off)
+              from[2] = arith::AddIOp::create(b, loc, n, kb.index(off));
+            old = memref::LoadOp::create(b, loc, out, from);
+          }
+          values.push_back(arith::AddFOp::create(
+              b, loc, old, totals[(i * cols + c) * rows + r]));
+        }
         llvm::SmallDenseMap<Value, Value> known;
         if (norm.ops)
           known[norm.ops->squares] = squares[r];
-        storeResult(b, loc, op, epilogue, map,
-                    arith::AddFOp::create(b, loc, old, totals[c * rows + r]),
-                    where, known);
+        storeResult(b, loc, op, epilogue, map, values, offsets, where, known);
       }
   }
 

@@ -28,6 +28,7 @@ public:
 
   StringRef name() const override { return "gemv_nk"; }
   bool fusesRowNorm() const override { return true; }
+  bool supportsColumnOffsets() const override { return true; }
 
   bool matches(Operation *op) const override {
     std::optional<Projection> p = match(op);
@@ -60,7 +61,12 @@ public:
     const Projection *p = &o->p;
     Value x = o->x, w = o->w;
     const int64_t rows = o->rows, vec = o->vec;
-    const int64_t cpw = columnsPerWarp(*p, rows);
+    // Output columns: the epilogue's (SwiGLU: half the projection's, each
+    // needing columns n and n + N/2).
+    OutputColumns oc = outputColumns(op, epilogue, p->n);
+    Projection domain = *p;
+    domain.n = oc.width;
+    const int64_t cpw = columnsPerWarp(domain, rows);
     VectorType vf32 = o->vf32, vw = o->vw, vx = o->vx;
     // x rows start 16-byte aligned when x has w's element type (k % vec == 0).
     const uint64_t xAlign = p->inputType == p->weightType
@@ -72,16 +78,19 @@ public:
     };
 
     OpBuilder::InsertionGuard guard(b);
-    WarpColumns wc = warpColumns(b, loc, kb, p->n, cpw, kWarps);
+    WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps);
     Value lane = wc.lane;
-    const SmallVector<Value> &ns = wc.ns;
+    // The projection columns this warp reads: [offset][output column].
+    const SmallVector<Value> ns =
+        projectionColumns(b, loc, kb, wc.ns, oc.offsets);
+    const int64_t ncol = ns.size();
     Value zero = arith::ConstantOp::create(b, loc, vf32,
                                            DenseElementsAttr::get(vf32, 0.0f));
     // Accumulators [column][batch row], then (with a row norm) the sums of
     // x^2 [batch row].
     RowNormSums norm;
     norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
-    const int64_t nAcc = cpw * rows;
+    const int64_t nAcc = ncol * rows;
     SmallVector<Value> inits(nAcc + (norm.ops ? rows : 0), zero);
     Value kFirst = arith::MulIOp::create(b, loc, lane, idx(vec));
     // A warp covers 32 * V elements of a row per step. Up to 4 steps per
@@ -97,13 +106,13 @@ public:
         b, loc, kFirst, idx(p->k), idx(unroll * stride), inits,
         [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
           SmallVector<Value> ks;
-          SmallVector<SmallVector<Value>> wf(cpw);
+          SmallVector<SmallVector<Value>> wf(ncol);
           for (int64_t u = 0; u < unroll; ++u)
             ks.push_back(
                 u ? arith::AddIOp::create(nb, l, k, idx(u * stride)).getResult()
                   : k);
           for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t c = 0; c < cpw; ++c) {
+            for (int64_t c = 0; c < ncol; ++c) {
               Value wv = vector::LoadOp::create(
                   nb, l, vw, w, ValueRange{ns[c], ks[u]},
                   /*nontemporal=*/false, llvm::MaybeAlign(16));
@@ -118,7 +127,7 @@ public:
                                                       /*nontemporal=*/false,
                                                       llvm::MaybeAlign(xAlign)),
                                vf32);
-              for (int64_t c = 0; c < cpw; ++c)
+              for (int64_t c = 0; c < ncol; ++c)
                 next[c * rows + r] = vector::FMAOp::create(
                     nb, l, vf32, xv, wf[c][u], next[c * rows + r]);
               if (norm.ops)
@@ -133,10 +142,10 @@ public:
     reduceAndStore(
         b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc, rows,
         o->out, init, [&](int64_t r, Value n) { return o->xAt(kb, r, n); },
-        norm);
+        norm, oc.offsets);
 
     LaunchShape shape;
-    shape.grid[0] = llvm::divideCeil(p->n, kWarps * cpw);
+    shape.grid[0] = llvm::divideCeil(oc.width, kWarps * cpw);
     shape.block[0] = kThreads;
     return shape;
   }

@@ -115,6 +115,7 @@ public:
 
   StringRef name() const override { return "gemv_q"; }
   bool fusesRowNorm() const override { return true; }
+  bool supportsColumnOffsets() const override { return true; }
 
   /// Codes per 16-byte load, and per group-uniform chunk of one.
   static int64_t codesPerLoad(const QuantProjection &p) { return 128 / p.bits; }
@@ -171,7 +172,12 @@ public:
     Value out = map.lookup(g.getDpsInits()[0]);
 
     const int64_t rows = p.batch * p.seq;
-    const int64_t cpw = columnsPerWarp(p, rows);
+    // Output columns: the epilogue's (SwiGLU: half the projection's, each
+    // needing columns n and n + N/2).
+    OutputColumns oc = outputColumns(op, epilogue, p.n);
+    QuantProjection domain = p;
+    domain.n = oc.width;
+    const int64_t cpw = columnsPerWarp(domain, rows);
     const int64_t codes = codesPerLoad(p), perWord = 32 / p.bits;
     const int64_t chunkCodes = chunk(p), wordsPerChunk = chunkCodes / perWord;
     const int64_t rowBytes = p.k * p.bits / 8;
@@ -196,9 +202,12 @@ public:
     };
 
     OpBuilder::InsertionGuard guard(b);
-    WarpColumns wc = warpColumns(b, loc, kb, p.n, cpw, kWarps);
+    WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps);
     Value lane = wc.lane;
-    const SmallVector<Value> &ns = wc.ns;
+    // The projection columns this warp reads: [offset][output column].
+    const SmallVector<Value> ns =
+        projectionColumns(b, loc, kb, wc.ns, oc.offsets);
+    const int64_t ncol = ns.size();
 
     // The one scale (and zero point) of a row quantized per channel.
     auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
@@ -206,9 +215,9 @@ public:
       return kb.extendTo(
           nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}), f32);
     };
-    SmallVector<Value> rowScale(cpw), rowZero(cpw);
+    SmallVector<Value> rowScale(ncol), rowZero(ncol);
     if (oneGroup)
-      for (int64_t c = 0; c < cpw; ++c) {
+      for (int64_t c = 0; c < ncol; ++c) {
         rowScale[c] = scaleOf(b, loc, scales, ns[c], idx(0));
         if (zeros)
           rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
@@ -223,7 +232,7 @@ public:
     // x^2 [batch row].
     RowNormSums norm;
     norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
-    const int64_t nAcc = cpw * rows;
+    const int64_t nAcc = ncol * rows;
     SmallVector<Value> inits(nAcc, zero);
     if (norm.ops)
       inits.append(rows, arith::ConstantOp::create(
@@ -239,9 +248,9 @@ public:
                         .getResult()
                   : byte0);
           // Every weight load first: [column][step].
-          SmallVector<SmallVector<Value>> words(cpw);
+          SmallVector<SmallVector<Value>> words(ncol);
           for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t c = 0; c < cpw; ++c) {
+            for (int64_t c = 0; c < ncol; ++c) {
               Value raw = vector::LoadOp::create(
                   nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
                   /*nontemporal=*/false, llvm::MaybeAlign(16));
@@ -272,8 +281,8 @@ public:
                 lanes.push_back(chunks[w / wordsPerChunk]);
               return vector::FromElementsOp::create(nb, l, v4f32, lanes);
             };
-            SmallVector<Value> scaleV(cpw), zeroV(cpw);
-            for (int64_t c = 0; c < cpw; ++c) {
+            SmallVector<Value> scaleV(ncol), zeroV(ncol);
+            for (int64_t c = 0; c < ncol; ++c) {
               scaleV[c] = oneGroup ? vector::BroadcastOp::create(nb, l, v4f32,
                                                                  rowScale[c])
                                          .getResult()
@@ -307,7 +316,7 @@ public:
             };
             SmallVector<SmallVector<Value>> shared;
             if (rows > 1)
-              for (int64_t c = 0; c < cpw; ++c)
+              for (int64_t c = 0; c < ncol; ++c)
                 shared.push_back(codesOf(c));
             for (int64_t r = 0; r < rows; ++r) {
               Value xv =
@@ -335,7 +344,7 @@ public:
                 for (int64_t j = 1; j < perWord; ++j)
                   xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
               }
-              for (int64_t c = 0; c < cpw; ++c) {
+              for (int64_t c = 0; c < ncol; ++c) {
                 SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
                 Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
                 for (int64_t j = 1; j < perWord; ++j)
@@ -355,10 +364,10 @@ public:
     for (Value v : results.drop_front(nAcc))
       norm.partial.push_back(v);
     reduceAndStore(b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc,
-                   rows, out, init, xAt, norm);
+                   rows, out, init, xAt, norm, oc.offsets);
 
     LaunchShape shape;
-    shape.grid[0] = llvm::divideCeil(p.n, kWarps * cpw);
+    shape.grid[0] = llvm::divideCeil(oc.width, kWarps * cpw);
     shape.block[0] = kThreads;
     return shape;
   }

@@ -73,9 +73,10 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
   /// The elementwise consumer that `op`'s kernel can compute as it stores
   /// (KernelRecipe::acceptsEpilogue), when that is safe: `op`'s output is a
   /// buffer of its own (memref.alloc) that only a fill, `op` and the consumer
-  /// use, and nothing with memory effects runs between `op` and the
-  /// consumer. (The arena planner keeps `op`'s operands and the consumer's
-  /// output apart: they are live in the same launch.)
+  /// (directly or through subviews only it reads) use, and nothing with memory
+  /// effects runs between `op` and the consumer. (The arena planner keeps
+  /// `op`'s operands and the consumer's output apart: they are live in the same
+  /// launch.)
   static Operation *epilogueOf(linalg::LinalgOp op) {
     auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
     const kernels::KernelRecipe *recipe =
@@ -91,6 +92,11 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
       return nullptr;
     for (Operation *user : out.getUsers()) {
       if (user == op || user == next || isa<memref::DeallocOp>(user))
+        continue;
+      // A view that only the consumer reads (SwiGLU's halves).
+      if (isa<memref::SubViewOp>(user) &&
+          llvm::all_of(user->getUsers(),
+                       [&](Operation *u) { return u == next; }))
         continue;
       auto fill = dyn_cast<linalg::FillOp>(user);
       if (!fill || !fill->isBeforeInBlock(op))

@@ -92,13 +92,14 @@ cl::opt<bool> printWeights(
     cl::init(false), cl::cat(category));
 cl::list<std::string> noFuse(
     "no-fuse",
-    cl::desc("Turn optimizing passes off to measure their effect: "
-             "projections (kiln-fuse-projections), norm "
-             "(kiln-fuse-norm-projection), elementwise "
-             "(kiln-fuse-elementwise), transpose-weights "
-             "(kiln-transpose-weights), epilogues (elementwise consumers "
-             "in the GPU kernels' stores), attention (one GPU kernel per "
-             "decode attention), or all"),
+    cl::desc(
+        "Turn optimizing passes off to measure their effect: "
+        "projections (kiln-fuse-projections), norm "
+        "(kiln-fuse-norm-projection), swiglu (kiln-fuse-swiglu), elementwise "
+        "(kiln-fuse-elementwise), transpose-weights "
+        "(kiln-transpose-weights), epilogues (elementwise consumers "
+        "in the GPU kernels' stores), attention (one GPU kernel per "
+        "decode attention), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<std::string> quantize(
     "quantize",
@@ -197,11 +198,11 @@ int checkOptions() {
       return error("-o " + outputPath + ": exists and is not a regular file");
   }
   for (const std::string &name : noFuse)
-    if (name != "projections" && name != "norm" && name != "elementwise" &&
-        name != "transpose-weights" && name != "epilogues" &&
-        name != "attention" && name != "all")
+    if (name != "projections" && name != "norm" && name != "swiglu" &&
+        name != "elementwise" && name != "transpose-weights" &&
+        name != "epilogues" && name != "attention" && name != "all")
       return error("--no-fuse=" + name +
-                   " names no pass (projections, norm, elementwise, "
+                   " names no pass (projections, norm, swiglu, elementwise, "
                    "transpose-weights, epilogues, attention, all)");
   if (target != "cpu" && !kiln::isGpuTarget(target))
     return error("--target " + target + " is not supported (targets: cpu, " +
@@ -315,6 +316,7 @@ int main(int argc, char **argv) {
   };
   opts.pipeline.fuseProjections = !off("projections");
   opts.pipeline.fuseNorm = !off("norm");
+  opts.pipeline.fuseSwiglu = !off("swiglu");
   opts.pipeline.fuseElementwise = !off("elementwise");
   opts.pipeline.transposeWeights = !off("transpose-weights");
   opts.pipeline.fuseEpilogues = !off("epilogues");

@@ -19,7 +19,8 @@ struct PipelineOptions {
   bool parallelLoops = false;
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
   bool fuseProjections = true;
-  bool fuseNorm = true; // kiln-fuse-norm-projection
+  bool fuseNorm = true;   // kiln-fuse-norm-projection
+  bool fuseSwiglu = true; // kiln-fuse-swiglu
   bool transposeWeights = true;
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
   bool fuseAttention = true; // the attention_decode kernel

@@ -15,18 +15,20 @@
 namespace kiln::tfm_lowering {
 namespace {
 
-/// The RMS normalisation of a projection's input that tfm.linear's
-/// `rms_norm_epsilon` asks for: sum_k x[b, s, k]^2 (f32 [B, S]), the input
-/// features and epsilon.
-struct RowNorm {
+/// What a tfm.linear computes from its f32 projection besides the bias and
+/// the rounding: the RMS normalisation of its input that `rms_norm_epsilon`
+/// asks for (sum_k x[b, s, k]^2 as f32 [B, S], the input features and
+/// epsilon), and the `swiglu` activation of its two halves.
+struct Finish {
   Value sumSquares;
   int64_t features = 0;
   double epsilon = 0;
+  bool swiglu = false;
 };
 
 /// sum_k x[b, s, k]^2 as f32 [B, S], tagged kRegionAttr {op = "tfm.linear",
 /// step = "sum_squares"}: a GEMV kernel reading x computes it on the way.
-RowNorm rowNorm(NestBuilder &g, Value x, double epsilon) {
+void addRowNorm(NestBuilder &g, Value x, double epsilon, Finish &finish) {
   auto shape = cast<RankedTensorType>(x.getType()).getShape();
   Value sum = g.generic(
       RankedTensorType::get(shape.take_front(2), g.b.getF32Type()), {x},
@@ -40,54 +42,96 @@ RowNorm rowNorm(NestBuilder &g, Value x, double epsilon) {
                                   arith::MulFOp::create(b, loc, v, v))
                 .getResult());
       });
-  auto generic = sum.getDefiningOp();
-  generic->setAttr(
+  sum.getDefiningOp()->setAttr(
       kRegionAttr,
       g.b.getDictionaryAttr(
           {g.b.getNamedAttr("op", g.b.getStringAttr("tfm.linear")),
            g.b.getNamedAttr("step", g.b.getStringAttr("sum_squares"))}));
-  return {sum, shape[2], epsilon};
+  finish.sumSquares = sum;
+  finish.features = shape[2];
+  finish.epsilon = epsilon;
 }
 
-/// `acc` (f32 [B, S, N]), scaled by the row's inverse RMS when `norm` has a
-/// sum, plus `bias[n]`, rounded to the result type.
+/// `acc` (f32 [B, S, N]), scaled by the row's inverse RMS when `finish` has
+/// a sum of squares, plus `bias[n]`, rounded to the result type; with
+/// `swiglu`, silu(that at n) * (that at n + N/2) for n < N/2 instead.
 Value finishProjection(NestBuilder &g, Value acc, Value bias,
-                       RankedTensorType resultType, const RowNorm &norm = {}) {
+                       RankedTensorType resultType, const Finish &finish = {}) {
   Type elt = resultType.getElementType();
-  if (!bias && !norm.sumSquares && elt.isF32())
+  if (!bias && !finish.sumSquares && !finish.swiglu && elt.isF32())
     return acc;
-  SmallVector<Value> ins{acc};
-  SmallVector<AffineMap> maps{g.map(3, {g.d(0), g.d(1), g.d(2)})};
-  if (norm.sumSquares) {
-    ins.push_back(norm.sumSquares);
+  SmallVector<int64_t> shape(resultType.getShape());
+  const int64_t half = shape[2] / 2;
+  if (finish.swiglu)
+    shape[2] = half;
+  // Inputs: acc (with swiglu, its halves [0, N/2) and [N/2, N) as slices),
+  // the sum of squares, the bias (halved likewise).
+  auto halves = [&](Value v) -> SmallVector<Value, 2> {
+    if (!finish.swiglu)
+      return {v};
+    auto type = cast<RankedTensorType>(v.getType());
+    SmallVector<Value, 2> out;
+    for (int64_t part = 0; part < 2; ++part) {
+      SmallVector<int64_t> offsets(type.getRank(), 0), sizes(type.getShape()),
+          strides(type.getRank(), 1);
+      offsets.back() = part * half;
+      sizes.back() = half;
+      out.push_back(tensor::ExtractSliceOp::create(
+          g.b, g.loc, RankedTensorType::get(sizes, type.getElementType()), v,
+          ValueRange{}, ValueRange{}, ValueRange{}, offsets, sizes, strides));
+    }
+    return out;
+  };
+  SmallVector<Value> ins;
+  SmallVector<AffineMap> maps;
+  for (Value part : halves(acc)) {
+    ins.push_back(part);
+    maps.push_back(g.map(3, {g.d(0), g.d(1), g.d(2)}));
+  }
+  if (finish.sumSquares) {
+    ins.push_back(finish.sumSquares);
     maps.push_back(g.map(3, {g.d(0), g.d(1)}));
   }
-  if (bias) {
-    ins.push_back(bias);
-    maps.push_back(g.map(3, {g.d(2)}));
-  }
+  if (bias)
+    for (Value part : halves(bias)) {
+      ins.push_back(part);
+      maps.push_back(g.map(3, {g.d(2)}));
+    }
   maps.push_back(g.map(3, {g.d(0), g.d(1), g.d(2)}));
   Value features, eps, one;
-  if (norm.sumSquares) {
-    features = g.f32(static_cast<double>(norm.features));
-    eps = g.f32(norm.epsilon);
+  if (finish.sumSquares || finish.swiglu)
     one = g.f32(1.0);
+  if (finish.sumSquares) {
+    features = g.f32(static_cast<double>(finish.features));
+    eps = g.f32(finish.epsilon);
   }
   return g.generic(
-      resultType, ins, g.empty(resultType.getShape(), elt), maps,
+      RankedTensorType::get(shape, elt), ins, g.empty(shape, elt), maps,
       {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value v = a[0];
-        unsigned next = 1;
-        if (norm.sumSquares) {
+        const unsigned parts = finish.swiglu ? 2 : 1;
+        SmallVector<Value, 2> v(a.begin(), a.begin() + parts);
+        unsigned next = parts;
+        if (finish.sumSquares) {
           Value mean = arith::DivFOp::create(b, loc, a[next++], features);
           Value rms = math::SqrtOp::create(
               b, loc, arith::AddFOp::create(b, loc, mean, eps));
-          v = arith::MulFOp::create(b, loc, v,
-                                    arith::DivFOp::create(b, loc, one, rms));
+          Value inv = arith::DivFOp::create(b, loc, one, rms);
+          for (Value &p : v)
+            p = arith::MulFOp::create(b, loc, p, inv);
         }
         if (bias)
-          v = arith::AddFOp::create(b, loc, v, toF32(b, loc, a[next]));
-        linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
+          for (Value &p : v)
+            p = arith::AddFOp::create(b, loc, p, toF32(b, loc, a[next++]));
+        Value y = v[0];
+        if (finish.swiglu) {
+          Value e =
+              math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v[0]));
+          Value sig = arith::DivFOp::create(
+              b, loc, one, arith::AddFOp::create(b, loc, one, e));
+          y = arith::MulFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, v[0], sig), v[1]);
+        }
+        linalg::YieldOp::create(b, loc, fromF32(b, loc, y, elt));
       });
 }
 
@@ -95,7 +139,7 @@ Value finishProjection(NestBuilder &g, Value acc, Value bias,
 /// then `+ bias[n]` and rounding to the result type.
 Value projection(NestBuilder &g, Value x, Value w, Value bias,
                  tfm::WeightLayout layout, RankedTensorType resultType,
-                 const RowNorm &norm) {
+                 const Finish &norm) {
   auto [batch, seq, n] =
       std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
                       resultType.getDimSize(2));
@@ -167,7 +211,7 @@ void dequantizeOperands(NestBuilder &g, tfm::DequantizeOp dq, unsigned dims,
 /// take it whole.
 Value quantizedProjection(NestBuilder &g, Value x, tfm::DequantizeOp dq,
                           Value bias, RankedTensorType resultType,
-                          StringRef opName, const RowNorm &norm) {
+                          StringRef opName, const Finish &norm) {
   auto [batch, seq, n] =
       std::make_tuple(resultType.getDimSize(0), resultType.getDimSize(1),
                       resultType.getDimSize(2));
@@ -223,7 +267,7 @@ constexpr int64_t kFusedDequantizeRows = 8;
 /// tfm.dequantize makes `w` and the rows are few.
 Value anyProjection(NestBuilder &g, Value x, Value w, Value bias,
                     tfm::WeightLayout layout, RankedTensorType resultType,
-                    StringRef opName, const RowNorm &norm = {}) {
+                    StringRef opName, const Finish &norm = {}) {
   auto dq = w.getDefiningOp<tfm::DequantizeOp>();
   if (!dq || layout != tfm::WeightLayout::out_in)
     return projection(g, x, w, bias, layout, resultType, norm);
@@ -239,11 +283,19 @@ struct LowerLinear : TfmLowering<tfm::LinearOp> {
   FailureOr<Value> lower(tfm::LinearOp op,
                          PatternRewriter &rewriter) const override {
     NestBuilder g(rewriter, op.getLoc());
-    RowNorm norm;
+    Finish finish;
     if (FloatAttr eps = op.getRmsNormEpsilonAttr())
-      norm = rowNorm(g, op.getInput(), eps.getValueAsDouble());
+      addRowNorm(g, op.getInput(), eps.getValueAsDouble(), finish);
+    finish.swiglu = op.getSwiglu();
+    // The projection's own type: N features (twice the result's with
+    // swiglu).
+    RankedTensorType type = op.getType();
+    if (finish.swiglu)
+      type = RankedTensorType::get(
+          {type.getDimSize(0), type.getDimSize(1), op.getOutFeatures()},
+          type.getElementType());
     return anyProjection(g, op.getInput(), op.getWeight(), op.getBias(),
-                         op.getLayout(), op.getType(), "tfm.linear", norm);
+                         op.getLayout(), type, "tfm.linear", finish);
   }
 };
 

@@ -111,6 +111,23 @@ func.func @linear_result_dims(%x: tensor<2x7x128xf32>, %w: tensor<64x128xf32>) {
 
 // -----
 
+// With swiglu the result has half the weight's output features.
+func.func @linear_swiglu_features(%x: tensor<2x7x128xf32>, %w: tensor<64x128xf32>) {
+  // expected-error @+1 {{result features (64) do not match the weight's output features (32) for layout out_in}}
+  %0 = tfm.linear %x, %w layout = <out_in> swiglu : (tensor<2x7x128xf32>, tensor<64x128xf32>) -> tensor<2x7x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_swiglu_odd(%x: tensor<2x7x128xf32>, %w: tensor<63x128xf32>) {
+  // expected-error @+1 {{swiglu needs an even number of output features, the weight has 63}}
+  %0 = tfm.linear %x, %w layout = <out_in> swiglu : (tensor<2x7x128xf32>, tensor<63x128xf32>) -> tensor<2x7x31xf32>
+  return
+}
+
+// -----
+
 func.func @linear_bias_element_type(%x: tensor<?x?x128xf32>, %w: tensor<64x128xf32>, %b: tensor<64xf16>) {
   // expected-error @+1 {{bias element type must match the result's}}
   %0 = tfm.linear %x, %w bias %b layout = <out_in> : (tensor<?x?x128xf32>, tensor<64x128xf32>, tensor<64xf16>) -> tensor<?x?x64xf32>

@@ -65,6 +65,17 @@ func.func @linear_out_in(%x: tensor<?x?x128xf32>, %w: tensor<64x128xf32>) -> ten
 
 // -----
 
+// The fused forms: an RMS-normalised input (kiln-fuse-norm-projection) and
+// the SwiGLU of the two halves (kiln-fuse-swiglu: 64 -> 32 features).
+// CHECK-LABEL: func.func @linear_fused
+// CHECK: tfm.linear %{{.+}}, %{{.+}} layout = <out_in> rms_norm eps = 9.99999974E-6 swiglu : (tensor<?x?x128xf16>, tensor<64x128xf16>) -> tensor<?x?x32xf16>
+func.func @linear_fused(%x: tensor<?x?x128xf16>, %w: tensor<64x128xf16>) -> tensor<?x?x32xf16> {
+  %0 = tfm.linear %x, %w layout = <out_in> rms_norm eps = 1.0e-05 swiglu : (tensor<?x?x128xf16>, tensor<64x128xf16>) -> tensor<?x?x32xf16>
+  return %0 : tensor<?x?x32xf16>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @linear_bias_in_out
 // CHECK-SAME: (%[[X:.+]]: tensor<?x?x128xf32>, %[[W:.+]]: tensor<128x64xf32>, %[[B:.+]]: tensor<64xf32>)
 // CHECK: tfm.linear %[[X]], %[[W]] bias %[[B]] layout = <in_out> : (tensor<?x?x128xf32>, tensor<128x64xf32>, tensor<64xf32>) -> tensor<?x?x64xf32>

@@ -159,6 +159,38 @@ func.func @linear_rms_norm(%x: tensor<1x2x8xf16>, %w: tensor<4x8xf16>, %b: tenso
 
 // -----
 
+// A linear with swiglu (kiln-fuse-swiglu): the 8-column projection, then one
+// elementwise op over 4 columns reading the accumulator's halves (and the
+// bias's) as slices: silu(gate + bias[n]) * (up + bias[n + 4]).
+// CHECK-DAG: #[[$ID:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[$B:.+]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-LABEL: func.func @linear_swiglu
+// CHECK-SAME: (%[[X:.+]]: tensor<1x1x8xf16>, %[[W:.+]]: tensor<8x8xf16>, %[[BIAS:.+]]: tensor<8xf16>)
+// CHECK: %[[ACC:.+]] = linalg.generic
+// CHECK-SAME: ins(%[[X]], %[[W]] : tensor<1x1x8xf16>, tensor<8x8xf16>) outs(%{{.+}} : tensor<1x1x8xf32>)
+// CHECK-DAG: %[[G:.+]] = tensor.extract_slice %[[ACC]][0, 0, 0] [1, 1, 4] [1, 1, 1] : tensor<1x1x8xf32> to tensor<1x1x4xf32>
+// CHECK-DAG: %[[U:.+]] = tensor.extract_slice %[[ACC]][0, 0, 4] [1, 1, 4] [1, 1, 1] : tensor<1x1x8xf32> to tensor<1x1x4xf32>
+// CHECK-DAG: %[[BG:.+]] = tensor.extract_slice %[[BIAS]][0] [4] [1] : tensor<8xf16> to tensor<4xf16>
+// CHECK-DAG: %[[BU:.+]] = tensor.extract_slice %[[BIAS]][4] [4] [1] : tensor<8xf16> to tensor<4xf16>
+// CHECK: %[[R:.+]] = linalg.generic {indexing_maps = [#[[$ID]], #[[$ID]], #[[$B]], #[[$B]], #[[$ID]]]
+// CHECK-SAME: ins(%[[G]], %[[U]], %[[BG]], %[[BU]] : tensor<1x1x4xf32>, tensor<1x1x4xf32>, tensor<4xf16>, tensor<4xf16>) outs(%{{.+}} : tensor<1x1x4xf16>)
+// CHECK: ^bb0(%[[VG:.+]]: f32, %[[VU:.+]]: f32, %[[VBG:.+]]: f16, %[[VBU:.+]]: f16, %{{.+}}: f16):
+// CHECK: %[[GB:.+]] = arith.addf %[[VG]], %{{.+}} : f32
+// CHECK: %[[UB:.+]] = arith.addf %[[VU]], %{{.+}} : f32
+// CHECK: %[[NEG:.+]] = arith.negf %[[GB]] : f32
+// CHECK: %[[E:.+]] = math.exp %[[NEG]] : f32
+// CHECK: %[[SIG:.+]] = arith.divf %{{.+}}, %{{.+}} : f32
+// CHECK: %[[SILU:.+]] = arith.mulf %[[GB]], %[[SIG]] : f32
+// CHECK: %[[Y:.+]] = arith.mulf %[[SILU]], %[[UB]] : f32
+// CHECK: arith.truncf %[[Y]] : f32 to f16
+// CHECK: return %[[R]] : tensor<1x1x4xf16>
+func.func @linear_swiglu(%x: tensor<1x1x8xf16>, %w: tensor<8x8xf16>, %b: tensor<8xf16>) -> tensor<1x1x4xf16> {
+  %0 = tfm.linear %x, %w bias %b layout = <out_in> swiglu : (tensor<1x1x8xf16>, tensor<8x8xf16>, tensor<8xf16>) -> tensor<1x1x4xf16>
+  return %0 : tensor<1x1x4xf16>
+}
+
+// -----
+
 // Logits with the tied embedding table ([vocab, hidden], <out_in>): the same
 // contraction as linear, over the vocabulary.
 
