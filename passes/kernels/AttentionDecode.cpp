@@ -41,6 +41,19 @@ using namespace mlir;
 namespace kiln::kernels {
 namespace {
 
+/// What feeds a decode attention and its kernel can compute instead (one
+/// sequence, one new token): RoPE of q and of the new k (tfm.rope's
+/// generics, tagged kRegionAttr {op = "tfm.rope"}) and the appends of the
+/// new k and v to the caches (tfm.kv_append: an scf.if around a linalg.copy
+/// into the cache row at the position).
+struct Prologue {
+  linalg::GenericOp ropeQ, ropeK;
+  Operation *appendK = nullptr, *appendV = nullptr;
+  Value qSrc, kSrc, vSrc; // [1, 1, heads * D], [1, 1, kv_heads * D] x 2
+  Value freqs;            // [D / 2] f32
+  double scaling = 1.0;
+};
+
 /// The steps of one lowered tfm.attention and its parameters.
 struct Group {
   std::array<linalg::GenericOp, 7> steps;
@@ -48,6 +61,7 @@ struct Group {
   int64_t heads = 0, kvHeads = 0, headDim = 0;
   double scale = 1.0;
   int64_t batch = 0, seq = 0, maxSeq = 0;
+  std::optional<Prologue> prologue;
 };
 
 DictionaryAttr regionOf(Operation *op) {
@@ -61,6 +75,169 @@ DictionaryAttr regionOf(Operation *op) {
 int64_t dictInt(DictionaryAttr d, StringRef key) {
   auto a = d.getAs<IntegerAttr>(key);
   return a ? a.getInt() : -1;
+}
+
+/// The RoPE generic writing all of `buf` ([1, 1, F]) with head_dim `d`
+/// from `positions`: its source ([1, 1, F], read in its body) and inverse
+/// frequencies ([d / 2] f32), or nothing.
+struct Rope {
+  linalg::GenericOp op;
+  Value src, freqs;
+  double scaling = 1.0;
+};
+std::optional<Rope> ropeWriting(Value buf, int64_t d, Value positions) {
+  for (Operation *user : buf.getUsers()) {
+    auto g = dyn_cast<linalg::GenericOp>(user);
+    auto region = g ? g->getAttrOfType<DictionaryAttr>(kRegionAttr) : nullptr;
+    auto name = region ? region.getAs<StringAttr>("op") : nullptr;
+    if (!name || name.getValue() != "tfm.rope" || g.getNumDpsInits() != 1 ||
+        g.getDpsInits()[0] != buf || g.getNumDpsInputs() != 1 ||
+        g.getDpsInputs()[0] != positions || dictInt(region, "head_dim") != d)
+      continue;
+    Rope r;
+    r.op = g;
+    if (auto scaling = region.getAs<FloatAttr>("attention_scaling"))
+      r.scaling = scaling.getValueAsDouble();
+    bool ok = true;
+    g.getRegion().walk([&](memref::LoadOp load) {
+      Value m = load.getMemRef();
+      if (g->isAncestor(m.getParentRegion()->getParentOp()))
+        return; // a view made inside the body
+      auto t = cast<MemRefType>(m.getType());
+      Value &slot = t.getRank() == 3 ? r.src : r.freqs;
+      if ((slot && slot != m) || (t.getRank() != 3 && t.getRank() != 1))
+        ok = false;
+      slot = m;
+    });
+    auto ft = r.freqs ? dyn_cast<MemRefType>(r.freqs.getType()) : nullptr;
+    if (ok && r.src && ft && ft.getElementType().isF32() &&
+        ft.getShape() == ArrayRef<int64_t>{d / 2} &&
+        cast<MemRefType>(r.src.getType()).getShape() ==
+            cast<MemRefType>(buf.getType()).getShape())
+      return r;
+  }
+  return std::nullopt;
+}
+
+/// The [1, 1, F] buffer that `v` ([1, G, 1, D], an expand_shape of a rank-1
+/// subview of it at offset 0) views, or null.
+Value rowSource(Value v) {
+  auto expand = v.getDefiningOp<memref::ExpandShapeOp>();
+  auto sv = expand ? expand.getSrc().getDefiningOp<memref::SubViewOp>()
+                   : memref::SubViewOp();
+  if (!sv || !sv.hasUnitStride() || sv.getType().getRank() != 1 ||
+      llvm::any_of(sv.getStaticOffsets(), [](int64_t o) { return o != 0; }))
+    return {};
+  auto src = cast<MemRefType>(sv.getSource().getType());
+  if (src.getRank() != 3 || src.getDimSize(0) != 1 || src.getDimSize(1) != 1 ||
+      src.getDimSize(2) != sv.getType().getDimSize(0))
+    return {};
+  return sv.getSource();
+}
+
+/// The scf.if before `before` that copies one row into `cache` ([1, G, T,
+/// D]) at the position (tfm.kv_append of one token), and the [1, 1, G * D]
+/// buffer it copies from.
+std::pair<Operation *, Value> appendInto(Value cache, Operation *before) {
+  for (Operation *o = before->getPrevNode(); o; o = o->getPrevNode()) {
+    auto ifOp = dyn_cast<scf::IfOp>(o);
+    if (!ifOp || ifOp.getNumResults() != 0 || ifOp.elseBlock())
+      continue;
+    linalg::CopyOp copy;
+    bool other = false;
+    for (Operation &inner : ifOp.thenBlock()->without_terminator()) {
+      if (auto c = dyn_cast<linalg::CopyOp>(inner)) {
+        other |= bool(copy);
+        copy = c;
+      } else if (auto mc = dyn_cast<memref::CopyOp>(inner)) {
+        other |= mc.getSource() != mc.getTarget(); // a self-copy is a no-op
+      } else if (!isMemoryEffectFree(&inner)) {
+        other = true;
+      }
+    }
+    if (!copy || other)
+      continue;
+    auto dst = copy.getOutputs()[0].getDefiningOp<memref::SubViewOp>();
+    if (!dst || dst.getSource() != cache)
+      continue;
+    auto ct = cast<MemRefType>(cache.getType());
+    if (dst.getStaticSizes() !=
+            ArrayRef<int64_t>{1, ct.getDimSize(1), 1, ct.getDimSize(3)} ||
+        dst.getStaticOffsets()[0] != 0 || dst.getStaticOffsets()[1] != 0 ||
+        !ShapedType::isDynamic(dst.getStaticOffsets()[2]) ||
+        dst.getStaticOffsets()[3] != 0)
+      continue;
+    if (Value src = rowSource(copy.getInputs()[0]))
+      return {ifOp, src};
+  }
+  return {nullptr, Value()};
+}
+
+/// The prologue of group `g` (led by `step0`), when everything between its
+/// first op and `step0` is its members, views, allocations or reads.
+std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
+  if (g.batch != 1 || g.seq != 1)
+    return std::nullopt;
+  auto step = cast<linalg::GenericOp>(step0);
+  Value positions = g.steps[1].getDpsInputs()[1];
+  auto qExpand = step.getDpsInputs()[0].getDefiningOp<memref::ExpandShapeOp>();
+  if (!qExpand)
+    return std::nullopt;
+  Value qBuf = qExpand.getSrc();
+  std::optional<Rope> q = ropeWriting(qBuf, g.headDim, positions);
+  auto [appendK, kBuf] = appendInto(step.getDpsInputs()[1], step0);
+  auto [appendV, vSrc] = appendInto(g.steps[5].getDpsInputs()[1], step0);
+  if (!q || !appendK || !appendV)
+    return std::nullopt;
+  std::optional<Rope> k = ropeWriting(kBuf, g.headDim, positions);
+  if (!k || k->freqs != q->freqs || k->scaling != q->scaling)
+    return std::nullopt;
+  Prologue p;
+  p.ropeQ = q->op;
+  p.ropeK = k->op;
+  p.appendK = appendK;
+  p.appendV = appendV;
+  p.qSrc = q->src;
+  p.kSrc = k->src;
+  p.vSrc = vSrc;
+  p.freqs = q->freqs;
+  p.scaling = q->scaling;
+  // The roped q and k are read by nothing else.
+  auto onlyBy = [](Value buf, ArrayRef<Operation *> readers) {
+    return llvm::all_of(buf.getUsers(), [&](Operation *u) {
+      return llvm::is_contained(readers, u) || isa<memref::DeallocOp>(u) ||
+             (isa<memref::ExpandShapeOp, memref::SubViewOp>(u) &&
+              llvm::all_of(u->getUsers(), [&](Operation *v) {
+                return llvm::any_of(
+                    readers, [&](Operation *r) { return r->isAncestor(v); });
+              }));
+    });
+  };
+  SmallVector<Operation *> qReaders{p.ropeQ};
+  for (linalg::GenericOp s : g.steps)
+    qReaders.push_back(s);
+  if (!onlyBy(qBuf, qReaders) || !onlyBy(kBuf, {p.ropeK, p.appendK}))
+    return std::nullopt;
+  // Nothing else with effects between the first of them and step 0.
+  SmallVector<Operation *> members{p.ropeQ, p.ropeK, p.appendK, p.appendV};
+  Operation *first = p.ropeQ;
+  for (Operation *m : members) {
+    if (m->getBlock() != step0->getBlock() || !m->isBeforeInBlock(step0))
+      return std::nullopt;
+    if (m->isBeforeInBlock(first))
+      first = m;
+  }
+  for (Operation *o = first; o != step0; o = o->getNextNode()) {
+    if (llvm::is_contained(members, o) || isa<memref::AllocOp>(o) ||
+        llvm::is_contained(g.fills, o))
+      continue;
+    auto effects = dyn_cast<MemoryEffectOpInterface>(o);
+    if (o->getNumRegions() == 0 && effects &&
+        !effects.hasEffect<MemoryEffects::Write>())
+      continue;
+    return std::nullopt;
+  }
+  return p;
 }
 
 /// The group that `op` (step 0) leads, complete and bufferized, or nothing.
@@ -117,6 +294,7 @@ std::optional<Group> groupOf(Operation *op) {
           ArrayRef<int64_t>{g.batch, g.kvHeads, g.maxSeq, g.headDim} ||
       pos.getShape() != ArrayRef<int64_t>{g.batch, g.seq})
     return std::nullopt;
+  g.prologue = prologueOf(g, op);
   return g;
 }
 
@@ -141,16 +319,30 @@ public:
     SmallVector<Operation *> ops(g->fills.begin(), g->fills.end());
     for (linalg::GenericOp s : llvm::drop_begin(g->steps))
       ops.push_back(s);
+    if (const Prologue *p = g->prologue ? &*g->prologue : nullptr)
+      ops.append({p->ropeQ, p->ropeK, p->appendK, p->appendV});
     return ops;
   }
 
   /// Warps per block: as many as workgroup memory for their partial results
-  /// (rep x (head_dim + 2) floats each) allows, at most 32.
-  static int64_t warpsFor(int64_t rep, int64_t headDim) {
+  /// (heads x (head_dim + 2) floats each) allows, at most 32.
+  static int64_t warpsFor(int64_t heads, int64_t headDim) {
     int64_t warps = 32;
-    while (warps > 1 && warps * rep * (headDim + 2) * 4 > 40 * 1024)
+    while (warps > 1 && warps * heads * (headDim + 2) * 4 > 40 * 1024)
       warps /= 2;
     return warps;
+  }
+
+  /// Query heads per block: all of a KV head's group (its K and V rows read
+  /// once) when that still gives 64 blocks or more; with fewer sequences x
+  /// KV heads, fewer heads per block (down to one) so that more SMs work,
+  /// each block reading its group's rows again (from L2).
+  static int64_t headsPerBlock(const Group &g) {
+    const int64_t rep = g.heads / g.kvHeads;
+    for (int64_t hpb = rep; hpb > 1; --hpb)
+      if (rep % hpb == 0 && g.batch * (g.heads / hpb) >= 64)
+        return hpb;
+    return 1;
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
@@ -162,7 +354,9 @@ public:
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     const int64_t rep = g->heads / g->kvHeads, D = g->headDim, E = D / 32;
-    const int64_t warps = warpsFor(rep, D), threads = warps * 32;
+    const int64_t hpb = headsPerBlock(*g), blocksPerSeq = g->heads / hpb;
+    const int64_t warps = warpsFor(hpb, D), threads = warps * 32;
+    const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
     Value kc = map.lookup(g->steps[0].getDpsInputs()[1]);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
@@ -170,16 +364,26 @@ public:
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
     Type f32 = b.getF32Type();
     Type outElt = cast<MemRefType>(out.getType()).getElementType();
+    Type qElt = cast<MemRefType>(q.getType()).getElementType();
+    Type cacheElt = cast<MemRefType>(kc.getType()).getElementType();
     auto idx = [&](int64_t v) { return kb.index(v); };
     auto cf = [&](OpBuilder &nb, double v) -> Value {
       return arith::ConstantOp::create(nb, loc, nb.getF32FloatAttr(v));
     };
     auto ext = [&](OpBuilder &nb, Value v) { return kb.extendTo(nb, v, f32); };
+    // `v` (f32) rounded to `elt` and back, as storing it would.
+    auto roundTo = [&](Value v, Type elt) -> Value {
+      if (elt == f32)
+        return v;
+      return ext(b, arith::TruncFOp::create(b, loc, elt, v));
+    };
     const double negInf = -std::numeric_limits<double>::infinity();
 
     Value tid = kb.threadIdX(), bid = kb.blockIdX();
-    Value bi = arith::DivUIOp::create(b, loc, bid, idx(g->kvHeads));
-    Value grp = arith::RemUIOp::create(b, loc, bid, idx(g->kvHeads));
+    Value bi = arith::DivUIOp::create(b, loc, bid, idx(blocksPerSeq));
+    Value hb = arith::RemUIOp::create(b, loc, bid, idx(blocksPerSeq));
+    Value h0 = arith::MulIOp::create(b, loc, hb, idx(hpb)); // first head
+    Value grp = arith::DivUIOp::create(b, loc, h0, idx(rep));
     Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
     Value warp = arith::DivUIOp::create(b, loc, tid, idx(32));
 
@@ -200,23 +404,121 @@ public:
     for (int64_t e = 0; e < E; ++e)
       dIdx.push_back(arith::AddIOp::create(
           b, loc, arith::MulIOp::create(b, loc, lane, idx(E)), idx(e)));
-    // q, pre-scaled, per query head of the group.
-    SmallVector<SmallVector<Value>> qv(rep);
-    Value scale = cf(b, g->scale);
-    for (int64_t r = 0; r < rep; ++r) {
-      Value h = arith::AddIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, grp, idx(rep)), idx(r));
-      for (int64_t e = 0; e < E; ++e)
-        qv[r].push_back(arith::MulFOp::create(
-            b, loc,
-            ext(b, memref::LoadOp::create(b, loc, q,
-                                          ValueRange{bi, idx(0), h, dIdx[e]})),
-            scale));
+
+    // RoPE (the prologue): element d of the head starting at column `base`
+    // of `src`, rotated with its partner d +- D/2 by the position's angles.
+    SmallVector<Value> cosE, sinE, partner, firstHalf;
+    if (pro) {
+      Value freqs = map.lookup(pro->freqs);
+      Value pf = arith::SIToFPOp::create(b, loc, f32, p);
+      for (int64_t e = 0; e < E; ++e) {
+        Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            dIdx[e], idx(D / 2));
+        Value j = arith::SelectOp::create(
+            b, loc, first, dIdx[e],
+            arith::SubIOp::create(b, loc, dIdx[e], idx(D / 2)));
+        partner.push_back(arith::SelectOp::create(
+            b, loc, first, arith::AddIOp::create(b, loc, dIdx[e], idx(D / 2)),
+            arith::SubIOp::create(b, loc, dIdx[e], idx(D / 2))));
+        firstHalf.push_back(first);
+        Value theta = arith::MulFOp::create(
+            b, loc, pf, memref::LoadOp::create(b, loc, freqs, ValueRange{j}));
+        cosE.push_back(arith::MulFOp::create(
+            b, loc, math::CosOp::create(b, loc, theta), cf(b, pro->scaling)));
+        sinE.push_back(arith::MulFOp::create(
+            b, loc, math::SinOp::create(b, loc, theta), cf(b, pro->scaling)));
+      }
     }
+    auto roped = [&](Value src, Value base, int64_t e) -> Value {
+      Value x =
+          ext(b, memref::LoadOp::create(
+                     b, loc, src,
+                     ValueRange{bi, idx(0),
+                                arith::AddIOp::create(b, loc, base, dIdx[e])}));
+      Value xp = ext(
+          b, memref::LoadOp::create(
+                 b, loc, src,
+                 ValueRange{bi, idx(0),
+                            arith::AddIOp::create(b, loc, base, partner[e])}));
+      Value xc = arith::MulFOp::create(b, loc, x, cosE[e]);
+      Value ps = arith::MulFOp::create(b, loc, xp, sinE[e]);
+      return arith::SelectOp::create(b, loc, firstHalf[e],
+                                     arith::SubFOp::create(b, loc, xc, ps),
+                                     arith::AddFOp::create(b, loc, xc, ps));
+    };
+
+    // q, pre-scaled, per query head of the block.
+    SmallVector<SmallVector<Value>> qv(hpb);
+    Value scale = cf(b, g->scale);
+    for (int64_t r = 0; r < hpb; ++r) {
+      Value h = arith::AddIOp::create(b, loc, h0, idx(r));
+      for (int64_t e = 0; e < E; ++e) {
+        Value x;
+        if (pro)
+          x = roundTo(roped(map.lookup(pro->qSrc),
+                            arith::MulIOp::create(b, loc, h, idx(D)), e),
+                      qElt);
+        else
+          x = ext(b, memref::LoadOp::create(
+                         b, loc, q, ValueRange{bi, idx(0), h, dIdx[e]}));
+        qv[r].push_back(arith::MulFOp::create(b, loc, x, scale));
+      }
+    }
+
+    // The new token's k (roped) and v, in the cache's type: the first block
+    // of the KV head's group appends them (when the position is in the
+    // cache); every block uses them for position p instead of reading the
+    // cache, which another block may not have written yet.
+    SmallVector<Value> kNew, vNew;
+    if (pro) {
+      Value kvBase = arith::MulIOp::create(b, loc, grp, idx(D));
+      for (int64_t e = 0; e < E; ++e) {
+        Value k = roped(map.lookup(pro->kSrc), kvBase, e);
+        kNew.push_back(
+            cacheElt == f32
+                ? k
+                : arith::TruncFOp::create(b, loc, cacheElt, k).getResult());
+        vNew.push_back(memref::LoadOp::create(
+            b, loc, map.lookup(pro->vSrc),
+            ValueRange{bi, idx(0),
+                       arith::AddIOp::create(b, loc, kvBase, dIdx[e])}));
+        if (cast<MemRefType>(pro->vSrc.getType()).getElementType() != cacheElt)
+          return failure();
+      }
+      Value zero64 = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0));
+      Value max64 =
+          arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(g->maxSeq));
+      Value writer = arith::AndIOp::create(
+          b, loc,
+          arith::AndIOp::create(
+              b, loc,
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p,
+                                    zero64),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
+                                    max64)),
+          arith::AndIOp::create(
+              b, loc,
+              arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::eq,
+                  arith::RemUIOp::create(b, loc, h0, idx(rep)), idx(0)),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, warp,
+                                    idx(0))));
+      auto append = scf::IfOp::create(b, loc, writer, false);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&append.getThenRegion().front());
+      Value pi = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
+      for (int64_t e = 0; e < E; ++e) {
+        memref::StoreOp::create(b, loc, kNew[e], kc,
+                                ValueRange{bi, grp, pi, dIdx[e]});
+        memref::StoreOp::create(b, loc, vNew[e], vc,
+                                ValueRange{bi, grp, pi, dIdx[e]});
+      }
+    }
+    Value pIdx = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
 
     // State per query head: running max m, sum l, weighted values acc[E].
     SmallVector<Value> state;
-    for (int64_t r = 0; r < rep; ++r) {
+    for (int64_t r = 0; r < hpb; ++r) {
       state.push_back(cf(b, negInf));
       state.push_back(cf(b, 0.0));
       for (int64_t e = 0; e < E; ++e)
@@ -235,16 +537,26 @@ public:
             valid.push_back(
                 arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, t, n));
             Value tc = arith::MinUIOp::create(nb, l, t, nLast);
+            Value isNew = pro ? arith::CmpIOp::create(
+                                    nb, l, arith::CmpIPredicate::eq, tc, pIdx)
+                                    .getResult()
+                              : Value();
             for (int64_t e = 0; e < E; ++e) {
-              kRow[u].push_back(memref::LoadOp::create(
-                  nb, l, kc, ValueRange{bi, grp, tc, dIdx[e]}));
-              vRow[u].push_back(memref::LoadOp::create(
-                  nb, l, vc, ValueRange{bi, grp, tc, dIdx[e]}));
+              Value kv = memref::LoadOp::create(
+                  nb, l, kc, ValueRange{bi, grp, tc, dIdx[e]});
+              Value vv = memref::LoadOp::create(
+                  nb, l, vc, ValueRange{bi, grp, tc, dIdx[e]});
+              if (pro) {
+                kv = arith::SelectOp::create(nb, l, isNew, kNew[e], kv);
+                vv = arith::SelectOp::create(nb, l, isNew, vNew[e], vv);
+              }
+              kRow[u].push_back(kv);
+              vRow[u].push_back(vv);
             }
           }
           SmallVector<Value> next(st.begin(), st.end());
           for (int64_t u = 0; u < kUnroll; ++u)
-            for (int64_t r = 0; r < rep; ++r) {
+            for (int64_t r = 0; r < hpb; ++r) {
               Value partial;
               for (int64_t e = 0; e < E; ++e) {
                 Value prod =
@@ -283,14 +595,14 @@ public:
         });
 
     // Join the warps: partial (m, l) and acc per warp and query head.
-    Value sm = kb.workgroupBuffer({warps * rep}, f32);
-    Value sl = kb.workgroupBuffer({warps * rep}, f32);
-    Value sacc = kb.workgroupBuffer({warps * rep * D}, f32);
+    Value sm = kb.workgroupBuffer({warps * hpb}, f32);
+    Value sl = kb.workgroupBuffer({warps * hpb}, f32);
+    Value sacc = kb.workgroupBuffer({warps * hpb * D}, f32);
     Value leader =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
-    for (int64_t r = 0; r < rep; ++r) {
+    for (int64_t r = 0; r < hpb; ++r) {
       Value slot = arith::AddIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, warp, idx(rep)), idx(r));
+          b, loc, arith::MulIOp::create(b, loc, warp, idx(hpb)), idx(r));
       auto ifLeader = scf::IfOp::create(b, loc, leader, false);
       {
         OpBuilder::InsertionGuard guard(b);
@@ -308,16 +620,16 @@ public:
     }
     gpu::BarrierOp::create(b, loc);
 
-    // Thread i < rep * D (strided by the block) finishes element i % D of
-    // query head i / D.
+    // Thread i < heads per block * D (strided by the block) finishes element
+    // i % D of the block's query head i / D.
     scf::ForOp::create(
-        b, loc, tid, idx(rep * D), idx(threads), ValueRange{},
+        b, loc, tid, idx(hpb * D), idx(threads), ValueRange{},
         [&](OpBuilder &nb, Location l, Value i, ValueRange) {
           Value r = arith::DivUIOp::create(nb, l, i, idx(D));
           Value d = arith::RemUIOp::create(nb, l, i, idx(D));
           Value mMax = cf(nb, negInf);
           for (int64_t w = 0; w < warps; ++w) {
-            Value slot = arith::AddIOp::create(nb, l, idx(w * rep), r);
+            Value slot = arith::AddIOp::create(nb, l, idx(w * hpb), r);
             mMax = arith::MaximumFOp::create(
                 nb, l, mMax,
                 memref::LoadOp::create(nb, l, sm, ValueRange{slot}));
@@ -326,7 +638,7 @@ public:
               nb, l, arith::CmpFPredicate::ONE, mMax, cf(nb, negInf));
           Value sum = cf(nb, 0.0), acc = cf(nb, 0.0);
           for (int64_t w = 0; w < warps; ++w) {
-            Value slot = arith::AddIOp::create(nb, l, idx(w * rep), r);
+            Value slot = arith::AddIOp::create(nb, l, idx(w * hpb), r);
             Value mw = memref::LoadOp::create(nb, l, sm, ValueRange{slot});
             // A warp that saw no position contributes nothing.
             Value has = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
@@ -356,14 +668,13 @@ public:
               nb, l, ok, arith::DivFOp::create(nb, l, acc, sum), cf(nb, 0.0));
           if (outElt != f32)
             v = arith::TruncFOp::create(nb, l, outElt, v);
-          Value h = arith::AddIOp::create(
-              nb, l, arith::MulIOp::create(nb, l, grp, idx(rep)), r);
+          Value h = arith::AddIOp::create(nb, l, h0, r);
           memref::StoreOp::create(nb, l, v, out, ValueRange{bi, idx(0), h, d});
           scf::YieldOp::create(nb, l);
         });
 
     LaunchShape shape;
-    shape.grid[0] = g->batch * g->kvHeads;
+    shape.grid[0] = g->batch * blocksPerSeq;
     shape.block[0] = threads;
     return shape;
   }

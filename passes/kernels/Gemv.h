@@ -257,29 +257,42 @@ protected:
   /// the grid (`warpsPerBlock` a block) takes columns j * cpw .. j * cpw +
   /// cpw - 1. When the warps outnumber the `n` columns, the builder is left
   /// inside an scf.if that the spare warps skip (the caller holds an
-  /// InsertionGuard).
+  /// InsertionGuard). With `slices` S > 1 (split-K), the S warps
+  /// j * S .. j * S + S - 1 of a block share columns, each taking one S-th
+  /// of the reduction (`slice`); there must be no spare warps.
   struct WarpColumns {
     Value lane;
     SmallVector<Value> ns;
+    Value slice, group; // with slices > 1: the warp's slice and column group
+    int64_t slices = 1, groups = 0;
   };
   static WarpColumns warpColumns(OpBuilder &b, Location loc, KernelBuilder &kb,
-                                 int64_t n, int64_t cpw,
-                                 int64_t warpsPerBlock) {
+                                 int64_t n, int64_t cpw, int64_t warpsPerBlock,
+                                 int64_t slices = 1) {
     auto idx = [&](int64_t v) { return kb.index(v); };
     Value tid = kb.threadIdX();
     Value bid = kb.blockIdX();
     WarpColumns wc;
     wc.lane = arith::RemUIOp::create(b, loc, tid, idx(32));
+    Value warp = arith::DivUIOp::create(b, loc, tid, idx(32));
+    const int64_t groups = warpsPerBlock / slices;
+    if (slices > 1) {
+      wc.slices = slices;
+      wc.groups = groups;
+      wc.slice = arith::RemUIOp::create(b, loc, warp, idx(slices));
+      warp = arith::DivUIOp::create(b, loc, warp, idx(slices));
+      wc.group = warp;
+    }
     Value n0 = arith::MulIOp::create(
         b, loc,
         arith::AddIOp::create(
-            b, loc, arith::MulIOp::create(b, loc, bid, idx(warpsPerBlock)),
-            arith::DivUIOp::create(b, loc, tid, idx(32))),
+            b, loc, arith::MulIOp::create(b, loc, bid, idx(groups)), warp),
         idx(cpw));
     wc.ns.push_back(n0);
     for (int64_t c = 1; c < cpw; ++c)
       wc.ns.push_back(arith::AddIOp::create(b, loc, n0, idx(c)));
-    if (n % (warpsPerBlock * cpw)) {
+    if (n % (groups * cpw)) {
+      assert(slices == 1 && "split-K needs whole blocks");
       Value inRange =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, n0, idx(n));
       auto ifOp = scf::IfOp::create(b, loc, inRange, /*withElseRegion=*/false);
@@ -324,6 +337,57 @@ protected:
       squares.push_back(warpSum(b, loc, partial));
     Value leader = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                          wc.lane, kb.index(0));
+    if (wc.slices > 1) {
+      // Split-K: the warps of slices 1.. leave their sums in workgroup
+      // memory; slice 0's adds them and stores.
+      const int64_t nv = totals.size() + squares.size();
+      Value smem =
+          kb.workgroupBuffer({wc.groups * wc.slices * nv}, b.getF32Type());
+      Value base = arith::MulIOp::create(
+          b, loc,
+          arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(b, loc, wc.group, kb.index(wc.slices)),
+              wc.slice),
+          kb.index(nv));
+      Value notFirst = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                             wc.slice, kb.index(0));
+      auto put = scf::IfOp::create(
+          b, loc, arith::AndIOp::create(b, loc, leader, notFirst),
+          /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(&put.getThenRegion().front());
+        int64_t i = 0;
+        for (Value v : llvm::concat<Value>(totals, squares))
+          memref::StoreOp::create(
+              b, loc, v, smem,
+              ValueRange{arith::AddIOp::create(b, loc, base, kb.index(i++))});
+      }
+      gpu::BarrierOp::create(b, loc);
+      leader = arith::AndIOp::create(
+          b, loc, leader,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, wc.slice,
+                                kb.index(0)));
+      // Only the leader uses the sums, but every lane may load them (from
+      // its group's slots: in bounds).
+      Value first =
+          arith::MulIOp::create(b, loc, wc.group, kb.index(wc.slices * nv));
+      auto addSlices = [&](Value &v, int64_t i) {
+        for (int64_t sl = 1; sl < wc.slices; ++sl)
+          v = arith::AddFOp::create(
+              b, loc, v,
+              memref::LoadOp::create(
+                  b, loc, smem,
+                  ValueRange{arith::AddIOp::create(b, loc, first,
+                                                   kb.index(sl * nv + i))}));
+      };
+      int64_t i = 0;
+      for (Value &v : totals)
+        addSlices(v, i++);
+      for (Value &v : squares)
+        addSlices(v, i++);
+    }
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&write.getThenRegion().front());

@@ -34,9 +34,13 @@ struct LowerLinalgToLoops
 
   void runOnOperation() override {
     SmallVector<linalg::LinalgOp> ops;
+    // Ops that a kernel implements stay whole, and so does what is nested in
+    // them (a member such as a KV-cache append's scf.if and its copy).
     getOperation().walk([&](linalg::LinalgOp op) {
-      if (!op->hasAttr(kernels::kKernelAttr))
-        ops.push_back(op);
+      for (Operation *o = op; o; o = o->getParentOp())
+        if (o->hasAttr(kernels::kKernelAttr))
+          return;
+      ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
     for (linalg::LinalgOp op : ops) {

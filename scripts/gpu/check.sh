@@ -8,6 +8,10 @@
 #                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 (export ~6 min): its own call
+#   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
+#                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
+#                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
+#                                   # adds fp16 builds compiled with those environment settings
 #
 # Logs and JSON go to $OUT (default /tmp/kiln-gpu-out); a summary table is printed last.
 set -uo pipefail
@@ -46,8 +50,10 @@ record() { # name status
   fi
 }
 
-if [ "$what" = numerics ] || [ "$what" = all ]; then
-  for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript; do
+if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ]; then
+  exports="nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript"
+  [ "$what" = decode ] && exports="nocache_dynamo_fp16 cache_torchscript"
+  for v in $exports; do
     PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
       --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1
     record "$v" $?
@@ -71,6 +77,64 @@ if [ "$what" = numerics ] || [ "$what" = all ]; then
         --target "$arch" --max-seq-len 1024 >> "$OUT/numerics-$name.log" 2>&1
     record "$name" $?
   done
+fi
+
+if [ "$what" = decode ]; then
+  # The real model's greedy text on the GPU equals the CPU target's (bundle).
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --max-seq-len 512 --quiet \
+    -o "$W/rm-fp16.kiln" > "$OUT/compile-rm-fp16.log" 2>&1 || fail=1
+  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
+    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
+  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
+    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's" >> "$summary"
+  else
+    fail=1
+    echo "FAIL: realmodel greedy text differs from the CPU's" >> "$summary"
+  fi
+  m="$W/llama1b"
+  ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
+  prompt128=$(random_ids 1 128)
+  # name:VAR=value,VAR=value (fp16 builds) and the int4:128 build.
+  builds=("fp16:" "int4g128:" ${KILN_VARIANTS:-})
+  for v in "${builds[@]}"; do
+    q=${v%%:*}; envs=${v#*:}
+    flags=""; [ "$q" = int4g128 ] && flags="--quantize=int4:128"
+    # shellcheck disable=SC2086
+    env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+      --prefill-chunk 512 $flags -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
+    kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$W/1b-$q-decode.ids" 2> "$OUT/run-1b-$q-decode.log" || fail=1
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 33 --format ids > "$OUT/profile-1b-$q.log" 2>&1 || fail=1
+    echo "1b $q ${envs:+($envs) }decode (128 prompt, 256 new):" >> "$summary"
+    grep -E "memory: weights|kernels: (decode|prefill)|error" "$OUT/compile-1b-$q.log" | sed "s/^/  /" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-1b-$q-decode.log" | sed "s/^/  /" >> "$summary"
+    grep -E "kiln profile:.*(by mapping|decode )|error" "$OUT/profile-1b-$q.log" | head -12 \
+      | sed "s/^/  /" >> "$summary"
+    grep -E "decode_k" "$OUT/profile-1b-$q.log" | sed -n '1,12p' | sed "s/^/  /" >> "$summary"
+    if [ "$q" != fp16 ] && [ "$q" != int4g128 ]; then
+      "$PY" - "$W/1b-fp16-decode.ids" "$W/1b-$q-decode.ids" >> "$summary" <<'PYEOF'
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"  greedy tokens vs the default fp16 build: the first {same} of {len(a)} agree")
+PYEOF
+    fi
+  done
+  OUT="$OUT" "$PY" examples/export/pytorch_baselines.py bw > "$OUT/baselines-bw.log" 2>&1 || fail=1
+  grep bandwidth "$OUT/baselines-bw.log" | sed "s/^/  /" >> "$summary"
+  weights=$(du -b "$m/model.onnx.data" 2>/dev/null | cut -f1)
+  "$PY" - "$OUT" "${weights:-0}" >> "$summary" <<'PYEOF'
+import json, re, sys
+out, weights = sys.argv[1], int(sys.argv[2])
+try:
+    bw = json.load(open(f"{out}/baselines.json"))["read_TBps"]
+    limit = bw * 1e12 / weights
+    tps = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)", open(f"{out}/run-1b-fp16-decode.log").read()).group(1))
+    print(f"1b decode fp16: {tps:.1f} tok/s; limit {limit:.0f} tok/s ({weights/1e9:.2f} GB at {bw:.2f} TB/s) -> {tps/limit:.1%}")
+except Exception as e:
+    print(f"(could not compute the bandwidth fraction: {e})")
+PYEOF
 fi
 
 if [ "$what" = quant ] || [ "$what" = all ]; then

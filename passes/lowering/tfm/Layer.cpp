@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/RegionAttr.h"
 #include "passes/lowering/tfm/LowerTfm.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -122,6 +123,14 @@ struct LowerRope : TfmLowering<tfm::RopeOp> {
               arith::AddFOp::create(b, loc, xc, ps));
           linalg::YieldOp::create(b, loc, fromF32(b, loc, r, elt));
         });
+    // A decode attention kernel applies RoPE itself (attention_decode).
+    result.getDefiningOp()->setAttr(
+        kRegionAttr,
+        rewriter.getDictionaryAttr(
+            {rewriter.getNamedAttr("op", rewriter.getStringAttr("tfm.rope")),
+             rewriter.getNamedAttr("head_dim", op.getHeadDimAttr()),
+             rewriter.getNamedAttr("attention_scaling",
+                                   op.getAttentionScalingAttr())}));
     return result;
   }
 };
