@@ -365,6 +365,29 @@ def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModu
                            "mlir::vector::VectorDialect"];
 }
 
+def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::gpu::GPUModuleOp"> {
+  let summary = "Let each kernel launch while the one before it finishes "
+                "(programmatic dependent launch, sm_90+)";
+  let description = [{
+    Every kernel of the module starts with
+
+    ```mlir
+    nvvm.griddepcontrol wait
+    nvvm.griddepcontrol launch_dependents
+    ```
+
+    so that the runtime can launch an entry's kernels as programmatic
+    dependent launches (`cuLaunchKernelEx` with programmatic stream
+    serialization): the next kernel's blocks are scheduled while this one
+    runs and wait, before touching memory, until it has finished and its
+    writes are visible. A decode step is ~90 launches of a few microseconds
+    each; this hides the gap between them. Only for sm_90 and later
+    (`griddepcontrol` needs PTX ISA 7.8 on sm_90); the runtime never asks for
+    it on older devices.
+  }];
+  let dependentDialects = ["mlir::NVVM::NVVMDialect"];
+}
+
 def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
   let summary = "Turn each planned loop nest of an entry point into a GPU kernel";
   let description = [{

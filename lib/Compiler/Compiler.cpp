@@ -122,6 +122,7 @@ llvm::Expected<GpuCode> generateGpuCode(ModuleOp module, StringRef chip,
                                         bool assemble = true) {
   GpuOptions gpu;
   gpu.chip = chip.str();
+  gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
   gpu.libdevice = findLibdevice();
   if (llvm::Error err =
           runPipeline(module, "GPU code generation",

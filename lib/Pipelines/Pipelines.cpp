@@ -110,6 +110,8 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   pm.addPass(createMapLoopsToGpu());
   pm.addPass(createCanonicalizerPass());
   OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
+  if (opts.dependentLaunch)
+    dev.addPass(createDependentLaunch());
   dev.addPass(createLowerSubgroupReduce());
   dev.addPass(createParallelForToNestedForsPass());
   dev.addPass(createLowerAffinePass());

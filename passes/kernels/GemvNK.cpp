@@ -127,39 +127,59 @@ public:
       unroll *= 2;
     for (int64_t u = 1; u < unroll; ++u)
       idx(u * stride);
+    // One iteration: its weight loads [column][step] (all issued before any
+    // FMA), x's, and the FMAs.
+    auto weightsAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> ks) {
+      SmallVector<SmallVector<Value>> wf(ncol);
+      for (int64_t u = 0; u < unroll; ++u)
+        for (int64_t c = 0; c < ncol; ++c)
+          wf[c].push_back(vector::LoadOp::create(
+              nb, l, vw, w, ValueRange{ns[c], ks[u]},
+              /*nontemporal=*/false, llvm::MaybeAlign(16)));
+      return wf;
+    };
+    auto stepsAt = [&](OpBuilder &nb, Location l, Value k) {
+      SmallVector<Value> ks;
+      for (int64_t u = 0; u < unroll; ++u)
+        ks.push_back(
+            u ? arith::AddIOp::create(nb, l, k, idx(u * stride)).getResult()
+              : k);
+      return ks;
+    };
+    auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> ks,
+                         const SmallVector<SmallVector<Value>> &wf,
+                         ValueRange accs) {
+      SmallVector<Value> next(accs.begin(), accs.end());
+      for (int64_t u = 0; u < unroll; ++u)
+        for (int64_t r = 0; r < rows; ++r) {
+          Value xv = toF32(nb,
+                           vector::LoadOp::create(
+                               nb, l, vx, x, o->xAt(kb, r, ks[u]),
+                               /*nontemporal=*/false, llvm::MaybeAlign(xAlign)),
+                           vf32);
+          for (int64_t c = 0; c < ncol; ++c)
+            next[c * rows + r] = vector::FMAOp::create(
+                nb, l, vf32, xv, toF32(nb, wf[c][u], vf32), next[c * rows + r]);
+          if (norm.ops)
+            next[nAcc + r] =
+                vector::FMAOp::create(nb, l, vf32, xv, xv, next[nAcc + r]);
+        }
+      return next;
+    };
+    // The first iteration is peeled: its weight loads come first in the
+    // kernel, before anything reads memory another kernel writes, so that
+    // with programmatic dependent launch (kiln-dependent-launch puts the
+    // wait after them) they overlap the end of the kernel before.
+    SmallVector<Value> ks0 = stepsAt(b, loc, kFirst);
+    SmallVector<SmallVector<Value>> w0 = weightsAt(b, loc, ks0);
+    SmallVector<Value> first = iteration(b, loc, ks0, w0, inits);
+    Value kSecond = arith::AddIOp::create(b, loc, kFirst, idx(unroll * stride));
     auto loop = scf::ForOp::create(
-        b, loc, kFirst, kEnd, idx(unroll * stride), inits,
+        b, loc, kSecond, kEnd, idx(unroll * stride), first,
         [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
-          SmallVector<Value> ks;
-          SmallVector<SmallVector<Value>> wf(ncol);
-          for (int64_t u = 0; u < unroll; ++u)
-            ks.push_back(
-                u ? arith::AddIOp::create(nb, l, k, idx(u * stride)).getResult()
-                  : k);
-          for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t c = 0; c < ncol; ++c) {
-              Value wv = vector::LoadOp::create(
-                  nb, l, vw, w, ValueRange{ns[c], ks[u]},
-                  /*nontemporal=*/false, llvm::MaybeAlign(16));
-              wf[c].push_back(toF32(nb, wv, vf32));
-            }
-          SmallVector<Value> next(accs.begin(), accs.end());
-          for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t r = 0; r < rows; ++r) {
-              Value xv = toF32(nb,
-                               vector::LoadOp::create(nb, l, vx, x,
-                                                      o->xAt(kb, r, ks[u]),
-                                                      /*nontemporal=*/false,
-                                                      llvm::MaybeAlign(xAlign)),
-                               vf32);
-              for (int64_t c = 0; c < ncol; ++c)
-                next[c * rows + r] = vector::FMAOp::create(
-                    nb, l, vf32, xv, wf[c][u], next[c * rows + r]);
-              if (norm.ops)
-                next[nAcc + r] =
-                    vector::FMAOp::create(nb, l, vf32, xv, xv, next[nAcc + r]);
-            }
-          scf::YieldOp::create(nb, l, next);
+          SmallVector<Value> ks = stepsAt(nb, l, k);
+          scf::YieldOp::create(
+              nb, l, iteration(nb, l, ks, weightsAt(nb, l, ks), accs));
         });
     ValueRange results = loop.getResults();
     for (Value v : results.drop_front(nAcc))

@@ -242,6 +242,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     func.setType(builder.getFunctionType(body.getArgumentTypes(), {}));
     func.setAllArgAttrs(
         SmallVector<DictionaryAttr>(4, DictionaryAttr::get(ctx)));
+    func.setArgAttr(0, "kiln.weights", builder.getUnitAttr());
     func.setArgAttr(2, "kiln.arena", builder.getUnitAttr());
     func->setAttr("kiln.kv_offsets", builder.getI64ArrayAttr(kvOffsets));
     func->setAttr(

@@ -322,6 +322,11 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     auto kernel = gpu::GPUFuncOp::create(builder, loc, name, type);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
                     builder.getUnitAttr());
+    // The read-only weights stay marked (kiln-dependent-launch reads them
+    // before waiting for the kernel before).
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (func.getArgAttr(i, "kiln.weights"))
+        kernel.setArgAttr(i, "kiln.weights", builder.getUnitAttr());
     Block &entry = kernel.getBody().front();
     builder.setInsertionPointToStart(&entry);
     IRMapping map;

@@ -46,11 +46,13 @@
 // inside a kernel surfaces at the synchronisation after the call; with
 // KILN_CUDA_SYNC=1 launches run one by one with a synchronisation after
 // each, so the error names the kernel. KILN_CUDA_GRAPHS=0 launches without
-// graphs. KILN_PROFILE=1 launches without graphs too, times every launch
-// with CUDA events and prints, when the executor goes, the GPU time per
-// kernel (whose names say how each was mapped: decode_k12_gemv_kn) and per
-// mapping; KILN_PROFILE_TOP=N lists the N longest kernels (default 25), and
-// KILN_PROFILE_TOP=decode every kernel of the decode entry in schedule order.
+// graphs. On sm_90 and later, launches after an entry's first are
+// programmatic dependent launches (KILN_CUDA_PDL=0: plain ones). KILN_PROFILE=1
+// launches without graphs too, times every launch with CUDA events and prints,
+// when the executor goes, the GPU time per kernel (whose names say how each was
+// mapped: decode_k12_gemv_kn) and per mapping; KILN_PROFILE_TOP=N lists the N
+// longest kernels (default 25), and KILN_PROFILE_TOP=decode every kernel of the
+// decode entry in schedule order.
 //
 //===----------------------------------------------------------------------===//
 
@@ -108,6 +110,26 @@ constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 /// Dynamic shared memory a kernel may use without opting in.
 constexpr uint32_t kDefaultDynamicSharedLimit = 48 * 1024;
+// cuLaunchKernelEx's configuration (cuda.h: CUlaunchAttribute,
+// CUlaunchConfig; CUlaunchAttributeValue is a union padded to 64 bytes).
+constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+struct CUlaunchAttribute {
+  int id;
+  char pad[8 - sizeof(int)];
+  union {
+    char bytes[64];
+    int programmaticStreamSerializationAllowed;
+  } value;
+};
+static_assert(sizeof(CUlaunchAttribute) == 72, "cuda.h's layout");
+struct CUlaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute *attrs;
+  unsigned numAttrs;
+};
 
 // X(name, required, return type, parameter types...)
 #define KILN_CUDA_FUNCTIONS(X)                                                 \
@@ -145,6 +167,8 @@ constexpr uint32_t kDefaultDynamicSharedLimit = 48 * 1024;
     CUstream)                                                                  \
   X(cuLaunchKernel, true, CUresult, CUfunction, unsigned, unsigned, unsigned,  \
     unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)        \
+  X(cuLaunchKernelEx, false, CUresult, const CUlaunchConfig *, CUfunction,     \
+    void **, void **)                                                          \
   X(cuStreamBeginCapture_v2, false, CUresult, CUstream, int)                   \
   X(cuStreamEndCapture, false, CUresult, CUstream, CUgraph *)                  \
   X(cuGraphInstantiateWithFlags, false, CUresult, CUgraphExec *, CUgraph,      \
@@ -288,6 +312,11 @@ private:
   void *pinnedIo = nullptr; // the Session's io, when page-locked
   std::vector<Entry> entries;
   bool syncEachLaunch = false;
+  // Programmatic dependent launch (sm_90+): each launch after an entry's
+  // first may start while the one before it finishes; Kiln's kernels for
+  // these targets wait (griddepcontrol.wait) before they touch anything a
+  // kernel writes. KILN_CUDA_PDL=0 turns it off.
+  bool dependentLaunch = false;
 
   // KILN_PROFILE=1: events around every launch, GPU time per kernel name.
   struct KernelTime {
@@ -364,6 +393,8 @@ bool GpuExecutor::init(std::string *error) {
                    cuda.cuEventElapsedTime && cuda.cuEventDestroy_v2))
     return fail(error, "KILN_PROFILE=1 needs CUDA events, which this driver "
                        "lacks");
+  dependentLaunch = ccMajor >= 9 && cuda.cuLaunchKernelEx && !syncEachLaunch &&
+                    envFlag("KILN_CUDA_PDL", true);
   const bool useGraphs = !syncEachLaunch && !profile &&
                          envFlag("KILN_CUDA_GRAPHS", true) &&
                          cuda.graphsAvailable();
@@ -693,10 +724,23 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
     if (profile && !check(cuda.cuEventRecord(events[i], stream),
                           "cuEventRecord", error, "KILN_PROFILE"))
       return false;
-    CUresult rc = cuda.cuLaunchKernel(
-        l.function, s.grid[0], s.grid[1], s.grid[2], s.block[0], s.block[1],
-        s.block[2], s.sharedBytes, stream, const_cast<void **>(l.params.data()),
-        nullptr);
+    CUresult rc;
+    if (dependentLaunch && i > 0) {
+      call = "cuLaunchKernelEx";
+      CUlaunchAttribute attr{};
+      attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      attr.value.programmaticStreamSerializationAllowed = 1;
+      CUlaunchConfig config{s.grid[0],  s.grid[1],  s.grid[2],     s.block[0],
+                            s.block[1], s.block[2], s.sharedBytes, stream,
+                            &attr,      1};
+      rc = cuda.cuLaunchKernelEx(&config, l.function,
+                                 const_cast<void **>(l.params.data()), nullptr);
+    } else {
+      rc = cuda.cuLaunchKernel(l.function, s.grid[0], s.grid[1], s.grid[2],
+                               s.block[0], s.block[1], s.block[2],
+                               s.sharedBytes, stream,
+                               const_cast<void **>(l.params.data()), nullptr);
+    }
     if (rc == CUDA_SUCCESS && syncEach) {
       call = "cuStreamSynchronize";
       rc = cuda.cuStreamSynchronize(stream);

@@ -20,6 +20,19 @@ bool kiln::runtime::isSupportedGpuTarget(std::string_view target) {
   return std::find(kTargets.begin(), kTargets.end(), target) != kTargets.end();
 }
 
+int kiln::runtime::gpuTargetMajor(std::string_view target) {
+  if (!isSupportedGpuTarget(target))
+    return 0;
+  // sm_<major><minor digit>[a|f]
+  std::string_view digits = target.substr(3);
+  while (!digits.empty() && (digits.back() < '0' || digits.back() > '9'))
+    digits.remove_suffix(1);
+  int value = 0;
+  for (char c : digits)
+    value = value * 10 + (c - '0');
+  return value / 10;
+}
+
 const char *kiln::runtime::supportedGpuTargets() {
   return "sm_80, sm_86, sm_87, sm_88, sm_89, sm_90, sm_90a, sm_100, sm_100a, "
          "sm_100f, sm_103, sm_103a, sm_103f, sm_110, sm_110a, sm_110f, "

@@ -38,6 +38,9 @@ struct PipelineOptions {
 struct GpuOptions {
   std::string chip = "sm_90"; // NVPTX target, e.g. sm_80, sm_90
   std::string libdevice;      // CUDA's libdevice.10.bc, linked for math
+  /// Kernels wait for the grid before them (kiln-dependent-launch), so that
+  /// the runtime may launch them early: sm_90 and later.
+  bool dependentLaunch = true;
 };
 
 /// tfm (from the importer) -> static entry points -> linalg -> bufferized,

@@ -18,7 +18,7 @@
 // CHECK-NOT: ml_program.global
 
 // CHECK-LABEL: func.func @decode
-// CHECK-SAME: (%[[W:.+]]: memref<704xi8>, %[[KV:.+]]: memref<2048xi8>, %[[ARENA:.+]]: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<320xi8>) attributes {
+// CHECK-SAME: (%[[W:.+]]: memref<704xi8> {kiln.weights}, %[[KV:.+]]: memref<2048xi8>, %[[ARENA:.+]]: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<320xi8>) attributes {
 // CHECK-SAME: kiln.cache_type = tensor<2x2x16x4xf32>, kiln.entry = "decode",
 // CHECK-SAME: kiln.io = {argmax = 256 : i64, logits = 128 : i64, positions = 64 : i64, size = 320 : i64, tokens = 0 : i64},
 // CHECK-SAME: kiln.kv_offsets = [0, 1024], kiln.logits_type = tensor<2x1x16xf32>, kiln.tokens_type = tensor<2x1xi64>} {
@@ -114,7 +114,7 @@ func.func private @helper(%x: tensor<16x8xf32>) -> tensor<16x8xf32> {
 // CHECK: ml_program.global private @freq({{.+}}) : tensor<2xf32> {kiln.offset = 0 : i64}
 // CHECK-NOT: ml_program.global
 // CHECK-LABEL: func.func @prefill
-// CHECK-SAME: (%[[W:.+]]: memref<64xi8>, %[[KV:.+]]: memref<128xi8>, %{{.+}}: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<320xi8>)
+// CHECK-SAME: (%[[W:.+]]: memref<64xi8> {kiln.weights}, %[[KV:.+]]: memref<128xi8>, %{{.+}}: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<320xi8>)
 // CHECK-SAME: kiln.io = {argmax = 256 : i64, logits = 128 : i64, positions = 64 : i64, size = 320 : i64, tokens = 0 : i64}
 // CHECK-SAME: kiln.kv_offsets = [0, 64]
 // CHECK: memref.view %[[IO]][%{{.+}}][] : memref<320xi8> to memref<1x4xi32>
@@ -122,7 +122,7 @@ func.func private @helper(%x: tensor<16x8xf32>) -> tensor<16x8xf32> {
 // CHECK: %[[C0W:.+]] = arith.constant 0 : index
 // CHECK-NEXT: memref.view %[[W]][%[[C0W]]][] : memref<64xi8> to memref<2xf32>
 // CHECK-LABEL: func.func @decode
-// CHECK-SAME: (%[[W:.+]]: memref<64xi8>, %[[KV:.+]]: memref<128xi8>, %{{.+}}: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<256xi8>)
+// CHECK-SAME: (%[[W:.+]]: memref<64xi8> {kiln.weights}, %[[KV:.+]]: memref<128xi8>, %{{.+}}: memref<0xi8> {kiln.arena}, %[[IO:.+]]: memref<256xi8>)
 // CHECK-SAME: kiln.io = {argmax = 192 : i64, logits = 128 : i64, positions = 64 : i64, size = 256 : i64, tokens = 0 : i64}
 // CHECK-SAME: kiln.kv_offsets = [0, 64]
 // CHECK: memref.view %[[KV]][%{{.+}}][] : memref<128xi8> to memref<1x1x8x4xf16>

@@ -21,7 +21,7 @@
 // CHECK: ml_program.global private @embed({{.+}}) : tensor<16x8xf32> {kiln.offset = {{[0-9]+}} : i64}
 
 // CHECK-LABEL: func.func @prefill
-// CHECK-SAME: (%[[W:.+]]: memref<[[$WSIZE]]xi8>, %[[KV:.+]]: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %[[IO:.+]]: memref<5632xi8>)
+// CHECK-SAME: (%[[W:.+]]: memref<[[$WSIZE]]xi8> {kiln.weights}, %[[KV:.+]]: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %[[IO:.+]]: memref<5632xi8>)
 // CHECK-SAME: kiln.arena_size = [[SIZE]] : i64
 // CHECK-SAME: kiln.entry = "prefill"
 // CHECK-SAME: kiln.io = {argmax = 5120 : i64, logits = 1024 : i64, positions = 512 : i64, size = 5632 : i64, tokens = 0 : i64}
@@ -35,7 +35,7 @@
 // CHECK: return
 
 // CHECK-LABEL: func.func @decode
-// CHECK-SAME: (%{{.+}}: memref<[[$WSIZE]]xi8>, %{{.+}}: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %{{.+}}: memref<256xi8>)
+// CHECK-SAME: (%{{.+}}: memref<[[$WSIZE]]xi8> {kiln.weights}, %{{.+}}: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %{{.+}}: memref<256xi8>)
 // CHECK-SAME: kiln.arena_size = [[SIZE]] : i64
 // CHECK-SAME: kiln.entry = "decode"
 // CHECK-SAME: kiln.kv_offsets = [0, 32768]
@@ -46,13 +46,13 @@
 // no malloc, no memrefCopy.
 // Each loop nest is a function of its own (kiln-outline-loop-nests); the
 // entry points only call them, and nothing else is called.
-// LLVM-LABEL: llvm.func @prefill(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr {kiln.arena}, %{{.*}}: !llvm.ptr)
+// LLVM-LABEL: llvm.func @prefill(%{{.*}}: !llvm.ptr {kiln.weights}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr {kiln.arena}, %{{.*}}: !llvm.ptr)
 // LLVM-SAME: kiln.entry = "prefill"
 // LLVM: llvm.call @prefill_nest0(
 // LLVM: llvm.return
 // LLVM: llvm.func @prefill_nest0({{.*}} attributes {kiln.no_inline
 // LLVM: llvm.return
-// LLVM-LABEL: llvm.func @decode(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr {kiln.arena}, %{{.*}}: !llvm.ptr)
+// LLVM-LABEL: llvm.func @decode(%{{.*}}: !llvm.ptr {kiln.weights}, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr {kiln.arena}, %{{.*}}: !llvm.ptr)
 // LLVM-SAME: kiln.entry = "decode"
 // LLVM: llvm.call @decode_nest0(
 // LLVM: llvm.return

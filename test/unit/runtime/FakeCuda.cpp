@@ -681,6 +681,12 @@ API CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes,
   return SUCCESS;
 }
 
+/* cuLaunchKernel and cuLaunchKernelEx (the caller holds the lock). */
+static CUresult launchKernel(State &S, CUresult rc, Kernel *k, unsigned gx,
+                             unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                             unsigned bz, unsigned shared, void *handle,
+                             void **params, void **extra);
+
 API CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
                             unsigned gz, unsigned bx, unsigned by, unsigned bz,
                             unsigned shared, void *handle, void **params,
@@ -689,6 +695,55 @@ API CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy,
   State &S = state();
   std::lock_guard<std::mutex> lock(S.mutex);
   CUresult rc = S.enter("cuLaunchKernel", k ? k->name : "null");
+  return launchKernel(S, rc, k, gx, gy, gz, bx, by, bz, shared, handle, params,
+                      extra);
+}
+
+/* cuda.h's CUlaunchAttribute and CUlaunchConfig. */
+struct FakeLaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    int value;
+  } value;
+};
+struct FakeLaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  void *hStream;
+  FakeLaunchAttribute *attrs;
+  unsigned numAttrs;
+};
+
+API CUresult cuLaunchKernelEx(const FakeLaunchConfig *config, void *function,
+                              void **params, void **extra) {
+  auto *k = static_cast<Kernel *>(function);
+  State &S = state();
+  std::lock_guard<std::mutex> lock(S.mutex);
+  CUresult rc = S.enter("cuLaunchKernelEx", k ? k->name : "null");
+  if (!config || (config->numAttrs && !config->attrs))
+    return INVALID_VALUE;
+  bool dependent = false;
+  for (unsigned i = 0; i < config->numAttrs; ++i) {
+    // Only programmatic stream serialization (6), on or off; sm_90+.
+    if (config->attrs[i].id != 6 || S.arch < 90)
+      return INVALID_VALUE;
+    dependent = config->attrs[i].value.value != 0;
+  }
+  rc = launchKernel(S, rc, k, config->gridDimX, config->gridDimY,
+                    config->gridDimZ, config->blockDimX, config->blockDimY,
+                    config->blockDimZ, config->sharedMemBytes, config->hStream,
+                    params, extra);
+  if (rc == SUCCESS && dependent)
+    ++S.stats.dependentLaunches;
+  return rc;
+}
+
+static CUresult launchKernel(State &S, CUresult rc, Kernel *k, unsigned gx,
+                             unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                             unsigned bz, unsigned shared, void *handle,
+                             void **params, void **extra) {
   NEED_CONTEXT
   Stream *s;
   if (!knownStream(S, handle, &s))

@@ -30,8 +30,11 @@ struct KilnFakeCudaStats {
   /* Counters since the last reset. */
   int64_t allocCalls;
   int64_t htodCalls, htodBytes, dtohCalls, dtohBytes, memsetCalls;
-  int64_t kernelLaunches; /* cuLaunchKernel outside capture */
-  int64_t kernelsRun;     /* kernels executed, graph replays included */
+  int64_t kernelLaunches; /* cuLaunchKernel(Ex) outside capture */
+  /* cuLaunchKernelEx with programmatic stream serialization, captured or
+     not. */
+  int64_t dependentLaunches;
+  int64_t kernelsRun; /* kernels executed, graph replays included */
   int64_t captures, graphLaunches, syncs;
   int64_t nullStreamOps; /* work sent to the legacy NULL stream */
   int64_t cubinLoads, ptxLoads;

@@ -58,6 +58,7 @@ const char *const kEnvironment[] = {"KILN_FAKE_CUDA_ARCH",
                                     "KILN_FAKE_CUDA_FAIL",
                                     "KILN_CUDA_SYNC",
                                     "KILN_CUDA_GRAPHS",
+                                    "KILN_CUDA_PDL",
                                     "KILN_PROFILE"};
 
 class GpuExecutorTest : public ::testing::Test {
@@ -353,6 +354,52 @@ TEST_F(GpuExecutorTest, WithoutGraphs) {
   EXPECT_EQ(stats().captures, 0);
   EXPECT_EQ(stats().graphLaunches, 0);
   EXPECT_EQ(stats().kernelLaunches, 4 * 2);
+}
+
+// sm_90+: each launch of an entry after its first is a programmatic
+// dependent launch (cuLaunchKernelEx); not on sm_80, not with
+// KILN_CUDA_PDL=0. The results are the same.
+TEST_F(GpuExecutorTest, DependentLaunches) {
+  set("KILN_CUDA_GRAPHS", "0");
+  auto cpu = open(FakeOptions());
+  auto expected = generate(*cpu, {5, 3}, 3, true);
+  {
+    auto s = open(gpu());
+    ASSERT_TRUE(s);
+    EXPECT_EQ(generate(*s, {5, 3}, 3, true), expected);
+    // Four calls (a prefill, three decode steps) of 2 launches: the second
+    // of each is dependent.
+    EXPECT_EQ(stats().kernelLaunches, 4 * 2);
+    EXPECT_EQ(stats().dependentLaunches, 4);
+    EXPECT_NE(log().find("cuLaunchKernelEx"), std::string::npos);
+  }
+  set("KILN_CUDA_PDL", "0");
+  {
+    auto s = open(gpu());
+    ASSERT_TRUE(s);
+    EXPECT_EQ(generate(*s, {5, 3}, 3, true), expected);
+    EXPECT_EQ(stats().dependentLaunches, 0);
+    EXPECT_EQ(log().find("cuLaunchKernelEx"), std::string::npos);
+  }
+  unsetenv("KILN_CUDA_PDL");
+  set("KILN_FAKE_CUDA_ARCH", "80");
+  {
+    auto s = open(gpu("sm_80"));
+    ASSERT_TRUE(s);
+    EXPECT_EQ(generate(*s, {5, 3}, 3, true), expected);
+    EXPECT_EQ(stats().dependentLaunches, 0);
+  }
+}
+
+// Captured into graphs, too.
+TEST_F(GpuExecutorTest, DependentLaunchesCaptured) {
+  auto s = open(gpu());
+  ASSERT_TRUE(s);
+  auto cpu = open(FakeOptions());
+  EXPECT_EQ(generate(*s, {5, 3}, 3, true), generate(*cpu, {5, 3}, 3, true));
+  EXPECT_GT(stats().graphLaunches, 0);
+  // Each entry (2 launches) captured once: its second launch is dependent.
+  EXPECT_EQ(stats().dependentLaunches, 2);
 }
 
 TEST_F(GpuExecutorTest, ProfileTimesEveryKernel) {

@@ -18,6 +18,10 @@ namespace kiln::runtime {
 /// kernels use shfl.sync, bf16 conversions and 16-byte vector loads).
 bool isSupportedGpuTarget(std::string_view target);
 
+/// The compute capability's major version of a supported GPU target
+/// (sm_90a -> 9, sm_100 -> 10); 0 for anything else.
+int gpuTargetMajor(std::string_view target);
+
 /// The supported GPU targets, for messages: "sm_80, sm_86, ...".
 const char *supportedGpuTargets();
 

@@ -1,0 +1,86 @@
+//===- DependentLaunch.cpp - Kernels that may launch early ----------------===//
+//
+// Programmatic dependent launch (sm_90+): each kernel of the module waits for
+// the grids it depends on (griddepcontrol.wait) before it touches memory a
+// kernel may write (only index arithmetic and loads of the weights, an
+// argument marked kiln.weights, may come first), then lets its own
+// dependents launch (griddepcontrol.launch_dependents). The
+// runtime launches an entry's kernels with programmatic stream serialization,
+// so the next kernel's launch and block scheduling overlap this one's run.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+#define DEBUG_TYPE "kiln-dependent-launch"
+
+namespace kiln {
+#define GEN_PASS_DEF_DEPENDENTLAUNCH
+#include "passes/Passes.h.inc"
+} // namespace kiln
+
+using namespace mlir;
+using namespace kiln;
+
+namespace {
+
+/// Whether `v` is (a view of) an argument of `kernel` marked kiln.weights:
+/// memory no kernel writes.
+bool isWeights(Value v, gpu::GPUFuncOp kernel) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+    v = view.getViewSource();
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg && arg.getOwner() == &kernel.getBody().front() &&
+         kernel.getArgAttr(arg.getArgNumber(), "kiln.weights");
+}
+
+/// The first op of the kernel's entry block that may touch memory another
+/// kernel writes: the ops before it compute indices or read weights (a GEMV
+/// issues its first weight loads there), so they may run before the wait.
+Operation *firstDependentOp(gpu::GPUFuncOp kernel) {
+  for (Operation &op : kernel.getBody().front()) {
+    if (op.getNumRegions() == 0 && isMemoryEffectFree(&op))
+      continue;
+    Value read;
+    if (auto load = dyn_cast<memref::LoadOp>(op))
+      read = load.getMemRef();
+    else if (auto load = dyn_cast<vector::LoadOp>(op))
+      read = load.getBase();
+    if (!read || !isWeights(read, kernel))
+      return &op;
+  }
+  return kernel.getBody().front().getTerminator();
+}
+
+struct DependentLaunch : kiln::impl::DependentLaunchBase<DependentLaunch> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    for (auto kernel : getOperation().getOps<gpu::GPUFuncOp>()) {
+      if (!kernel.isKernel() || kernel.getBody().empty())
+        continue;
+      Block &entry = kernel.getBody().front();
+      // Once: a kernel that already waits is left as it is.
+      if (llvm::any_of(entry, [](Operation &op) {
+            return isa<NVVM::GriddepcontrolOp>(op);
+          }))
+        continue;
+      OpBuilder b(&entry, entry.begin());
+      b.setInsertionPoint(firstDependentOp(kernel));
+      NVVM::GriddepcontrolOp::create(b, kernel.getLoc(),
+                                     NVVM::GridDepActionKind::wait);
+      NVVM::GriddepcontrolOp::create(
+          b, kernel.getLoc(), NVVM::GridDepActionKind::launch_dependents);
+    }
+  }
+};
+
+} // namespace
