@@ -623,7 +623,13 @@ TEST_F(GpuExecutorTest, EveryFailingLoadCallIsNamedAndCleanedUp) {
       {"cuStreamBeginCapture_v2", "cuStreamBeginCapture failed (entry "
                                   "'prefill')"},
       {"cuLaunchKernel:2",
-       "capturing entry 'prefill' into a CUDA graph: cuLaunchKernel failed "
+       "capturing entry 'decode' into a CUDA graph: cuLaunchKernel failed "
+       "(entry 'decode' launch 0 of 2, kernel 'fake_decode_step', grid "
+       "[1, 1, 1], block [32, 1, 1], 0 bytes of shared memory): "
+       "CUDA_ERROR_UNKNOWN (999): unknown error"},
+      // sm_90: launches after an entry's first are dependent launches.
+      {"cuLaunchKernelEx",
+       "capturing entry 'prefill' into a CUDA graph: cuLaunchKernelEx failed "
        "(entry 'prefill' launch 1 of 2, kernel 'fake_prefill_argmax', grid "
        "[2, 1, 1], block [128, 1, 1], 0 bytes of shared memory): "
        "CUDA_ERROR_UNKNOWN (999): unknown error"},
