@@ -14,12 +14,15 @@
 #include "kiln/runtime/Artifact.h"
 #include "kiln/runtime/Target.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <vector>
 
 namespace kiln::runtime {
 using detail::fail;
@@ -170,6 +173,26 @@ private:
 };
 
 } // namespace
+
+bool Executor::measureCopyBandwidth(uint64_t bytes, int repeats,
+                                    double *bytesPerSecond,
+                                    std::string *error) {
+  // Host memory: memcpy between two buffers touched first (no page faults
+  // in the timing).
+  std::vector<char> from(bytes, 1), to(bytes, 0);
+  double best = 0;
+  for (int i = 0; i < repeats; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    std::memcpy(to.data(), from.data(), bytes);
+    std::chrono::duration<double> s = std::chrono::steady_clock::now() - start;
+    if (s.count() > 0)
+      best = std::max(best, 2.0 * double(bytes) / s.count());
+  }
+  if (best <= 0)
+    return fail(error, "could not time a ", bytes, "-byte copy");
+  *bytesPerSecond = best;
+  return true;
+}
 
 std::unique_ptr<Executor> createCpuExecutor(const Artifact &artifact,
                                             std::string *error) {

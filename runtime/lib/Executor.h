@@ -53,6 +53,12 @@ public:
   virtual bool kvUpdated(const void *kv, std::string *error) { return true; }
   /// Where entry points run, for people ("host CPU", "NVIDIA H100 (sm_90)").
   virtual std::string device() const { return "host CPU"; }
+  /// Copies `bytes` within the memory the entry points read (device memory
+  /// on a GPU, host memory on the CPU) `repeats` times and returns the best
+  /// bytes read + written per second (kiln-run --bench: the limit a decode
+  /// step is measured against).
+  virtual bool measureCopyBandwidth(uint64_t bytes, int repeats,
+                                    double *bytesPerSecond, std::string *error);
 };
 
 /// Picks the executor for artifact.target(): "cpu" or "sm_*".

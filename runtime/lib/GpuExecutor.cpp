@@ -165,6 +165,8 @@ struct CUlaunchConfig {
     CUstream)                                                                  \
   X(cuMemcpyDtoHAsync_v2, true, CUresult, void *, CUdeviceptr, size_t,         \
     CUstream)                                                                  \
+  X(cuMemcpyDtoDAsync_v2, false, CUresult, CUdeviceptr, CUdeviceptr, size_t,   \
+    CUstream)                                                                  \
   X(cuLaunchKernel, true, CUresult, CUfunction, unsigned, unsigned, unsigned,  \
     unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)        \
   X(cuLaunchKernelEx, false, CUresult, const CUlaunchConfig *, CUfunction,     \
@@ -277,6 +279,8 @@ public:
   bool usesHostArena() const override { return false; }
   bool attachHostIo(void *io, uint64_t bytes, std::string *error) override;
   std::string device() const override { return deviceName; }
+  bool measureCopyBandwidth(uint64_t bytes, int repeats, double *bytesPerSecond,
+                            std::string *error) override;
 
 private:
   /// Fails naming `call` and what it was for (`what...`, formatted only on
@@ -756,6 +760,63 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
   return !profile ||
          check(cuda.cuEventRecord(events[entry.launches.size()], stream),
                "cuEventRecord", error, "KILN_PROFILE");
+}
+
+bool GpuExecutor::measureCopyBandwidth(uint64_t bytes, int repeats,
+                                       double *bytesPerSecond,
+                                       std::string *error) {
+  if (!cuda.cuMemcpyDtoDAsync_v2 || !cuda.cuEventCreate ||
+      !cuda.cuEventRecord || !cuda.cuEventElapsedTime ||
+      !cuda.cuEventDestroy_v2)
+    return fail(error, "measuring bandwidth needs cuMemcpyDtoDAsync and CUDA "
+                       "events, which this driver lacks");
+  if (!check(cuda.cuCtxSetCurrent(ctx), "cuCtxSetCurrent", error, deviceName))
+    return false;
+  CUdeviceptr from = 0, to = 0;
+  CUevent start = nullptr, stop = nullptr;
+  auto release = [&] {
+    if (from)
+      cuda.cuMemFree_v2(from);
+    if (to)
+      cuda.cuMemFree_v2(to);
+    if (start)
+      cuda.cuEventDestroy_v2(start);
+    if (stop)
+      cuda.cuEventDestroy_v2(stop);
+  };
+  bool ok = check(cuda.cuMemAlloc_v2(&from, bytes), "cuMemAlloc", error,
+                  "bandwidth test, ", bytes, " bytes") &&
+            check(cuda.cuMemAlloc_v2(&to, bytes), "cuMemAlloc", error,
+                  "bandwidth test, ", bytes, " bytes") &&
+            check(cuda.cuMemsetD8Async(from, 1, bytes, stream),
+                  "cuMemsetD8Async", error, "bandwidth test") &&
+            check(cuda.cuEventCreate(&start, 0), "cuEventCreate", error,
+                  "bandwidth test") &&
+            check(cuda.cuEventCreate(&stop, 0), "cuEventCreate", error,
+                  "bandwidth test");
+  double best = 0;
+  // One untimed copy first (clocks up).
+  for (int i = 0; ok && i <= repeats; ++i) {
+    float ms = 0;
+    ok = check(cuda.cuEventRecord(start, stream), "cuEventRecord", error,
+               "bandwidth test") &&
+         check(cuda.cuMemcpyDtoDAsync_v2(to, from, bytes, stream),
+               "cuMemcpyDtoDAsync", error, "bandwidth test") &&
+         check(cuda.cuEventRecord(stop, stream), "cuEventRecord", error,
+               "bandwidth test") &&
+         check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize", error,
+               "bandwidth test") &&
+         check(cuda.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime",
+               error, "bandwidth test");
+    if (ok && i > 0 && ms > 0)
+      best = std::max(best, 2.0 * double(bytes) / (double(ms) * 1e-3));
+  }
+  release();
+  if (ok && best <= 0)
+    return fail(error, "could not time a ", bytes, "-byte device copy");
+  if (ok)
+    *bytesPerSecond = best;
+  return ok;
 }
 
 bool GpuExecutor::recordProfile(const EntrySpec &spec, const Entry &entry,

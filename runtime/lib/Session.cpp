@@ -149,6 +149,11 @@ bool Session::clearKvCache(std::string *error) {
 
 std::string Session::device() const { return executor->device(); }
 
+bool Session::measureCopyBandwidth(uint64_t bytes, int repeats,
+                                   double *bytesPerSecond, std::string *error) {
+  return executor->measureCopyBandwidth(bytes, repeats, bytesPerSecond, error);
+}
+
 void Session::collectLogits(const EntrySpec &entry, int64_t row, int64_t slot,
                             int64_t position, Keep keep) {
   if (!observer && keep == Keep::None)

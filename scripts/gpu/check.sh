@@ -11,7 +11,7 @@
 #   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
 #                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
 #                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
-#                                   # adds fp16 builds compiled with those environment settings
+#                                   # adds fp16 builds compiled and run with those settings
 #
 # Logs and JSON go to $OUT (default /tmp/kiln-gpu-out); a summary table is printed last.
 set -uo pipefail
@@ -102,11 +102,17 @@ if [ "$what" = decode ]; then
     # shellcheck disable=SC2086
     env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
       --prefill-chunk 512 $flags -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
-    kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-      > "$W/1b-$q-decode.ids" 2> "$OUT/run-1b-$q-decode.log" || fail=1
-    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" \
-      --max-new-tokens 33 --format ids > "$OUT/profile-1b-$q.log" 2>&1 || fail=1
+    # shellcheck disable=SC2086
+    env ${envs//,/ } kiln-run "$W/1b-$q.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 \
+      --format ids > "$W/1b-$q-decode.ids" 2> "$OUT/run-1b-$q-decode.log" || fail=1
+    # shellcheck disable=SC2086
+    env ${envs//,/ } KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/1b-$q.kiln" \
+      --prompt-ids "$prompt128" --max-new-tokens 33 --format ids > "$OUT/profile-1b-$q.log" 2>&1 || fail=1
+    # kiln-run --bench: 512-token prompt, 128 decoded, median of 5 (llama-bench style).
+    # shellcheck disable=SC2086
+    env ${envs//,/ } kiln-run "$W/1b-$q.kiln" --bench > "$OUT/bench-1b-$q.txt" 2>&1 || fail=1
     echo "1b $q ${envs:+($envs) }decode (128 prompt, 256 new):" >> "$summary"
+    sed "s/^/  /" "$OUT/bench-1b-$q.txt" >> "$summary"
     grep -E "memory: weights|kernels: (decode|prefill)|error" "$OUT/compile-1b-$q.log" | sed "s/^/  /" >> "$summary"
     grep -E "tok/s|error" "$OUT/run-1b-$q-decode.log" | sed "s/^/  /" >> "$summary"
     grep -E "kiln profile:.*(by mapping|decode )|error" "$OUT/profile-1b-$q.log" | head -12 \

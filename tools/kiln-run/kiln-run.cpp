@@ -7,6 +7,8 @@
 //            [--past past.npy [--past-len N]]
 //   kiln-run model.kiln --perplexity text.txt | --perplexity-ids ids.txt
 //            [--perplexity-window N] [--predictions out.txt]
+//   kiln-run model.kiln --bench [--bench-prompt 512] [--bench-generate 128]
+//            [--bench-repetitions 5] [--json]
 //
 // Prefills the prompt on batch row 0, then decodes one token at a time.
 // --perplexity / --perplexity-ids score a text or token sequence instead
@@ -20,6 +22,8 @@
 // comes back per step); logits are read only for sampling and --dump-logits.
 //
 //===----------------------------------------------------------------------===//
+
+#include "Bench.h"
 
 #include "kiln/runtime/Npy.h"
 #include "kiln/runtime/Perplexity.h"
@@ -517,8 +521,25 @@ int main(int argc, char **argv) {
       "text is printed as it is made");
   auto *promptFile = app.add_option("--prompt-file", o.promptFile,
                                     "Text prompt read from a file");
-  std::vector<CLI::Option *> inputs{promptIds, perplexity, perplexityText,
-                                    promptText, promptFile};
+  kiln::tools::BenchOptions bench;
+  auto *benchFlag = app.add_flag(
+      "--bench",
+      "Measure instead of generating: prefill tok/s for a prompt of "
+      "generated ids, decode tok/s after it (median of repetitions), the "
+      "bytes a decode step reads and the device's copy bandwidth (like "
+      "llama-bench)");
+  app.add_option("--bench-prompt", bench.promptTokens,
+                 "With --bench: prompt tokens")
+      ->capture_default_str();
+  app.add_option("--bench-generate", bench.generateTokens,
+                 "With --bench: tokens decoded after the prompt")
+      ->capture_default_str();
+  app.add_option("--bench-repetitions", bench.repetitions,
+                 "With --bench: timed repetitions (after one warm-up)")
+      ->capture_default_str();
+  app.add_flag("--json", bench.json, "With --bench: one JSON object");
+  std::vector<CLI::Option *> inputs{promptIds,  perplexity, perplexityText,
+                                    promptText, promptFile, benchFlag};
   for (CLI::Option *a : inputs)
     for (CLI::Option *b : inputs)
       if (a != b)
@@ -577,11 +598,20 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::string error;
+  if (app.count("--bench")) {
+    bench.model = o.model;
+    bench.verifyWeights = !o.noVerifyWeights;
+    return kiln::tools::runBench(bench);
+  }
+  for (const char *flag :
+       {"--bench-prompt", "--bench-generate", "--bench-repetitions", "--json"})
+    if (app.count(flag))
+      return fail(std::string(flag) + " needs --bench");
   if (!app.count("--prompt-ids") && !app.count("--perplexity-ids") &&
       !app.count("--perplexity") && !app.count("--prompt") &&
       !app.count("--prompt-file"))
-    return fail("give --prompt, --prompt-file, --prompt-ids, --perplexity or "
-                "--perplexity-ids");
+    return fail("give --prompt, --prompt-file, --prompt-ids, --perplexity, "
+                "--perplexity-ids or --bench");
   o.textPrompt = app.count("--prompt") || app.count("--prompt-file");
   if (!parseSeed(seed, &o.sampler.seed, &error))
     return fail(error);

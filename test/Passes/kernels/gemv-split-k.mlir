@@ -1,4 +1,4 @@
-// RUN: kiln-opt %s --kiln-select-kernels --kiln-lower-linalg-to-loops --kiln-plan-memory --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-select-kernels --kiln-lower-linalg-to-loops --kiln-plan-memory --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s
 
 #x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
 #w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
@@ -38,6 +38,36 @@ func.func @decode(%x: memref<1x1x1024xf16>, %w: memref<64x1024xf16>,
   linalg.fill ins(%zero : f32) outs(%y : memref<1x1x64xf32>)
   linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<1x1x1024xf16>, memref<64x1024xf16>) outs(%y : memref<1x1x64xf32>) {
+  ^bb0(%a: f16, %b: f16, %c: f32):
+    %0 = arith.extf %a : f16 to f32
+    %1 = arith.extf %b : f16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %c, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+// -----
+
+#x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+#out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+
+// A row shorter than one warp step (64 < 32 lanes x 8): lanes 8-31 have no
+// iteration at all, so none is peeled; the loop starts at the lane's first
+// element and the weights are read only inside it.
+// CHECK-LABEL: func.func @short_row
+// CHECK: gpu.func @short_row_k0_gemv_nk
+// CHECK-NOT: vector.load
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c64 step %c256
+// CHECK-NEXT: vector.load %{{.+}} : memref<32x64xf16>, vector<8xf16>
+func.func @short_row(%x: memref<1x1x64xf16>, %w: memref<32x64xf16>,
+                     %y: memref<1x1x32xf32>, %arena: memref<4096xi8> {kiln.arena}) attributes {kiln.entry = "decode"} {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<1x1x32xf32>)
+  linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<1x1x64xf16>, memref<32x64xf16>) outs(%y : memref<1x1x32xf32>) {
   ^bb0(%a: f16, %b: f16, %c: f32):
     %0 = arith.extf %a : f16 to f32
     %1 = arith.extf %b : f16 to f32

@@ -85,6 +85,11 @@ public:
   /// is read back (a logits observer still sees every row's logits).
   void setKeepLogits(bool keep) { keepLogits = keep; }
   void setLogitsObserver(LogitsObserver observer);
+  /// The best of `repeats` copies of `bytes` within the memory the entry
+  /// points read (the GPU's, or the host's): bytes read + written per
+  /// second. kiln-run --bench measures a decode step against it.
+  bool measureCopyBandwidth(uint64_t bytes, int repeats, double *bytesPerSecond,
+                            std::string *error);
   /// Where the entry points run ("host CPU", or the GPU's name and arch).
   std::string device() const;
 
