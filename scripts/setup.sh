@@ -10,7 +10,8 @@ PKGS=(cmake ninja-build g++ python3 python3-venv
       libonnx-dev libprotobuf-dev protobuf-compiler
       libflatbuffers-dev flatbuffers-compiler libcli11-dev libxxhash-dev
       libpcre2-dev nlohmann-json3-dev
-      libgtest-dev zlib1g-dev libzstd-dev clang-format-22)
+      libgtest-dev zlib1g-dev libzstd-dev clang-format-22
+      clang-22 libclang-rt-22-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

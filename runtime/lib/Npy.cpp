@@ -130,6 +130,18 @@ bool readNpy(const std::string &path, std::vector<int64_t> *shape,
   size_t headerSize = lengthField[0] | (lengthField[1] << 8) |
                       (size_t(lengthField[2]) << 16) |
                       (size_t(lengthField[3]) << 24);
+  // A header length beyond the file must not allocate (fuzz-npy found 4 GB
+  // headers of 20-byte files).
+  long headerStart = std::ftell(file.get());
+  if (headerStart < 0 || std::fseek(file.get(), 0, SEEK_END) != 0)
+    return fail(error, "cannot read '", path, "'");
+  long fileEnd = std::ftell(file.get());
+  if (fileEnd < headerStart ||
+      std::fseek(file.get(), headerStart, SEEK_SET) != 0)
+    return fail(error, "cannot read '", path, "'");
+  if (headerSize > static_cast<uint64_t>(fileEnd - headerStart))
+    return fail(error, "'", path, "' is truncated (its header claims ",
+                headerSize, " bytes)");
   std::string header(headerSize, '\0');
   if (std::fread(header.data(), 1, headerSize, file.get()) != headerSize)
     return fail(error, "'", path, "' is truncated");

@@ -129,6 +129,13 @@ TEST(NpyTest, Errors) {
   writeBytes(path, {'n', 'o', 'p', 'e', 0, 0, 0, 0, 0, 0});
   EXPECT_FALSE(readNpy(path, &shape, &back, &error));
   EXPECT_HAS_SUBSTR(error, "is not a .npy file");
+
+  // A version-2 header (4-byte length) that claims 4 GB in a 16-byte file:
+  // refused without allocating it (fuzz-npy: it allocated the 4 GB).
+  writeBytes(path, {0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xF0, 0xFF, 0xFF, 0xFF,
+                    '{', '}', ' ', '\n'});
+  EXPECT_FALSE(readNpy(path, &shape, &back, &error));
+  EXPECT_HAS_SUBSTR(error, "is truncated (its header claims 4294967280 bytes)");
 }
 
 } // namespace

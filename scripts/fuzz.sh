@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, the .npy reader)
+# with clang-22 under ASan + UBSan in build-fuzz/, and runs each for SECONDS (default 60)
+# from seed corpora made from the bundled examples. Any crash, hang (over 10 s on one input),
+# leak or sanitizer report fails it; the reproducer is left in build-fuzz/findings/.
+#   scripts/fuzz.sh [SECONDS]       (CI: scripts/test.sh runs it with 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+B=build-fuzz
+cmake -G Ninja -S fuzz -B "$B" -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$B.configure.log" 2>&1 || { cat "$B.configure.log"; exit 1; }
+ninja -C "$B" fuzz-artifact fuzz-tokenizer fuzz-npy > "$B.build.log" 2>&1 || { tail -30 "$B.build.log"; exit 1; }
+
+# Seeds: a small artifact (kiln-fake-artifact) and a tiny export compiled for a GPU target
+# (PTX only: no host code in it) when the main build is there; the real model's
+# tokenizer.json and a minimal one; .npy files of each dtype kiln-run --past reads.
+rm -rf "$B/seeds" && mkdir -p "$B/seeds/artifact" "$B/seeds/tokenizer" "$B/seeds/npy" \
+  "$B/corpus/artifact" "$B/corpus/tokenizer" "$B/corpus/npy" "$B/findings"
+if [ -x build/bin/kiln-fake-artifact ]; then
+  build/bin/kiln-fake-artifact "$B/seeds/artifact/fake.kiln" >/dev/null
+fi
+if [ -x build/bin/kiln-compile ]; then
+  build/bin/kiln-compile examples/llama32_tiny/nocache_dynamo_fp16/model.onnx --target sm_80 \
+    --max-seq-len 16 --prefill-chunk 4 --quiet -o "$B/seeds/artifact/tiny-sm80.kiln" || true
+fi
+cp examples/realmodel/tokenizer.json "$B/seeds/tokenizer/realmodel.json"
+printf '%s' '{"version":"1.0","added_tokens":[{"id":3,"content":"<s>","special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","dropout":null,"unk_token":null,"byte_fallback":false,"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}' \
+  > "$B/seeds/tokenizer/minimal.json"
+PY=python3; [ -x .venv/bin/python ] && PY=.venv/bin/python
+"$PY" - "$B/seeds/npy" <<'PYEOF'
+import sys
+import numpy as np
+d = sys.argv[1]
+np.save(f"{d}/f32.npy", np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+np.save(f"{d}/f16.npy", np.ones((4, 1, 2, 3, 8), dtype=np.float16))
+np.save(f"{d}/empty.npy", np.zeros((2, 1, 2, 0, 8), dtype=np.float32))
+PYEOF
+
+status=0
+for t in artifact tokenizer npy; do
+  echo "fuzz: $t for ${seconds}s"
+  if ! "$B/fuzz-$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$seconds" -timeout=10 \
+      -rss_limit_mb=4096 -artifact_prefix="$B/findings/$t-" -print_final_stats=1 \
+      > "$B/fuzz-$t.log" 2>&1; then
+    status=1
+    echo "fuzz: $t FOUND A PROBLEM (reproducer in $B/findings/):"
+    grep -E "ERROR|SUMMARY|Test unit written" "$B/fuzz-$t.log" | head -10
+  fi
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$B/fuzz-$t.log" | tr '\n' ' ' | sed 's/^/  /'
+  echo
+done
+exit $status
