@@ -80,6 +80,14 @@ int runBench(const BenchOptions &o) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
     id = static_cast<int64_t>((x >> 33) % uint64_t(s->vocabSize()));
   }
+  // The copy bandwidth of the device, on a buffer as large as the weights
+  // (at most 1 GiB); first, so that its buffers are gone while decode runs
+  // (scripts/long-run.sh samples memory then).
+  const uint64_t testBytes = std::min<uint64_t>(
+      uint64_t(1) << 30, std::max<uint64_t>(artifact->weightsSize(), 64 << 20));
+  double bandwidth = 0;
+  if (!s->measureCopyBandwidth(testBytes, 10, &bandwidth, &error))
+    return fail(error);
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -117,13 +125,6 @@ int runBench(const BenchOptions &o) {
   const uint64_t kvRead = uint64_t(P + G / 2) * uint64_t(kv.numLayers) * 2 *
                           uint64_t(kv.numKvHeads * kv.headDim) * eltBytes;
   const uint64_t stepBytes = weights + kvRead;
-  // The copy bandwidth of the device, on a buffer as large as the weights
-  // (at most 1 GiB).
-  const uint64_t testBytes = std::min<uint64_t>(
-      uint64_t(1) << 30, std::max<uint64_t>(artifact->weightsSize(), 64 << 20));
-  double bandwidth = 0;
-  if (!s->measureCopyBandwidth(testBytes, 10, &bandwidth, &error))
-    return fail(error);
   const double limit = bandwidth / double(stepBytes);
 
   if (o.json) {
