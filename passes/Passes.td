@@ -365,7 +365,7 @@ def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModu
                            "mlir::vector::VectorDialect"];
 }
 
-def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::gpu::GPUModuleOp"> {
+def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::ModuleOp"> {
   let summary = "Let each kernel launch while the one before it finishes "
                 "(programmatic dependent launch, sm_90+)";
   let description = [{
@@ -381,9 +381,13 @@ def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::gpu::GPUModuleOp"> {
     serialization): the next kernel's blocks are scheduled while this one
     runs and wait, before touching memory, until it has finished and its
     writes are visible. A decode step is ~90 launches of a few microseconds
-    each; this hides the gap between them. Only for sm_90 and later
-    (`griddepcontrol` needs PTX ISA 7.8 on sm_90); the runtime never asks for
-    it on older devices.
+    each; this hides the gap between them. Index arithmetic and loads of the
+    weights (an argument marked `kiln.weights`) may come before the wait, so
+    a GEMV's first weight loads overlap the kernel before. Each
+    `gpu.launch_func` of such a kernel gets `kiln.waits_for_previous`, which
+    the artifact records per launch: the runtime launches only those as
+    dependent launches. Only for sm_90 and later (`griddepcontrol` needs PTX
+    ISA 7.8 on sm_90); the runtime never asks for it on older devices.
   }];
   let dependentDialects = ["mlir::NVVM::NVVMDialect"];
 }

@@ -200,6 +200,7 @@ launchSchedule(func::FuncOp func, std::map<std::string, uint64_t> *byMapping) {
           static_cast<uint32_t>(c.value());
     }
     spec.sharedBytes = 0;
+    spec.waitsForPrevious = launch->hasAttr("kiln.waits_for_previous");
     for (Value arg : launch.getKernelOperands()) {
       auto blockArg = dyn_cast<BlockArgument>(arg);
       if (!blockArg || blockArg.getOwner() != &body)
@@ -287,8 +288,13 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
                 weightsBytes ? double(arenaBytes) / double(weightsBytes) : 0.0,
                 ioBytes);
   if (gpuKernels) {
-    os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX\n",
+    os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX",
                   gpuKernels, ptxBytes);
+    if (waitingLaunches)
+      os << formatv("; {0} wait for the kernel before them (programmatic "
+                    "dependent launch)",
+                    waitingLaunches);
+    os << "\n";
     os << "kernels:";
     for (auto [i, entry] : llvm::enumerate(launchesByEntry))
       os << (i ? ", " : " ") << entry.first << " " << entry.second
@@ -461,6 +467,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
             writer.addKernelImage("kernels.cubin", rt::ImageKind::Cubin,
                                   std::move(code->cubin));
           report.gpuKernels = 0;
+          report.waitingLaunches = 0;
           report.launchesByMapping.clear();
           report.launchesByEntry.clear();
           for (auto &[entry, func] : entries) {
@@ -468,6 +475,8 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
             if (!launches)
               return launches.takeError();
             report.gpuKernels += launches->size();
+            for (const rt::LaunchSpec &l : *launches)
+              report.waitingLaunches += l.waitsForPrevious;
             report.launchesByEntry.emplace_back(entry.name, launches->size());
             entry.launches = std::move(*launches);
           }

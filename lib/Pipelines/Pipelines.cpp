@@ -109,9 +109,9 @@ void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
 void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   pm.addPass(createMapLoopsToGpu());
   pm.addPass(createCanonicalizerPass());
-  OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
   if (opts.dependentLaunch)
-    dev.addPass(createDependentLaunch());
+    pm.addPass(createDependentLaunch());
+  OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
   dev.addPass(createLowerSubgroupReduce());
   dev.addPass(createParallelForToNestedForsPass());
   dev.addPass(createLowerAffinePass());

@@ -19,6 +19,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/StringSet.h"
 
 #define DEBUG_TYPE "kiln-dependent-launch"
 
@@ -64,22 +65,39 @@ struct DependentLaunch : kiln::impl::DependentLaunchBase<DependentLaunch> {
   using Base::Base;
 
   void runOnOperation() override {
-    for (auto kernel : getOperation().getOps<gpu::GPUFuncOp>()) {
-      if (!kernel.isKernel() || kernel.getBody().empty())
-        continue;
-      Block &entry = kernel.getBody().front();
-      // Once: a kernel that already waits is left as it is.
-      if (llvm::any_of(entry, [](Operation &op) {
-            return isa<NVVM::GriddepcontrolOp>(op);
-          }))
-        continue;
-      OpBuilder b(&entry, entry.begin());
-      b.setInsertionPoint(firstDependentOp(kernel));
-      NVVM::GriddepcontrolOp::create(b, kernel.getLoc(),
-                                     NVVM::GridDepActionKind::wait);
-      NVVM::GriddepcontrolOp::create(
-          b, kernel.getLoc(), NVVM::GridDepActionKind::launch_dependents);
-    }
+    ModuleOp module = getOperation();
+    // Kernels that wait, by (module, kernel) name.
+    llvm::StringSet<> waiting;
+    for (auto kernels : module.getOps<gpu::GPUModuleOp>())
+      for (auto kernel : kernels.getOps<gpu::GPUFuncOp>()) {
+        if (!kernel.isKernel() || kernel.getBody().empty())
+          continue;
+        std::string key = (kernels.getName() + "::" + kernel.getName()).str();
+        Block &entry = kernel.getBody().front();
+        // Once: a kernel that already waits is left as it is.
+        if (llvm::any_of(entry, [](Operation &op) {
+              auto g = dyn_cast<NVVM::GriddepcontrolOp>(op);
+              return g && g.getKind() == NVVM::GridDepActionKind::wait;
+            })) {
+          waiting.insert(key);
+          continue;
+        }
+        OpBuilder b(&entry, entry.begin());
+        b.setInsertionPoint(firstDependentOp(kernel));
+        NVVM::GriddepcontrolOp::create(b, kernel.getLoc(),
+                                       NVVM::GridDepActionKind::wait);
+        NVVM::GriddepcontrolOp::create(
+            b, kernel.getLoc(), NVVM::GridDepActionKind::launch_dependents);
+        waiting.insert(key);
+      }
+    UnitAttr unit = UnitAttr::get(&getContext());
+    module.walk([&](gpu::LaunchFuncOp launch) {
+      std::string key = (launch.getKernelModuleName().getValue() +
+                         "::" + launch.getKernelName().getValue())
+                            .str();
+      if (waiting.contains(key))
+        launch->setAttr("kiln.waits_for_previous", unit);
+    });
   }
 };
 

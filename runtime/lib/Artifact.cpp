@@ -86,6 +86,7 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
         spec.block[i] = l->block()->Get(i);
       }
       spec.sharedBytes = l->shared_bytes();
+      spec.waitsForPrevious = l->waits_for_previous();
       if (l->args())
         spec.args.assign(l->args()->begin(), l->args()->end());
       out->launches.push_back(std::move(spec));

@@ -104,7 +104,8 @@ Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
   for (const LaunchSpec &l : e.launches) {
     std::vector<uint32_t> grid(l.grid, l.grid + 3), block(l.block, l.block + 3);
     launches.push_back(fb::CreateLaunchDirect(b, l.kernel.c_str(), &grid,
-                                              &block, l.sharedBytes, &l.args));
+                                              &block, l.sharedBytes, &l.args,
+                                              l.waitsForPrevious));
   }
   auto tokens = buildTensor(b, e.tokens);
   auto positions = buildTensor(b, e.positions);

@@ -317,9 +317,9 @@ private:
   std::vector<Entry> entries;
   bool syncEachLaunch = false;
   // Programmatic dependent launch (sm_90+): each launch after an entry's
-  // first may start while the one before it finishes; Kiln's kernels for
-  // these targets wait (griddepcontrol.wait) before they touch anything a
-  // kernel writes. KILN_CUDA_PDL=0 turns it off.
+  // first whose kernel waits for the grid before it (the artifact says so:
+  // LaunchSpec::waitsForPrevious) may start while that one finishes.
+  // KILN_CUDA_PDL=0 turns it off.
   bool dependentLaunch = false;
 
   // KILN_PROFILE=1: events around every launch, GPU time per kernel name.
@@ -729,7 +729,7 @@ bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
                           "cuEventRecord", error, "KILN_PROFILE"))
       return false;
     CUresult rc;
-    if (dependentLaunch && i > 0) {
+    if (dependentLaunch && i > 0 && s.waitsForPrevious) {
       call = "cuLaunchKernelEx";
       CUlaunchAttribute attr{};
       attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;

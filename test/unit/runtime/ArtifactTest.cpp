@@ -340,6 +340,7 @@ EntrySpec scheduledEntry() {
   b.kernel = "k1";
   b.grid[1] = 2;
   b.sharedBytes = 128;
+  b.waitsForPrevious = true;
   b.args = {3, 2};
   e.launches = {a, b};
   return e;
@@ -382,6 +383,8 @@ TEST(ArtifactScheduleTest, RoundTrip) {
   EXPECT_EQ(e->launches[1].kernel, "k1");
   EXPECT_EQ(e->launches[1].grid[1], 2u);
   EXPECT_EQ(e->launches[1].sharedBytes, 128u);
+  EXPECT_FALSE(e->launches[0].waitsForPrevious);
+  EXPECT_TRUE(e->launches[1].waitsForPrevious);
   EXPECT_EQ(e->launches[1].args, (std::vector<uint8_t>{3, 2}));
   EXPECT_EQ(e->argmax.name, "argmax");
   EXPECT_EQ(e->argmax.dtype, DType::I64);

@@ -121,6 +121,7 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
       argmax.grid[0] = FAKE_BATCH;
       argmax.block[0] = 128;
       argmax.args = {0, 3};
+      argmax.waitsForPrevious = options.waitingKernels;
       e.launches = {step, argmax};
     }
     return e;

@@ -30,6 +30,9 @@ struct FakeOptions {
   bool withCubin = false;
   std::string ptxExtra;
   uint32_t sharedBytes = 0;
+  /// The argmax kernels wait for the step kernel before them
+  /// (LaunchSpec::waitsForPrevious), as Kiln's sm_90+ kernels do.
+  bool waitingKernels = true;
   /// Stored as the artifact's tokenizer when not empty.
   runtime::TokenizerFiles tokenizer;
 };

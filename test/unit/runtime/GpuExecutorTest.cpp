@@ -382,6 +382,16 @@ TEST_F(GpuExecutorTest, DependentLaunches) {
     EXPECT_EQ(log().find("cuLaunchKernelEx"), std::string::npos);
   }
   unsetenv("KILN_CUDA_PDL");
+  // Kernels that do not wait for the one before them (an artifact from
+  // before kiln-dependent-launch) are never launched early.
+  {
+    FakeOptions options = gpu();
+    options.waitingKernels = false;
+    auto s = open(options);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(generate(*s, {5, 3}, 3, true), expected);
+    EXPECT_EQ(stats().dependentLaunches, 0);
+  }
   set("KILN_FAKE_CUDA_ARCH", "80");
   {
     auto s = open(gpu("sm_80"));

@@ -99,6 +99,10 @@ struct LaunchSpec {
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
   std::vector<uint8_t> args;
+  /// The kernel waits for the grid before it (griddepcontrol.wait) before it
+  /// touches memory another kernel writes: it may be launched as a
+  /// programmatic dependent launch.
+  bool waitsForPrevious = false;
 };
 
 /// One entry point: extern "C" void symbol(void *weights, void *kv,
