@@ -11,6 +11,16 @@
 
 using namespace mlir;
 
+std::optional<kiln::runtime::DType> kiln::floatDType(Type t) {
+  if (t.isF32())
+    return runtime::DType::F32;
+  if (t.isF16())
+    return runtime::DType::F16;
+  if (t.isBF16())
+    return runtime::DType::BF16;
+  return std::nullopt;
+}
+
 std::optional<ArrayRef<char>> kiln::globalBytes(ml_program::GlobalOp g,
                                                 std::vector<char> &storage) {
   if (auto res =

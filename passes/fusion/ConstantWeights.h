@@ -10,6 +10,8 @@
 #ifndef KILN_PASSES_FUSION_CONSTANTWEIGHTS_H
 #define KILN_PASSES_FUSION_CONSTANTWEIGHTS_H
 
+#include "kiln/runtime/ArtifactTypes.h"
+
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
@@ -18,6 +20,10 @@
 #include <vector>
 
 namespace kiln {
+
+/// The runtime's element type of a float weight type (f32, f16, bf16), or
+/// nothing.
+std::optional<runtime::DType> floatDType(mlir::Type t);
 
 /// The bytes of a constant global's value (dense_resource, or dense with a
 /// whole-byte element type), row major: a view of the attribute's data, or

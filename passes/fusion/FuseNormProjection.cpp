@@ -47,16 +47,6 @@ namespace rt = kiln::runtime;
 
 namespace {
 
-std::optional<rt::DType> floatDType(Type t) {
-  if (t.isF32())
-    return rt::DType::F32;
-  if (t.isF16())
-    return rt::DType::F16;
-  if (t.isBF16())
-    return rt::DType::BF16;
-  return std::nullopt;
-}
-
 /// The global's elements as f32, or nothing when it has no float data.
 std::optional<std::vector<float>> floatsOf(ml_program::GlobalOp g) {
   auto type = cast<RankedTensorType>(g.getType());

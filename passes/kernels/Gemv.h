@@ -157,6 +157,34 @@ protected:
   /// output column (see acceptsEpilogue).
   virtual bool supportsColumnOffsets() const { return false; }
 
+  /// Warps per column (split-K): with few columns (o_proj, down, q/k/v of
+  /// a 1B-sized model: 2048-3072) one warp per column leaves the GPU with
+  /// ~16 warps per SM, each with a short loop: not enough loads in flight to
+  /// hide DRAM latency. S warps then share a column, each reading one S-th
+  /// of its row (`length` elements or bytes, read `step` at a time by the
+  /// warp), until there are ~8192 warps (their sums meet in workgroup
+  /// memory).
+  static int64_t splitK(int64_t width, int64_t cpw, int64_t length,
+                        int64_t step, int64_t warpsPerBlock) {
+    int64_t slices = 1;
+    while (slices < warpsPerBlock && (width / cpw) * slices < 8192 &&
+           length % (2 * slices * step) == 0 &&
+           width % ((warpsPerBlock / (2 * slices)) * cpw) == 0)
+      slices *= 2;
+    return slices;
+  }
+
+  /// Warp steps per loop iteration over a slice of `length` (a multiple of
+  /// the count when it can be): up to 4, all their loads issued before any
+  /// FMA, keep 64 bytes or more per lane in flight (8 measured no faster on
+  /// the H200).
+  static int64_t unrollFor(int64_t length, int64_t step) {
+    int64_t unroll = 1;
+    while (unroll < 4 && length % (2 * unroll * step) == 0)
+      unroll *= 2;
+    return unroll;
+  }
+
   /// The output columns of the kernel for projection `op` (N wide): its
   /// epilogue's W columns, and for each the projection columns n + c, c in
   /// `offsets` ({0} without an epilogue reading column ranges).

@@ -49,22 +49,6 @@ public:
     return 1;
   }
 
-  /// Warps per column (split-K): with few columns (o_proj, down, q/k/v of
-  /// a 1B-sized model: 2048-3072) one warp per column leaves the GPU with
-  /// ~16 warps per SM, each with a short loop: not enough loads in flight to
-  /// hide DRAM latency. S warps then share a column, each reading one S-th
-  /// of its row, until there are ~8192 warps (their sums meet in workgroup
-  /// memory).
-  static int64_t slicesFor(const Projection &p, int64_t width, int64_t cpw,
-                           int64_t stride) {
-    int64_t slices = 1;
-    while (slices < kWarps && (width / cpw) * slices < 8192 &&
-           p.k % (2 * slices * stride) == 0 &&
-           width % ((kWarps / (2 * slices)) * cpw) == 0)
-      slices *= 2;
-    return slices;
-  }
-
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
                                gpu::GPUFuncOp kernel, Value init,
                                ArrayRef<Operation *> fused) const override {
@@ -95,7 +79,7 @@ public:
 
     OpBuilder::InsertionGuard guard(b);
     const int64_t stride = 32 * vec;
-    const int64_t slices = slicesFor(*p, oc.width, cpw, stride);
+    const int64_t slices = splitK(oc.width, cpw, p->k, stride, kWarps);
     const int64_t sliceK = p->k / slices;
     WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps, slices);
     Value lane = wc.lane;
@@ -118,13 +102,9 @@ public:
       kFirst = arith::AddIOp::create(b, loc, k0, kFirst);
       kEnd = arith::AddIOp::create(b, loc, k0, idx(sliceK));
     }
-    // A warp covers 32 * V elements of a row per step. Up to 4 steps per
-    // iteration, all their weight loads (cpw rows) issued before any FMA,
-    // keep 64 bytes or more per lane in flight.
-    // (8 measured no faster on the H200 than 4.)
-    int64_t unroll = 1;
-    while (unroll < 4 && sliceK % (2 * unroll * stride) == 0)
-      unroll *= 2;
+    // A warp covers 32 * V elements of a row per step (unrollFor: up to 4
+    // steps per iteration).
+    const int64_t unroll = unrollFor(sliceK, stride);
     for (int64_t u = 1; u < unroll; ++u)
       idx(u * stride);
     // One iteration: its weight loads [column][step] (all issued before any

@@ -145,17 +145,6 @@ public:
   /// still give every SM of a large GPU two blocks, so that a warp's fixed
   /// costs (x's loads and conversion, the reduction) are shared by more
   /// weight bytes: a row of packed codes is short (1 KB for 2048 int4).
-  /// Warps per column (split-K), as gemv_nk's slicesFor: a row of packed
-  /// codes is short, so few columns leave too few loads in flight.
-  static int64_t slicesFor(int64_t width, int64_t cpw, int64_t rowBytes) {
-    int64_t slices = 1;
-    while (slices < kWarps && (width / cpw) * slices < 8192 &&
-           rowBytes % (2 * slices * kStride) == 0 &&
-           width % ((kWarps / (2 * slices)) * cpw) == 0)
-      slices *= 2;
-    return slices;
-  }
-
   static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
     if (rows > 1)
       return 1;
@@ -213,7 +202,8 @@ public:
     };
 
     OpBuilder::InsertionGuard guard(b);
-    const int64_t slices = slicesFor(oc.width, cpw, rowBytes);
+    // Split-K (GemvRecipe::splitK): a row of packed codes is short.
+    const int64_t slices = splitK(oc.width, cpw, rowBytes, kStride, kWarps);
     const int64_t sliceBytes = rowBytes / slices;
     WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps, slices);
     Value lane = wc.lane;
@@ -236,10 +226,7 @@ public:
           rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
       }
 
-    // (8 measured no faster on the H200 than 4.)
-    int64_t unroll = 1;
-    while (unroll < 4 && sliceBytes % (2 * unroll * kStride) == 0)
-      unroll *= 2;
+    const int64_t unroll = unrollFor(sliceBytes, kStride);
     Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
     Value endByte = idx(rowBytes);
     if (slices > 1) {

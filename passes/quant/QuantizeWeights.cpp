@@ -51,16 +51,6 @@ struct Quantized {
   ml_program::GlobalOp packed, scales, zeroPoints;
 };
 
-std::optional<rt::DType> floatDType(Type t) {
-  if (t.isF32())
-    return rt::DType::F32;
-  if (t.isF16())
-    return rt::DType::F16;
-  if (t.isBF16())
-    return rt::DType::BF16;
-  return std::nullopt;
-}
-
 struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
   using Base::Base;
 
