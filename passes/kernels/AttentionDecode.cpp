@@ -2,33 +2,31 @@
 //
 // attention_decode: the whole of one tfm.attention for one new token per
 // sequence, as one launch instead of the seven of its lowering (q.k, mask,
-// max, exp, sum, p.v, normalisation, each with a fill). The lowering marks
-// its ops with `kiln.region` (passes/RegionAttr.h); this recipe takes the
-// group whose step 0 (q.k) it is asked about, reads the operands from the
-// steps that hold them (q and K from step 0, positions from step 1, V from
-// step 5, the output from step 6) and computes the same function:
+// max, exp, sum, p.v, normalisation, each with a fill), and for one sequence
+// also the RoPE and KV-cache appends that feed it. AttentionGroup.h finds
+// the group (from the lowering's `kiln.region` marks); this recipe computes
+// the same function:
 //
 //   out[b, 0, h, :] = sum_t softmax_t(scale * q[b, 0, h, :] . K[b, g, t, :])
 //   V[b, g, t, :] over t <= positions[b, 0], g = h / (heads / kv_heads); 0 if
 //   no t.
 //
-// One block per (sequence, KV head): K and V rows of that head are read
-// once for all its query heads. Only positions that exist are read (the
-// KV buffer's max_seq_len does not matter). Each warp takes every W-th
-// position, 4 positions per iteration with their loads issued together, and
-// keeps an online softmax (running max, sum and weighted V) per query head
-// in registers, its 32 lanes splitting head_dim; workgroup memory joins the
-// warps at the end.
+// A block per (sequence, group of query heads): all heads of a KV head's
+// group (its K and V rows read once) when that gives enough blocks, else
+// fewer. Only positions that exist are read (the KV buffer's max_seq_len
+// does not matter). Each warp takes every W-th position, 4 positions per
+// iteration with their loads issued together, and keeps an online softmax
+// (running max, sum and weighted V) per query head in registers, its 32
+// lanes splitting head_dim; workgroup memory joins the warps at the end.
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/RegionAttr.h"
+#include "passes/kernels/AttentionGroup.h"
 #include "passes/kernels/KernelBuilder.h"
 #include "passes/kernels/KernelLibrary.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -41,262 +39,9 @@ using namespace mlir;
 namespace kiln::kernels {
 namespace {
 
-/// What feeds a decode attention and its kernel can compute instead (one
-/// sequence, one new token): RoPE of q and of the new k (tfm.rope's
-/// generics, tagged kRegionAttr {op = "tfm.rope"}) and the appends of the
-/// new k and v to the caches (tfm.kv_append: an scf.if around a linalg.copy
-/// into the cache row at the position).
-struct Prologue {
-  linalg::GenericOp ropeQ, ropeK;
-  Operation *appendK = nullptr, *appendV = nullptr;
-  Value qSrc, kSrc, vSrc; // [1, 1, heads * D], [1, 1, kv_heads * D] x 2
-  Value freqs;            // [D / 2] f32
-  double scaling = 1.0;
-};
-
-/// The steps of one lowered tfm.attention and its parameters.
-struct Group {
-  std::array<linalg::GenericOp, 7> steps;
-  SmallVector<Operation *> fills;
-  int64_t heads = 0, kvHeads = 0, headDim = 0;
-  double scale = 1.0;
-  int64_t batch = 0, seq = 0, maxSeq = 0;
-  std::optional<Prologue> prologue;
-};
-
-DictionaryAttr regionOf(Operation *op) {
-  auto d = op->getAttrOfType<DictionaryAttr>(kRegionAttr);
-  if (!d)
-    return {};
-  auto name = d.getAs<StringAttr>("op");
-  return name && name.getValue() == "tfm.attention" ? d : DictionaryAttr();
-}
-
-int64_t dictInt(DictionaryAttr d, StringRef key) {
-  auto a = d.getAs<IntegerAttr>(key);
-  return a ? a.getInt() : -1;
-}
-
-/// The RoPE generic writing all of `buf` ([1, 1, F]) with head_dim `d`
-/// from `positions`: its source ([1, 1, F], read in its body) and inverse
-/// frequencies ([d / 2] f32), or nothing.
-struct Rope {
-  linalg::GenericOp op;
-  Value src, freqs;
-  double scaling = 1.0;
-};
-std::optional<Rope> ropeWriting(Value buf, int64_t d, Value positions) {
-  for (Operation *user : buf.getUsers()) {
-    auto g = dyn_cast<linalg::GenericOp>(user);
-    auto region = g ? g->getAttrOfType<DictionaryAttr>(kRegionAttr) : nullptr;
-    auto name = region ? region.getAs<StringAttr>("op") : nullptr;
-    if (!name || name.getValue() != "tfm.rope" || g.getNumDpsInits() != 1 ||
-        g.getDpsInits()[0] != buf || g.getNumDpsInputs() != 1 ||
-        g.getDpsInputs()[0] != positions || dictInt(region, "head_dim") != d)
-      continue;
-    Rope r;
-    r.op = g;
-    if (auto scaling = region.getAs<FloatAttr>("attention_scaling"))
-      r.scaling = scaling.getValueAsDouble();
-    bool ok = true;
-    g.getRegion().walk([&](memref::LoadOp load) {
-      Value m = load.getMemRef();
-      if (g->isAncestor(m.getParentRegion()->getParentOp()))
-        return; // a view made inside the body
-      auto t = cast<MemRefType>(m.getType());
-      Value &slot = t.getRank() == 3 ? r.src : r.freqs;
-      if ((slot && slot != m) || (t.getRank() != 3 && t.getRank() != 1))
-        ok = false;
-      slot = m;
-    });
-    auto ft = r.freqs ? dyn_cast<MemRefType>(r.freqs.getType()) : nullptr;
-    if (ok && r.src && ft && ft.getElementType().isF32() &&
-        ft.getShape() == ArrayRef<int64_t>{d / 2} &&
-        cast<MemRefType>(r.src.getType()).getShape() ==
-            cast<MemRefType>(buf.getType()).getShape())
-      return r;
-  }
-  return std::nullopt;
-}
-
-/// The [1, 1, F] buffer that `v` ([1, G, 1, D], an expand_shape of a rank-1
-/// subview of it at offset 0) views, or null.
-Value rowSource(Value v) {
-  auto expand = v.getDefiningOp<memref::ExpandShapeOp>();
-  auto sv = expand ? expand.getSrc().getDefiningOp<memref::SubViewOp>()
-                   : memref::SubViewOp();
-  if (!sv || !sv.hasUnitStride() || sv.getType().getRank() != 1 ||
-      llvm::any_of(sv.getStaticOffsets(), [](int64_t o) { return o != 0; }))
-    return {};
-  auto src = cast<MemRefType>(sv.getSource().getType());
-  if (src.getRank() != 3 || src.getDimSize(0) != 1 || src.getDimSize(1) != 1 ||
-      src.getDimSize(2) != sv.getType().getDimSize(0))
-    return {};
-  return sv.getSource();
-}
-
-/// The scf.if before `before` that copies one row into `cache` ([1, G, T,
-/// D]) at the position (tfm.kv_append of one token), and the [1, 1, G * D]
-/// buffer it copies from.
-std::pair<Operation *, Value> appendInto(Value cache, Operation *before) {
-  for (Operation *o = before->getPrevNode(); o; o = o->getPrevNode()) {
-    auto ifOp = dyn_cast<scf::IfOp>(o);
-    if (!ifOp || ifOp.getNumResults() != 0 || ifOp.elseBlock())
-      continue;
-    linalg::CopyOp copy;
-    bool other = false;
-    for (Operation &inner : ifOp.thenBlock()->without_terminator()) {
-      if (auto c = dyn_cast<linalg::CopyOp>(inner)) {
-        other |= bool(copy);
-        copy = c;
-      } else if (auto mc = dyn_cast<memref::CopyOp>(inner)) {
-        other |= mc.getSource() != mc.getTarget(); // a self-copy is a no-op
-      } else if (!isMemoryEffectFree(&inner)) {
-        other = true;
-      }
-    }
-    if (!copy || other)
-      continue;
-    auto dst = copy.getOutputs()[0].getDefiningOp<memref::SubViewOp>();
-    if (!dst || dst.getSource() != cache)
-      continue;
-    auto ct = cast<MemRefType>(cache.getType());
-    if (dst.getStaticSizes() !=
-            ArrayRef<int64_t>{1, ct.getDimSize(1), 1, ct.getDimSize(3)} ||
-        dst.getStaticOffsets()[0] != 0 || dst.getStaticOffsets()[1] != 0 ||
-        !ShapedType::isDynamic(dst.getStaticOffsets()[2]) ||
-        dst.getStaticOffsets()[3] != 0)
-      continue;
-    if (Value src = rowSource(copy.getInputs()[0]))
-      return {ifOp, src};
-  }
-  return {nullptr, Value()};
-}
-
-/// The prologue of group `g` (led by `step0`), when everything between its
-/// first op and `step0` is its members, views, allocations or reads.
-std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
-  if (g.batch != 1 || g.seq != 1)
-    return std::nullopt;
-  auto step = cast<linalg::GenericOp>(step0);
-  Value positions = g.steps[1].getDpsInputs()[1];
-  auto qExpand = step.getDpsInputs()[0].getDefiningOp<memref::ExpandShapeOp>();
-  if (!qExpand)
-    return std::nullopt;
-  Value qBuf = qExpand.getSrc();
-  std::optional<Rope> q = ropeWriting(qBuf, g.headDim, positions);
-  auto [appendK, kBuf] = appendInto(step.getDpsInputs()[1], step0);
-  auto [appendV, vSrc] = appendInto(g.steps[5].getDpsInputs()[1], step0);
-  if (!q || !appendK || !appendV)
-    return std::nullopt;
-  std::optional<Rope> k = ropeWriting(kBuf, g.headDim, positions);
-  if (!k || k->freqs != q->freqs || k->scaling != q->scaling)
-    return std::nullopt;
-  Prologue p;
-  p.ropeQ = q->op;
-  p.ropeK = k->op;
-  p.appendK = appendK;
-  p.appendV = appendV;
-  p.qSrc = q->src;
-  p.kSrc = k->src;
-  p.vSrc = vSrc;
-  p.freqs = q->freqs;
-  p.scaling = q->scaling;
-  // The roped q and k are read by nothing else.
-  auto onlyBy = [](Value buf, ArrayRef<Operation *> readers) {
-    return llvm::all_of(buf.getUsers(), [&](Operation *u) {
-      return llvm::is_contained(readers, u) || isa<memref::DeallocOp>(u) ||
-             (isa<memref::ExpandShapeOp, memref::SubViewOp>(u) &&
-              llvm::all_of(u->getUsers(), [&](Operation *v) {
-                return llvm::any_of(
-                    readers, [&](Operation *r) { return r->isAncestor(v); });
-              }));
-    });
-  };
-  SmallVector<Operation *> qReaders{p.ropeQ};
-  for (linalg::GenericOp s : g.steps)
-    qReaders.push_back(s);
-  if (!onlyBy(qBuf, qReaders) || !onlyBy(kBuf, {p.ropeK, p.appendK}))
-    return std::nullopt;
-  // Nothing else with effects between the first of them and step 0.
-  SmallVector<Operation *> members{p.ropeQ, p.ropeK, p.appendK, p.appendV};
-  Operation *first = p.ropeQ;
-  for (Operation *m : members) {
-    if (m->getBlock() != step0->getBlock() || !m->isBeforeInBlock(step0))
-      return std::nullopt;
-    if (m->isBeforeInBlock(first))
-      first = m;
-  }
-  for (Operation *o = first; o != step0; o = o->getNextNode()) {
-    if (llvm::is_contained(members, o) || isa<memref::AllocOp>(o) ||
-        llvm::is_contained(g.fills, o))
-      continue;
-    auto effects = dyn_cast<MemoryEffectOpInterface>(o);
-    if (o->getNumRegions() == 0 && effects &&
-        !effects.hasEffect<MemoryEffects::Write>())
-      continue;
-    return std::nullopt;
-  }
-  return p;
-}
-
-/// The group that `op` (step 0) leads, complete and bufferized, or nothing.
-std::optional<Group> groupOf(Operation *op) {
-  DictionaryAttr d = regionOf(op);
-  if (!d || dictInt(d, "step") != 0 || !isa<linalg::GenericOp>(op))
-    return std::nullopt;
-  int64_t id = dictInt(d, "id");
-  Group g;
-  for (Operation &o : *op->getBlock()) {
-    DictionaryAttr od = regionOf(&o);
-    if (!od || dictInt(od, "id") != id)
-      continue;
-    if (isa<linalg::FillOp>(o)) {
-      g.fills.push_back(&o);
-      continue;
-    }
-    int64_t step = dictInt(od, "step");
-    auto generic = dyn_cast<linalg::GenericOp>(o);
-    if (!generic || step < 0 || step > 6 || g.steps[step] ||
-        !generic.hasPureBufferSemantics())
-      return std::nullopt;
-    g.steps[step] = generic;
-  }
-  if (llvm::any_of(g.steps, [](linalg::GenericOp s) { return !s; }))
-    return std::nullopt;
-  if (g.steps[0].getNumDpsInputs() != 2 || g.steps[1].getNumDpsInputs() != 2 ||
-      g.steps[5].getNumDpsInputs() != 2 || g.steps[6].getNumDpsInits() != 1)
-    return std::nullopt;
-  g.heads = dictInt(d, "num_heads");
-  g.kvHeads = dictInt(d, "num_kv_heads");
-  g.headDim = dictInt(d, "head_dim");
-  auto scale = d.getAs<FloatAttr>("scale");
-  if (!scale || g.heads <= 0 || g.kvHeads <= 0 || g.headDim <= 0 ||
-      g.heads % g.kvHeads)
-    return std::nullopt;
-  g.scale = scale.getValueAsDouble();
-  auto q = dyn_cast<MemRefType>(g.steps[0].getDpsInputs()[0].getType());
-  auto k = dyn_cast<MemRefType>(g.steps[0].getDpsInputs()[1].getType());
-  auto v = dyn_cast<MemRefType>(g.steps[5].getDpsInputs()[1].getType());
-  auto pos = dyn_cast<MemRefType>(g.steps[1].getDpsInputs()[1].getType());
-  auto out = dyn_cast<MemRefType>(g.steps[6].getDpsInits()[0].getType());
-  if (!q || !k || !v || !pos || !out || q.getRank() != 4 || k.getRank() != 4 ||
-      v != k || out.getRank() != 4 || pos.getRank() != 2 ||
-      !q.hasStaticShape() || !k.hasStaticShape() || !out.hasStaticShape() ||
-      !pos.getElementType().isInteger(64))
-    return std::nullopt;
-  g.batch = q.getDimSize(0);
-  g.seq = q.getDimSize(1);
-  g.maxSeq = k.getDimSize(2);
-  if (q.getShape() != ArrayRef<int64_t>{g.batch, g.seq, g.heads, g.headDim} ||
-      out.getShape() != q.getShape() ||
-      k.getShape() !=
-          ArrayRef<int64_t>{g.batch, g.kvHeads, g.maxSeq, g.headDim} ||
-      pos.getShape() != ArrayRef<int64_t>{g.batch, g.seq})
-    return std::nullopt;
-  g.prologue = prologueOf(g, op);
-  return g;
-}
+using attention::Group;
+using attention::groupOf;
+using attention::Prologue;
 
 class AttentionDecode final : public KernelRecipe {
 public:
