@@ -46,16 +46,7 @@ struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
     NestBuilder g(rewriter, op.getLoc());
     RankedTensorType type = op.getType();
     auto shape = type.getShape();
-    Value sumSq = g.generic(
-        RankedTensorType::get(shape.take_front(2), rewriter.getF32Type()),
-        {op.getInput()}, g.filled(shape.take_front(2), 0.0),
-        {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)})},
-        {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value x = toF32(b, loc, a[0]);
-          Value sq = arith::MulFOp::create(b, loc, x, x);
-          linalg::YieldOp::create(
-              b, loc, arith::AddFOp::create(b, loc, a[1], sq).getResult());
-        });
+    Value sumSq = rowSumOfSquares(g, op.getInput());
     Value hidden = g.f32(static_cast<double>(shape[2]));
     Value eps = g.f32(op.getEpsilon().convertToDouble());
     Value one = g.f32(1.0);
@@ -65,10 +56,7 @@ struct LowerRmsNorm : TfmLowering<tfm::RmsNormOp> {
         {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)}),
          g.map(3, {g.d(2)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
         {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-          Value mean = arith::DivFOp::create(b, loc, a[1], hidden);
-          Value rms = math::SqrtOp::create(
-              b, loc, arith::AddFOp::create(b, loc, mean, eps));
-          Value inv = arith::DivFOp::create(b, loc, one, rms);
+          Value inv = inverseRms(b, loc, a[1], hidden, eps, one);
           Value v = arith::MulFOp::create(b, loc, toF32(b, loc, a[0]), inv);
           v = arith::MulFOp::create(b, loc, v, toF32(b, loc, a[2]));
           linalg::YieldOp::create(b, loc, fromF32(b, loc, v, elt));
@@ -207,6 +195,28 @@ struct LowerArgmax : TfmLowering<tfm::ArgmaxOp> {
 };
 
 } // namespace
+
+Value rowSumOfSquares(NestBuilder &g, Value x) {
+  auto shape = cast<RankedTensorType>(x.getType()).getShape();
+  return g.generic(
+      RankedTensorType::get(shape.take_front(2), g.b.getF32Type()), {x},
+      g.filled(shape.take_front(2), 0.0),
+      {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)})},
+      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value v = toF32(b, loc, a[0]);
+        Value sq = arith::MulFOp::create(b, loc, v, v);
+        linalg::YieldOp::create(
+            b, loc, arith::AddFOp::create(b, loc, a[1], sq).getResult());
+      });
+}
+
+Value inverseRms(OpBuilder &b, Location loc, Value sum, Value features,
+                 Value eps, Value one) {
+  Value mean = arith::DivFOp::create(b, loc, sum, features);
+  Value rms =
+      math::SqrtOp::create(b, loc, arith::AddFOp::create(b, loc, mean, eps));
+  return arith::DivFOp::create(b, loc, one, rms);
+}
 
 void populateLayerPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerEmbedding, LowerRmsNorm, LowerRope, LowerSwiGlu, LowerAdd,

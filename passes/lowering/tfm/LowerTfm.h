@@ -132,6 +132,14 @@ template <typename OpT> struct TfmLowering : OpConversionPattern<OpT> {
   virtual FailureOr<Value> lower(OpT op, PatternRewriter &rewriter) const = 0;
 };
 
+/// sum_k x[b, s, k]^2 as f32 [B, S] for x [B, S, K]: RMSNorm's reduction
+/// (tfm.rms_norm, and tfm.linear with rms_norm_epsilon).
+Value rowSumOfSquares(NestBuilder &g, Value x);
+/// Inside a body: 1 / sqrt(sum / features + eps), the inverse RMS of a row
+/// from its sum of squares (all f32).
+Value inverseRms(OpBuilder &b, Location loc, Value sum, Value features,
+                 Value eps, Value one);
+
 /// The patterns of each file.
 void populateProjectionPatterns(RewritePatternSet &patterns);
 void populateAttentionPatterns(RewritePatternSet &patterns);

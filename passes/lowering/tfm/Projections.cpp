@@ -29,26 +29,14 @@ struct Finish {
 /// sum_k x[b, s, k]^2 as f32 [B, S], tagged kRegionAttr {op = "tfm.linear",
 /// step = "sum_squares"}: a GEMV kernel reading x computes it on the way.
 void addRowNorm(NestBuilder &g, Value x, double epsilon, Finish &finish) {
-  auto shape = cast<RankedTensorType>(x.getType()).getShape();
-  Value sum = g.generic(
-      RankedTensorType::get(shape.take_front(2), g.b.getF32Type()), {x},
-      g.filled(shape.take_front(2), 0.0),
-      {g.map(3, {g.d(0), g.d(1), g.d(2)}), g.map(3, {g.d(0), g.d(1)})},
-      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value v = toF32(b, loc, a[0]);
-        linalg::YieldOp::create(
-            b, loc,
-            arith::AddFOp::create(b, loc, a[1],
-                                  arith::MulFOp::create(b, loc, v, v))
-                .getResult());
-      });
+  Value sum = rowSumOfSquares(g, x);
   sum.getDefiningOp()->setAttr(
       kRegionAttr,
       g.b.getDictionaryAttr(
           {g.b.getNamedAttr("op", g.b.getStringAttr("tfm.linear")),
            g.b.getNamedAttr("step", g.b.getStringAttr("sum_squares"))}));
   finish.sumSquares = sum;
-  finish.features = shape[2];
+  finish.features = cast<RankedTensorType>(x.getType()).getDimSize(2);
   finish.epsilon = epsilon;
 }
 
@@ -112,10 +100,7 @@ Value finishProjection(NestBuilder &g, Value acc, Value bias,
         SmallVector<Value, 2> v(a.begin(), a.begin() + parts);
         unsigned next = parts;
         if (finish.sumSquares) {
-          Value mean = arith::DivFOp::create(b, loc, a[next++], features);
-          Value rms = math::SqrtOp::create(
-              b, loc, arith::AddFOp::create(b, loc, mean, eps));
-          Value inv = arith::DivFOp::create(b, loc, one, rms);
+          Value inv = inverseRms(b, loc, a[next++], features, eps, one);
           for (Value &p : v)
             p = arith::MulFOp::create(b, loc, p, inv);
         }
