@@ -7,7 +7,8 @@
 #   scripts/gpu/check.sh quant      # the real model quantized (perplexity, top-1 agreement vs fp16)
 #                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
-#   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 (export ~6 min): its own call
+#   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
+#                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
 #   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
 #                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
 #                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
@@ -312,36 +313,63 @@ except Exception as e:
 PYEOF
 fi
 if [ "$what" = 8b ]; then
-  # Llama-3-8B shape, fp16: export (~6 min), compile, decode; the read bandwidth is measured
-  # in the same call (pytorch_baselines.py bw: no model).
-  m="$W/llama8b"
-  ( time "$PY" examples/export/export_llama.py --shape 8b --dtype fp16 --out "$m" ) > "$OUT/export-8b.log" 2>&1
-  echo "8b export: $(tail -4 "$OUT/export-8b.log" | tr '\n' ' ')" >> "$summary"
-  ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
-      --prefill-chunk 512 -o "$W/8b.kiln" ) > "$OUT/compile-8b.log" 2>&1 || fail=1
-  grep -E "kiln-compile:|memory:|kernels:|Maximum resident|error" "$OUT/compile-8b.log" | sed "s/^/  /" >> "$summary"
-  if [ -f "$W/8b.kiln" ]; then
-    prompt128=$(random_ids 1 128)
-    kiln-run "$W/8b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-      > /dev/null 2> "$OUT/run-8b-decode.log" || fail=1
-    echo "8b decode (128-token prompt, 256 new):" >> "$summary"
-    grep -E "tok/s|error" "$OUT/run-8b-decode.log" | sed "s/^/  /" >> "$summary"
+  # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES
+  # (default "fp16 int4:128") with kiln-run --bench and the 128+256 decode, then the read
+  # bandwidth (pytorch_baselines.py bw) in the same call. The export is kept in
+  # /tmp/kiln-8b-model, so a second call right after the first (the machine still warm)
+  # skips it: "KILN_8B_SCHEMES= ... 8b" (export only) then "... 8b" in the next call.
+  m=/tmp/kiln-8b-model
+  if [ ! -f "$m/model.onnx.data" ]; then
+    rm -rf "$m"
+    ( time "$PY" examples/export/export_llama.py --shape 8b --dtype fp16 --out "$m" ) > "$OUT/export-8b.log" 2>&1
+    echo "8b export: $(tail -4 "$OUT/export-8b.log" | tr '\n' ' ')" >> "$summary"
+  else
+    echo "8b export: reused $m from an earlier call" >> "$summary"
   fi
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py bw > "$OUT/baselines-bw.log" 2>&1 || fail=1
   grep bandwidth "$OUT/baselines-bw.log" | sed "s/^/  /" >> "$summary"
-  "$PY" - "$OUT" "$m" >> "$summary" <<'PYEOF'
+  for q in ${KILN_8B_SCHEMES-fp16 int4:128}; do
+    flags=""; [ "$q" = fp16 ] || flags="--quantize=$q"
+    tag=${q//:/-}
+    # shellcheck disable=SC2086
+    ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+        --prefill-chunk 512 $flags -o "$W/8b-$tag.kiln" ) > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
+    echo "8b $q compile:" >> "$summary"
+    grep -E "kiln-compile:|memory:|kernels:|Maximum resident|Elapsed|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    [ -f "$W/8b-$tag.kiln" ] || continue
+    prompt128=$(random_ids 1 128)
+    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > /dev/null 2> "$OUT/run-8b-$tag-decode.log" || fail=1
+    echo "8b $q decode (128-token prompt, 256 new):" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-8b-$tag-decode.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/8b-$tag.kiln" --bench > "$OUT/bench-8b-$tag.txt" 2>&1 || fail=1
+    echo "8b $q kiln-run --bench:" >> "$summary"
+    sed "s/^/  /" "$OUT/bench-8b-$tag.txt" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 32 --format ids > /dev/null 2> "$OUT/profile-8b-$tag.log" || true
+    rm -f "$W/8b-$tag.kiln"
+  done
+  if [ "${KILN_8B_BASELINE:-0}" = 1 ]; then # PyTorch eager/compiled on the same card (~2 min)
+    mkdir -p "$OUT/pt8b"; OUT="$OUT/pt8b" "$PY" examples/export/pytorch_baselines.py 8b > "$OUT/baselines-8b.log" 2>&1 || fail=1
+    echo "8b PyTorch baselines:" >> "$summary"
+    grep -v "^bandwidth" "$OUT/baselines-8b.log" | tail -4 | cut -c1-600 | sed "s/^/  /" >> "$summary"
+  fi
+  "$PY" - "$OUT" "$m" "${KILN_8B_SCHEMES-fp16 int4:128}" >> "$summary" <<'PYEOF'
 import json, os, re, sys
-out, m = sys.argv[1], sys.argv[2]
+out, m, schemes = sys.argv[1], sys.argv[2], sys.argv[3].split()
 try:
     bw = json.load(open(f"{out}/baselines.json"))["read_TBps"]
-    total = os.path.getsize(f"{m}/model.onnx.data")
     cfg = json.load(open(f"{m}/config.json"))
     emb = cfg["vocab_size"] * cfg["hidden_size"] * 2  # the embedding table: one row is read
-    tps = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)", open(f"{out}/run-8b-decode.log").read()).group(1))
-    for what, b in (("all weights", total), ("weights read per step (all but the embedding table)", total - emb)):
+    for q in schemes:
+        tag = q.replace(":", "-")
+        log = open(f"{out}/compile-8b-{tag}.log").read()
+        b = int(re.search(r"memory: weights (\d+) bytes", log).group(1)) - emb
+        tps = float(re.search(r"decode: .*?\(([\d.]+) tok/s\)",
+                              open(f"{out}/run-8b-{tag}-decode.log").read()).group(1))
         limit = bw * 1e12 / b
-        print(f"8b decode: {tps:.1f} tok/s; limit {limit:.0f} tok/s ({b/1e9:.2f} GB, {what}, "
-              f"at {bw:.2f} TB/s read) -> {tps/limit:.1%}")
+        print(f"8b {q} decode: {tps:.1f} tok/s; limit {limit:.0f} tok/s ({b/1e9:.2f} GB read per "
+              f"step: the weights but the embedding table, at {bw:.2f} TB/s read) -> {tps/limit:.1%}")
 except Exception as e:
     print(f"(could not compute the 8b bandwidth fraction: {e})")
 PYEOF
