@@ -45,10 +45,12 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     ```
   }];
   let options = [
-    Option<"batch", "batch", "int64_t", "1", "Sequences per call">,
-    Option<"prefillChunk", "prefill-chunk", "int64_t", "64",
+    Option<"batch", "batch", "int64_t", "::kiln::kDefaultBatch",
+           "Sequences per call">,
+    Option<"prefillChunk", "prefill-chunk", "int64_t",
+           "::kiln::kDefaultPrefillChunk",
            "Tokens per prefill call (the runtime pads the last chunk)">,
-    Option<"maxSeqLen", "max-seq-len", "int64_t", "2048",
+    Option<"maxSeqLen", "max-seq-len", "int64_t", "::kiln::kDefaultMaxSeqLen",
            "Context length the KV cache holds">,
   ];
   let dependentDialects = ["mlir::func::FuncDialect"];
@@ -515,7 +517,8 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::func::FuncOp"> {
     ```
   }];
   let options = [
-    Option<"alignment", "alignment", "int64_t", "64",
+    Option<"alignment", "alignment", "int64_t",
+           "static_cast<int64_t>(::kiln::runtime::kBufferAlignment)",
            "Byte alignment of every buffer">,
   ];
   let dependentDialects = ["mlir::memref::MemRefDialect",

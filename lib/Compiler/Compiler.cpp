@@ -232,11 +232,17 @@ bool kiln::isGpuTarget(StringRef target) {
       std::string_view(target.data(), target.size()));
 }
 
+llvm::Error kiln::CompileOptions::verify() const {
+  if (target != "cpu" && !isGpuTarget(target))
+    return fail("--target " + target + " is not supported (targets: cpu, " +
+                rt::supportedGpuTargets() + ")");
+  return pipeline.verify();
+}
+
 llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                                const StageRunner &stage) {
-  if (opts.target != "cpu" && !isGpuTarget(opts.target))
-    return fail("unsupported target '" + opts.target + "' (targets: cpu, " +
-                rt::supportedGpuTargets() + ")");
+  if (llvm::Error err = opts.verify())
+    return err;
   DialectRegistry registry;
   registerPipelineInterfaces(registry);
   module.getContext()->appendDialectRegistry(registry);
@@ -449,7 +455,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   // (their data stays alive in the importer's file mapping until write()).
   for (auto global : globals)
     global->remove();
-  auto restore = llvm::make_scope_exit([&] {
+  llvm::scope_exit restore([&] {
     for (auto global : globals)
       global->destroy();
   });

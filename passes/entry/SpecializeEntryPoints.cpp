@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Tfm/TfmOps.h"
+#include "passes/EntryShape.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -22,6 +23,22 @@ namespace kiln {
 
 using namespace mlir;
 using namespace kiln;
+
+std::string kiln::checkEntryShape(int64_t batch, int64_t prefillChunk,
+                                  int64_t maxSeqLen) {
+  auto range = [](const char *flag, const std::string &upper, int64_t got) {
+    return std::string(flag) + " must be in [1, " + upper + "] (got " +
+           std::to_string(got) + ")";
+  };
+  if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLenLimit)
+    return range("--max-seq-len", std::to_string(kMaxSeqLenLimit), maxSeqLen);
+  if (prefillChunk < 1 || prefillChunk > maxSeqLen)
+    return range("--prefill-chunk",
+                 "--max-seq-len = " + std::to_string(maxSeqLen), prefillChunk);
+  if (batch < 1 || batch > kMaxBatchLimit)
+    return range("--batch", std::to_string(kMaxBatchLimit), batch);
+  return "";
+}
 
 namespace {
 
@@ -62,15 +79,11 @@ struct SpecializeEntryPoints
       module.emitError("expected the importer's @forward function");
       return signalPassFailure();
     }
-    if (batch < 1 || prefillChunk < 1 || maxSeqLen < 1 ||
-        prefillChunk > maxSeqLen) {
-      // The options are cl::opt objects: print their values, not them.
-      module.emitError() << "invalid entry-point shapes: batch="
-                         << int64_t(batch)
-                         << " prefill-chunk=" << int64_t(prefillChunk)
-                         << " max-seq-len=" << int64_t(maxSeqLen)
-                         << " (need positive values and prefill-chunk <= "
-                            "max-seq-len)";
+    // The options are cl::opt objects: pass their values, not them.
+    std::string problem = checkEntryShape(
+        batch.getValue(), prefillChunk.getValue(), maxSeqLen.getValue());
+    if (!problem.empty()) {
+      module.emitError(problem);
       return signalPassFailure();
     }
     if (failed(checkForward(forward)))

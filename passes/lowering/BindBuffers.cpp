@@ -3,8 +3,9 @@
 // The runtime calls every entry point as f(weights, kv, arena, io), four byte
 // buffers it allocates once at load time. This pass gives each tensor a home
 // in one of them: weights (ml_program.global) and KV caches at fixed offsets,
-// token ids, positions and logits in the I/O buffer. Offsets are 64-byte
-// aligned and recorded as attributes for the artifact writer.
+// token ids, positions and logits in the I/O buffer. Offsets are aligned to
+// the runtime's kBufferAlignment and recorded as attributes for the artifact
+// writer.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,7 +32,7 @@ using namespace kiln;
 
 namespace {
 
-constexpr int64_t kAlign = 64;
+constexpr int64_t kAlign = static_cast<int64_t>(runtime::kBufferAlignment);
 
 int64_t byteSize(ShapedType type) {
   return type.getNumElements() *

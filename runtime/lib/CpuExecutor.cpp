@@ -207,7 +207,7 @@ std::unique_ptr<Executor> createExecutor(const Artifact &artifact,
   const std::string &target = artifact.target();
   if (target == "cpu")
     return createCpuExecutor(artifact, error);
-  if (detail::isGpuTarget(target))
+  if (isNvidiaTargetName(target))
     return createGpuExecutor(artifact, error);
   fail(error, "unsupported target '", target,
        "' (this runtime runs 'cpu' and 'sm_*' artifacts)");

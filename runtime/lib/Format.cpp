@@ -16,27 +16,6 @@ std::string shapeString(const std::vector<int64_t> &shape) {
   return out + "]";
 }
 
-bool parseGpuArch(const std::string &target, GpuArch *arch) {
-  if (!isGpuTarget(target))
-    return false;
-  std::string digits = target.substr(3);
-  char suffix = 0;
-  if (!digits.empty() && (digits.back() == 'a' || digits.back() == 'f')) {
-    suffix = digits.back();
-    digits.pop_back();
-  }
-  if (digits.size() < 2 || digits.size() > 3 || digits[0] == '0')
-    return false;
-  int version = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9')
-      return false;
-    version = version * 10 + (c - '0');
-  }
-  *arch = {version / 10, version % 10, suffix};
-  return true;
-}
-
 bool tensorBytes(const std::vector<int64_t> &shape, DType dtype,
                  uint64_t *bytes) {
   uint64_t total = dtypeSize(dtype);

@@ -45,20 +45,6 @@ inline uint64_t alignUp(uint64_t value, uint64_t alignment) {
 /// CRC-32 (IEEE 802.3, the polynomial of zlib's crc32).
 uint32_t crc32(const void *data, size_t size);
 
-/// An NVIDIA target "sm_XY", "sm_XYa" (architecture-specific) or "sm_XYf"
-/// (family-specific), e.g. sm_90 -> {9, 0, 0}, sm_100a -> {10, 0, 'a'}.
-struct GpuArch {
-  int major = 0;
-  int minor = 0;
-  char suffix = 0; // 0, 'a' or 'f'
-};
-/// True when `target` starts with "sm_" (the GPU executor's targets).
-inline bool isGpuTarget(const std::string &target) {
-  return target.rfind("sm_", 0) == 0;
-}
-/// Parses a GPU target; false when it is not sm_<2 or 3 digits>[a|f].
-bool parseGpuArch(const std::string &target, GpuArch *arch);
-
 } // namespace kiln::runtime::detail
 
 #endif // KILN_RUNTIME_LIB_FORMAT_H

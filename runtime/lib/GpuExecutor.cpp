@@ -60,6 +60,7 @@
 #include "Format.h"
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/Target.h"
 
 #include <dlfcn.h>
 
@@ -445,8 +446,8 @@ bool GpuExecutor::init(std::string *error) {
 
 bool GpuExecutor::loadModule(const char **used, std::string *error) {
   const std::string &target = artifact.target();
-  detail::GpuArch want;
-  if (!detail::parseGpuArch(target, &want)) // validated on load
+  GpuArch want;
+  if (!parseGpuTarget(target, &want)) // validated on load
     return fail(error, "GPU target '", target, "' is not sm_<version>");
   const KernelImage *cubin = nullptr, *ptx = nullptr;
   for (const KernelImage &image : artifact.images()) {

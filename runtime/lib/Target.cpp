@@ -20,17 +20,32 @@ bool kiln::runtime::isSupportedGpuTarget(std::string_view target) {
   return std::find(kTargets.begin(), kTargets.end(), target) != kTargets.end();
 }
 
-int kiln::runtime::gpuTargetMajor(std::string_view target) {
-  if (!isSupportedGpuTarget(target))
-    return 0;
-  // sm_<major><minor digit>[a|f]
+bool kiln::runtime::parseGpuTarget(std::string_view target, GpuArch *arch) {
+  if (!isNvidiaTargetName(target))
+    return false;
   std::string_view digits = target.substr(3);
-  while (!digits.empty() && (digits.back() < '0' || digits.back() > '9'))
+  char suffix = 0;
+  if (!digits.empty() && (digits.back() == 'a' || digits.back() == 'f')) {
+    suffix = digits.back();
     digits.remove_suffix(1);
-  int value = 0;
-  for (char c : digits)
-    value = value * 10 + (c - '0');
-  return value / 10;
+  }
+  if (digits.size() < 2 || digits.size() > 3 || digits[0] == '0')
+    return false;
+  int version = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return false;
+    version = version * 10 + (c - '0');
+  }
+  *arch = {version / 10, version % 10, suffix};
+  return true;
+}
+
+int kiln::runtime::gpuTargetMajor(std::string_view target) {
+  GpuArch arch;
+  if (!isSupportedGpuTarget(target) || !parseGpuTarget(target, &arch))
+    return 0;
+  return arch.major;
 }
 
 const char *kiln::runtime::supportedGpuTargets() {

@@ -8,6 +8,8 @@
 
 #include "Format.h"
 
+#include "kiln/runtime/Target.h"
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -125,10 +127,10 @@ bool validateImages(const std::vector<KernelImage> &images,
 
 /// A GPU target is sm_XY[a|f] and has PTX or a cubin to load.
 bool validateTargetImages(const ArtifactContents &c, std::string *error) {
-  if (!detail::isGpuTarget(c.target))
+  if (!isNvidiaTargetName(c.target))
     return true;
-  detail::GpuArch arch;
-  if (!detail::parseGpuArch(c.target, &arch))
+  GpuArch arch;
+  if (!parseGpuTarget(c.target, &arch))
     return fail(error, "GPU target '", c.target,
                 "' is not sm_<version>[a|f] (e.g. sm_80, sm_90a)");
   for (const KernelImage &image : c.images)
@@ -168,7 +170,7 @@ bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
 /// that are buffer ids. Other targets have no schedules.
 bool validateSchedule(const ArtifactContents &c, const EntrySpec &e,
                       std::string *error) {
-  if (!detail::isGpuTarget(c.target)) {
+  if (!isNvidiaTargetName(c.target)) {
     if (!e.launches.empty())
       return fail(error, "entry '", e.name, "' of target '", c.target,
                   "' has a launch schedule (only GPU targets launch kernels)");

@@ -77,14 +77,15 @@ cl::opt<std::string> target("target",
                             cl::init("cpu"), cl::cat(category));
 cl::opt<int64_t> maxSeqLen("max-seq-len",
                            cl::desc("Context length the KV cache holds"),
-                           cl::init(2048), cl::cat(category));
+                           cl::init(kiln::kDefaultMaxSeqLen),
+                           cl::cat(category));
 cl::opt<int64_t> prefillChunk(
     "prefill-chunk",
     cl::desc("Most tokens per prefill call; the runtime splits longer "
              "prompts and pads the last chunk"),
-    cl::init(64), cl::cat(category));
-cl::opt<int64_t> batch("batch", cl::desc("Sequences per call"), cl::init(1),
-                       cl::cat(category));
+    cl::init(kiln::kDefaultPrefillChunk), cl::cat(category));
+cl::opt<int64_t> batch("batch", cl::desc("Sequences per call"),
+                       cl::init(kiln::kDefaultBatch), cl::cat(category));
 cl::opt<bool> printWeights(
     "print-weights",
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
@@ -142,72 +143,34 @@ Error stage(StringRef name, const std::function<Error()> &fn) {
   return err;
 }
 
-/// Bounds that keep every size the planner derives from the options (KV
-/// cache, score matrices, arena offsets) inside 64 bits.
-constexpr int64_t kMaxSeqLen = int64_t(1) << 22, kMaxBatch = int64_t(1) << 12;
-
-/// --quantize's scheme and group size.
-struct Quantization {
-  std::string scheme;
-  int64_t groupSize = 0;
-};
-
-int parseQuantize(Quantization &q) {
-  StringRef text = quantize;
-  if (text.empty()) {
-    if (quantizeAsymmetric || quantizeLmHead)
-      return error(Twine("--quantize-") +
-                   (quantizeAsymmetric ? "asymmetric" : "lm-head") +
-                   " needs --quantize");
-    return 0;
-  }
-  auto [scheme, group] = text.split(':');
-  if (scheme != "int8" && scheme != "int4")
-    return error("--quantize=" + text + ": unknown scheme '" + scheme +
-                 "' (int8, int8:G, int4, int4:G)");
-  q.scheme = scheme.str();
-  q.groupSize = scheme == "int4" ? 32 : 0;
-  if (text.contains(':') &&
-      (group.getAsInteger(10, q.groupSize) ||
-       (q.groupSize != 32 && q.groupSize != 64 && q.groupSize != 128)))
-    return error("--quantize=" + text + ": group size '" + group +
-                 "' is not 32, 64 or 128");
-  return 0;
-}
-
-Quantization quantization;
-
-int checkOptions() {
-  if (int rc = parseQuantize(quantization))
-    return rc;
-  if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLen)
-    return error(formatv("--max-seq-len must be in [1, {0}] (got {1})",
-                         kMaxSeqLen, maxSeqLen.getValue()));
-  if (prefillChunk < 1 || prefillChunk > maxSeqLen)
-    return error(formatv("--prefill-chunk must be in [1, --max-seq-len = {0}] "
-                         "(got {1})",
-                         maxSeqLen.getValue(), prefillChunk.getValue()));
-  if (batch < 1 || batch > kMaxBatch)
-    return error(formatv("--batch must be in [1, {0}] (got {1})", kMaxBatch,
-                         batch.getValue()));
+/// The options of the flags, checked before any work: their rules are the
+/// library's (CompileOptions::verify, PipelineOptions), not repeated here.
+Expected<kiln::CompileOptions> compileOptions() {
+  kiln::CompileOptions opts;
+  opts.pipeline.batch = batch;
+  opts.pipeline.prefillChunk = prefillChunk;
+  opts.pipeline.maxSeqLen = maxSeqLen;
+  if (!quantize.empty())
+    if (Error err = opts.pipeline.parseQuantize(quantize))
+      return std::move(err);
+  opts.pipeline.quantizeAsymmetric = quantizeAsymmetric;
+  opts.pipeline.quantizeLmHead = quantizeLmHead;
+  for (const std::string &name : noFuse)
+    if (Error err = opts.pipeline.disableFusion(name))
+      return std::move(err);
+  opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
+  opts.target = target;
+  if (Error err = opts.verify())
+    return std::move(err);
   // An existing output must be a regular file: writing would otherwise
   // replace a FIFO or a device node (as root, even /dev/full).
   if (!outputPath.empty() && outputPath != "-") {
     struct stat st;
     if (::stat(outputPath.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-      return error("-o " + outputPath + ": exists and is not a regular file");
+      return createStringError("-o " + outputPath +
+                               ": exists and is not a regular file");
   }
-  for (const std::string &name : noFuse)
-    if (name != "projections" && name != "norm" && name != "swiglu" &&
-        name != "elementwise" && name != "transpose-weights" &&
-        name != "epilogues" && name != "attention" && name != "all")
-      return error("--no-fuse=" + name +
-                   " names no pass (projections, norm, swiglu, elementwise, "
-                   "transpose-weights, epilogues, attention, all)");
-  if (target != "cpu" && !kiln::isGpuTarget(target))
-    return error("--target " + target + " is not supported (targets: cpu, " +
-                 kiln::runtime::supportedGpuTargets() + ")");
-  return 0;
+  return opts;
 }
 
 /// The directory whose tokenizer goes into the artifact: --tokenizer, else
@@ -242,8 +205,10 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "Kiln: ahead-of-time compiler for Llama-family "
                               "models\n");
-  if (int rc = checkOptions())
-    return rc;
+  auto checked = compileOptions();
+  if (!checked)
+    return error(toString(checked.takeError()));
+  kiln::CompileOptions opts = std::move(*checked);
   // Checked before the long compile; an unusable tokenizer fails it.
   kiln::runtime::TokenizerFiles tokenizer;
   int64_t tokenizerVocab = 0;
@@ -306,27 +271,6 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  kiln::CompileOptions opts;
-  opts.pipeline.batch = batch;
-  opts.pipeline.prefillChunk = prefillChunk;
-  opts.pipeline.maxSeqLen = maxSeqLen;
-  auto off = [](StringRef pass) {
-    return llvm::is_contained(noFuse, pass) ||
-           llvm::is_contained(noFuse, "all");
-  };
-  opts.pipeline.fuseProjections = !off("projections");
-  opts.pipeline.fuseNorm = !off("norm");
-  opts.pipeline.fuseSwiglu = !off("swiglu");
-  opts.pipeline.fuseElementwise = !off("elementwise");
-  opts.pipeline.transposeWeights = !off("transpose-weights");
-  opts.pipeline.fuseEpilogues = !off("epilogues");
-  opts.pipeline.fuseAttention = !off("attention");
-  opts.pipeline.quantize = quantization.scheme;
-  opts.pipeline.quantizeGroupSize = quantization.groupSize;
-  opts.pipeline.quantizeAsymmetric = quantizeAsymmetric;
-  opts.pipeline.quantizeLmHead = quantizeLmHead;
-  opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
-  opts.target = target;
   opts.output = outName;
   opts.tokenizer = std::move(tokenizer);
   if (Error err = kiln::lowerToLoops(module, opts, stage))

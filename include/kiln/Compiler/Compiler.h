@@ -24,6 +24,11 @@ struct CompileOptions {
   std::string output = "model.kiln";
   /// Stored in the artifact when not empty (checked by the caller).
   runtime::TokenizerFiles tokenizer;
+
+  /// The target (cpu or a supported GPU) and the pipeline's options
+  /// (PipelineOptions::verify); kiln-compile runs it before any work and
+  /// lowerToLoops again.
+  llvm::Error verify() const;
 };
 
 /// Sizes of everything the runtime allocates, for the memory report.
@@ -46,8 +51,8 @@ struct MemoryReport {
 llvm::Expected<std::string> emitGpuAssembly(mlir::ModuleOp module,
                                             const CompileOptions &opts);
 
-/// True for NVIDIA targets: sm_60 ... sm_120, optionally with an `a`/`f`
-/// suffix (sm_90a).
+/// True for the NVIDIA targets Kiln generates code for
+/// (runtime::isSupportedGpuTarget, the one owner of the list).
 bool isGpuTarget(llvm::StringRef target);
 
 /// Runs `stage(name, fn)` for each compilation stage so the driver can time

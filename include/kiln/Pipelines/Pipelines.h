@@ -3,18 +3,24 @@
 #ifndef KILN_PIPELINES_PIPELINES_H
 #define KILN_PIPELINES_PIPELINES_H
 
+#include "passes/EntryShape.h"
+
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <string>
 
 namespace kiln {
 
+/// The compile options of the pipelines, with their defaults; kiln-compile's
+/// flags are parsed into it (parseQuantize, disableFusion) and checked by
+/// verify(), so the tool and the library agree on every rule.
 struct PipelineOptions {
-  int64_t batch = 1;
-  int64_t prefillChunk = 64;
-  int64_t maxSeqLen = 2048;
+  int64_t batch = kDefaultBatch;
+  int64_t prefillChunk = kDefaultPrefillChunk;
+  int64_t maxSeqLen = kDefaultMaxSeqLen;
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
@@ -33,6 +39,15 @@ struct PipelineOptions {
   bool quantizeLmHead = false;
   /// Stop after the tfm -> tfm passes (kiln-compile --emit=tfm-opt).
   bool stopAfterTfm = false;
+
+  /// Sets quantize and quantizeGroupSize from --quantize's value: int8,
+  /// int8:G, int4 (groups of 32) or int4:G, with G = 32, 64 or 128.
+  llvm::Error parseQuantize(llvm::StringRef text);
+  /// Turns off what --no-fuse=`name` names (a fusion pass, or "all").
+  llvm::Error disableFusion(llvm::StringRef name);
+  /// The values together: the entry shapes' bounds (checkEntryShape) and the
+  /// quantization flags. Errors name the flag.
+  llvm::Error verify() const;
 };
 
 struct GpuOptions {

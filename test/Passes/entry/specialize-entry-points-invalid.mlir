@@ -6,8 +6,8 @@
 // RUN: not kiln-opt %s --kiln-specialize-entry-points="batch=0" \
 // RUN:   --split-input-file 2>&1 | FileCheck %s --check-prefix=BATCH
 
-// CHUNK: error: invalid entry-point shapes: batch=1 prefill-chunk=32 max-seq-len=16 (need positive values and prefill-chunk <= max-seq-len)
-// BATCH: error: invalid entry-point shapes: batch=0 prefill-chunk=64 max-seq-len=2048
+// CHUNK: error: --prefill-chunk must be in [1, --max-seq-len = 16] (got 32)
+// BATCH: error: --batch must be in [1, 4096] (got 0)
 
 // expected-error @+1 {{expected the importer's @forward function}}
 module {
