@@ -2,25 +2,19 @@
 
 #include "kiln/Compiler/Compiler.h"
 #include "kiln/Target/CpuTarget.h"
+#include "kiln/Target/GpuTarget.h"
 
 #include "kiln/runtime/ArtifactWriter.h"
 #include "kiln/runtime/Target.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
-#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/ScopeExit.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Program.h"
 
 using namespace mlir;
 using namespace kiln;
@@ -30,25 +24,6 @@ using llvm::formatv;
 namespace {
 llvm::Error fail(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
-}
-
-/// Runs a pass pipeline, turning its diagnostics into the error message.
-llvm::Error runPipeline(ModuleOp module, llvm::StringRef what,
-                        const std::function<void(OpPassManager &)> &build) {
-  PassManager pm(module.getContext());
-  build(pm);
-  std::string diagnostics;
-  {
-    ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {
-      if (d.getSeverity() == DiagnosticSeverity::Error)
-        diagnostics += (diagnostics.empty() ? "" : "; ") + d.str();
-      return success();
-    });
-    if (succeeded(pm.run(module)))
-      return llvm::Error::success();
-  }
-  return fail(what + " failed" +
-              (diagnostics.empty() ? "" : ": " + diagnostics));
 }
 
 FailureOr<rt::DType> dtypeOf(Type t) {
@@ -79,138 +54,6 @@ int64_t attrInt(Operation *op, StringRef name) {
 int64_t dictInt(DictionaryAttr d, StringRef name) {
   auto a = d ? d.getAs<IntegerAttr>(name) : IntegerAttr();
   return a ? a.getInt() : -1;
-}
-/// Where a CUDA toolkit may be: $CUDA_HOME, then /usr/local/cuda.
-std::vector<std::string> cudaRoots() {
-  std::vector<std::string> roots;
-  if (const char *home = std::getenv("CUDA_HOME"))
-    roots.push_back(home);
-  roots.push_back("/usr/local/cuda");
-  return roots;
-}
-
-/// `program` on PATH, else in a CUDA toolkit's bin.
-std::optional<std::string> findCudaTool(StringRef program) {
-  if (auto p = llvm::sys::findProgramByName(program))
-    return *p;
-  for (const std::string &root : cudaRoots()) {
-    std::string path = root + "/bin/" + program.str();
-    if (llvm::sys::fs::can_execute(path))
-      return path;
-  }
-  return std::nullopt;
-}
-
-/// CUDA's libdevice (math functions for NVVM), if a toolkit is installed.
-std::string findLibdevice() {
-  for (const std::string &root : cudaRoots()) {
-    std::string path = root + "/nvvm/libdevice/libdevice.10.bc";
-    if (llvm::sys::fs::exists(path))
-      return path;
-  }
-  return "";
-}
-
-struct GpuCode {
-  std::string ptx;
-  std::vector<uint8_t> cubin; // empty without ptxas
-  std::string ptxasLog;
-};
-
-/// Runs the GPU pipeline and assembles the PTX with ptxas when available.
-llvm::Expected<GpuCode> generateGpuCode(ModuleOp module, StringRef chip,
-                                        bool assemble = true) {
-  GpuOptions gpu;
-  gpu.chip = chip.str();
-  gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
-  gpu.libdevice = findLibdevice();
-  if (llvm::Error err =
-          runPipeline(module, "GPU code generation",
-                      [&](OpPassManager &pm) { buildGpuPipeline(pm, gpu); }))
-    return std::move(err);
-  GpuCode code;
-  module.walk([&](gpu::BinaryOp binary) {
-    for (Attribute a : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
-        code.ptx = object.getObject().str();
-  });
-  if (code.ptx.empty())
-    return fail("GPU code generation produced no PTX");
-  auto ptxas = findCudaTool("ptxas");
-  if (!ptxas || !assemble)
-    return code; // the driver JIT-compiles the PTX at load time
-  llvm::SmallString<128> ptxPath, cubinPath, logPath;
-  llvm::sys::fs::createTemporaryFile("kiln-kernels", "ptx", ptxPath);
-  llvm::sys::fs::createTemporaryFile("kiln-kernels", "cubin", cubinPath);
-  llvm::sys::fs::createTemporaryFile("kiln-ptxas", "log", logPath);
-  llvm::FileRemover r1(ptxPath), r2(cubinPath), r3(logPath);
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(ptxPath, ec);
-    if (ec)
-      return fail("cannot write " + ptxPath + ": " + ec.message());
-    os << code.ptx;
-  }
-  std::string arch = "-arch=" + chip.str();
-  llvm::SmallVector<StringRef> args{*ptxas,  arch, "-O3",
-                                    ptxPath, "-o", cubinPath};
-  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
-                                          StringRef(logPath)};
-  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects);
-  auto log = llvm::MemoryBuffer::getFile(logPath);
-  if (log)
-    code.ptxasLog = (*log)->getBuffer().str();
-  if (rc != 0)
-    return fail("ptxas failed for " + chip + ": " + code.ptxasLog);
-  auto cubin = llvm::MemoryBuffer::getFile(cubinPath, false, false);
-  if (!cubin)
-    return fail("cannot read the cubin: " + cubin.getError().message());
-  StringRef bytes = (*cubin)->getBuffer();
-  code.cubin.assign(bytes.begin(), bytes.end());
-  return code;
-}
-
-/// The launch schedule of a lowered GPU entry point.
-/// Counts the launches per `kiln.mapping` into `byMapping`.
-llvm::Expected<std::vector<rt::LaunchSpec>>
-launchSchedule(func::FuncOp func, std::map<std::string, uint64_t> *byMapping) {
-  std::vector<rt::LaunchSpec> launches;
-  Block &body = func.getBody().front();
-  for (Operation &op : body.without_terminator()) {
-    auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
-    if (!launch) {
-      if (isMemoryEffectFree(&op))
-        continue;
-      return fail("internal error: entry @" + func.getSymName() +
-                  " has host work besides kernel launches");
-    }
-    rt::LaunchSpec spec;
-    spec.kernel = launch.getKernelName().str();
-    auto mapping = launch->getAttrOfType<StringAttr>("kiln.mapping");
-    ++(*byMapping)[mapping ? mapping.getValue().str() : "unnamed"];
-    gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
-    gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
-    Value dims[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
-    for (int i = 0; i < 6; ++i) {
-      auto c = dims[i].getDefiningOp<arith::ConstantIndexOp>();
-      if (!c)
-        return fail("internal error: dynamic launch size in @" +
-                    func.getSymName());
-      (i < 3 ? spec.grid[i] : spec.block[i - 3]) =
-          static_cast<uint32_t>(c.value());
-    }
-    spec.sharedBytes = 0;
-    spec.waitsForPrevious = launch->hasAttr("kiln.waits_for_previous");
-    for (Value arg : launch.getKernelOperands()) {
-      auto blockArg = dyn_cast<BlockArgument>(arg);
-      if (!blockArg || blockArg.getOwner() != &body)
-        return fail("internal error: kernel argument is not a runtime "
-                    "buffer");
-      spec.args.push_back(static_cast<uint8_t>(blockArg.getArgNumber()));
-    }
-    launches.push_back(std::move(spec));
-  }
-  return launches;
 }
 } // namespace
 

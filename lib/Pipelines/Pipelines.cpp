@@ -219,3 +219,21 @@ void kiln::registerPipelines() {
       "kiln-cpu-to-llvm", "Loop nests -> LLVM dialect for the host",
       [](OpPassManager &pm) { buildCpuToLLVMPipeline(pm); });
 }
+
+llvm::Error kiln::runPipeline(ModuleOp module, llvm::StringRef what,
+                              llvm::function_ref<void(OpPassManager &)> build) {
+  PassManager pm(module.getContext());
+  build(pm);
+  std::string diagnostics;
+  {
+    ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {
+      if (d.getSeverity() == DiagnosticSeverity::Error)
+        diagnostics += (diagnostics.empty() ? "" : "; ") + d.str();
+      return success();
+    });
+    if (succeeded(pm.run(module)))
+      return llvm::Error::success();
+  }
+  return llvm::createStringError(
+      what + " failed" + (diagnostics.empty() ? "" : ": " + diagnostics));
+}

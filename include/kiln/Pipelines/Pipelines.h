@@ -5,6 +5,7 @@
 
 #include "passes/EntryShape.h"
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/Error.h"
@@ -70,6 +71,11 @@ void buildCpuToLLVMPipeline(mlir::OpPassManager &pm);
 /// lowered through NVVM to PTX (gpu.binary); the entry points become
 /// launch schedules.
 void buildGpuPipeline(mlir::OpPassManager &pm, const GpuOptions &opts);
+
+/// Runs the pipeline `build` makes on `module`, turning its error
+/// diagnostics into the error's message ("<what> failed: ...").
+llvm::Error runPipeline(mlir::ModuleOp module, llvm::StringRef what,
+                        llvm::function_ref<void(mlir::OpPassManager &)> build);
 
 /// Registers the dialect interfaces the pipelines need (bufferization and
 /// LLVM translation models).

@@ -1,0 +1,155 @@
+//===- GpuTarget.cpp - NVIDIA code generation
+//------------------------------===//
+
+#include "kiln/Target/GpuTarget.h"
+#include "kiln/Pipelines/Pipelines.h"
+
+#include "kiln/runtime/Target.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+
+#include <cstdlib>
+#include <optional>
+
+using namespace mlir;
+using namespace kiln;
+namespace rt = kiln::runtime;
+
+namespace {
+llvm::Error fail(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+/// Where a CUDA toolkit may be: $CUDA_HOME, then /usr/local/cuda.
+std::vector<std::string> cudaRoots() {
+  std::vector<std::string> roots;
+  if (const char *home = std::getenv("CUDA_HOME"))
+    roots.push_back(home);
+  roots.push_back("/usr/local/cuda");
+  return roots;
+}
+
+/// `program` on PATH, else in a CUDA toolkit's bin.
+std::optional<std::string> findCudaTool(StringRef program) {
+  if (auto p = llvm::sys::findProgramByName(program))
+    return *p;
+  for (const std::string &root : cudaRoots()) {
+    std::string path = root + "/bin/" + program.str();
+    if (llvm::sys::fs::can_execute(path))
+      return path;
+  }
+  return std::nullopt;
+}
+
+/// CUDA's libdevice (math functions for NVVM), if a toolkit is installed.
+std::string findLibdevice() {
+  for (const std::string &root : cudaRoots()) {
+    std::string path = root + "/nvvm/libdevice/libdevice.10.bc";
+    if (llvm::sys::fs::exists(path))
+      return path;
+  }
+  return "";
+}
+
+} // namespace
+
+llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
+                                              bool assemble) {
+  GpuOptions gpu;
+  gpu.chip = chip.str();
+  gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
+  gpu.libdevice = findLibdevice();
+  if (llvm::Error err =
+          runPipeline(module, "GPU code generation",
+                      [&](OpPassManager &pm) { buildGpuPipeline(pm, gpu); }))
+    return std::move(err);
+  GpuCode code;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute a : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(a))
+        code.ptx = object.getObject().str();
+  });
+  if (code.ptx.empty())
+    return fail("GPU code generation produced no PTX");
+  auto ptxas = findCudaTool("ptxas");
+  if (!ptxas || !assemble)
+    return code; // the driver JIT-compiles the PTX at load time
+  llvm::SmallString<128> ptxPath, cubinPath, logPath;
+  llvm::sys::fs::createTemporaryFile("kiln-kernels", "ptx", ptxPath);
+  llvm::sys::fs::createTemporaryFile("kiln-kernels", "cubin", cubinPath);
+  llvm::sys::fs::createTemporaryFile("kiln-ptxas", "log", logPath);
+  llvm::FileRemover r1(ptxPath), r2(cubinPath), r3(logPath);
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(ptxPath, ec);
+    if (ec)
+      return fail("cannot write " + ptxPath + ": " + ec.message());
+    os << code.ptx;
+  }
+  std::string arch = "-arch=" + chip.str();
+  llvm::SmallVector<StringRef> args{*ptxas,  arch, "-O3",
+                                    ptxPath, "-o", cubinPath};
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
+                                          StringRef(logPath)};
+  int rc = llvm::sys::ExecuteAndWait(*ptxas, args, std::nullopt, redirects);
+  auto log = llvm::MemoryBuffer::getFile(logPath);
+  if (log)
+    code.ptxasLog = (*log)->getBuffer().str();
+  if (rc != 0)
+    return fail("ptxas failed for " + chip + ": " + code.ptxasLog);
+  auto cubin = llvm::MemoryBuffer::getFile(cubinPath, false, false);
+  if (!cubin)
+    return fail("cannot read the cubin: " + cubin.getError().message());
+  StringRef bytes = (*cubin)->getBuffer();
+  code.cubin.assign(bytes.begin(), bytes.end());
+  return code;
+}
+
+llvm::Expected<std::vector<rt::LaunchSpec>>
+kiln::launchSchedule(func::FuncOp func,
+                     std::map<std::string, uint64_t> *byMapping) {
+  std::vector<rt::LaunchSpec> launches;
+  Block &body = func.getBody().front();
+  for (Operation &op : body.without_terminator()) {
+    auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
+    if (!launch) {
+      if (isMemoryEffectFree(&op))
+        continue;
+      return fail("internal error: entry @" + func.getSymName() +
+                  " has host work besides kernel launches");
+    }
+    rt::LaunchSpec spec;
+    spec.kernel = launch.getKernelName().str();
+    auto mapping = launch->getAttrOfType<StringAttr>("kiln.mapping");
+    ++(*byMapping)[mapping ? mapping.getValue().str() : "unnamed"];
+    gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+    gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+    Value dims[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
+    for (int i = 0; i < 6; ++i) {
+      auto c = dims[i].getDefiningOp<arith::ConstantIndexOp>();
+      if (!c)
+        return fail("internal error: dynamic launch size in @" +
+                    func.getSymName());
+      (i < 3 ? spec.grid[i] : spec.block[i - 3]) =
+          static_cast<uint32_t>(c.value());
+    }
+    spec.sharedBytes = 0;
+    spec.waitsForPrevious = launch->hasAttr("kiln.waits_for_previous");
+    for (Value arg : launch.getKernelOperands()) {
+      auto blockArg = dyn_cast<BlockArgument>(arg);
+      if (!blockArg || blockArg.getOwner() != &body)
+        return fail("internal error: kernel argument is not a runtime "
+                    "buffer");
+      spec.args.push_back(static_cast<uint8_t>(blockArg.getArgNumber()));
+    }
+    launches.push_back(std::move(spec));
+  }
+  return launches;
+}
