@@ -10,6 +10,10 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
+namespace kiln {
+class KilnDialect;
+} // namespace kiln
+
 namespace mlir {
 namespace affine {
 class AffineDialect;

@@ -53,7 +53,7 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     Option<"maxSeqLen", "max-seq-len", "int64_t", "::kiln::kDefaultMaxSeqLen",
            "Context length the KV cache holds">,
   ];
-  let dependentDialects = ["mlir::func::FuncDialect"];
+  let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect"];
 }
 
 //===----------------------------------------------------------------------===//
@@ -521,7 +521,7 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::func::FuncOp"> {
            "static_cast<int64_t>(::kiln::runtime::kBufferAlignment)",
            "Byte alignment of every buffer">,
   ];
-  let dependentDialects = ["mlir::memref::MemRefDialect",
+  let dependentDialects = ["kiln::KilnDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];
 }
 

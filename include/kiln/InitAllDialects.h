@@ -3,6 +3,7 @@
 #ifndef KILN_INITALLDIALECTS_H
 #define KILN_INITALLDIALECTS_H
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "dialects/Tfm/TfmDialect.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -32,6 +33,7 @@ inline void registerAllDialects(mlir::DialectRegistry &registry) {
       mlir::math::MathDialect, mlir::memref::MemRefDialect,
       mlir::ml_program::MLProgramDialect, mlir::scf::SCFDialect,
       mlir::tensor::TensorDialect, mlir::vector::VectorDialect>();
+  registerKilnDialect(registry);
 }
 } // namespace kiln
 

@@ -1,6 +1,7 @@
 //===- Compiler.cpp - From a raised tfm module to model.kiln --------------===//
 
 #include "kiln/Compiler/Compiler.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "kiln/Target/CpuTarget.h"
 #include "kiln/Target/GpuTarget.h"
 
@@ -101,23 +102,23 @@ llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
 
 void kiln::printMemoryPlan(ModuleOp module, llvm::raw_ostream &os) {
   for (auto func : module.getOps<func::FuncOp>()) {
-    auto plan = func->getAttrOfType<ArrayAttr>("kiln.memory_plan");
+    auto plan = func->getAttrOfType<ArrayAttr>(kMemoryPlanAttr);
     if (!plan)
       continue;
-    int64_t arena = attrInt(func, "kiln.arena_size");
+    int64_t arena = attrInt(func, kArenaSizeAttr);
     int64_t total = 0;
-    for (Attribute a : plan)
-      total += dictInt(cast<DictionaryAttr>(a), "size");
+    for (auto buffer : plan.getAsRange<BufferPlacementAttr>())
+      total += buffer.getSize();
     os << formatv("entry @{0}: arena {1} bytes for {2} buffers totalling {3} "
                   "bytes (reuse saves {4:P})\n",
                   func.getSymName(), arena, plan.size(), total,
                   total ? 1.0 - double(arena) / double(total) : 0.0);
     os << "  buffer      offset        size   live\n";
-    for (auto [i, a] : llvm::enumerate(plan)) {
-      auto d = cast<DictionaryAttr>(a);
+    for (auto [i, buffer] :
+         llvm::enumerate(plan.getAsRange<BufferPlacementAttr>())) {
       os << formatv("  {0,6} {1,11} {2,11}   [{3}, {4}]\n", i,
-                    dictInt(d, "offset"), dictInt(d, "size"),
-                    dictInt(d, "start"), dictInt(d, "end"));
+                    buffer.getOffset(), buffer.getSize(), buffer.getStart(),
+                    buffer.getEnd());
     }
   }
 }
@@ -212,11 +213,11 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     uint64_t offset =
         writer.addWeight(global.getSymName().str(), *dtype,
                          vec(type.getShape()), data.data(), data.size());
-    if (static_cast<int64_t>(offset) != attrInt(global, "kiln.offset"))
+    if (static_cast<int64_t>(offset) != attrInt(global, kOffsetAttr))
       return fail(formatv("internal error: weight @{0} is at {1} in the "
                           "artifact but the code reads it at {2}",
                           global.getSymName(), offset,
-                          attrInt(global, "kiln.offset")));
+                          attrInt(global, kOffsetAttr)));
   }
   report.weightsBytes = writer.weightsSize();
 
@@ -224,14 +225,14 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   bool haveKv = false;
   std::vector<std::pair<rt::EntrySpec, func::FuncOp>> entries;
   for (auto func : module.getOps<func::FuncOp>()) {
-    auto entryName = func->getAttrOfType<StringAttr>("kiln.entry");
+    auto entryName = func->getAttrOfType<StringAttr>(kEntryAttr);
     if (!entryName)
       continue;
-    auto io = func->getAttrOfType<DictionaryAttr>("kiln.io");
-    auto kvOffsets = func->getAttrOfType<ArrayAttr>("kiln.kv_offsets");
-    auto tokensType = func->getAttrOfType<TypeAttr>("kiln.tokens_type");
-    auto logitsType = func->getAttrOfType<TypeAttr>("kiln.logits_type");
-    auto cacheType = func->getAttrOfType<TypeAttr>("kiln.cache_type");
+    auto io = func->getAttrOfType<DictionaryAttr>(kIoAttr);
+    auto kvOffsets = func->getAttrOfType<ArrayAttr>(kKvOffsetsAttr);
+    auto tokensType = func->getAttrOfType<TypeAttr>(kTokensTypeAttr);
+    auto logitsType = func->getAttrOfType<TypeAttr>(kLogitsTypeAttr);
+    auto cacheType = func->getAttrOfType<TypeAttr>(kCacheTypeAttr);
     if (!io || !kvOffsets || !tokensType || !logitsType || !cacheType)
       return fail("internal error: entry @" + func.getSymName() +
                   " lacks its buffer layout");
@@ -244,7 +245,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     entry.batch = tokens.getDimSize(0);
     entry.seq = tokens.getDimSize(1);
     entry.ioSize = dictInt(io, "size");
-    entry.arenaSize = std::max<int64_t>(attrInt(func, "kiln.arena_size"), 0);
+    entry.arenaSize = std::max<int64_t>(attrInt(func, kArenaSizeAttr), 0);
     auto tensor = [&](StringRef name, rt::DType dtype,
                       ArrayRef<int64_t> shape) {
       rt::TensorSpec t;
@@ -259,13 +260,12 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     entry.logits =
         tensor("logits", *dtypeOf(logits.getElementType()), logits.getShape());
     entry.argmax = tensor("argmax", rt::DType::I64, tokens.getShape());
-    if (auto plan = func->getAttrOfType<ArrayAttr>("kiln.memory_plan"))
-      for (auto [i, a] : llvm::enumerate(plan)) {
-        auto d = cast<DictionaryAttr>(a);
+    if (auto plan = func->getAttrOfType<ArrayAttr>(kMemoryPlanAttr))
+      for (auto [i, buffer] :
+           llvm::enumerate(plan.getAsRange<BufferPlacementAttr>()))
         entry.plan.push_back({"buffer" + std::to_string(i),
-                              static_cast<uint64_t>(dictInt(d, "offset")),
-                              static_cast<uint64_t>(dictInt(d, "size"))});
-      }
+                              static_cast<uint64_t>(buffer.getOffset()),
+                              static_cast<uint64_t>(buffer.getSize())});
     report.arenaBytes = std::max<uint64_t>(report.arenaBytes, entry.arenaSize);
     report.ioBytes = std::max<uint64_t>(report.ioBytes, entry.ioSize);
     entries.emplace_back(std::move(entry), func);
@@ -282,7 +282,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
       for (auto [i, off] : llvm::enumerate(kvOffsets))
         (i % 2 ? kv.vOffsets : kv.kOffsets)
             .push_back(cast<IntegerAttr>(off).getInt());
-      kv.kvBytes = attrInt(module, "kiln.kv_size");
+      kv.kvBytes = attrInt(module, kKvSizeAttr);
       writer.setKvCache(kv);
       report.kvBytes = kv.kvBytes;
       report.layers = kv.numLayers;

@@ -1,6 +1,7 @@
 //===- CpuTarget.cpp - Host code generation -------------------------------===//
 
 #include "kiln/Target/CpuTarget.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "kiln/runtime/Target.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -54,7 +55,7 @@ optimizedModule(mlir::ModuleOp module, LLVMContext &ctx, TargetMachine &tm) {
   // functions of their own: inlined back, they would make one huge function
   // again, which LLVM's machine passes take minutes over.
   module.walk([](mlir::LLVM::LLVMFuncOp f) {
-    if (!f->removeAttr(kiln::kNoInlineMarker))
+    if (!f->removeAttr(kiln::kNoInlineAttr))
       return;
     f.setNoInline(true);
     f.setLinkage(mlir::LLVM::Linkage::Internal);

@@ -2,6 +2,7 @@
 //------------------------------===//
 
 #include "kiln/Target/GpuTarget.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "kiln/Pipelines/Pipelines.h"
 
 #include "kiln/runtime/Target.h"
@@ -127,7 +128,7 @@ kiln::launchSchedule(func::FuncOp func,
     }
     rt::LaunchSpec spec;
     spec.kernel = launch.getKernelName().str();
-    auto mapping = launch->getAttrOfType<StringAttr>("kiln.mapping");
+    auto mapping = launch->getAttrOfType<StringAttr>(kMappingAttr);
     ++(*byMapping)[mapping ? mapping.getValue().str() : "unnamed"];
     gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
     gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
@@ -141,7 +142,7 @@ kiln::launchSchedule(func::FuncOp func,
           static_cast<uint32_t>(c.value());
     }
     spec.sharedBytes = 0;
-    spec.waitsForPrevious = launch->hasAttr("kiln.waits_for_previous");
+    spec.waitsForPrevious = launch->hasAttr(kWaitsForPreviousAttr);
     for (Value arg : launch.getKernelOperands()) {
       auto blockArg = dyn_cast<BlockArgument>(arg);
       if (!blockArg || blockArg.getOwner() != &body)

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "dialects/Tfm/TfmOps.h"
 #include "passes/EntryShape.h"
 #include "passes/Passes.h"
@@ -100,7 +101,7 @@ struct SpecializeEntryPoints
     auto entry = cast<func::FuncOp>(builder.clone(*forward));
     SymbolTable(getOperation()).insert(entry);
     entry.setSymName(name);
-    entry->setAttr("kiln.entry", builder.getStringAttr(name));
+    entry->setAttr(kEntryAttr, builder.getStringAttr(name));
 
     // Arguments: tokens and positions [batch, seq]; caches
     // [batch, kv_heads, max_seq, head_dim].

@@ -1,7 +1,7 @@
 //===- AttentionGroup.cpp - The ops attention_decode computes -------------===//
 
 #include "passes/kernels/AttentionGroup.h"
-#include "passes/RegionAttr.h"
+#include "dialects/Kiln/KilnDialect.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"

@@ -2,15 +2,16 @@
 //
 // The group of bufferized ops that one lowered tfm.attention is (its seven
 // steps, marked `kiln.region` {op = "tfm.attention", id, step}; see
-// passes/RegionAttr.h) and, for one sequence and one new token, what feeds
-// it that the kernel can compute too (RoPE of q and k, the KV-cache
-// appends): found from the IR, never re-derived from loops.
+// kRegionAttr in dialects/Kiln/KilnDialect.h) and, for one sequence and one new
+// token, what feeds it that the kernel can compute too (RoPE of q and k, the
+// KV-cache appends): found from the IR, never re-derived from loops.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef KILN_PASSES_KERNELS_ATTENTIONGROUP_H
 #define KILN_PASSES_KERNELS_ATTENTIONGROUP_H
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/ADT/SmallVector.h"
 

@@ -1,8 +1,7 @@
 //===- Gemv.cpp - What the GEMV kernel recipes share ----------------------===//
 
 #include "passes/kernels/Gemv.h"
-
-#include "passes/RegionAttr.h"
+#include "dialects/Kiln/KilnDialect.h"
 
 namespace kiln::kernels::gemv {
 

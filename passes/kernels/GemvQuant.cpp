@@ -22,7 +22,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/RegionAttr.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/kernels/Gemv.h"
 
 #include "mlir/Dialect/Utils/IndexingUtils.h"

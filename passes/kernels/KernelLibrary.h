@@ -17,6 +17,7 @@
 #ifndef KILN_PASSES_KERNELS_KERNELLIBRARY_H
 #define KILN_PASSES_KERNELS_KERNELLIBRARY_H
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "mlir/IR/Value.h"
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -37,8 +38,6 @@ class GPUFuncOp;
 
 namespace kiln::kernels {
 
-/// The attribute that names an op's hand-built kernel.
-inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
 /// The kKernelAttr value of an op that another op's kernel computes (an
 /// elementwise epilogue, a member of a group such as an attention's steps):
 /// it gets no launch of its own. See KernelRecipe::fusedOps.

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/kernels/KernelLibrary.h"
 
@@ -38,25 +39,23 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
       }
     Builder builder(&getContext());
     for (auto func : getOperation().getOps<func::FuncOp>()) {
-      if (!func->hasAttr("kiln.entry"))
+      if (!func->hasAttr(kEntryAttr))
         continue;
       func.walk([&](linalg::LinalgOp op) {
         for (const kernels::KernelRecipe *recipe : kernels::recipes()) {
           if (llvm::is_contained(disable, recipe->name().str()) ||
               !recipe->matches(op))
             continue;
-          op->setAttr(kernels::kKernelAttr,
-                      builder.getStringAttr(recipe->name()));
+          op->setAttr(kKernelAttr, builder.getStringAttr(recipe->name()));
           break;
         }
       });
       auto fuse = [&](Operation *op) {
-        op->setAttr(kernels::kKernelAttr,
-                    builder.getStringAttr(kernels::kFused));
+        op->setAttr(kKernelAttr, builder.getStringAttr(kernels::kFused));
       };
       // Groups first (an attention's steps), then epilogues.
       func.walk([&](linalg::LinalgOp op) {
-        auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+        auto name = op->getAttrOfType<StringAttr>(kKernelAttr);
         if (const kernels::KernelRecipe *recipe =
                 name ? kernels::lookup(name.getValue()) : nullptr)
           for (Operation *member : recipe->members(op))
@@ -78,7 +77,7 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
   /// `op`'s operands and the consumer's output apart: they are live in the same
   /// launch.)
   static Operation *epilogueOf(linalg::LinalgOp op) {
-    auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+    auto name = op->getAttrOfType<StringAttr>(kKernelAttr);
     const kernels::KernelRecipe *recipe =
         name ? kernels::lookup(name.getValue()) : nullptr;
     if (!recipe || op->getNumResults() != 0 || op.getNumDpsInits() != 1)
@@ -87,7 +86,7 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
     if (!out.getDefiningOp<memref::AllocOp>())
       return nullptr;
     Operation *next = kernels::nextWithEffects(op);
-    if (!next || next->hasAttr(kernels::kKernelAttr) ||
+    if (!next || next->hasAttr(kKernelAttr) ||
         !recipe->acceptsEpilogue(op, next))
       return nullptr;
     for (Operation *user : out.getUsers()) {

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -71,15 +72,15 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
         return signalPassFailure();
       }
       int64_t offset = weights.add(byteSize(type));
-      global->setAttr("kiln.offset", builder.getI64IntegerAttr(offset));
+      global->setAttr(kOffsetAttr, builder.getI64IntegerAttr(offset));
       weightOffsets[global.getSymName()] = offset;
     }
-    module->setAttr("kiln.weights_size",
+    module->setAttr(kWeightsSizeAttr,
                     builder.getI64IntegerAttr(weights.total()));
 
     std::optional<int64_t> kvSize;
     for (auto func : module.getOps<func::FuncOp>()) {
-      if (!func->hasAttr("kiln.entry"))
+      if (!func->hasAttr(kEntryAttr))
         continue;
       FailureOr<int64_t> size = bind(func, weights.total(), weightOffsets);
       if (failed(size))
@@ -90,8 +91,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
       }
       kvSize = *size;
     }
-    module->setAttr("kiln.kv_size",
-                    builder.getI64IntegerAttr(kvSize.value_or(0)));
+    module->setAttr(kKvSizeAttr, builder.getI64IntegerAttr(kvSize.value_or(0)));
   }
 
   LogicalResult constantsToGlobals(ModuleOp module) {
@@ -101,7 +101,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     // Only entry points run on the device; other functions stay as they are.
     SmallVector<arith::ConstantOp> constants;
     for (auto func : module.getOps<func::FuncOp>())
-      if (func->hasAttr("kiln.entry"))
+      if (func->hasAttr(kEntryAttr))
         func.walk([&](arith::ConstantOp op) {
           if (isa<RankedTensorType>(op.getType()))
             constants.push_back(op);
@@ -187,11 +187,11 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     };
 
     // The tensor types the artifact writer describes the buffers with.
-    func->setAttr("kiln.tokens_type",
+    func->setAttr(kTokensTypeAttr,
                   TypeAttr::get(body.getArgument(0).getType()));
-    func->setAttr("kiln.logits_type", TypeAttr::get(logitsType));
+    func->setAttr(kLogitsTypeAttr, TypeAttr::get(logitsType));
     if (numOld > 2)
-      func->setAttr("kiln.cache_type",
+      func->setAttr(kCacheTypeAttr,
                     TypeAttr::get(body.getArgument(2).getType()));
 
     // Old arguments: tokens, positions, then K/V caches.
@@ -243,22 +243,21 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     func.setType(builder.getFunctionType(body.getArgumentTypes(), {}));
     func.setAllArgAttrs(
         SmallVector<DictionaryAttr>(4, DictionaryAttr::get(ctx)));
-    func.setArgAttr(0, "kiln.weights", builder.getUnitAttr());
-    func.setArgAttr(2, "kiln.arena", builder.getUnitAttr());
-    func->setAttr("kiln.kv_offsets", builder.getI64ArrayAttr(kvOffsets));
+    func.setArgAttr(0, kWeightsAttr, builder.getUnitAttr());
+    func.setArgAttr(2, kArenaAttr, builder.getUnitAttr());
+    func->setAttr(kKvOffsetsAttr, builder.getI64ArrayAttr(kvOffsets));
     func->setAttr(
-        "kiln.io",
-        builder.getDictionaryAttr(
-            {builder.getNamedAttr("tokens",
-                                  builder.getI64IntegerAttr(tokensAt)),
-             builder.getNamedAttr("positions",
-                                  builder.getI64IntegerAttr(positionsAt)),
-             builder.getNamedAttr("logits",
-                                  builder.getI64IntegerAttr(logitsAt)),
-             builder.getNamedAttr("argmax",
-                                  builder.getI64IntegerAttr(argmaxAt)),
-             builder.getNamedAttr("size",
-                                  builder.getI64IntegerAttr(io.total()))}));
+        kIoAttr, builder.getDictionaryAttr(
+                     {builder.getNamedAttr("tokens",
+                                           builder.getI64IntegerAttr(tokensAt)),
+                      builder.getNamedAttr(
+                          "positions", builder.getI64IntegerAttr(positionsAt)),
+                      builder.getNamedAttr("logits",
+                                           builder.getI64IntegerAttr(logitsAt)),
+                      builder.getNamedAttr("argmax",
+                                           builder.getI64IntegerAttr(argmaxAt)),
+                      builder.getNamedAttr(
+                          "size", builder.getI64IntegerAttr(io.total()))}));
     func.setResAttrsAttr(nullptr);
     return kv.total();
   }

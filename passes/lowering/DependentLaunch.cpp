@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -40,7 +41,7 @@ bool isWeights(Value v, gpu::GPUFuncOp kernel) {
     v = view.getViewSource();
   auto arg = dyn_cast<BlockArgument>(v);
   return arg && arg.getOwner() == &kernel.getBody().front() &&
-         kernel.getArgAttr(arg.getArgNumber(), "kiln.weights");
+         kernel.getArgAttr(arg.getArgNumber(), kWeightsAttr);
 }
 
 /// The first op of the kernel's entry block that may touch memory another
@@ -96,7 +97,7 @@ struct DependentLaunch : kiln::impl::DependentLaunchBase<DependentLaunch> {
                          "::" + launch.getKernelName().getValue())
                             .str();
       if (waiting.contains(key))
-        launch->setAttr("kiln.waits_for_previous", unit);
+        launch->setAttr(kWaitsForPreviousAttr, unit);
     });
   }
 };

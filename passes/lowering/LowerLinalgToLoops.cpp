@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/kernels/KernelLibrary.h"
 
@@ -38,7 +39,7 @@ struct LowerLinalgToLoops
     // them (a member such as a KV-cache append's scf.if and its copy).
     getOperation().walk([&](linalg::LinalgOp op) {
       for (Operation *o = op; o; o = o->getParentOp())
-        if (o->hasAttr(kernels::kKernelAttr))
+        if (o->hasAttr(kKernelAttr))
           return;
       ops.push_back(op);
     });

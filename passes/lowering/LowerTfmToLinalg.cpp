@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/lowering/tfm/LowerTfm.h"
 

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/kernels/KernelBuilder.h"
 #include "passes/kernels/KernelLibrary.h"
@@ -47,7 +48,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     builder.setInsertionPointToEnd(module.getBody());
     gpu::GPUModuleOp kernels;
     for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
-      if (!func->hasAttr("kiln.entry"))
+      if (!func->hasAttr(kEntryAttr))
         continue;
       if (!kernels) {
         builder.setInsertionPointToEnd(module.getBody());
@@ -62,7 +63,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
   /// Whether `op` writes every element of `memref` exactly once from an
   /// initial value it can take as a constant instead of reading it.
   static bool absorbsFill(Operation *op, Value memref) {
-    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr)) {
+    if (auto name = op->getAttrOfType<StringAttr>(kKernelAttr)) {
       const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
       return recipe && recipe->fusableInit(op) == memref;
     }
@@ -94,7 +95,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       TypedAttr init;
     };
     llvm::erase_if(work, [](Operation *op) {
-      auto k = op->getAttrOfType<StringAttr>(kernels::kKernelAttr);
+      auto k = op->getAttrOfType<StringAttr>(kKernelAttr);
       return k && k.getValue() == kernels::kFused;
     });
     SmallVector<ToBuild> kernelsToBuild;
@@ -306,7 +307,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
                         gpu::GPUModuleOp kernels, size_t index,
                         TypedAttr init) {
     SmallVector<Operation *> fused;
-    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr))
+    if (auto name = op->getAttrOfType<StringAttr>(kKernelAttr))
       if (const kernels::KernelRecipe *recipe =
               kernels::lookup(name.getValue()))
         fused = recipe->fusedOps(op);
@@ -325,8 +326,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     // The read-only weights stay marked (kiln-dependent-launch reads them
     // before waiting for the kernel before).
     for (unsigned i = 0; i < func.getNumArguments(); ++i)
-      if (func.getArgAttr(i, "kiln.weights"))
-        kernel.setArgAttr(i, "kiln.weights", builder.getUnitAttr());
+      if (func.getArgAttr(i, kWeightsAttr))
+        kernel.setArgAttr(i, kWeightsAttr, builder.getUnitAttr());
     Block &entry = kernel.getBody().front();
     builder.setInsertionPointToStart(&entry);
     IRMapping map;
@@ -394,7 +395,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     }
     std::optional<ReductionNest> reduction;
     std::string mapping; // recorded on the launch as `kiln.mapping`
-    if (auto name = op->getAttrOfType<StringAttr>(kernels::kKernelAttr)) {
+    if (auto name = op->getAttrOfType<StringAttr>(kKernelAttr)) {
       mapping = name.getValue().str();
       const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
       if (!recipe)
@@ -479,7 +480,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         gpu::KernelDim3{dim(grid[0]), dim(grid[1]), dim(grid[2])},
         gpu::KernelDim3{dim(block[0]), dim(block[1]), dim(block[2])}, Value(),
         hostBody.getArguments());
-    launch->setAttr("kiln.mapping", builder.getStringAttr(mapping));
+    launch->setAttr(kMappingAttr, builder.getStringAttr(mapping));
     op->erase();
     for (Operation *o : fused)
       o->erase();

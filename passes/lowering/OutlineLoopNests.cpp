@@ -24,6 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "kiln/Target/CpuTarget.h"
 #include "passes/Passes.h"
 
@@ -132,7 +133,7 @@ struct OutlineLoopNests : kiln::impl::OutlineLoopNestsBase<OutlineLoopNests> {
     // drops func.func's attributes named like llvm.func's inherent ones, so
     // the marker travels as a discardable attribute and the CPU target turns
     // it into `no_inline` on the llvm.func (see CpuTarget.cpp).
-    fn->setAttr(kiln::kNoInlineMarker, b.getUnitAttr());
+    fn->setAttr(kiln::kNoInlineAttr, b.getUnitAttr());
     symbols.insert(fn); // already placed; renames on a clash
     after = fn;
     Block *body = fn.addEntryBlock();

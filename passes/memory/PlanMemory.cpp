@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 #include "passes/kernels/KernelLibrary.h"
 #include "passes/memory/ArenaPlan.h"
@@ -34,10 +35,6 @@ using namespace mlir;
 using namespace kiln;
 
 namespace {
-
-constexpr llvm::StringLiteral kArenaAttr = "kiln.arena";
-constexpr llvm::StringLiteral kArenaSizeAttr = "kiln.arena_size";
-constexpr llvm::StringLiteral kMemoryPlanAttr = "kiln.memory_plan";
 
 /// One alloc to place, with what the rewrite needs besides its plan entry.
 struct Allocation {
@@ -193,7 +190,7 @@ void PlanMemory::runOnOperation() {
   // from the first to the last of the group share an index, so the buffers
   // the group writes never share bytes with those it reads.
   for (Operation &op : body) {
-    auto name = op.getAttrOfType<StringAttr>(kernels::kKernelAttr);
+    auto name = op.getAttrOfType<StringAttr>(kKernelAttr);
     const kernels::KernelRecipe *recipe =
         name ? kernels::lookup(name.getValue()) : nullptr;
     if (!recipe)
@@ -279,12 +276,8 @@ void PlanMemory::runOnOperation() {
         builder, alloc.getLoc(), alloc.getType(), arena, offset, ValueRange());
     alloc.replaceAllUsesWith(view);
     alloc.erase();
-    entries.push_back(attrs.getDictionaryAttr({
-        attrs.getNamedAttr("offset", attrs.getI64IntegerAttr(placed.offset)),
-        attrs.getNamedAttr("size", attrs.getI64IntegerAttr(placed.size)),
-        attrs.getNamedAttr("start", attrs.getI64IntegerAttr(placed.start)),
-        attrs.getNamedAttr("end", attrs.getI64IntegerAttr(placed.end)),
-    }));
+    entries.push_back(BufferPlacementAttr::get(
+        &getContext(), placed.offset, placed.size, placed.start, placed.end));
   }
   func->setAttr(kArenaSizeAttr, attrs.getI64IntegerAttr(arenaSize));
   func->setAttr(kMemoryPlanAttr, attrs.getArrayAttr(entries));

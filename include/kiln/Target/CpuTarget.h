@@ -11,10 +11,6 @@
 
 namespace kiln {
 
-/// Unit attribute that kiln-outline-loop-nests puts on the functions it
-/// creates; emitCpuSharedObject makes them `no_inline` with internal linkage.
-inline constexpr llvm::StringLiteral kNoInlineMarker = "kiln.no_inline";
-
 /// Translates an LLVM-dialect module to LLVM IR, optimizes it (O3) for a
 /// portable x86-64 (or the host architecture), emits an object file and links
 /// it into a shared object with the system C compiler driver (`cc`, or $CC).

@@ -1,6 +1,7 @@
 //===- LoopNests.cpp - The loop nests kiln-map-loops-to-gpu maps ----------===//
 
 #include "passes/lowering/gpu/LoopNests.h"
+#include "dialects/Kiln/KilnDialect.h"
 
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -33,8 +34,7 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
   }
   // A perfect nest of scf.for marked independent (kv_append's row loops).
   auto loop = dyn_cast<scf::ForOp>(op);
-  while (loop && loop->hasAttr("kiln.independent") &&
-         loop.getNumResults() == 0 &&
+  while (loop && loop->hasAttr(kIndependentAttr) && loop.getNumResults() == 0 &&
          constantIndex(loop.getLowerBound()) == 0 &&
          constantIndex(loop.getStep()) == 1 &&
          constantIndex(loop.getUpperBound())) {

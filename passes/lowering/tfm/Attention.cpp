@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/RegionAttr.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/lowering/tfm/LowerTfm.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -96,10 +96,10 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
               });
           // Iterations write distinct positions: a GPU may run them in
           // parallel (--kiln-map-loops-to-gpu).
-          inner->setAttr("kiln.independent", b.getUnitAttr());
+          inner->setAttr(kIndependentAttr, b.getUnitAttr());
           scf::YieldOp::create(b, loc, inner.getResults());
         });
-    outer->setAttr("kiln.independent", rewriter.getUnitAttr());
+    outer->setAttr(kIndependentAttr, rewriter.getUnitAttr());
     return outer.getResult(0);
   }
 };

@@ -12,6 +12,7 @@
 #ifndef KILN_PASSES_LOWERING_TFM_LOWERTFM_H
 #define KILN_PASSES_LOWERING_TFM_LOWERTFM_H
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "dialects/Tfm/TfmOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -27,10 +28,6 @@ using utils::IteratorType;
 
 inline constexpr IteratorType kPar = IteratorType::parallel;
 inline constexpr IteratorType kRed = IteratorType::reduction;
-
-/// Set on each tfm.attention before the patterns run: its number in the
-/// function, which kRegionAttr repeats on its lowered ops.
-inline constexpr llvm::StringLiteral kRegionIdAttr = "kiln.region_id";
 
 /// Builds linalg.generic nests (and their inits) at one location.
 struct NestBuilder {

@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/RegionAttr.h"
+#include "dialects/Kiln/KilnDialect.h"
 #include "passes/lowering/tfm/LowerTfm.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"

@@ -8,7 +8,7 @@
 // CHECK-LABEL: func.func @reuse
 // CHECK-SAME: (%[[ARENA:.+]]: memref<64xi8> {kiln.arena}, %{{.+}}: memref<16xf32>)
 // CHECK-SAME: kiln.arena_size = 64 : i64
-// CHECK-SAME: kiln.memory_plan = [{end = 3 : i64, offset = 0 : i64, size = 64 : i64, start = 1 : i64}, {end = 6 : i64, offset = 0 : i64, size = 64 : i64, start = 4 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 1, end = 3>, #kiln.buffer<offset = 0, size = 64, start = 4, end = 6>]
 // CHECK-NOT: memref.alloc
 // CHECK: %[[OFF_A:.+]] = arith.constant 0 : index
 // CHECK: %[[A:.+]] = memref.view %[[ARENA]][%[[OFF_A]]][] : memref<64xi8> to memref<16xf32>
@@ -34,7 +34,7 @@ func.func @reuse(%arena: memref<0xi8> {kiln.arena}, %out: memref<16xf32>) {
 // CHECK-LABEL: func.func @overlap
 // CHECK-SAME: (%[[ARENA:.+]]: memref<128xi8> {kiln.arena}
 // CHECK-SAME: kiln.arena_size = 128 : i64
-// CHECK-SAME: kiln.memory_plan = [{end = 4 : i64, offset = 0 : i64, size = 64 : i64, start = 1 : i64}, {end = 5 : i64, offset = 64 : i64, size = 64 : i64, start = 2 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 1, end = 4>, #kiln.buffer<offset = 64, size = 64, start = 2, end = 5>]
 // CHECK: %[[OFF_A:.+]] = arith.constant 0 : index
 // CHECK: memref.view %[[ARENA]][%[[OFF_A]]][] : memref<128xi8> to memref<16xf32>
 // CHECK: %[[OFF_B:.+]] = arith.constant 64 : index
@@ -57,7 +57,7 @@ func.func @overlap(%arena: memref<0xi8> {kiln.arena}, %out: memref<16xf32>) {
 // CHECK-LABEL: func.func @alignment
 // CHECK-SAME: memref<192xi8> {kiln.arena}
 // CHECK-SAME: kiln.arena_size = 192 : i64
-// CHECK-SAME: kiln.memory_plan = [{end = 2 : i64, offset = 128 : i64, size = 64 : i64, start = 0 : i64}, {end = 2 : i64, offset = 0 : i64, size = 128 : i64, start = 1 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 128, size = 64, start = 0, end = 2>, #kiln.buffer<offset = 0, size = 128, start = 1, end = 2>]
 // CHECK: arith.constant 128 : index
 // CHECK: memref.view {{.+}} : memref<192xi8> to memref<10xi8>
 // CHECK: arith.constant 0 : index
@@ -66,7 +66,7 @@ func.func @overlap(%arena: memref<0xi8> {kiln.arena}, %out: memref<16xf32>) {
 // A256-LABEL: func.func @alignment
 // A256-SAME: memref<512xi8> {kiln.arena}
 // A256-SAME: kiln.arena_size = 512 : i64
-// A256-SAME: kiln.memory_plan = [{end = 2 : i64, offset = 0 : i64, size = 256 : i64, start = 0 : i64}, {end = 2 : i64, offset = 256 : i64, size = 256 : i64, start = 1 : i64}]
+// A256-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 256, start = 0, end = 2>, #kiln.buffer<offset = 256, size = 256, start = 1, end = 2>]
 func.func @alignment(%arena: memref<?xi8> {kiln.arena}) {
   %a = memref.alloc() : memref<10xi8>
   %b = memref.alloc() : memref<25xf32>
@@ -79,7 +79,7 @@ func.func @alignment(%arena: memref<?xi8> {kiln.arena}) {
 // Element sizes: i1 takes a byte (64 -> 64), index eight (72 -> 128).
 
 // CHECK-LABEL: func.func @element_types
-// CHECK-SAME: kiln.memory_plan = [{end = 2 : i64, offset = 128 : i64, size = 64 : i64, start = 0 : i64}, {end = 2 : i64, offset = 0 : i64, size = 128 : i64, start = 1 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 128, size = 64, start = 0, end = 2>, #kiln.buffer<offset = 0, size = 128, start = 1, end = 2>]
 func.func @element_types(%arena: memref<0xi8> {kiln.arena}) {
   %a = memref.alloc() : memref<64xi1>
   %b = memref.alloc() : memref<9xindex>
@@ -94,7 +94,7 @@ func.func @element_types(%arena: memref<0xi8> {kiln.arena}) {
 
 // CHECK-LABEL: func.func @live_across_loop
 // CHECK-SAME: (%[[ARENA:.+]]: memref<128xi8> {kiln.arena}
-// CHECK-SAME: kiln.memory_plan = [{end = 5 : i64, offset = 0 : i64, size = 64 : i64, start = 3 : i64}, {end = 4 : i64, offset = 64 : i64, size = 64 : i64, start = 4 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 3, end = 5>, #kiln.buffer<offset = 64, size = 64, start = 4, end = 4>]
 // CHECK: arith.constant 4 : index
 // CHECK-NEXT: %[[OFF_ACC:.+]] = arith.constant 0 : index
 // CHECK-NEXT: %[[ACC:.+]] = memref.view %[[ARENA]][%[[OFF_ACC]]][] : memref<128xi8> to memref<4xf32>
@@ -130,7 +130,7 @@ func.func @live_across_loop(%arena: memref<0xi8> {kiln.arena}, %out: memref<4xf3
 
 // CHECK-LABEL: func.func @nested_loops
 // CHECK-SAME: kiln.arena_size = 128 : i64
-// CHECK-SAME: kiln.memory_plan = [{end = 3 : i64, offset = 0 : i64, size = 64 : i64, start = 3 : i64}, {end = 3 : i64, offset = 64 : i64, size = 64 : i64, start = 3 : i64}, {end = 4 : i64, offset = 0 : i64, size = 64 : i64, start = 4 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 3, end = 3>, #kiln.buffer<offset = 64, size = 64, start = 3, end = 3>, #kiln.buffer<offset = 0, size = 64, start = 4, end = 4>]
 // CHECK: scf.for
 // CHECK:   scf.for
 // CHECK:     memref.view
@@ -162,7 +162,7 @@ func.func @nested_loops(%arena: memref<0xi8> {kiln.arena}) {
 // dealloc of an alias goes too.
 
 // CHECK-LABEL: func.func @aliases
-// CHECK-SAME: kiln.memory_plan = [{end = 5 : i64, offset = 0 : i64, size = 64 : i64, start = 0 : i64}, {end = 4 : i64, offset = 64 : i64, size = 64 : i64, start = 3 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 0, end = 5>, #kiln.buffer<offset = 64, size = 64, start = 3, end = 4>]
 // CHECK: %[[A:.+]] = memref.view
 // CHECK: %[[E:.+]] = memref.expand_shape %[[A]]
 // CHECK: memref.subview %[[E]]
@@ -184,7 +184,7 @@ func.func @aliases(%arena: memref<0xi8> {kiln.arena}) {
 // A buffer yielded out of a region lives as long as the region op's result.
 
 // CHECK-LABEL: func.func @yielded
-// CHECK-SAME: kiln.memory_plan = [{end = 3 : i64, offset = 0 : i64, size = 64 : i64, start = 0 : i64}, {end = 2 : i64, offset = 64 : i64, size = 64 : i64, start = 1 : i64}]
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 0, size = 64, start = 0, end = 3>, #kiln.buffer<offset = 64, size = 64, start = 1, end = 2>]
 func.func @yielded(%arena: memref<0xi8> {kiln.arena}, %cond: i1, %x: memref<16xf32>) {
   %r = scf.if %cond -> memref<16xf32> {
     %a = memref.alloc() : memref<16xf32>

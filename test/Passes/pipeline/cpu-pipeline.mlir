@@ -26,7 +26,7 @@
 // CHECK-SAME: kiln.entry = "prefill"
 // CHECK-SAME: kiln.io = {argmax = 5120 : i64, logits = 1024 : i64, positions = 512 : i64, size = 5632 : i64, tokens = 0 : i64}
 // CHECK-SAME: kiln.kv_offsets = [0, 32768]
-// CHECK-SAME: kiln.memory_plan = [{
+// CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 
 // CHECK-DAG: memref.view %[[W]]
 // CHECK-DAG: memref.view %[[KV]]
 // CHECK-DAG: memref.view %[[IO]]
