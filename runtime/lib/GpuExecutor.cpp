@@ -3,6 +3,9 @@
 // The CUDA driver API, loaded at run time with dlopen("libcuda.so.1"): the
 // runtime neither links libcuda nor includes cuda.h, so it builds without the
 // CUDA toolkit, and a machine without a GPU still loads artifacts and says so.
+// The sources: CudaDriver.{h,cpp} (the driver's entry points), GpuExecutor.h
+// (the class), this file (load and call), GpuLaunch.cpp (an entry's launches
+// and its CUDA graph) and GpuProfile.cpp (KILN_PROFILE, the copy bandwidth).
 //
 // Load (createGpuExecutor), each step checked:
 //   1. dlopen libcuda.so.1, dlsym the entry points (the _v2 names cuda.h maps
@@ -56,188 +59,23 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Executor.h"
-#include "Format.h"
+#include "GpuExecutor.h"
 
 #include "kiln/runtime/Artifact.h"
 #include "kiln/runtime/Target.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string>
+#include <vector>
 
 namespace kiln::runtime {
 using detail::fail;
 
+namespace gpu {
 namespace {
-
-//===----------------------------------------------------------------------===//
-// The driver API subset Kiln uses. Types and values copied from cuda.h of
-// CUDA 13.0 (unchanged since CUDA 11); cuda.h is deliberately not included.
-//===----------------------------------------------------------------------===//
-
-using CUresult = int; // enum cudaError_enum
-using CUdevice = int;
-using CUdeviceptr = unsigned long long; // 64-bit on every 64-bit host
-using CUcontext = struct CUctx_st *;
-using CUmodule = struct CUmod_st *;
-using CUfunction = struct CUfunc_st *;
-using CUstream = struct CUstream_st *;
-using CUgraph = struct CUgraph_st *;
-using CUgraphExec = struct CUgraphExec_st *;
-using CUgraphNode = struct CUgraphNode_st *;
-using CUevent = struct CUevent_st *;
-static_assert(sizeof(CUdeviceptr) == 8, "CUdeviceptr is 64 bits");
-
-constexpr CUresult CUDA_SUCCESS = 0;
-constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
-// CUdevice_attribute
-constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
-constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
-constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
-// CUfunction_attribute
-constexpr int CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0;
-constexpr int CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1;
-constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
-// CUjit_option
-constexpr int CU_JIT_ERROR_LOG_BUFFER = 5;
-constexpr int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
-// CUstream_flags, CUstreamCaptureMode
-constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
-constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
-/// Dynamic shared memory a kernel may use without opting in.
-constexpr uint32_t kDefaultDynamicSharedLimit = 48 * 1024;
-// cuLaunchKernelEx's configuration (cuda.h: CUlaunchAttribute,
-// CUlaunchConfig; CUlaunchAttributeValue is a union padded to 64 bytes).
-constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
-struct CUlaunchAttribute {
-  int id;
-  char pad[8 - sizeof(int)];
-  union {
-    char bytes[64];
-    int programmaticStreamSerializationAllowed;
-  } value;
-};
-static_assert(sizeof(CUlaunchAttribute) == 72, "cuda.h's layout");
-struct CUlaunchConfig {
-  unsigned gridDimX, gridDimY, gridDimZ;
-  unsigned blockDimX, blockDimY, blockDimZ;
-  unsigned sharedMemBytes;
-  CUstream hStream;
-  CUlaunchAttribute *attrs;
-  unsigned numAttrs;
-};
-
-// X(name, required, return type, parameter types...)
-#define KILN_CUDA_FUNCTIONS(X)                                                 \
-  X(cuGetErrorName, true, CUresult, CUresult, const char **)                   \
-  X(cuGetErrorString, true, CUresult, CUresult, const char **)                 \
-  X(cuInit, true, CUresult, unsigned)                                          \
-  X(cuDriverGetVersion, true, CUresult, int *)                                 \
-  X(cuDeviceGetCount, true, CUresult, int *)                                   \
-  X(cuDeviceGet, true, CUresult, CUdevice *, int)                              \
-  X(cuDeviceGetAttribute, true, CUresult, int *, int, CUdevice)                \
-  X(cuDeviceGetName, true, CUresult, char *, int, CUdevice)                    \
-  X(cuDevicePrimaryCtxRetain, true, CUresult, CUcontext *, CUdevice)           \
-  X(cuDevicePrimaryCtxRelease_v2, true, CUresult, CUdevice)                    \
-  X(cuCtxSetCurrent, true, CUresult, CUcontext)                                \
-  X(cuStreamCreate, true, CUresult, CUstream *, unsigned)                      \
-  X(cuStreamDestroy_v2, true, CUresult, CUstream)                              \
-  X(cuStreamSynchronize, true, CUresult, CUstream)                             \
-  X(cuModuleLoadDataEx, true, CUresult, CUmodule *, const void *, unsigned,    \
-    int *, void **)                                                            \
-  X(cuModuleUnload, true, CUresult, CUmodule)                                  \
-  X(cuModuleGetFunction, true, CUresult, CUfunction *, CUmodule, const char *) \
-  X(cuFuncGetAttribute, true, CUresult, int *, int, CUfunction)                \
-  X(cuFuncSetAttribute, true, CUresult, CUfunction, int, int)                  \
-  X(cuFuncGetParamInfo, false, CUresult, CUfunction, size_t, size_t *,         \
-    size_t *)                                                                  \
-  X(cuMemAlloc_v2, true, CUresult, CUdeviceptr *, size_t)                      \
-  X(cuMemFree_v2, true, CUresult, CUdeviceptr)                                 \
-  X(cuMemHostRegister_v2, false, CUresult, void *, size_t, unsigned)           \
-  X(cuMemHostUnregister, false, CUresult, void *)                              \
-  X(cuMemsetD8Async, true, CUresult, CUdeviceptr, unsigned char, size_t,       \
-    CUstream)                                                                  \
-  X(cuMemcpyHtoDAsync_v2, true, CUresult, CUdeviceptr, const void *, size_t,   \
-    CUstream)                                                                  \
-  X(cuMemcpyDtoHAsync_v2, true, CUresult, void *, CUdeviceptr, size_t,         \
-    CUstream)                                                                  \
-  X(cuMemcpyDtoDAsync_v2, false, CUresult, CUdeviceptr, CUdeviceptr, size_t,   \
-    CUstream)                                                                  \
-  X(cuLaunchKernel, true, CUresult, CUfunction, unsigned, unsigned, unsigned,  \
-    unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)        \
-  X(cuLaunchKernelEx, false, CUresult, const CUlaunchConfig *, CUfunction,     \
-    void **, void **)                                                          \
-  X(cuStreamBeginCapture_v2, false, CUresult, CUstream, int)                   \
-  X(cuStreamEndCapture, false, CUresult, CUstream, CUgraph *)                  \
-  X(cuGraphInstantiateWithFlags, false, CUresult, CUgraphExec *, CUgraph,      \
-    unsigned long long)                                                        \
-  X(cuGraphInstantiate_v2, false, CUresult, CUgraphExec *, CUgraph,            \
-    CUgraphNode *, char *, size_t)                                             \
-  X(cuGraphLaunch, false, CUresult, CUgraphExec, CUstream)                     \
-  X(cuGraphExecDestroy, false, CUresult, CUgraphExec)                          \
-  X(cuGraphDestroy, false, CUresult, CUgraph)                                  \
-  X(cuEventCreate, false, CUresult, CUevent *, unsigned)                       \
-  X(cuEventRecord, false, CUresult, CUevent, CUstream)                         \
-  X(cuEventElapsedTime, false, CUresult, float *, CUevent, CUevent)            \
-  X(cuEventDestroy_v2, false, CUresult, CUevent)
-
-/// The driver's entry points, looked up once per process. libcuda is never
-/// dlclosed: the driver keeps threads of its own after cuInit.
-struct Driver {
-#define KILN_CUDA_POINTER(name, required, ret, ...)                            \
-  ret (*name)(__VA_ARGS__) = nullptr;
-  KILN_CUDA_FUNCTIONS(KILN_CUDA_POINTER)
-#undef KILN_CUDA_POINTER
-  void *handle = nullptr;
-  std::string loadError;
-
-  static const Driver &get() {
-    static const Driver driver = load();
-    return driver;
-  }
-
-  bool graphsAvailable() const {
-    return cuStreamBeginCapture_v2 && cuStreamEndCapture && cuGraphLaunch &&
-           cuGraphExecDestroy && cuGraphDestroy &&
-           (cuGraphInstantiateWithFlags || cuGraphInstantiate_v2);
-  }
-
-  /// "CUDA_ERROR_OUT_OF_MEMORY (2): out of memory".
-  std::string describe(CUresult rc) const {
-    const char *name = nullptr, *text = nullptr;
-    if (cuGetErrorName && cuGetErrorName(rc, &name) != CUDA_SUCCESS)
-      name = nullptr;
-    if (cuGetErrorString && cuGetErrorString(rc, &text) != CUDA_SUCCESS)
-      text = nullptr;
-    return std::string(name ? name : "CUDA error") + " (" + std::to_string(rc) +
-           ")" + (text ? std::string(": ") + text : "");
-  }
-
-private:
-  static Driver load() {
-    Driver d;
-    d.handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!d.handle) {
-      const char *why = dlerror();
-      d.loadError = std::string("cannot load libcuda.so.1: ") +
-                    (why ? why : "unknown error");
-      return d;
-    }
-#define KILN_CUDA_LOOKUP(name, required, ...)                                  \
-  d.name = reinterpret_cast<decltype(d.name)>(dlsym(d.handle, #name));         \
-  if (required && !d.name && d.loadError.empty())                              \
-    d.loadError = "libcuda.so.1 lacks " #name                                  \
-                  " (the NVIDIA driver is too old for this runtime)";
-    KILN_CUDA_FUNCTIONS(KILN_CUDA_LOOKUP)
-#undef KILN_CUDA_LOOKUP
-    return d;
-  }
-};
 
 bool envFlag(const char *name, bool fallback) {
   const char *value = std::getenv(name);
@@ -246,95 +84,7 @@ bool envFlag(const char *name, bool fallback) {
   return std::strcmp(value, "0") != 0;
 }
 
-/// One launch of a schedule, ready to go.
-struct Launch {
-  const LaunchSpec *spec = nullptr;
-  CUfunction function = nullptr;
-  std::vector<CUdeviceptr> args; // the buffers' device addresses
-  std::vector<void *> params;    // params[i] = &args[i]
-};
-
-/// A byte range of the io buffer.
-struct IoRange {
-  uint64_t offset = 0;
-  uint64_t size = 0;
-};
-
-struct Entry {
-  std::vector<Launch> launches;
-  std::vector<IoRange> inputs; // tokens and positions
-  uint64_t logitsRowBytes = 0;
-  CUgraphExec graph = nullptr;
-};
-
-class GpuExecutor final : public Executor {
-public:
-  explicit GpuExecutor(const Artifact &artifact)
-      : artifact(artifact), cuda(Driver::get()) {}
-  ~GpuExecutor() override;
-  bool init(std::string *error);
-
-  bool run(size_t entryIndex, const void *weights, void *kv, void *arena,
-           void *io, const Readback &readback, std::string *error) override;
-  bool kvUpdated(const void *kv, std::string *error) override;
-  bool usesHostArena() const override { return false; }
-  bool attachHostIo(void *io, uint64_t bytes, std::string *error) override;
-  std::string device() const override { return deviceName; }
-  bool measureCopyBandwidth(uint64_t bytes, int repeats, double *bytesPerSecond,
-                            std::string *error) override;
-
-private:
-  /// Fails naming `call` and what it was for (`what...`, formatted only on
-  /// failure: a decode step builds no strings).
-  template <typename... Ts>
-  bool check(CUresult rc, const char *call, std::string *error,
-             const Ts &...what) const {
-    if (rc == CUDA_SUCCESS)
-      return true;
-    return fail(error, call, " failed (", what..., "): ", cuda.describe(rc));
-  }
-  bool loadModule(const char **used, std::string *error);
-  bool prepareKernels(std::string *error);
-  bool allocateBuffers(std::string *error);
-  bool captureGraph(size_t entryIndex, std::string *error);
-  bool launch(const EntrySpec &spec, const Entry &entry, bool syncEach,
-              std::string *error);
-  bool copyBack(const TensorSpec &tensor, uint64_t rowBytes,
-                const SlotRange &rows, int64_t slots, void *io,
-                std::string *error);
-
-  const Artifact &artifact;
-  const Driver &cuda;
-  CUdevice dev = 0;
-  int ccMajor = 0, ccMinor = 0;
-  std::string gpu;         // "NVIDIA H100 80GB HBM3 (sm_90)"
-  std::string deviceName;  // gpu plus the image and launch mode used
-  CUcontext ctx = nullptr; // the retained primary context
-  CUstream stream = nullptr;
-  CUmodule module = nullptr;
-  CUdeviceptr buffers[4] = {0, 0, 0, 0}; // weights, kv, arena, io
-  uint64_t bufferBytes[4] = {0, 0, 0, 0};
-  void *pinnedIo = nullptr; // the Session's io, when page-locked
-  std::vector<Entry> entries;
-  bool syncEachLaunch = false;
-  // Programmatic dependent launch (sm_90+): each launch after an entry's
-  // first whose kernel waits for the grid before it (the artifact says so:
-  // LaunchSpec::waitsForPrevious) may start while that one finishes.
-  // KILN_CUDA_PDL=0 turns it off.
-  bool dependentLaunch = false;
-
-  // KILN_PROFILE=1: events around every launch, GPU time per kernel name.
-  struct KernelTime {
-    double ms = 0;
-    uint64_t calls = 0;
-  };
-  bool profile = false;
-  std::vector<CUevent> events; // one more than the longest schedule
-  std::map<std::string, KernelTime> kernelTimes;
-  bool recordProfile(const EntrySpec &spec, const Entry &entry,
-                     std::string *error);
-  void printProfile() const;
-};
+} // namespace
 
 GpuExecutor::~GpuExecutor() {
   if (!ctx)
@@ -681,222 +431,6 @@ bool GpuExecutor::attachHostIo(void *io, uint64_t bytes, std::string *) {
   return true;
 }
 
-bool GpuExecutor::captureGraph(size_t entryIndex, std::string *error) {
-  const EntrySpec &spec = artifact.entries()[entryIndex];
-  Entry &entry = entries[entryIndex];
-  if (!check(cuda.cuStreamBeginCapture_v2(stream,
-                                          CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
-             "cuStreamBeginCapture", error, "entry '", spec.name, "'"))
-    return false;
-  std::string launchError;
-  const bool launched = launch(spec, entry, false, &launchError);
-  // End the capture whatever happened, so that the stream leaves capture
-  // mode.
-  CUgraph graph = nullptr;
-  CUresult rc = cuda.cuStreamEndCapture(stream, &graph);
-  if (!launched) {
-    if (graph)
-      cuda.cuGraphDestroy(graph);
-    return fail(error, "capturing entry '", spec.name,
-                "' into a CUDA graph: ", launchError);
-  }
-  if (!check(rc, "cuStreamEndCapture", error, "entry '", spec.name, "'"))
-    return false;
-  char log[4096] = {0};
-  if (cuda.cuGraphInstantiateWithFlags)
-    rc = cuda.cuGraphInstantiateWithFlags(&entry.graph, graph, 0);
-  else
-    rc = cuda.cuGraphInstantiate_v2(&entry.graph, graph, nullptr, log,
-                                    sizeof(log) - 1);
-  // The executable graph does not depend on the graph it came from.
-  CUresult destroyed = cuda.cuGraphDestroy(graph);
-  if (rc != CUDA_SUCCESS) {
-    entry.graph = nullptr;
-    return fail(error, "cuGraphInstantiate failed (entry '", spec.name,
-                "'): ", cuda.describe(rc), log[0] ? "; " : "", log);
-  }
-  return check(destroyed, "cuGraphDestroy", error, "entry '", spec.name, "'");
-}
-
-bool GpuExecutor::launch(const EntrySpec &spec, const Entry &entry,
-                         bool syncEach, std::string *error) {
-  for (size_t i = 0; i < entry.launches.size(); ++i) {
-    const Launch &l = entry.launches[i];
-    const LaunchSpec &s = *l.spec;
-    // The driver reads the parameter values during the call (and copies
-    // them into the graph's node when capturing); they stay put anyway.
-    const char *call = "cuLaunchKernel";
-    if (profile && !check(cuda.cuEventRecord(events[i], stream),
-                          "cuEventRecord", error, "KILN_PROFILE"))
-      return false;
-    CUresult rc;
-    if (dependentLaunch && i > 0 && s.waitsForPrevious) {
-      call = "cuLaunchKernelEx";
-      CUlaunchAttribute attr{};
-      attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-      attr.value.programmaticStreamSerializationAllowed = 1;
-      CUlaunchConfig config{s.grid[0],  s.grid[1],  s.grid[2],     s.block[0],
-                            s.block[1], s.block[2], s.sharedBytes, stream,
-                            &attr,      1};
-      rc = cuda.cuLaunchKernelEx(&config, l.function,
-                                 const_cast<void **>(l.params.data()), nullptr);
-    } else {
-      rc = cuda.cuLaunchKernel(l.function, s.grid[0], s.grid[1], s.grid[2],
-                               s.block[0], s.block[1], s.block[2],
-                               s.sharedBytes, stream,
-                               const_cast<void **>(l.params.data()), nullptr);
-    }
-    if (rc == CUDA_SUCCESS && syncEach) {
-      call = "cuStreamSynchronize";
-      rc = cuda.cuStreamSynchronize(stream);
-    }
-    if (rc != CUDA_SUCCESS)
-      return fail(error, call, " failed (entry '", spec.name, "' launch ", i,
-                  " of ", entry.launches.size(), ", kernel '", s.kernel,
-                  "', grid [", s.grid[0], ", ", s.grid[1], ", ", s.grid[2],
-                  "], block [", s.block[0], ", ", s.block[1], ", ", s.block[2],
-                  "], ", s.sharedBytes, " bytes of shared memory",
-                  "): ", cuda.describe(rc));
-  }
-  return !profile ||
-         check(cuda.cuEventRecord(events[entry.launches.size()], stream),
-               "cuEventRecord", error, "KILN_PROFILE");
-}
-
-bool GpuExecutor::measureCopyBandwidth(uint64_t bytes, int repeats,
-                                       double *bytesPerSecond,
-                                       std::string *error) {
-  if (!cuda.cuMemcpyDtoDAsync_v2 || !cuda.cuEventCreate ||
-      !cuda.cuEventRecord || !cuda.cuEventElapsedTime ||
-      !cuda.cuEventDestroy_v2)
-    return fail(error, "measuring bandwidth needs cuMemcpyDtoDAsync and CUDA "
-                       "events, which this driver lacks");
-  if (!check(cuda.cuCtxSetCurrent(ctx), "cuCtxSetCurrent", error, deviceName))
-    return false;
-  CUdeviceptr from = 0, to = 0;
-  CUevent start = nullptr, stop = nullptr;
-  auto release = [&] {
-    if (from)
-      cuda.cuMemFree_v2(from);
-    if (to)
-      cuda.cuMemFree_v2(to);
-    if (start)
-      cuda.cuEventDestroy_v2(start);
-    if (stop)
-      cuda.cuEventDestroy_v2(stop);
-  };
-  bool ok = check(cuda.cuMemAlloc_v2(&from, bytes), "cuMemAlloc", error,
-                  "bandwidth test, ", bytes, " bytes") &&
-            check(cuda.cuMemAlloc_v2(&to, bytes), "cuMemAlloc", error,
-                  "bandwidth test, ", bytes, " bytes") &&
-            check(cuda.cuMemsetD8Async(from, 1, bytes, stream),
-                  "cuMemsetD8Async", error, "bandwidth test") &&
-            check(cuda.cuEventCreate(&start, 0), "cuEventCreate", error,
-                  "bandwidth test") &&
-            check(cuda.cuEventCreate(&stop, 0), "cuEventCreate", error,
-                  "bandwidth test");
-  double best = 0;
-  // One untimed copy first (clocks up).
-  for (int i = 0; ok && i <= repeats; ++i) {
-    float ms = 0;
-    ok = check(cuda.cuEventRecord(start, stream), "cuEventRecord", error,
-               "bandwidth test") &&
-         check(cuda.cuMemcpyDtoDAsync_v2(to, from, bytes, stream),
-               "cuMemcpyDtoDAsync", error, "bandwidth test") &&
-         check(cuda.cuEventRecord(stop, stream), "cuEventRecord", error,
-               "bandwidth test") &&
-         check(cuda.cuStreamSynchronize(stream), "cuStreamSynchronize", error,
-               "bandwidth test") &&
-         check(cuda.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime",
-               error, "bandwidth test");
-    if (ok && i > 0 && ms > 0)
-      best = std::max(best, 2.0 * double(bytes) / (double(ms) * 1e-3));
-  }
-  release();
-  if (ok && best <= 0)
-    return fail(error, "could not time a ", bytes, "-byte device copy");
-  if (ok)
-    *bytesPerSecond = best;
-  return ok;
-}
-
-bool GpuExecutor::recordProfile(const EntrySpec &spec, const Entry &entry,
-                                std::string *error) {
-  for (size_t i = 0; i < entry.launches.size(); ++i) {
-    float ms = 0;
-    if (!check(cuda.cuEventElapsedTime(&ms, events[i], events[i + 1]),
-               "cuEventElapsedTime", error, "KILN_PROFILE, entry '", spec.name,
-               "'"))
-      return false;
-    KernelTime &t = kernelTimes[entry.launches[i].spec->kernel];
-    t.ms += ms;
-    ++t.calls;
-  }
-  return true;
-}
-
-void GpuExecutor::printProfile() const {
-  double total = 0;
-  std::map<std::string, KernelTime> byMapping;
-  for (const auto &[name, t] : kernelTimes) {
-    total += t.ms;
-    // decode_k12_gemv_kn -> "decode gemv_kn"
-    size_t k = name.find("_k");
-    size_t mark = k == std::string::npos ? k : name.find('_', k + 2);
-    KernelTime &m =
-        byMapping[mark == std::string::npos
-                      ? name
-                      : name.substr(0, k) + " " + name.substr(mark + 1)];
-    m.ms += t.ms;
-    m.calls += t.calls;
-  }
-  std::vector<std::pair<std::string, KernelTime>> kernels(kernelTimes.begin(),
-                                                          kernelTimes.end());
-  std::sort(kernels.begin(), kernels.end(), [](const auto &a, const auto &b) {
-    return a.second.ms > b.second.ms;
-  });
-  auto row = [&](const std::string &name, const KernelTime &t) {
-    std::fprintf(
-        stderr,
-        "kiln profile: %10.3f ms %5.1f%% %8llu calls %9.2f us/call  %s\n", t.ms,
-        total > 0 ? 100.0 * t.ms / total : 0.0,
-        static_cast<unsigned long long>(t.calls),
-        t.calls ? 1000.0 * t.ms / double(t.calls) : 0.0, name.c_str());
-  };
-  std::fprintf(stderr,
-               "kiln profile: GPU time %.3f ms in %zu kernels; by mapping:\n",
-               total, kernelTimes.size());
-  std::vector<std::pair<std::string, KernelTime>> mappings(byMapping.begin(),
-                                                           byMapping.end());
-  std::sort(mappings.begin(), mappings.end(), [](const auto &a, const auto &b) {
-    return a.second.ms > b.second.ms;
-  });
-  for (const auto &[name, t] : mappings)
-    row(name, t);
-  const char *top = std::getenv("KILN_PROFILE_TOP");
-  if (top && std::string(top) == "decode") {
-    // decode_k<N>_...: in schedule order.
-    auto index = [](const std::string &name) {
-      return std::strtoll(name.c_str() + 8, nullptr, 10);
-    };
-    std::vector<std::pair<std::string, KernelTime>> decode;
-    for (const auto &kt : kernels)
-      if (kt.first.rfind("decode_k", 0) == 0)
-        decode.push_back(kt);
-    std::sort(decode.begin(), decode.end(), [&](const auto &a, const auto &b) {
-      return index(a.first) < index(b.first);
-    });
-    std::fprintf(stderr, "kiln profile: the decode entry's kernels:\n");
-    for (const auto &[name, t] : decode)
-      row(name, t);
-    return;
-  }
-  size_t count = top ? std::strtoull(top, nullptr, 10) : 25;
-  std::fprintf(stderr, "kiln profile: the %zu longest kernels:\n", count);
-  for (size_t i = 0; i < kernels.size() && i < count; ++i)
-    row(kernels[i].first, kernels[i].second);
-}
-
 bool GpuExecutor::copyBack(const TensorSpec &tensor, uint64_t rowBytes,
                            const SlotRange &rows, int64_t slots, void *io,
                            std::string *error) {
@@ -961,11 +495,11 @@ bool GpuExecutor::kvUpdated(const void *kv, std::string *error) {
                "KV cache upload");
 }
 
-} // namespace
+} // namespace gpu
 
 std::unique_ptr<Executor> createGpuExecutor(const Artifact &artifact,
                                             std::string *error) {
-  auto executor = std::make_unique<GpuExecutor>(artifact);
+  auto executor = std::make_unique<gpu::GpuExecutor>(artifact);
   if (!executor->init(error))
     return nullptr;
   return executor;
