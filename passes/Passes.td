@@ -416,8 +416,8 @@ def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
       through workgroup memory, when its loads run along the reduction; a
       thread per output otherwise;
     - the iteration space of a top-level `scf.parallel` (also under a uniform
-      `scf.if`), or of a nest of `scf.for`s marked `kiln.independent`, is
-      flattened onto `threads-per-block`-wide blocks, one point per thread;
+      `scf.if`) is flattened onto `threads-per-block`-wide blocks, one point
+      per thread;
     - anything else runs on a single thread.
     A constant fill of an accumulator right before the kernel that reduces
     into all of it is fused into that kernel. Each launch records its mapping

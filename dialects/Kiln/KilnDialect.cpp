@@ -55,7 +55,7 @@ enum class Kind {
 
 Kind kindOf(StringRef name) {
   return llvm::StringSwitch<Kind>(name)
-      .Cases({kWeightsAttr, kArenaAttr, kIndependentAttr, kWaitsForPreviousAttr,
+      .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr,
               kNoInlineAttr},
              Kind::Unit)
       .Cases({kEntryAttr, kKernelAttr, kMappingAttr}, Kind::String)

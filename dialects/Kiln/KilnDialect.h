@@ -68,8 +68,6 @@ inline constexpr llvm::StringLiteral kRegionAttr = "kiln.region";
 /// tfm.attention (i64 >= 0): its number in the function, which kRegionAttr
 /// repeats on its lowered ops.
 inline constexpr llvm::StringLiteral kRegionIdAttr = "kiln.region_id";
-/// scf.for (unit): its iterations are independent (may run in parallel).
-inline constexpr llvm::StringLiteral kIndependentAttr = "kiln.independent";
 /// The hand-built kernel (a string) that computes the op; see KernelLibrary.h.
 inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
 /// gpu.launch_func (string): the mapping its kernel came from.

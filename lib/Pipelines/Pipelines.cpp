@@ -121,6 +121,9 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // The KV appends' scf.forall (no results once bufferized) -> scf.parallel,
+  // the form loop mapping and the CPU's loop lowering take.
+  pm.addPass(createForallToParallelLoopPass());
   if (opts.parallelLoops) {
     // GPU targets: ops with a hand-built kernel stay whole.
     SelectKernelsOptions select;

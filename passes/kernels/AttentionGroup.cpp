@@ -81,42 +81,63 @@ Value rowSource(Value v) {
   return sv.getSource();
 }
 
-/// The scf.if before `before` that copies one row into `cache` ([1, G, T,
-/// D]) at the position (tfm.kv_append of one token), and the [1, 1, G * D]
-/// buffer it copies from.
+/// Whether `rows` and `at` are tfm.kv_append's guarded write of one row:
+/// rows = select(c, 1, 0) and at = select(c, position, 0).
+bool isGuardedRow(Value rows, Value at) {
+  auto r = rows.getDefiningOp<arith::SelectOp>();
+  auto o = at.getDefiningOp<arith::SelectOp>();
+  auto isIndex = [](Value v, int64_t k) {
+    auto c = v.getDefiningOp<arith::ConstantIndexOp>();
+    return c && c.value() == k;
+  };
+  return r && o && r.getCondition() == o.getCondition() &&
+         isIndex(r.getTrueValue(), 1) && isIndex(r.getFalseValue(), 0) &&
+         isIndex(o.getFalseValue(), 0);
+}
+
+/// The copy before `before` that writes one new row into `cache` ([1, G, T,
+/// D]) at the position: tfm.kv_append of one token, whose 1 x 1 scf.forall
+/// the canonicalizer has folded away, is a copy of a [1, G, rows, D] view of
+/// the row into the cache at [0, 0, at, 0] (isGuardedRow). Returns it and the
+/// [1, 1, G * D] buffer it copies from.
 std::pair<Operation *, Value> appendInto(Value cache, Operation *before) {
+  auto ct = cast<MemRefType>(cache.getType());
+  SmallVector<int64_t> rowSizes{1, ct.getDimSize(1), ShapedType::kDynamic,
+                                ct.getDimSize(3)};
   for (Operation *o = before->getPrevNode(); o; o = o->getPrevNode()) {
-    auto ifOp = dyn_cast<scf::IfOp>(o);
-    if (!ifOp || ifOp.getNumResults() != 0 || ifOp.elseBlock())
-      continue;
-    linalg::CopyOp copy;
-    bool other = false;
-    for (Operation &inner : ifOp.thenBlock()->without_terminator()) {
-      if (auto c = dyn_cast<linalg::CopyOp>(inner)) {
-        other |= bool(copy);
-        copy = c;
-      } else if (auto mc = dyn_cast<memref::CopyOp>(inner)) {
-        other |= mc.getSource() != mc.getTarget(); // a self-copy is a no-op
-      } else if (!isMemoryEffectFree(&inner)) {
-        other = true;
-      }
-    }
-    if (!copy || other)
+    auto copy = dyn_cast<linalg::CopyOp>(o);
+    if (!copy)
       continue;
     auto dst = copy.getOutputs()[0].getDefiningOp<memref::SubViewOp>();
-    if (!dst || dst.getSource() != cache)
-      continue;
-    auto ct = cast<MemRefType>(cache.getType());
-    if (dst.getStaticSizes() !=
-            ArrayRef<int64_t>{1, ct.getDimSize(1), 1, ct.getDimSize(3)} ||
+    auto src = copy.getInputs()[0].getDefiningOp<memref::SubViewOp>();
+    if (!dst || !src || dst.getSource() != cache ||
+        dst.getStaticSizes() != ArrayRef<int64_t>(rowSizes) ||
+        src.getStaticSizes() != ArrayRef<int64_t>(rowSizes) ||
+        !dst.hasUnitStride() || !src.hasUnitStride() ||
         dst.getStaticOffsets()[0] != 0 || dst.getStaticOffsets()[1] != 0 ||
         !ShapedType::isDynamic(dst.getStaticOffsets()[2]) ||
-        dst.getStaticOffsets()[3] != 0)
+        dst.getStaticOffsets()[3] != 0 ||
+        llvm::any_of(src.getStaticOffsets(), [](int64_t x) { return x != 0; }))
       continue;
-    if (Value src = rowSource(copy.getInputs()[0]))
-      return {ifOp, src};
+    Value rows = dst.getSizes()[0];
+    if (src.getSizes()[0] != rows || !isGuardedRow(rows, dst.getOffsets()[0]))
+      continue;
+    if (Value row = rowSource(src.getSource()))
+      return {copy, row};
   }
   return {nullptr, Value()};
+}
+
+/// Whether every use of `buf`, through view ops, is in one of `readers`
+/// (or frees it).
+bool readOnlyBy(Value buf, ArrayRef<Operation *> readers) {
+  return llvm::all_of(buf.getUsers(), [&](Operation *u) {
+    if (isa<memref::DeallocOp>(u) ||
+        llvm::any_of(readers, [&](Operation *r) { return r->isAncestor(u); }))
+      return true;
+    return isa<memref::ExpandShapeOp, memref::SubViewOp>(u) &&
+           readOnlyBy(u->getResult(0), readers);
+  });
 }
 
 /// The prologue of group `g` (led by `step0`), when everything between its
@@ -148,16 +169,9 @@ std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
   p.vSrc = vSrc;
   p.freqs = q->freqs;
   p.scaling = q->scaling;
-  // The roped q and k are read by nothing else.
+  // The roped q and k are read by nothing else (directly or through views).
   auto onlyBy = [](Value buf, ArrayRef<Operation *> readers) {
-    return llvm::all_of(buf.getUsers(), [&](Operation *u) {
-      return llvm::is_contained(readers, u) || isa<memref::DeallocOp>(u) ||
-             (isa<memref::ExpandShapeOp, memref::SubViewOp>(u) &&
-              llvm::all_of(u->getUsers(), [&](Operation *v) {
-                return llvm::any_of(
-                    readers, [&](Operation *r) { return r->isAncestor(v); });
-              }));
-    });
+    return readOnlyBy(buf, readers);
   };
   SmallVector<Operation *> qReaders{p.ropeQ};
   for (linalg::GenericOp s : g.steps)
@@ -176,6 +190,10 @@ std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
   for (Operation *o = first; o != step0; o = o->getNextNode()) {
     if (llvm::is_contained(members, o) || isa<memref::AllocOp>(o) ||
         llvm::is_contained(g.fills, o))
+      continue;
+    // What bufferization leaves of the append's insert: a no-op.
+    if (auto mc = dyn_cast<memref::CopyOp>(o);
+        mc && mc.getSource() == mc.getTarget())
       continue;
     auto effects = dyn_cast<MemoryEffectOpInterface>(o);
     if (o->getNumRegions() == 0 && effects &&

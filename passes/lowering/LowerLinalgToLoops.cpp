@@ -1,7 +1,9 @@
 //===- LowerLinalgToLoops.cpp - Linalg to loops, kernels aside ------------===//
 //
 // Upstream's linalg-to-(parallel-)loops rewrite, applied to every bufferized
-// linalg op that --kiln-select-kernels gave no hand-built kernel.
+// linalg op that --kiln-select-kernels gave no hand-built kernel. A loop
+// whose bound is `select(c, n, 0)` (a guarded write of a KV-cache row) comes
+// out as `scf.if c` around a loop to the constant n.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +30,35 @@ using namespace mlir;
 using namespace kiln;
 
 namespace {
+
+/// `loop` (an scf.parallel or scf.for from 0, no results) when a bound is
+/// select(c, n, 0) with n constant: moved under `scf.if c`, that bound n.
+void guardSelectedBound(RewriterBase &rewriter, Operation *loop) {
+  auto isIndex = [](Value v, std::optional<int64_t> k = std::nullopt) {
+    auto c = v.getDefiningOp<arith::ConstantIndexOp>();
+    return c && (!k || c.value() == *k);
+  };
+  MutableArrayRef<OpOperand> bounds;
+  if (auto par = dyn_cast<scf::ParallelOp>(loop))
+    bounds = par.getUpperBoundMutable();
+  else if (auto f = dyn_cast<scf::ForOp>(loop))
+    bounds = f.getUpperBoundMutable();
+  if (loop->getNumResults() != 0)
+    return;
+  for (OpOperand &bound : bounds) {
+    auto select = bound.get().getDefiningOp<arith::SelectOp>();
+    if (!select || !isIndex(select.getTrueValue()) ||
+        !isIndex(select.getFalseValue(), 0))
+      continue;
+    rewriter.setInsertionPoint(loop);
+    auto guard =
+        scf::IfOp::create(rewriter, loop->getLoc(), select.getCondition(),
+                          /*withElseRegion=*/false);
+    rewriter.moveOpBefore(loop, guard.thenBlock()->getTerminator());
+    rewriter.modifyOpInPlace(loop, [&] { bound.set(select.getTrueValue()); });
+    return;
+  }
+}
 
 struct LowerLinalgToLoops
     : kiln::impl::LowerLinalgToLoopsBase<LowerLinalgToLoops> {
@@ -57,6 +88,8 @@ struct LowerLinalgToLoops
         op->emitOpError("could not be lowered to loops");
         return signalPassFailure();
       }
+      if (!loops->empty())
+        guardSelectedBound(rewriter, loops->front());
       rewriter.eraseOp(op);
     }
   }

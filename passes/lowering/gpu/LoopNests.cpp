@@ -32,24 +32,7 @@ std::optional<ParallelNest> parallelNest(Operation *op) {
     nest.body = par.getBody();
     return nest;
   }
-  // A perfect nest of scf.for marked independent (kv_append's row loops).
-  auto loop = dyn_cast<scf::ForOp>(op);
-  while (loop && loop->hasAttr(kIndependentAttr) && loop.getNumResults() == 0 &&
-         constantIndex(loop.getLowerBound()) == 0 &&
-         constantIndex(loop.getStep()) == 1 &&
-         constantIndex(loop.getUpperBound())) {
-    nest.tripCounts.push_back(*constantIndex(loop.getUpperBound()));
-    nest.ivs.push_back(loop.getInductionVar());
-    nest.body = loop.getBody();
-    auto inner = dyn_cast<scf::ForOp>(&nest.body->front());
-    if (!inner ||
-        &nest.body->front() != nest.body->getTerminator()->getPrevNode())
-      break;
-    loop = inner;
-  }
-  if (nest.tripCounts.empty())
-    return std::nullopt;
-  return nest;
+  return std::nullopt;
 }
 
 /// Binds the nest's induction variables to the digits of `linear` in the

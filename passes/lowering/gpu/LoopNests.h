@@ -69,8 +69,8 @@ struct Fill {
 
 /// The constant an index value is, if it is one.
 std::optional<int64_t> constantIndex(Value v);
-/// `op` as a nest of independent loops (scf.parallel, or scf.for marked
-/// kiln.independent) from 0 with step 1, or nothing.
+/// `op` as a nest of independent loops (an scf.parallel, such as what the KV
+/// appends' scf.forall becomes) from 0 with step 1, or nothing.
 std::optional<ParallelNest> parallelNest(Operation *op);
 /// Binds the nest's induction variables to the digits of `linear`, row-major
 /// (the last dimension fastest); `index` makes the index constants.

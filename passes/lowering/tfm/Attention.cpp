@@ -17,7 +17,14 @@
 namespace kiln::tfm_lowering {
 namespace {
 
-/// for b, s: if 0 <= p < max_seq: cache[b, :, p, :] = value[b, s, :].
+/// forall b, s: if 0 <= p < max_seq: cache[b, :, p, :] = value[b, s, :].
+///
+/// The iterations write distinct positions, so they are an scf.forall (a GPU
+/// runs them in parallel). Its terminator inserts a slice of `rows = valid ?
+/// 1 : 0` rows at `valid ? p : 0`: nothing for a position outside the cache
+/// (padding, p < 0), so the write is unconditional. (Its loops' bound,
+/// `select(valid, 1, 0)`, becomes `scf.if valid` around a loop of 1 in
+/// kiln-lower-linalg-to-loops.)
 struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::KvAppendOp op,
@@ -25,82 +32,70 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
     Location loc = op.getLoc();
     RankedTensorType cacheType = op.getType();
     RankedTensorType valueType = op.getValue().getType();
+    Type element = valueType.getElementType();
     int64_t kvHeads = cacheType.getDimSize(1), maxSeq = cacheType.getDimSize(2),
             headDim = cacheType.getDimSize(3);
-    NestBuilder g(rewriter, loc);
-    Value c0 = g.index(0), c1 = g.index(1);
     Value value = op.getValue(), positions = op.getPositions();
     Type posType = cast<ShapedType>(positions.getType()).getElementType();
     Value zero = arith::ConstantOp::create(rewriter, loc,
                                            rewriter.getIntegerAttr(posType, 0));
     Value limit = arith::ConstantOp::create(
         rewriter, loc, rewriter.getIntegerAttr(posType, maxSeq));
-    auto outer = scf::ForOp::create(
-        rewriter, loc, c0, g.index(valueType.getDimSize(0)), c1,
-        ValueRange{op.getCache()},
-        [&](OpBuilder &b, Location loc, Value bi, ValueRange outerIter) {
-          auto inner = scf::ForOp::create(
-              b, loc, c0,
-              arith::ConstantIndexOp::create(b, loc, valueType.getDimSize(1)),
-              c1, outerIter,
-              [&](OpBuilder &b, Location loc, Value si, ValueRange iter) {
-                Value p = tensor::ExtractOp::create(b, loc, positions,
-                                                    ValueRange{bi, si});
-                Value valid = arith::AndIOp::create(
-                    b, loc,
-                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p,
-                                          zero),
-                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
-                                          limit));
-                auto ifOp = scf::IfOp::create(
-                    b, loc, valid,
-                    [&](OpBuilder &b, Location loc) {
-                      Value row = tensor::ExtractSliceOp::create(
-                          b, loc,
-                          RankedTensorType::get({kvHeads * headDim},
-                                                valueType.getElementType()),
-                          value, ValueRange{bi, si}, ValueRange{}, ValueRange{},
-                          b.getDenseI64ArrayAttr(
-                              {ShapedType::kDynamic, ShapedType::kDynamic, 0}),
-                          b.getDenseI64ArrayAttr({1, 1, kvHeads * headDim}),
-                          b.getDenseI64ArrayAttr({1, 1, 1}));
-                      auto sliceType = RankedTensorType::get(
-                          {1, kvHeads, 1, headDim}, valueType.getElementType());
-                      Value heads = tensor::ExpandShapeOp::create(
-                          b, loc, sliceType, row,
-                          ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
-                      Value pIdx = arith::IndexCastOp::create(
-                          b, loc, b.getIndexType(), p);
-                      // Copy into the cache's own slice and insert it back:
-                      // bufferizes to an in-place write, no temporary.
-                      auto offsets = b.getDenseI64ArrayAttr(
-                          {ShapedType::kDynamic, 0, ShapedType::kDynamic, 0});
-                      auto sizes =
-                          b.getDenseI64ArrayAttr({1, kvHeads, 1, headDim});
-                      auto strides = b.getDenseI64ArrayAttr({1, 1, 1, 1});
-                      Value slot = tensor::ExtractSliceOp::create(
-                          b, loc, sliceType, iter[0], ValueRange{bi, pIdx},
-                          ValueRange{}, ValueRange{}, offsets, sizes, strides);
-                      Value written =
-                          linalg::CopyOp::create(b, loc, heads, slot)
-                              .getResult(0);
-                      Value updated = tensor::InsertSliceOp::create(
-                          b, loc, written, iter[0], ValueRange{bi, pIdx},
-                          ValueRange{}, ValueRange{}, offsets, sizes, strides);
-                      scf::YieldOp::create(b, loc, updated);
-                    },
-                    [&](OpBuilder &b, Location loc) {
-                      scf::YieldOp::create(b, loc, iter[0]);
-                    });
-                scf::YieldOp::create(b, loc, ifOp.getResults());
-              });
-          // Iterations write distinct positions: a GPU may run them in
-          // parallel (--kiln-map-loops-to-gpu).
-          inner->setAttr(kIndependentAttr, b.getUnitAttr());
-          scf::YieldOp::create(b, loc, inner.getResults());
+    const int64_t dyn = ShapedType::kDynamic;
+    auto forall = scf::ForallOp::create(
+        rewriter, loc,
+        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(valueType.getDimSize(0)),
+                               rewriter.getIndexAttr(valueType.getDimSize(1))},
+        ValueRange{op.getCache()}, std::nullopt,
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Value bi = args[0], si = args[1], cache = args[2];
+          Value p =
+              tensor::ExtractOp::create(b, loc, positions, ValueRange{bi, si});
+          Value valid = arith::AndIOp::create(
+              b, loc,
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p, zero),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
+                                    limit));
+          Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+          Value rows = arith::SelectOp::create(
+              b, loc, valid, arith::ConstantIndexOp::create(b, loc, 1), c0);
+          Value at = arith::SelectOp::create(
+              b, loc, valid,
+              arith::IndexCastOp::create(b, loc, b.getIndexType(), p), c0);
+          Value row = tensor::ExtractSliceOp::create(
+              b, loc, RankedTensorType::get({kvHeads * headDim}, element),
+              value, ValueRange{bi, si}, ValueRange{}, ValueRange{},
+              b.getDenseI64ArrayAttr({dyn, dyn, 0}),
+              b.getDenseI64ArrayAttr({1, 1, kvHeads * headDim}),
+              b.getDenseI64ArrayAttr({1, 1, 1}));
+          Value heads = tensor::ExpandShapeOp::create(
+              b, loc, RankedTensorType::get({1, kvHeads, 1, headDim}, element),
+              row, ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
+          // [1, kv_heads, rows, head_dim] of the new heads and of the cache
+          // at the position; the copy into the cache's own slice bufferizes
+          // to an in-place write, no temporary.
+          auto sliceType =
+              RankedTensorType::get({1, kvHeads, dyn, headDim}, element);
+          auto strides = b.getDenseI64ArrayAttr({1, 1, 1, 1});
+          auto sizes = b.getDenseI64ArrayAttr({1, kvHeads, dyn, headDim});
+          Value newRows = tensor::ExtractSliceOp::create(
+              b, loc, sliceType, heads, ValueRange{}, ValueRange{rows},
+              ValueRange{}, b.getDenseI64ArrayAttr({0, 0, 0, 0}), sizes,
+              strides);
+          auto offsets = b.getDenseI64ArrayAttr({dyn, 0, dyn, 0});
+          Value slot = tensor::ExtractSliceOp::create(
+              b, loc, sliceType, cache, ValueRange{bi, at}, ValueRange{rows},
+              ValueRange{}, offsets, sizes, strides);
+          Value written =
+              linalg::CopyOp::create(b, loc, newRows, slot).getResult(0);
+          auto inParallel = scf::InParallelOp::create(b, loc);
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(inParallel.getBody());
+          tensor::ParallelInsertSliceOp::create(
+              b, loc, written, cache, ValueRange{bi, at}, ValueRange{rows},
+              ValueRange{}, offsets, sizes, strides);
         });
-    outer->setAttr(kIndependentAttr, rewriter.getUnitAttr());
-    return outer.getResult(0);
+    return forall.getResult(0);
   }
 };
 

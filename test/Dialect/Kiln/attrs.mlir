@@ -21,11 +21,6 @@ module attributes {kiln.kv_size = 4096 : i64, kiln.weights_size = 128 : i64} {
                   kiln.tokens_type = tensor<1x1xi64>} {
     // CHECK: kiln.kernel = "gemv_nk", kiln.region = {op = "tfm.linear", step = "sum_squares"}
     %c0 = arith.constant {kiln.kernel = "gemv_nk", kiln.region = {op = "tfm.linear", step = "sum_squares"}} 0 : index
-    %c1 = arith.constant 1 : index
-    %c4 = arith.constant 4 : index
-    // CHECK: kiln.independent
-    scf.for %i = %c0 to %c4 step %c1 {
-    } {kiln.independent}
     return
   }
 }

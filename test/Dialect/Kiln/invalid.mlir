@@ -67,3 +67,15 @@ func.func @f() attributes {kiln.io = {tokens = "zero"}} {
 func.func @f() attributes {kiln.waits_for_previous = true} {
   return
 }
+
+// -----
+
+// Loops that may run in parallel are scf.forall/scf.parallel, not a marker.
+func.func @f() {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  // expected-error @+1 {{unknown kiln attribute 'kiln.independent'}}
+  scf.for %i = %c0 to %c1 step %c1 {
+  } {kiln.independent}
+  return
+}

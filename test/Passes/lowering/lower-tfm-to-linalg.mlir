@@ -324,39 +324,35 @@ func.func @add_rank2_bf16(%a: tensor<2x8xbf16>, %b: tensor<2x8xbf16>) -> tensor<
 
 // -----
 
-// KV append: two nested scf.for over (b, s) carrying the cache, marked
-// kiln.independent; a row is written only when 0 <= p < max_seq (16), by
-// copying it into the cache's own [1, heads, 1, head_dim] slice and inserting
-// that slice back (an in-place update after bufferization).
+// KV append: an scf.forall over (b, s) sharing the cache (its iterations
+// write distinct positions); a row is written only when 0 <= p < max_seq (16):
+// the copy into the cache's own [1, heads, rows, head_dim] slice and its
+// parallel insert have rows = valid ? 1 : 0 (an in-place update after
+// bufferization, nothing written for padding).
 
 // CHECK-LABEL: func.func @kv_append
 // CHECK-SAME: (%[[V:.+]]: tensor<1x2x8xf32>, %[[CACHE:.+]]: tensor<1x2x16x4xf32>, %[[POS:.+]]: tensor<1x2xi64>)
 // CHECK-DAG: %[[C0:.+]] = arith.constant 0 : index
 // CHECK-DAG: %[[C1:.+]] = arith.constant 1 : index
-// CHECK-DAG: %[[C2:.+]] = arith.constant 2 : index
 // CHECK-DAG: %[[ZERO:.+]] = arith.constant 0 : i64
 // CHECK-DAG: %[[MAX:.+]] = arith.constant 16 : i64
-// CHECK: %[[R:.+]] = scf.for %[[B:.+]] = %[[C0]] to %[[C1]] step %[[C1]] iter_args(%[[OUTER:.+]] = %[[CACHE]]) -> (tensor<1x2x16x4xf32>) {
-// CHECK: %[[IN:.+]] = scf.for %[[S:.+]] = %[[C0]] to %[[C2]] step %[[C1]] iter_args(%[[ITER:.+]] = %[[OUTER]]) -> (tensor<1x2x16x4xf32>) {
+// CHECK: %[[R:.+]] = scf.forall (%[[B:.+]], %[[S:.+]]) in (1, 2) shared_outs(%[[OUT:.+]] = %[[CACHE]]) -> (tensor<1x2x16x4xf32>) {
 // CHECK: %[[P:.+]] = tensor.extract %[[POS]][%[[B]], %[[S]]] : tensor<1x2xi64>
 // CHECK-DAG: %[[BELOW:.+]] = arith.cmpi slt, %[[P]], %[[MAX]] : i64
 // CHECK-DAG: %[[NONNEG:.+]] = arith.cmpi sge, %[[P]], %[[ZERO]] : i64
 // CHECK: %[[VALID:.+]] = arith.andi %[[NONNEG]], %[[BELOW]] : i1
-// CHECK: %[[UPD:.+]] = scf.if %[[VALID]] -> (tensor<1x2x16x4xf32>) {
+// CHECK: %[[ROWS:.+]] = arith.select %[[VALID]], %[[C1]], %[[C0]] : index
+// CHECK: %[[PI:.+]] = arith.index_cast %[[P]] : i64 to index
+// CHECK: %[[AT:.+]] = arith.select %[[VALID]], %[[PI]], %[[C0]] : index
 // CHECK: %[[ROW:.+]] = tensor.extract_slice %[[V]][%[[B]], %[[S]], 0] [1, 1, 8] [1, 1, 1] : tensor<1x2x8xf32> to tensor<8xf32>
 // CHECK: %[[HEADS:.+]] = tensor.expand_shape %[[ROW]] {{\[}}[0, 1, 2, 3]] output_shape [1, 2, 1, 4] : tensor<8xf32> into tensor<1x2x1x4xf32>
-// CHECK: %[[PI:.+]] = arith.index_cast %[[P]] : i64 to index
-// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[ITER]][%[[B]], 0, %[[PI]], 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x16x4xf32> to tensor<1x2x1x4xf32>
-// CHECK: %[[W:.+]] = linalg.copy ins(%[[HEADS]] : tensor<1x2x1x4xf32>) outs(%[[SLOT]] : tensor<1x2x1x4xf32>)
-// CHECK: %[[INS:.+]] = tensor.insert_slice %[[W]] into %[[ITER]][%[[B]], 0, %[[PI]], 0] [1, 2, 1, 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> into tensor<1x2x16x4xf32>
-// CHECK: scf.yield %[[INS]]
-// CHECK: } else {
-// CHECK: scf.yield %[[ITER]]
+// CHECK: %[[NEW:.+]] = tensor.extract_slice %[[HEADS]][0, 0, 0, 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> to tensor<1x2x?x4xf32>
+// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[OUT]][%[[B]], 0, %[[AT]], 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x16x4xf32> to tensor<1x2x?x4xf32>
+// CHECK: %[[W:.+]] = linalg.copy ins(%[[NEW]] : tensor<1x2x?x4xf32>) outs(%[[SLOT]] : tensor<1x2x?x4xf32>)
+// CHECK: scf.forall.in_parallel {
+// CHECK: tensor.parallel_insert_slice %[[W]] into %[[OUT]][%[[B]], 0, %[[AT]], 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x?x4xf32> into tensor<1x2x16x4xf32>
 // CHECK: }
-// CHECK: scf.yield %[[UPD]]
-// CHECK: } {kiln.independent}
-// CHECK: scf.yield %[[IN]]
-// CHECK: } {kiln.independent}
+// CHECK: }
 // CHECK: return %[[R]]
 func.func @kv_append(%v: tensor<1x2x8xf32>, %cache: tensor<1x2x16x4xf32>, %pos: tensor<1x2xi64>) -> tensor<1x2x16x4xf32> {
   %0 = tfm.kv_append %v into %cache at %pos : tensor<1x2x8xf32>, tensor<1x2x16x4xf32>, tensor<1x2xi64>
@@ -373,7 +369,7 @@ func.func @kv_append(%v: tensor<1x2x8xf32>, %cache: tensor<1x2x16x4xf32>, %pos: 
 // CHECK: %[[P:.+]] = tensor.extract %{{.+}} : tensor<2x1xi32>
 // CHECK-DAG: arith.cmpi slt, %[[P]], %[[MAX]] : i32
 // CHECK-DAG: arith.cmpi sge, %[[P]], %[[ZERO]] : i32
-// CHECK: linalg.copy ins(%{{.+}} : tensor<1x1x1x4xf16>)
+// CHECK: linalg.copy ins(%{{.+}} : tensor<1x1x?x4xf16>)
 func.func @kv_append_i32_positions(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4xf16>, %pos: tensor<2x1xi32>) -> tensor<2x1x8x4xf16> {
   %0 = tfm.kv_append %v into %cache at %pos : tensor<2x1x4xf16>, tensor<2x1x8x4xf16>, tensor<2x1xi32>
   return %0 : tensor<2x1x8x4xf16>

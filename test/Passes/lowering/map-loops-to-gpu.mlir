@@ -44,8 +44,8 @@ func.func @decode(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<512xi8
 
 // -----
 
-// Loops marked kiln.independent (the KV-cache row writes) are parallel too; a
-// sequential loop runs on one thread. A top-level read that decides what a
+// A 2-D scf.parallel (the KV-cache row writes, from kv_append's scf.forall)
+// is flattened onto one block; a sequential loop runs on one thread. A top-level read that decides what a
 // kernel does (a position) moves into that kernel.
 
 // CHECK-LABEL: func.func @prefill(
@@ -69,11 +69,9 @@ func.func @prefill(%w: memref<64xi8>, %kv: memref<64xi8>, %arena: memref<64xi8> 
   %f = arith.constant 1.0 : f32
   %buf = memref.view %kv[%c0][] : memref<64xi8> to memref<2x4xf32>
   %pos = memref.view %io[%c0][] : memref<64xi8> to memref<2xindex>
-  scf.for %b = %c0 to %c2 step %c1 {
-    scf.for %s = %c0 to %c4 step %c1 {
-      memref.store %f, %buf[%b, %s] : memref<2x4xf32>
-    } {kiln.independent}
-  } {kiln.independent}
+  scf.parallel (%b, %s) = (%c0, %c0) to (%c2, %c4) step (%c1, %c1) {
+    memref.store %f, %buf[%b, %s] : memref<2x4xf32>
+  }
   %p = memref.load %pos[%c0] : memref<2xindex>
   scf.for %t = %c0 to %p step %c1 {
     memref.store %f, %buf[%c0, %t] : memref<2x4xf32>
