@@ -35,6 +35,9 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
                        %k0: tensor<?x2x?x32xf32>, ...) -> (...)
     ```
 
+    The options' defaults and their check (`checkEntryShape`, the same one
+    kiln-compile runs on its flags) are in `passes/EntryShape.h`.
+
     After (`prefill-chunk=4 max-seq-len=16`):
 
     ```mlir
@@ -290,7 +293,9 @@ def LowerLinalgToLoops : Pass<"kiln-lower-linalg-to-loops", "mlir::func::FuncOp"
     `convert-linalg-to-parallel-loops` (or `-loops` with `parallel=false`)
     for every linalg op on buffers that carries no `kiln.kernel` attribute;
     ops tagged by `--kiln-select-kernels` stay whole so that
-    `--kiln-map-loops-to-gpu` can hand them to their kernel recipe.
+    `--kiln-map-loops-to-gpu` can hand them to their kernel recipe. When the
+    outer loop's bound is `select(c, n, 0)` with n constant (the KV append's
+    guarded write of one row), the loop goes under `scf.if c` with bound n.
   }];
   let options = [
     Option<"parallel", "parallel", "bool", "true",
@@ -499,8 +504,9 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::func::FuncOp"> {
     for the whole loop. Allocations become `memref.view`s of the arena, their
     deallocations are erased, the arena argument's type becomes
     `memref<SIZExi8>` and the function gets `kiln.arena_size` and a
-    `kiln.memory_plan` attribute listing each buffer's offset, size and live
-    range. Finally the plan is checked: two buffers live at the same time
+    `kiln.memory_plan`: one `#kiln.buffer<offset, size, start, end>` per
+    buffer (dialects/Kiln, verified). The default alignment is the runtime's
+    `kBufferAlignment`. Finally the plan is checked: two buffers live at the same time
     never overlap in bytes; a violation is a compile error.
 
     ```mlir
@@ -511,7 +517,9 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::func::FuncOp"> {
     becomes
     ```mlir
     func.func @f(%arena: memref<64xi8> {kiln.arena})
-        attributes {kiln.arena_size = 64 : i64, kiln.memory_plan = [...]} {
+        attributes {kiln.arena_size = 64 : i64, kiln.memory_plan = [
+          #kiln.buffer<offset = 0, size = 64, start = 0, end = 2>,
+          #kiln.buffer<offset = 0, size = 64, start = 3, end = 4>]} {
       %a = memref.view %arena[%c0][] : memref<64xi8> to memref<16xf32>
       %b = memref.view %arena[%c0][] : memref<64xi8> to memref<16xf32>
     ```
