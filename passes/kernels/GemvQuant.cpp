@@ -245,126 +245,152 @@ public:
       inits.append(rows, arith::ConstantOp::create(
                              b, loc, vxF32, DenseElementsAttr::get(vxF32, 0.0f))
                              .getResult());
-    auto loop = scf::ForOp::create(
-        b, loc, firstByte, endByte, idx(unroll * kStride), inits,
-        [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
-          SmallVector<Value> bytes;
-          for (int64_t u = 0; u < unroll; ++u)
-            bytes.push_back(
-                u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride))
-                        .getResult()
-                  : byte0);
-          // Every weight load first: [column][step].
-          SmallVector<SmallVector<Value>> words(ncol);
-          for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t c = 0; c < ncol; ++c) {
-              Value raw = vector::LoadOp::create(
-                  nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
-                  /*nontemporal=*/false, llvm::MaybeAlign(16));
-              words[c].push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
-            }
-          SmallVector<Value> next(accs.begin(), accs.end());
-          for (int64_t u = 0; u < unroll; ++u) {
-            // The code index of the load's first code.
-            Value k0 =
-                p.bits == 4
-                    ? arith::MulIOp::create(nb, l, bytes[u], idx(2)).getResult()
-                    : bytes[u];
-            // Per word lane: the scale and zero point of its group.
-            auto perWordLane = [&](Value m, int64_t c) -> Value {
-              SmallVector<Value> chunks;
-              for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
-                Value kk =
-                    ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
-                             .getResult()
-                       : k0;
-                Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
-                chunks.push_back(scaleOf(nb, l, m, ns[c], grp));
-              }
-              if (chunks.size() == 1)
-                return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
-              SmallVector<Value> lanes;
-              for (int64_t w = 0; w < 4; ++w)
-                lanes.push_back(chunks[w / wordsPerChunk]);
-              return vector::FromElementsOp::create(nb, l, v4f32, lanes);
-            };
-            SmallVector<Value> scaleV(ncol), zeroV(ncol);
-            for (int64_t c = 0; c < ncol; ++c) {
-              scaleV[c] = oneGroup ? vector::BroadcastOp::create(nb, l, v4f32,
-                                                                 rowScale[c])
-                                         .getResult()
-                                   : perWordLane(scales, c);
-              if (zeros)
-                zeroV[c] = oneGroup ? vector::BroadcastOp::create(nb, l, v4f32,
-                                                                  rowZero[c])
-                                          .getResult()
-                                    : perWordLane(zeros, c);
-            }
-            // Codes as floats (q - implicit zero point, or q), by position
-            // j in their word. With one batch row they are made where they
-            // are used (fewer live registers); with several, once.
-            const double bias =
-                zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
-            auto codesOf = [&](int64_t c) {
-              SmallVector<Value> q;
-              for (int64_t j = 0; j < perWord; ++j) {
-                Value v = words[c][u];
-                if (j)
-                  v = arith::ShRUIOp::create(
-                      nb, l, v, splatI(nb, l, int32_t(j * p.bits)));
-                v = arith::AndIOp::create(nb, l, v,
-                                          splatI(nb, l, (1 << p.bits) - 1));
-                v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
-                Value f = vector::BitCastOp::create(nb, l, v4f32, v);
-                q.push_back(
-                    arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
-              }
-              return q;
-            };
-            SmallVector<SmallVector<Value>> shared;
-            if (rows > 1)
-              for (int64_t c = 0; c < ncol; ++c)
-                shared.push_back(codesOf(c));
-            for (int64_t r = 0; r < rows; ++r) {
-              Value xv =
-                  kb.extendTo(nb,
-                              // A load's first code is a multiple of 16 (whole
-                              // loads per row), so x's 16-byte alignment holds.
-                              vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                                     /*nontemporal=*/false,
-                                                     llvm::MaybeAlign(16)),
-                              vxF32);
-              if (norm.ops)
-                next[nAcc + r] =
-                    vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
-              // x at the codes of position j: elements perWord * w + j.
-              SmallVector<Value> xs;
-              for (int64_t j = 0; j < perWord; ++j) {
-                SmallVector<int64_t> mask;
-                for (int64_t w = 0; w < 4; ++w)
-                  mask.push_back(w * perWord + j);
-                xs.push_back(vector::ShuffleOp::create(nb, l, xv, xv, mask));
-              }
-              Value xsum;
-              if (zeros) {
-                xsum = xs[0];
-                for (int64_t j = 1; j < perWord; ++j)
-                  xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
-              }
-              for (int64_t c = 0; c < ncol; ++c) {
-                SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
-                Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
-                for (int64_t j = 1; j < perWord; ++j)
-                  dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
-                if (zeros)
-                  dot = arith::SubFOp::create(
-                      nb, l, dot, arith::MulFOp::create(nb, l, zeroV[c], xsum));
-                Value &acc = next[c * rows + r];
-                acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
-              }
-            }
+    // One iteration's byte offsets (up to 4 steps), its code loads
+    // [column][step] (all issued before any arithmetic) and its arithmetic.
+    auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0) {
+      SmallVector<Value> bytes;
+      for (int64_t u = 0; u < unroll; ++u)
+        bytes.push_back(
+            u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride))
+                    .getResult()
+              : byte0);
+      return bytes;
+    };
+    auto codesAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes) {
+      SmallVector<SmallVector<Value>> words(ncol);
+      for (int64_t u = 0; u < unroll; ++u)
+        for (int64_t c = 0; c < ncol; ++c) {
+          Value raw = vector::LoadOp::create(
+              nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
+              /*nontemporal=*/false, llvm::MaybeAlign(16));
+          words[c].push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
+        }
+      return words;
+    };
+    auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes,
+                         const SmallVector<SmallVector<Value>> &words,
+                         ValueRange accs) {
+      SmallVector<Value> next(accs.begin(), accs.end());
+      for (int64_t u = 0; u < unroll; ++u) {
+        // The code index of the load's first code.
+        Value k0 =
+            p.bits == 4
+                ? arith::MulIOp::create(nb, l, bytes[u], idx(2)).getResult()
+                : bytes[u];
+        // Per word lane: the scale and zero point of its group.
+        auto perWordLane = [&](Value m, int64_t c) -> Value {
+          SmallVector<Value> chunks;
+          for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
+            Value kk =
+                ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
+                         .getResult()
+                   : k0;
+            Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
+            chunks.push_back(scaleOf(nb, l, m, ns[c], grp));
           }
-          scf::YieldOp::create(nb, l, next);
+          if (chunks.size() == 1)
+            return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
+          SmallVector<Value> lanes;
+          for (int64_t w = 0; w < 4; ++w)
+            lanes.push_back(chunks[w / wordsPerChunk]);
+          return vector::FromElementsOp::create(nb, l, v4f32, lanes);
+        };
+        SmallVector<Value> scaleV(ncol), zeroV(ncol);
+        for (int64_t c = 0; c < ncol; ++c) {
+          scaleV[c] =
+              oneGroup ? vector::BroadcastOp::create(nb, l, v4f32, rowScale[c])
+                             .getResult()
+                       : perWordLane(scales, c);
+          if (zeros)
+            zeroV[c] =
+                oneGroup ? vector::BroadcastOp::create(nb, l, v4f32, rowZero[c])
+                               .getResult()
+                         : perWordLane(zeros, c);
+        }
+        // Codes as floats (q - implicit zero point, or q), by position
+        // j in their word. With one batch row they are made where they
+        // are used (fewer live registers); with several, once.
+        const double bias =
+            zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
+        auto codesOf = [&](int64_t c) {
+          SmallVector<Value> q;
+          for (int64_t j = 0; j < perWord; ++j) {
+            Value v = words[c][u];
+            if (j)
+              v = arith::ShRUIOp::create(nb, l, v,
+                                         splatI(nb, l, int32_t(j * p.bits)));
+            v = arith::AndIOp::create(nb, l, v,
+                                      splatI(nb, l, (1 << p.bits) - 1));
+            v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
+            Value f = vector::BitCastOp::create(nb, l, v4f32, v);
+            q.push_back(arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
+          }
+          return q;
+        };
+        SmallVector<SmallVector<Value>> shared;
+        if (rows > 1)
+          for (int64_t c = 0; c < ncol; ++c)
+            shared.push_back(codesOf(c));
+        for (int64_t r = 0; r < rows; ++r) {
+          Value xv =
+              kb.extendTo(nb,
+                          // A load's first code is a multiple of 16 (whole
+                          // loads per row), so x's 16-byte alignment holds.
+                          vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                                 /*nontemporal=*/false,
+                                                 llvm::MaybeAlign(16)),
+                          vxF32);
+          if (norm.ops)
+            next[nAcc + r] =
+                vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
+          // x at the codes of position j: elements perWord * w + j.
+          SmallVector<Value> xs;
+          for (int64_t j = 0; j < perWord; ++j) {
+            SmallVector<int64_t> mask;
+            for (int64_t w = 0; w < 4; ++w)
+              mask.push_back(w * perWord + j);
+            xs.push_back(vector::ShuffleOp::create(nb, l, xv, xv, mask));
+          }
+          Value xsum;
+          if (zeros) {
+            xsum = xs[0];
+            for (int64_t j = 1; j < perWord; ++j)
+              xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
+          }
+          for (int64_t c = 0; c < ncol; ++c) {
+            SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
+            Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
+            for (int64_t j = 1; j < perWord; ++j)
+              dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
+            if (zeros)
+              dot = arith::SubFOp::create(
+                  nb, l, dot, arith::MulFOp::create(nb, l, zeroV[c], xsum));
+            Value &acc = next[c * rows + r];
+            acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
+          }
+        }
+      }
+      return next;
+    };
+    // The first iteration is peeled when every lane has one (as gemv_nk's):
+    // its code loads come first in the kernel, before anything reads memory
+    // another kernel writes, so that with programmatic dependent launch
+    // (kiln-dependent-launch puts the wait after them) they overlap the end
+    // of the kernel before.
+    Value start = firstByte;
+    SmallVector<Value> first(inits.begin(), inits.end());
+    if (sliceBytes >= unroll * kStride) {
+      SmallVector<Value> bytes0 = stepsAt(b, loc, firstByte);
+      SmallVector<SmallVector<Value>> words0 = codesAt(b, loc, bytes0);
+      first = iteration(b, loc, bytes0, words0, inits);
+      start = arith::AddIOp::create(b, loc, firstByte, idx(unroll * kStride));
+    }
+    auto loop = scf::ForOp::create(
+        b, loc, start, endByte, idx(unroll * kStride), first,
+        [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
+          SmallVector<Value> bytes = stepsAt(nb, l, byte0);
+          scf::YieldOp::create(
+              nb, l, iteration(nb, l, bytes, codesAt(nb, l, bytes), accs));
         });
 
     ValueRange results = loop.getResults();
