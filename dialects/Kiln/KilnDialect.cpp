@@ -55,8 +55,7 @@ enum class Kind {
 
 Kind kindOf(StringRef name) {
   return llvm::StringSwitch<Kind>(name)
-      .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr,
-              kNoInlineAttr},
+      .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr, kNoInlineAttr},
              Kind::Unit)
       .Cases({kEntryAttr, kKernelAttr, kMappingAttr}, Kind::String)
       .Cases({kOffsetAttr, kWeightsSizeAttr, kKvSizeAttr, kArenaSizeAttr,
