@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, the .npy reader)
-# with clang-22 under ASan + UBSan in build-fuzz/, and runs each for SECONDS (default 60)
-# from seed corpora made from the bundled examples. Any crash, hang (over 10 s on one input),
+# Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, the .npy reader,
+# kiln-run's command line, the ONNX loader and importer) with clang-22 under ASan + UBSan in
+# build-fuzz/, and runs each for SECONDS (default 60) from seed corpora made from the bundled
+# examples and the importer tests' model generator. Any crash, hang (over 10 s on one input),
 # leak or sanitizer report fails it; the reproducer is left in build-fuzz/findings/.
 #   scripts/fuzz.sh [SECONDS]       (CI: scripts/test.sh runs it with 30)
 set -euo pipefail
@@ -10,13 +11,16 @@ seconds=${1:-60}
 B=build-fuzz
 cmake -G Ninja -S fuzz -B "$B" -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$B.configure.log" 2>&1 || { cat "$B.configure.log"; exit 1; }
-ninja -C "$B" fuzz-artifact fuzz-tokenizer fuzz-npy > "$B.build.log" 2>&1 || { tail -30 "$B.build.log"; exit 1; }
+targets="artifact tokenizer npy options onnx"
+# shellcheck disable=SC2086
+ninja -C "$B" -j "${KILN_JOBS:-2}" $(printf 'fuzz-%s ' $targets) > "$B.build.log" 2>&1 ||
+  { tail -30 "$B.build.log"; exit 1; }
 
 # Seeds: a small artifact (kiln-fake-artifact) and a tiny export compiled for a GPU target
 # (PTX only: no host code in it) when the main build is there; the real model's
 # tokenizer.json and a minimal one; .npy files of each dtype kiln-run --past reads.
-rm -rf "$B/seeds" && mkdir -p "$B/seeds/artifact" "$B/seeds/tokenizer" "$B/seeds/npy" \
-  "$B/corpus/artifact" "$B/corpus/tokenizer" "$B/corpus/npy" "$B/findings"
+rm -rf "$B/seeds" "$B/corpus" && mkdir -p "$B/findings"
+for t in $targets; do mkdir -p "$B/seeds/$t" "$B/corpus/$t"; done
 if [ -x build/bin/kiln-fake-artifact ]; then
   build/bin/kiln-fake-artifact "$B/seeds/artifact/fake.kiln" >/dev/null
 fi
@@ -37,11 +41,23 @@ np.save(f"{d}/f16.npy", np.ones((4, 1, 2, 3, 8), dtype=np.float16))
 np.save(f"{d}/empty.npy", np.zeros((2, 1, 2, 0, 8), dtype=np.float32))
 PYEOF
 
+# kiln-run command lines (arguments separated by NUL bytes).
+printf -- '--prompt-ids\0001,2,3\000--max-new-tokens\0004\000--format\000ids' > "$B/seeds/options/ids"
+printf -- '--prompt\000def f():\000--temperature\0000.7\000--top-p\0000.9\000--seed\00042' > "$B/seeds/options/text"
+printf -- '--bench\000--bench-prompt\00016\000--json' > "$B/seeds/options/bench"
+printf -- '--perplexity\000eval.txt\000--perplexity-window\000128' > "$B/seeds/options/ppl"
+# Small Llama graphs in the exporters' styles (test/Import/Inputs/make_llama.py, ~20 KB each).
+for v in "default:" "torchscript:--rms div --scale div --mask where --rms-casts" \
+         "cache:--cache" "gqa:--heads 4 --kv-heads 2 --layers 2"; do
+  "$PY" test/Import/Inputs/make_llama.py "$B/seeds/onnx/${v%%:*}.onnx" ${v#*:} >/dev/null 2>&1 ||
+    echo "fuzz: (could not make the onnx seed ${v%%:*})"
+done
+
 status=0
-for t in artifact tokenizer npy; do
+for t in $targets; do
   echo "fuzz: $t for ${seconds}s"
   if ! "$B/fuzz-$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$seconds" -timeout=10 \
-      -rss_limit_mb=4096 -artifact_prefix="$B/findings/$t-" -print_final_stats=1 \
+      -rss_limit_mb=4096 -artifact_prefix="$B/findings/$t-" -print_final_stats=1 -close_fd_mask=3 \
       > "$B/fuzz-$t.log" 2>&1; then
     status=1
     echo "fuzz: $t FOUND A PROBLEM (reproducer in $B/findings/):"
