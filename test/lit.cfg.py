@@ -25,6 +25,10 @@ config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%examples", os.path.join(config.kiln_src_root, "examples")))
 
+# --param kiln_tools_dir=DIR runs the tests with the tools in DIR instead
+# (scripts/fuzz.sh: the runtime's tools built with ASan + UBSan).
+config.kiln_tools_dir = lit_config.params.get("kiln_tools_dir", config.kiln_tools_dir)
+
 from lit.llvm.subst import ToolSubst
 llvm_config.add_tool_substitutions(
     [ToolSubst(t, unresolved="ignore") for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-tokenize"]],
