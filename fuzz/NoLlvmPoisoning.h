@@ -1,4 +1,5 @@
-//===- NoLlvmPoisoning.h - LLVM headers without ASan annotations -*- C++ -*-===//
+//===- NoLlvmPoisoning.h - LLVM headers without ASan annotations -*- C++
+//-*-===//
 //
 // Force-included into fuzz-onnx's instrumented sources. LLVM's allocators
 // poison the memory they hand out under ASan (__asan_poison_memory_region in

@@ -7,6 +7,7 @@
 
 #include "OnnxAttrs.h"
 #include "Raiser.h"
+#include "ShapeRules.h"
 
 #include "kiln/Import/OnnxImporter.h"
 #include "kiln/InitAllDialects.h"
@@ -17,6 +18,7 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -136,8 +138,37 @@ bool Raiser::dependsOnWeights(StringRef value) {
   return weightDeps_[value] = result;
 }
 
+/// The nearest node upstream of `node`'s inputs (breadth first, at most
+/// `depth` producers deep) whose op type Kiln does not know (no shape rule:
+/// nothing Kiln raises), or null.
+static const onnx::NodeProto *unknownProducer(const OnnxModel &model,
+                                              const onnx::NodeProto &node,
+                                              int depth = 16) {
+  std::vector<const onnx::NodeProto *> frontier{&node};
+  llvm::DenseSet<const onnx::NodeProto *> seen{&node};
+  for (int d = 0; d < depth && !frontier.empty(); ++d) {
+    std::vector<const onnx::NodeProto *> next;
+    for (const onnx::NodeProto *n : frontier)
+      for (const std::string &in : n->input()) {
+        const onnx::NodeProto *p = in.empty() ? nullptr : model.producer(in);
+        if (!p || !seen.insert(p).second)
+          continue;
+        if (p->op_type() != "Constant" && !shapeRule(p->op_type()))
+          return p;
+        next.push_back(p);
+      }
+    frontier = std::move(next);
+  }
+  return nullptr;
+}
+
 Value Raiser::fail(const onnx::NodeProto &node, const llvm::Twine &message) {
-  return fail(describeNode(node) + ": " + message);
+  std::string text = describeNode(node) + ": " + message.str();
+  // What cannot be raised often only reads what Kiln does not know: name it.
+  if (const onnx::NodeProto *unknown = unknownProducer(model, node))
+    text += " (it reads the output of " + describeNode(*unknown) +
+            ", an op type Kiln does not support)";
+  return fail(text);
 }
 
 Value Raiser::fail(const llvm::Twine &message) {

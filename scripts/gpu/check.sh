@@ -9,6 +9,7 @@
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
 #                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
+#   scripts/gpu/check.sh checksum   # what verifying the weights costs at load (1b artifact)
 #   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
 #                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
 #                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
@@ -311,6 +312,24 @@ try:
 except Exception as e:
     print(f"(could not compute the bandwidth fraction: {e})")
 PYEOF
+fi
+if [ "$what" = checksum ]; then
+  # What verifying the weights' checksums costs when an artifact is opened (issue 14): the
+  # 1B shape (2.47 GB of weights) in the page cache, a one-token run with and without
+  # --no-verify-weights, three times each; the difference is the verification.
+  m="$W/llama1b"
+  "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" > "$OUT/export-1b.log" 2>&1
+  kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+    -o "$W/1b.kiln" > "$OUT/compile-1b.log" 2>&1 || fail=1
+  cat "$W/1b.kiln" > /dev/null
+  echo "weights verification, 1b artifact ($(stat -c %s "$W/1b.kiln") bytes, $(nproc) cores):" >> "$summary"
+  for i in 1 2 3; do
+    for flag in "" --no-verify-weights; do
+      /usr/bin/time -f "%e s wall, %U s user" -o "$OUT/time.txt" kiln-run "$W/1b.kiln" --prompt-ids 1 \
+        --max-new-tokens 1 --format ids $flag > /dev/null 2>&1 || fail=1
+      echo "  run $i ${flag:-(verifying)}: $(cat "$OUT/time.txt")" >> "$summary"
+    done
+  done
 fi
 if [ "$what" = 8b ]; then
   # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES

@@ -25,6 +25,9 @@ module; a few KiB) and breaks exactly one thing:
                      loader cannot even size.
   unknown-op         an extra node of made-up op type ``FancyNorm`` (default domain)
                      on layer 0's residual path, so the decoder cannot be raised.
+  unknown-op-in-norm layer 0's input RMSNorm computes its reciprocal square root with a
+                     made-up op type ``FancyRsqrt``: the Mul that consumes it cannot be
+                     raised, and the error names the unknown op.
   not-onnx           a few lines of random text.
   external-bad-key   external data whose 'offset' key is damaged to 'ofset' (read from 0
                      otherwise: a wrong model).
@@ -50,7 +53,7 @@ import make_llama  # noqa: E402
 
 KINDS = ["truncated", "missing-external", "short-external", "external-outside",
          "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
-         "unknown-op",
+         "unknown-op", "unknown-op-in-norm",
          "not-onnx", "nan-guard-fill", "kt-flatten-swap", "external-bad-key",
          "external-checksum", "external-checksum-ok", "external-symlink"]
 
@@ -124,6 +127,11 @@ def make(out, kind):
         nodes[idx].output[0] = target + "_pre"
         nodes.insert(idx + 1, helper.make_node("FancyNorm", [target + "_pre"], [target],
                                                name="n_fancy_norm"))
+        onnx.save_model(model, out)
+    elif kind == "unknown-op-in-norm":
+        model = default_model()
+        node = next(n for n in model.graph.node if n.name == "n_l0_input_norm_rsqrt")
+        node.op_type = "FancyRsqrt"
         onnx.save_model(model, out)
     elif kind in ("external-bad-key", "external-checksum", "external-checksum-ok"):
         import hashlib
