@@ -27,8 +27,21 @@ inline constexpr int64_t kMaxBatchLimit = int64_t(1) << 12;
 /// What is wrong with these values, in one line that names the flag
 /// ("--prefill-chunk must be in [1, --max-seq-len = 16] (got 32)"); empty
 /// when they are valid.
-std::string checkEntryShape(int64_t batch, int64_t prefillChunk,
-                            int64_t maxSeqLen);
+inline std::string checkEntryShape(int64_t batch, int64_t prefillChunk,
+                                   int64_t maxSeqLen) {
+  auto range = [](const char *flag, const std::string &upper, int64_t got) {
+    return std::string(flag) + " must be in [1, " + upper + "] (got " +
+           std::to_string(got) + ")";
+  };
+  if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLenLimit)
+    return range("--max-seq-len", std::to_string(kMaxSeqLenLimit), maxSeqLen);
+  if (prefillChunk < 1 || prefillChunk > maxSeqLen)
+    return range("--prefill-chunk",
+                 "--max-seq-len = " + std::to_string(maxSeqLen), prefillChunk);
+  if (batch < 1 || batch > kMaxBatchLimit)
+    return range("--batch", std::to_string(kMaxBatchLimit), batch);
+  return "";
+}
 
 } // namespace kiln
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, the .npy reader,
-# kiln-run's command line, the ONNX loader and importer) with clang-22 under ASan + UBSan in
+# kiln-run's command line, kiln-compile's option rules, the ONNX loader and importer) with clang-22 under ASan + UBSan in
 # build-fuzz/, and runs each for SECONDS (default 60) from seed corpora made from the bundled
 # examples and the importer tests' model generator. Then, when the main build is there, runs
 # the whole lit suite with the runtime's tools (kiln-run, kiln-tokenize) built the same way
@@ -13,7 +13,7 @@ seconds=${1:-60}
 B=build-fuzz
 cmake -G Ninja -S fuzz -B "$B" -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$B.configure.log" 2>&1 || { cat "$B.configure.log"; exit 1; }
-targets="artifact tokenizer npy options onnx"
+targets="artifact tokenizer npy options compile-options onnx"
 # shellcheck disable=SC2086
 ninja -C "$B" -j "${KILN_JOBS:-2}" $(printf 'fuzz-%s ' $targets) > "$B.build.log" 2>&1 ||
   { tail -30 "$B.build.log"; exit 1; }
@@ -43,11 +43,15 @@ np.save(f"{d}/f16.npy", np.ones((4, 1, 2, 3, 8), dtype=np.float16))
 np.save(f"{d}/empty.npy", np.zeros((2, 1, 2, 0, 8), dtype=np.float32))
 PYEOF
 
-# kiln-run command lines (arguments separated by NUL bytes).
-printf -- '--prompt-ids\0001,2,3\000--max-new-tokens\0004\000--format\000ids' > "$B/seeds/options/ids"
-printf -- '--prompt\000def f():\000--temperature\0000.7\000--top-p\0000.9\000--seed\00042' > "$B/seeds/options/text"
-printf -- '--bench\000--bench-prompt\00016\000--json' > "$B/seeds/options/bench"
-printf -- '--perplexity\000eval.txt\000--perplexity-window\000128' > "$B/seeds/options/ppl"
+# kiln-run command lines (arguments separated by NUL bytes, \x00: \000 followed by a digit
+# would be another octal escape).
+printf -- '--prompt-ids\x001,2,3\x00--max-new-tokens\x004\x00--format\x00ids' > "$B/seeds/options/ids"
+printf -- '--prompt\x00def f():\x00--temperature\x000.7\x00--top-p\x000.9\x00--seed\x0042' > "$B/seeds/options/text"
+printf -- '--bench\x00--bench-prompt\x0016\x00--json' > "$B/seeds/options/bench"
+printf -- '--perplexity\x00eval.txt\x00--perplexity-window\x00128' > "$B/seeds/options/ppl"
+# kiln-compile's options: target, quantize, batch, prefill chunk, max seq len, flags, --no-fuse...
+printf 'sm_90\x00int4:128\x001\x0064\x002048\x00\002\x00norm\x00swiglu' > "$B/seeds/compile-options/ok"
+printf 'sm_60\x00int8:96\x000\x00999\x0016\x00\001\x00all\x00bogus' > "$B/seeds/compile-options/bad"
 # Small Llama graphs in the exporters' styles (test/Import/Inputs/make_llama.py, ~20 KB each).
 for v in "default:" "torchscript:--rms div --scale div --mask where --rms-casts" \
          "cache:--cache" "gqa:--heads 4 --kv-heads 2 --layers 2"; do

@@ -25,22 +25,6 @@ namespace kiln {
 using namespace mlir;
 using namespace kiln;
 
-std::string kiln::checkEntryShape(int64_t batch, int64_t prefillChunk,
-                                  int64_t maxSeqLen) {
-  auto range = [](const char *flag, const std::string &upper, int64_t got) {
-    return std::string(flag) + " must be in [1, " + upper + "] (got " +
-           std::to_string(got) + ")";
-  };
-  if (maxSeqLen < 1 || maxSeqLen > kMaxSeqLenLimit)
-    return range("--max-seq-len", std::to_string(kMaxSeqLenLimit), maxSeqLen);
-  if (prefillChunk < 1 || prefillChunk > maxSeqLen)
-    return range("--prefill-chunk",
-                 "--max-seq-len = " + std::to_string(maxSeqLen), prefillChunk);
-  if (batch < 1 || batch > kMaxBatchLimit)
-    return range("--batch", std::to_string(kMaxBatchLimit), batch);
-  return "";
-}
-
 namespace {
 
 /// The importer's contract: arguments are token ids and positions (rank-2

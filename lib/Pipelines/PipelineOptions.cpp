@@ -1,0 +1,60 @@
+//===- PipelineOptions.cpp - The compile options' rules -------------------===//
+//
+// kiln-compile's --quantize and --no-fuse values, and the checks of the
+// options together: plain functions of the options (LLVM Support only), so
+// that the tool, the library and the option fuzzer (fuzz/compile-options.cpp)
+// share them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Pipelines/Pipelines.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+llvm::Error kiln::PipelineOptions::parseQuantize(llvm::StringRef text) {
+  auto [scheme, group] = text.split(':');
+  if (scheme != "int8" && scheme != "int4")
+    return llvm::createStringError("--quantize=" + text + ": unknown scheme '" +
+                                   scheme + "' (int8, int8:G, int4, int4:G)");
+  int64_t size = scheme == "int4" ? 32 : 0;
+  if (text.contains(':') && (group.getAsInteger(10, size) ||
+                             (size != 32 && size != 64 && size != 128)))
+    return llvm::createStringError("--quantize=" + text + ": group size '" +
+                                   group + "' is not 32, 64 or 128");
+  quantize = scheme.str();
+  quantizeGroupSize = size;
+  return llvm::Error::success();
+}
+
+llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
+  bool all = name == "all";
+  bool *flags[] = {&fuseProjections, &fuseNorm,         &fuseSwiglu,
+                   &fuseElementwise, &transposeWeights, &fuseEpilogues,
+                   &fuseAttention};
+  const char *names[] = {
+      "projections",       "norm",      "swiglu",   "elementwise",
+      "transpose-weights", "epilogues", "attention"};
+  bool found = all;
+  for (auto [flag, flagName] : llvm::zip_equal(flags, names))
+    if (all || name == flagName) {
+      *flag = false;
+      found = true;
+    }
+  if (!found)
+    return llvm::createStringError(
+        "--no-fuse=" + name +
+        " names no pass (projections, norm, swiglu, elementwise, "
+        "transpose-weights, epilogues, attention, all)");
+  return llvm::Error::success();
+}
+
+llvm::Error kiln::PipelineOptions::verify() const {
+  if (quantize.empty() && (quantizeAsymmetric || quantizeLmHead))
+    return llvm::createStringError(
+        llvm::Twine("--quantize-") +
+        (quantizeAsymmetric ? "asymmetric" : "lm-head") + " needs --quantize");
+  std::string problem = checkEntryShape(batch, prefillChunk, maxSeqLen);
+  if (!problem.empty())
+    return llvm::createStringError(problem);
+  return llvm::Error::success();
+}
