@@ -185,6 +185,35 @@ protected:
     return unroll;
   }
 
+  /// One iteration of a GEMV's loop along K at `k`: its weight loads first
+  /// (all issued before any arithmetic), then the arithmetic into `accs`;
+  /// returns the next accumulators.
+  using Iteration = llvm::function_ref<SmallVector<Value>(
+      OpBuilder &, Location, Value k, ValueRange accs)>;
+
+  /// The loop over [first, end) in steps of `step`, from `inits`; returns the
+  /// final accumulators. With `peel` (every lane has at least one iteration)
+  /// the first iteration is peeled: its weight loads come first in the
+  /// kernel, before anything reads memory another kernel writes, so that
+  /// with programmatic dependent launch (kiln-dependent-launch puts the wait
+  /// after them) they overlap the end of the kernel before.
+  static ValueRange loopAlongK(OpBuilder &b, Location loc, KernelBuilder &kb,
+                               Value first, Value end, int64_t step, bool peel,
+                               ValueRange inits, Iteration iteration) {
+    Value start = first;
+    SmallVector<Value> accs(inits.begin(), inits.end());
+    if (peel) {
+      accs = iteration(b, loc, first, inits);
+      start = arith::AddIOp::create(b, loc, first, kb.index(step));
+    }
+    auto loop = scf::ForOp::create(
+        b, loc, start, end, kb.index(step), accs,
+        [&](OpBuilder &nb, Location l, Value k, ValueRange current) {
+          scf::YieldOp::create(nb, l, iteration(nb, l, k, current));
+        });
+    return loop.getResults();
+  }
+
   /// The output columns of the kernel for projection `op` (N wide): its
   /// epilogue's W columns, and for each the projection columns n + c, c in
   /// `offsets` ({0} without an epilogue reading column ranges).

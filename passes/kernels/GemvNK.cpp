@@ -147,26 +147,13 @@ public:
       return next;
     };
     // The first iteration is peeled when every lane has one (a slice of at
-    // least unroll * 32 * V elements): its weight loads come first in the
-    // kernel, before anything reads memory another kernel writes, so that
-    // with programmatic dependent launch (kiln-dependent-launch puts the
-    // wait after them) they overlap the end of the kernel before.
-    Value kStart = kFirst;
-    SmallVector<Value> first(inits.begin(), inits.end());
-    if (sliceK >= unroll * stride) {
-      SmallVector<Value> ks0 = stepsAt(b, loc, kFirst);
-      SmallVector<SmallVector<Value>> w0 = weightsAt(b, loc, ks0);
-      first = iteration(b, loc, ks0, w0, inits);
-      kStart = arith::AddIOp::create(b, loc, kFirst, idx(unroll * stride));
-    }
-    auto loop = scf::ForOp::create(
-        b, loc, kStart, kEnd, idx(unroll * stride), first,
-        [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
+    // least unroll * 32 * V elements).
+    ValueRange results = loopAlongK(
+        b, loc, kb, kFirst, kEnd, unroll * stride, sliceK >= unroll * stride,
+        inits, [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
           SmallVector<Value> ks = stepsAt(nb, l, k);
-          scf::YieldOp::create(
-              nb, l, iteration(nb, l, ks, weightsAt(nb, l, ks), accs));
+          return iteration(nb, l, ks, weightsAt(nb, l, ks), accs);
         });
-    ValueRange results = loop.getResults();
     for (Value v : results.drop_front(nAcc))
       norm.partial.push_back(v);
     reduceAndStore(

@@ -372,28 +372,14 @@ public:
       }
       return next;
     };
-    // The first iteration is peeled when every lane has one (as gemv_nk's):
-    // its code loads come first in the kernel, before anything reads memory
-    // another kernel writes, so that with programmatic dependent launch
-    // (kiln-dependent-launch puts the wait after them) they overlap the end
-    // of the kernel before.
-    Value start = firstByte;
-    SmallVector<Value> first(inits.begin(), inits.end());
-    if (sliceBytes >= unroll * kStride) {
-      SmallVector<Value> bytes0 = stepsAt(b, loc, firstByte);
-      SmallVector<SmallVector<Value>> words0 = codesAt(b, loc, bytes0);
-      first = iteration(b, loc, bytes0, words0, inits);
-      start = arith::AddIOp::create(b, loc, firstByte, idx(unroll * kStride));
-    }
-    auto loop = scf::ForOp::create(
-        b, loc, start, endByte, idx(unroll * kStride), first,
+    // The first iteration is peeled when every lane has one (loopAlongK).
+    ValueRange results = loopAlongK(
+        b, loc, kb, firstByte, endByte, unroll * kStride,
+        sliceBytes >= unroll * kStride, inits,
         [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
           SmallVector<Value> bytes = stepsAt(nb, l, byte0);
-          scf::YieldOp::create(
-              nb, l, iteration(nb, l, bytes, codesAt(nb, l, bytes), accs));
+          return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
         });
-
-    ValueRange results = loop.getResults();
     for (Value v : results.drop_front(nAcc))
       norm.partial.push_back(v);
     reduceAndStore(b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc,
