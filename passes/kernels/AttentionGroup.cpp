@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace kiln::kernels::attention {
@@ -86,13 +87,10 @@ Value rowSource(Value v) {
 bool isGuardedRow(Value rows, Value at) {
   auto r = rows.getDefiningOp<arith::SelectOp>();
   auto o = at.getDefiningOp<arith::SelectOp>();
-  auto isIndex = [](Value v, int64_t k) {
-    auto c = v.getDefiningOp<arith::ConstantIndexOp>();
-    return c && c.value() == k;
-  };
   return r && o && r.getCondition() == o.getCondition() &&
-         isIndex(r.getTrueValue(), 1) && isIndex(r.getFalseValue(), 0) &&
-         isIndex(o.getFalseValue(), 0);
+         isConstantIntValue(r.getTrueValue(), 1) &&
+         isConstantIntValue(r.getFalseValue(), 0) &&
+         isConstantIntValue(o.getFalseValue(), 0);
 }
 
 /// The copy before `before` that writes one new row into `cache` ([1, G, T,

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 
 #define DEBUG_TYPE "kiln-lower-linalg-to-loops"
@@ -34,10 +35,6 @@ namespace {
 /// `loop` (an scf.parallel or scf.for from 0, no results) when a bound is
 /// select(c, n, 0) with n constant: moved under `scf.if c`, that bound n.
 void guardSelectedBound(RewriterBase &rewriter, Operation *loop) {
-  auto isIndex = [](Value v, std::optional<int64_t> k = std::nullopt) {
-    auto c = v.getDefiningOp<arith::ConstantIndexOp>();
-    return c && (!k || c.value() == *k);
-  };
   MutableArrayRef<OpOperand> bounds;
   if (auto par = dyn_cast<scf::ParallelOp>(loop))
     bounds = par.getUpperBoundMutable();
@@ -47,8 +44,8 @@ void guardSelectedBound(RewriterBase &rewriter, Operation *loop) {
     return;
   for (OpOperand &bound : bounds) {
     auto select = bound.get().getDefiningOp<arith::SelectOp>();
-    if (!select || !isIndex(select.getTrueValue()) ||
-        !isIndex(select.getFalseValue(), 0))
+    if (!select || !getConstantIntValue(select.getTrueValue()) ||
+        !isConstantIntValue(select.getFalseValue(), 0))
       continue;
     rewriter.setInsertionPoint(loop);
     auto guard =
