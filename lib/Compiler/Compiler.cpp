@@ -4,6 +4,7 @@
 #include "dialects/Kiln/KilnDialect.h"
 #include "kiln/Target/CpuTarget.h"
 #include "kiln/Target/GpuTarget.h"
+#include "passes/fusion/ConstantWeights.h"
 
 #include "kiln/runtime/ArtifactWriter.h"
 #include "kiln/runtime/Target.h"
@@ -28,12 +29,8 @@ llvm::Error fail(const llvm::Twine &msg) {
 }
 
 FailureOr<rt::DType> dtypeOf(Type t) {
-  if (t.isF32())
-    return rt::DType::F32;
-  if (t.isF16())
-    return rt::DType::F16;
-  if (t.isBF16())
-    return rt::DType::BF16;
+  if (std::optional<rt::DType> f = floatDType(t))
+    return *f;
   if (t.isInteger(64))
     return rt::DType::I64;
   if (t.isInteger(32))
