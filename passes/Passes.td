@@ -448,7 +448,7 @@ def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
   ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
                            "mlir::arith::ArithDialect", "mlir::memref::MemRefDialect",
-                           "mlir::vector::VectorDialect"];
+                           "mlir::vector::VectorDialect", "mlir::nvgpu::NVGPUDialect"];
 }
 
 //===----------------------------------------------------------------------===//

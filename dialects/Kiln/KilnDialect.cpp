@@ -55,7 +55,8 @@ enum class Kind {
 
 Kind kindOf(StringRef name) {
   return llvm::StringSwitch<Kind>(name)
-      .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr, kNoInlineAttr},
+      .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr, kNoInlineAttr,
+              kScratchAttr},
              Kind::Unit)
       .Cases({kEntryAttr, kKernelAttr, kMappingAttr}, Kind::String)
       .Cases({kOffsetAttr, kWeightsSizeAttr, kKvSizeAttr, kArenaSizeAttr,

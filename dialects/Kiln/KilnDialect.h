@@ -76,6 +76,10 @@ inline constexpr llvm::StringLiteral kMappingAttr = "kiln.mapping";
 /// (kiln-dependent-launch), so the runtime may launch it early.
 inline constexpr llvm::StringLiteral kWaitsForPreviousAttr =
     "kiln.waits_for_previous";
+/// memref.view (unit): a buffer kiln-plan-memory gave no bytes, because the
+/// kernel computing its readers and writers keeps it in registers
+/// (KernelRecipe::scratch); kiln-map-loops-to-gpu rejects a kernel using it.
+inline constexpr llvm::StringLiteral kScratchAttr = "kiln.scratch";
 /// func.func (unit): made by kiln-outline-loop-nests; the CPU target makes it
 /// `no_inline` with internal linkage.
 inline constexpr llvm::StringLiteral kNoInlineAttr = "kiln.no_inline";

@@ -30,10 +30,10 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
   bool all = name == "all";
   bool *flags[] = {&fuseProjections, &fuseNorm,         &fuseSwiglu,
                    &fuseElementwise, &transposeWeights, &fuseEpilogues,
-                   &fuseAttention};
+                   &fuseAttention,   &tensorCores};
   const char *names[] = {
-      "projections",       "norm",      "swiglu",   "elementwise",
-      "transpose-weights", "epilogues", "attention"};
+      "projections",       "norm",      "swiglu",    "elementwise",
+      "transpose-weights", "epilogues", "attention", "tensor-cores"};
   bool found = all;
   for (auto [flag, flagName] : llvm::zip_equal(flags, names))
     if (all || name == flagName) {
@@ -44,7 +44,7 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
     return llvm::createStringError(
         "--no-fuse=" + name +
         " names no pass (projections, norm, swiglu, elementwise, "
-        "transpose-weights, epilogues, attention, all)");
+        "transpose-weights, epilogues, attention, tensor-cores, all)");
   return llvm::Error::success();
 }
 

@@ -81,9 +81,14 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
     SelectKernelsOptions select;
     select.epilogues = opts.fuseEpilogues;
     if (!opts.fuseAttention)
-      select.disable.push_back("attention_decode");
+      select.disable.append({"attention_decode", "attention_prefill"});
+    if (!opts.tensorCores)
+      select.disable.append({"matmul_mma", "attention_prefill"});
     pm.addPass(createSelectKernels(select));
     pm.addNestedPass<func::FuncOp>(createLowerLinalgToLoops());
+    // Loop nests in the form kiln-map-loops-to-gpu reads them (fills as one
+    // store), so that the planner sees the fills it will fold (scratch).
+    pm.addPass(createCanonicalizerPass());
   } else
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
@@ -130,6 +135,9 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.useBarePtrCallConv = true;
   nvvm.indexBitwidth = 64;
+  // The tensor-core kernels' nvgpu ops (ldmatrix, mma.sync, cp.async) first,
+  // as upstream's gpu-lower-to-nvvm-pipeline does.
+  pm.nest<gpu::GPUModuleOp>().addPass(createConvertNVGPUToNVVMPass());
   pm.nest<gpu::GPUModuleOp>().addPass(createConvertGpuOpsToNVVMOps(nvvm));
   pm.nest<gpu::GPUModuleOp>().addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;

@@ -57,6 +57,11 @@ public:
            g->heads / g->kvHeads <= 16;
   }
 
+  SmallVector<Value> scratch(Operation *op) const override {
+    std::optional<Group> g = groupOf(op);
+    return g ? attention::scratchOf(*g) : SmallVector<Value>();
+  }
+
   SmallVector<Operation *> members(Operation *op) const override {
     std::optional<Group> g = groupOf(op);
     if (!g)

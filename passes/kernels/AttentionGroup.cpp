@@ -7,6 +7,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+#include <functional>
 
 namespace kiln::kernels::attention {
 namespace {
@@ -260,6 +263,31 @@ std::optional<Group> groupOf(Operation *op) {
     return std::nullopt;
   g.prologue = prologueOf(g, op);
   return g;
+}
+
+SmallVector<Value> scratchOf(const Group &g) {
+  SmallVector<Operation *> group(g.fills.begin(), g.fills.end());
+  for (linalg::GenericOp s : g.steps)
+    group.push_back(s);
+  // Every use of `buf`, through views, is in the group (or frees it).
+  std::function<bool(Value)> internal = [&](Value buf) {
+    return llvm::all_of(buf.getUsers(), [&](Operation *u) {
+      if (isa<memref::DeallocOp>(u) || llvm::is_contained(group, u))
+        return true;
+      return isa<ViewLikeOpInterface>(u) && u->getNumResults() == 1 &&
+             internal(u->getResult(0));
+    });
+  };
+  SmallVector<Value> out;
+  for (linalg::GenericOp s : llvm::drop_end(g.steps)) {
+    Value v = s.getDpsInits()[0];
+    while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
+      v = view.getViewSource();
+    if (v.getDefiningOp<memref::AllocOp>() && !llvm::is_contained(out, v) &&
+        internal(v))
+      out.push_back(v);
+  }
+  return out;
 }
 
 } // namespace kiln::kernels::attention

@@ -49,6 +49,12 @@ struct Group {
 /// prologue when there is one; nothing otherwise.
 std::optional<Group> groupOf(Operation *op);
 
+/// The buffers the steps of `g` write for each other (scores, row maxima and
+/// sums, probabilities, unnormalised output): allocations that no op outside
+/// the group uses. A kernel computing the whole group keeps them in
+/// registers (KernelRecipe::scratch).
+SmallVector<Value> scratchOf(const Group &g);
+
 } // namespace kiln::kernels::attention
 
 #endif // KILN_PASSES_KERNELS_ATTENTIONGROUP_H

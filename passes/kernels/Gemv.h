@@ -13,6 +13,7 @@
 
 #include "passes/kernels/KernelBuilder.h"
 #include "passes/kernels/KernelLibrary.h"
+#include "passes/lowering/gpu/LoopNests.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -133,6 +134,46 @@ public:
         sizes[0] != shape[0] || sizes[1] != shape[1])
       return std::nullopt;
     return offsets[2];
+  }
+
+  /// The projection's f32 accumulator when the kernel never touches it: its
+  /// elementwise epilogue is fused (the kernel stores the epilogue's result)
+  /// and its zero fill is the kernel's initial value (the op with effects
+  /// right before `op`, group members aside: kiln-map-loops-to-gpu folds it
+  /// into the launch), nothing else using it. Logits [rows, vocab] in f32
+  /// are the largest buffer of a prefill otherwise.
+  SmallVector<Value> scratch(Operation *op) const override {
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    if (!out.getDefiningOp<memref::AllocOp>())
+      return {};
+    SmallVector<Operation *> fused = fusedOps(op);
+    Operation *epilogue = epilogueIn(op, fused);
+    if (!epilogue)
+      return {};
+    Operation *prev = op->getPrevNode();
+    auto isFused = [](Operation *o) {
+      auto tag = o->getAttrOfType<StringAttr>(kKernelAttr);
+      return tag && tag.getValue() == kFused;
+    };
+    while (prev && (isa<memref::AllocOp>(prev) || isFused(prev) ||
+                    (isMemoryEffectFree(prev) && prev->getNumRegions() == 0)))
+      prev = prev->getPrevNode();
+    // A linalg.fill, or the loop nest it has become.
+    std::optional<gpu_mapping::Fill> fill =
+        prev ? gpu_mapping::matchFill(prev) : std::nullopt;
+    if (!fill || fill->memref != out)
+      return {};
+    for (Operation *user : out.getUsers()) {
+      if (user == op || user == epilogue || prev->isAncestor(user) ||
+          isa<memref::DeallocOp>(user))
+        continue;
+      if (isa<memref::SubViewOp>(user) &&
+          llvm::all_of(user->getUsers(),
+                       [&](Operation *u) { return u == epilogue; }))
+        continue;
+      return {};
+    }
+    return {out};
   }
 
   /// Everything the kernel for `op` computes besides `op`: the row norm it

@@ -1,8 +1,8 @@
 //===- KernelLibrary.cpp - Hand-built GPU kernels -------------------------===//
 //
 // The recipes' registry and the defaults of KernelRecipe; one file per
-// recipe: GemvKN.cpp, GemvNK.cpp, GemvQuant.cpp (sharing Gemv.h),
-// ArgmaxRows.cpp, AttentionDecode.cpp.
+// recipe: GemvKN.cpp, GemvNK.cpp, GemvQuant.cpp, MatmulMma.cpp (sharing
+// Gemv.h), ArgmaxRows.cpp, AttentionDecode.cpp, AttentionPrefill.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +23,7 @@ bool KernelRecipe::acceptsEpilogue(Operation *, Operation *) const {
   return false;
 }
 SmallVector<Operation *> KernelRecipe::members(Operation *) const { return {}; }
+SmallVector<Value> KernelRecipe::scratch(Operation *) const { return {}; }
 Operation *nextWithEffects(Operation *op) {
   Operation *next = op->getNextNode();
   while (next && (isa<memref::AllocOp>(next) ||
@@ -41,8 +42,9 @@ SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
 }
 
 ArrayRef<const KernelRecipe *> recipes() {
-  static const KernelRecipe *const all[] = {&gemvKN(), &gemvNK(), &gemvQuant(),
-                                            &argmaxRows(), &attentionDecode()};
+  static const KernelRecipe *const all[] = {
+      &gemvKN(),     &gemvNK(),          &gemvQuant(),       &matmulMma(),
+      &argmaxRows(), &attentionDecode(), &attentionPrefill()};
   return all;
 }
 

@@ -72,6 +72,11 @@ public:
   /// of a group `op` leads); kiln-select-kernels tags them kFused.
   virtual llvm::SmallVector<mlir::Operation *>
   members(mlir::Operation *op) const;
+  /// Buffers (memref.alloc results) that only `op`'s group (`op`, its
+  /// members and their fills) uses and that its kernel never touches: the
+  /// intermediate results it keeps in registers (an attention's scores).
+  /// kiln-plan-memory gives them no bytes of the arena.
+  virtual llvm::SmallVector<mlir::Value> scratch(mlir::Operation *op) const;
   /// Everything the kernel for `op` computes besides `op`: members(op) and
   /// the epilogue kiln-select-kernels gave it (the next op with effects,
   /// when tagged kFused).
@@ -95,11 +100,13 @@ public:
 mlir::Operation *nextWithEffects(mlir::Operation *op);
 
 /// The recipes, one file each.
-const KernelRecipe &gemvKN();          // GemvKN.cpp
-const KernelRecipe &gemvNK();          // GemvNK.cpp
-const KernelRecipe &gemvQuant();       // GemvQuant.cpp
-const KernelRecipe &argmaxRows();      // ArgmaxRows.cpp
-const KernelRecipe &attentionDecode(); // AttentionDecode.cpp
+const KernelRecipe &gemvKN();           // GemvKN.cpp
+const KernelRecipe &gemvNK();           // GemvNK.cpp
+const KernelRecipe &gemvQuant();        // GemvQuant.cpp
+const KernelRecipe &matmulMma();        // MatmulMma.cpp
+const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
+const KernelRecipe &attentionDecode();  // AttentionDecode.cpp
+const KernelRecipe &attentionPrefill(); // AttentionPrefill.cpp
 
 /// Every recipe, in order of preference.
 llvm::ArrayRef<const KernelRecipe *> recipes();

@@ -15,14 +15,18 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/MathExtras.h"
+
+#include <functional>
 
 #define DEBUG_TYPE "kiln-map-loops-to-gpu"
 
@@ -112,6 +116,25 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     for (auto [index, item] : llvm::enumerate(kernelsToBuild))
       if (failed(outline(func, item.op, kernels, index, item.init)))
         return failure();
+    // A buffer the plan gave no bytes (kiln.scratch) must stay unused (views
+    // of it rematerialised for a fused op's operands aside).
+    std::function<bool(Value)> used = [&](Value v) {
+      return llvm::any_of(v.getUsers(), [&](Operation *u) {
+        return !isa<ViewLikeOpInterface>(u) || u->getNumResults() != 1 ||
+               used(u->getResult(0));
+      });
+    };
+    WalkResult scratch = kernels.walk([&](memref::ViewOp view) {
+      if (!view->hasAttr(kScratchAttr) || !used(view))
+        return WalkResult::advance();
+      view->getParentOfType<gpu::GPUFuncOp>().emitError(
+          "kernel uses a buffer the memory plan gave no bytes (a recipe's "
+          "scratch): ")
+          << view.getType();
+      return WalkResult::interrupt();
+    });
+    if (scratch.wasInterrupted())
+      return failure();
     // The host keeps only the launches.
     SmallVector<Operation *> ops;
     for (Operation &op : body.without_terminator())

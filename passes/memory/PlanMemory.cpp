@@ -211,12 +211,28 @@ void PlanMemory::runOnOperation() {
       index[o] = at;
   }
 
+  // Buffers a kernel keeps in registers (KernelRecipe::scratch) get no
+  // bytes: their ops are a group's members, which emit no code.
+  llvm::SmallPtrSet<Operation *, 8> scratch;
+  for (Operation &op : body) {
+    auto name = op.getAttrOfType<StringAttr>(kKernelAttr);
+    if (const kernels::KernelRecipe *recipe =
+            name ? kernels::lookup(name.getValue()) : nullptr)
+      for (Value v : recipe->scratch(&op))
+        scratch.insert(v.getDefiningOp());
+  }
+
   // Collect and measure; report every bad alloc before giving up.
   DataLayout layout = DataLayout::closest(func);
   SmallVector<Allocation> allocations;
   llvm::SetVector<Operation *> deallocs;
   bool ok = true;
+  SmallVector<memref::AllocOp> unplanned;
   func.walk([&](memref::AllocOp alloc) {
+    if (scratch.contains(alloc)) {
+      unplanned.push_back(alloc);
+      return;
+    }
     if (alloc.getType().getMemorySpace() != arenaType.getMemorySpace()) {
       alloc.emitOpError() << "is in memory space "
                           << alloc.getType().getMemorySpace()
@@ -278,6 +294,20 @@ void PlanMemory::runOnOperation() {
     alloc.erase();
     entries.push_back(BufferPlacementAttr::get(
         &getContext(), placed.offset, placed.size, placed.start, placed.end));
+  }
+  // Scratch buffers: a view at offset 0 keeps the members' IR valid; no
+  // kernel reads or writes it.
+  for (memref::AllocOp alloc : unplanned) {
+    for (Operation *user : llvm::make_early_inc_range(alloc->getUsers()))
+      if (isa<memref::DeallocOp>(user))
+        user->erase();
+    builder.setInsertionPoint(alloc);
+    Value offset = arith::ConstantIndexOp::create(builder, alloc.getLoc(), 0);
+    auto view = memref::ViewOp::create(builder, alloc.getLoc(), alloc.getType(),
+                                       arena, offset, ValueRange());
+    view->setAttr(kScratchAttr, builder.getUnitAttr());
+    alloc.replaceAllUsesWith(view.getResult());
+    alloc.erase();
   }
   func->setAttr(kArenaSizeAttr, attrs.getI64IntegerAttr(arenaSize));
   func->setAttr(kMemoryPlanAttr, attrs.getArrayAttr(entries));

@@ -54,8 +54,8 @@
 // launches without graphs too, times every launch with CUDA events and prints,
 // when the executor goes, the GPU time per kernel (whose names say how each was
 // mapped: decode_k12_gemv_kn) and per mapping; KILN_PROFILE_TOP=N lists the N
-// longest kernels (default 25), and KILN_PROFILE_TOP=decode every kernel of the
-// decode entry in schedule order.
+// longest kernels (default 25), and KILN_PROFILE_TOP=decode (or prefill) every
+// kernel of that entry in schedule order.
 //
 //===----------------------------------------------------------------------===//
 

@@ -5,7 +5,8 @@
 // and printProfile prints, when the executor goes, the time per kernel
 // (whose names say how each was mapped: decode_k12_gemv_kn) and per mapping;
 // KILN_PROFILE_TOP=N lists the N longest kernels (default 25), and
-// KILN_PROFILE_TOP=decode every kernel of the decode entry in schedule order.
+// KILN_PROFILE_TOP=decode (or prefill) every kernel of that entry in schedule
+// order.
 // measureCopyBandwidth times device-to-device copies for kiln-run --bench.
 //
 //===----------------------------------------------------------------------===//
@@ -136,20 +137,21 @@ void GpuExecutor::printProfile() const {
   for (const auto &[name, t] : mappings)
     row(name, t);
   const char *top = std::getenv("KILN_PROFILE_TOP");
-  if (top && std::string(top) == "decode") {
-    // decode_k<N>_...: in schedule order.
-    auto index = [](const std::string &name) {
-      return std::strtoll(name.c_str() + 8, nullptr, 10);
+  if (top && (std::string(top) == "decode" || std::string(top) == "prefill")) {
+    // <entry>_k<N>_...: in schedule order.
+    const std::string prefix = std::string(top) + "_k";
+    auto index = [&](const std::string &name) {
+      return std::strtoll(name.c_str() + prefix.size(), nullptr, 10);
     };
-    std::vector<std::pair<std::string, KernelTime>> decode;
+    std::vector<std::pair<std::string, KernelTime>> entry;
     for (const auto &kt : kernels)
-      if (kt.first.rfind("decode_k", 0) == 0)
-        decode.push_back(kt);
-    std::sort(decode.begin(), decode.end(), [&](const auto &a, const auto &b) {
+      if (kt.first.rfind(prefix, 0) == 0)
+        entry.push_back(kt);
+    std::sort(entry.begin(), entry.end(), [&](const auto &a, const auto &b) {
       return index(a.first) < index(b.first);
     });
-    std::fprintf(stderr, "kiln profile: the decode entry's kernels:\n");
-    for (const auto &[name, t] : decode)
+    std::fprintf(stderr, "kiln profile: the %s entry's kernels:\n", top);
+    for (const auto &[name, t] : entry)
       row(name, t);
     return;
   }

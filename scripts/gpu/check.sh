@@ -10,6 +10,10 @@
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
 #                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
 #   scripts/gpu/check.sh checksum   # what verifying the weights costs at load (1b artifact)
+#   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
+#                                   # real model's numerics, then the 1b shape's prefill at 512
+#                                   # and 2048 tokens (kiln-run --bench, KILN_PROFILE) beside
+#                                   # PyTorch eager's in the same call
 #   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
 #                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
 #                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
@@ -52,7 +56,7 @@ record() { # name status
   fi
 }
 
-if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ]; then
+if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ] || [ "$what" = prefill ]; then
   exports="nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript"
   [ "$what" = decode ] && exports="nocache_dynamo_fp16 cache_torchscript"
   for v in $exports; do
@@ -392,6 +396,39 @@ try:
 except Exception as e:
     print(f"(could not compute the 8b bandwidth fraction: {e})")
 PYEOF
+fi
+
+if [ "$what" = prefill ]; then
+  # Prefill of the 1b shape (fp16): one chunk of 512 and one of 2048 tokens, each compiled
+  # for its chunk; --bench times the prompt (median of 5) and reports TFLOP/s.
+  m="$W/llama1b"
+  ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
+  for L in 512 2048; do
+    ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len $((L + 64)) \
+        --prefill-chunk $L ${KILN_PREFILL_FLAGS:-} -o "$W/1b-p$L.kiln" ) > "$OUT/compile-1b-p$L.log" 2>&1 || fail=1
+    kiln-run "$W/1b-p$L.kiln" --bench --bench-prompt $L --bench-generate 16 \
+      > "$OUT/bench-1b-p$L.txt" 2>&1 || fail=1
+    echo "1b fp16 prefill, $L-token prompt (--prefill-chunk $L):" >> "$summary"
+    grep -E "memory: activation|kernels: (prefill|by)|Maximum resident|error" "$OUT/compile-1b-p$L.log" \
+      | sed "s/^/  /" >> "$summary"
+    sed "s/^/  /" "$OUT/bench-1b-p$L.txt" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=prefill kiln-run "$W/1b-p$L.kiln" --prompt-ids "$(random_ids 3 $L)" \
+      --max-new-tokens 1 --format ids > "$OUT/profile-1b-p$L.log" 2>&1 || fail=1
+    grep -E "kiln profile:.*(by mapping|prefill )|error" "$OUT/profile-1b-p$L.log" | head -14 \
+      | sed "s/^/  /" >> "$summary"
+    grep -E "prefill_k" "$OUT/profile-1b-p$L.log" | sed -n '1,20p' | sed "s/^/  /" >> "$summary"
+  done
+  # The tensor-core kernels' effect: the 512 build without them.
+  kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 576 --prefill-chunk 512 \
+    --no-fuse=tensor-cores -o "$W/1b-p512-notc.kiln" > "$OUT/compile-1b-p512-notc.log" 2>&1 || fail=1
+  kiln-run "$W/1b-p512-notc.kiln" --bench --bench-prompt 512 --bench-generate 16 \
+    > "$OUT/bench-1b-p512-notc.txt" 2>&1 || fail=1
+  echo "1b fp16 prefill, 512-token prompt, --no-fuse=tensor-cores:" >> "$summary"
+  grep -E "memory: activation|error" "$OUT/compile-1b-p512-notc.log" | sed "s/^/  /" >> "$summary"
+  grep -E "prefill|error" "$OUT/bench-1b-p512-notc.txt" | sed "s/^/  /" >> "$summary"
+  OUT="$OUT" "$PY" examples/export/pytorch_baselines.py prefill-1b > "$OUT/baselines.log" 2>&1 || fail=1
+  echo "pytorch baselines (same card, same run):" >> "$summary"
+  tail -4 "$OUT/baselines.log" | sed "s/^/  /" >> "$summary"
 fi
 
 # Only the summary and one archive of the logs come back (the device tool

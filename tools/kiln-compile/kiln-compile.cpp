@@ -100,7 +100,8 @@ cl::list<std::string> noFuse(
         "(kiln-fuse-elementwise), transpose-weights "
         "(kiln-transpose-weights), epilogues (elementwise consumers "
         "in the GPU kernels' stores), attention (one GPU kernel per "
-        "decode attention), or all"),
+        "attention), tensor-cores (prefill on the tensor cores: "
+        "matmul_mma, attention_prefill), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<std::string> quantize(
     "quantize",

@@ -127,24 +127,42 @@ int runBench(const BenchOptions &o) {
   const uint64_t stepBytes = weights + kvRead;
   const double limit = bandwidth / double(stepBytes);
 
+  // The useful work of the prompt: every layer's projections for each of its
+  // P tokens, causal attention (token i attends to i + 1 positions: q.k and
+  // p.v), and the logits of the last token (the one sampled).
+  const double hidden = double(m.hiddenSize),
+               q = double(m.numHeads * m.headDim),
+               kvw = double(m.numKvHeads * m.headDim);
+  const double layerParams = hidden * q + 2 * hidden * kvw + q * hidden +
+                             3 * hidden * double(m.intermediateSize);
+  const double prefillFlops =
+      2 * double(P) * double(m.numLayers) * layerParams +
+      4 * q * double(m.numLayers) * double(P) * double(P + 1) / 2 +
+      2 * hidden * double(m.vocabSize);
+  const double tflops = prefillFlops * prefill / double(P) / 1e12;
+
   if (o.json) {
     std::printf(
         "{\"model\": \"%s\", \"device\": \"%s\", \"prompt_tokens\": %lld, "
         "\"generate_tokens\": %lld, \"repetitions\": %lld, "
-        "\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, "
+        "\"prefill_tok_s\": %.2f, \"prefill_tflops\": %.4g, "
+        "\"decode_tok_s\": %.2f, "
         "\"decode_step_bytes\": %llu, \"weights_read_bytes\": %llu, "
         "\"kv_read_bytes\": %llu, \"copy_bandwidth_bytes_s\": %.4g, "
         "\"decode_limit_tok_s\": %.2f, \"decode_fraction_of_limit\": %.4f}\n",
         jsonEscape(o.model).c_str(), jsonEscape(s->device()).c_str(),
-        (long long)P, (long long)G, (long long)o.repetitions, prefill, decode,
-        (unsigned long long)stepBytes, (unsigned long long)weights,
+        (long long)P, (long long)G, (long long)o.repetitions, prefill, tflops,
+        decode, (unsigned long long)stepBytes, (unsigned long long)weights,
         (unsigned long long)kvRead, bandwidth, limit, decode / limit);
     return 0;
   }
   std::printf("kiln-run --bench: %s on %s\n", o.model.c_str(),
               s->device().c_str());
-  std::printf("  prefill  %6lld tokens  %10.1f tok/s  (median of %lld)\n",
-              (long long)P, prefill, (long long)o.repetitions);
+  std::printf("  prefill  %6lld tokens  %10.1f tok/s  (median of %lld); "
+              "%.1f TFLOP/s of useful work (%.4g FLOP: projections, causal "
+              "attention, last-token logits)\n",
+              (long long)P, prefill, (long long)o.repetitions, tflops,
+              prefillFlops);
   std::printf("  decode   %6lld tokens  %10.1f tok/s  (median of %lld)\n",
               (long long)G, decode, (long long)o.repetitions);
   std::printf("  decode step reads %.3f GB (weights %.3f GB, KV %.1f MB at "

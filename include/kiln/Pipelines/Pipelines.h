@@ -30,7 +30,8 @@ struct PipelineOptions {
   bool fuseSwiglu = true; // kiln-fuse-swiglu
   bool transposeWeights = true;
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
-  bool fuseAttention = true; // the attention_decode kernel
+  bool fuseAttention = true; // attention_decode, attention_prefill
+  bool tensorCores = true;   // matmul_mma, attention_prefill (prefill)
   bool fuseElementwise = true;
   /// Weight-only quantization (kiln-quantize-weights): "" (none), "int8" or
   /// "int4"; group size 0 is one group per row.

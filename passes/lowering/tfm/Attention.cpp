@@ -24,7 +24,11 @@ namespace {
 /// 1 : 0` rows at `valid ? p : 0`: nothing for a position outside the cache
 /// (padding, p < 0), so the write is unconditional. (Its loops' bound,
 /// `select(valid, 1, 0)`, becomes `scf.if valid` around a loop of 1 in
-/// kiln-lower-linalg-to-loops.)
+/// kiln-lower-linalg-to-loops.) For a chunk of tokens (prefill) the forall
+/// also runs over the KV heads and head_dim, an element per iteration, so
+/// that a GPU copies the chunk with a thread per element instead of a thread
+/// per token; one token (decode) keeps a row per iteration, the form
+/// attention_decode takes into its kernel.
 struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::KvAppendOp op,
@@ -42,13 +46,22 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
     Value limit = arith::ConstantOp::create(
         rewriter, loc, rewriter.getIntegerAttr(posType, maxSeq));
     const int64_t dyn = ShapedType::kDynamic;
+    const bool perElement = valueType.getDimSize(1) > 1;
+    SmallVector<OpFoldResult> bounds{
+        rewriter.getIndexAttr(valueType.getDimSize(0)),
+        rewriter.getIndexAttr(valueType.getDimSize(1))};
+    if (perElement)
+      bounds.append(
+          {rewriter.getIndexAttr(kvHeads), rewriter.getIndexAttr(headDim)});
+    // What one iteration writes: [1, kv_heads, rows, head_dim], or
+    // [1, 1, rows, 1] per element.
+    const int64_t g = perElement ? 1 : kvHeads, d = perElement ? 1 : headDim;
     auto forall = scf::ForallOp::create(
-        rewriter, loc,
-        ArrayRef<OpFoldResult>{rewriter.getIndexAttr(valueType.getDimSize(0)),
-                               rewriter.getIndexAttr(valueType.getDimSize(1))},
-        ValueRange{op.getCache()}, std::nullopt,
+        rewriter, loc, bounds, ValueRange{op.getCache()}, std::nullopt,
         [&](OpBuilder &b, Location loc, ValueRange args) {
-          Value bi = args[0], si = args[1], cache = args[2];
+          Value bi = args[0], si = args[1], cache = args.back();
+          Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+          Value gi = perElement ? args[2] : c0, di = perElement ? args[3] : c0;
           Value p =
               tensor::ExtractOp::create(b, loc, positions, ValueRange{bi, si});
           Value valid = arith::AndIOp::create(
@@ -56,44 +69,58 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
               arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p, zero),
               arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
                                     limit));
-          Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
           Value rows = arith::SelectOp::create(
               b, loc, valid, arith::ConstantIndexOp::create(b, loc, 1), c0);
           Value at = arith::SelectOp::create(
               b, loc, valid,
               arith::IndexCastOp::create(b, loc, b.getIndexType(), p), c0);
+          // The new k or v: value[b, s, g * D + d ..] ([g * d] elements).
+          Value col =
+              perElement
+                  ? arith::AddIOp::create(
+                        b, loc,
+                        arith::MulIOp::create(
+                            b, loc, gi,
+                            arith::ConstantIndexOp::create(b, loc, headDim)),
+                        di)
+                        .getResult()
+                  : c0;
           Value row = tensor::ExtractSliceOp::create(
-              b, loc, RankedTensorType::get({kvHeads * headDim}, element),
-              value, ValueRange{bi, si}, ValueRange{}, ValueRange{},
-              b.getDenseI64ArrayAttr({dyn, dyn, 0}),
-              b.getDenseI64ArrayAttr({1, 1, kvHeads * headDim}),
+              b, loc, RankedTensorType::get({g * d}, element), value,
+              ValueRange{bi, si, col}, ValueRange{}, ValueRange{},
+              b.getDenseI64ArrayAttr({dyn, dyn, dyn}),
+              b.getDenseI64ArrayAttr({1, 1, g * d}),
               b.getDenseI64ArrayAttr({1, 1, 1}));
           Value heads = tensor::ExpandShapeOp::create(
-              b, loc, RankedTensorType::get({1, kvHeads, 1, headDim}, element),
-              row, ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
-          // [1, kv_heads, rows, head_dim] of the new heads and of the cache
-          // at the position; the copy into the cache's own slice bufferizes
-          // to an in-place write, no temporary.
-          auto sliceType =
-              RankedTensorType::get({1, kvHeads, dyn, headDim}, element);
+              b, loc, RankedTensorType::get({1, g, 1, d}, element), row,
+              ArrayRef<ReassociationIndices>{{0, 1, 2, 3}});
+          // [1, g, rows, d] of the new heads and of the cache at the
+          // position; the copy into the cache's own slice bufferizes to an
+          // in-place write, no temporary.
+          auto sliceType = RankedTensorType::get({1, g, dyn, d}, element);
           auto strides = b.getDenseI64ArrayAttr({1, 1, 1, 1});
-          auto sizes = b.getDenseI64ArrayAttr({1, kvHeads, dyn, headDim});
+          auto sizes = b.getDenseI64ArrayAttr({1, g, dyn, d});
           Value newRows = tensor::ExtractSliceOp::create(
               b, loc, sliceType, heads, ValueRange{}, ValueRange{rows},
               ValueRange{}, b.getDenseI64ArrayAttr({0, 0, 0, 0}), sizes,
               strides);
+          SmallVector<Value> slotAt{bi, at};
           auto offsets = b.getDenseI64ArrayAttr({dyn, 0, dyn, 0});
+          if (perElement) {
+            slotAt = {bi, gi, at, di};
+            offsets = b.getDenseI64ArrayAttr({dyn, dyn, dyn, dyn});
+          }
           Value slot = tensor::ExtractSliceOp::create(
-              b, loc, sliceType, cache, ValueRange{bi, at}, ValueRange{rows},
-              ValueRange{}, offsets, sizes, strides);
+              b, loc, sliceType, cache, slotAt, ValueRange{rows}, ValueRange{},
+              offsets, sizes, strides);
           Value written =
               linalg::CopyOp::create(b, loc, newRows, slot).getResult(0);
           auto inParallel = scf::InParallelOp::create(b, loc);
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPointToStart(inParallel.getBody());
-          tensor::ParallelInsertSliceOp::create(
-              b, loc, written, cache, ValueRange{bi, at}, ValueRange{rows},
-              ValueRange{}, offsets, sizes, strides);
+          tensor::ParallelInsertSliceOp::create(b, loc, written, cache, slotAt,
+                                                ValueRange{rows}, ValueRange{},
+                                                offsets, sizes, strides);
         });
     return forall.getResult(0);
   }

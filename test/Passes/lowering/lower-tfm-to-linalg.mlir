@@ -324,19 +324,20 @@ func.func @add_rank2_bf16(%a: tensor<2x8xbf16>, %b: tensor<2x8xbf16>) -> tensor<
 
 // -----
 
-// KV append: an scf.forall over (b, s) sharing the cache (its iterations
-// write distinct positions); a row is written only when 0 <= p < max_seq (16):
-// the copy into the cache's own [1, heads, rows, head_dim] slice and its
-// parallel insert have rows = valid ? 1 : 0 (an in-place update after
-// bufferization, nothing written for padding).
+// KV append of a chunk (2 tokens): an scf.forall over (b, s, kv head, d)
+// sharing the cache (its iterations write distinct elements); an element is
+// written only when 0 <= p < max_seq (16): the copy into the cache's own
+// [1, 1, rows, 1] slice and its parallel insert have rows = valid ? 1 : 0
+// (an in-place update after bufferization, nothing written for padding).
 
 // CHECK-LABEL: func.func @kv_append
 // CHECK-SAME: (%[[V:.+]]: tensor<1x2x8xf32>, %[[CACHE:.+]]: tensor<1x2x16x4xf32>, %[[POS:.+]]: tensor<1x2xi64>)
 // CHECK-DAG: %[[C0:.+]] = arith.constant 0 : index
 // CHECK-DAG: %[[C1:.+]] = arith.constant 1 : index
+// CHECK-DAG: %[[C4:.+]] = arith.constant 4 : index
 // CHECK-DAG: %[[ZERO:.+]] = arith.constant 0 : i64
 // CHECK-DAG: %[[MAX:.+]] = arith.constant 16 : i64
-// CHECK: %[[R:.+]] = scf.forall (%[[B:.+]], %[[S:.+]]) in (1, 2) shared_outs(%[[OUT:.+]] = %[[CACHE]]) -> (tensor<1x2x16x4xf32>) {
+// CHECK: %[[R:.+]] = scf.forall (%[[B:.+]], %[[S:.+]], %[[G:.+]], %[[D:.+]]) in (1, 2, 2, 4) shared_outs(%[[OUT:.+]] = %[[CACHE]]) -> (tensor<1x2x16x4xf32>) {
 // CHECK: %[[P:.+]] = tensor.extract %[[POS]][%[[B]], %[[S]]] : tensor<1x2xi64>
 // CHECK-DAG: %[[BELOW:.+]] = arith.cmpi slt, %[[P]], %[[MAX]] : i64
 // CHECK-DAG: %[[NONNEG:.+]] = arith.cmpi sge, %[[P]], %[[ZERO]] : i64
@@ -344,13 +345,15 @@ func.func @add_rank2_bf16(%a: tensor<2x8xbf16>, %b: tensor<2x8xbf16>) -> tensor<
 // CHECK: %[[ROWS:.+]] = arith.select %[[VALID]], %[[C1]], %[[C0]] : index
 // CHECK: %[[PI:.+]] = arith.index_cast %[[P]] : i64 to index
 // CHECK: %[[AT:.+]] = arith.select %[[VALID]], %[[PI]], %[[C0]] : index
-// CHECK: %[[ROW:.+]] = tensor.extract_slice %[[V]][%[[B]], %[[S]], 0] [1, 1, 8] [1, 1, 1] : tensor<1x2x8xf32> to tensor<8xf32>
-// CHECK: %[[HEADS:.+]] = tensor.expand_shape %[[ROW]] {{\[}}[0, 1, 2, 3]] output_shape [1, 2, 1, 4] : tensor<8xf32> into tensor<1x2x1x4xf32>
-// CHECK: %[[NEW:.+]] = tensor.extract_slice %[[HEADS]][0, 0, 0, 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x1x4xf32> to tensor<1x2x?x4xf32>
-// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[OUT]][%[[B]], 0, %[[AT]], 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x16x4xf32> to tensor<1x2x?x4xf32>
-// CHECK: %[[W:.+]] = linalg.copy ins(%[[NEW]] : tensor<1x2x?x4xf32>) outs(%[[SLOT]] : tensor<1x2x?x4xf32>)
+// CHECK: %[[GD:.+]] = arith.muli %[[G]], %[[C4]] : index
+// CHECK: %[[COL:.+]] = arith.addi %[[GD]], %[[D]] : index
+// CHECK: %[[ROW:.+]] = tensor.extract_slice %[[V]][%[[B]], %[[S]], %[[COL]]] [1, 1, 1] [1, 1, 1] : tensor<1x2x8xf32> to tensor<1xf32>
+// CHECK: %[[HEADS:.+]] = tensor.expand_shape %[[ROW]] {{\[}}[0, 1, 2, 3]] output_shape [1, 1, 1, 1] : tensor<1xf32> into tensor<1x1x1x1xf32>
+// CHECK: %[[NEW:.+]] = tensor.extract_slice %[[HEADS]][0, 0, 0, 0] [1, 1, %[[ROWS]], 1] [1, 1, 1, 1] : tensor<1x1x1x1xf32> to tensor<1x1x?x1xf32>
+// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[OUT]][%[[B]], %[[G]], %[[AT]], %[[D]]] [1, 1, %[[ROWS]], 1] [1, 1, 1, 1] : tensor<1x2x16x4xf32> to tensor<1x1x?x1xf32>
+// CHECK: %[[W:.+]] = linalg.copy ins(%[[NEW]] : tensor<1x1x?x1xf32>) outs(%[[SLOT]] : tensor<1x1x?x1xf32>)
 // CHECK: scf.forall.in_parallel {
-// CHECK: tensor.parallel_insert_slice %[[W]] into %[[OUT]][%[[B]], 0, %[[AT]], 0] [1, 2, %[[ROWS]], 4] [1, 1, 1, 1] : tensor<1x2x?x4xf32> into tensor<1x2x16x4xf32>
+// CHECK: tensor.parallel_insert_slice %[[W]] into %[[OUT]][%[[B]], %[[G]], %[[AT]], %[[D]]] [1, 1, %[[ROWS]], 1] [1, 1, 1, 1] : tensor<1x1x?x1xf32> into tensor<1x2x16x4xf32>
 // CHECK: }
 // CHECK: }
 // CHECK: return %[[R]]
@@ -361,11 +364,14 @@ func.func @kv_append(%v: tensor<1x2x8xf32>, %cache: tensor<1x2x16x4xf32>, %pos: 
 
 // -----
 
-// i32 positions: the bounds are i32 constants.
+// One token per sequence (decode) with i32 positions: an scf.forall over
+// (b, s) writing whole [1, heads, rows, head_dim] rows (the form
+// attention_decode takes); the bounds are i32 constants.
 
 // CHECK-LABEL: func.func @kv_append_i32_positions
 // CHECK-DAG: %[[ZERO:.+]] = arith.constant 0 : i32
 // CHECK-DAG: %[[MAX:.+]] = arith.constant 8 : i32
+// CHECK: scf.forall (%{{.+}}, %{{.+}}) in (2, 1) shared_outs
 // CHECK: %[[P:.+]] = tensor.extract %{{.+}} : tensor<2x1xi32>
 // CHECK-DAG: arith.cmpi slt, %[[P]], %[[MAX]] : i32
 // CHECK-DAG: arith.cmpi sge, %[[P]], %[[ZERO]] : i32

@@ -1,0 +1,407 @@
+//===- MatmulMma.cpp - The matmul_mma kernel (tensor cores) ---------------===//
+//
+// The matmul_mma recipe of the kernel library (KernelLibrary.h): the
+// projection out[b, s, n] += x[b, s, k] * w[n, k] with many rows (prefill: b *
+// s > 8) and 16-bit float operands, on the tensor cores. How it maps the work
+// is described at its class.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/kernels/Gemv.h"
+
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+namespace kiln::kernels {
+using namespace gemv;
+
+namespace {
+
+/// How a matmul_mma kernel divides the work: a block computes a bm x bn tile
+/// of the projection (bn weight rows), its warps a warpsM x warpsN grid of
+/// (bm / warpsM) x (bn / warpsN) tiles, each as m16n8k16 MMAs; K advances bk
+/// at a time through a ring of `stages` workgroup buffers.
+struct Tiling {
+  int64_t bm, bn, warpsM, warpsN, stages;
+  static constexpr int64_t kBk = 32;
+  /// Rows of a workgroup tile are padded by 8 elements (16 bytes), so that
+  /// the 8 rows an ldmatrix reads fall in different banks.
+  static constexpr int64_t kPad = 8;
+  int64_t threads() const { return 32 * warpsM * warpsN; }
+  int64_t warpRows() const { return bm / warpsM; }
+  int64_t warpCols() const { return bn / warpsN; }
+  int64_t mTiles() const { return warpRows() / 16; } // m16 tiles a warp
+  int64_t nTiles() const { return warpCols() / 8; }  // n8 tiles a warp
+  int64_t stageBytes() const { return (bm + bn) * (kBk + kPad) * 2; }
+};
+
+/// matmul_mma: a tile of the projection per block, computed by m16n8k16
+/// `nvgpu.mma.sync` (f32 accumulators in registers) from operands that
+/// `nvgpu.ldmatrix` reads out of workgroup memory, where
+/// `nvgpu.device_async_copy` (cp.async) stages the next K slices of x's rows
+/// and w's rows while the current one is multiplied (a ring of 2-4 buffers).
+/// Rows past the end of x or w are zero-filled, not read. The kernel also
+/// computes, from the x tiles it stages, the sums of squares of the rows of a
+/// fused RMSNorm (members), and applies the elementwise epilogue as it stores
+/// each accumulator (the RMS scale, a residual add, the f16 conversion). For
+/// an epilogue reading two column ranges (SwiGLU's gate and up) each warp's
+/// weight rows interleave the ranges, so that every thread holds gate and up
+/// of the same output column.
+class MatmulMma final : public GemvRecipe {
+public:
+  MatmulMma() : GemvRecipe(/*inOut=*/false) {}
+
+  StringRef name() const override { return "matmul_mma"; }
+  bool fusesRowNorm() const override { return true; }
+  bool supportsColumnOffsets() const override { return true; }
+
+  static std::optional<Projection> matchMma(Operation *op) {
+    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
+    if (!p || p->batch * p->seq <= kMaxRows || p->k % Tiling::kBk ||
+        p->inputType != p->weightType ||
+        !(p->weightType.isF16() || p->weightType.isBF16()))
+      return std::nullopt;
+    auto x = cast<MemRefType>(
+        cast<linalg::GenericOp>(op).getDpsInputs()[0].getType());
+    if (!x.getLayout().isIdentity())
+      return std::nullopt;
+    return p;
+  }
+
+  bool matches(Operation *op) const override {
+    return matchMma(op).has_value();
+  }
+
+  bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
+    if (!GemvRecipe::acceptsEpilogue(op, consumer))
+      return false;
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    return llvm::count_if(
+               cast<linalg::GenericOp>(consumer).getDpsInputs(),
+               [&](Value v) { return columnOffset(v, out).has_value(); }) <= 2;
+  }
+
+  /// The tiling for `rows` x `cols` output tiles: 128 x 128 (8 warps, 2
+  /// stages) when that still makes a block for each of ~132 SMs, else 64 x 64
+  /// (4 warps, 4 stages). Both keep the stage ring under 48 KiB.
+  static Tiling tilingFor(int64_t rows, int64_t weightRows) {
+    Tiling big{128, 128, 2, 4, 0};
+    Tiling small{64, 64, 2, 2, 0};
+    Tiling t =
+        llvm::divideCeil(rows, big.bm) * llvm::divideCeil(weightRows, big.bn) >=
+                132
+            ? big
+            : small;
+    t.stages = std::min<int64_t>(4, (48 * 1024) / t.stageBytes());
+    return t;
+  }
+
+  FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
+                               gpu::GPUFuncOp kernel, Value init,
+                               ArrayRef<Operation *> fused) const override {
+    std::optional<Projection> p = matchMma(op);
+    if (!p)
+      return failure();
+    Operation *epilogue = epilogueIn(op, fused);
+    Location loc = op->getLoc();
+    KernelBuilder kb(b, loc, kernel);
+    auto g = cast<linalg::GenericOp>(op);
+    Value x = map.lookup(g.getDpsInputs()[0]);
+    Value w = map.lookup(g.getDpsInputs()[1]);
+    Value out = map.lookup(g.getDpsInits()[0]);
+    const int64_t rows = p->batch * p->seq, K = p->k;
+    // Output columns (SwiGLU: half the projection's) and the projection
+    // column offsets each reads.
+    OutputColumns oc = outputColumns(op, epilogue, p->n);
+    const int64_t nOff = oc.offsets.size();
+    const int64_t width = oc.width;
+    Tiling t = tilingFor(rows, p->n);
+    const int64_t wn = t.warpCols(), per = wn / nOff, ntg = t.nTiles() / nOff;
+    if (per % 16)
+      return failure();
+    const int64_t blockCols = t.bn / nOff; // output columns a block
+    const int64_t kTiles = K / Tiling::kBk;
+    const int64_t chunksPerRow = Tiling::kBk / 8; // 16-byte copies
+    Type elem = p->weightType;
+    Type f32 = b.getF32Type();
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto add = [&](Value a, Value c) -> Value {
+      return arith::AddIOp::create(b, loc, a, c);
+    };
+    auto mul = [&](Value a, int64_t c) -> Value {
+      return arith::MulIOp::create(b, loc, a, idx(c));
+    };
+    auto div = [&](Value a, int64_t c) -> Value {
+      return arith::DivUIOp::create(b, loc, a, idx(c));
+    };
+    auto rem = [&](Value a, int64_t c) -> Value {
+      return arith::RemUIOp::create(b, loc, a, idx(c));
+    };
+    auto ult = [&](Value a, int64_t c) -> Value {
+      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, a,
+                                   idx(c));
+    };
+
+    OpBuilder::InsertionGuard guard(b);
+    std::optional<RowNormOps> norm =
+        members(op).empty() ? std::nullopt : rowNormOf(op);
+    Value smemA =
+        kb.workgroupBuffer({t.stages, t.bm, Tiling::kBk + Tiling::kPad}, elem);
+    Value smemB =
+        kb.workgroupBuffer({t.stages, t.bn, Tiling::kBk + Tiling::kPad}, elem);
+    Value rowSq = norm ? kb.workgroupBuffer({t.bm}, f32) : Value();
+
+    Value tid = kb.threadIdX();
+    Value lane = rem(tid, 32);
+    Value warp = div(tid, 32);
+    Value warpM = rem(warp, t.warpsM), warpN = div(warp, t.warpsM);
+    Value blockN = kb.blockIdX();
+    Value blockM = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value m0 = mul(blockM, t.bm);
+    Value n0 = mul(blockN, blockCols);
+    // x[b, s, k] of row r of the projection (b * seq + s).
+    auto xAt = [&](Value r, Value k) -> SmallVector<Value, 3> {
+      return {div(r, p->seq), rem(r, p->seq), k};
+    };
+
+    // The copies of k tile `kt` (any index: past the last, they zero-fill)
+    // into stage `stage`: each thread copies 16-byte chunks of x's and w's
+    // rows, a row past the end (or a k tile past the last) reads nothing.
+    const int64_t chunksA = t.bm * chunksPerRow, chunksB = t.bn * chunksPerRow;
+    auto issue = [&](Value stage, Value kt) {
+      SmallVector<Value> tokens;
+      Value ktValid = ult(kt, kTiles);
+      Value ktClamped =
+          arith::MinUIOp::create(b, loc, kt, idx(kTiles - 1)).getResult();
+      Value k0 = mul(ktClamped, Tiling::kBk);
+      auto copy = [&](Value dst, Value row, Value col, Value src,
+                      ValueRange srcAt, Value valid) {
+        Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, loc, nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst,
+            ValueRange{stage, row, col}, src, srcAt, b.getIndexAttr(8), count,
+            b.getUnitAttr()));
+      };
+      for (int64_t c = 0; c < chunksA; c += t.threads()) {
+        Value chunk = add(tid, idx(c));
+        Value row = div(chunk, chunksPerRow);
+        Value col = mul(rem(chunk, chunksPerRow), 8);
+        Value r = add(m0, row);
+        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(r, rows));
+        Value rc = arith::MinUIOp::create(b, loc, r, idx(rows - 1));
+        copy(smemA, row, col, x, xAt(rc, add(k0, col)), valid);
+      }
+      for (int64_t c = 0; c < chunksB; c += t.threads()) {
+        Value chunk = add(tid, idx(c));
+        Value row = div(chunk, chunksPerRow);
+        Value col = mul(rem(chunk, chunksPerRow), 8);
+        // Row q of warp column group w: column n0 + w * per + q % per of
+        // offset q / per.
+        Value q = rem(row, wn);
+        Value n = add(add(n0, mul(div(row, wn), per)), rem(q, per));
+        Value weightRow = n;
+        if (nOff == 2)
+          weightRow = add(n, arith::SelectOp::create(b, loc, ult(q, per),
+                                                     idx(oc.offsets[0]),
+                                                     idx(oc.offsets[1])));
+        else if (oc.offsets[0])
+          weightRow = add(n, idx(oc.offsets[0]));
+        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(n, width));
+        Value wc = arith::MinUIOp::create(b, loc, weightRow, idx(p->n - 1));
+        copy(smemB, row, col, w, ValueRange{wc, add(k0, col)}, valid);
+      }
+      return nvgpu::DeviceAsyncCreateGroupOp::create(
+          b, loc, nvgpu::DeviceAsyncTokenType::get(b.getContext()), tokens);
+    };
+    // The first stages - 1 k tiles.
+    Value group;
+    for (int64_t s = 0; s + 1 < t.stages; ++s)
+      group = issue(idx(s), idx(s));
+
+    // Accumulators [m tile][n tile] (vector<2x2xf32>), then the partial sum
+    // of squares of the thread's part of its x row.
+    const int64_t mt = t.mTiles(), nt = t.nTiles();
+    auto accType = VectorType::get({2, 2}, f32);
+    auto sqType = VectorType::get({8}, f32);
+    SmallVector<Value> inits(
+        mt * nt, arith::ConstantOp::create(
+                     b, loc, accType, DenseElementsAttr::get(accType, 0.0f)));
+    if (norm)
+      inits.push_back(arith::ConstantOp::create(
+          b, loc, sqType, DenseElementsAttr::get(sqType, 0.0f)));
+    const int64_t threadsPerRow = t.threads() / t.bm;
+    const int64_t sqElems = Tiling::kBk / threadsPerRow;
+    auto fragA = VectorType::get({4, 2}, elem);
+    auto fragB = VectorType::get({2, 2}, elem);
+    Value zeroB = arith::ConstantOp::create(
+        b, loc, fragB, DenseElementsAttr::get(fragB, b.getZeroAttr(elem)));
+    auto loop = scf::ForOp::create(
+        b, loc, idx(0), idx(kTiles), idx(1), inits,
+        [&](OpBuilder &nb, Location l, Value kt, ValueRange accs) {
+          OpBuilder::InsertionGuard inner(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          // Tile kt has arrived once at most stages - 2 groups are pending;
+          // the barrier also tells that every warp is done with the stage
+          // the next copies overwrite (read in iteration kt - 1).
+          nvgpu::DeviceAsyncWaitOp::create(b, l, group,
+                                           b.getI32IntegerAttr(t.stages - 2));
+          gpu::BarrierOp::create(b, l);
+          Value ahead = add(kt, idx(t.stages - 1));
+          issue(rem(ahead, t.stages), ahead);
+          Value stage = rem(kt, t.stages);
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (int64_t kk = 0; kk < Tiling::kBk / 16; ++kk) {
+            SmallVector<Value> as, bs;
+            for (int64_t i = 0; i < mt; ++i) {
+              Value row = add(add(mul(warpM, t.warpRows()), idx(i * 16)),
+                              rem(lane, 16));
+              Value col = add(idx(kk * 16), mul(div(lane, 16), 8));
+              as.push_back(nvgpu::LdMatrixOp::create(
+                  b, l, fragA, smemA, ValueRange{stage, row, col},
+                  /*transpose=*/false, /*numTiles=*/4));
+            }
+            for (int64_t j = 0; j < nt; j += 2) {
+              Value row = add(add(mul(warpN, wn), idx(j * 8)),
+                              add(rem(lane, 8), mul(div(lane, 16), 8)));
+              Value col = add(idx(kk * 16), mul(rem(div(lane, 8), 2), 8));
+              Value pair = nvgpu::LdMatrixOp::create(
+                  b, l, fragA, smemB, ValueRange{stage, row, col},
+                  /*transpose=*/false, /*numTiles=*/4);
+              // Rows 0-1 are n tile j's operand, rows 2-3 n tile j + 1's
+              // (built row by row: 1-D extracts and inserts lower directly).
+              for (int64_t h = 0; h < 2; ++h) {
+                Value frag = zeroB;
+                for (int64_t r = 0; r < 2; ++r)
+                  frag = vector::InsertOp::create(
+                      b, l,
+                      vector::ExtractOp::create(b, l, pair,
+                                                ArrayRef<int64_t>{2 * h + r}),
+                      frag, ArrayRef<int64_t>{r});
+                bs.push_back(frag);
+              }
+            }
+            for (int64_t i = 0; i < mt; ++i)
+              for (int64_t j = 0; j < nt; ++j)
+                next[i * nt + j] = nvgpu::MmaSyncOp::create(
+                    b, l, as[i], bs[j], next[i * nt + j],
+                    ArrayRef<int64_t>{16, 8, 16});
+          }
+          if (norm) {
+            // This thread's sqElems elements of row tid / threadsPerRow.
+            Value row = div(tid, threadsPerRow);
+            Value col0 = mul(rem(tid, threadsPerRow), sqElems);
+            Value sq = next.back();
+            for (int64_t e = 0; e < sqElems; e += 8) {
+              Value v = vector::LoadOp::create(
+                  b, l, VectorType::get({8}, elem), smemA,
+                  ValueRange{stage, row, add(col0, idx(e))});
+              v = kb.extendTo(b, v, sqType);
+              sq = vector::FMAOp::create(b, l, v, v, sq);
+            }
+            next.back() = sq;
+          }
+          scf::YieldOp::create(b, l, next);
+        });
+    ValueRange results = loop.getResults();
+
+    // The rows' sums of squares: the threads of a row add their parts
+    // (shuffles), the first stores it for the block (workgroup memory) and,
+    // in the blocks of the first column tile, for the kernels that read it.
+    Value sqBuffer = norm ? map.lookup(norm->squares) : Value();
+    if (norm) {
+      Value sum = vector::ReductionOp::create(
+          b, loc, vector::CombiningKind::ADD, results.back());
+      for (int64_t d = 1; d < threadsPerRow; d *= 2) {
+        Value other =
+            gpu::ShuffleOp::create(b, loc, sum, static_cast<int32_t>(d),
+                                   /*width=*/32, gpu::ShuffleMode::XOR)
+                .getShuffleResult();
+        sum = arith::AddFOp::create(b, loc, sum, other);
+      }
+      Value row = div(tid, threadsPerRow);
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          rem(tid, threadsPerRow), idx(0));
+      auto put = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(&put.getThenRegion().front());
+        memref::StoreOp::create(b, loc, sum, rowSq, ValueRange{row});
+        Value r = add(m0, row);
+        Value publish = arith::AndIOp::create(
+            b, loc, ult(r, rows),
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, blockN,
+                                  idx(0)));
+        auto store = scf::IfOp::create(b, loc, publish, false);
+        b.setInsertionPointToStart(&store.getThenRegion().front());
+        SmallVector<Value, 3> at = xAt(r, idx(0));
+        memref::StoreOp::create(b, loc, sum, sqBuffer,
+                                ValueRange{at[0], at[1]});
+      }
+      gpu::BarrierOp::create(b, loc);
+    }
+
+    // The epilogue: element (h, c) of accumulator [i][j] is row
+    // warpM * warpRows + 16 i + 8 h + lane / 4, projection column
+    // (j's group offset) + n0 + warpN * per + 8 (j % ntg) + 2 (lane % 4) + c.
+    const bool rowsWhole = rows % t.bm == 0, colsWhole = width % blockCols == 0;
+    for (int64_t i = 0; i < mt; ++i)
+      for (int64_t h = 0; h < 2; ++h) {
+        Value localRow = add(add(mul(warpM, t.warpRows()), idx(16 * i + 8 * h)),
+                             div(lane, 4));
+        Value r = add(m0, localRow);
+        llvm::SmallDenseMap<Value, Value> known;
+        if (norm)
+          known[norm->squares] =
+              memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
+        for (int64_t j = 0; j < ntg; ++j)
+          for (int64_t c = 0; c < 2; ++c) {
+            OpBuilder::InsertionGuard inner(b);
+            Value n = add(add(add(n0, mul(warpN, per)), idx(8 * j + c)),
+                          mul(rem(lane, 4), 2));
+            Value inRange;
+            if (!rowsWhole)
+              inRange = ult(r, rows);
+            if (!colsWhole) {
+              Value ok = ult(n, width);
+              inRange =
+                  inRange ? arith::AndIOp::create(b, loc, inRange, ok) : ok;
+            }
+            if (inRange) {
+              auto ifOp = scf::IfOp::create(b, loc, inRange, false);
+              b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+            }
+            SmallVector<Value, 3> at = xAt(r, n);
+            SmallVector<Value> values;
+            for (auto [gi, off] : llvm::enumerate(oc.offsets)) {
+              Value acc = vector::ExtractOp::create(
+                  b, loc, results[i * nt + gi * ntg + j],
+                  ArrayRef<int64_t>{h, c});
+              Value old = init;
+              if (!old) {
+                SmallVector<Value, 3> from = at;
+                if (off)
+                  from[2] = add(n, idx(off));
+                old = memref::LoadOp::create(b, loc, out, from);
+              }
+              values.push_back(arith::AddFOp::create(b, loc, old, acc));
+            }
+            storeResult(b, loc, op, epilogue, map, values, oc.offsets, at,
+                        known);
+          }
+      }
+
+    LaunchShape shape;
+    shape.grid[0] = llvm::divideCeil(width, blockCols);
+    shape.grid[1] = llvm::divideCeil(rows, t.bm);
+    shape.block[0] = t.threads();
+    return shape;
+  }
+};
+
+} // namespace
+
+const KernelRecipe &matmulMma() {
+  static const MatmulMma recipe;
+  return recipe;
+}
+
+} // namespace kiln::kernels
