@@ -22,9 +22,13 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     cache length. This pass clones it into the runtime's entry points with
     every shape static, so that memory can be planned ahead of time:
 
-    * `@prefill`: tokens and positions `[batch, prefill-chunk]`;
+    * `@prefill`: tokens and positions `[batch, prefill-chunk]`; its logits
+      `[batch, 1, vocab]`, the chunk's last row (the runtime places each
+      sequence's last token there), with `prefill-logits=both` (default) or
+      `last`, `[batch, prefill-chunk, vocab]` with `all`;
+    * `@prefill_all` (with `both`): the same with every row's logits;
     * `@decode`: tokens and positions `[batch, 1]`;
-    * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in both.
+    * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in all.
 
     Result types of the tfm ops are re-derived from the new operand types
     through their `InferTypeOpInterface`.
@@ -55,8 +59,41 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
            "Tokens per prefill call (the runtime pads the last chunk)">,
     Option<"maxSeqLen", "max-seq-len", "int64_t", "::kiln::kDefaultMaxSeqLen",
            "Context length the KV cache holds">,
+    Option<"prefillLogits", "prefill-logits", "std::string", "\"both\"",
+           "Logits of the prefill chunk: last (@prefill returns each "
+           "sequence's last row only, the one sampled), all (every row), or "
+           "both (@prefill with the last row and @prefill_all with every "
+           "row, for perplexity and logit dumps)">,
   ];
-  let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect"];
+  let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect",
+                           "mlir::tensor::TensorDialect"];
+}
+
+def NarrowLogits : Pass<"kiln-narrow-logits", "mlir::func::FuncOp"> {
+  let summary = "Compute only the logits rows an entry point returns";
+  let description = [{
+    Runs after `--kiln-lower-tfm-to-linalg`. An entry point whose logits are
+    a `tensor.extract_slice` of the model's (`@prefill` with
+    `prefill-logits=last`: each sequence's last row) computes only those
+    rows: upstream's bubble-up patterns move the slice above each producer
+    that only the slice uses (the logits projection, its f16 epilogue, the
+    final RMSNorm), and above fills (`linalg.fill` of a slice), one producer
+    at a time, starting from the slices the entry returns and rewriting only
+    the ops they create. For a 2048-token chunk of a 128k-word vocabulary this
+    removes a [2048 x 128256] projection and its f32 accumulator.
+
+    ```mlir
+    %acc = linalg.generic ... ins(%x, %w : tensor<1x64x384xf16>, ...) -> tensor<1x64x8192xf32>
+    %l = tensor.extract_slice %acc[0, 63, 0] [1, 1, 8192] [1, 1, 1]
+    ```
+    becomes
+    ```mlir
+    %xs = tensor.extract_slice %x[0, 63, 0] [1, 1, 384] [1, 1, 1]
+    %l = linalg.generic ... ins(%xs, %w : tensor<1x1x384xf16>, ...) -> tensor<1x1x8192xf32>
+    ```
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect"];
 }
 
 //===----------------------------------------------------------------------===//

@@ -89,8 +89,9 @@ bool holds(Kind kind, StringRef name, Attribute value, StringRef &what) {
       what = "a string";
       return bool(s);
     }
-    what = "\"prefill\" or \"decode\"";
-    return s && (s.getValue() == "prefill" || s.getValue() == "decode");
+    what = "\"prefill\", \"prefill_all\" or \"decode\"";
+    return s && (s.getValue() == "prefill" || s.getValue() == "prefill_all" ||
+                 s.getValue() == "decode");
   }
   case Kind::NonNegative:
     what = "an i64 >= 0";

@@ -23,7 +23,8 @@ namespace kiln {
 
 // --- Entry points (kiln-specialize-entry-points, kiln-bind-buffers) ---------
 
-/// func.func: "prefill" or "decode", the entry point the runtime calls.
+/// func.func: "prefill", "prefill_all" or "decode", the entry point the
+/// runtime calls.
 inline constexpr llvm::StringLiteral kEntryAttr = "kiln.entry";
 /// Entry argument (unit): the runtime's weights buffer.
 inline constexpr llvm::StringLiteral kWeightsAttr = "kiln.weights";

@@ -256,7 +256,10 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     entry.positions = tensor("positions", rt::DType::I64, tokens.getShape());
     entry.logits =
         tensor("logits", *dtypeOf(logits.getElementType()), logits.getShape());
-    entry.argmax = tensor("argmax", rt::DType::I64, tokens.getShape());
+    // One argmax per logits row: [batch, seq], or [batch, 1] for a
+    // last-row entry.
+    entry.argmax =
+        tensor("argmax", rt::DType::I64, logits.getShape().take_front(2));
     if (auto plan = func->getAttrOfType<ArrayAttr>(kMemoryPlanAttr))
       for (auto [i, buffer] :
            llvm::enumerate(plan.getAsRange<BufferPlacementAttr>()))

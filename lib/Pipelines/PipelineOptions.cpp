@@ -53,6 +53,10 @@ llvm::Error kiln::PipelineOptions::verify() const {
     return llvm::createStringError(
         llvm::Twine("--quantize-") +
         (quantizeAsymmetric ? "asymmetric" : "lm-head") + " needs --quantize");
+  if (prefillLogits != "both" && prefillLogits != "last" &&
+      prefillLogits != "all")
+    return llvm::createStringError("--prefill-logits=" + prefillLogits +
+                                   " must be both, last or all");
   std::string problem = checkEntryShape(batch, prefillChunk, maxSeqLen);
   if (!problem.empty())
     return llvm::createStringError(problem);

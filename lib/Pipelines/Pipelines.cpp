@@ -38,6 +38,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.batch = opts.batch;
   entry.prefillChunk = opts.prefillChunk;
   entry.maxSeqLen = opts.maxSeqLen;
+  entry.prefillLogits = opts.prefillLogits;
   pm.addPass(createSpecializeEntryPoints(entry));
   if (opts.fuseProjections) {
     FuseProjectionsOptions fuse;
@@ -61,6 +62,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   if (opts.stopAfterTfm)
     return;
   pm.addNestedPass<func::FuncOp>(createLowerTfmToLinalg());
+  pm.addNestedPass<func::FuncOp>(createNarrowLogits());
   if (opts.fuseElementwise)
     pm.addNestedPass<func::FuncOp>(createFuseElementwise());
   // No CSE before bufferization: merging identical tensor.empty/fill inits

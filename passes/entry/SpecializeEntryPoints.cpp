@@ -1,7 +1,9 @@
 //===- SpecializeEntryPoints.cpp - Static-shaped prefill and decode -------===//
 //
-// Clones the importer's dynamic-shaped @forward into @prefill and @decode with
-// every dimension fixed, re-deriving tfm result types from the new operands.
+// Clones the importer's dynamic-shaped @forward into @prefill (and
+// @prefill_all) and @decode with every dimension fixed, re-deriving tfm result
+// types from the new operands; @prefill may return the chunk's last logits
+// row only.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +13,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/SymbolTable.h"
@@ -73,14 +76,31 @@ struct SpecializeEntryPoints
     }
     if (failed(checkForward(forward)))
       return signalPassFailure();
-    for (auto [name, seq] : {std::make_pair("prefill", int64_t(prefillChunk)),
-                             std::make_pair("decode", int64_t(1))})
-      if (failed(specialize(forward, name, seq)))
+    const std::string logits = prefillLogits;
+    if (logits != "last" && logits != "all" && logits != "both") {
+      module.emitError("prefill-logits must be last, all or both, not '")
+          << logits << "'";
+      return signalPassFailure();
+    }
+    struct Entry {
+      const char *name;
+      int64_t seq;
+      bool lastRow;
+    };
+    SmallVector<Entry> entries{{"prefill", prefillChunk, logits != "all"}};
+    if (logits == "both")
+      entries.push_back({"prefill_all", prefillChunk, false});
+    entries.push_back({"decode", 1, false});
+    for (const Entry &e : entries)
+      if (failed(specialize(forward, e.name, e.seq, e.lastRow)))
         return signalPassFailure();
     forward.erase();
   }
 
-  LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t seq) {
+  /// `lastRow`: the entry returns the logits of the chunk's last row only
+  /// ([batch, 1, vocab]); kiln-narrow-logits then computes only that row.
+  LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t seq,
+                           bool lastRow) {
     OpBuilder builder(forward);
     auto entry = cast<func::FuncOp>(builder.clone(*forward));
     SymbolTable(getOperation()).insert(entry);
@@ -138,6 +158,19 @@ struct SpecializeEntryPoints
     Value logits = ret->getOperand(0);
     auto logitsType = cast<RankedTensorType>(logits.getType());
     builder.setInsertionPoint(ret);
+    if (lastRow && seq > 1) {
+      SmallVector<int64_t> size(logitsType.getShape());
+      size[1] = 1;
+      logits = tensor::ExtractSliceOp::create(
+          builder, ret->getLoc(),
+          RankedTensorType::get(size, logitsType.getElementType()), logits,
+          ValueRange{}, ValueRange{}, ValueRange{},
+          builder.getDenseI64ArrayAttr({0, seq - 1, 0}),
+          builder.getDenseI64ArrayAttr(size),
+          builder.getDenseI64ArrayAttr({1, 1, 1}));
+      ret->setOperand(0, logits);
+      logitsType = cast<RankedTensorType>(logits.getType());
+    }
     Value next = tfm::ArgmaxOp::create(
         builder, ret->getLoc(),
         RankedTensorType::get(logitsType.getShape().take_front(2),

@@ -106,17 +106,24 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
           if (isa<RankedTensorType>(op.getType()))
             constants.push_back(op);
         });
+    // One global per distinct value: the entry points share it (each entry
+    // has its own copy of, say, the RoPE table).
+    llvm::DenseMap<Attribute, ml_program::GlobalOp> globals;
     for (arith::ConstantOp op : constants) {
       auto value = dyn_cast<DenseElementsAttr>(op.getValue());
       auto type = cast<RankedTensorType>(op.getType());
       if (!value || !type.hasStaticShape())
         return op.emitOpError("tensor constant must be dense and static to "
                               "be placed in the weights section");
-      builder.setInsertionPointToStart(module.getBody());
-      auto global = ml_program::GlobalOp::create(
-          builder, op.getLoc(), "kiln.constant." + std::to_string(counter++),
-          type, /*is_mutable=*/false, value, builder.getStringAttr("private"));
-      symbols.insert(global);
+      ml_program::GlobalOp &global = globals[value];
+      if (!global) {
+        builder.setInsertionPointToStart(module.getBody());
+        global = ml_program::GlobalOp::create(
+            builder, op.getLoc(), "kiln.constant." + std::to_string(counter++),
+            type, /*is_mutable=*/false, value,
+            builder.getStringAttr("private"));
+        symbols.insert(global);
+      }
       builder.setInsertionPoint(op);
       op.replaceAllUsesWith(ml_program::GlobalLoadConstOp::create(
                                 builder, op.getLoc(), type,

@@ -401,7 +401,7 @@ bool GpuExecutor::allocateBuffers(std::string *error) {
       for (CUdeviceptr &arg : launch.args)
         launch.params.push_back(&arg);
     }
-    const int64_t slots = spec.batch * spec.seq;
+    const int64_t slots = spec.batch * spec.logitRows();
     entry.logitsRowBytes = slots > 0 ? spec.logits.byteSize() / slots : 0;
     // Tokens and positions in one copy unless an output lies between them.
     const uint64_t begin = std::min(spec.tokens.offset, spec.positions.offset);
@@ -470,7 +470,7 @@ bool GpuExecutor::run(size_t entryIndex, const void *, void *, void *, void *io,
   } else if (!launch(spec, entry, syncEachLaunch, error)) {
     return false;
   }
-  const int64_t slots = spec.batch * spec.seq;
+  const int64_t slots = spec.batch * spec.logitRows();
   if (!copyBack(spec.logits, entry.logitsRowBytes, readback.logits, slots, io,
                 error) ||
       !copyBack(spec.argmax, sizeof(int64_t), readback.argmax, slots, io,

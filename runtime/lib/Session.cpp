@@ -44,11 +44,13 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
   std::unique_ptr<Session> s(new Session());
   s->model = model;
   const std::vector<EntrySpec> &entries = model->entries();
-  int prefill = -1, decode = -1;
+  int prefill = -1, decode = -1, prefillAll = -1;
   uint64_t ioSize = 0, arenaSize = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].name == "prefill")
       prefill = static_cast<int>(i);
+    if (entries[i].name == "prefill_all")
+      prefillAll = static_cast<int>(i);
     if (entries[i].name == "decode")
       decode = static_cast<int>(i);
     ioSize = std::max(ioSize, entries[i].ioSize);
@@ -60,6 +62,11 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
   }
   s->prefillIndex = prefill >= 0 ? prefill : decode;
   s->decodeIndex = decode >= 0 ? decode : prefill;
+  const EntrySpec &first = entries[s->prefillIndex];
+  s->allRowsIndex = prefillAll >= 0 ? prefillAll
+                    : first.logitRows() == first.seq
+                        ? static_cast<int64_t>(s->prefillIndex)
+                        : -1;
 
   s->executor = createExecutor(*model, error);
   if (!s->executor)
@@ -230,43 +237,74 @@ bool Session::prefillRows(std::string *error) {
   if (longest == 0)
     return fail(error, "empty prompt");
 
-  const EntrySpec &entry = model->entries()[prefillIndex];
-  const int64_t seq = entry.seq;
+  // A logits observer (perplexity, dumps) needs every row's logits: the
+  // entry computing them all. Otherwise the one computing the last row of
+  // a chunk when there is one; each sequence is then right-aligned in its
+  // chunks (padding first), so that its last token is that row.
+  if (observer && allRowsIndex < 0)
+    return fail(error,
+                "this artifact computes the logits of each prompt's last "
+                "token only (kiln-compile --prefill-logits=last); every "
+                "position's logits (--perplexity, --dump-logits) need "
+                "--prefill-logits=both or all");
+  const size_t entryIndex =
+      observer ? static_cast<size_t>(allRowsIndex) : prefillIndex;
+  const EntrySpec &entry = model->entries()[entryIndex];
+  const int64_t seq = entry.seq, rows = entry.logitRows();
+  const bool lastRowOnly = rows != seq;
+  const int64_t chunks = (longest + seq - 1) / seq;
   int64_t *tokens = ioTensor(io, entry.tokens);
   int64_t *positions = ioTensor(io, entry.positions);
   std::fill(rowLogits.begin(), rowLogits.end(), nullptr);
   std::fill(rowArgmax.begin(), rowArgmax.end(), -1);
   const bool wantLogits = logitsWanted();
-  for (int64_t chunk = 0; chunk * seq < longest; ++chunk) {
+  // Where row r's prompt starts in its stream of chunks.
+  auto lead = [&](int64_t row) {
+    return lastRowOnly ? chunks * seq - rowLengths[row] : int64_t(0);
+  };
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     for (int64_t row = 0; row < batch; ++row)
       for (int64_t i = 0; i < seq; ++i) {
-        int64_t index = chunk * seq + i;
-        bool real = index < rowLengths[row];
+        int64_t index = chunk * seq + i - lead(row);
+        bool real =
+            rowLengths[row] > 0 && index >= 0 && index < rowLengths[row];
         tokens[row * seq + i] = real ? rowTokens[row][index] : 0;
         positions[row * seq + i] = real ? rowStarts[row] + index : -1;
       }
-    // The slots of the rows whose last token is in this chunk.
+    // The logits slots of the rows whose last token is in this chunk.
     int64_t first = -1, last = -1;
     for (int64_t row = 0; row < batch; ++row) {
-      int64_t end = rowLengths[row] - 1;
+      int64_t end = lead(row) + rowLengths[row] - 1;
       if (rowLengths[row] == 0 || end / seq != chunk)
         continue;
-      int64_t slot = row * seq + end % seq;
+      int64_t slot = row * rows + (lastRowOnly ? 0 : end % seq);
       first = first < 0 ? slot : first;
       last = slot;
     }
     Readback readback;
     SlotRange lastTokens{first, first < 0 ? 0 : last - first + 1};
     if (observer)
-      readback.logits = {0, batch * seq};
+      readback.logits = {0, batch * rows};
     else if (wantLogits)
       readback.logits = lastTokens;
     if (!entry.argmax.name.empty())
       readback.argmax = lastTokens;
-    if (!executor->run(prefillIndex, model->weightsData(), kv, arena, io,
+    if (!executor->run(entryIndex, model->weightsData(), kv, arena, io,
                        readback, error))
       return false;
-    for (int64_t row = 0; row < batch; ++row)
+    for (int64_t row = 0; row < batch; ++row) {
+      if (rowLengths[row] == 0)
+        continue;
+      if (lastRowOnly) {
+        if (chunk != chunks - 1)
+          continue;
+        int64_t index = rowLengths[row] - 1;
+        if (!takeArgmax(entry, row, row, error))
+          return false;
+        collectLogits(entry, row, row, rowStarts[row] + index,
+                      wantLogits ? Keep::Copy : Keep::None);
+        continue;
+      }
       for (int64_t i = 0; i < seq; ++i) {
         int64_t index = chunk * seq + i;
         if (index >= rowLengths[row])
@@ -277,6 +315,7 @@ bool Session::prefillRows(std::string *error) {
         collectLogits(entry, row, row * seq + i, rowStarts[row] + index,
                       lastToken && wantLogits ? Keep::Copy : Keep::None);
       }
+    }
   }
   return true;
 }

@@ -229,14 +229,15 @@ bool validateEntries(const ArtifactContents &c, std::string *error) {
         !validateIoTensor(e, e.positions, "positions", {e.batch, e.seq},
                           error) ||
         !validateIoTensor(e, e.logits, "logits",
-                          {e.batch, e.seq, c.model.vocabSize}, error))
+                          {e.batch, e.logitRows(), c.model.vocabSize}, error))
       return false;
     std::vector<Extent> ioExtents = {
         {"tokens", e.tokens.offset, e.tokens.byteSize()},
         {"positions", e.positions.offset, e.positions.byteSize()},
         {"logits", e.logits.offset, e.logits.byteSize()}};
     if (!e.argmax.name.empty()) {
-      if (!validateIoTensor(e, e.argmax, "argmax", {e.batch, e.seq}, error))
+      if (!validateIoTensor(e, e.argmax, "argmax", {e.batch, e.logitRows()},
+                            error))
         return false;
       ioExtents.push_back({"argmax", e.argmax.offset, e.argmax.byteSize()});
     }

@@ -1,7 +1,8 @@
 //===- kiln-compile.cpp - Kiln's ahead-of-time compiler driver ------------===//
 //
 //   kiln-compile model.onnx [--target cpu] [--max-seq-len N]
-//                [--prefill-chunk N] [--batch N] [--tokenizer DIR]
+//                [--prefill-chunk N] [--prefill-logits both|last|all]
+//                [--batch N] [--tokenizer DIR]
 //                -o model.kiln
 //   kiln-compile model.onnx --emit=tfm|summary|shapes|memory-plan|loops|ptx
 //
@@ -84,6 +85,13 @@ cl::opt<int64_t> prefillChunk(
     cl::desc("Most tokens per prefill call; the runtime splits longer "
              "prompts and pads the last chunk"),
     cl::init(kiln::kDefaultPrefillChunk), cl::cat(category));
+cl::opt<std::string> prefillLogits(
+    "prefill-logits",
+    cl::desc("Logits of a prefill chunk: both (default: @prefill computes "
+             "each sequence's last row, the one sampled, and @prefill_all "
+             "every row, for --perplexity and --dump-logits), last (no "
+             "@prefill_all) or all (@prefill computes every row)"),
+    cl::init("both"), cl::cat(category));
 cl::opt<int64_t> batch("batch", cl::desc("Sequences per call"),
                        cl::init(kiln::kDefaultBatch), cl::cat(category));
 cl::opt<bool> printWeights(
@@ -151,6 +159,7 @@ Expected<kiln::CompileOptions> compileOptions() {
   opts.pipeline.batch = batch;
   opts.pipeline.prefillChunk = prefillChunk;
   opts.pipeline.maxSeqLen = maxSeqLen;
+  opts.pipeline.prefillLogits = prefillLogits;
   if (!quantize.empty())
     if (Error err = opts.pipeline.parseQuantize(quantize))
       return std::move(err);

@@ -22,6 +22,9 @@ struct PipelineOptions {
   int64_t batch = kDefaultBatch;
   int64_t prefillChunk = kDefaultPrefillChunk;
   int64_t maxSeqLen = kDefaultMaxSeqLen;
+  /// The prefill entries' logits: "both" (@prefill the last row, @prefill_all
+  /// every row), "last" or "all" (kiln-specialize-entry-points).
+  std::string prefillLogits = "both";
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).

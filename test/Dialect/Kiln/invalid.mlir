@@ -7,7 +7,7 @@ func.func @f() attributes {kiln.arena_bytes = 64 : i64} {
 
 // -----
 
-// expected-error @+1 {{'kiln.entry' must be "prefill" or "decode", got "forward"}}
+// expected-error @+1 {{'kiln.entry' must be "prefill", "prefill_all" or "decode", got "forward"}}
 func.func @f() attributes {kiln.entry = "forward"} {
   return
 }

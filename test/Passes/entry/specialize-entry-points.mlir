@@ -1,7 +1,30 @@
-// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16" --split-input-file \
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16 prefill-logits=all" --split-input-file \
 // RUN:   | FileCheck %s --implicit-check-not=@forward
-// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16" --split-input-file \
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16 prefill-logits=all" --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=STATIC
+// The default (prefill-logits=both): @prefill returns each sequence's last
+// logits row (a slice of row 3 of 4, the argmax of it), @prefill_all every
+// row; with last, no @prefill_all.
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16" --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=BOTH
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16 prefill-logits=last" --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=LAST --implicit-check-not=@prefill_all
+// RUN: not kiln-opt %s --kiln-specialize-entry-points="prefill-logits=some" --split-input-file 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=BAD
+// BAD: error: prefill-logits must be last, all or both, not 'some'
+// BOTH-LABEL: func.func @prefill(
+// BOTH-SAME: -> (tensor<2x1x16xf32>, tensor<2x1x16x4xf32>, tensor<2x1x16x4xf32>, tensor<2x1xi64>)
+// BOTH: %[[L:.+]] = tfm.logits %{{.+}} -> tensor<2x4x16xf32>
+// BOTH: %[[ROW:.+]] = tensor.extract_slice %[[L]][0, 3, 0] [2, 1, 16] [1, 1, 1] : tensor<2x4x16xf32> to tensor<2x1x16xf32>
+// BOTH: %[[NEXT:.+]] = tfm.argmax %[[ROW]] : tensor<2x1x16xf32> -> tensor<2x1xi64>
+// BOTH: return %[[ROW]], %{{.+}}, %{{.+}}, %[[NEXT]]
+// BOTH-LABEL: func.func @prefill_all(
+// BOTH-SAME: -> (tensor<2x4x16xf32>, tensor<2x1x16x4xf32>, tensor<2x1x16x4xf32>, tensor<2x4xi64>)
+// BOTH-SAME: attributes {kiln.entry = "prefill_all"}
+// BOTH-LABEL: func.func @decode(
+// LAST-LABEL: func.func @prefill(
+// LAST-SAME: -> (tensor<2x1x16xf32>,
+// LAST-LABEL: func.func @decode(
 
 // One Llama layer as the importer emits it: weights are ml_program globals
 // read with global_load_const, the RoPE table is a dense constant, hidden 8,

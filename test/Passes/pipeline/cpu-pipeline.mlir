@@ -15,23 +15,33 @@
 // slots). Every tfm op is lowered; every buffer lives in one of the four
 // runtime buffers: weights, KV (two 1x1x2048x4 f32 caches), I/O, and the
 // planned arena. The caches and the logits are written in place: no
-// allocation and no copy is left.
+// allocation and no copy is left. @prefill computes the last row's logits
+// only ([1, 1, 16] f32: 64 bytes of I/O), @prefill_all every row's
+// ([1, 64, 16]: 4096 bytes).
 
 // CHECK: module attributes {kiln.kv_size = 65536 : i64, kiln.weights_size = [[$WSIZE:[1-9][0-9]*]] : i64}
 // CHECK: ml_program.global private @embed({{.+}}) : tensor<16x8xf32> {kiln.offset = {{[0-9]+}} : i64}
 
 // CHECK-LABEL: func.func @prefill
-// CHECK-SAME: (%[[W:.+]]: memref<[[$WSIZE]]xi8> {kiln.weights}, %[[KV:.+]]: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %[[IO:.+]]: memref<5632xi8>)
+// CHECK-SAME: (%[[W:.+]]: memref<[[$WSIZE]]xi8> {kiln.weights}, %[[KV:.+]]: memref<65536xi8>, %[[ARENA:.+]]: memref<[[SIZE:[1-9][0-9]*]]xi8> {kiln.arena}, %[[IO:.+]]: memref<1152xi8>)
 // CHECK-SAME: kiln.arena_size = [[SIZE]] : i64
 // CHECK-SAME: kiln.entry = "prefill"
-// CHECK-SAME: kiln.io = {argmax = 5120 : i64, logits = 1024 : i64, positions = 512 : i64, size = 5632 : i64, tokens = 0 : i64}
+// CHECK-SAME: kiln.io = {argmax = 1088 : i64, logits = 1024 : i64, positions = 512 : i64, size = 1152 : i64, tokens = 0 : i64}
 // CHECK-SAME: kiln.kv_offsets = [0, 32768]
+// CHECK-SAME: kiln.logits_type = tensor<1x1x16xf32>
 // CHECK-SAME: kiln.memory_plan = [#kiln.buffer<offset = 
 // CHECK-DAG: memref.view %[[W]]
 // CHECK-DAG: memref.view %[[KV]]
 // CHECK-DAG: memref.view %[[IO]]
 // CHECK-DAG: memref.view %[[ARENA]]
 // CHECK: scf.for
+// CHECK: return
+
+// CHECK-LABEL: func.func @prefill_all
+// CHECK-SAME: %{{.+}}: memref<5632xi8>)
+// CHECK-SAME: kiln.entry = "prefill_all"
+// CHECK-SAME: kiln.io = {argmax = 5120 : i64, logits = 1024 : i64, positions = 512 : i64, size = 5632 : i64, tokens = 0 : i64}
+// CHECK-SAME: kiln.logits_type = tensor<1x64x16xf32>
 // CHECK: return
 
 // CHECK-LABEL: func.func @decode

@@ -117,8 +117,15 @@ struct EntrySpec {
   uint64_t arenaSize = 0;
   TensorSpec tokens;    // i64 [batch, seq]
   TensorSpec positions; // i64 [batch, seq]; -1 = padding slot
-  TensorSpec logits;    // f32 | f16 | bf16 [batch, seq, vocab]
-  TensorSpec argmax;    // optional (empty name: absent): i64 [batch, seq]
+  /// f32 | f16 | bf16 [batch, seq, vocab], or [batch, 1, vocab]: the
+  /// chunk's last row only (Session then places each sequence's last token
+  /// there).
+  TensorSpec logits;
+  TensorSpec argmax; // optional (empty name: absent): i64 [batch, rows]
+  /// Rows of logits per sequence: seq, or 1 for a last-row entry.
+  int64_t logitRows() const {
+    return logits.shape.size() == 3 && logits.shape[1] == 1 ? 1 : seq;
+  }
   std::vector<BufferSpec> plan;
   std::vector<LaunchSpec> launches; // GPU targets: the schedule, in order
 };

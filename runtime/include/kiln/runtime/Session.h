@@ -120,6 +120,10 @@ private:
   std::shared_ptr<const Artifact> model;
   std::unique_ptr<Executor> executor;
   size_t prefillIndex = 0, decodeIndex = 0;
+  /// The prefill entry computing every row's logits (for a logits observer:
+  /// perplexity, dumps): "prefill_all", or "prefill" when it does; -1: none
+  /// (compiled with --prefill-logits=last).
+  int64_t allRowsIndex = -1;
   void *kv = nullptr, *arena = nullptr, *io = nullptr;
   std::vector<float> lastLogits;        // [batch, vocab]
   std::vector<const float *> rowLogits; // per row, into io or lastLogits
