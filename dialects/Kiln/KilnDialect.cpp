@@ -58,7 +58,7 @@ Kind kindOf(StringRef name) {
       .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr, kNoInlineAttr,
               kScratchAttr},
              Kind::Unit)
-      .Cases({kEntryAttr, kKernelAttr, kMappingAttr}, Kind::String)
+      .Cases({kEntryAttr, kKernelAttr, kMappingAttr, kTilingAttr}, Kind::String)
       .Cases({kOffsetAttr, kWeightsSizeAttr, kKvSizeAttr, kArenaSizeAttr,
               kRegionIdAttr},
              Kind::NonNegative)

@@ -73,6 +73,9 @@ inline constexpr llvm::StringLiteral kRegionIdAttr = "kiln.region_id";
 inline constexpr llvm::StringLiteral kKernelAttr = "kiln.kernel";
 /// gpu.launch_func (string): the mapping its kernel came from.
 inline constexpr llvm::StringLiteral kMappingAttr = "kiln.mapping";
+/// gpu.launch_func (string): how the hand-built kernel divides the work
+/// (KernelRecipe's LaunchShape::tiling: "128x128x32s2"), for reports.
+inline constexpr llvm::StringLiteral kTilingAttr = "kiln.tiling";
 /// gpu.launch_func (unit): its kernel waits for the grid before it
 /// (kiln-dependent-launch), so the runtime may launch it early.
 inline constexpr llvm::StringLiteral kWaitsForPreviousAttr =

@@ -153,6 +153,12 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
     for (const auto &[mapping, count] : launchesByMapping)
       os << " " << mapping << " " << count;
     os << "\n";
+    if (!launchesByTiling.empty()) {
+      os << "kernels: tiles chosen:";
+      for (auto [i, entry] : llvm::enumerate(launchesByTiling))
+        os << (i ? ", " : " ") << entry.first << " x" << entry.second;
+      os << "\n";
+    }
   }
 }
 
@@ -318,9 +324,11 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
           report.gpuKernels = 0;
           report.waitingLaunches = 0;
           report.launchesByMapping.clear();
+          report.launchesByTiling.clear();
           report.launchesByEntry.clear();
           for (auto &[entry, func] : entries) {
-            auto launches = launchSchedule(func, &report.launchesByMapping);
+            auto launches = launchSchedule(func, &report.launchesByMapping,
+                                           &report.launchesByTiling);
             if (!launches)
               return launches.takeError();
             report.gpuKernels += launches->size();

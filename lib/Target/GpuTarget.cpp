@@ -115,7 +115,8 @@ llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
 
 llvm::Expected<std::vector<rt::LaunchSpec>>
 kiln::launchSchedule(func::FuncOp func,
-                     std::map<std::string, uint64_t> *byMapping) {
+                     std::map<std::string, uint64_t> *byMapping,
+                     std::map<std::string, uint64_t> *byTiling) {
   std::vector<rt::LaunchSpec> launches;
   Block &body = func.getBody().front();
   for (Operation &op : body.without_terminator()) {
@@ -130,6 +131,9 @@ kiln::launchSchedule(func::FuncOp func,
     spec.kernel = launch.getKernelName().str();
     auto mapping = launch->getAttrOfType<StringAttr>(kMappingAttr);
     ++(*byMapping)[mapping ? mapping.getValue().str() : "unnamed"];
+    if (auto tiling = launch->getAttrOfType<StringAttr>(kTilingAttr))
+      ++(*byTiling)[(mapping ? mapping.getValue().str() : "unnamed") + " " +
+                    tiling.getValue().str()];
     gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
     gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
     Value dims[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};

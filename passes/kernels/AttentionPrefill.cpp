@@ -405,6 +405,7 @@ public:
     LaunchShape shape;
     shape.grid = {qTiles, g->heads, g->batch};
     shape.block[0] = threads;
+    shape.tiling = "q" + std::to_string(kRows) + "kv" + std::to_string(BN);
     return shape;
   }
 

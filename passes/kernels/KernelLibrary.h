@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace mlir {
 class IRMapping;
@@ -47,6 +48,10 @@ inline constexpr llvm::StringLiteral kFused = "fused";
 struct LaunchShape {
   std::array<int64_t, 3> grid{1, 1, 1};
   std::array<int64_t, 3> block{1, 1, 1};
+  /// How the kernel divides the work when the recipe chooses among tilings
+  /// ([a-z0-9] only: it ends the kernel's name), e.g. "128x128x32s2"; empty
+  /// when there is no choice.
+  std::string tiling;
 };
 
 /// One hand-built kernel.

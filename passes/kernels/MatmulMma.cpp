@@ -393,6 +393,8 @@ public:
     shape.grid[0] = llvm::divideCeil(width, blockCols);
     shape.grid[1] = llvm::divideCeil(rows, t.bm);
     shape.block[0] = t.threads();
+    shape.tiling = std::to_string(t.bm) + "x" + std::to_string(t.bn) + "x" +
+                   std::to_string(Tiling::kBk) + "s" + std::to_string(t.stages);
     return shape;
   }
 };

@@ -418,6 +418,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     }
     std::optional<ReductionNest> reduction;
     std::string mapping; // recorded on the launch as `kiln.mapping`
+    std::string tiling;  // and `kiln.tiling`, when the recipe chose one
     if (auto name = op->getAttrOfType<StringAttr>(kKernelAttr)) {
       mapping = name.getValue().str();
       const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
@@ -434,6 +435,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
                << name.getValue() << "'";
       grid = shape->grid;
       block = shape->block;
+      tiling = shape->tiling;
     } else if ((reduction = matchReductionNest(op))) {
       mapping = mapReduction(builder, loc, *reduction, map, kernel, init,
                              blocks, threads);
@@ -485,7 +487,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
 
     // The kernel's name says how it was made (decode_k12_gemv_kn), so that
     // profiles and driver errors read without the IR at hand.
-    std::string suffix = mapping;
+    std::string suffix = mapping + (tiling.empty() ? "" : "_" + tiling);
     llvm::replace(suffix, '-', '_');
     kernel.setName(builder.getStringAttr(name + "_" + suffix));
 
@@ -504,6 +506,8 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         gpu::KernelDim3{dim(block[0]), dim(block[1]), dim(block[2])}, Value(),
         hostBody.getArguments());
     launch->setAttr(kMappingAttr, builder.getStringAttr(mapping));
+    if (!tiling.empty())
+      launch->setAttr(kTilingAttr, builder.getStringAttr(tiling));
     op->erase();
     for (Operation *o : fused)
       o->erase();

@@ -40,6 +40,9 @@ struct MemoryReport {
   uint64_t waitingLaunches = 0; // launches that may start early (sm_90+)
   /// Launches per mapping (hand-built kernel or generic mapping), by name.
   std::map<std::string, uint64_t> launchesByMapping;
+  /// Launches per tiling of a hand-built kernel ("matmul_mma 128x128x32s2":
+  /// the tile the recipe chose for the shape).
+  std::map<std::string, uint64_t> launchesByTiling;
   /// Launches of each entry point's schedule, in entry order.
   std::vector<std::pair<std::string, uint64_t>> launchesByEntry;
 

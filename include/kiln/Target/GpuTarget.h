@@ -42,10 +42,12 @@ llvm::Expected<GpuCode> generateGpuCode(mlir::ModuleOp module,
 
 /// The launch schedule of a lowered GPU entry point: its gpu.launch_func ops
 /// in order, with constant grid and block sizes and runtime buffers as
-/// arguments. Counts the launches per `kiln.mapping` into `byMapping`.
+/// arguments. Counts the launches per `kiln.mapping` into `byMapping`, and
+/// those with a `kiln.tiling` per "mapping tiling" into `byTiling`.
 llvm::Expected<std::vector<runtime::LaunchSpec>>
 launchSchedule(mlir::func::FuncOp func,
-               std::map<std::string, uint64_t> *byMapping);
+               std::map<std::string, uint64_t> *byMapping,
+               std::map<std::string, uint64_t> *byTiling);
 
 } // namespace kiln
 

@@ -10,8 +10,9 @@
 // A prefill projection (48 rows > 8: not a GEMV) with an RMSNorm folded in
 // (kiln-fuse-norm-projection), bufferized: matmul_mma takes the sum of
 // squares (a member), the projection and the finish (its epilogue). One
-// 64 x 64 tile (the small tiling: 4 warps, 4 stages): 3 k tiles of 32 staged
-// by cp.async (16-byte copies, rows past 48 zero-filled), read by ldmatrix
+// 64 x 64 tile (the small tiling, named in the kernel: 4 warps, 4 stages):
+// 3 k tiles of 32 staged by cp.async (16-byte copies, rows past 48
+// zero-filled), read by ldmatrix
 // into m16n8k16 MMAs; the block sums x^2 of the rows it stages, stores the
 // sums once (the blocks of column tile 0) and scales each result by them.
 // The f32 accumulator gets no bytes of the arena (scratch): the arena holds
@@ -24,10 +25,10 @@
 
 // CHECK-LABEL: func.func @prefill
 // CHECK-SAME: kiln.arena_size = 192 : i64, kiln.entry = "prefill", kiln.memory_plan = [#kiln.buffer<offset = 0, size = 192,
-// CHECK: gpu.launch_func @kiln_kernels::@prefill_k0_matmul_mma blocks in (%c1, %c1, %c1) threads in (%c128, %c1, %c1)
+// CHECK: gpu.launch_func @kiln_kernels::@prefill_k0_matmul_mma_64x64x32s4 blocks in (%c1, %c1, %c1) threads in (%c128, %c1, %c1)
 // CHECK-NOT: gpu.launch_func
 // CHECK: return
-// CHECK: gpu.func @prefill_k0_matmul_mma
+// CHECK: gpu.func @prefill_k0_matmul_mma_64x64x32s4
 // CHECK-SAME: workgroup(%[[A:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>>, %[[B:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>>, %[[SQ:.+]] : memref<64xf32, #gpu.address_space<workgroup>>)
 // CHECK: %[[ROWOK:.+]] = arith.cmpi ult, %{{.+}}, %c48 : index
 // CHECK: %[[N:.+]] = arith.select %{{.+}}, %c8, %c0 : index
@@ -113,9 +114,9 @@ func.func @prefill(%x: memref<1x48x96xf16>, %w: memref<64x96xf16>,
 // SELECT: kiln.kernel = "matmul_mma"
 // SELECT: kiln.kernel = "fused"
 // CHECK-LABEL: func.func @swiglu
-// CHECK: gpu.launch_func @kiln_kernels::@swiglu_k0_matmul_mma blocks in (%c2, %c1, %c1) threads in (%c128, %c1, %c1)
+// CHECK: gpu.launch_func @kiln_kernels::@swiglu_k0_matmul_mma_64x64x32s4 blocks in (%c2, %c1, %c1) threads in (%c128, %c1, %c1)
 // CHECK-NOT: gpu.launch_func
-// CHECK: gpu.func @swiglu_k0_matmul_mma
+// CHECK: gpu.func @swiglu_k0_matmul_mma_64x64x32s4
 // CHECK: %[[GATE:.+]] = arith.cmpi ult, %{{.+}}, %c16 : index
 // CHECK: %[[OFF:.+]] = arith.select %[[GATE]], %c0, %c64 : index
 // CHECK: scf.for
