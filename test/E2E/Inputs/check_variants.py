@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The transformers.js / Optimum-style variants of a plain export, made the way those projects
+make them with onnxruntime's own Python tools, imported by Kiln and checked against
+onnxruntime's run of the same file (issue 11):
+
+  * fp16 with fp32 inputs/outputs and Casts at the edges
+    (onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)):
+    logits within 2e-2 relative L2, top-1 identical;
+  * q4 (onnxruntime.quantization.matmul_nbits_quantizer, MatMulNBits, block 32, symmetric):
+    within 1e-3, top-1 identical;
+  * int8 dynamic quantization (quantize_dynamic: DynamicQuantizeLinear + MatMulInteger, and
+    a uint8 embedding table behind DequantizeLinear) is not supported yet: kiln-compile must
+    refuse it with one line naming the tensor, and exit non-zero.
+
+The variants are made from the bundled fp32 export at test time (nothing large is stored).
+Prints one `ok:` line per check, or FAIL and exits 1.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+IDS = [5, 17, 3, 99, 42, 7, 1, 300, 12, 64, 8]
+
+
+def run(cmd, expect_ok=True):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if expect_ok and r.returncode != 0:
+        sys.exit(f"FAIL: {' '.join(cmd)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
+    return r
+
+
+def make(src, work):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    paths = {}
+    m = onnx.load(src)
+    paths["fp16"] = os.path.join(work, "fp16.onnx")
+    onnx.save(convert_float_to_float16(m, keep_io_types=True), paths["fp16"])
+    q = MatMulNBitsQuantizer(onnx.load(src), block_size=32, is_symmetric=True)
+    q.process()
+    paths["q4"] = os.path.join(work, "q4.onnx")
+    q.model.save_model_to_file(paths["q4"], use_external_data_format=False)
+    paths["int8"] = os.path.join(work, "int8.onnx")
+    quantize_dynamic(src, paths["int8"], weight_type=QuantType.QInt8)
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", help="a bundled fp32 export's model.onnx")
+    ap.add_argument("work", help="scratch directory")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    import logging
+    logging.disable(logging.INFO)
+    paths = make(args.model, args.work)
+
+    ok = True
+
+    def check(cond, msg):
+        nonlocal ok
+        print(("ok: " if cond else "FAIL: ") + msg, flush=True)
+        ok = ok and cond
+
+    ids = np.array([IDS], dtype=np.int64)
+    for name, tol in (("fp16", 2e-2), ("q4", 1e-3)):
+        sess = ort.InferenceSession(paths[name], providers=["CPUExecutionProvider"])
+        ref = sess.run(None, {sess.get_inputs()[0].name: ids})[0][0].astype(np.float64)
+        kiln = os.path.join(args.work, name + ".kiln")
+        run(["kiln-compile", paths[name], "--max-seq-len", "64", "--prefill-chunk", "16",
+             "--quiet", "-o", kiln])
+        dump = os.path.join(args.work, name + ".npy")
+        run(["kiln-run", kiln, "--prompt-ids", ",".join(map(str, IDS)), "--max-new-tokens",
+             "0", "--format", "ids", "--dump-logits", dump])
+        got = np.load(dump).astype(np.float64)
+        err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+        check(got.shape == ref.shape and err <= tol,
+              f"{name}: logits vs onnxruntime's run of the same file: rel L2 {err:.2e} <= {tol}")
+        check(bool((got.argmax(-1) == ref.argmax(-1)).all()), f"{name}: top-1 identical")
+
+    r = run(["kiln-compile", paths["int8"], "--emit=summary"], expect_ok=False)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    check(r.returncode != 0 and len(lines) == 1 and "UINT8" in lines[0],
+          f"int8 (quantize_dynamic): refused in one line: {lines[-1] if lines else '(none)'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
