@@ -43,7 +43,7 @@ using attention::Group;
 using attention::groupOf;
 using attention::Prologue;
 
-class AttentionDecode final : public KernelRecipe {
+class AttentionDecode final : public attention::AttentionRecipe {
 public:
   static constexpr int64_t kUnroll = 4; // positions per warp and iteration
 
@@ -57,18 +57,12 @@ public:
            g->heads / g->kvHeads <= 16;
   }
 
-  SmallVector<Value> scratch(Operation *op) const override {
-    std::optional<Group> g = groupOf(op);
-    return g ? attention::scratchOf(*g) : SmallVector<Value>();
-  }
-
+  /// The steps (AttentionRecipe) and, for one sequence, the prologue.
   SmallVector<Operation *> members(Operation *op) const override {
     std::optional<Group> g = groupOf(op);
     if (!g)
       return {};
-    SmallVector<Operation *> ops(g->fills.begin(), g->fills.end());
-    for (linalg::GenericOp s : llvm::drop_begin(g->steps))
-      ops.push_back(s);
+    SmallVector<Operation *> ops = AttentionRecipe::members(op);
     if (const Prologue *p = g->prologue ? &*g->prologue : nullptr)
       ops.append({p->ropeQ, p->ropeK, p->appendK, p->appendV});
     return ops;

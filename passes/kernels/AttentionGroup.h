@@ -13,6 +13,7 @@
 
 #include "dialects/Kiln/KilnDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "passes/kernels/KernelLibrary.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include <array>
@@ -54,6 +55,25 @@ std::optional<Group> groupOf(Operation *op);
 /// the group uses. A kernel computing the whole group keeps them in
 /// registers (KernelRecipe::scratch).
 SmallVector<Value> scratchOf(const Group &g);
+
+/// What the attention kernels share: the group's steps after the first, and
+/// their fills, are members; the buffers between the steps are scratch.
+class AttentionRecipe : public KernelRecipe {
+public:
+  SmallVector<Value> scratch(Operation *op) const override {
+    std::optional<Group> g = groupOf(op);
+    return g ? scratchOf(*g) : SmallVector<Value>();
+  }
+  SmallVector<Operation *> members(Operation *op) const override {
+    std::optional<Group> g = groupOf(op);
+    if (!g)
+      return {};
+    SmallVector<Operation *> ops(g->fills.begin(), g->fills.end());
+    for (linalg::GenericOp s : llvm::drop_begin(g->steps))
+      ops.push_back(s);
+    return ops;
+  }
+};
 
 } // namespace kiln::kernels::attention
 

@@ -55,7 +55,7 @@ bool unitInnerStride(MemRefType t) {
          !strides.empty() && strides.back() == 1;
 }
 
-class AttentionPrefill final : public KernelRecipe {
+class AttentionPrefill final : public attention::AttentionRecipe {
 public:
   static constexpr int64_t kRows = 64; // query rows a block (16 a warp)
   static constexpr int64_t kWarps = 4;
@@ -76,21 +76,6 @@ public:
     return (e.isF16() || e.isBF16()) && k.getElementType() == e &&
            isa<FloatType>(out.getElementType()) && unitInnerStride(q) &&
            unitInnerStride(k) && k.getLayout().isIdentity();
-  }
-
-  SmallVector<Value> scratch(Operation *op) const override {
-    std::optional<Group> g = groupOf(op);
-    return g ? attention::scratchOf(*g) : SmallVector<Value>();
-  }
-
-  SmallVector<Operation *> members(Operation *op) const override {
-    std::optional<Group> g = groupOf(op);
-    if (!g)
-      return {};
-    SmallVector<Operation *> ops(g->fills.begin(), g->fills.end());
-    for (linalg::GenericOp s : llvm::drop_begin(g->steps))
-      ops.push_back(s);
-    return ops;
   }
 
   /// Positions a K/V tile: 64, or 32 for head_dim over 64 (two stages of K
@@ -171,14 +156,13 @@ public:
     }
     // The block's last visible position + 1: the maximum over its rows
     // (butterfly shuffles in the warp, then workgroup memory).
-    Value end = arith::IndexCastOp::create(
-        b, loc, i32, arith::MaxUIOp::create(b, loc, lims[0], lims[1]));
-    for (int32_t d = 1; d < 32; d *= 2)
-      end = arith::MaxSIOp::create(b, loc, end,
-                                   gpu::ShuffleOp::create(b, loc, end, d,
-                                                          /*width=*/32,
-                                                          gpu::ShuffleMode::XOR)
-                                       .getShuffleResult());
+    Value end = butterfly(
+        b, loc,
+        arith::IndexCastOp::create(
+            b, loc, i32, arith::MaxUIOp::create(b, loc, lims[0], lims[1])),
+        32, [&](Value x, Value y) {
+          return arith::MaxSIOp::create(b, loc, x, y).getResult();
+        });
     {
       Value first =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
@@ -276,8 +260,8 @@ public:
                   /*transpose=*/false, /*numTiles=*/4);
               for (int64_t hh = 0; hh < 2; ++hh)
                 sAcc[2 * jp + hh] = nvgpu::MmaSyncOp::create(
-                    b, l, qFrags[ks], halfOf(b, l, pair, hh), sAcc[2 * jp + hh],
-                    ArrayRef<int64_t>{16, 8, 16});
+                    b, l, qFrags[ks], mmaOperandB(b, l, pair, hh),
+                    sAcc[2 * jp + hh], ArrayRef<int64_t>{16, 8, 16});
             }
 
           // Scale (to base 2), mask, and the online softmax per row.
@@ -298,12 +282,10 @@ public:
                 sc[nt].push_back(s);
                 rowMax = arith::MaximumFOp::create(b, l, rowMax, s);
               }
-            for (int32_t d = 1; d < 4; d *= 2)
-              rowMax = arith::MaximumFOp::create(
-                  b, l, rowMax,
-                  gpu::ShuffleOp::create(b, l, rowMax, d, /*width=*/32,
-                                         gpu::ShuffleMode::XOR)
-                      .getShuffleResult());
+            // A row's 4 lanes (a quad) hold its columns.
+            rowMax = butterfly(b, l, rowMax, 4, [&](Value x, Value y) {
+              return arith::MaximumFOp::create(b, l, x, y).getResult();
+            });
             Value mNew = arith::MaximumFOp::create(b, l, m[i], rowMax);
             Value seen = arith::CmpFOp::create(b, l, arith::CmpFPredicate::ONE,
                                                mNew, cf(negInf));
@@ -359,7 +341,7 @@ public:
                   /*transpose=*/true, /*numTiles=*/4);
               for (int64_t hh = 0; hh < 2; ++hh)
                 o[2 * dp + hh] = nvgpu::MmaSyncOp::create(
-                    b, l, pFrag, halfOf(b, l, pair, hh), o[2 * dp + hh],
+                    b, l, pFrag, mmaOperandB(b, l, pair, hh), o[2 * dp + hh],
                     ArrayRef<int64_t>{16, 8, 16});
             }
           }
@@ -372,13 +354,9 @@ public:
     // position), stored for rows of the chunk.
     ValueRange res = loop.getResults();
     for (int64_t i = 0; i < 2; ++i) {
-      Value total = res[2 + i];
-      for (int32_t d = 1; d < 4; d *= 2)
-        total = arith::AddFOp::create(
-            b, loc, total,
-            gpu::ShuffleOp::create(b, loc, total, d, /*width=*/32,
-                                   gpu::ShuffleMode::XOR)
-                .getShuffleResult());
+      Value total = butterfly(b, loc, res[2 + i], 4, [&](Value x, Value y) {
+        return arith::AddFOp::create(b, loc, x, y).getResult();
+      });
       Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
                                              total, cf(0.0));
       Value inv = arith::SelectOp::create(
@@ -407,24 +385,6 @@ public:
     shape.block[0] = threads;
     shape.tiling = "q" + std::to_string(kRows) + "kv" + std::to_string(BN);
     return shape;
-  }
-
-private:
-  /// Rows 2 h and 2 h + 1 of an x4 ldmatrix result (vector<4x2>): the B
-  /// operand of one n8 tile (built row by row: 1-D extracts and inserts
-  /// lower directly).
-  static Value halfOf(OpBuilder &b, Location l, Value pair, int64_t h) {
-    auto t = cast<VectorType>(pair.getType());
-    auto half = VectorType::get({2, 2}, t.getElementType());
-    Value frag = arith::ConstantOp::create(
-        b, l, half,
-        DenseElementsAttr::get(half, b.getZeroAttr(t.getElementType())));
-    for (int64_t r = 0; r < 2; ++r)
-      frag = vector::InsertOp::create(
-          b, l,
-          vector::ExtractOp::create(b, l, pair, ArrayRef<int64_t>{2 * h + r}),
-          frag, ArrayRef<int64_t>{r});
-    return frag;
   }
 };
 

@@ -3,6 +3,7 @@
 #include "passes/kernels/KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 
@@ -36,6 +37,29 @@ Value KernelBuilder::workgroupBuffer(ArrayRef<int64_t> shape, Type element) {
 
 Value KernelBuilder::extendTo(OpBuilder &builder, Value v, Type type) {
   return v.getType() == type ? v : arith::ExtFOp::create(builder, loc, type, v);
+}
+
+Value mmaOperandB(OpBuilder &b, Location loc, Value pair, int64_t h) {
+  auto t = cast<VectorType>(pair.getType());
+  auto half = VectorType::get({2, 2}, t.getElementType());
+  Value frag = arith::ConstantOp::create(
+      b, loc, half,
+      DenseElementsAttr::get(half, b.getZeroAttr(t.getElementType())));
+  for (int64_t r = 0; r < 2; ++r)
+    frag = vector::InsertOp::create(
+        b, loc,
+        vector::ExtractOp::create(b, loc, pair, ArrayRef<int64_t>{2 * h + r}),
+        frag, ArrayRef<int64_t>{r});
+  return frag;
+}
+
+Value butterfly(OpBuilder &b, Location loc, Value v, int32_t lanes,
+                function_ref<Value(Value, Value)> combine) {
+  for (int32_t d = 1; d < lanes; d *= 2)
+    v = combine(v, gpu::ShuffleOp::create(b, loc, v, d, /*width=*/32,
+                                          gpu::ShuffleMode::XOR)
+                       .getShuffleResult());
+  return v;
 }
 
 Value withoutExt(Value v) {

@@ -20,6 +20,18 @@ namespace kiln::kernels {
 /// compute in f32 from narrower operands).
 mlir::Value withoutExt(mlir::Value v);
 
+/// Rows 2 h and 2 h + 1 of an x4 `nvgpu.ldmatrix` result (vector<4x2>): the
+/// m16n8k16 B operand of one n8 tile (vector<2x2>), built row by row (1-D
+/// extracts and inserts lower directly).
+mlir::Value mmaOperandB(mlir::OpBuilder &b, mlir::Location loc,
+                        mlir::Value pair, int64_t h);
+
+/// `v` combined over each aligned group of `lanes` lanes (a power of two up
+/// to 32) by XOR butterfly shuffles: every lane of the group gets the result.
+mlir::Value
+butterfly(mlir::OpBuilder &b, mlir::Location loc, mlir::Value v, int32_t lanes,
+          llvm::function_ref<mlir::Value(mlir::Value, mlir::Value)> combine);
+
 class KernelBuilder {
 public:
   /// `b` inserts into `kernel`'s body; the helpers build at its insertion

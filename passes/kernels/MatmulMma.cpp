@@ -231,9 +231,6 @@ public:
     const int64_t threadsPerRow = t.threads() / t.bm;
     const int64_t sqElems = Tiling::kBk / threadsPerRow;
     auto fragA = VectorType::get({4, 2}, elem);
-    auto fragB = VectorType::get({2, 2}, elem);
-    Value zeroB = arith::ConstantOp::create(
-        b, loc, fragB, DenseElementsAttr::get(fragB, b.getZeroAttr(elem)));
     auto loop = scf::ForOp::create(
         b, loc, idx(0), idx(kTiles), idx(1), inits,
         [&](OpBuilder &nb, Location l, Value kt, ValueRange accs) {
@@ -266,18 +263,9 @@ public:
               Value pair = nvgpu::LdMatrixOp::create(
                   b, l, fragA, smemB, ValueRange{stage, row, col},
                   /*transpose=*/false, /*numTiles=*/4);
-              // Rows 0-1 are n tile j's operand, rows 2-3 n tile j + 1's
-              // (built row by row: 1-D extracts and inserts lower directly).
-              for (int64_t h = 0; h < 2; ++h) {
-                Value frag = zeroB;
-                for (int64_t r = 0; r < 2; ++r)
-                  frag = vector::InsertOp::create(
-                      b, l,
-                      vector::ExtractOp::create(b, l, pair,
-                                                ArrayRef<int64_t>{2 * h + r}),
-                      frag, ArrayRef<int64_t>{r});
-                bs.push_back(frag);
-              }
+              // Rows 0-1 are n tile j's operand, rows 2-3 n tile j + 1's.
+              for (int64_t h = 0; h < 2; ++h)
+                bs.push_back(mmaOperandB(b, l, pair, h));
             }
             for (int64_t i = 0; i < mt; ++i)
               for (int64_t j = 0; j < nt; ++j)
@@ -308,15 +296,13 @@ public:
     // in the blocks of the first column tile, for the kernels that read it.
     Value sqBuffer = norm ? map.lookup(norm->squares) : Value();
     if (norm) {
-      Value sum = vector::ReductionOp::create(
-          b, loc, vector::CombiningKind::ADD, results.back());
-      for (int64_t d = 1; d < threadsPerRow; d *= 2) {
-        Value other =
-            gpu::ShuffleOp::create(b, loc, sum, static_cast<int32_t>(d),
-                                   /*width=*/32, gpu::ShuffleMode::XOR)
-                .getShuffleResult();
-        sum = arith::AddFOp::create(b, loc, sum, other);
-      }
+      Value sum =
+          butterfly(b, loc,
+                    vector::ReductionOp::create(
+                        b, loc, vector::CombiningKind::ADD, results.back()),
+                    static_cast<int32_t>(threadsPerRow), [&](Value x, Value y) {
+                      return arith::AddFOp::create(b, loc, x, y).getResult();
+                    });
       Value row = div(tid, threadsPerRow);
       Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                           rem(tid, threadsPerRow), idx(0));
