@@ -126,8 +126,17 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
     }
     return e;
   };
-  if (options.withPrefill)
+  if (options.withPrefill && options.lastRowPrefill) {
+    EntrySpec last = entry("prefill", "fake_prefill_last", FAKE_PREFILL_SEQ);
+    last.logits.shape = {FAKE_BATCH, 1, FAKE_VOCAB};
+    if (!last.argmax.name.empty())
+      last.argmax.shape = {FAKE_BATCH, 1};
+    writer.addEntry(last);
+    if (options.withPrefillAll)
+      writer.addEntry(entry("prefill_all", "fake_prefill", FAKE_PREFILL_SEQ));
+  } else if (options.withPrefill) {
     writer.addEntry(entry("prefill", "fake_prefill", FAKE_PREFILL_SEQ));
+  }
   if (options.withDecode)
     writer.addEntry(entry("decode", options.decodeSymbol, 1));
 

@@ -14,6 +14,12 @@ struct FakeOptions {
   std::string target = "cpu";
   runtime::DType kvDtype = runtime::DType::F32;
   bool withPrefill = true;
+  /// The prefill entries as kiln-compile's default --prefill-logits=both
+  /// makes them: "prefill" returns each sequence's last row only
+  /// (fake_prefill_last), "prefill_all" every row (unless !withPrefillAll).
+  /// CPU target only.
+  bool lastRowPrefill = false;
+  bool withPrefillAll = true;
   bool withDecode = true;
   std::string decodeSymbol = "fake_decode";
   /// Kernel image bytes; empty: the built fake image.

@@ -53,12 +53,13 @@ void fakeStep(int64_t seq, const void *weights, void *kv, void *arena,
   }
 }
 
-void fakeArgmax(int64_t seq, const void *weights, void *io) {
-  int64_t shift =
-      *(const int64_t *)((const char *)weights + FAKE_SHIFT_OFFSET);
+/* The argmax of the first `slots` logits rows. */
+static void argmaxOfRows(int64_t seq, int64_t slots, const void *weights,
+                         void *io) {
+  int64_t shift = *(const int64_t *)((const char *)weights + FAKE_SHIFT_OFFSET);
   const float *logits = (const float *)((char *)io + fakeLogitsOffset(seq));
   int64_t *argmax = (int64_t *)((char *)io + fakeArgmaxOffset(seq));
-  for (int64_t slot = 0; slot < FAKE_BATCH * seq; ++slot) {
+  for (int64_t slot = 0; slot < slots; ++slot) {
     const float *row = logits + slot * FAKE_VOCAB;
     int64_t best = 0;
     for (int64_t v = 1; v < FAKE_VOCAB; ++v)
@@ -68,9 +69,26 @@ void fakeArgmax(int64_t seq, const void *weights, void *io) {
   }
 }
 
+void fakeArgmax(int64_t seq, const void *weights, void *io) {
+  argmaxOfRows(seq, FAKE_BATCH * seq, weights, io);
+}
+
+void fakeKeepLastRows(int64_t seq, void *io) {
+  float *logits = (float *)((char *)io + fakeLogitsOffset(seq));
+  for (int64_t b = 0; b < FAKE_BATCH; ++b) /* row b <- slot b * seq + seq - 1 */
+    memmove(logits + b * FAKE_VOCAB, logits + (b * seq + seq - 1) * FAKE_VOCAB,
+            FAKE_VOCAB * sizeof(float));
+}
+
 void fake_prefill(void *weights, void *kv, void *arena, void *io) {
   fakeStep(FAKE_PREFILL_SEQ, weights, kv, arena, io);
   fakeArgmax(FAKE_PREFILL_SEQ, weights, io);
+}
+
+void fake_prefill_last(void *weights, void *kv, void *arena, void *io) {
+  fakeStep(FAKE_PREFILL_SEQ, weights, kv, arena, io);
+  fakeKeepLastRows(FAKE_PREFILL_SEQ, io);
+  argmaxOfRows(FAKE_PREFILL_SEQ, FAKE_BATCH, weights, io);
 }
 
 void fake_decode(void *weights, void *kv, void *arena, void *io) {

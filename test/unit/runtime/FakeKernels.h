@@ -69,6 +69,10 @@ extern "C" {
 void fakeStep(int64_t seq, const void *weights, void *kv, void *arena,
               void *io);
 void fakeArgmax(int64_t seq, const void *weights, void *io);
+/* fake_prefill_last (CPU): fake_prefill's step, then only the chunk's last
+   row of each sequence: logits [batch, 1, vocab] and argmax [batch, 1] at
+   fake_prefill's offsets (kiln-compile --prefill-logits). */
+void fakeKeepLastRows(int64_t seq, void *io);
 #ifdef __cplusplus
 }
 #endif

@@ -153,6 +153,58 @@ TEST(SessionTest, BatchedPrefillRowsOfDifferentLengths) {
   EXPECT_EQ(kvValue(*s, false, 0, 1, 0, 7), 0.0f);
 }
 
+TEST(SessionTest, LastRowPrefillRightAlignsEachRow) {
+  FakeOptions options;
+  options.lastRowPrefill = true;
+  auto s = openFake(options);
+  ASSERT_TRUE(s);
+  std::string error;
+  // Chunks of 4: row 0 (5 tokens) leads with 3 padding slots, row 1 (2
+  // tokens) with 6; both last tokens land in the last slot of chunk 2,
+  // the one row @prefill computes.
+  ASSERT_TRUE(s->prefillBatch({{2, 3, 4, 5, 6}, {7, 8}}, {0, 5}, &error))
+      << error;
+  ASSERT_TRUE(s->logits(0) && s->logits(1));
+  EXPECT_EQ(argmax(s->logits(0)), expectedNext(6, 2));
+  EXPECT_EQ(argmax(s->logits(1)), 8 % FAKE_VOCAB);
+  EXPECT_EQ(s->argmax(0), expectedNext(6, 2));
+  EXPECT_EQ(s->argmax(1), 8 % FAKE_VOCAB);
+  // The KV cache holds every real token at its position, nothing else.
+  for (int64_t p = 0; p < 5; ++p)
+    EXPECT_EQ(kvValue(*s, false, 0, 0, 0, p), float(2 + p + 1)) << p;
+  EXPECT_EQ(kvValue(*s, false, 0, 0, 0, 5), 0.0f);
+  EXPECT_EQ(kvValue(*s, false, 0, 1, 0, 4), 0.0f);
+  EXPECT_EQ(kvValue(*s, false, 0, 1, 0, 5), 8.0f);
+  EXPECT_EQ(kvValue(*s, false, 0, 1, 0, 6), 9.0f);
+  EXPECT_EQ(kvValue(*s, false, 0, 1, 0, 7), 0.0f);
+
+  // A logits observer gets every position's row: from @prefill_all.
+  ASSERT_TRUE(s->clearKvCache(&error)) << error;
+  std::vector<Observed> seen;
+  s->setLogitsObserver([&](int64_t row, int64_t pos, const float *logits) {
+    seen.push_back({row, pos, argmax(logits)});
+  });
+  std::vector<int64_t> prompt = {3, 5, 7, 9, 11, 2};
+  ASSERT_TRUE(s->prefill(prompt, 0, &error)) << error;
+  ASSERT_EQ(seen.size(), prompt.size());
+  for (size_t i = 0; i < prompt.size(); ++i)
+    EXPECT_EQ(seen[i], (Observed{0, int64_t(i), expectedNext(prompt[i], 3)}));
+}
+
+TEST(SessionTest, LastRowPrefillWithoutAllRowsRefusesAnObserver) {
+  FakeOptions options;
+  options.lastRowPrefill = true;
+  options.withPrefillAll = false;
+  auto s = openFake(options);
+  ASSERT_TRUE(s);
+  std::string error;
+  ASSERT_TRUE(s->prefill({1, 4, 9}, 0, &error)) << error;
+  EXPECT_EQ(argmax(s->logits(0)), expectedNext(9, 1));
+  s->setLogitsObserver([](int64_t, int64_t, const float *) {});
+  EXPECT_FALSE(s->prefill({1, 4, 9}, 0, &error));
+  EXPECT_HAS_SUBSTR(error, "--prefill-logits=last");
+}
+
 TEST(SessionTest, DecodeOnlyArtifactPrefillsTokenByToken) {
   FakeOptions options;
   options.withPrefill = false;
