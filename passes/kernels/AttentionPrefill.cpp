@@ -47,14 +47,6 @@ namespace {
 using attention::Group;
 using attention::groupOf;
 
-/// Whether `t`'s innermost dimension is contiguous.
-bool unitInnerStride(MemRefType t) {
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  return succeeded(t.getStridesAndOffset(strides, offset)) &&
-         !strides.empty() && strides.back() == 1;
-}
-
 class AttentionPrefill final : public attention::AttentionRecipe {
 public:
   static constexpr int64_t kRows = 64; // query rows a block (16 a warp)
@@ -74,8 +66,8 @@ public:
     auto out = cast<MemRefType>(g->steps[6].getDpsInits()[0].getType());
     Type e = q.getElementType();
     return (e.isF16() || e.isBF16()) && k.getElementType() == e &&
-           isa<FloatType>(out.getElementType()) && unitInnerStride(q) &&
-           unitInnerStride(k) && k.getLayout().isIdentity();
+           isa<FloatType>(out.getElementType()) && q.isLastDimUnitStride() &&
+           k.isLastDimUnitStride() && k.getLayout().isIdentity();
   }
 
   /// Positions a K/V tile: 64, or 32 for head_dim over 64 (two stages of K
