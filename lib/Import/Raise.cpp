@@ -296,6 +296,13 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
     return quantizedLinear(node, /*bias=*/"");
   if (op == "Reshape")
     return attentionBlock(node);
+  if (op == "RMSNormalization" || op == "SimplifiedLayerNormalization" ||
+      op == "SkipSimplifiedLayerNormalization")
+    return fusedRmsNorm(node, value);
+  if (op == "Attention")
+    return onnxAttention(node, /*headMerge=*/nullptr);
+  if (op == "GroupQueryAttention")
+    return groupQueryAttention(node);
   if (op == "Add") {
     // Projection bias: Add(MatMul(x, W), b) with a 1-D constant b.
     for (int i = 0; i < 2; ++i) {
@@ -325,8 +332,8 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
   }
   return fail(node, "cannot raise this node on the residual stream: expected "
                     "an embedding Gather, a residual Add, an RMSNorm or "
-                    "SwiGLU Mul, a projection MatMul or an attention-output "
-                    "Reshape");
+                    "SwiGLU Mul, a projection MatMul, an attention-output "
+                    "Reshape, or a fused RMSNorm or attention op");
 }
 
 Value Raiser::embedding(const onnx::NodeProto &gather) {

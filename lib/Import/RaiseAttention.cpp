@@ -249,19 +249,7 @@ public:
     std::vector<float> data;
     for (int64_t i = 0; i < freqs->numElements(); ++i)
       data.push_back(static_cast<float>(freqs->asDouble(i)));
-    if (r.invFreq) {
-      if (data != r.invFreqData)
-        return r.fail(cos, "layers use different RoPE frequency tables");
-      return r.invFreq;
-    }
-    OpBuilder::InsertionGuard guard(r.builder);
-    r.builder.setInsertionPointToStart(&r.func.getBody().front());
-    auto type = RankedTensorType::get({headDim / 2}, r.builder.getF32Type());
-    r.invFreqData = data;
-    r.invFreq = arith::ConstantOp::create(
-        r.builder, r.loc(*mm),
-        DenseElementsAttr::get(type, llvm::ArrayRef<float>(data)));
-    return r.invFreq;
+    return r.setInvFreq(*mm, data);
   }
 
   /// Positions are the graph's position_ids input or Range(0, seq) (plus an
@@ -357,6 +345,110 @@ public:
     return std::make_pair(past.str(), StringRef(cat->input(1)));
   }
 
+  /// One operand of a fused attention op (the ONNX Attention or
+  /// com.microsoft::GroupQueryAttention): the token-major projection it
+  /// comes from, its head count and size, and, when `roped`, the RoPE on
+  /// it: a RotaryEmbedding node (ONNX or com.microsoft) or the rotate-half
+  /// subgraph. `headMajor` operands are [B, heads, S, D] (split from the
+  /// projection by Reshape + Transpose); others are [B, S, heads * D] with
+  /// `heads` given by the op's attributes.
+  struct Operand {
+    StringRef tokenMajor;
+    int64_t heads = 0, headDim = 0;
+    Value invFreq;
+    double scaling = 1.0;
+    const onnx::NodeProto *ropeAt = nullptr;
+  };
+  std::optional<Operand> operand(const onnx::NodeProto &op, StringRef v,
+                                 bool headMajor, int64_t heads, bool roped,
+                                 StringRef what) {
+    auto bad = [&](const llvm::Twine &msg) {
+      r.fail(op, what + " " + msg);
+      return std::nullopt;
+    };
+    Operand o;
+    StringRef x = v;
+    const onnx::NodeProto *rot =
+        roped ? r.producerIs(v, "RotaryEmbedding") : nullptr;
+    std::optional<RopeMatch> decomposed;
+    const onnx::NodeProto *cosNode = nullptr;
+    if (rot) {
+      x = rot->input(0);
+    } else if (roped && headMajor) {
+      decomposed = rope(v, cosNode);
+      if (!decomposed)
+        return bad("is not rotated by a RotaryEmbedding or by rotate-half "
+                   "RoPE (x * cos + rotate_half(x) * sin)");
+      x = decomposed->input;
+    } else if (roped) {
+      return bad("is not rotated by a RotaryEmbedding");
+    }
+    if (headMajor) {
+      auto hs = headSplit(x);
+      if (!hs)
+        return bad("is not split into heads by Reshape to [batch, seq, "
+                   "heads, head_dim] and Transpose(perm=[0,2,1,3])");
+      o.tokenMajor = hs->tokenMajor;
+      o.heads = hs->heads;
+      o.headDim = hs->headDim;
+    } else {
+      auto width = shapes.staticDim(x, -1);
+      if (shapes.rank(x) != 3u || !width || heads <= 0 || *width % heads)
+        return bad(formatv("is not [batch, seq, heads * head_dim] with {0} "
+                           "heads",
+                           heads));
+      o.tokenMajor = x;
+      o.heads = heads;
+      o.headDim = *width / heads;
+    }
+    if (decomposed) {
+      o.invFreq = invFreq(*cosNode, o.headDim);
+      o.scaling = decomposed->scaling;
+      o.ropeAt = cosNode;
+    } else if (rot) {
+      o.invFreq =
+          rotaryEmbedding(*rot, headMajor ? 0 : o.heads, o.headDim, o.scaling);
+      o.ropeAt = rot;
+    }
+    if (roped && !o.invFreq)
+      return std::nullopt;
+    return o;
+  }
+
+  /// The inverse frequencies of a RotaryEmbedding node (ONNX opset 23:
+  /// X, cos_cache, sin_cache, position_ids; com.microsoft: input,
+  /// position_ids, cos_cache, sin_cache), which must rotate the whole head
+  /// in rotate-half form from [max_pos, head_dim / 2] tables.
+  Value rotaryEmbedding(const onnx::NodeProto &rot, int64_t heads,
+                        int64_t headDim, double &scaling) {
+    bool ms = rot.domain() == "com.microsoft";
+    if (attrInt(rot, "interleaved", 0))
+      return r.fail(rot, "interleaved RoPE (interleaved=1) is not supported; "
+                         "Kiln's RoPE is rotate-half");
+    int64_t dim = attrInt(rot, "rotary_embedding_dim", 0);
+    if (dim != 0 && dim != headDim)
+      return r.fail(rot, formatv("partial RoPE (rotary_embedding_dim={0} of "
+                                 "head_dim {1}) is not supported",
+                                 dim, headDim));
+    int64_t n = attrInt(rot, "num_heads", 0);
+    if (heads && n && n != heads)
+      return r.fail(rot, formatv("num_heads={0}, but the attention has {1} "
+                                 "heads here",
+                                 n, heads));
+    if (ms && (attrFloat(rot, "scale", 1.0f) != 1.0f ||
+               attrInt(rot, "is_packed_batching", 0)))
+      return r.fail(rot, "scale != 1 and packed batching are not supported");
+    StringRef pos =
+        ms ? StringRef(rot.input(1))
+           : (rot.input_size() > 3 ? StringRef(rot.input(3)) : StringRef());
+    if (pos.empty())
+      return r.fail(rot, "RoPE tables per token (no position_ids input) are "
+                         "not supported; expected [max_pos, head_dim / 2] "
+                         "tables indexed by position_ids");
+    return r.ropeFromCaches(rot, rot.input(ms ? 2 : 1), rot.input(ms ? 3 : 2),
+                            headDim, scaling);
+  }
+
   Raiser &r;
   const OnnxModel &model;
   const ShapeInference &shapes;
@@ -372,6 +464,8 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
   if (!merge || !permIs(*merge, {0, 2, 1, 3}))
     return bad(reshape, "the Reshape's input is not Transpose(perm=[0,2,1,3]) "
                         "of the attention output");
+  if (const onnx::NodeProto *att = producerIs(merge->input(0), "Attention"))
+    return onnxAttention(*att, &reshape);
   const onnx::NodeProto *pv = producerIs(merge->input(0), "MatMul");
   if (!pv)
     return bad(*merge, "no MatMul(probabilities, V) before the head merge");
@@ -503,52 +597,309 @@ Value Raiser::attentionBlock(const onnx::NodeProto &reshape) {
                         "heads * head_dim]");
 
   int64_t headDim = qs->headDim;
-  Value freqs = m.invFreq(*qCos, headDim);
-  if (!freqs || !m.invFreq(*kCos, headDim))
+  AttentionParts parts;
+  parts.invFreq = m.invFreq(*qCos, headDim);
+  if (!parts.invFreq || !m.invFreq(*kCos, headDim))
     return {};
-  Value q = activation(qs->tokenMajor);
-  Value k = activation(ks->tokenMajor);
-  Value v = activation(vs->tokenMajor);
-  if (!q || !k || !v)
+  parts.q = activation(qs->tokenMajor);
+  parts.k = activation(ks->tokenMajor);
+  parts.v = activation(vs->tokenMajor);
+  if (!parts.q || !parts.k || !parts.v)
     return {};
-
-  Location l = loc(*qk);
-  auto ropeOp = [&](Value x, double scaling, const onnx::NodeProto &at) {
-    auto op = tfm::RopeOp::create(builder, loc(at), x.getType(), x, positions,
-                                  freqs, builder.getI64IntegerAttr(headDim),
-                                  builder.getF32FloatAttr(scaling));
-    return op.getResult();
-  };
-  Value qr = ropeOp(q, qRope->scaling, *qCos);
-  Value kr = ropeOp(k, kRope->scaling, *kCos);
-
-  // One K and one V cache argument per attention block, in layer order.
-  Block &body = func.getBody().front();
-  auto cacheType = RankedTensorType::get(
-      {ShapedType::kDynamic, ks->heads, ShapedType::kDynamic, headDim},
-      elementType);
-  Value kc = body.addArgument(cacheType, l);
-  Value vc = body.addArgument(cacheType, l);
-  Value kc1 = tfm::KvAppendOp::create(builder, l, cacheType, kr, kc, positions);
-  Value vc1 = tfm::KvAppendOp::create(builder, l, cacheType, v, vc, positions);
-  cacheArgs.append({kc, vc});
-  cacheResults.append({kc1, vc1});
+  parts.qScaling = qRope->scaling;
+  parts.kScaling = kRope->scaling;
+  parts.qRopeAt = qCos;
+  parts.kRopeAt = kCos;
+  parts.heads = qs->heads;
+  parts.kvHeads = ks->heads;
+  parts.headDim = headDim;
+  parts.scale = scale;
   if (!pastK.empty()) {
-    StringRef kin = m.stripRepeatKv(kFull);
     // The Concat outputs are the present.* graph outputs.
     auto presentOf = [&](StringRef full) -> std::string {
       const onnx::NodeProto *c = producerIs(full, "Concat");
       return c ? c->output(0) : std::string();
     };
-    pastInputs.append({pastK, pastV});
-    presentOutputs.append(
-        {presentOf(kin), presentOf(m.stripRepeatKv(pv->input(1)))});
+    parts.pastK = pastK;
+    parts.pastV = pastV;
+    parts.presentK = presentOf(m.stripRepeatKv(kFull));
+    parts.presentV = presentOf(m.stripRepeatKv(pv->input(1)));
   }
-  if (ks->heads * headDim != cast<RankedTensorType>(k.getType()).getDimSize(2))
-    return bad(*qk, "K projection size is not kv_heads * head_dim");
+  return emitAttention(*qk, parts);
+}
+
+Value Raiser::setInvFreq(const onnx::NodeProto &at,
+                         const std::vector<float> &data) {
+  if (invFreq) {
+    if (data != invFreqData)
+      return fail(at, "layers use different RoPE frequency tables");
+    return invFreq;
+  }
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(&func.getBody().front());
+  auto type = RankedTensorType::get({static_cast<int64_t>(data.size())},
+                                    builder.getF32Type());
+  invFreqData = data;
+  invFreq = arith::ConstantOp::create(
+      builder, loc(at),
+      DenseElementsAttr::get(type, llvm::ArrayRef<float>(data)));
+  return invFreq;
+}
+
+Value Raiser::emitAttention(const onnx::NodeProto &at,
+                            const AttentionParts &p) {
+  Location l = loc(at);
+  auto ropeOp = [&](Value x, double scaling, const onnx::NodeProto &ropeAt) {
+    auto op = tfm::RopeOp::create(
+        builder, loc(ropeAt), x.getType(), x, positions, p.invFreq,
+        builder.getI64IntegerAttr(p.headDim), builder.getF32FloatAttr(scaling));
+    return op.getResult();
+  };
+  Value qr = ropeOp(p.q, p.qScaling, p.qRopeAt ? *p.qRopeAt : at);
+  Value kr = ropeOp(p.k, p.kScaling, p.kRopeAt ? *p.kRopeAt : at);
+
+  // One K and one V cache argument per attention block, in layer order.
+  Block &body = func.getBody().front();
+  auto cacheType = RankedTensorType::get(
+      {ShapedType::kDynamic, p.kvHeads, ShapedType::kDynamic, p.headDim},
+      elementType);
+  Value kc = body.addArgument(cacheType, l);
+  Value vc = body.addArgument(cacheType, l);
+  Value kc1 = tfm::KvAppendOp::create(builder, l, cacheType, kr, kc, positions);
+  Value vc1 =
+      tfm::KvAppendOp::create(builder, l, cacheType, p.v, vc, positions);
+  cacheArgs.append({kc, vc});
+  cacheResults.append({kc1, vc1});
+  if (!p.pastK.empty()) {
+    pastInputs.append({p.pastK, p.pastV});
+    presentOutputs.append({p.presentK, p.presentV});
+  }
+  auto width = [](Value x) {
+    return cast<RankedTensorType>(x.getType()).getDimSize(2);
+  };
+  if (p.kvHeads * p.headDim != width(p.k) ||
+      p.kvHeads * p.headDim != width(p.v))
+    return fail(at, "expected an attention block: K and V projection sizes "
+                    "are not kv_heads * head_dim");
+  if (p.heads * p.headDim != width(p.q))
+    return fail(at, "expected an attention block: the Q projection size is "
+                    "not heads * head_dim");
   return tfm::AttentionOp::create(
-      builder, l, q.getType(), qr, kc1, vc1, positions,
-      builder.getI64IntegerAttr(qs->heads),
-      builder.getI64IntegerAttr(ks->heads), builder.getI64IntegerAttr(headDim),
-      builder.getF32FloatAttr(static_cast<float>(scale)));
+      builder, l, p.q.getType(), qr, kc1, vc1, positions,
+      builder.getI64IntegerAttr(p.heads), builder.getI64IntegerAttr(p.kvHeads),
+      builder.getI64IntegerAttr(p.headDim),
+      builder.getF32FloatAttr(static_cast<float>(p.scale)));
+}
+
+//===----------------------------------------------------------------------===//
+// The fused forms: the ONNX Attention (opset 23) and onnxruntime's
+// GroupQueryAttention.
+//===----------------------------------------------------------------------===//
+
+static StringRef inputOf(const onnx::NodeProto &node, int i) {
+  return i < node.input_size() ? StringRef(node.input(i)) : StringRef();
+}
+
+Value Raiser::onnxAttention(const onnx::NodeProto &node,
+                            const onnx::NodeProto *headMerge) {
+  AttentionMatcher m(*this);
+  if (!node.domain().empty() && node.domain() != "ai.onnx")
+    return fail(node, formatv("{0}::Attention is not supported (the ONNX "
+                              "Attention of opset 23 is)",
+                              node.domain()));
+  if (attrFloat(node, "softcap", 0.0f) != 0.0f)
+    return fail(node, "attention logit soft-capping (softcap) is not "
+                      "supported");
+  if (node.output_size() > 3 && !node.output(3).empty())
+    return fail(node, "the qk_matmul_output output is not supported");
+  bool headMajor = headMerge != nullptr;
+  if (shapes.rank(node.input(0)) != (headMajor ? 4u : 3u))
+    return fail(node, headMajor ? "expected 4-D [batch, heads, seq, "
+                                  "head_dim] operands before the head merge"
+                                : "expected 3-D [batch, seq, heads * "
+                                  "head_dim] operands, or 4-D ones whose "
+                                  "output is merged by Transpose and Reshape");
+
+  // The cache: Concat(past, new) before the op, or its past_key/past_value
+  // inputs and present_key/present_value outputs.
+  StringRef kIn = inputOf(node, 1), vIn = inputOf(node, 2);
+  std::string pastK, pastV, presentK, presentV;
+  if (headMajor) {
+    kIn = m.stripRepeatKv(kIn);
+    vIn = m.stripRepeatKv(vIn);
+    if (auto c = m.cacheConcat(kIn)) {
+      pastK = c->first;
+      presentK = producerIs(kIn, "Concat")->output(0);
+      kIn = c->second;
+    }
+    if (auto c = m.cacheConcat(vIn)) {
+      pastV = c->first;
+      presentV = producerIs(vIn, "Concat")->output(0);
+      vIn = c->second;
+    }
+  }
+  StringRef pastKIn = inputOf(node, 4), pastVIn = inputOf(node, 5);
+  if (!pastKIn.empty() || !pastVIn.empty()) {
+    if (!pastK.empty() || !pastV.empty())
+      return fail(node, "past keys both concatenated before the op and "
+                        "passed as past_key");
+    if (!model.graphInput(skipCasts(pastKIn)) ||
+        !model.graphInput(skipCasts(pastVIn)) || node.output_size() < 3 ||
+        node.output(1).empty() || node.output(2).empty())
+      return fail(node, "past_key and past_value must be graph inputs, with "
+                        "present_key and present_value outputs");
+    if (attrInt(node, "is_causal", 0))
+      return fail(node, "is_causal=1 with past_key: the ONNX Attention "
+                        "aligns that mask to the upper left, not to the "
+                        "cache's end; export the causal mask as attn_mask");
+    pastK = skipCasts(pastKIn).str();
+    pastV = skipCasts(pastVIn).str();
+    presentK = node.output(1);
+    presentV = node.output(2);
+  }
+  if (pastK.empty() != pastV.empty())
+    return fail(node, "only one of K and V has a past cache");
+
+  StringRef mask = inputOf(node, 3);
+  if (!attrInt(node, "is_causal", 0)) {
+    if (mask.empty() || dependsOnWeights(mask) || !m.isCausalMask(mask))
+      return fail(node, "neither is_causal=1 nor a causal attn_mask (a Trilu, "
+                        "or a comparison of key and query positions); "
+                        "tfm.attention is causal, so a graph with "
+                        "bidirectional attention cannot be imported");
+  } else if (!mask.empty() && dependsOnWeights(mask)) {
+    return fail(node, "attn_mask depends on the weights");
+  }
+
+  auto q = m.operand(node, inputOf(node, 0), headMajor,
+                     attrInt(node, "q_num_heads", 0), true, "Q");
+  auto k = q ? m.operand(node, kIn, headMajor, attrInt(node, "kv_num_heads", 0),
+                         true, "K")
+             : std::nullopt;
+  auto v = k ? m.operand(node, vIn, headMajor, attrInt(node, "kv_num_heads", 0),
+                         false, "V")
+             : std::nullopt;
+  if (!q || !k || !v)
+    return {};
+  if (q->headDim != k->headDim || k->headDim != v->headDim ||
+      k->heads != v->heads || q->heads % k->heads)
+    return fail(node, formatv("Q, K and V head shapes disagree ({0}x{1}, "
+                              "{2}x{3}, {4}x{5})",
+                              q->heads, q->headDim, k->heads, k->headDim,
+                              v->heads, v->headDim));
+  if (headMerge) {
+    auto merged = shapes.staticDim(headMerge->output(0), -1);
+    if (shapes.rank(headMerge->output(0)) != 3u || !merged ||
+        *merged != q->heads * q->headDim)
+      return fail(*headMerge, "expected an attention block: the head merge "
+                              "does not produce [batch, seq, heads * "
+                              "head_dim]");
+  }
+  AttentionParts parts;
+  parts.q = activation(q->tokenMajor);
+  parts.k = activation(k->tokenMajor);
+  parts.v = activation(v->tokenMajor);
+  if (!parts.q || !parts.k || !parts.v)
+    return {};
+  parts.invFreq = q->invFreq;
+  parts.qScaling = q->scaling;
+  parts.kScaling = k->scaling;
+  parts.qRopeAt = q->ropeAt;
+  parts.kRopeAt = k->ropeAt;
+  parts.heads = q->heads;
+  parts.kvHeads = k->heads;
+  parts.headDim = q->headDim;
+  parts.scale = hasAttr(node, "scale")
+                    ? attrFloat(node, "scale", 0.0f)
+                    : 1.0 / std::sqrt(static_cast<double>(q->headDim));
+  parts.pastK = pastK;
+  parts.pastV = pastV;
+  parts.presentK = presentK;
+  parts.presentV = presentV;
+  return emitAttention(node, parts);
+}
+
+Value Raiser::groupQueryAttention(const onnx::NodeProto &node) {
+  AttentionMatcher m(*this);
+  if (node.domain() != "com.microsoft")
+    return fail(node, "GroupQueryAttention is onnxruntime's (domain "
+                      "com.microsoft)");
+  int64_t heads = attrInt(node, "num_heads", 0);
+  int64_t kvHeads = attrInt(node, "kv_num_heads", 0);
+  if (heads <= 0 || kvHeads <= 0 || heads % kvHeads)
+    return fail(node, formatv("num_heads={0} is not a positive multiple of "
+                              "kv_num_heads={1}",
+                              heads, kvHeads));
+  int64_t window = attrInt(node, "local_window_size", -1);
+  if (window != -1)
+    return fail(node, formatv("sliding-window attention (local_window_size="
+                              "{0}) is not supported",
+                              window));
+  if (attrFloat(node, "softcap", 0.0f) != 0.0f)
+    return fail(node, "attention logit soft-capping (softcap) is not "
+                      "supported");
+  if (attrInt(node, "rotary_interleaved", 0))
+    return fail(node, "interleaved RoPE (rotary_interleaved=1) is not "
+                      "supported; Kiln's RoPE is rotate-half");
+  if (attrInt(node, "smooth_softmax", 0))
+    return fail(node, "smooth_softmax is not supported");
+  if (attrInt(node, "qk_output", 0))
+    return fail(node, "the qk output is not supported");
+  if (!inputOf(node, 10).empty() || !inputOf(node, 11).empty())
+    return fail(node, "attention_bias and head_sink inputs are not "
+                      "supported");
+  if (inputOf(node, 1).empty() || inputOf(node, 2).empty())
+    return fail(node, "packed QKV (query holding Q, K and V, no key and "
+                      "value inputs) is not supported");
+
+  bool rotary = attrInt(node, "do_rotary", 0) != 0;
+  auto q = m.operand(node, inputOf(node, 0), false, heads, !rotary, "query");
+  auto k = q ? m.operand(node, inputOf(node, 1), false, kvHeads, !rotary, "key")
+             : std::nullopt;
+  auto v = k ? m.operand(node, inputOf(node, 2), false, kvHeads, false, "value")
+             : std::nullopt;
+  if (!q || !k || !v)
+    return {};
+  if (q->headDim != k->headDim || k->headDim != v->headDim)
+    return fail(node, "query, key and value head sizes disagree");
+  if (rotary) {
+    if (inputOf(node, 7).empty() || inputOf(node, 8).empty())
+      return fail(node, "do_rotary=1 without cos_cache and sin_cache inputs");
+    q->invFreq = ropeFromCaches(node, inputOf(node, 7), inputOf(node, 8),
+                                q->headDim, q->scaling);
+    if (!q->invFreq)
+      return {};
+    k->scaling = q->scaling;
+  }
+
+  AttentionParts parts;
+  StringRef pastK = inputOf(node, 3), pastV = inputOf(node, 4);
+  if (!pastK.empty() || !pastV.empty()) {
+    if (!model.graphInput(skipCasts(pastK)) ||
+        !model.graphInput(skipCasts(pastV)) || node.output_size() < 3 ||
+        node.output(1).empty() || node.output(2).empty())
+      return fail(node, "past_key and past_value must be graph inputs, with "
+                        "present_key and present_value outputs");
+    parts.pastK = skipCasts(pastK).str();
+    parts.pastV = skipCasts(pastV).str();
+    parts.presentK = node.output(1);
+    parts.presentV = node.output(2);
+  }
+  parts.q = activation(q->tokenMajor);
+  parts.k = activation(k->tokenMajor);
+  parts.v = activation(v->tokenMajor);
+  if (!parts.q || !parts.k || !parts.v)
+    return {};
+  parts.invFreq = q->invFreq;
+  parts.qScaling = q->scaling;
+  parts.kScaling = k->scaling;
+  parts.qRopeAt = q->ropeAt;
+  parts.kRopeAt = k->ropeAt;
+  parts.heads = heads;
+  parts.kvHeads = kvHeads;
+  parts.headDim = q->headDim;
+  float scale = attrFloat(node, "scale", 0.0f);
+  parts.scale =
+      scale != 0.0f ? scale : 1.0 / std::sqrt(static_cast<double>(q->headDim));
+  return emitAttention(node, parts);
 }

@@ -90,6 +90,43 @@ public:
                              const onnx::NodeProto &user);
   mlir::Value attentionBlock(const onnx::NodeProto &reshape);
 
+  /// What every spelling of an attention block raises to: RoPE on q and k,
+  /// one K and one V cache argument appended to, tfm.attention.
+  struct AttentionParts {
+    mlir::Value q, k, v; // token-major projections, before RoPE
+    mlir::Value invFreq; // f32 [head_dim / 2]
+    double qScaling = 1.0, kScaling = 1.0;
+    const onnx::NodeProto *qRopeAt = nullptr, *kRopeAt = nullptr;
+    int64_t heads = 0, kvHeads = 0, headDim = 0;
+    double scale = 1.0;
+    /// Graph input and output names of the layer's KV cache (empty without
+    /// a cache signature).
+    std::string pastK, pastV, presentK, presentV;
+  };
+  mlir::Value emitAttention(const onnx::NodeProto &at,
+                            const AttentionParts &parts);
+  /// The RoPE inverse frequencies, shared by every layer: created on first
+  /// use, compared afterwards.
+  mlir::Value setInvFreq(const onnx::NodeProto &at,
+                         const std::vector<float> &data);
+  /// inv_freq of the RoPE tables `cos` and `sin` ([max_pos, head_dim / 2]
+  /// constants, cos(p * inv_freq) * scaling), checked against every row;
+  /// `scaling` is set from row 0. Null (error recorded) if they are not.
+  mlir::Value ropeFromCaches(const onnx::NodeProto &node, llvm::StringRef cos,
+                             llvm::StringRef sin, int64_t headDim,
+                             double &scaling);
+
+  /// Fused ops of opset 23 and onnxruntime (RaiseFusedOps.cpp and
+  /// RaiseAttention.cpp): RMSNormalization, SimplifiedLayerNormalization,
+  /// com.microsoft::SkipSimplifiedLayerNormalization (`value` is its output
+  /// 0, or 3: the residual sum), the ONNX Attention (3-D operands; the 4-D
+  /// form is raised from its head merge by attentionBlock) and
+  /// com.microsoft::GroupQueryAttention.
+  mlir::Value fusedRmsNorm(const onnx::NodeProto &node, llvm::StringRef value);
+  mlir::Value onnxAttention(const onnx::NodeProto &node,
+                            const onnx::NodeProto *headMerge);
+  mlir::Value groupQueryAttention(const onnx::NodeProto &node);
+
   mlir::MLIRContext *ctx;
   mlir::OpBuilder builder;
   mlir::Location loc(const onnx::NodeProto &node);

@@ -221,8 +221,13 @@ void ShapeInference::run() {
       rule(n, out);
     // Unknown ops leave their outputs without facts; the raiser reports them
     // if it needs them.
+    // SkipSimplifiedLayerNormalization's 4th output, the residual sum, has
+    // the shape of its first.
+    auto sameAsFirst = [&](int i) {
+      return i == 0 || (i == 3 && op == "SkipSimplifiedLayerNormalization");
+    };
     for (int i = 0; i < node->output_size(); ++i)
       if (!node->output(i).empty())
-        facts_[node->output(i)] = i == 0 ? out : ValueFacts();
+        facts_[node->output(i)] = sameAsFirst(i) ? out : ValueFacts();
   }
 }

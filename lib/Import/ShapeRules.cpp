@@ -260,6 +260,28 @@ void inferReduce(const NodeShapes &n, ValueFacts &out) {
   }
 }
 
+/// com.microsoft::GroupQueryAttention: [B, S, num_heads * D]; with packed
+/// QKV (no key input) the query is [B, S, (num_heads + 2 * kv_num_heads) * D].
+void inferGroupQueryAttention(const NodeShapes &n, ValueFacts &out) {
+  const ValueFacts *a = n.a;
+  if (!n.aShape() || a->shape.size() != 3)
+    return;
+  bool packed = n.node.input_size() < 2 || n.node.input(1).empty();
+  if (!packed) {
+    n.setShape(out, a->shape);
+    return;
+  }
+  int64_t heads = attrInt(n.node, "num_heads", 0);
+  int64_t kvHeads = attrInt(n.node, "kv_num_heads", 0);
+  const Poly &width = a->shape[2];
+  if (heads <= 0 || kvHeads <= 0 || !width.isConstant() ||
+      width.constantValue() % (heads + 2 * kvHeads) != 0)
+    return;
+  Shape s = a->shape;
+  s[2] = Poly::constant(width.constantValue() / (heads + 2 * kvHeads) * heads);
+  n.setShape(out, s);
+}
+
 } // namespace
 
 ShapeRule kiln::shapeRule(llvm::StringRef opType) {
@@ -312,6 +334,15 @@ ShapeRule kiln::shapeRule(llvm::StringRef opType) {
         {"ReduceMax", inferReduce},
         {"ReduceMin", inferReduce},
         {"ReduceProd", inferReduce},
+        // Fused ops of opset 23 and onnxruntime's contrib domain: their
+        // first output has the shape of their first input (Attention's Y
+        // when V's head size is Q's, as in every Llama).
+        {"RMSNormalization", inferUnary},
+        {"SimplifiedLayerNormalization", inferUnary},
+        {"SkipSimplifiedLayerNormalization", inferUnary},
+        {"RotaryEmbedding", inferUnary},
+        {"Attention", inferUnary},
+        {"GroupQueryAttention", inferGroupQueryAttention},
     };
     addLayoutRules(r);
     return r;

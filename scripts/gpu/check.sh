@@ -8,6 +8,8 @@
 #                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
+#                                   # call; KILN_8B_PREFILL=2048 adds fp16 prefill of that many
+#                                   # tokens beside PyTorch eager's
 #                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
 #   scripts/gpu/check.sh checksum   # what verifying the weights costs at load (1b artifact)
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
@@ -372,6 +374,29 @@ if [ "$what" = 8b ]; then
       --max-new-tokens 32 --format ids > /dev/null 2> "$OUT/profile-8b-$tag.log" || true
     rm -f "$W/8b-$tag.kiln"
   done
+  if [ -n "${KILN_8B_PREFILL:-}" ]; then
+    # fp16 prefill of a KILN_8B_PREFILL-token prompt in one chunk (e.g. 2048), with
+    # PyTorch eager's (pytorch_baselines.py prefill-8b) in the same call.
+    L=$KILN_8B_PREFILL
+    ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len $((L + 64)) \
+        --prefill-chunk "$L" -o "$W/8b-p$L.kiln" ) > "$OUT/compile-8b-p$L.log" 2>&1 || fail=1
+    echo "8b fp16 prefill, $L-token prompt (--prefill-chunk $L):" >> "$summary"
+    grep -E "kiln-compile:|memory: activation|kernels: (tiles|by)|Maximum resident|Elapsed|error" \
+      "$OUT/compile-8b-p$L.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/8b-p$L.kiln" --bench --bench-prompt "$L" --bench-generate 16 \
+      > "$OUT/bench-8b-p$L.txt" 2>&1 || fail=1
+    sed "s/^/  /" "$OUT/bench-8b-p$L.txt" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=prefill kiln-run "$W/8b-p$L.kiln" --prompt-ids "$(random_ids 3 "$L")" \
+      --max-new-tokens 1 --format ids > "$OUT/profile-8b-p$L.log" 2>&1 || fail=1
+    grep -E "kiln profile:.*(by mapping|prefill )|error" "$OUT/profile-8b-p$L.log" | head -14 \
+      | sed "s/^/  /" >> "$summary"
+    grep -E "prefill_k" "$OUT/profile-8b-p$L.log" | sed -n '1,12p' | sed "s/^/  /" >> "$summary"
+    rm -f "$W/8b-p$L.kiln"
+    mkdir -p "$OUT/pt8bp"; OUT="$OUT/pt8bp" "$PY" examples/export/pytorch_baselines.py prefill-8b \
+      > "$OUT/baselines-prefill-8b.log" 2>&1 || fail=1
+    echo "8b PyTorch eager prefill (same card, same run):" >> "$summary"
+    grep "prefill" "$OUT/baselines-prefill-8b.log" | tail -2 | cut -c1-400 | sed "s/^/  /" >> "$summary"
+  fi
   if [ "${KILN_8B_BASELINE:-0}" = 1 ]; then # PyTorch eager/compiled on the same card (~2 min)
     mkdir -p "$OUT/pt8b"; OUT="$OUT/pt8b" "$PY" examples/export/pytorch_baselines.py 8b > "$OUT/baselines-8b.log" 2>&1 || fail=1
     echo "8b PyTorch baselines:" >> "$summary"

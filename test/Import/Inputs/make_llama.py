@@ -87,6 +87,34 @@ Pattern options (all independent and combinable; defaults first):
                                 outputs logits, present.{i}.key/value.
   --cache-axis {-2,2}           Concat axis for present = Concat(past, new).
 
+Fused-op options (newer op sets and onnxruntime's contrib ops, as opset-23 exports
+and onnxruntime-genai's model builder write them; all dynamo shape style):
+
+  --norm-op {decomposed,rmsnormalization,simplified,skip}
+                                RMSNorm as the Pow/ReduceMean/Sqrt subgraph, as one
+                                RMSNormalization (opset 23), as onnxruntime's
+                                SimplifiedLayerNormalization, or as the builder writes
+                                it: SimplifiedLayerNormalization for the first norm and
+                                com.microsoft::SkipSimplifiedLayerNormalization (input,
+                                skip, weight; output 3 the residual sum) for the rest.
+  --attention-op {decomposed,onnx,gqa}
+                                the attention subgraph, the ONNX Attention of opset 23
+                                (4-D head-split Q/K/V; is_causal=1 without a cache, the
+                                causal attn_mask and past_key/past_value inputs with
+                                one), or com.microsoft::GroupQueryAttention (needs
+                                --cache; 3-D projections, BNSH past/present, seqlens_k
+                                and total_sequence_length from attention_mask).
+  --rope-op {decomposed,onnx,ms}
+                                RoPE as the rotate-half subgraph (with --attention-op
+                                gqa: GroupQueryAttention's do_rotary=1 and cos/sin
+                                tables), as the ONNX RotaryEmbedding of opset 23 on the
+                                head-split Q and K (needs --attention-op onnx), or as
+                                com.microsoft::RotaryEmbedding on the 3-D projections
+                                (needs --attention-op gqa).  The tables are
+                                [--max-pos, head_dim / 2] initializers, computed in
+                                float32 as transformers does.
+  --max-pos N                   rows of the cos/sin tables (default 64).
+
 Size options: --layers --hidden --heads --kv-heads --head-dim --ffn --vocab --eps
 --theta --seed.
 
@@ -140,6 +168,10 @@ class Config:
     cache_axis: int = -2
     kt_style: str = "transpose"
     softmax_guard: bool = False
+    norm_op: str = "decomposed"
+    attention_op: str = "decomposed"
+    rope_op: str = "decomposed"
+    max_pos: int = 64
     seed: int = 0
 
     def validate(self):
@@ -151,7 +183,25 @@ class Config:
             self.pad_mask = "broadcast" if self.cache else "none"
         if self.mask_style == "none" and (self.mask == "none" or self.pad_mask == "none"):
             raise ValueError("--mask-style none needs --mask add or where and a --pad-mask")
+        fused = (self.norm_op, self.attention_op, self.rope_op) != ("decomposed",) * 3
+        if fused and self.ts:
+            raise ValueError("the fused ops are written in the dynamo shape style")
+        if self.attention_op == "gqa" and not self.cache:
+            raise ValueError("--attention-op gqa needs --cache")
+        if self.rope_op == "onnx" and self.attention_op != "onnx":
+            raise ValueError("--rope-op onnx needs --attention-op onnx")
+        if self.rope_op == "ms" and self.attention_op != "gqa":
+            raise ValueError("--rope-op ms needs --attention-op gqa")
         return self
+
+    @property
+    def opset(self):
+        return 23 if "onnx" in (self.attention_op, self.rope_op) or \
+            self.norm_op == "rmsnormalization" else OPSET
+
+    @property
+    def contrib(self):
+        return self.attention_op == "gqa" or self.norm_op == "skip"
 
     @property
     def np_dtype(self):
@@ -239,6 +289,14 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name="n_" + out, **attrs))
         return out
 
+    def op_multi(self, op_type, inputs, outs, domain=None, **attrs):
+        """Node with several outputs (None: a fresh name; "": absent); returns their names."""
+        names = [self.fresh(op_type.lower()) if o is None else o for o in outs]
+        self._used.update(n for n in names if n)
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, name="n_" + names[0],
+                                           domain=domain, **attrs))
+        return names
+
     def op_to(self, op_type, inputs, out, **attrs):
         """Node with a fixed output name (graph outputs)."""
         self._used.add(out)
@@ -325,6 +383,11 @@ class LlamaGraph:
     def rms_norm(self, x, wname, base):
         """Returns (normed, residual_source)."""
         cfg, g = self.cfg, self.g
+        if cfg.norm_op in ("rmsnormalization", "simplified", "skip"):
+            op = "RMSNormalization" if cfg.norm_op == "rmsnormalization" else \
+                "SimplifiedLayerNormalization"
+            return g.op(op, [x, g.init(wname, self.w[wname])], base, axis=-1,
+                        epsilon=cfg.eps), x
         cast = cfg.rms_casts
         cdt = np.float32 if cast else self.dt
         xf = g.op("Cast", [x], base + "_cast_in", to=TensorProto.FLOAT) if cast else x
@@ -423,8 +486,53 @@ class LlamaGraph:
             target = g.shape_vec([b, cfg.heads, t, cfg.head_dim])
         return g.reshape(e, target, base + "_rep")
 
+    def gqa_attention(self, x, i):
+        """com.microsoft::GroupQueryAttention on the 3-D projections."""
+        cfg, g = self.cfg, self.g
+        p = f"model.layers.{i}.self_attn."
+        base = f"l{i}"
+        q = self.linear(x, p + "q_proj", f"{base}_q_proj")
+        k = self.linear(x, p + "k_proj", f"{base}_k_proj")
+        v = self.linear(x, p + "v_proj", f"{base}_v_proj")
+        attrs = dict(num_heads=cfg.heads, kv_num_heads=cfg.kv_heads)
+        tables = []
+        if cfg.rope_op == "ms":
+            q, k = (g.op_multi("RotaryEmbedding", [y, "position_ids", self.cos_cache,
+                                                   self.sin_cache], [f"{base}_{nm}_rope"],
+                               domain="com.microsoft", num_heads=heads)[0]
+                    for y, nm, heads in ((q, "q", cfg.heads), (k, "k", cfg.kv_heads)))
+        else:
+            attrs["do_rotary"] = 1
+            tables = [self.cos_cache, self.sin_cache]
+        ins = [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value",
+               self.seqlens_k, self.total_len] + tables
+        y = g.op_multi("GroupQueryAttention", ins,
+                       [f"{base}_attn", f"present.{i}.key", f"present.{i}.value"],
+                       domain="com.microsoft", **attrs)[0]
+        return self.linear(y, p + "o_proj", f"{base}_o_proj")
+
+    def onnx_attention(self, q, k, v, i, b, s):
+        """The ONNX Attention (opset 23) on 4-D head-split Q, K, V; returns the
+        merged [B, S, heads * D] output."""
+        cfg, g = self.cfg, self.g
+        base = f"l{i}"
+        ins, outs, attrs = [q, k, v], [f"{base}_attn"], {}
+        if cfg.cache:
+            mask = self.float_mask if cfg.mask == "add" else self.bool_mask
+            ins += [mask, f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
+            outs += [f"present.{i}.key", f"present.{i}.value"]
+        elif cfg.mask == "none":
+            attrs["is_causal"] = 1
+        else:
+            ins.append(self.float_mask if cfg.mask == "add" else self.bool_mask)
+        y = g.op_multi("Attention", ins, outs, **attrs)[0]
+        o = g.op("Transpose", [y], f"{base}_attn_t", perm=[0, 2, 1, 3])
+        return g.reshape(o, g.shape_vec([b, s, -1]), f"{base}_attn_merge")
+
     def attention(self, x, i, cos, sin):
         cfg, g = self.cfg, self.g
+        if cfg.attention_op == "gqa":
+            return self.gqa_attention(x, i)
         D = cfg.head_dim
         p = f"model.layers.{i}.self_attn."
         base = f"l{i}"
@@ -443,8 +551,15 @@ class LlamaGraph:
         q = heads(self.linear(x, p + "q_proj", f"{base}_q_proj"), "q")
         k = heads(self.linear(x, p + "k_proj", f"{base}_k_proj"), "k")
         v = heads(self.linear(x, p + "v_proj", f"{base}_v_proj"), "v")
-        q = self.apply_rope(q, cos, sin, f"{base}_q")
-        k = self.apply_rope(k, cos, sin, f"{base}_k")
+        if cfg.rope_op == "onnx":
+            q, k = (g.op("RotaryEmbedding", [y, self.cos_cache, self.sin_cache, self.pos_ids],
+                         f"{base}_{nm}_rope") for y, nm in ((q, "q"), (k, "k")))
+        else:
+            q = self.apply_rope(q, cos, sin, f"{base}_q")
+            k = self.apply_rope(k, cos, sin, f"{base}_k")
+        if cfg.attention_op == "onnx":
+            return self.linear(self.onnx_attention(q, k, v, i, b, s), p + "o_proj",
+                               f"{base}_o_proj")
         if cfg.cache:
             past_k = self.past_key0 if i == 0 else f"past_key_values.{i}.key"
             k = g.op_to("Concat", [past_k, k], f"present.{i}.key", axis=cfg.cache_axis)
@@ -627,18 +742,62 @@ class LlamaGraph:
         if not cfg.ts:
             self.B1 = g.dim1("input_ids", 0)
             self.S1 = g.dim1("input_ids", 1)
-        self.build_mask()
-        cos, sin = self.rotary("position_ids" if cfg.cache else "range")
-        if not cfg.ts:
-            cos, sin = self.unsqueeze_cs(cos, sin)
+        cos = sin = None
+        if cfg.attention_op != "gqa":
+            self.build_mask()
+        if cfg.attention_op == "gqa" or cfg.rope_op != "decomposed":
+            # [max_pos, D/2] tables, float32 products and cos/sin as transformers computes them.
+            ang = np.outer(np.arange(cfg.max_pos, dtype=np.float32), inv_freq(cfg))
+            self.cos_cache = g.init("cos_cache", np.cos(ang.astype(np.float32)).astype(self.dt))
+            self.sin_cache = g.init("sin_cache", np.sin(ang.astype(np.float32)).astype(self.dt))
+        else:
+            cos, sin = self.rotary("position_ids" if cfg.cache else "range")
+            if not cfg.ts:
+                cos, sin = self.unsqueeze_cs(cos, sin)
+        if cfg.rope_op == "onnx":
+            if cfg.cache:
+                self.pos_ids = "position_ids"
+            else:
+                seq = g.dim0("input_ids", 1)
+                pos = g.op("Range", [g.const(0), seq, g.const(1)], "arange")
+                self.pos_ids = g.op("Expand", [pos, g.op("Shape", ["input_ids"], "ids_shape")],
+                                    "position_ids")
+        if cfg.attention_op == "gqa":
+            # As the model builder computes them from attention_mask.
+            total = g.op("ReduceSum", ["attention_mask", g.const([1])], "mask_sum", keepdims=0)
+            self.seqlens_k = g.op("Cast", [g.op("Sub", [total, g.const(1)], "seqlens")],
+                                  "seqlens_k", to=TensorProto.INT32)
+            width = g.op("Squeeze", [g.op("Shape", ["attention_mask"], "mask_shape", start=1,
+                                          end=2)], "mask_width")
+            self.total_len = g.op("Cast", [width], "total_sequence_length", to=TensorProto.INT32)
 
+        def norm(x, pending, wname, base, sum_out=True):
+            """(normed, residual): the residual sum x + pending is folded into
+            SkipSimplifiedLayerNormalization with --norm-op skip."""
+            if pending is None:
+                return self.rms_norm(x, wname, base)
+            if cfg.norm_op != "skip":
+                x = g.op("Add", [x, pending], base + "_residual")
+                return self.rms_norm(x, wname, base)
+            outs = [base, "", "", base + "_sum"] if sum_out else [base]
+            h, *rest = g.op_multi("SkipSimplifiedLayerNormalization",
+                                  [x, pending, g.init(wname, self.w[wname])], outs,
+                                  domain="com.microsoft", epsilon=cfg.eps)
+            return h, rest[-1] if sum_out else None
+
+        pending = None
         for i in range(cfg.layers):
             p = f"model.layers.{i}."
-            h, res = self.rms_norm(x, p + "input_layernorm.weight", f"l{i}_input_norm")
-            x = g.op("Add", [res, self.attention(h, i, cos, sin)], f"l{i}_residual_attn")
-            h, res = self.rms_norm(x, p + "post_attention_layernorm.weight", f"l{i}_post_norm")
-            x = g.op("Add", [res, self.mlp(h, i)], f"l{i}_residual_mlp")
-        h, _ = self.rms_norm(x, "model.norm.weight", "final_norm")
+            h, x = norm(x, pending, p + "input_layernorm.weight", f"l{i}_input_norm")
+            if cfg.norm_op == "skip":
+                pending = self.attention(h, i, cos, sin)
+                h, x = norm(x, pending, p + "post_attention_layernorm.weight", f"l{i}_post_norm")
+                pending = self.mlp(h, i)
+            else:
+                x = g.op("Add", [x, self.attention(h, i, cos, sin)], f"l{i}_residual_attn")
+                h, res = self.rms_norm(x, p + "post_attention_layernorm.weight", f"l{i}_post_norm")
+                x = g.op("Add", [res, self.mlp(h, i)], f"l{i}_residual_mlp")
+        h, _ = norm(x, pending, "model.norm.weight", "final_norm", sum_out=False)
 
         lm = self.w["lm_head.weight"]  # [V, H]
         if cfg.lm_head_transpose:
@@ -649,8 +808,10 @@ class LlamaGraph:
         g.op_to("MatMul", [h, wt], "logits")
 
         graph = helper.make_graph(g.nodes, "tiny_llama", inputs, outputs, g.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="kiln-make_llama")
+        opsets = [helper.make_opsetid("", cfg.opset)]
+        if cfg.contrib:
+            opsets.append(helper.make_opsetid("com.microsoft", 1))
+        model = helper.make_model(graph, opset_imports=opsets, producer_name="kiln-make_llama")
         model.ir_version = 8 if cfg.ts else 10
         return model
 
@@ -725,7 +886,7 @@ def reference(cfg, w, input_ids, attention_mask=None, position_ids=None, past=No
         x1, x2 = x[..., :D // 2], x[..., D // 2:]
         return x * cos + np.concatenate([-x2, x1], axis=-1) * sin
 
-    if cfg.mask == "none":
+    if cfg.mask == "none" and cfg.attention_op == "decomposed":
         allowed = np.ones((B, 1, S, T), bool)
     else:
         causal = np.arange(T)[None, :] <= (np.arange(S) + P)[:, None]
@@ -766,14 +927,22 @@ def check(cfg, weights, path):
 
     # Checked in memory with external data loaded: onnx's shape inference cannot read
     # constant inputs (Unsqueeze axes, ...) from external data on its own.
-    onnx.checker.check_model(onnx.load(path), full_check=True)
+    if cfg.opset > 22:
+        raise SystemExit("--check: onnxruntime 1.22 runs opsets up to 22; this model is opset "
+                         f"{cfg.opset} (its oracle is the numpy reference, through Kiln)")
+    # onnx's checker does not know onnxruntime's SimplifiedLayerNormalization, which
+    # onnxruntime registers in the default domain.
+    if cfg.norm_op not in ("simplified", "skip"):
+        onnx.checker.check_model(onnx.load(path), full_check=True)
     rng = np.random.default_rng(1234)
-    B, S, P = 2, 5, 3
+    # onnxruntime's GroupQueryAttention takes one sequence when a prompt follows a past.
+    B, S, P = (1 if cfg.attention_op == "gqa" else 2), 5, 3
     feeds = {"input_ids": rng.integers(0, cfg.vocab, (B, S), dtype=np.int64)}
     kw = {}
     if cfg.cache:
         mask = np.ones((B, P + S), np.int64)
-        mask[1, 0] = 0  # one left-padded past slot in the second batch row
+        if cfg.attention_op != "gqa":  # GroupQueryAttention has no left padding
+            mask[1, 0] = 0  # one left-padded past slot in the second batch row
         pos = np.broadcast_to(np.arange(P, P + S, dtype=np.int64), (B, S)).copy()
         past = [rng.standard_normal((B, cfg.kv_heads, P, cfg.head_dim)).astype(cfg.np_dtype)
                 for _ in range(2 * cfg.layers)]
@@ -840,6 +1009,11 @@ def add_model_args(ap):
     a("--cache-axis", type=int, choices=[-2, 2], default=-2)
     a("--kt-style", choices=["transpose", "flatten"], default="transpose",
       help="K^T as Transpose(perm=[0,1,3,2]), or flattened to rank 3 (torch dynamo, torch 2.11)")
+    a("--norm-op", choices=["decomposed", "rmsnormalization", "simplified", "skip"],
+      default="decomposed")
+    a("--attention-op", choices=["decomposed", "onnx", "gqa"], default="decomposed")
+    a("--rope-op", choices=["decomposed", "onnx", "ms"], default="decomposed")
+    a("--max-pos", type=int, default=64)
     a("--softmax-guard", action="store_true",
       help="Where(IsNaN(softmax), 0, softmax) as torch 2.11's dynamo exporter writes it")
 
