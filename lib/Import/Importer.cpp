@@ -37,22 +37,20 @@ llvm::Error Raiser::run() {
     if (o.name() == "logits")
       logitsName = o.name();
 
-  // The token ids: the integer graph input read by the embedding Gather.
+  // The token ids: the integer graph input read by the embedding lookup.
   const onnx::ValueInfoProto *idsInput = nullptr;
   for (const auto &in : g.input()) {
     if (model.constant(in.name()))
       continue;
-    for (const onnx::NodeProto *user : model.consumers(in.name()))
-      if (user->op_type() == "Gather" && user->input_size() == 2 &&
-          user->input(1) == in.name() && model.constant(user->input(0))) {
-        idsInput = &in;
-        embeddingTable = model.constant(user->input(0));
-      }
+    if (findEmbedding(in.name()))
+      idsInput = &in;
+    if (error_)
+      return error(*error_);
   }
   if (!idsInput)
-    return error(
-        "no graph input is used as token ids by an embedding Gather "
-        "(expected input_ids[batch, seq] -> Gather(table, input_ids))");
+    return error("no graph input is used as token ids by an embedding lookup "
+                 "(expected input_ids[batch, seq] -> Gather(table, input_ids), "
+                 "Gather(Transpose(W), input_ids) or GatherBlockQuantized)");
   elementType = elementTypeFor(ctx, embeddingTable->dtype);
   if (!elementType)
     return error(formatv("embedding table '{0}' has data type {1}; Kiln "

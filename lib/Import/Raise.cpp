@@ -196,6 +196,14 @@ Value Raiser::weight(StringRef name, const onnx::NodeProto &user) {
   if (it != weights_.end())
     return it->second;
   const ConstTensor *c = model.constant(name);
+  if (!c && madeTable && name == madeTable->name) {
+    // Made at import: the module gets its own copy (the Raiser's goes).
+    c = madeTable.get();
+    return constantWeight(name, RankedTensorType::get(c->dims, elementType),
+                          HeapAsmResourceBlob::allocateAndCopyWithAlign(
+                              c->bytes, onnxTypeSize(c->dtype)),
+                          user);
+  }
   if (!c)
     return fail(user, "expected '" + name + "' to be an initializer");
   Type elt = elementTypeFor(ctx, c->dtype);
@@ -288,7 +296,7 @@ Value Raiser::activation(StringRef value) {
 
 Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
   const std::string &op = node.op_type();
-  if (op == "Gather")
+  if (op == "Gather" || op == "GatherBlockQuantized")
     return embedding(node);
   if (op == "MatMul" || op == "Gemm")
     return linear(node, /*bias=*/"");
@@ -337,14 +345,17 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
 }
 
 Value Raiser::embedding(const onnx::NodeProto &gather) {
-  const ConstTensor *table = model.constant(gather.input(0));
-  const onnx::ValueInfoProto *ids = model.graphInput(gather.input(1));
-  if (!table || table->dims.size() != 2 || !ids ||
-      attrInt(gather, "axis", 0) != 0)
-    return fail(gather, "expected an embedding lookup: Gather(axis=0) of a 2-D "
-                        "initializer by the token-id graph input");
-  if (table != embeddingTable)
+  if (&gather != embeddingNode) {
+    const ConstTensor *table = model.constant(gather.input(0));
+    if (!table || table->dims.size() != 2 ||
+        !model.graphInput(gather.input(1)) || attrInt(gather, "axis", 0) != 0)
+      return fail(gather, "expected an embedding lookup: Gather(axis=0) of a "
+                          "2-D initializer by the token-id graph input");
     return fail(gather, "a second embedding table");
+  }
+  const ConstTensor *table = embeddingTable;
+  if (table->dims.size() != 2)
+    return fail(gather, "expected a 2-D embedding table");
   Value w = weight(table->name, gather);
   if (!w)
     return {};
@@ -544,9 +555,15 @@ Value Raiser::logits(StringRef output) {
     if (!w)
       return {};
     int64_t vocab = cast<RankedTensorType>(w.getType()).getDimSize(0);
-    return tfm::LogitsOp::create(
+    auto op = tfm::LogitsOp::create(
         builder, loc(*q), activationType(vocab), input, w,
         tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+    // The builder's tied int4 embedding gathers from the lm_head's codes.
+    if (embeddingNode->op_type() == "GatherBlockQuantized" &&
+        constantThroughReshapes(embeddingNode->input(0)) ==
+            model.constant(q->input(1)))
+      op.setTied(true);
+    return op;
   }
   if (const onnx::NodeProto *dq =
           mm && mm->op_type() == "MatMul"

@@ -221,16 +221,22 @@ public:
 
   /// From Cos(emb): emb = Concat(f, f, axis=-1), f = [Transpose](MatMul(
   /// inv_freq, positions)). Reads inv_freq and checks the positions source.
-  Value invFreq(const onnx::NodeProto &cos, int64_t headDim) {
+  /// With `halfTable` (the [.., head_dim / 2] tables of RotaryEmbedding)
+  /// the angle is f itself.
+  Value invFreq(const onnx::NodeProto &cos, int64_t headDim,
+                bool halfTable = false) {
     auto bad = [&](const llvm::Twine &what) {
-      return r.fail(cos, "expected the RoPE angle table Concat(f, f) with f = "
-                         "inv_freq x positions: " +
-                             what);
+      return r.fail(cos, llvm::Twine("expected the RoPE angle table ") +
+                             (halfTable ? "f" : "Concat(f, f)") +
+                             " with f = inv_freq x positions: " + what);
     };
-    const onnx::NodeProto *cat = r.producerIs(cos.input(0), "Concat");
-    if (!cat || cat->input_size() != 2 || cat->input(0) != cat->input(1))
-      return bad("the angle is not Concat(f, f)");
-    StringRef f = r.skipCasts(cat->input(0));
+    StringRef f = r.skipCasts(cos.input(0));
+    if (!halfTable) {
+      const onnx::NodeProto *cat = r.producerIs(cos.input(0), "Concat");
+      if (!cat || cat->input_size() != 2 || cat->input(0) != cat->input(1))
+        return bad("the angle is not Concat(f, f)");
+      f = r.skipCasts(cat->input(0));
+    }
     if (const onnx::NodeProto *t = r.producerIs(f, "Transpose"))
       f = r.skipCasts(t->input(0));
     const onnx::NodeProto *mm = r.producerIs(f, "MatMul");
@@ -441,10 +447,20 @@ public:
     StringRef pos =
         ms ? StringRef(rot.input(1))
            : (rot.input_size() > 3 ? StringRef(rot.input(3)) : StringRef());
-    if (pos.empty())
-      return r.fail(rot, "RoPE tables per token (no position_ids input) are "
-                         "not supported; expected [max_pos, head_dim / 2] "
-                         "tables indexed by position_ids");
+    if (pos.empty()) {
+      // Tables per token, [batch, seq, head_dim / 2], computed in the graph
+      // (as torch.onnx.export writes them at opset 23): Cos and Sin of
+      // inv_freq x positions.
+      auto c = trig(rot.input(1)), s = trig(rot.input(2));
+      if (!c || !s || c->first->op_type() != "Cos" ||
+          s->first->op_type() != "Sin" ||
+          r.skipCasts(c->first->input(0)) != r.skipCasts(s->first->input(0)) ||
+          std::abs(c->second - s->second) > 1e-6 * std::abs(c->second))
+        return r.fail(rot, "without position_ids, expected cos_cache and "
+                           "sin_cache to be Cos and Sin of one angle table");
+      scaling = c->second;
+      return invFreq(*c->first, headDim, /*halfTable=*/true);
+    }
     return r.ropeFromCaches(rot, rot.input(ms ? 2 : 1), rot.input(ms ? 3 : 2),
                             headDim, scaling);
   }
@@ -848,18 +864,42 @@ Value Raiser::groupQueryAttention(const onnx::NodeProto &node) {
   if (!inputOf(node, 10).empty() || !inputOf(node, 11).empty())
     return fail(node, "attention_bias and head_sink inputs are not "
                       "supported");
-  if (inputOf(node, 1).empty() || inputOf(node, 2).empty())
-    return fail(node, "packed QKV (query holding Q, K and V, no key and "
-                      "value inputs) is not supported");
-
   bool rotary = attrInt(node, "do_rotary", 0) != 0;
-  auto q = m.operand(node, inputOf(node, 0), false, heads, !rotary, "query");
-  auto k = q ? m.operand(node, inputOf(node, 1), false, kvHeads, !rotary, "key")
-             : std::nullopt;
-  auto v = k ? m.operand(node, inputOf(node, 2), false, kvHeads, false, "value")
-             : std::nullopt;
-  if (!q || !k || !v)
-    return {};
+  bool packed = inputOf(node, 1).empty() && inputOf(node, 2).empty();
+  using Operand = AttentionMatcher::Operand;
+  std::optional<Operand> q, k, v;
+  SmallVector<Value> qkv;
+  if (packed) {
+    // One projection computes Q, K and V: split its weight at compile time.
+    if (!rotary)
+      return fail(node, "packed QKV without do_rotary=1 (RoPE outside the op "
+                        "on packed QKV) is not supported");
+    auto width = shapes.staticDim(inputOf(node, 0), -1);
+    if (!width || *width % (heads + 2 * kvHeads))
+      return fail(node, formatv("packed QKV: the query input is not [batch, "
+                                "seq, (num_heads + 2 * kv_num_heads) * "
+                                "head_dim] with {0} + 2 * {1} heads",
+                                heads, kvHeads));
+    int64_t d = *width / (heads + 2 * kvHeads);
+    q = Operand{StringRef(), heads, d};
+    k = Operand{StringRef(), kvHeads, d};
+    v = Operand{StringRef(), kvHeads, d};
+    qkv = splitProjection(node, inputOf(node, 0),
+                          {heads * d, kvHeads * d, kvHeads * d});
+    if (qkv.empty())
+      return {};
+  } else {
+    if (inputOf(node, 1).empty() || inputOf(node, 2).empty())
+      return fail(node, "expected key and value inputs, or neither (packed "
+                        "QKV)");
+    q = m.operand(node, inputOf(node, 0), false, heads, !rotary, "query");
+    k = q ? m.operand(node, inputOf(node, 1), false, kvHeads, !rotary, "key")
+          : std::nullopt;
+    v = k ? m.operand(node, inputOf(node, 2), false, kvHeads, false, "value")
+          : std::nullopt;
+    if (!q || !k || !v)
+      return {};
+  }
   if (q->headDim != k->headDim || k->headDim != v->headDim)
     return fail(node, "query, key and value head sizes disagree");
   if (rotary) {
@@ -885,9 +925,15 @@ Value Raiser::groupQueryAttention(const onnx::NodeProto &node) {
     parts.presentK = node.output(1);
     parts.presentV = node.output(2);
   }
-  parts.q = activation(q->tokenMajor);
-  parts.k = activation(k->tokenMajor);
-  parts.v = activation(v->tokenMajor);
+  if (packed) {
+    parts.q = qkv[0];
+    parts.k = qkv[1];
+    parts.v = qkv[2];
+  } else {
+    parts.q = activation(q->tokenMajor);
+    parts.k = activation(k->tokenMajor);
+    parts.v = activation(v->tokenMajor);
+  }
   if (!parts.q || !parts.k || !parts.v)
     return {};
   parts.invFreq = q->invFreq;

@@ -2,18 +2,24 @@
 //
 // RMSNorm as one op (ONNX opset 23's RMSNormalization, onnxruntime's
 // SimplifiedLayerNormalization and com.microsoft::SkipSimplifiedLayer-
-// Normalization, whose fourth output is the residual sum), and the RoPE
+// Normalization, whose fourth output is the residual sum), the RoPE
 // inverse frequencies read back from the cos/sin tables that
-// RotaryEmbedding and GroupQueryAttention take.
+// RotaryEmbedding and GroupQueryAttention take, and what onnxruntime-genai's
+// model builder writes around them: the embedding as Gather(Transpose(W))
+// or GatherBlockQuantized, and packed QKV projections.
 //
 //===----------------------------------------------------------------------===//
 
 #include "OnnxAttrs.h"
 #include "Raiser.h"
 
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/APFloat.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
+#include <cstring>
 
 using namespace kiln;
 using namespace mlir;
@@ -154,4 +160,215 @@ Value Raiser::ropeFromCaches(const onnx::NodeProto &node, StringRef cosName,
                                   p, i));
     }
   return setInvFreq(node, inv);
+}
+
+//===----------------------------------------------------------------------===//
+// The embedding lookup
+//===----------------------------------------------------------------------===//
+
+bool Raiser::findEmbedding(StringRef ids) {
+  for (const onnx::NodeProto *user : model.consumers(ids)) {
+    if (user->input_size() < 2 || user->input(1) != ids)
+      continue;
+    const std::string &op = user->op_type();
+    if (op == "Gather" && attrInt(*user, "axis", 0) == 0) {
+      if (const ConstTensor *c = model.constant(user->input(0))) {
+        embeddingNode = user;
+        embeddingTable = c;
+        return true;
+      }
+      // Gather(Transpose(W [H, V]), ids): the builder's tied embedding,
+      // which shares the lm_head's [H, V] weight. The [V, H] table is
+      // made here; the logits then use it too (tied).
+      const onnx::NodeProto *t = model.producer(user->input(0));
+      const ConstTensor *w = t && t->op_type() == "Transpose"
+                                 ? model.constant(t->input(0))
+                                 : nullptr;
+      std::vector<int64_t> perm =
+          t ? attrInts(*t, "perm") : std::vector<int64_t>{};
+      if (!w || w->dims.size() != 2 ||
+          !(perm.empty() || perm == std::vector<int64_t>{1, 0}))
+        continue;
+      const int64_t h = w->dims[0], v = w->dims[1];
+      const size_t es = onnxTypeSize(w->dtype);
+      madeTableBytes.assign(w->bytes.size(), 0);
+      for (int64_t row = 0; row < v; ++row)
+        for (int64_t col = 0; col < h; ++col)
+          std::memcpy(&madeTableBytes[(row * h + col) * es],
+                      w->bytes.data() + (col * v + row) * es, es);
+      madeTable = std::make_unique<ConstTensor>();
+      madeTable->name = w->name + ".transposed";
+      madeTable->dtype = w->dtype;
+      madeTable->dims = {v, h};
+      madeTable->bytes = madeTableBytes;
+      embeddingNode = user;
+      embeddingTable = madeTable.get();
+      return true;
+    }
+    if (op == "GatherBlockQuantized") {
+      embeddingNode = user;
+      return makeDequantizedTable(*user);
+    }
+  }
+  return false;
+}
+
+bool Raiser::makeDequantizedTable(const onnx::NodeProto &node) {
+  // com.microsoft::GatherBlockQuantized(data [V, H * bits / 8] uint8,
+  // indices, scales [V, H / block], zero_points?): rows of data dequantized,
+  // (code - zero_point) * scale, in blocks of block_size along H. The table
+  // is dequantized here to the scales' type, once: Kiln keeps embeddings in
+  // the float type.
+  auto bad = [&](const llvm::Twine &what) {
+    fail(node, what);
+    return false;
+  };
+  if (node.domain() != "com.microsoft")
+    return bad("GatherBlockQuantized is onnxruntime's (domain com.microsoft)");
+  const int64_t bits = attrInt(node, "bits", 4);
+  const int64_t block = attrInt(node, "block_size", 128);
+  if (attrInt(node, "gather_axis", 0) != 0 ||
+      attrInt(node, "quantize_axis", 1) != 1)
+    return bad("expected gather_axis=0 and quantize_axis=1 (rows of a "
+               "[vocab, hidden] table quantized along hidden)");
+  if (bits != 4 && bits != 8)
+    return bad(formatv("bits={0}: Kiln supports 4 and 8", bits));
+  const ConstTensor *data = constantThroughReshapes(node.input(0));
+  const ConstTensor *scales =
+      node.input_size() > 2 ? constantThroughReshapes(node.input(2)) : nullptr;
+  if (!data || data->dtype != onnx::TensorProto::UINT8 || !scales ||
+      !elementTypeFor(ctx, scales->dtype) || data->dims.empty())
+    return bad("expected uint8 data and float scales initializers");
+  const int64_t vocab = data->dims[0];
+  const int64_t hidden = data->numElements() / vocab * 8 / bits;
+  if (block <= 0 || hidden % block ||
+      scales->numElements() != vocab * (hidden / block))
+    return bad(formatv("scales of {0} elements do not fit a [{1}, {2}] table "
+                       "in blocks of {3}",
+                       scales->numElements(), vocab, hidden, block));
+  const ConstTensor *zp = node.input_size() > 3 && !node.input(3).empty()
+                              ? constantThroughReshapes(node.input(3))
+                              : nullptr;
+  const int64_t blocks = hidden / block;
+  const int64_t zpPerRow = llvm::divideCeil(blocks * bits, 8);
+  if (node.input_size() > 3 && !node.input(3).empty() &&
+      (!zp || zp->dtype != onnx::TensorProto::UINT8 ||
+       zp->numElements() != vocab * zpPerRow))
+    return bad("expected packed uint8 zero points [vocab, blocks * bits / 8]");
+  auto code = [&](const ConstTensor &t, int64_t perRow, int64_t row,
+                  int64_t i) -> int64_t {
+    auto byte =
+        static_cast<uint8_t>(t.bytes[row * perRow + (bits == 8 ? i : i / 2)]);
+    return bits == 8 ? byte : (i % 2 ? byte >> 4 : byte & 0xF);
+  };
+  Type elt = elementTypeFor(ctx, scales->dtype);
+  auto &semantics = cast<FloatType>(elt).getFloatSemantics();
+  const size_t width = onnxTypeSize(scales->dtype);
+  madeTableBytes.assign(vocab * hidden * width, 0);
+  const int64_t dataPerRow = hidden * bits / 8;
+  for (int64_t row = 0; row < vocab; ++row)
+    for (int64_t col = 0; col < hidden; ++col) {
+      int64_t blk = col / block;
+      int64_t z = zp ? code(*zp, zpPerRow, row, blk) : int64_t{1} << (bits - 1);
+      double value = static_cast<float>(code(*data, dataPerRow, row, col) - z) *
+                     static_cast<float>(scales->asDouble(row * blocks + blk));
+      llvm::APFloat f(static_cast<float>(value));
+      bool lost;
+      f.convert(semantics, llvm::APFloat::rmNearestTiesToEven, &lost);
+      uint64_t raw = f.bitcastToAPInt().getZExtValue();
+      std::memcpy(&madeTableBytes[(row * hidden + col) * width], &raw, width);
+    }
+  madeTable = std::make_unique<ConstTensor>();
+  madeTable->name = data->name + ".dequantized";
+  madeTable->dtype = scales->dtype;
+  madeTable->dims = {vocab, hidden};
+  madeTable->bytes = madeTableBytes;
+  embeddingTable = madeTable.get();
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Packed QKV
+//===----------------------------------------------------------------------===//
+
+SmallVector<Value> Raiser::splitProjection(const onnx::NodeProto &user,
+                                           StringRef value,
+                                           ArrayRef<int64_t> widths) {
+  int64_t total = 0;
+  for (int64_t w : widths)
+    total += w;
+  const onnx::NodeProto *node = model.producer(skipCasts(value));
+  auto bad = [&](const llvm::Twine &what) {
+    fail(user, "packed QKV: " + what);
+    return SmallVector<Value>();
+  };
+  if (!node)
+    return bad("the query input is not computed");
+  SmallVector<Value> result;
+  if (node->op_type() == "MatMulNBits") {
+    if (node->input_size() > 5 && !node->input(5).empty())
+      return bad("a MatMulNBits bias is not supported");
+    if (attrInt(*node, "N", -1) != total)
+      return bad(formatv("MatMulNBits N={0}, expected {1}",
+                         attrInt(*node, "N", -1), total));
+    int64_t row0 = 0;
+    for (int64_t w : widths) {
+      result.push_back(outInProjection(
+          *node, [&] { return quantizedWeight(*node, row0, w); }, ""));
+      if (!result.back())
+        return {};
+      row0 += w;
+    }
+    return result;
+  }
+  if (node->op_type() != "MatMul")
+    return bad("expected the query input to be a MatMul or MatMulNBits "
+               "projection");
+  auto w = projectionWeight(*node);
+  if (!w)
+    return bad("expected a projection by a 2-D weight initializer (or its "
+               "Transpose)");
+  auto [tensor, layout] = *w;
+  bool outIn = layout == tfm::WeightLayout::out_in;
+  const int64_t k = tensor->dims[outIn ? 1 : 0],
+                n = tensor->dims[outIn ? 0 : 1];
+  if (n != total)
+    return bad(
+        formatv("the projection has {0} outputs, expected {1}", n, total));
+  Value input = activation(node->input(0));
+  if (!input)
+    return {};
+  const size_t es = onnxTypeSize(tensor->dtype);
+  Type elt = elementTypeFor(ctx, tensor->dtype);
+  if (elt != elementType)
+    return bad("the weight's type is not the activations'");
+  int64_t col0 = 0;
+  for (int64_t width : widths) {
+    std::string symbol =
+        formatv("{0}.cols{1}-{2}", tensor->name, col0, col0 + width).str();
+    Value wv;
+    if (outIn) {
+      // [N, K]: the slice is rows, contiguous.
+      wv = constantWeight(symbol, RankedTensorType::get({width, k}, elt),
+                          tensor->bytes.slice(col0 * k * es, width * k * es),
+                          es, *node);
+    } else {
+      // [K, N]: the slice is columns, copied.
+      std::vector<char> bytes(k * width * es);
+      for (int64_t row = 0; row < k; ++row)
+        std::memcpy(&bytes[row * width * es],
+                    tensor->bytes.data() + (row * n + col0) * es, width * es);
+      wv = constantWeight(
+          symbol, RankedTensorType::get({k, width}, elt),
+          HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, es), *node);
+    }
+    if (!wv)
+      return {};
+    result.push_back(tfm::LinearOp::create(
+        builder, loc(*node), activationType(width), input, wv, Value(),
+        tfm::WeightLayoutAttr::get(ctx, layout),
+        /*rms_norm_epsilon=*/nullptr, /*swiglu=*/nullptr));
+    col0 += width;
+  }
+  return result;
 }

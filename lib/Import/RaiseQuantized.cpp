@@ -32,7 +32,8 @@ using namespace mlir;
 using llvm::formatv;
 using llvm::StringRef;
 
-Value Raiser::quantizedWeight(const onnx::NodeProto &node) {
+Value Raiser::quantizedWeight(const onnx::NodeProto &node, int64_t row0,
+                              int64_t rows) {
   const int64_t k = attrInt(node, "K", -1), n = attrInt(node, "N", -1);
   const int64_t bits = attrInt(node, "bits", 4);
   const int64_t block = attrInt(node, "block_size", -1);
@@ -69,28 +70,39 @@ Value Raiser::quantizedWeight(const onnx::NodeProto &node) {
                               "initializer [N={1}, k_blocks={2}] (or flat) of "
                               "the activations' type",
                               node.input(2), n, blocks));
-  auto scaleType = RankedTensorType::get({n, blocks}, elementType);
+  // Rows [row0, row0 + rows) of the weight (a packed QKV projection is
+  // split by rows): contiguous in B, the scales and the zero points.
+  if (rows < 0)
+    rows = n;
+  const bool whole = row0 == 0 && rows == n;
+  const std::string suffix =
+      whole ? std::string() : formatv(".rows{0}-{1}", row0, row0 + rows).str();
+  const size_t sw = onnxTypeSize(scales->dtype);
+  auto scaleType = RankedTensorType::get({rows, blocks}, elementType);
   Value packed = constantWeight(
-      node.input(1),
-      RankedTensorType::get({n, k * bits / 8}, builder.getI8Type()), b->bytes,
-      1, node);
-  Value s = constantWeight(node.input(2), scaleType, scales->bytes,
-                           onnxTypeSize(scales->dtype), node);
+      node.input(1) + suffix,
+      RankedTensorType::get({rows, k * bits / 8}, builder.getI8Type()),
+      b->bytes.slice(row0 * blocks * blob, rows * blocks * blob), 1, node);
+  Value s = constantWeight(
+      node.input(2) + suffix, scaleType,
+      scales->bytes.slice(row0 * blocks * sw, rows * blocks * sw), sw, node);
   Value zeros;
   if (node.input_size() > 3 && !node.input(3).empty()) {
     const ConstTensor *z = model.constant(node.input(3));
     const int64_t packedPerRow = llvm::divideCeil(blocks * bits, 8);
     if (z && z->dtype == scales->dtype && z->numElements() == n * blocks) {
-      zeros = constantWeight(node.input(3), scaleType, z->bytes,
-                             onnxTypeSize(z->dtype), node);
+      zeros = constantWeight(
+          node.input(3) + suffix, scaleType,
+          z->bytes.slice(row0 * blocks * sw, rows * blocks * sw), sw, node);
     } else if (z && z->dtype == onnx::TensorProto::UINT8 &&
                z->numElements() == n * packedPerRow) {
       // Unpacked to floats in the scale type.
       auto &semantics = cast<FloatType>(elementType).getFloatSemantics();
-      const size_t width = onnxTypeSize(scales->dtype);
-      std::vector<char> values(n * blocks * width);
-      for (int64_t row = 0; row < n; ++row)
+      const size_t width = sw;
+      std::vector<char> values(rows * blocks * width);
+      for (int64_t r = 0; r < rows; ++r)
         for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t row = row0 + r;
           uint8_t byte;
           if (bits == 8) {
             byte = static_cast<uint8_t>(z->bytes[row * packedPerRow + blk]);
@@ -100,10 +112,10 @@ Value Raiser::quantizedWeight(const onnx::NodeProto &node) {
           }
           llvm::APFloat f(semantics, byte);
           uint64_t raw = f.bitcastToAPInt().getZExtValue();
-          std::memcpy(&values[(row * blocks + blk) * width], &raw, width);
+          std::memcpy(&values[(r * blocks + blk) * width], &raw, width);
         }
       zeros = constantWeight(
-          node.input(3) + ".unpacked", scaleType,
+          node.input(3) + ".unpacked" + suffix, scaleType,
           HeapAsmResourceBlob::allocateAndCopyWithAlign(values, width), node);
     } else {
       return fail(node, formatv("MatMulNBits zero_points '{0}': expected "
@@ -115,9 +127,9 @@ Value Raiser::quantizedWeight(const onnx::NodeProto &node) {
   if (!packed || !s ||
       (node.input_size() > 3 && !node.input(3).empty() && !zeros))
     return {};
-  return tfm::DequantizeOp::create(builder, loc(node),
-                                   RankedTensorType::get({n, k}, elementType),
-                                   packed, s, zeros, bits, block);
+  return tfm::DequantizeOp::create(
+      builder, loc(node), RankedTensorType::get({rows, k}, elementType), packed,
+      s, zeros, bits, block);
 }
 
 Value Raiser::quantizedLinear(const onnx::NodeProto &node, StringRef bias) {

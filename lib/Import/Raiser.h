@@ -25,6 +25,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -143,7 +144,16 @@ private:
   /// its weight as a tfm.dequantize of the graph's packed codes ([N, K]).
   mlir::Value quantizedLinear(const onnx::NodeProto &node,
                               llvm::StringRef bias);
-  mlir::Value quantizedWeight(const onnx::NodeProto &node);
+  /// Rows [row0, row0 + rows) of it (all when rows < 0).
+  mlir::Value quantizedWeight(const onnx::NodeProto &node, int64_t row0 = 0,
+                              int64_t rows = -1);
+  /// The projections of a packed QKV (GroupQueryAttention's query input
+  /// holding Q, K and V): `value`'s MatMul, MatMulNBits or Gemm split at
+  /// compile time into one tfm.linear per width in `widths` (output
+  /// features, in order). Empty (error recorded) if it is not one.
+  llvm::SmallVector<mlir::Value>
+  splitProjection(const onnx::NodeProto &user, llvm::StringRef value,
+                  llvm::ArrayRef<int64_t> widths);
   /// tfm.linear of `node`'s input 0 by the [out, in] weight `makeWeight`
   /// raises (after the input), with the optional `bias`.
   mlir::Value outInProjection(const onnx::NodeProto &node,
@@ -172,6 +182,19 @@ public:
   mlir::func::FuncOp func;
   mlir::Type elementType; // the model's activation type
   const ConstTensor *embeddingTable = nullptr;
+  /// The embedding lookup: Gather(table, ids), Gather(Transpose(W), ids)
+  /// (the builder's tied embedding), or com.microsoft::GatherBlockQuantized.
+  const onnx::NodeProto *embeddingNode = nullptr;
+  /// A table made at import (W transposed, or the quantized table
+  /// dequantized to the scales' type), with the bytes it owns; null when
+  /// the table is an initializer.
+  std::unique_ptr<ConstTensor> madeTable;
+  std::vector<char> madeTableBytes;
+  /// Finds the embedding lookup of `ids` among its users and sets
+  /// embeddingNode and embeddingTable; false when there is none, with the
+  /// error recorded when one is malformed.
+  bool findEmbedding(llvm::StringRef ids);
+  bool makeDequantizedTable(const onnx::NodeProto &gatherBlockQuantized);
   mlir::Value tokens, positions; // function arguments
   /// Per layer (in raising order): the K and V cache arguments and results.
   llvm::SmallVector<mlir::Value> cacheArgs, cacheResults;

@@ -282,6 +282,22 @@ void inferGroupQueryAttention(const NodeShapes &n, ValueFacts &out) {
   n.setShape(out, s);
 }
 
+/// com.microsoft::GatherBlockQuantized (gather_axis 0, quantize_axis 1):
+/// indices [...] -> [..., hidden] in the scales' type, hidden = the data's
+/// row bytes * 8 / bits.
+void inferGatherBlockQuantized(const NodeShapes &n, ValueFacts &out) {
+  const ValueFacts *data = n.a, *ids = n.in(1), *scales = n.in(2);
+  int64_t bits = attrInt(n.node, "bits", 4);
+  if (scales)
+    out.dtype = scales->dtype;
+  if (!n.aShape() || data->shape.size() != 2 || !ids || !ids->hasShape ||
+      !data->shape[1].isConstant() || (bits != 4 && bits != 8))
+    return;
+  Shape s = ids->shape;
+  s.push_back(Poly::constant(data->shape[1].constantValue() * 8 / bits));
+  n.setShape(out, s);
+}
+
 } // namespace
 
 ShapeRule kiln::shapeRule(llvm::StringRef opType) {
@@ -343,6 +359,7 @@ ShapeRule kiln::shapeRule(llvm::StringRef opType) {
         {"RotaryEmbedding", inferUnary},
         {"Attention", inferUnary},
         {"GroupQueryAttention", inferGroupQueryAttention},
+        {"GatherBlockQuantized", inferGatherBlockQuantized},
     };
     addLayoutRules(r);
     return r;

@@ -35,7 +35,7 @@ for tool in kiln-compile kiln-run; do
 done
 
 # CPU reference logits for the GPU-vs-CPU comparison (same model, same inputs).
-for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript; do
+for v in nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript nocache_dynamo_opset23; do
   ids=$(python3 -c "import json; print(','.join(map(str, json.load(open('examples/llama32_tiny/$v/io.json'))['input_ids'])))")
   build/bin/kiln-compile "examples/llama32_tiny/$v/model.onnx" --max-seq-len 64 \
     --prefill-chunk 16 --quiet -o ".gpu/bundle/cpu/$v.kiln"

@@ -59,13 +59,20 @@ record() { # name status
 }
 
 if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ] || [ "$what" = prefill ]; then
-  exports="nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript"
+  exports="nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript nocache_dynamo_opset23"
   [ "$what" = decode ] && exports="nocache_dynamo_fp16 cache_torchscript"
   for v in $exports; do
     PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
       --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1
     record "$v" $?
   done
+  # onnxruntime-genai model-builder graphs (fp32, fp16, int4, int8; GQA and MHA) vs
+  # onnxruntime's run of the same files.
+  if [ "$what" != decode ]; then
+    PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_genai.py test/Import/Inputs/genai/*-* \
+      --work "$W/genai" --target "$arch" > "$OUT/numerics-genai.log" 2>&1
+    record genai $?
+  fi
   # The real trained model (fp16, torch 2.11 dynamo export) vs transformers' logits.
   PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py examples/realmodel "$W/realmodel" \
     --target "$arch" > "$OUT/numerics-realmodel.log" 2>&1

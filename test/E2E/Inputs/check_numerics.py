@@ -118,7 +118,8 @@ def main():
         other = np.load(a.reference_logits)
         err2 = rel_l2(full, other)
         check(err2 <= (1e-2 if fp16 else 1e-4),
-              f"{name}: {TARGET} logits vs the other target's: rel L2 {err2:.2e}")
+              f"{name}: {TARGET} logits vs {os.path.basename(a.reference_logits)}: rel L2 "
+              f"{err2:.2e}")
     if fp16:
         margin = np.sort(ref, -1)[:, -1] - np.sort(ref, -1)[:, -2]
         clear = margin > 4 * err * np.abs(ref).max()
