@@ -315,6 +315,42 @@ def Tfm_SwiGluOp : Tfm_Op<"swiglu", [Pure,
 }
 
 //===----------------------------------------------------------------------===//
+// DynamicQuantizeOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_DynamicQuantizeOp : Tfm_Op<"dynamic_quantize", [Pure,
+    SameOperandsAndResultType, InferTypeOpInterface]> {
+  let summary = "Per-tensor uint8 activation quantization at run time, "
+                "dequantized back";
+  let description = [{
+    The activation as ONNX's `DynamicQuantizeLinear` quantizes it (what
+    onnxruntime's `quantize_dynamic` puts before each `MatMulInteger`), then
+    dequantized: over the whole tensor, in f32,
+
+    ```
+    lo = min(0, min(x)), hi = max(0, max(x)), s = (hi - lo) / 255
+    z  = clamp(round_even(-lo / s), 0, 255)
+    q  = clamp(round_even(x / s) + z, 0, 255)
+    result = (q - z) * s                     (0 where s = 0)
+    ```
+
+    A projection of the result by a dequantized int8 weight equals the
+    graph's integer `MatMulInteger` scaled by both scales, up to f32
+    rounding. The statistics span every row of the tensor (every token of
+    a prefill chunk), as onnxruntime's do for the tokens of one run.
+
+    Example:
+
+    ```mlir
+    %q = tfm.dynamic_quantize %x : tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_Activation:$input);
+  let results = (outs Tfm_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
 // AddOp
 //===----------------------------------------------------------------------===//
 

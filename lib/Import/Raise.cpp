@@ -123,8 +123,13 @@ bool Raiser::dependsOnWeights(StringRef value) {
   weightDeps_[value] = false; // breaks cycles in malformed graphs
   bool result = false;
   if (const ConstTensor *c = model.constant(value)) {
-    result =
-        isFloatType(c->dtype) && c->dims.size() >= 2 && c->numElements() > 64;
+    // Float weights, or the 8- and 4-bit codes of quantized ones.
+    bool codes = llvm::is_contained(
+        {static_cast<int32_t>(onnx::TensorProto::INT8),
+         static_cast<int32_t>(onnx::TensorProto::UINT8), kOnnxInt4, kOnnxUint4},
+        c->dtype);
+    result = (isFloatType(c->dtype) || codes) && c->dims.size() >= 2 &&
+             c->numElements() > 64;
   } else if (const onnx::NodeProto *n = model.producer(value)) {
     // Shape and Size read only dimensions, never data.
     if (n->op_type() == "Shape" || n->op_type() == "Size")
@@ -296,7 +301,8 @@ Value Raiser::activation(StringRef value) {
 
 Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
   const std::string &op = node.op_type();
-  if (op == "Gather" || op == "GatherBlockQuantized")
+  if (op == "Gather" || op == "GatherBlockQuantized" ||
+      (op == "DequantizeLinear" && &node == embeddingNode))
     return embedding(node);
   if (op == "MatMul" || op == "Gemm")
     return linear(node, /*bias=*/"");
@@ -331,6 +337,10 @@ Value Raiser::raiseNode(const onnx::NodeProto &node, StringRef value) {
     return tfm::AddOp::create(builder, loc(node), lhs, rhs);
   }
   if (op == "Mul") {
+    if (Value v = integerLinear(node))
+      return v;
+    if (failed())
+      return {};
     for (int i = 0; i < 2; ++i) {
       const ConstTensor *w = model.constant(node.input(i));
       if (w && w->dims.size() == 1)
@@ -565,10 +575,35 @@ Value Raiser::logits(StringRef output) {
       op.setTied(true);
     return op;
   }
-  if (const onnx::NodeProto *dq =
-          mm && mm->op_type() == "MatMul"
-              ? producerIs(mm->input(1), "DequantizeLinear")
-              : nullptr) {
+  const onnx::NodeProto *dqLogits =
+      mm && mm->op_type() == "MatMul"
+          ? producerIs(mm->input(1), "DequantizeLinear")
+          : nullptr;
+  if (dqLogits && embeddingNode &&
+      embeddingNode->op_type() == "DequantizeLinear") {
+    // quantize_dynamic's tied lm_head: DequantizeLinear(Transpose(W_q)) of
+    // the embedding's codes and scale, i.e. the dequantized table.
+    const onnx::NodeProto *t = producerIs(dqLogits->input(0), "Transpose");
+    const onnx::NodeProto *gather = model.producer(embeddingNode->input(0));
+    auto same = [&](int i) {
+      StringRef a = i < dqLogits->input_size() ? dqLogits->input(i) : "";
+      StringRef b =
+          i < embeddingNode->input_size() ? embeddingNode->input(i) : "";
+      return a == b;
+    };
+    if (t && gather && t->input(0) == gather->input(0) && same(1) && same(2)) {
+      Value input = activation(mm->input(0));
+      Value wv = input ? weight(embeddingTable->name, *mm) : Value();
+      if (!wv)
+        return {};
+      auto op = tfm::LogitsOp::create(
+          builder, loc(*mm), activationType(embeddingTable->dims[0]), input, wv,
+          tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in));
+      op.setTied(true);
+      return op;
+    }
+  }
+  if (const onnx::NodeProto *dq = dqLogits) {
     Value input = activation(mm->input(0));
     Value w = input ? dequantizeLinearWeight(*dq) : Value();
     if (!w)

@@ -167,12 +167,18 @@ Value Raiser::ropeFromCaches(const onnx::NodeProto &node, StringRef cosName,
 //===----------------------------------------------------------------------===//
 
 bool Raiser::findEmbedding(StringRef ids) {
+  const onnx::NodeProto *fallback = nullptr;
   for (const onnx::NodeProto *user : model.consumers(ids)) {
     if (user->input_size() < 2 || user->input(1) != ids)
       continue;
     const std::string &op = user->op_type();
     if (op == "Gather" && attrInt(*user, "axis", 0) == 0) {
       if (const ConstTensor *c = model.constant(user->input(0))) {
+        if (!elementTypeFor(ctx, c->dtype) && !fallback) {
+          // Codes: dequantized below, or refused by its data type.
+          fallback = user;
+          continue;
+        }
         embeddingNode = user;
         embeddingTable = c;
         return true;
@@ -210,7 +216,79 @@ bool Raiser::findEmbedding(StringRef ids) {
       return makeDequantizedTable(*user);
     }
   }
+  // DequantizeLinear(Gather(W_q, ids)): onnxruntime's quantize_dynamic
+  // stores the table as 8-bit codes with one scale (and zero point).
+  for (const onnx::NodeProto *user : model.consumers(ids)) {
+    if (user->op_type() != "Gather" || user->input_size() < 2 ||
+        user->input(1) != ids || attrInt(*user, "axis", 0) != 0)
+      continue;
+    const ConstTensor *q = model.constant(user->input(0));
+    auto users = model.consumers(user->output(0));
+    if (!q || q->dims.size() != 2 || users.size() != 1 ||
+        users.front()->op_type() != "DequantizeLinear")
+      continue;
+    embeddingNode = users.front();
+    return makeDequantizeLinearTable(*embeddingNode, *q);
+  }
+  if (fallback) {
+    embeddingNode = fallback;
+    embeddingTable = model.constant(fallback->input(0));
+    return true;
+  }
   return false;
+}
+
+bool Raiser::makeDequantizeLinearTable(const onnx::NodeProto &dq,
+                                       const ConstTensor &q) {
+  auto bad = [&](const llvm::Twine &what) {
+    fail(dq, "the 8-bit embedding table: " + what);
+    return false;
+  };
+  const bool isSigned = q.dtype == onnx::TensorProto::INT8;
+  if (!isSigned && q.dtype != onnx::TensorProto::UINT8)
+    return bad(formatv("codes of data type {0}; expected UINT8 or INT8",
+                       onnxTypeName(q.dtype)));
+  const ConstTensor *scale = model.constant(dq.input(1));
+  const ConstTensor *zp = dq.input_size() > 2 && !dq.input(2).empty()
+                              ? model.constant(dq.input(2))
+                              : nullptr;
+  const int64_t vocab = q.dims[0], hidden = q.dims[1];
+  // One scale for the table, or one per row (axis 0).
+  if (!scale || !elementTypeFor(ctx, scale->dtype) ||
+      !(scale->numElements() == 1 ||
+        (scale->numElements() == vocab && attrInt(dq, "axis", 1) == 0)))
+    return bad("expected one float scale, or one per row (axis=0)");
+  if (dq.input_size() > 2 && !dq.input(2).empty() &&
+      (!zp || zp->dtype != q.dtype ||
+       zp->numElements() != scale->numElements()))
+    return bad("expected zero points of the codes' type, one per scale");
+  Type elt = elementTypeFor(ctx, scale->dtype);
+  auto &semantics = cast<FloatType>(elt).getFloatSemantics();
+  const size_t width = onnxTypeSize(scale->dtype);
+  auto code = [&](const ConstTensor &t, int64_t i) -> int64_t {
+    auto byte = static_cast<uint8_t>(t.bytes[i]);
+    return isSigned ? static_cast<int8_t>(byte) : byte;
+  };
+  madeTableBytes.assign(vocab * hidden * width, 0);
+  for (int64_t row = 0; row < vocab; ++row) {
+    int64_t g = scale->numElements() == 1 ? 0 : row;
+    float sc = static_cast<float>(scale->asDouble(g));
+    int64_t z = zp ? code(*zp, g) : 0;
+    for (int64_t col = 0; col < hidden; ++col) {
+      llvm::APFloat f(static_cast<float>(code(q, row * hidden + col) - z) * sc);
+      bool lost;
+      f.convert(semantics, llvm::APFloat::rmNearestTiesToEven, &lost);
+      uint64_t raw = f.bitcastToAPInt().getZExtValue();
+      std::memcpy(&madeTableBytes[(row * hidden + col) * width], &raw, width);
+    }
+  }
+  madeTable = std::make_unique<ConstTensor>();
+  madeTable->name = q.name + ".dequantized";
+  madeTable->dtype = scale->dtype;
+  madeTable->dims = {vocab, hidden};
+  madeTable->bytes = madeTableBytes;
+  embeddingTable = madeTable.get();
+  return true;
 }
 
 bool Raiser::makeDequantizedTable(const onnx::NodeProto &node) {

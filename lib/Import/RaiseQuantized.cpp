@@ -200,7 +200,20 @@ int64_t codeAt(const ConstTensor &t, int64_t i) {
 } // namespace
 
 Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
-  const ConstTensor *x = model.constant(dq.input(0));
+  const ConstTensor *zp = dq.input_size() > 2 && !dq.input(2).empty()
+                              ? model.constant(dq.input(2))
+                              : nullptr;
+  if (dq.input_size() > 2 && !dq.input(2).empty() && !zp)
+    return fail(dq, "expected the zero point to be an initializer of the "
+                    "weight's type and the scale's shape");
+  return dequantizeWeight(dq, model.constant(dq.input(0)),
+                          model.constant(dq.input(1)), zp,
+                          attrInt(dq, "axis", 1), attrInt(dq, "block_size", 0));
+}
+
+Value Raiser::dequantizeWeight(const onnx::NodeProto &dq, const ConstTensor *x,
+                               const ConstTensor *scale, const ConstTensor *zp,
+                               int64_t axis, int64_t blockSize) {
   if (!x || x->dims.size() != 2 ||
       !llvm::is_contained({kOnnxUint4, kOnnxInt4,
                            static_cast<int32_t>(onnx::TensorProto::INT8),
@@ -213,20 +226,13 @@ Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
   const bool isSigned =
       x->dtype == kOnnxInt4 || x->dtype == onnx::TensorProto::INT8;
   const int64_t bits = four ? 4 : 8, offset = isSigned ? 1 << (bits - 1) : 0;
-  const ConstTensor *scale = model.constant(dq.input(1));
   if (!scale || elementTypeFor(ctx, scale->dtype) != elementType)
     return fail(dq, "expected the scale to be an initializer of the "
                     "activations' type");
-  const ConstTensor *zp = dq.input_size() > 2 && !dq.input(2).empty()
-                              ? model.constant(dq.input(2))
-                              : nullptr;
-  if (dq.input_size() > 2 && !dq.input(2).empty() &&
-      (!zp || zp->dtype != x->dtype || zp->dims != scale->dims))
+  if (zp && (zp->dtype != x->dtype || zp->dims != scale->dims))
     return fail(dq, "expected the zero point to be an initializer of the "
                     "weight's type and the scale's shape");
-  int64_t axis = attrInt(dq, "axis", 1);
   axis = axis < 0 ? axis + 2 : axis;
-  const int64_t blockSize = attrInt(dq, "block_size", 0);
   // Where the scale of (k, n) is: scale[(k / group) * stride + n * step].
   int64_t group, stride = 0, step = 0;
   if (blockSize > 0) {
@@ -267,7 +273,7 @@ Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
                   scale->bytes.data() + (g * stride + row * step) * width,
                   width);
   }
-  std::string base = dq.input(0);
+  std::string base = x->name;
   auto scaleType = RankedTensorType::get({n, groups}, elementType);
   Value p = constantWeight(
       base + ".packed",
@@ -302,4 +308,79 @@ Value Raiser::dequantizeLinearWeight(const onnx::NodeProto &dq) {
 Value Raiser::quantizedLinear(const onnx::NodeProto &dq,
                               const onnx::NodeProto &mm, StringRef bias) {
   return outInProjection(mm, [&] { return dequantizeLinearWeight(dq); }, bias);
+}
+
+//===----------------------------------------------------------------------===//
+// onnxruntime's quantize_dynamic
+//===----------------------------------------------------------------------===//
+//
+//   (x_q, x_scale, x_zp) = DynamicQuantizeLinear(x)     uint8, per tensor
+//   Y = Mul(Cast(MatMulInteger(x_q, W_q [K, N], x_zp, w_zp), to=FLOAT),
+//           Mul(x_scale, w_scale))
+//
+// is x's tfm.dynamic_quantize (the same codes, dequantized) projected by
+// W_q dequantized: equal up to f32 rounding, since both factors are exact
+// multiples of their scales. One tfm.dynamic_quantize per
+// DynamicQuantizeLinear (q, k and v share theirs).
+
+Value Raiser::integerLinear(const onnx::NodeProto &mul) {
+  for (int i = 0; i < 2; ++i) {
+    const onnx::NodeProto *toFloat = model.producer(mul.input(i));
+    const onnx::NodeProto *mmi = toFloat && toFloat->op_type() == "Cast"
+                                     ? model.producer(toFloat->input(0))
+                                     : nullptr;
+    if (!mmi || mmi->op_type() != "MatMulInteger")
+      continue;
+    auto bad = [&](const llvm::Twine &what) {
+      return fail(*mmi, "expected onnxruntime's dynamic quantization "
+                        "(MatMulInteger of DynamicQuantizeLinear(x) by an "
+                        "8-bit weight, scaled by x_scale * w_scale): " +
+                            what);
+    };
+    const onnx::NodeProto *dql = model.producer(mmi->input(0));
+    if (!dql || dql->op_type() != "DynamicQuantizeLinear" ||
+        dql->output_size() < 3)
+      return bad("A is not DynamicQuantizeLinear(x)");
+    if (mmi->input_size() < 3 || mmi->input(2) != dql->output(2))
+      return bad("A's zero point is not DynamicQuantizeLinear's");
+    if (elementType != builder.getF32Type() ||
+        attrInt(*toFloat, "to", 0) != onnx::TensorProto::FLOAT)
+      return bad("only float32 models are supported");
+    const onnx::NodeProto *product = model.producer(mul.input(1 - i));
+    const ConstTensor *wScale = nullptr;
+    for (int j = 0; product && product->op_type() == "Mul" && j < 2; ++j)
+      if (product->input(j) == dql->output(1))
+        wScale = model.constant(product->input(1 - j));
+    if (!wScale)
+      return bad("the product is not scaled by Mul(x_scale, w_scale) with a "
+                 "constant w_scale");
+    const ConstTensor *wZero = mmi->input_size() > 3 && !mmi->input(3).empty()
+                                   ? model.constant(mmi->input(3))
+                                   : nullptr;
+    if (mmi->input_size() > 3 && !mmi->input(3).empty() && !wZero)
+      return bad("the weight's zero point is not an initializer");
+    const ConstTensor *w = model.constant(mmi->input(1));
+    if (!w || (w->dtype != onnx::TensorProto::INT8 &&
+               w->dtype != onnx::TensorProto::UINT8))
+      return bad("B is not an int8 or uint8 initializer");
+
+    Value &xq = dynamicQuantized_[dql->output(0)];
+    if (!xq) {
+      Value x = activation(dql->input(0));
+      if (!x)
+        return {};
+      xq = tfm::DynamicQuantizeOp::create(builder, loc(*dql), x);
+    }
+    // One scale for the weight, or one per output column (per_channel).
+    Value wv = dequantizeWeight(*mmi, w, wScale, wZero, /*axis=*/1,
+                                /*blockSize=*/0);
+    if (!wv)
+      return {};
+    int64_t n = cast<RankedTensorType>(wv.getType()).getDimSize(0);
+    return tfm::LinearOp::create(
+        builder, loc(*mmi), activationType(n), xq, wv, Value(),
+        tfm::WeightLayoutAttr::get(ctx, tfm::WeightLayout::out_in),
+        /*rms_norm_epsilon=*/nullptr, /*swiglu=*/nullptr);
+  }
+  return {};
 }

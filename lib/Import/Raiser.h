@@ -170,6 +170,12 @@ private:
                               const onnx::NodeProto &matmul,
                               llvm::StringRef bias);
   mlir::Value dequantizeLinearWeight(const onnx::NodeProto &dequantize);
+  /// The [K, N] weight `x` dequantized by `scale` (one, one per column with
+  /// axis 1, or blocks of `blockSize` along K) and `zp`: a tfm.dequantize of
+  /// its codes moved to [N, K].
+  mlir::Value dequantizeWeight(const onnx::NodeProto &at, const ConstTensor *x,
+                               const ConstTensor *scale, const ConstTensor *zp,
+                               int64_t axis, int64_t blockSize);
   /// Weight operand of a projection: (initializer, layout).
   std::optional<std::pair<const ConstTensor *, tfm::WeightLayout>>
   projectionWeight(const onnx::NodeProto &node);
@@ -195,6 +201,13 @@ public:
   /// error recorded when one is malformed.
   bool findEmbedding(llvm::StringRef ids);
   bool makeDequantizedTable(const onnx::NodeProto &gatherBlockQuantized);
+  bool makeDequantizeLinearTable(const onnx::NodeProto &dequantize,
+                                 const ConstTensor &codes);
+  /// onnxruntime's quantize_dynamic projection (RaiseQuantized.cpp):
+  /// Mul(Cast(MatMulInteger(DynamicQuantizeLinear(x), W_q, x_zp, w_zp)),
+  /// x_scale * w_scale), raised to tfm.linear of tfm.dynamic_quantize(x) by
+  /// the dequantized W_q. Null without an error when `mul` is not one.
+  mlir::Value integerLinear(const onnx::NodeProto &mul);
   mlir::Value tokens, positions; // function arguments
   /// Per layer (in raising order): the K and V cache arguments and results.
   llvm::SmallVector<mlir::Value> cacheArgs, cacheResults;
@@ -209,6 +222,8 @@ private:
   llvm::StringMap<mlir::Value> memo_;
   llvm::StringMap<mlir::Value> weights_;
   llvm::StringMap<bool> weightDeps_;
+  /// tfm.dynamic_quantize of each DynamicQuantizeLinear, by its codes' name.
+  llvm::StringMap<mlir::Value> dynamicQuantized_;
 };
 
 } // namespace kiln

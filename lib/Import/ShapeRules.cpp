@@ -298,6 +298,17 @@ void inferGatherBlockQuantized(const NodeShapes &n, ValueFacts &out) {
   n.setShape(out, s);
 }
 
+void inferDynamicQuantizeLinear(const NodeShapes &n, ValueFacts &out) {
+  if (n.aShape())
+    n.setShape(out, n.a->shape);
+  out.dtype = onnx::TensorProto::UINT8;
+}
+
+void inferMatMulInteger(const NodeShapes &n, ValueFacts &out) {
+  inferMatMul(n, out);
+  out.dtype = onnx::TensorProto::INT32;
+}
+
 } // namespace
 
 ShapeRule kiln::shapeRule(llvm::StringRef opType) {
@@ -360,6 +371,10 @@ ShapeRule kiln::shapeRule(llvm::StringRef opType) {
         {"Attention", inferUnary},
         {"GroupQueryAttention", inferGroupQueryAttention},
         {"GatherBlockQuantized", inferGatherBlockQuantized},
+        // onnxruntime's quantize_dynamic: uint8 codes of x's shape, and an
+        // int32 MatMul.
+        {"DynamicQuantizeLinear", inferDynamicQuantizeLinear},
+        {"MatMulInteger", inferMatMulInteger},
     };
     addLayoutRules(r);
     return r;

@@ -8,9 +8,11 @@
 
 #include "passes/kernels/KernelLibrary.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Operation.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 using namespace mlir;
 
@@ -32,11 +34,31 @@ Operation *nextWithEffects(Operation *op) {
   return next;
 }
 
+/// Whether `consumer` reads `buf`, directly or through views of it.
+static bool readsFrom(Operation *consumer, Value buf) {
+  return llvm::any_of(consumer->getOperands(), [&](Value v) {
+    while (v != buf) {
+      auto view = v.getDefiningOp<ViewLikeOpInterface>();
+      if (!view || isa<memref::ViewOp>(view))
+        return false;
+      v = view.getViewSource();
+    }
+    return true;
+  });
+}
+
 SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
   SmallVector<Operation *> ops = members(op);
   Operation *next = nextWithEffects(op);
   auto tag = next ? next->getAttrOfType<StringAttr>(kKernelAttr) : StringAttr();
-  if (tag && tag.getValue() == kFused && !llvm::is_contained(ops, next))
+  // The next op is this kernel's epilogue only if it consumes the result:
+  // a kFused op after it may be another group's member (an attention
+  // reading the q projection's RoPE after the v projection).
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  bool consumes = linalgOp && linalgOp.getNumDpsInits() == 1 && next &&
+                  readsFrom(next, linalgOp.getDpsInits()[0]);
+  if (tag && tag.getValue() == kFused && !llvm::is_contained(ops, next) &&
+      consumes)
     ops.push_back(next);
   return ops;
 }

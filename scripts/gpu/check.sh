@@ -72,6 +72,12 @@ if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ] || [ "$wh
     PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_genai.py test/Import/Inputs/genai/*-* \
       --work "$W/genai" --target "$arch" > "$OUT/numerics-genai.log" 2>&1
     record genai $?
+    # transformers.js-style variants (fp16 with fp32 edges, q4, int8 quantize_dynamic) vs
+    # onnxruntime's run of the same files.
+    PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_variants.py \
+      examples/llama32_tiny/nocache_dynamo/model.onnx "$W/variants" --target "$arch" \
+      > "$OUT/numerics-variants.log" 2>&1
+    record variants $?
   fi
   # The real trained model (fp16, torch 2.11 dynamo export) vs transformers' logits.
   PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py examples/realmodel "$W/realmodel" \

@@ -1,8 +1,9 @@
 //===- Layer.cpp - the rest of a decoder layer
 //------------------------------===//
 //
-// Embedding lookup, RMSNorm, RoPE, SwiGLU, residual add and argmax:
-// elementwise and per-row nests.
+// Embedding lookup, RMSNorm, RoPE, SwiGLU, residual add, argmax and the
+// run-time activation quantization: elementwise, per-row and whole-tensor
+// nests.
 //
 //===----------------------------------------------------------------------===//
 
@@ -142,6 +143,64 @@ struct LowerSwiGlu : TfmLowering<tfm::SwiGluOp> {
   }
 };
 
+/// DynamicQuantizeLinear's statistics as one reduction of the whole tensor
+/// into two scalars (min and max, both started at 0: lo = min(0, min(x))),
+/// then the quantize-dequantize of each element.
+struct LowerDynamicQuantize : TfmLowering<tfm::DynamicQuantizeOp> {
+  using TfmLowering::TfmLowering;
+  FailureOr<Value> lower(tfm::DynamicQuantizeOp op,
+                         PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    NestBuilder g(rewriter, loc);
+    RankedTensorType type = op.getType();
+    Type elt = type.getElementType();
+    Value lo0 = g.filled({}, 0.0), hi0 = g.filled({}, 0.0);
+    AffineMap all = g.map(3, {g.d(0), g.d(1), g.d(2)}), scalar = g.map(3, {});
+    auto stats = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{lo0.getType(), hi0.getType()},
+        ValueRange{op.getInput()}, ValueRange{lo0, hi0},
+        ArrayRef<AffineMap>{all, scalar, scalar},
+        ArrayRef<IteratorType>{kRed, kRed, kRed},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value x = toF32(b, loc, a[0]);
+          linalg::YieldOp::create(
+              b, loc,
+              ValueRange{arith::MinimumFOp::create(b, loc, a[1], x),
+                         arith::MaximumFOp::create(b, loc, a[2], x)});
+        });
+    Value zero = g.f32(0.0), levels = g.f32(255.0);
+    return g.generic(
+        type, {op.getInput(), stats.getResult(0), stats.getResult(1)},
+        g.empty(type.getShape(), elt), {all, scalar, scalar, all},
+        {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+          auto clamp = [&](Value v) {
+            return arith::MinimumFOp::create(
+                b, loc, arith::MaximumFOp::create(b, loc, v, zero), levels);
+          };
+          Value s = arith::DivFOp::create(
+              b, loc, arith::SubFOp::create(b, loc, a[2], a[1]), levels);
+          Value z = clamp(math::RoundEvenOp::create(
+              b, loc,
+              arith::DivFOp::create(b, loc, arith::NegFOp::create(b, loc, a[1]),
+                                    s)));
+          Value x = toF32(b, loc, a[0]);
+          Value q = clamp(arith::AddFOp::create(
+              b, loc,
+              math::RoundEvenOp::create(b, loc,
+                                        arith::DivFOp::create(b, loc, x, s)),
+              z));
+          Value r = arith::MulFOp::create(
+              b, loc, arith::SubFOp::create(b, loc, q, z), s);
+          Value flat =
+              arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, s, zero);
+          linalg::YieldOp::create(
+              b, loc,
+              fromF32(b, loc, arith::SelectOp::create(b, loc, flat, zero, r),
+                      elt));
+        });
+  }
+};
+
 struct LowerAdd : TfmLowering<tfm::AddOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::AddOp op,
@@ -220,7 +279,7 @@ Value inverseRms(OpBuilder &b, Location loc, Value sum, Value features,
 
 void populateLayerPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerEmbedding, LowerRmsNorm, LowerRope, LowerSwiGlu, LowerAdd,
-               LowerArgmax>(patterns.getContext());
+               LowerArgmax, LowerDynamicQuantize>(patterns.getContext());
 }
 
 } // namespace kiln::tfm_lowering

@@ -197,6 +197,17 @@ func.func @swiglu_static_f16(%gate: tensor<2x7x352xf16>, %up: tensor<2x7x352xf16
 
 // -----
 
+// CHECK-LABEL: func.func @dynamic_quantize
+// CHECK-SAME: (%[[X:.+]]: tensor<?x?x128xf32>)
+// CHECK: %[[R:.+]] = tfm.dynamic_quantize %[[X]] : tensor<?x?x128xf32>
+// CHECK: return %[[R]]
+func.func @dynamic_quantize(%x: tensor<?x?x128xf32>) -> tensor<?x?x128xf32> {
+  %0 = tfm.dynamic_quantize %x : tensor<?x?x128xf32>
+  return %0 : tensor<?x?x128xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @add
 // CHECK-SAME: (%[[A:.+]]: tensor<?x?x128xf32>, %[[B:.+]]: tensor<?x?x128xf32>)
 // CHECK: %[[R:.+]] = tfm.add %[[A]], %[[B]] : tensor<?x?x128xf32>

@@ -579,3 +579,38 @@ func.func @linear_int4_prefill(%x: tensor<1x16x64xf16>, %p: tensor<8x32xi8>, %s:
   %y = tfm.linear %x, %w layout = <out_in> : (tensor<1x16x64xf16>, tensor<8x64xf16>) -> tensor<1x16x8xf16>
   return %y : tensor<1x16x8xf16>
 }
+
+// -----
+
+// Dynamic quantization (onnxruntime's DynamicQuantizeLinear, dequantized): one
+// reduction of the whole tensor into two f32 scalars started at 0 (so lo =
+// min(0, min x) and hi = max(0, max x)), then per element in f32: the scale
+// (hi - lo) / 255, the zero point round_even(-lo / s) clamped to [0, 255], the
+// code round_even(x / s) + z clamped alike, and (q - z) * s; 0 where s = 0.
+
+// CHECK-DAG: #[[$ID3:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[$ALL:.+]] = affine_map<(d0, d1, d2) -> ()>
+// CHECK-LABEL: func.func @dynamic_quantize
+// CHECK-SAME: (%[[X:.+]]: tensor<1x2x8xf16>)
+// CHECK-DAG: %[[LEVELS:.+]] = arith.constant 2.550000e+02 : f32
+// CHECK-DAG: %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK: %[[LO0:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.+}} : tensor<f32>) -> tensor<f32>
+// CHECK: %[[HI0:.+]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.+}} : tensor<f32>) -> tensor<f32>
+// CHECK: %[[STATS:.+]]:2 = linalg.generic {indexing_maps = [#[[$ID3]], #[[$ALL]], #[[$ALL]]], iterator_types = ["reduction", "reduction", "reduction"]}
+// CHECK-SAME: ins(%[[X]] : tensor<1x2x8xf16>) outs(%[[LO0]], %[[HI0]] : tensor<f32>, tensor<f32>)
+// CHECK: arith.minimumf
+// CHECK: arith.maximumf
+// CHECK: %[[R:.+]] = linalg.generic {indexing_maps = [#[[$ID3]], #[[$ALL]], #[[$ALL]], #[[$ID3]]], iterator_types = ["parallel", "parallel", "parallel"]}
+// CHECK-SAME: ins(%[[X]], %[[STATS]]#0, %[[STATS]]#1 : tensor<1x2x8xf16>, tensor<f32>, tensor<f32>)
+// CHECK-NEXT: ^bb0(%{{.+}}: f16, %[[LO:.+]]: f32, %[[HI:.+]]: f32, %{{.+}}: f16):
+// CHECK-NEXT: %[[RANGE:.+]] = arith.subf %[[HI]], %[[LO]] : f32
+// CHECK-NEXT: %[[S:.+]] = arith.divf %[[RANGE]], %[[LEVELS]] : f32
+// CHECK: math.roundeven
+// CHECK: math.roundeven
+// CHECK: %[[FLAT:.+]] = arith.cmpf oeq, %[[S]], %[[ZERO]] : f32
+// CHECK: arith.truncf {{.+}} : f32 to f16
+// CHECK: return %[[R]]
+func.func @dynamic_quantize(%x: tensor<1x2x8xf16>) -> tensor<1x2x8xf16> {
+  %0 = tfm.dynamic_quantize %x : tensor<1x2x8xf16>
+  return %0 : tensor<1x2x8xf16>
+}
