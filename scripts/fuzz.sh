@@ -73,8 +73,8 @@ for t in $targets; do
   echo
 done
 if [ -x build/bin/kiln-compile ] && [ -f build/test/lit.site.cfg.py ]; then
-  echo "sanitized runtime tools: the lit suite with $B/bin/kiln-run and kiln-tokenize"
-  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-run kiln-tokenize >> "$B.build.log" 2>&1 ||
+  echo "sanitized runtime tools: the lit suite with $B/bin/kiln-run, kiln-tokenize and kiln-generate-c"
+  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-run kiln-tokenize kiln-generate-c >> "$B.build.log" 2>&1 ||
     { tail -30 "$B.build.log"; exit 1; }
   for t in kiln-compile kiln-opt; do ln -sf "$PWD/build/bin/$t" "$B/bin/$t"; done
   if ! /usr/lib/llvm-22/bin/lit -q --param kiln_tools_dir="$PWD/$B/bin" build/test \

@@ -9,7 +9,7 @@ PKGS=(cmake ninja-build g++ python3 python3-venv
       libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
       libonnx-dev libprotobuf-dev protobuf-compiler
       libflatbuffers-dev flatbuffers-compiler libcli11-dev libxxhash-dev
-      libpcre2-dev nlohmann-json3-dev
+      libpcre2-dev nlohmann-json3-dev pybind11-dev python3-dev
       libgtest-dev zlib1g-dev libzstd-dev clang-format-22
       clang-22 libclang-rt-22-dev)
 

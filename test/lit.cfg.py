@@ -24,6 +24,8 @@ config.substitutions = [s for s in config.substitutions if s[0] != "%python"]
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%kiln_src", config.kiln_src_root))
 config.substitutions.append(("%examples", os.path.join(config.kiln_src_root, "examples")))
+# The Python package (python/): the directory to put on PYTHONPATH.
+config.substitutions.append(("%kiln_python", os.path.join(config.kiln_obj_root, "python")))
 
 # --param kiln_tools_dir=DIR runs the tests with the tools in DIR instead
 # (scripts/fuzz.sh: the runtime's tools built with ASan + UBSan).
@@ -31,5 +33,6 @@ config.kiln_tools_dir = lit_config.params.get("kiln_tools_dir", config.kiln_tool
 
 from lit.llvm.subst import ToolSubst
 llvm_config.add_tool_substitutions(
-    [ToolSubst(t, unresolved="ignore") for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-tokenize"]],
+    [ToolSubst(t, unresolved="ignore")
+     for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-tokenize", "kiln-generate-c"]],
     [config.kiln_tools_dir])
