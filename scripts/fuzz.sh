@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, the .npy reader,
+# Builds the libFuzzer targets of fuzz/ (the artifact loader, the tokenizer, chat templates, the .npy reader,
 # kiln-run's command line, kiln-compile's option rules, the ONNX loader and importer) with clang-22 under ASan + UBSan in
 # build-fuzz/, and runs each for SECONDS (default 60) from seed corpora made from the bundled
 # examples and the importer tests' model generator. Then, when the main build is there, runs
@@ -13,7 +13,7 @@ seconds=${1:-60}
 B=build-fuzz
 cmake -G Ninja -S fuzz -B "$B" -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$B.configure.log" 2>&1 || { cat "$B.configure.log"; exit 1; }
-targets="artifact tokenizer npy options compile-options onnx"
+targets="artifact tokenizer npy chat-template options compile-options onnx"
 # shellcheck disable=SC2086
 ninja -C "$B" -j "${KILN_JOBS:-2}" $(printf 'fuzz-%s ' $targets) > "$B.build.log" 2>&1 ||
   { tail -30 "$B.build.log"; exit 1; }
@@ -33,7 +33,16 @@ fi
 cp examples/realmodel/tokenizer.json "$B/seeds/tokenizer/realmodel.json"
 printf '%s' '{"version":"1.0","added_tokens":[{"id":3,"content":"<s>","special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","dropout":null,"unk_token":null,"byte_fallback":false,"vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}' \
   > "$B/seeds/tokenizer/minimal.json"
+# Chat templates: the ones test/Tokenizer/Inputs/check_chat_templates.py checks against jinja2.
 PY=python3; [ -x .venv/bin/python ] && PY=.venv/bin/python
+"$PY" - "$B/seeds/chat-template" <<'PYEOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("c", "test/Tokenizer/Inputs/check_chat_templates.py")
+c = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(c)
+for name, template in c.TEMPLATES.items():
+    open(f"{sys.argv[1]}/{name}.jinja", "w").write(template)
+PYEOF
 "$PY" - "$B/seeds/npy" <<'PYEOF'
 import sys
 import numpy as np

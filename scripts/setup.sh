@@ -33,7 +33,7 @@ fi
 # so that a changed pin (a new oracle) reaches existing venvs, CI's included.
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/requirements.sha256 2>/dev/null)" != "$want" ] ||
-   ! .venv/bin/python -c 'import onnx, onnxruntime, numpy, tokenizers' 2>/dev/null; then
+   ! .venv/bin/python -c 'import onnx, onnxruntime, numpy, tokenizers, jinja2' 2>/dev/null; then
   echo "setup: installing the pinned test oracles (requirements.txt) into .venv"
   .venv/bin/pip install -q -r requirements.txt
   echo "$want" > .venv/requirements.sha256

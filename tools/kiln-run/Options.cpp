@@ -92,6 +92,17 @@ std::optional<int> parseCommandLine(int argc, char **argv, Options *options) {
       "text is printed as it is made");
   auto *promptFile = app.add_option("--prompt-file", o.promptFile,
                                     "Text prompt read from a file");
+  auto *chat = app.add_option(
+      "--chat", o.chat,
+      "A user message, put in the artifact's chat template (tokenizer_config"
+      ".json's chat_template) with the assistant's turn opened; the reply is "
+      "printed as it is made");
+  auto *interactive = app.add_flag(
+      "--interactive", o.interactive,
+      "A multi-turn chat: one user message per line of stdin, each reply "
+      "printed as it is made; the KV cache is kept between turns");
+  app.add_option("--system", o.system,
+                 "With --chat or --interactive: a system message first");
   BenchOptions &bench = o.benchOptions;
   auto *benchFlag = app.add_flag(
       "--bench",
@@ -110,7 +121,8 @@ std::optional<int> parseCommandLine(int argc, char **argv, Options *options) {
       ->capture_default_str();
   app.add_flag("--json", bench.json, "With --bench: one JSON object");
   std::vector<CLI::Option *> inputs{promptIds,  perplexity, perplexityText,
-                                    promptText, promptFile, benchFlag};
+                                    promptText, promptFile, benchFlag,
+                                    chat,       interactive};
   for (CLI::Option *a : inputs)
     for (CLI::Option *b : inputs)
       if (a != b)
@@ -181,10 +193,20 @@ std::optional<int> parseCommandLine(int argc, char **argv, Options *options) {
       return fail(std::string(flag) + " needs --bench");
   if (!app.count("--prompt-ids") && !app.count("--perplexity-ids") &&
       !app.count("--perplexity") && !app.count("--prompt") &&
-      !app.count("--prompt-file"))
-    return fail("give --prompt, --prompt-file, --prompt-ids, --perplexity, "
-                "--perplexity-ids or --bench");
-  o.textPrompt = app.count("--prompt") || app.count("--prompt-file");
+      !app.count("--prompt-file") && !app.count("--chat") &&
+      !app.count("--interactive"))
+    return fail("give --prompt, --prompt-file, --chat, --interactive, "
+                "--prompt-ids, --perplexity, --perplexity-ids or --bench");
+  if (app.count("--system") && !app.count("--chat") &&
+      !app.count("--interactive"))
+    return fail("--system needs --chat or --interactive");
+  if (app.count("--interactive"))
+    for (const char *flag : {"--dump-logits", "--past", "--past-len"})
+      if (app.count(flag))
+        return fail(std::string(flag) + " does not work with --interactive");
+  o.chatGiven = app.count("--chat") > 0;
+  o.textPrompt =
+      app.count("--prompt") || app.count("--prompt-file") || o.chatGiven;
   if (!parseSeed(seed, &o.sampler.seed, &error))
     return fail(error);
   o.dumpLogitsGiven = app.count("--dump-logits") > 0;

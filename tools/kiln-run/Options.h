@@ -38,6 +38,11 @@ struct Options {
   // A text prompt: --prompt, or the contents of --prompt-file.
   bool textPrompt = false;
   std::string prompt, promptFile;
+  // --chat MESSAGE [--system S]: the prompt is the chat template's rendering.
+  bool chatGiven = false;
+  std::string chat, system;
+  // --interactive: a multi-turn chat over stdin.
+  bool interactive = false;
   std::vector<std::string> stops;
   // --bench: measure with benchOptions instead.
   bool bench = false;

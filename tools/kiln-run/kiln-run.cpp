@@ -27,6 +27,7 @@
 #include "Bench.h"
 #include "Options.h"
 
+#include "kiln/runtime/ChatTemplate.h"
 #include "kiln/runtime/Npy.h"
 #include "kiln/runtime/Perplexity.h"
 #include "kiln/runtime/Sampler.h"
@@ -39,6 +40,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 
 #include <algorithm>
 #include <chrono>
@@ -265,7 +267,30 @@ bool encodePrompt(const Artifact &artifact, const Options &o,
   }
   std::string text = o.prompt;
   std::string flag = "--prompt";
-  if (!o.promptFile.empty()) {
+  Tokenizer::EncodeOptions encode;
+  if (o.chatGiven) {
+    // The template writes the special tokens (BOS) itself, as transformers'
+    // apply_chat_template(tokenize=True) encodes without adding any.
+    flag = "--chat";
+    const std::string &source = (*tokenizer)->chatTemplate();
+    if (source.empty()) {
+      *error = "--chat: " + o.model +
+               ": the tokenizer has no chat_template (tokenizer_config.json)";
+      return false;
+    }
+    auto chat = ChatTemplate::parse(source, error);
+    std::vector<ChatMessage> messages;
+    if (!o.system.empty())
+      messages.push_back({"system", o.system});
+    messages.push_back({"user", o.chat});
+    if (!chat || !chat->render(messages, /*addGenerationPrompt=*/true,
+                               (*tokenizer)->bosToken(),
+                               (*tokenizer)->eosToken(), &text, error)) {
+      *error = "--chat: " + *error;
+      return false;
+    }
+    encode.addSpecialTokens = false;
+  } else if (!o.promptFile.empty()) {
     flag = "--prompt-file: '" + o.promptFile + "'";
     std::ifstream in(o.promptFile, std::ios::binary);
     std::ostringstream contents;
@@ -277,7 +302,7 @@ bool encodePrompt(const Artifact &artifact, const Options &o,
     }
     text = contents.str();
   }
-  if (!(*tokenizer)->encode(text, Tokenizer::EncodeOptions(), prompt, error)) {
+  if (!(*tokenizer)->encode(text, encode, prompt, error)) {
     *error = flag + ": " + *error;
     return false;
   }
@@ -432,6 +457,122 @@ int run(const Options &o) {
   return 0;
 }
 
+/// kiln-run --interactive: a multi-turn chat over stdin, one user message
+/// per line. Each turn renders the whole conversation with the chat template
+/// and feeds only what the KV cache does not hold yet: the tokens after the
+/// longest prefix shared with what it holds (the template's rendering of the
+/// reply may tokenize differently from the generated ids).
+int runInteractive(const Options &o) {
+  std::string error;
+  if (!Sampler::validate(o.sampler, &error))
+    return fail(error);
+  Artifact::OpenOptions open;
+  open.verifyWeights = !o.noVerifyWeights;
+  std::shared_ptr<const Artifact> artifact =
+      Artifact::open(o.model, open, &error);
+  if (!artifact)
+    return fail(error);
+  if (artifact->tokenizer().empty())
+    return fail("--interactive: " + o.model +
+                ": the artifact has no tokenizer");
+  std::unique_ptr<Tokenizer> tokenizer =
+      Tokenizer::create(artifact->tokenizer(), &error);
+  if (!tokenizer)
+    return fail(o.model + ": " + error);
+  if (tokenizer->chatTemplate().empty())
+    return fail("--interactive: " + o.model +
+                ": the tokenizer has no chat_template (tokenizer_config.json)");
+  auto chat = ChatTemplate::parse(tokenizer->chatTemplate(), &error);
+  if (!chat)
+    return fail("--interactive: " + error);
+  std::unique_ptr<Session> session = Session::create(artifact, &error);
+  if (!session)
+    return fail(error);
+  std::fprintf(stderr,
+               "kiln-run: running on %s; one message per line, end "
+               "with EOF\n",
+               session->device().c_str());
+  const int64_t context = session->maxSeqLen();
+  Sampler sampler(o.sampler, session->vocabSize());
+  const bool deviceArgmax = sampler.isGreedy() && session->hasArgmax();
+  session->setKeepLogits(!deviceArgmax);
+  const std::vector<int64_t> &eos = tokenizer->eosIds();
+  std::vector<ChatMessage> messages;
+  if (!o.system.empty())
+    messages.push_back({"system", o.system});
+  std::vector<int64_t> cached; // the tokens the KV cache holds, in order
+  std::string line;
+  for (int turn = 1; std::getline(std::cin, line); ++turn) {
+    messages.push_back({"user", line});
+    std::string text;
+    if (!chat->render(messages, /*addGenerationPrompt=*/true,
+                      tokenizer->bosToken(), tokenizer->eosToken(), &text,
+                      &error))
+      return fail("--interactive: turn " + std::to_string(turn) + ": " + error);
+    Tokenizer::EncodeOptions encode;
+    encode.addSpecialTokens = false;
+    std::vector<int64_t> ids;
+    if (!tokenizer->encode(text, encode, &ids, &error))
+      return fail("--interactive: turn " + std::to_string(turn) + ": " + error);
+    size_t shared = 0;
+    while (shared < cached.size() && shared < ids.size() &&
+           cached[shared] == ids[shared])
+      ++shared;
+    // At least the last token is fed: its logits start the reply.
+    shared = std::min(shared, ids.size() - 1);
+    const int64_t room = context - static_cast<int64_t>(ids.size());
+    if (room < 1)
+      return fail("--interactive: turn " + std::to_string(turn) + ": the " +
+                  "conversation (" + std::to_string(ids.size()) +
+                  " tokens) no longer fits the context of " +
+                  std::to_string(context) + " tokens");
+    std::vector<int64_t> fresh(ids.begin() + shared, ids.end());
+    if (!session->prefill(fresh, static_cast<int64_t>(shared), &error))
+      return fail(error);
+    cached.assign(ids.begin(), ids.end());
+    std::fprintf(stderr,
+                 "kiln-run: turn %d: %zu prompt tokens, %zu reused from the "
+                 "cache, %zu fed\n",
+                 turn, ids.size(), shared, fresh.size());
+    StreamDecoder stream(*tokenizer, /*skipSpecialTokens=*/true);
+    StopStrings stops(o.stops);
+    std::vector<int64_t> reply;
+    int64_t position = static_cast<int64_t>(ids.size());
+    const int64_t limit = std::min<int64_t>(o.maxNewTokens, room);
+    bool stopped = false;
+    for (int64_t i = 0; i < limit && !stopped; ++i) {
+      if (i > 0) {
+        if (!session->decode(reply.back(), position++, &error))
+          return fail(error);
+        cached.push_back(reply.back());
+      }
+      int64_t id = deviceArgmax ? session->argmax(0)
+                                : sampler.sample(session->logits(0));
+      reply.push_back(id);
+      if (std::count(eos.begin(), eos.end(), id))
+        break;
+      std::string piece, shown;
+      if (!stream.step(id, &piece, &error))
+        return fail(error);
+      stopped = stops.feed(piece, &shown);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (!stopped) {
+      std::string piece, shown;
+      stream.finish(&piece);
+      if (!stops.feed(piece, &shown))
+        stops.finish(&shown);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    messages.push_back(
+        {"assistant", tokenizer->decode(reply, /*skipSpecialTokens=*/true)});
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -440,5 +581,7 @@ int main(int argc, char **argv) {
     return *status;
   if (o.bench)
     return runBench(o.benchOptions);
+  if (o.interactive)
+    return runInteractive(o);
   return run(o);
 }

@@ -5,6 +5,8 @@
 //   kiln-tokenize SOURCE decode [--skip-special] [--stream]
 //                 [--lines] [--json] [IDS | --file F]       (else stdin)
 //   kiln-tokenize SOURCE info
+//   kiln-tokenize SOURCE chat [--template F] [--add-generation-prompt]
+//                 [CONTEXT | --file F]                       (else stdin)
 //
 // SOURCE is a tokenizer.json (tokenizer_config.json and
 // generation_config.json are read from beside it when there), a directory
@@ -14,11 +16,16 @@
 // on its own (one line of ids per line), --json prints JSON arrays. decode
 // reads ids separated by commas or blanks and prints the text; --stream
 // feeds them one at a time to the streaming decoder (with --json: the list of
-// what each step emitted, then what finishing emitted).
+// what each step emitted, then what finishing emitted). chat renders the
+// chat template (tokenizer_config.json's, or --template's) with a JSON
+// context: a list of messages ({"role", "content"}) or an object of
+// variables (messages, add_generation_prompt, ...); bos_token and eos_token
+// default to the tokenizer's.
 //
 //===----------------------------------------------------------------------===//
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/ChatTemplate.h"
 #include "kiln/runtime/Tokenizer.h"
 
 #include <CLI/CLI.hpp>
@@ -44,6 +51,8 @@ struct Options {
   std::string file;
   bool noSpecial = false, noAddSpecial = false, skipSpecial = false;
   bool stream = false, lines = false, json = false;
+  std::string templateFile;
+  bool addGenerationPrompt = false;
 };
 
 int fail(const std::string &message) {
@@ -195,6 +204,43 @@ bool process(const Tokenizer &tokenizer, const Options &o, bool encode,
   return true;
 }
 
+int renderChat(const Tokenizer &tokenizer, const Options &o) {
+  std::string error, source = tokenizer.chatTemplate(), input = o.text;
+  if (!o.templateFile.empty() && !readFile(o.templateFile, &source, &error))
+    return fail(error);
+  if (source.empty())
+    return fail("the tokenizer has no chat_template (tokenizer_config.json); "
+                "give one with --template");
+  if (!o.text.empty() && !o.file.empty())
+    return fail("give the context as an argument or with --file, not both");
+  if (!o.file.empty() && !readFile(o.file, &input, &error))
+    return fail(error);
+  if (o.text.empty() && o.file.empty()) {
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    input = in.str();
+  }
+  // Ordered: a template that prints a mapping shows its keys as given.
+  nlohmann::ordered_json ctx =
+      nlohmann::ordered_json::parse(input, nullptr, /*allow_exceptions=*/false);
+  if (ctx.is_discarded() || !(ctx.is_array() || ctx.is_object()))
+    return fail("the context is not a JSON list of messages or an object");
+  if (ctx.is_array())
+    ctx = nlohmann::ordered_json{{"messages", ctx}};
+  if (!ctx.contains("add_generation_prompt"))
+    ctx["add_generation_prompt"] = o.addGenerationPrompt;
+  if (!ctx.contains("bos_token"))
+    ctx["bos_token"] = tokenizer.bosToken();
+  if (!ctx.contains("eos_token"))
+    ctx["eos_token"] = tokenizer.eosToken();
+  auto chat = ChatTemplate::parse(source, &error);
+  std::string out;
+  if (!chat || !chat->renderJson(ctx.dump(), &out, &error))
+    return fail(error);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 int run(const Options &o, const std::string &command) {
   std::string error;
   auto tokenizer = loadTokenizer(o.source, &error);
@@ -210,6 +256,8 @@ int run(const Options &o, const std::string &command) {
     return 0;
   }
   std::string input = o.text;
+  if (command == "chat")
+    return renderChat(*tokenizer, o);
   if (!o.text.empty() && !o.file.empty())
     return fail("give the input as an argument or with --file, not both");
   if (!o.file.empty() && !readFile(o.file, &input, &error))
@@ -258,6 +306,15 @@ int main(int argc, char **argv) {
     sub->add_flag("--json", o.json, "Print JSON");
   }
   app.add_subcommand("info", "Vocabulary size, BOS/EOS, chat template");
+  CLI::App *chat = app.add_subcommand(
+      "chat", "Render the chat template with a JSON context (messages)");
+  chat->add_option("context", o.text,
+                   "JSON: a list of messages or an object of variables");
+  chat->add_option("--file", o.file, "Read the context from a file");
+  chat->add_option("--template", o.templateFile,
+                   "The template (default: the tokenizer's chat_template)");
+  chat->add_flag("--add-generation-prompt", o.addGenerationPrompt,
+                 "Set add_generation_prompt (unless the context sets it)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
