@@ -31,6 +31,9 @@
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include <cstdlib>
+#include <string>
+
 using namespace mlir;
 
 void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
@@ -189,6 +192,10 @@ llvm::Error kiln::runPipeline(ModuleOp module, llvm::StringRef what,
                               llvm::function_ref<void(OpPassManager &)> build) {
   PassManager pm(module.getContext());
   build(pm);
+  // KILN_PASS_TIMING=1: MLIR's per-pass timing report on stderr, per stage.
+  if (const char *timing = std::getenv("KILN_PASS_TIMING");
+      timing && std::string(timing) == "1")
+    pm.enableTiming();
   std::string diagnostics;
   {
     ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {

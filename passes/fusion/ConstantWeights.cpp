@@ -6,6 +6,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/Parallel.h"
 
 #include <cstring>
 
@@ -50,13 +51,18 @@ void transposeTiles(const char *inBytes, char *outBytes, int64_t rows,
   constexpr int64_t kTile = 64;
   const T *in = reinterpret_cast<const T *>(inBytes);
   T *out = reinterpret_cast<T *>(outBytes);
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+  // Bands of kTile input rows in parallel: each writes its own columns of
+  // every output row, so the result does not depend on the thread count.
+  llvm::parallelFor(0, (rows + kTile - 1) / kTile, [&](size_t band) {
+    int64_t r0 = static_cast<int64_t>(band) * kTile;
+    int64_t r1 = std::min(rows, r0 + kTile);
     for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
-      int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      int64_t c1 = std::min(cols, c0 + kTile);
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t c = c0; c < c1; ++c)
           out[c * rows + r] = in[r * cols + c];
     }
+  });
 }
 } // namespace
 

@@ -25,6 +25,8 @@
 #include "passes/Passes.h"
 #include "passes/fusion/ConstantWeights.h"
 
+#include "mlir/IR/Threading.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MLProgram/IR/MLProgram.h"
 #include "mlir/IR/Builders.h"
@@ -142,16 +144,28 @@ struct FuseNormProjection
     std::string key = (g.getSymName() + "." + gainGlobal.getSymName()).str();
     ml_program::GlobalOp folded = copies.lookup(key);
     if (!folded) {
-      std::optional<std::vector<float>> w = floatsOf(g);
-      if (!w)
+      std::optional<rt::DType> dtype = floatDType(type.getElementType());
+      std::vector<char> storage;
+      std::optional<ArrayRef<char>> bytes =
+          dtype ? globalBytes(g, storage) : std::nullopt;
+      const size_t es = type.getElementType().getIntOrFloatBitWidth() / 8;
+      if (!bytes || bytes->size() != static_cast<size_t>(rows * cols) * es)
         return {};
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          (*w)[r * cols + c] *= gain[inOut ? r : c];
-      rt::DType dtype = *floatDType(type.getElementType());
+      // Row by row, in parallel (a model's worth of weights passes through
+      // here): to f32, scaled, back to the weight's type, in place in the
+      // new global. Each row is independent, so the bytes do not depend on
+      // the thread count.
       folded = createWeightGlobal(
           symbols, g, key, type, [&](MutableArrayRef<char> out) {
-            rt::convertFromFloat(w->data(), dtype, w->size(), out.data());
+            parallelFor(linear.getContext(), 0, rows, [&](size_t r) {
+              std::vector<float> row(cols);
+              rt::convertToFloat(bytes->data() + r * cols * es, *dtype, cols,
+                                 row.data());
+              for (int64_t c = 0; c < cols; ++c)
+                row[c] *= gain[inOut ? r : c];
+              rt::convertFromFloat(row.data(), *dtype, cols,
+                                   out.data() + r * cols * es);
+            });
           });
       copies[key] = folded;
       originals.push_back(g.getSymName().str());
