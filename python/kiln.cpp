@@ -7,7 +7,8 @@
 //
 // Model.generate yields text as it becomes final (a piece may span several
 // tokens; the concatenation is the decoded continuation); generate_ids
-// yields token ids. Errors raise kiln.Error with the runtime's message. A
+// yields token ids; chat(messages) replies to a conversation through the
+// chat template. Errors raise kiln.Error with the runtime's message. A
 // model keeps its conversation (KV cache) between calls; reset() starts over.
 //
 //===----------------------------------------------------------------------===//
@@ -203,6 +204,37 @@ PYBIND11_MODULE(kiln, m) {
           py::arg("temperature") = 0.0, py::arg("top_k") = 0,
           py::arg("top_p") = 1.0, py::arg("seed") = 0,
           "Yields the generated token ids.")
+      .def(
+          "chat",
+          [](py::object self, const py::list &messages, int64_t maxNewTokens,
+             double temperature, int64_t topK, double topP, uint64_t seed) {
+            Model &model = self.cast<Model &>();
+            std::vector<std::string> fields;
+            fields.reserve(2 * messages.size());
+            for (py::handle m : messages) {
+              py::dict d = m.cast<py::dict>();
+              fields.push_back(d["role"].cast<std::string>());
+              fields.push_back(d["content"].cast<std::string>());
+            }
+            std::vector<kiln_message> list;
+            for (size_t i = 0; i < fields.size(); i += 2)
+              list.push_back({fields[i].c_str(), fields[i + 1].c_str()});
+            kiln_generate_options o =
+                options(maxNewTokens, temperature, topK, topP, seed);
+            kiln_status s;
+            {
+              py::gil_scoped_release release;
+              s = kiln_begin_chat(model.get(), list.data(), list.size(), &o);
+            }
+            check(s);
+            return Generation(self, model, /*text=*/true);
+          },
+          py::arg("messages"), py::arg("max_new_tokens") = 64,
+          py::arg("temperature") = 0.0, py::arg("top_k") = 0,
+          py::arg("top_p") = 1.0, py::arg("seed") = 0,
+          "The reply to a conversation (a list of {'role', 'content'} "
+          "dicts) through the chat template, yielded as text; what the KV "
+          "cache holds of the conversation is not run again.")
       .def("reset", [](Model &s) { check(kiln_reset(s.get())); });
 
   m.def(

@@ -11,6 +11,7 @@
 #include "kiln/kiln.h"
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/ChatTemplate.h"
 #include "kiln/runtime/Sampler.h"
 #include "kiln/runtime/Session.h"
 #include "kiln/runtime/Tokenizer.h"
@@ -38,7 +39,9 @@ struct kiln_model {
   std::unique_ptr<Session> session;
   std::unique_ptr<Tokenizer> tokenizer; // null without one
   int64_t position = 0;                 // the next position to fill
-  int64_t unfed = -1; // the last generated token, not in the cache yet
+  int64_t unfed = -1;       // the last generated token, not in the cache yet
+  std::vector<int64_t> fed; // the tokens at positions [0, position)
+  std::unique_ptr<ChatTemplate> chat; // parsed on first use
 
   // The generation in progress.
   bool active = false;
@@ -206,6 +209,7 @@ kiln_status kiln_begin_ids(kiln_model *model, const int64_t *prompt,
   if (!model->session->prefill(tokens, model->position, &error))
     return failWith(error);
   model->position += n;
+  model->fed.insert(model->fed.end(), tokens.begin(), tokens.end());
   model->unfed = -1;
   if (model->tokenizer)
     model->stream.emplace(*model->tokenizer, /*skipSpecialTokens=*/true);
@@ -233,6 +237,56 @@ kiln_status kiln_begin(kiln_model *model, const char *prompt,
   if (ids.empty())
     return failWith("kiln_begin: the prompt encodes to no tokens");
   return kiln_begin_ids(model, ids.data(), ids.size(), options);
+}
+
+kiln_status kiln_begin_chat(kiln_model *model, const kiln_message *messages,
+                            size_t count,
+                            const kiln_generate_options *options) {
+  if (needTokenizer(model, "kiln_begin_chat") != KILN_OK)
+    return KILN_ERROR;
+  if (count && !messages)
+    return failWith("kiln_begin_chat: messages is NULL");
+  std::string error;
+  if (!model->chat) {
+    if (model->tokenizer->chatTemplate().empty())
+      return failWith("kiln_begin_chat: the tokenizer has no chat_template "
+                      "(tokenizer_config.json)");
+    model->chat = ChatTemplate::parse(model->tokenizer->chatTemplate(), &error);
+    if (!model->chat)
+      return failWith("kiln_begin_chat: " + error);
+  }
+  std::vector<ChatMessage> conversation;
+  for (size_t i = 0; i < count; ++i) {
+    if (!messages[i].role || !messages[i].content)
+      return failWith("kiln_begin_chat: message " + std::to_string(i) +
+                      " has a NULL role or content");
+    conversation.push_back({messages[i].role, messages[i].content});
+  }
+  std::string text;
+  if (!model->chat->render(conversation, /*addGenerationPrompt=*/true,
+                           model->tokenizer->bosToken(),
+                           model->tokenizer->eosToken(), &text, &error))
+    return failWith("kiln_begin_chat: " + error);
+  // The template writes the special tokens itself.
+  Tokenizer::EncodeOptions encode;
+  encode.addSpecialTokens = false;
+  std::vector<int64_t> ids;
+  if (!model->tokenizer->encode(text, encode, &ids, &error))
+    return failWith("kiln_begin_chat: " + error);
+  if (ids.empty())
+    return failWith("kiln_begin_chat: the conversation renders to no tokens");
+  // Keep what the cache holds of it (at most all but its last token, whose
+  // logits start the reply) and run the rest.
+  size_t shared = 0;
+  while (shared < model->fed.size() && shared < ids.size() &&
+         model->fed[shared] == ids[shared])
+    ++shared;
+  shared = std::min(shared, ids.size() - 1);
+  model->fed.resize(shared);
+  model->position = static_cast<int64_t>(shared);
+  model->unfed = -1;
+  return kiln_begin_ids(model, ids.data() + shared, ids.size() - shared,
+                        options);
 }
 
 /// Ends the generation: the text still held back, *token = -1.
@@ -265,6 +319,7 @@ kiln_status kiln_next(kiln_model *model, int64_t *token, const char **text,
       return failWith(error);
     }
     ++model->position;
+    model->fed.push_back(model->unfed);
     model->unfed = -1;
   }
   int64_t id = model->deviceArgmax
@@ -322,6 +377,7 @@ kiln_status kiln_reset(kiln_model *model) {
     return failWith(error);
   model->position = 0;
   model->unfed = -1;
+  model->fed.clear();
   model->active = false;
   return KILN_OK;
 }

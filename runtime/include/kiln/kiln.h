@@ -113,6 +113,21 @@ kiln_status kiln_begin_ids(kiln_model *model, const int64_t *prompt,
 kiln_status kiln_next(kiln_model *model, int64_t *token, const char **text,
                       size_t *length);
 
+/* One message of a conversation: role ("system", "user", "assistant") and
+ * content, UTF-8. */
+typedef struct kiln_message {
+  const char *role;
+  const char *content;
+} kiln_message;
+
+/* Chat: renders the whole conversation `messages` with the artifact's chat
+ * template (tokenizer_config.json's chat_template), the assistant's turn
+ * opened, and begins the reply (then kiln_next). Only the tokens after the
+ * longest prefix the KV cache already holds are run, so passing the
+ * conversation again with the last reply and a new message continues it. */
+kiln_status kiln_begin_chat(kiln_model *model, const kiln_message *messages,
+                            size_t count, const kiln_generate_options *options);
+
 /* Called for each generated token with the text it completes (token -1 for
  * the text held back at the end); a non-zero return stops the generation. */
 typedef int (*kiln_token_callback)(void *user, int64_t token, const char *text,
