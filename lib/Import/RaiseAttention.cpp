@@ -712,6 +712,18 @@ Value Raiser::emitAttention(const onnx::NodeProto &at,
 // GroupQueryAttention.
 //===----------------------------------------------------------------------===//
 
+/// The RoPE of q and k (the inverse frequencies are q's: the layers share
+/// one table).
+static void setRope(Raiser::AttentionParts &parts,
+                    const AttentionMatcher::Operand &q,
+                    const AttentionMatcher::Operand &k) {
+  parts.invFreq = q.invFreq;
+  parts.qScaling = q.scaling;
+  parts.kScaling = k.scaling;
+  parts.qRopeAt = q.ropeAt;
+  parts.kRopeAt = k.ropeAt;
+}
+
 static StringRef inputOf(const onnx::NodeProto &node, int i) {
   return i < node.input_size() ? StringRef(node.input(i)) : StringRef();
 }
@@ -817,11 +829,7 @@ Value Raiser::onnxAttention(const onnx::NodeProto &node,
   parts.v = activation(v->tokenMajor);
   if (!parts.q || !parts.k || !parts.v)
     return {};
-  parts.invFreq = q->invFreq;
-  parts.qScaling = q->scaling;
-  parts.kScaling = k->scaling;
-  parts.qRopeAt = q->ropeAt;
-  parts.kRopeAt = k->ropeAt;
+  setRope(parts, *q, *k);
   parts.heads = q->heads;
   parts.kvHeads = k->heads;
   parts.headDim = q->headDim;
@@ -936,11 +944,7 @@ Value Raiser::groupQueryAttention(const onnx::NodeProto &node) {
   }
   if (!parts.q || !parts.k || !parts.v)
     return {};
-  parts.invFreq = q->invFreq;
-  parts.qScaling = q->scaling;
-  parts.kScaling = k->scaling;
-  parts.qRopeAt = q->ropeAt;
-  parts.kRopeAt = k->ropeAt;
+  setRope(parts, *q, *k);
   parts.heads = heads;
   parts.kvHeads = kvHeads;
   parts.headDim = q->headDim;

@@ -750,6 +750,21 @@ std::string str(const Json &v) {
   return pyRepr(v);
 }
 
+/// A list "[a, b]" or a mapping "{k: v}" with Python's separators, each
+/// key and item written by `item` (repr or JSON).
+std::string joinContainer(const Json &v, std::string (*item)(const Json &)) {
+  std::string out = v.is_array() ? "[" : "{";
+  bool first = true;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    out += first ? "" : ", ";
+    if (v.is_object())
+      out += item(Json(it.key())) + ": ";
+    out += item(it.value());
+    first = false;
+  }
+  return out + (v.is_array() ? "]" : "}");
+}
+
 std::string pyRepr(const Json &v) {
   if (v.is_string()) {
     std::string s = v.get<std::string>();
@@ -768,22 +783,8 @@ std::string pyRepr(const Json &v) {
     }
     return out + q;
   }
-  if (v.is_array()) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i)
-      out += (i ? ", " : "") + pyRepr(v[i]);
-    return out + "]";
-  }
-  if (v.is_object()) {
-    std::string out = "{";
-    bool first = true;
-    for (auto it = v.begin(); it != v.end(); ++it) {
-      out += (first ? "" : ", ") + pyRepr(Json(it.key())) + ": " +
-             pyRepr(it.value());
-      first = false;
-    }
-    return out + "}";
-  }
+  if (v.is_array() || v.is_object())
+    return joinContainer(v, pyRepr);
   return str(v);
 }
 
@@ -826,22 +827,8 @@ std::string pyJson(const Json &v) {
     }
     return out + "\"";
   }
-  if (v.is_array()) {
-    std::string out = "[";
-    for (size_t i = 0; i < v.size(); ++i)
-      out += (i ? ", " : "") + pyJson(v[i]);
-    return out + "]";
-  }
-  if (v.is_object()) {
-    std::string out = "{";
-    bool first = true;
-    for (auto it = v.begin(); it != v.end(); ++it) {
-      out += (first ? "" : ", ") + pyJson(Json(it.key())) + ": " +
-             pyJson(it.value());
-      first = false;
-    }
-    return out + "}";
-  }
+  if (v.is_array() || v.is_object())
+    return joinContainer(v, pyJson);
   if (v.is_boolean())
     return v.get<bool>() ? "true" : "false";
   if (v.is_null())

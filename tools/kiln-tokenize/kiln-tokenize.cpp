@@ -204,22 +204,34 @@ bool process(const Tokenizer &tokenizer, const Options &o, bool encode,
   return true;
 }
 
+/// The command's input: its argument, --file's contents, or stdin.
+bool readInput(const Options &o, const char *what, std::string *input,
+               std::string *error) {
+  *input = o.text;
+  if (!o.text.empty() && !o.file.empty()) {
+    *error = std::string("give the ") + what +
+             " as an argument or with --file, not both";
+    return false;
+  }
+  if (!o.file.empty())
+    return readFile(o.file, input, error);
+  if (o.text.empty()) {
+    std::ostringstream in;
+    in << std::cin.rdbuf();
+    *input = in.str();
+  }
+  return true;
+}
+
 int renderChat(const Tokenizer &tokenizer, const Options &o) {
-  std::string error, source = tokenizer.chatTemplate(), input = o.text;
+  std::string error, source = tokenizer.chatTemplate(), input;
   if (!o.templateFile.empty() && !readFile(o.templateFile, &source, &error))
     return fail(error);
   if (source.empty())
     return fail("the tokenizer has no chat_template (tokenizer_config.json); "
                 "give one with --template");
-  if (!o.text.empty() && !o.file.empty())
-    return fail("give the context as an argument or with --file, not both");
-  if (!o.file.empty() && !readFile(o.file, &input, &error))
+  if (!readInput(o, "context", &input, &error))
     return fail(error);
-  if (o.text.empty() && o.file.empty()) {
-    std::ostringstream in;
-    in << std::cin.rdbuf();
-    input = in.str();
-  }
   // Ordered: a template that prints a mapping shows its keys as given.
   nlohmann::ordered_json ctx =
       nlohmann::ordered_json::parse(input, nullptr, /*allow_exceptions=*/false);
@@ -255,18 +267,11 @@ int run(const Options &o, const std::string &command) {
     std::printf("%s\n", dumpJson(info).c_str());
     return 0;
   }
-  std::string input = o.text;
   if (command == "chat")
     return renderChat(*tokenizer, o);
-  if (!o.text.empty() && !o.file.empty())
-    return fail("give the input as an argument or with --file, not both");
-  if (!o.file.empty() && !readFile(o.file, &input, &error))
+  std::string input;
+  if (!readInput(o, "input", &input, &error))
     return fail(error);
-  if (o.text.empty() && o.file.empty()) {
-    std::ostringstream in;
-    in << std::cin.rdbuf();
-    input = in.str();
-  }
   bool encode = command == "encode";
   if (!o.lines)
     return process(*tokenizer, o, encode, input, &error) ? 0 : fail(error);
