@@ -409,6 +409,35 @@ def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModu
                            "mlir::vector::VectorDialect"];
 }
 
+def DeduplicateKernels : Pass<"kiln-deduplicate-kernels", "mlir::ModuleOp"> {
+  let summary = "Generate each distinct kernel once: the layers share kernels "
+                "that differ only in the tensors they touch";
+  let description = [{
+    Runs after `--kiln-map-loops-to-gpu` (and `--kiln-dependent-launch`).
+    A kernel addresses every tensor as a `memref.view` of one of the four
+    runtime buffers at a constant byte offset, so the same layer at another
+    depth is the same kernel up to those constants. Each such view becomes a
+    parameter of the kernel of the view's type; the launch passes the view,
+    made on the host, which the artifact records as (buffer, offset, bytes).
+    Kernels whose bodies are then identical (same code, block size and
+    signature) are merged into the first: its launches serve every layer.
+
+    ```mlir
+    // before: one kernel per layer
+    gpu.func @decode_k3(%w: memref<Nxi8>, ...) kernel {
+      %c = arith.constant 4096 : index
+      %v = memref.view %w[%c][] : memref<Nxi8> to memref<64xf32>
+      ...
+    // after: one kernel; each launch passes its layer's view
+    gpu.func @decode_k3(%w: memref<Nxi8>, ..., %v: memref<64xf32>) kernel {
+    ```
+
+    The compile report counts the distinct kernels. `kiln-compile
+    --no-fuse=dedup-kernels` leaves one kernel per launch (to measure the
+    effect).
+  }];
+}
+
 def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::ModuleOp"> {
   let summary = "Let each kernel launch while the one before it finishes "
                 "(programmatic dependent launch, sm_90+)";

@@ -18,6 +18,8 @@
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <set>
+
 using namespace mlir;
 using namespace kiln;
 namespace rt = kiln::runtime;
@@ -62,7 +64,8 @@ llvm::Expected<std::string> kiln::emitGpuAssembly(ModuleOp module,
   for (auto global :
        llvm::make_early_inc_range(module.getOps<ml_program::GlobalOp>()))
     global->erase();
-  auto code = generateGpuCode(module, opts.target, /*assemble=*/false);
+  auto code = generateGpuCode(module, opts.target, /*assemble=*/false,
+                              opts.pipeline.dedupKernels);
   if (!code)
     return code.takeError();
   return code->ptx;
@@ -135,8 +138,9 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
                 weightsBytes ? double(arenaBytes) / double(weightsBytes) : 0.0,
                 ioBytes);
   if (gpuKernels) {
-    os << formatv("kernels: {0} launches in the schedules, {1} bytes of PTX",
-                  gpuKernels, ptxBytes);
+    os << formatv("kernels: {0} launches in the schedules of {1} distinct "
+                  "kernels, {2} bytes of PTX",
+                  gpuKernels, distinctKernels, ptxBytes);
     if (waitingLaunches)
       os << formatv("; {0} wait for the kernel before them (programmatic "
                     "dependent launch)",
@@ -312,7 +316,8 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   bool gpu = isGpuTarget(opts.target);
   if (llvm::Error err = stage("codegen", [&]() -> llvm::Error {
         if (gpu) {
-          auto code = generateGpuCode(module, opts.target);
+          auto code = generateGpuCode(module, opts.target, /*assemble=*/true,
+                                      opts.pipeline.dedupKernels);
           if (!code)
             return code.takeError();
           std::vector<uint8_t> ptx(code->ptx.begin(), code->ptx.end());
@@ -326,17 +331,21 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
           report.launchesByMapping.clear();
           report.launchesByTiling.clear();
           report.launchesByEntry.clear();
+          std::set<std::string> distinct;
           for (auto &[entry, func] : entries) {
             auto launches = launchSchedule(func, &report.launchesByMapping,
                                            &report.launchesByTiling);
             if (!launches)
               return launches.takeError();
             report.gpuKernels += launches->size();
-            for (const rt::LaunchSpec &l : *launches)
+            for (const rt::LaunchSpec &l : *launches) {
               report.waitingLaunches += l.waitsForPrevious;
+              distinct.insert(l.kernel);
+            }
             report.launchesByEntry.emplace_back(entry.name, launches->size());
             entry.launches = std::move(*launches);
           }
+          report.distinctKernels = distinct.size();
           report.ptxBytes = code->ptx.size();
           return llvm::Error::success();
         }

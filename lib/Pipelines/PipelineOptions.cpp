@@ -30,10 +30,11 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
   bool all = name == "all";
   bool *flags[] = {&fuseProjections, &fuseNorm,         &fuseSwiglu,
                    &fuseElementwise, &transposeWeights, &fuseEpilogues,
-                   &fuseAttention,   &tensorCores};
+                   &fuseAttention,   &tensorCores,      &dedupKernels};
   const char *names[] = {
       "projections",       "norm",      "swiglu",    "elementwise",
-      "transpose-weights", "epilogues", "attention", "tensor-cores"};
+      "transpose-weights", "epilogues", "attention", "tensor-cores",
+      "dedup-kernels"};
   bool found = all;
   for (auto [flag, flagName] : llvm::zip_equal(flags, names))
     if (all || name == flagName) {
@@ -44,7 +45,8 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
     return llvm::createStringError(
         "--no-fuse=" + name +
         " names no pass (projections, norm, swiglu, elementwise, "
-        "transpose-weights, epilogues, attention, tensor-cores, all)");
+        "transpose-weights, epilogues, attention, tensor-cores, "
+        "dedup-kernels, all)");
   return llvm::Error::success();
 }
 

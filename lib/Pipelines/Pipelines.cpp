@@ -124,6 +124,8 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   pm.addPass(createCanonicalizerPass());
   if (opts.dependentLaunch)
     pm.addPass(createDependentLaunch());
+  if (opts.deduplicate)
+    pm.addPass(createDeduplicateKernels());
   OpPassManager &dev = pm.nest<gpu::GPUModuleOp>();
   dev.addPass(createLowerSubgroupReduce());
   dev.addPass(createParallelForToNestedForsPass());

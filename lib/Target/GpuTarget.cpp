@@ -9,6 +9,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/FileSystem.h"
@@ -62,8 +64,9 @@ std::string findLibdevice() {
 } // namespace
 
 llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
-                                              bool assemble) {
+                                              bool assemble, bool deduplicate) {
   GpuOptions gpu;
+  gpu.deduplicate = deduplicate;
   gpu.chip = chip.str();
   gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
   gpu.libdevice = findLibdevice();
@@ -147,12 +150,34 @@ kiln::launchSchedule(func::FuncOp func,
     }
     spec.sharedBytes = 0;
     spec.waitsForPrevious = launch->hasAttr(kWaitsForPreviousAttr);
+    // A runtime buffer, or a constant-offset view of one (a layer's tensor
+    // for a kernel the layers share: kiln-deduplicate-kernels).
+    bool views = false;
     for (Value arg : launch.getKernelOperands()) {
+      uint64_t offset = 0, bytes = 0;
+      if (auto view = arg.getDefiningOp<memref::ViewOp>()) {
+        std::optional<int64_t> shift = getConstantIntValue(view.getByteShift());
+        MemRefType type = view.getType();
+        if (!shift || *shift < 0 || !type.hasStaticShape())
+          return fail("internal error: a kernel argument of @" +
+                      func.getSymName() + " is a view at a dynamic offset");
+        offset = static_cast<uint64_t>(*shift);
+        bytes = static_cast<uint64_t>(type.getNumElements()) *
+                llvm::divideCeil(type.getElementTypeBitWidth(), 8);
+        arg = view.getSource();
+        views = true;
+      }
       auto blockArg = dyn_cast<BlockArgument>(arg);
       if (!blockArg || blockArg.getOwner() != &body)
         return fail("internal error: kernel argument is not a runtime "
                     "buffer");
       spec.args.push_back(static_cast<uint8_t>(blockArg.getArgNumber()));
+      spec.argOffsets.push_back(offset);
+      spec.argBytes.push_back(bytes);
+    }
+    if (!views) {
+      spec.argOffsets.clear();
+      spec.argBytes.clear();
     }
     launches.push_back(std::move(spec));
   }

@@ -89,6 +89,11 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
       spec.waitsForPrevious = l->waits_for_previous();
       if (l->args())
         spec.args.assign(l->args()->begin(), l->args()->end());
+      if (l->arg_offsets())
+        spec.argOffsets.assign(l->arg_offsets()->begin(),
+                               l->arg_offsets()->end());
+      if (l->arg_bytes())
+        spec.argBytes.assign(l->arg_bytes()->begin(), l->arg_bytes()->end());
       out->launches.push_back(std::move(spec));
     }
   return true;

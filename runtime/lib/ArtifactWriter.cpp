@@ -103,9 +103,10 @@ Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
   std::vector<Offset<fb::Launch>> launches;
   for (const LaunchSpec &l : e.launches) {
     std::vector<uint32_t> grid(l.grid, l.grid + 3), block(l.block, l.block + 3);
-    launches.push_back(fb::CreateLaunchDirect(b, l.kernel.c_str(), &grid,
-                                              &block, l.sharedBytes, &l.args,
-                                              l.waitsForPrevious));
+    launches.push_back(fb::CreateLaunchDirect(
+        b, l.kernel.c_str(), &grid, &block, l.sharedBytes, &l.args,
+        l.argOffsets.empty() ? nullptr : &l.argOffsets,
+        l.argBytes.empty() ? nullptr : &l.argBytes, l.waitsForPrevious));
   }
   auto tokens = buildTensor(b, e.tokens);
   auto positions = buildTensor(b, e.positions);

@@ -25,8 +25,9 @@
 //      pointer per buffer id of the launch); threads per block against the
 //      compiled kernel's limit; dynamic shared memory above 48 KiB opted in.
 //      Per launch, the parameter array: args[i] is the CUdeviceptr of buffer
-//      launch.args[i] and params[i] = &args[i]; both live as long as the
-//      executor, so launches allocate nothing.
+//      launch.args[i] plus launch.argOffsets[i] (a layer's tensor, for a
+//      kernel the layers share) and params[i] = &args[i]; both live as long
+//      as the executor, so launches allocate nothing.
 //   5. Device buffers, once: weights (copied from the file mapping), KV cache,
 //      arena and io (each the largest of the entries'), the last three
 //      zeroed. The Session's host io buffer is page-locked when the driver
@@ -396,8 +397,10 @@ bool GpuExecutor::allocateBuffers(std::string *error) {
     const EntrySpec &spec = artifact.entries()[e];
     Entry &entry = entries[e];
     for (Launch &launch : entry.launches) {
-      for (uint8_t id : launch.spec->args)
-        launch.args.push_back(buffers[id]);
+      const LaunchSpec &l = *launch.spec;
+      for (size_t a = 0; a < l.args.size(); ++a)
+        launch.args.push_back(buffers[l.args[a]] +
+                              (l.argOffsets.empty() ? 0 : l.argOffsets[a]));
       for (CUdeviceptr &arg : launch.args)
         launch.params.push_back(&arg);
     }

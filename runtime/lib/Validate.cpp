@@ -169,7 +169,7 @@ bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
 /// kernel, with a grid and block within CUDA's limits and kernel parameters
 /// that are buffer ids. Other targets have no schedules.
 bool validateSchedule(const ArtifactContents &c, const EntrySpec &e,
-                      std::string *error) {
+                      uint64_t weightsSize, std::string *error) {
   if (!isNvidiaTargetName(c.target)) {
     if (!e.launches.empty())
       return fail(error, "entry '", e.name, "' of target '", c.target,
@@ -199,11 +199,28 @@ bool validateSchedule(const ArtifactContents &c, const EntrySpec &e,
       if (arg > 3)
         return fail(error, where, " takes buffer id ", int(arg),
                     " (0 weights, 1 kv, 2 arena, 3 io)");
+    if ((!l.argOffsets.empty() && l.argOffsets.size() != l.args.size()) ||
+        (!l.argBytes.empty() && l.argBytes.size() != l.args.size()))
+      return fail(error, where, " has ", l.args.size(), " arguments but ",
+                  l.argOffsets.size(), " offsets and ", l.argBytes.size(),
+                  " sizes");
+    const uint64_t sizes[4] = {weightsSize, c.kvCache.kvBytes, e.arenaSize,
+                               e.ioSize};
+    static const char *const names[4] = {"weights", "kv", "arena", "io"};
+    for (size_t a = 0; a < l.argOffsets.size(); ++a) {
+      uint64_t offset = l.argOffsets[a];
+      uint64_t bytes = l.argBytes.empty() ? 0 : l.argBytes[a];
+      if (!inBounds(offset, bytes, sizes[l.args[a]]))
+        return fail(error, where, " argument ", a, " [offset ", offset,
+                    ", size ", bytes, "] lies outside the ", names[l.args[a]],
+                    " buffer of ", sizes[l.args[a]], " bytes");
+    }
   }
   return true;
 }
 
-bool validateEntries(const ArtifactContents &c, std::string *error) {
+bool validateEntries(const ArtifactContents &c, uint64_t weightsSize,
+                     std::string *error) {
   if (c.entries.empty())
     return fail(error, "artifact has no entry points");
   std::set<std::string> names;
@@ -244,7 +261,7 @@ bool validateEntries(const ArtifactContents &c, std::string *error) {
     if (!checkDisjoint(ioExtents,
                        ("io buffer of entry '" + e.name + "'").c_str(), error))
       return false;
-    if (!validateSchedule(c, e, error))
+    if (!validateSchedule(c, e, weightsSize, error))
       return false;
     for (const BufferSpec &b : e.plan)
       if (!inBounds(b.offset, b.size, e.arenaSize))
@@ -294,7 +311,7 @@ bool validateContents(const ArtifactContents &contents, uint64_t weightsSize,
          validateKvCache(contents.kvCache, contents.model, error) &&
          validateImages(contents.images, error) &&
          validateTargetImages(contents, error) &&
-         validateEntries(contents, error) &&
+         validateEntries(contents, weightsSize, error) &&
          validateWeights(contents.weights, weightsSize, error);
 }
 

@@ -12,6 +12,11 @@
 #                                   # tokens beside PyTorch eager's
 #                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
 #   scripts/gpu/check.sh checksum   # what verifying the weights costs at load (1b artifact)
+#   scripts/gpu/check.sh compile    # compile time and peak RSS on 2 cores (taskset -c 0,1) with
+#                                   # and without --no-fuse=dedup-kernels, the two artifacts'
+#                                   # tokens and decode speed, and (8b) the cost of verifying the
+#                                   # weights at load; KILN_COMPILE_SHAPES (default "1b 8b"; the
+#                                   # 8b needs /tmp/kiln-8b-model from an "8b" call just before)
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
 #                                   # real model's numerics, then the 1b shape's prefill at 512
 #                                   # and 2048 tokens (kiln-run --bench, KILN_PROFILE) beside
@@ -348,6 +353,51 @@ if [ "$what" = checksum ]; then
         --max-new-tokens 1 --format ids $flag > /dev/null 2>&1 || fail=1
       echo "  run $i ${flag:-(verifying)}: $(cat "$OUT/time.txt")" >> "$summary"
     done
+  done
+fi
+if [ "$what" = compile ]; then
+  prompt128=$(random_ids 1 128)
+  for shape in ${KILN_COMPILE_SHAPES-1b 8b}; do
+    if [ "$shape" = 8b ]; then
+      m=/tmp/kiln-8b-model
+      [ -f "$m/model.onnx.data" ] || { echo "compile: no 8b export in $m (run the 8b mode first)" >> "$summary"; fail=1; continue; }
+    else
+      m="$W/llama$shape"
+      "$PY" examples/export/export_llama.py --shape "$shape" --dtype fp16 --out "$m" > "$OUT/export-$shape.log" 2>&1 || fail=1
+    fi
+    for mode in dedup one-per-launch; do
+      flags=""; [ "$mode" = dedup ] || flags="--no-fuse=dedup-kernels"
+      cores=(taskset -c 0,1); [ "$mode" = dedup ] || cores=() # the slow one on every core
+      # shellcheck disable=SC2086
+      ( /usr/bin/time -v "${cores[@]}" kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+          --prefill-chunk 512 $flags -o "$W/$shape-$mode.kiln" ) > "$OUT/compile-$shape-$mode.log" 2>&1 || fail=1
+      echo "$shape fp16 compile, $mode ${cores[*]:+(${cores[*]})}:" >> "$summary"
+      grep -E "kiln-compile:|kernels: [0-9]|Maximum resident|Elapsed|Percent of CPU|error" \
+        "$OUT/compile-$shape-$mode.log" | sed "s/^/  /" >> "$summary"
+      kiln-run "$W/$shape-$mode.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+        > "$OUT/tokens-$shape-$mode.txt" 2> "$OUT/run-$shape-$mode.log" || fail=1
+      grep -E "tok/s|error" "$OUT/run-$shape-$mode.log" | sed "s/^/  /" >> "$summary"
+      echo "  artifact: $(stat -c %s "$W/$shape-$mode.kiln") bytes" >> "$summary"
+    done
+    if cmp -s "$OUT/tokens-$shape-dedup.txt" "$OUT/tokens-$shape-one-per-launch.txt"; then
+      echo "$shape: the 256 greedy tokens are identical" >> "$summary"
+    else
+      echo "$shape: TOKENS DIFFER" >> "$summary"; fail=1
+    fi
+    if [ "$shape" = 8b ]; then
+      # Issue 14: what verifying the weights' checksums costs on the 8b artifact (in the
+      # page cache), a one-token run with and without --no-verify-weights, twice each.
+      cat "$W/8b-dedup.kiln" > /dev/null
+      echo "weights verification, 8b artifact ($(stat -c %s "$W/8b-dedup.kiln") bytes, $(nproc) cores):" >> "$summary"
+      for i in 1 2; do
+        for flag in "" --no-verify-weights; do
+          /usr/bin/time -f "%e s wall, %U s user" -o "$OUT/time.txt" kiln-run "$W/8b-dedup.kiln" --prompt-ids 1 \
+            --max-new-tokens 1 --format ids $flag > /dev/null 2>&1 || fail=1
+          echo "  run $i ${flag:-(verifying)}: $(cat "$OUT/time.txt")" >> "$summary"
+        done
+      done
+    fi
+    rm -f "$W/$shape-dedup.kiln" "$W/$shape-one-per-launch.kiln"
   done
 fi
 if [ "$what" = 8b ]; then

@@ -109,7 +109,8 @@ cl::list<std::string> noFuse(
         "(kiln-transpose-weights), epilogues (elementwise consumers "
         "in the GPU kernels' stores), attention (one GPU kernel per "
         "attention), tensor-cores (prefill on the tensor cores: "
-        "matmul_mma, attention_prefill), or all"),
+        "matmul_mma, attention_prefill), dedup-kernels "
+        "(kiln-deduplicate-kernels: one kernel per launch), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<std::string> quantize(
     "quantize",

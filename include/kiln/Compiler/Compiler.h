@@ -36,7 +36,8 @@ struct MemoryReport {
   uint64_t weightsBytes = 0, kvBytes = 0, arenaBytes = 0, ioBytes = 0;
   int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
   unsigned kvElementBytes = 0;
-  uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets
+  uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets: launches, PTX size
+  uint64_t distinctKernels = 0; // kernels the launches name (after dedup)
   uint64_t waitingLaunches = 0; // launches that may start early (sm_90+)
   /// Launches per mapping (hand-built kernel or generic mapping), by name.
   std::map<std::string, uint64_t> launchesByMapping;

@@ -36,6 +36,8 @@ struct PipelineOptions {
   bool fuseAttention = true; // attention_decode, attention_prefill
   bool tensorCores = true;   // matmul_mma, attention_prefill (prefill)
   bool fuseElementwise = true;
+  /// kiln-deduplicate-kernels: layers share their kernels (GPU targets).
+  bool dedupKernels = true;
   /// Weight-only quantization (kiln-quantize-weights): "" (none), "int8" or
   /// "int4"; group size 0 is one group per row.
   std::string quantize;
@@ -61,6 +63,8 @@ struct GpuOptions {
   /// Kernels wait for the grid before them (kiln-dependent-launch), so that
   /// the runtime may launch them early: sm_90 and later.
   bool dependentLaunch = true;
+  /// kiln-deduplicate-kernels: each distinct kernel generated once.
+  bool deduplicate = true;
 };
 
 /// tfm (from the importer) -> static entry points -> linalg -> bufferized,

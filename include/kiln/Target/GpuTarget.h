@@ -38,7 +38,8 @@ struct GpuCode {
 /// ptxas is run here on the PTX that pass produced.
 llvm::Expected<GpuCode> generateGpuCode(mlir::ModuleOp module,
                                         llvm::StringRef chip,
-                                        bool assemble = true);
+                                        bool assemble = true,
+                                        bool deduplicate = true);
 
 /// The launch schedule of a lowered GPU entry point: its gpu.launch_func ops
 /// in order, with constant grid and block sizes and runtime buffers as

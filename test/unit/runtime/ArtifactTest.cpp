@@ -148,7 +148,7 @@ TEST_F(ArtifactTest, WrongVersion) {
   storeLE<uint32_t>(bytes, kVersionAt, 7);
   EXPECT_HAS_SUBSTR(loadError(),
                     "unsupported artifact format version 7 (this runtime "
-                    "supports version 1)");
+                    "supports version 2)");
 }
 
 TEST_F(ArtifactTest, WrongHeaderSize) {
@@ -404,6 +404,50 @@ TEST(ArtifactScheduleTest, BadBufferId) {
                         sm90()),
                     "entry 'sched' launch 1 ('k1') takes buffer id 4 (0 "
                     "weights, 1 kv, 2 arena, 3 io)");
+}
+
+// Launch arguments that point into their buffer (kiln-deduplicate-kernels:
+// a kernel the layers share takes each layer's tensors): kept through a
+// round trip, and refused when they leave the buffer or do not match the
+// arguments one to one.
+TEST(ArtifactScheduleTest, ArgumentOffsets) {
+  TempPath path(".kiln");
+  std::string error;
+  EntrySpec sched = scheduledEntry();
+  sched.launches[1].argOffsets = {256, 0};
+  sched.launches[1].argBytes = {sched.ioSize - 256, 0};
+  ASSERT_TRUE(writeEdited(
+      path, sm90(), [&](ArtifactWriter &w) { w.addEntry(sched); }, &error))
+      << error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  const EntrySpec *e = a->findEntry("sched");
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->launches[0].argOffsets.empty());
+  EXPECT_EQ(e->launches[1].argOffsets, (std::vector<uint64_t>{256, 0}));
+  EXPECT_EQ(e->launches[1].argBytes,
+            (std::vector<uint64_t>{sched.ioSize - 256, 0}));
+}
+
+TEST(ArtifactScheduleTest, ArgumentOutsideItsBuffer) {
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[1].argOffsets = {e.ioSize - 8, 0};
+                          e.launches[1].argBytes = {16, 0};
+                          w.addEntry(e);
+                        },
+                        sm90()),
+                    "entry 'sched' launch 1 ('k1') argument 0 [offset ");
+  EXPECT_HAS_SUBSTR(writeError(
+                        [](ArtifactWriter &w) {
+                          EntrySpec e = scheduledEntry();
+                          e.launches[1].argOffsets = {0};
+                          w.addEntry(e);
+                        },
+                        sm90()),
+                    "entry 'sched' launch 1 ('k1') has 2 arguments but 1 "
+                    "offsets and 0 sizes");
 }
 
 TEST(ArtifactScheduleTest, BlockTooLarge) {

@@ -17,7 +17,7 @@
 namespace kiln::runtime {
 
 /// Version of the model.kiln layout this runtime reads and writes.
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 /// Size of the fixed file header.
 constexpr uint64_t kHeaderSize = 64;
 /// The weights section starts at a multiple of this (so it can be mmapped).
@@ -98,7 +98,14 @@ struct LaunchSpec {
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
+  /// Buffer id of each kernel parameter (0 weights, 1 kv, 2 arena, 3 io).
   std::vector<uint8_t> args;
+  /// Empty, or one per arg: the parameter points argOffsets[i] bytes into
+  /// its buffer, and the kernel touches argBytes[i] bytes from there (0: up to
+  /// the buffer's end). A kernel that several layers share takes the
+  /// layer's tensors this way.
+  std::vector<uint64_t> argOffsets;
+  std::vector<uint64_t> argBytes;
   /// The kernel waits for the grid before it (griddepcontrol.wait) before it
   /// touches memory another kernel writes: it may be launched as a
   /// programmatic dependent launch.
