@@ -31,7 +31,13 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in all.
 
     Result types of the tfm ops are re-derived from the new operand types
-    through their `InferTypeOpInterface`.
+    through their `InferTypeOpInterface`. Each entry returns, after the
+    logits and caches, the next token of every logits row: `tfm.argmax`
+    (greedy), or with `sampling` (GPU targets) `tfm.sample` of two more
+    arguments, the per-sequence parameters `[batch, 4]` f32 (temperature,
+    top_k, top_p, min_p; temperature 0 is greedy) and keys `[batch]` i64, so
+    that sampling too returns one id per sequence and no logits row leaves
+    the device (the entry is marked `kiln.sampling`).
     `@forward` is erased. Before:
 
     ```mlir
@@ -64,6 +70,9 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
            "sequence's last row only, the one sampled), all (every row), or "
            "both (@prefill with the last row and @prefill_all with every "
            "row, for perplexity and logit dumps)">,
+    Option<"sampling", "sampling", "bool", "false",
+           "Entries take sampling parameters and keys and end with "
+           "tfm.sample instead of tfm.argmax (GPU targets)">,
   ];
   let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect",
                            "mlir::tensor::TensorDialect"];

@@ -128,7 +128,8 @@ private:
 };
 
 kiln_generate_options options(int64_t maxNewTokens, double temperature,
-                              int64_t topK, double topP, uint64_t seed) {
+                              int64_t topK, double topP, uint64_t seed,
+                              double minP) {
   kiln_generate_options o;
   kiln_default_options(&o);
   o.max_new_tokens = static_cast<int32_t>(maxNewTokens);
@@ -136,6 +137,7 @@ kiln_generate_options options(int64_t maxNewTokens, double temperature,
   o.top_k = static_cast<int32_t>(topK);
   o.top_p = static_cast<float>(topP);
   o.seed = seed;
+  o.min_p = static_cast<float>(minP);
   return o;
 }
 
@@ -168,10 +170,11 @@ PYBIND11_MODULE(kiln, m) {
       .def(
           "generate",
           [](py::object self, const std::string &prompt, int64_t maxNewTokens,
-             double temperature, int64_t topK, double topP, uint64_t seed) {
+             double temperature, int64_t topK, double topP, uint64_t seed,
+             double minP) {
             Model &model = self.cast<Model &>();
             kiln_generate_options o =
-                options(maxNewTokens, temperature, topK, topP, seed);
+                options(maxNewTokens, temperature, topK, topP, seed, minP);
             kiln_status s;
             {
               py::gil_scoped_release release;
@@ -182,16 +185,16 @@ PYBIND11_MODULE(kiln, m) {
           },
           py::arg("prompt"), py::arg("max_new_tokens") = 64,
           py::arg("temperature") = 0.0, py::arg("top_k") = 0,
-          py::arg("top_p") = 1.0, py::arg("seed") = 0,
+          py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("min_p") = 0.0,
           "Yields the text of the continuation as it becomes final.")
       .def(
           "generate_ids",
           [](py::object self, const std::vector<int64_t> &prompt,
              int64_t maxNewTokens, double temperature, int64_t topK,
-             double topP, uint64_t seed) {
+             double topP, uint64_t seed, double minP) {
             Model &model = self.cast<Model &>();
             kiln_generate_options o =
-                options(maxNewTokens, temperature, topK, topP, seed);
+                options(maxNewTokens, temperature, topK, topP, seed, minP);
             kiln_status s;
             {
               py::gil_scoped_release release;
@@ -202,12 +205,13 @@ PYBIND11_MODULE(kiln, m) {
           },
           py::arg("prompt"), py::arg("max_new_tokens") = 64,
           py::arg("temperature") = 0.0, py::arg("top_k") = 0,
-          py::arg("top_p") = 1.0, py::arg("seed") = 0,
+          py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("min_p") = 0.0,
           "Yields the generated token ids.")
       .def(
           "chat",
           [](py::object self, const py::list &messages, int64_t maxNewTokens,
-             double temperature, int64_t topK, double topP, uint64_t seed) {
+             double temperature, int64_t topK, double topP, uint64_t seed,
+             double minP) {
             Model &model = self.cast<Model &>();
             std::vector<std::string> fields;
             fields.reserve(2 * messages.size());
@@ -220,7 +224,7 @@ PYBIND11_MODULE(kiln, m) {
             for (size_t i = 0; i < fields.size(); i += 2)
               list.push_back({fields[i].c_str(), fields[i + 1].c_str()});
             kiln_generate_options o =
-                options(maxNewTokens, temperature, topK, topP, seed);
+                options(maxNewTokens, temperature, topK, topP, seed, minP);
             kiln_status s;
             {
               py::gil_scoped_release release;
@@ -231,7 +235,7 @@ PYBIND11_MODULE(kiln, m) {
           },
           py::arg("messages"), py::arg("max_new_tokens") = 64,
           py::arg("temperature") = 0.0, py::arg("top_k") = 0,
-          py::arg("top_p") = 1.0, py::arg("seed") = 0,
+          py::arg("top_p") = 1.0, py::arg("seed") = 0, py::arg("min_p") = 0.0,
           "The reply to a conversation (a list of {'role', 'content'} "
           "dicts) through the chat template, yielded as text; what the KV "
           "cache holds of the conversation is not run again.")

@@ -40,6 +40,10 @@ inline constexpr llvm::StringLiteral kKvOffsetsAttr = "kiln.kv_offsets";
 /// Entry (dictionary of i64 >= 0): byte offsets of tokens, positions, logits
 /// and argmax in the I/O buffer, and its size.
 inline constexpr llvm::StringLiteral kIoAttr = "kiln.io";
+/// Entry (unit): its last two arguments are the sampling parameters [batch,
+/// 4] f32 and keys [batch] i64 of tfm.sample (kiln-specialize-entry-points
+/// with `sampling`); kiln-bind-buffers gives them io slots.
+inline constexpr llvm::StringLiteral kSamplingAttr = "kiln.sampling";
 /// Entry (type): the tensor types of the token ids, the logits and one cache.
 inline constexpr llvm::StringLiteral kTokensTypeAttr = "kiln.tokens_type";
 inline constexpr llvm::StringLiteral kLogitsTypeAttr = "kiln.logits_type";

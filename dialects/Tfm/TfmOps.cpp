@@ -299,6 +299,59 @@ LogicalResult ArgmaxOp::verify() {
                          getLogits().getType(), "logits");
 }
 
+LogicalResult SampleOp::verify() {
+  auto logits = cast<ShapedType>(getLogits().getType());
+  auto params = cast<ShapedType>(getParams().getType());
+  auto seeds = cast<ShapedType>(getSeeds().getType());
+  auto init = cast<ShapedType>(getInit().getType());
+  bool tensors = isa<RankedTensorType>(logits);
+  for (Type t : {params, seeds, init})
+    if (isa<RankedTensorType>(t) != tensors)
+      return emitOpError("operands must be all tensors or all memrefs");
+  if (!logits.hasRank() || logits.getRank() != 3 ||
+      !isa<FloatType>(logits.getElementType()))
+    return emitOpError("logits must be [batch, seq, vocab] floats, got ")
+           << logits;
+  if (!params.hasRank() || params.getRank() != 2 ||
+      !params.getElementType().isF32() ||
+      (params.hasStaticShape() && params.getDimSize(1) != 4))
+    return emitOpError("params must be [batch, 4] f32 (temperature, top_k, "
+                       "top_p, min_p), got ")
+           << params;
+  if (!seeds.hasRank() || seeds.getRank() != 1 ||
+      !seeds.getElementType().isInteger(64))
+    return emitOpError("seeds must be [batch] i64, got ") << seeds;
+  if (!init.hasRank() || init.getRank() != 2 ||
+      !init.getElementType().isInteger(64))
+    return emitOpError("init must be [batch, seq] i64, got ") << init;
+  auto same = [](int64_t a, int64_t b) {
+    return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+  };
+  if (!same(logits.getDimSize(0), init.getDimSize(0)) ||
+      !same(logits.getDimSize(1), init.getDimSize(1)) ||
+      !same(logits.getDimSize(0), params.getDimSize(0)) ||
+      !same(logits.getDimSize(0), seeds.getDimSize(0)))
+    return emitOpError("batch and seq of logits ")
+           << logits << " must match params, seeds and init " << init;
+  if (tensors != (getNumResults() == 1) ||
+      (tensors && getResult().front().getType() != init))
+    return emitOpError(tensors ? "on tensors has one result, the type of init"
+                               : "on memrefs has no result");
+  return success();
+}
+
+void SampleOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  if (!hasPureBufferSemantics())
+    return;
+  for (OpOperand *in : getDpsInputOperands())
+    effects.emplace_back(MemoryEffects::Read::get(), in,
+                         SideEffects::DefaultResource::get());
+  effects.emplace_back(MemoryEffects::Write::get(), &getInitMutable(),
+                       SideEffects::DefaultResource::get());
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Tfm/TfmOps.cpp.inc"
 

@@ -4,6 +4,7 @@
 #define KILN_DIALECTS_TFM_TFMOPS_H
 
 #include "dialects/Tfm/TfmDialect.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 
 #define GET_OP_CLASSES

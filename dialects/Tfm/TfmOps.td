@@ -6,6 +6,7 @@
 include "TfmBase.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 
 //===----------------------------------------------------------------------===//
 // EmbeddingOp
@@ -433,6 +434,60 @@ def Tfm_ArgmaxOp : Tfm_Op<"argmax", [Pure, InferTypeOpAdaptorWithIsCompatible]> 
                                      "2-D [batch, seq] tensor">:$result);
   let assemblyFormat = [{
     $logits attr-dict `:` type($logits) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// SampleOp
+//===----------------------------------------------------------------------===//
+
+def Tfm_SampleOp : Tfm_Op<"sample", [DestinationStyleOpInterface,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "The next token of each row: greedy, or sampled at a "
+                "temperature with top-k, top-p and min-p (on the device)";
+  let description = [{
+    For logits `[batch, seq, vocab]`, per-row parameters `params
+    [batch, 4]` f32 = (temperature, top_k, top_p, min_p) and a 64-bit key per
+    sequence `seeds [batch]`, writes `[batch, seq]` int64 token ids into
+    `init`:
+
+    - temperature <= 0 or top_k = 1: the first index of the largest logit
+      (exactly `tfm.argmax`);
+    - otherwise a draw from softmax(logits / temperature) restricted, in this
+      order, to the top_k largest (0: all), then the smallest set of largest
+      whose probability reaches top_p of what remains (1: all), then those
+      with probability >= min_p times the largest (0: all); tokens tied with
+      the last one kept are kept too. NaN logits are never drawn.
+
+    The draw is a Gumbel-max over a counter-based hash of (key, seq index,
+    token id): the same key gives the same token. Entry points of GPU
+    targets end with it (kiln-specialize-entry-points `sampling`), so that
+    sampling, like greedy decoding, returns one id per sequence; the CPU
+    runtime samples on the host instead. It has no linalg lowering: after
+    bufferization (destination style, memref operands) the kernel library's
+    `sample_rows` implements it.
+
+    ```mlir
+    %next = tfm.sample %logits, %params, %seeds into %init
+        : tensor<1x1x1024xf32>, tensor<1x4xf32>, tensor<1xi64>,
+          tensor<1x1xi64> -> tensor<1x1xi64>
+    ```
+  }];
+  let arguments = (ins AnyTypeOf<[AnyRankedTensor, AnyMemRef]>:$logits,
+                       AnyTypeOf<[AnyRankedTensor, AnyMemRef]>:$params,
+                       AnyTypeOf<[AnyRankedTensor, AnyMemRef]>:$seeds,
+                       AnyTypeOf<[AnyRankedTensor, AnyMemRef]>:$init);
+  let results = (outs Variadic<AnyRankedTensor>:$result);
+  let assemblyFormat = [{
+    $logits `,` $params `,` $seeds `into` $init attr-dict `:` type($logits)
+    `,` type($params) `,` type($seeds) `,` type($init)
+    (`->` type($result)^)?
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
   let hasVerifier = 1;
 }

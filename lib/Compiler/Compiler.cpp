@@ -95,6 +95,7 @@ llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                        [&](OpPassManager &pm) {
                          PipelineOptions pipeline = opts.pipeline;
                          pipeline.parallelLoops = isGpuTarget(opts.target);
+                         pipeline.deviceSampling = isGpuTarget(opts.target);
                          buildLoopsPipeline(pm, pipeline);
                        });
   });
@@ -270,6 +271,10 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     // last-row entry.
     entry.argmax =
         tensor("argmax", rt::DType::I64, logits.getShape().take_front(2));
+    if (func->hasAttr(kSamplingAttr)) {
+      entry.sampling = tensor("sampling", rt::DType::F32, {entry.batch, 4});
+      entry.seeds = tensor("seeds", rt::DType::I64, {entry.batch});
+    }
     if (auto plan = func->getAttrOfType<ArrayAttr>(kMemoryPlanAttr))
       for (auto [i, buffer] :
            llvm::enumerate(plan.getAsRange<BufferPlacementAttr>()))

@@ -1,6 +1,7 @@
 //===- Pipelines.cpp - Kiln's compilation pipelines -----------------------===//
 
 #include "kiln/Pipelines/Pipelines.h"
+#include "dialects/Tfm/TfmOps.h"
 #include "passes/Passes.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -14,6 +15,7 @@
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
@@ -42,6 +44,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.prefillChunk = opts.prefillChunk;
   entry.maxSeqLen = opts.maxSeqLen;
   entry.prefillLogits = opts.prefillLogits;
+  entry.sampling = opts.deviceSampling;
   pm.addPass(createSpecializeEntryPoints(entry));
   if (opts.fuseProjections) {
     FuseProjectionsOptions fuse;
@@ -152,7 +155,37 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
+namespace {
+/// tfm.sample bufferizes in destination style: the same op on the buffers of
+/// its operands, writing the buffer of `init` (see the op's description).
+struct SampleBufferization
+    : bufferization::DstBufferizableOpInterfaceExternalModel<
+          SampleBufferization, kiln::tfm::SampleOp> {
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const bufferization::BufferizationOptions &options,
+                          bufferization::BufferizationState &state) const {
+    auto sample = cast<kiln::tfm::SampleOp>(op);
+    SmallVector<Value> buffers;
+    for (Value operand : sample->getOperands()) {
+      FailureOr<Value> buffer =
+          bufferization::getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      buffers.push_back(*buffer);
+    }
+    rewriter.setInsertionPoint(op);
+    kiln::tfm::SampleOp::create(rewriter, op->getLoc(), TypeRange{}, buffers[0],
+                                buffers[1], buffers[2], buffers[3]);
+    bufferization::replaceOpWithBufferizedValues(rewriter, op, buffers[3]);
+    return success();
+  }
+};
+} // namespace
+
 void kiln::registerPipelineInterfaces(DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *ctx, tfm::TfmDialect *) {
+    tfm::SampleOp::attachInterface<SampleBufferization>(*ctx);
+  });
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);

@@ -171,11 +171,27 @@ struct SpecializeEntryPoints
       ret->setOperand(0, logits);
       logitsType = cast<RankedTensorType>(logits.getType());
     }
-    Value next = tfm::ArgmaxOp::create(
-        builder, ret->getLoc(),
-        RankedTensorType::get(logitsType.getShape().take_front(2),
-                              builder.getI64Type()),
-        logits);
+    auto nextType = RankedTensorType::get(logitsType.getShape().take_front(2),
+                                          builder.getI64Type());
+    Value next;
+    if (sampling) {
+      // Sampling on the device: parameters and keys per sequence, two more
+      // arguments after the caches.
+      Location loc = ret->getLoc();
+      Value params = body.addArgument(
+          RankedTensorType::get({batch, 4}, builder.getF32Type()), loc);
+      Value seeds = body.addArgument(
+          RankedTensorType::get({batch}, builder.getI64Type()), loc);
+      Value init = tensor::EmptyOp::create(builder, loc, nextType.getShape(),
+                                           builder.getI64Type());
+      next = tfm::SampleOp::create(builder, loc, TypeRange{nextType}, logits,
+                                   params, seeds, init)
+                 .getResult()
+                 .front();
+      entry->setAttr(kSamplingAttr, builder.getUnitAttr());
+    } else {
+      next = tfm::ArgmaxOp::create(builder, ret->getLoc(), nextType, logits);
+    }
     ret->insertOperands(ret->getNumOperands(), next);
     entry.setType(builder.getFunctionType(body.getArgumentTypes(),
                                           ret->getOperandTypes()));

@@ -65,8 +65,8 @@ SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
 
 ArrayRef<const KernelRecipe *> recipes() {
   static const KernelRecipe *const all[] = {
-      &gemvKN(),     &gemvNK(),          &gemvQuant(),       &matmulMma(),
-      &argmaxRows(), &attentionDecode(), &attentionPrefill()};
+      &gemvKN(),     &gemvNK(),     &gemvQuant(),       &matmulMma(),
+      &argmaxRows(), &sampleRows(), &attentionDecode(), &attentionPrefill()};
   return all;
 }
 

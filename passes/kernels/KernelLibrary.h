@@ -110,6 +110,7 @@ const KernelRecipe &gemvNK();           // GemvNK.cpp
 const KernelRecipe &gemvQuant();        // GemvQuant.cpp
 const KernelRecipe &matmulMma();        // MatmulMma.cpp
 const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
+const KernelRecipe &sampleRows();       // SampleRows.cpp
 const KernelRecipe &attentionDecode();  // AttentionDecode.cpp
 const KernelRecipe &attentionPrefill(); // AttentionPrefill.cpp
 

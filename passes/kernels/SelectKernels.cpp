@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Kiln/KilnDialect.h"
+#include "dialects/Tfm/TfmOps.h"
 #include "passes/Passes.h"
 #include "passes/kernels/KernelLibrary.h"
 
@@ -41,7 +42,11 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
     for (auto func : getOperation().getOps<func::FuncOp>()) {
       if (!func->hasAttr(kEntryAttr))
         continue;
-      func.walk([&](linalg::LinalgOp op) {
+      // Linalg ops, and tfm.sample (which has no loop form: a recipe must
+      // take it).
+      WalkResult walk = func.walk([&](Operation *op) {
+        if (!isa<linalg::LinalgOp, tfm::SampleOp>(op))
+          return WalkResult::advance();
         for (const kernels::KernelRecipe *recipe : kernels::recipes()) {
           if (llvm::is_contained(disable, recipe->name().str()) ||
               !recipe->matches(op))
@@ -49,7 +54,15 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
           op->setAttr(kKernelAttr, builder.getStringAttr(recipe->name()));
           break;
         }
+        if (isa<tfm::SampleOp>(op) && !op->hasAttr(kKernelAttr)) {
+          op->emitOpError("has no kernel (the kernel library's sample_rows "
+                          "implements it on static buffers)");
+          return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
       });
+      if (walk.wasInterrupted())
+        return signalPassFailure();
       auto fuse = [&](Operation *op) {
         op->setAttr(kKernelAttr, builder.getStringAttr(kernels::kFused));
       };

@@ -141,7 +141,11 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     Block &body = func.getBody().front();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     unsigned numOld = body.getNumArguments();
-    if (numOld < 2 || ret.getNumOperands() != numOld) {
+    // With kiln.sampling the last two arguments are tfm.sample's parameters
+    // and keys; the others are tokens, positions and caches.
+    const bool sampling = func->hasAttr(kSamplingAttr);
+    const unsigned numInputs = numOld - (sampling ? 2 : 0);
+    if (numOld < (sampling ? 4u : 2u) || ret.getNumOperands() != numInputs) {
       func.emitError("expected (tokens, positions, caches...) -> (logits, "
                      "caches..., argmax)");
       return failure();
@@ -161,7 +165,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     // Byte layouts of the KV and I/O buffers.
     Layout kv, io;
     SmallVector<int64_t> kvOffsets;
-    for (unsigned i = 2; i < numOld; ++i)
+    for (unsigned i = 2; i < numInputs; ++i)
       kvOffsets.push_back(
           kv.add(byteSize(cast<ShapedType>(body.getArgument(i).getType()))));
     auto logitsType = cast<RankedTensorType>(ret.getOperand(0).getType());
@@ -171,6 +175,13 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
         io.add(byteSize(cast<ShapedType>(body.getArgument(1).getType())));
     int64_t logitsAt = io.add(byteSize(logitsType));
     int64_t argmaxAt = io.add(byteSize(argmaxType));
+    int64_t paramsAt = -1, seedsAt = -1;
+    if (sampling) {
+      paramsAt = io.add(
+          byteSize(cast<ShapedType>(body.getArgument(numInputs).getType())));
+      seedsAt = io.add(byteSize(
+          cast<ShapedType>(body.getArgument(numInputs + 1).getType())));
+    }
 
     auto bytes = [&](int64_t n) {
       return MemRefType::get({n}, builder.getI8Type());
@@ -197,7 +208,7 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     func->setAttr(kTokensTypeAttr,
                   TypeAttr::get(body.getArgument(0).getType()));
     func->setAttr(kLogitsTypeAttr, TypeAttr::get(logitsType));
-    if (numOld > 2)
+    if (numInputs > 2)
       func->setAttr(kCacheTypeAttr,
                     TypeAttr::get(body.getArgument(2).getType()));
 
@@ -206,11 +217,15 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     for (unsigned i = 0; i < numOld; ++i) {
       BlockArgument arg = body.getArgument(i);
       auto type = cast<RankedTensorType>(arg.getType());
-      Value memref = i < 2 ? view(ioArg, i == 0 ? tokensAt : positionsAt, type)
-                           : view(kvArg, kvOffsets[i - 2], type);
-      if (i >= 2)
+      bool cache = i >= 2 && i < numInputs;
+      Value memref = i == 0           ? view(ioArg, tokensAt, type)
+                     : i == 1         ? view(ioArg, positionsAt, type)
+                     : cache          ? view(kvArg, kvOffsets[i - 2], type)
+                     : i == numInputs ? view(ioArg, paramsAt, type)
+                                      : view(ioArg, seedsAt, type);
+      if (cache)
         cacheViews.push_back(memref);
-      arg.replaceAllUsesWith(tensorOf(memref, type, /*writable=*/i >= 2));
+      arg.replaceAllUsesWith(tensorOf(memref, type, /*writable=*/cache));
     }
 
     // Weights: views of the weights section.
@@ -265,6 +280,15 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
                                            builder.getI64IntegerAttr(argmaxAt)),
                       builder.getNamedAttr(
                           "size", builder.getI64IntegerAttr(io.total()))}));
+    if (sampling) {
+      SmallVector<NamedAttribute> entries(
+          func->getAttrOfType<DictionaryAttr>(kIoAttr).getValue());
+      entries.push_back(builder.getNamedAttr(
+          "sampling", builder.getI64IntegerAttr(paramsAt)));
+      entries.push_back(
+          builder.getNamedAttr("seeds", builder.getI64IntegerAttr(seedsAt)));
+      func->setAttr(kIoAttr, builder.getDictionaryAttr(entries));
+    }
     func.setResAttrsAttr(nullptr);
     return kv.total();
   }

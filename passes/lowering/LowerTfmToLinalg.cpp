@@ -62,6 +62,9 @@ struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, affine::AffineDialect>();
     target.addIllegalDialect<tfm::TfmDialect>();
+    // tfm.sample has no linalg form: it bufferizes as it is and the kernel
+    // library implements it (GPU targets only).
+    target.addLegalOp<tfm::SampleOp>();
     target.addDynamicallyLegalOp<tfm::DequantizeOp>([](tfm::DequantizeOp op) {
       return !op->use_empty() && llvm::all_of(op->getUsers(), [](Operation *u) {
         return isa<tfm::LinearOp, tfm::LogitsOp>(u);

@@ -73,6 +73,12 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
   if (in.argmax() &&
       !convertTensor(in.argmax(), &out->argmax, where + "argmax tensor", error))
     return false;
+  if (in.sampling() && !convertTensor(in.sampling(), &out->sampling,
+                                      where + "sampling tensor", error))
+    return false;
+  if (in.seeds() &&
+      !convertTensor(in.seeds(), &out->seeds, where + "seeds tensor", error))
+    return false;
   if (in.launches())
     for (const fb::Launch *l : *in.launches()) {
       LaunchSpec spec;

@@ -111,13 +111,17 @@ Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
   auto tokens = buildTensor(b, e.tokens);
   auto positions = buildTensor(b, e.positions);
   auto logits = buildTensor(b, e.logits);
-  Offset<fb::Tensor> argmax;
+  Offset<fb::Tensor> argmax, sampling, seeds;
   if (!e.argmax.name.empty())
     argmax = buildTensor(b, e.argmax);
+  if (!e.sampling.name.empty())
+    sampling = buildTensor(b, e.sampling);
+  if (!e.seeds.name.empty())
+    seeds = buildTensor(b, e.seeds);
   return fb::CreateEntryDirect(b, e.name.c_str(), e.symbol.c_str(),
                                e.image.c_str(), e.batch, e.seq, e.ioSize,
                                e.arenaSize, tokens, positions, logits, &plan,
-                               &launches, argmax);
+                               &launches, argmax, sampling, seeds);
 }
 
 /// Serializes the metadata section.

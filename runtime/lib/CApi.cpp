@@ -156,6 +156,7 @@ void kiln_default_options(kiln_generate_options *options) {
   options->top_k = 0;
   options->top_p = 1.0f;
   options->seed = 0;
+  options->min_p = 0.0f;
 }
 
 kiln_status kiln_begin_ids(kiln_model *model, const int64_t *prompt,
@@ -171,6 +172,7 @@ kiln_status kiln_begin_ids(kiln_model *model, const int64_t *prompt,
   so.temperature = o.temperature;
   so.topK = o.top_k;
   so.topP = o.top_p;
+  so.minP = o.min_p;
   so.seed = o.seed;
   std::string error;
   if (!Sampler::validate(so, &error))
@@ -203,9 +205,11 @@ kiln_status kiln_begin_ids(kiln_model *model, const int64_t *prompt,
                     std::to_string(context) +
                     " tokens (kiln_reset starts over)");
   model->sampler.emplace(so, vocab);
-  model->deviceArgmax =
-      model->sampler->isGreedy() && model->session->hasArgmax();
+  // The device picks the token: greedy, or drawn there (GPU artifacts).
+  model->deviceArgmax = model->session->hasArgmax() &&
+                        (so.greedy() || model->session->samplesOnDevice());
   model->session->setKeepLogits(!model->deviceArgmax);
+  model->session->setSampling(0, so);
   if (!model->session->prefill(tokens, model->position, &error))
     return failWith(error);
   model->position += n;

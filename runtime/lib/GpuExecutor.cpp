@@ -420,6 +420,25 @@ bool GpuExecutor::allocateBuffers(std::string *error) {
                       {spec.positions.offset, spec.positions.byteSize()}};
     else
       entry.inputs = {{begin, end - begin}};
+    // The sampling parameters and keys (entries that sample on the device):
+    // one more copy, of both.
+    if (spec.samplesOnDevice()) {
+      const uint64_t from = std::min(spec.sampling.offset, spec.seeds.offset);
+      const uint64_t to =
+          std::max(spec.sampling.offset + spec.sampling.byteSize(),
+                   spec.seeds.offset + spec.seeds.byteSize());
+      if (between(spec.logits) || between(spec.argmax) ||
+          (spec.logits.offset < to &&
+           spec.logits.offset + spec.logits.byteSize() > from) ||
+          (spec.argmax.offset < to &&
+           spec.argmax.offset + spec.argmax.byteSize() > from)) {
+        entry.inputs.push_back(
+            {spec.sampling.offset, spec.sampling.byteSize()});
+        entry.inputs.push_back({spec.seeds.offset, spec.seeds.byteSize()});
+      } else {
+        entry.inputs.push_back({from, to - from});
+      }
+    }
   }
   return true;
 }

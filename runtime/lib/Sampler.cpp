@@ -23,6 +23,8 @@ bool Sampler::validate(const SamplerOptions &o, std::string *error) {
     return detail::fail(error, "top-k must be >= 0, got ", o.topK);
   if (!(o.topP > 0 && o.topP <= 1))
     return detail::fail(error, "top-p must be in (0, 1], got ", o.topP);
+  if (!(o.minP >= 0 && o.minP <= 1))
+    return detail::fail(error, "min-p must be in [0, 1], got ", o.minP);
   return true;
 }
 
@@ -34,9 +36,7 @@ Sampler::Sampler(const SamplerOptions &options, int64_t vocabSize)
   }
 }
 
-bool Sampler::isGreedy() const {
-  return options.temperature == 0 || options.topK == 1;
-}
+bool Sampler::isGreedy() const { return options.greedy(); }
 
 int64_t Sampler::sample(const float *logits) {
   if (isGreedy()) {
@@ -83,6 +83,14 @@ int64_t Sampler::sample(const float *logits) {
     count = std::max<int64_t>(keep, 1);
     total = kept > 0 ? kept : weights[0];
   }
+
+  // min-p: weights are relative to the largest (1), which always stays.
+  if (options.minP > 0)
+    for (int64_t i = 0; i < count; ++i)
+      if (weights[i] < options.minP) {
+        total -= weights[i];
+        weights[i] = 0;
+      }
 
   // 53 random bits: the same on every standard library, unlike
   // std::uniform_real_distribution.

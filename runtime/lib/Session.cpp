@@ -88,6 +88,11 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
   s->lastLogits.resize(batch * vocab);
   s->rowLogits.assign(batch, nullptr);
   s->rowArgmax.assign(batch, -1);
+  s->rowSampling.assign(batch * 4, 0.0f);
+  s->rowSeed.assign(batch, 0);
+  s->rowDraws.assign(batch, 0);
+  for (int64_t row = 0; row < batch; ++row)
+    s->setSampling(row, SamplerOptions());
   s->observerScratch.resize(vocab);
   s->rowTokens.assign(batch, nullptr);
   s->rowLengths.assign(batch, 0);
@@ -128,6 +133,41 @@ bool Session::hasArgmax() const {
   const std::vector<EntrySpec> &entries = model->entries();
   return !entries[prefillIndex].argmax.name.empty() &&
          !entries[decodeIndex].argmax.name.empty();
+}
+
+bool Session::samplesOnDevice() const {
+  const std::vector<EntrySpec> &entries = model->entries();
+  return entries[prefillIndex].samplesOnDevice() &&
+         entries[decodeIndex].samplesOnDevice();
+}
+
+void Session::setSampling(int64_t row, const SamplerOptions &o) {
+  if (row < 0 || row >= batch())
+    return;
+  float *p = &rowSampling[row * 4];
+  p[0] = o.temperature;
+  p[1] = static_cast<float>(o.topK);
+  p[2] = o.topP;
+  p[3] = o.minP;
+  rowSeed[row] = o.seed;
+  rowDraws[row] = 0;
+}
+
+void Session::writeSampling(const EntrySpec &entry) {
+  if (!entry.samplesOnDevice())
+    return;
+  auto *params = reinterpret_cast<float *>(static_cast<uint8_t *>(io) +
+                                           entry.sampling.offset);
+  std::copy(rowSampling.begin(), rowSampling.end(), params);
+  auto *keys = reinterpret_cast<uint64_t *>(static_cast<uint8_t *>(io) +
+                                            entry.seeds.offset);
+  for (size_t row = 0; row < rowSeed.size(); ++row) {
+    // splitmix64 of seed + draw: distinct, well-mixed keys per draw.
+    uint64_t z = rowSeed[row] + (rowDraws[row]++ + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    keys[row] = z ^ (z >> 31);
+  }
 }
 
 int64_t Session::argmax(int64_t row) const {
@@ -289,6 +329,7 @@ bool Session::prefillRows(std::string *error) {
       readback.logits = lastTokens;
     if (!entry.argmax.name.empty())
       readback.argmax = lastTokens;
+    writeSampling(entry);
     if (!executor->run(entryIndex, model->weightsData(), kv, arena, io,
                        readback, error))
       return false;
@@ -384,6 +425,7 @@ bool Session::decodeRows(std::string *error) {
     readback.logits = active;
   if (!entry.argmax.name.empty())
     readback.argmax = active;
+  writeSampling(entry);
   if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, readback,
                      error))
     return false;

@@ -144,12 +144,14 @@ bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
                       const char *role, const std::vector<int64_t> &shape,
                       std::string *error) {
   std::string where = "entry '" + entry.name + "' " + role + " tensor";
-  bool dtypeOk = std::string(role) == "logits" ? isFloat(tensor.dtype)
-                                               : tensor.dtype == DType::I64;
+  bool dtypeOk = std::string(role) == "logits"     ? isFloat(tensor.dtype)
+                 : std::string(role) == "sampling" ? tensor.dtype == DType::F32
+                                                   : tensor.dtype == DType::I64;
   if (!dtypeOk)
     return fail(error, where, " has dtype ", dtypeName(tensor.dtype),
                 std::string(role) == "logits" ? ", expected f32, f16 or bf16"
-                                              : ", expected i64");
+                : std::string(role) == "sampling" ? ", expected f32"
+                                                  : ", expected i64");
   if (tensor.shape != shape)
     return fail(error, where, " has shape ", shapeString(tensor.shape),
                 ", expected ", shapeString(shape));
@@ -257,6 +259,19 @@ bool validateEntries(const ArtifactContents &c, uint64_t weightsSize,
                             error))
         return false;
       ioExtents.push_back({"argmax", e.argmax.offset, e.argmax.byteSize()});
+    }
+    if (e.sampling.name.empty() != e.seeds.name.empty() ||
+        (!e.sampling.name.empty() && e.argmax.name.empty()))
+      return fail(error, "entry '", e.name,
+                  "' must have the sampling and seeds tensors together, and "
+                  "an argmax tensor with them");
+    if (!e.sampling.name.empty()) {
+      if (!validateIoTensor(e, e.sampling, "sampling", {e.batch, 4}, error) ||
+          !validateIoTensor(e, e.seeds, "seeds", {e.batch}, error))
+        return false;
+      ioExtents.push_back(
+          {"sampling", e.sampling.offset, e.sampling.byteSize()});
+      ioExtents.push_back({"seeds", e.seeds.offset, e.seeds.byteSize()});
     }
     if (!checkDisjoint(ioExtents,
                        ("io buffer of entry '" + e.name + "'").c_str(), error))

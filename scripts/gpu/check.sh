@@ -12,6 +12,9 @@
 #                                   # tokens beside PyTorch eager's
 #                                   # call; KILN_8B_SCHEMES picks the schemes (see below)
 #   scripts/gpu/check.sh checksum   # what verifying the weights costs at load (1b artifact)
+#   scripts/gpu/check.sh sampling   # sampling on the device: the tiny fp16 export's numerics and
+#                                   # draw statistics (check_sampling.py), the real model's greedy
+#                                   # and sampled text, the 1b shape's decode greedy vs sampled
 #   scripts/gpu/check.sh compile    # compile time and peak RSS on 2 cores (taskset -c 0,1) with
 #                                   # and without --no-fuse=dedup-kernels, the two artifacts'
 #                                   # tokens and decode speed, and (8b) the cost of verifying the
@@ -353,6 +356,66 @@ if [ "$what" = checksum ]; then
         --max-new-tokens 1 --format ids $flag > /dev/null 2>&1 || fail=1
       echo "  run $i ${flag:-(verifying)}: $(cat "$OUT/time.txt")" >> "$summary"
     done
+  done
+fi
+if [ "$what" = sampling ]; then
+  v=nocache_dynamo_fp16
+  PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_numerics.py "examples/llama32_tiny/$v" "$W/$v" \
+    --target "$arch" --reference-logits "$W/bundle/cpu/$v.npy" > "$OUT/numerics-$v.log" 2>&1
+  record "$v" $?
+  # Draw statistics of sample_rows on the device (4000 draws per configuration).
+  kiln-compile "examples/llama32_tiny/$v/model.onnx" --target "$arch" --max-seq-len 16 \
+    --prefill-chunk 4 --quiet -o "$W/tiny-sample.kiln" > "$OUT/compile-tiny-sample.log" 2>&1 || fail=1
+  echo "sampling statistics (tiny fp16 export, on the device):" >> "$summary"
+  PYTHONUNBUFFERED=1 "$PY" test/E2E/Inputs/check_sampling.py "$W/tiny-sample.kiln" --samples 4000 \
+    --boundary-tol 0.02 --work "$W/sampling" > "$OUT/numerics-sampling.log" 2>&1
+  record sampling $?
+  # The real model: greedy text equal to the CPU's; sampled text reproducible per seed.
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --max-seq-len 512 --quiet \
+    -o "$W/rm-fp16.kiln" > "$OUT/compile-rm-fp16.log" 2>&1 || fail=1
+  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
+    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
+  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
+    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's" >> "$summary"
+  else
+    fail=1; echo "FAIL: realmodel greedy text differs from the CPU's" >> "$summary"
+  fi
+  for seed in 1 1 2; do
+    kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --temperature 0.8 \
+      --top-p 0.95 --min-p 0.02 --seed $seed > "$OUT/rm-sampled-$seed.txt" 2>> "$OUT/text-rm.log" || fail=1
+  done
+  cmp -s "$OUT/rm-sampled-1.txt" <(kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' \
+    --max-new-tokens 64 --temperature 0.8 --top-p 0.95 --min-p 0.02 --seed 1 2>/dev/null) \
+    && same=identical || same=DIFFERENT
+  echo "realmodel sampled (T 0.8, top-p 0.95, min-p 0.02): seed 1 twice $same; seed 1:" >> "$summary"
+  head -c 600 "$OUT/rm-sampled-1.txt" | sed "s/^/  | /" >> "$summary"; echo >> "$summary"
+  echo "realmodel sampled, seed 2:" >> "$summary"
+  head -c 600 "$OUT/rm-sampled-2.txt" | sed "s/^/  | /" >> "$summary"; echo >> "$summary"
+  # The 1b shape: decode greedy vs sampled, and the draw's kernel time.
+  m="$W/llama1b"
+  "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" > "$OUT/export-1b.log" 2>&1
+  kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+    -o "$W/1b.kiln" > "$OUT/compile-1b.log" 2>&1 || fail=1
+  prompt128=$(random_ids 1 128)
+  for mode in greedy "t0.8-topk50" "t0.8-topp0.9" "t0.8-topk50-topp0.9-minp0.05" \
+      "t0.8-topk50-host" "t0.8-topp0.9-host"; do
+    case $mode in
+      greedy) flags="";;
+      t0.8-topk50) flags="--temperature 0.8 --top-k 50";;
+      t0.8-topp0.9) flags="--temperature 0.8 --top-p 0.9";;
+      t0.8-topk50-host) flags="--temperature 0.8 --top-k 50 --sample-on-host";;
+      t0.8-topp0.9-host) flags="--temperature 0.8 --top-p 0.9 --sample-on-host";;
+      *) flags="--temperature 0.8 --top-k 50 --top-p 0.9 --min-p 0.05";;
+    esac
+    # shellcheck disable=SC2086
+    kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids $flags \
+      > /dev/null 2> "$OUT/run-1b-$mode.log" || fail=1
+    # shellcheck disable=SC2086
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/1b.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 33 --format ids $flags > "$OUT/profile-1b-$mode.log" 2>&1 || fail=1
+    echo "1b fp16 decode, $mode (128 prompt, 256 new):" >> "$summary"
+    grep -E "decode:.*tok/s|error" "$OUT/run-1b-$mode.log" | sed "s/^/  /" >> "$summary"
+    grep -E "sample_rows|error" "$OUT/profile-1b-$mode.log" | head -3 | sed "s/^/  /" >> "$summary"
   done
 fi
 if [ "$what" = compile ]; then

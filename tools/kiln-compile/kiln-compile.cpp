@@ -24,7 +24,9 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Parallel.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
@@ -99,6 +101,12 @@ cl::opt<bool> printWeights(
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
              "parsed back; elided by default"),
     cl::init(false), cl::cat(category));
+cl::opt<unsigned> threads(
+    "jobs",
+    cl::desc("Worker threads of the compile (MLIR's passes, weight "
+             "rewrites); 0, the default, uses every core. The artifact is "
+             "byte-identical whatever the count"),
+    cl::init(0), cl::cat(category));
 cl::list<std::string> noFuse(
     "no-fuse",
     cl::desc(
@@ -237,7 +245,17 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  mlir::MLIRContext context;
+  // --jobs: MLIR's passes run on a pool of that many threads (one: no
+  // threading), and so do llvm::parallelFor's weight rewrites.
+  llvm::parallel::strategy = llvm::hardware_concurrency(threads);
+  mlir::MLIRContext context(threads == 0
+                                ? mlir::MLIRContext::Threading::ENABLED
+                                : mlir::MLIRContext::Threading::DISABLED);
+  std::optional<llvm::DefaultThreadPool> pool;
+  if (threads > 1) {
+    pool.emplace(llvm::hardware_concurrency(threads));
+    context.setThreadPool(*pool);
+  }
   context.printOpOnDiagnostic(false);
   auto start = std::chrono::steady_clock::now();
   std::optional<kiln::ImportedModel> imported;

@@ -152,6 +152,18 @@ std::optional<int> parseCommandLine(int argc, char **argv, Options *options) {
       ->capture_default_str();
   app.add_option("--top-p", o.sampler.topP, "1 keeps every token")
       ->capture_default_str();
+  app.add_option("--min-p", o.sampler.minP,
+                 "Keep tokens at least this times as likely as the most "
+                 "likely; 0 keeps every token")
+      ->capture_default_str();
+  app.add_option("--num-return-sequences", o.numSequences,
+                 "Generate this many sequences from the prompt, independently "
+                 "(seeds --seed, --seed + 1, ...), one line each")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+      ->capture_default_str();
+  app.add_flag("--sample-on-host", o.sampleOnHost,
+               "Sample from the logits on the host even where the artifact "
+               "draws on the device (GPU artifacts), to compare the two");
   std::string seed = "0";
   app.add_option("--seed", seed, "Sampling seed, in [0, 2^64)")
       ->capture_default_str();

@@ -24,6 +24,11 @@ struct Options {
   std::string model;
   std::string promptIds;
   int64_t maxNewTokens = 16;
+  /// Independent generations of the prompt, seeds seed, seed + 1, ...
+  int64_t numSequences = 1;
+  /// Sample on the host from the logits even where the artifact draws on
+  /// the device (to measure what device sampling saves).
+  bool sampleOnHost = false;
   std::string format = "pretty";
   std::string dumpLogits;
   runtime::SamplerOptions sampler;

@@ -3,7 +3,8 @@
 //   kiln-run model.kiln --prompt-ids 5,17,3 --max-new-tokens 24
 //            [--format ids|pretty] [--dump-logits out.npy]
 //   kiln-run model.kiln --prompt "text" | --prompt-file F [--stop S]...
-//            [--temperature T --top-k K --top-p P --seed S]
+//            [--temperature T --top-k K --top-p P --min-p M --seed S]
+//            [--num-return-sequences N]
 //            [--past past.npy [--past-len N]]
 //   kiln-run model.kiln --perplexity text.txt | --perplexity-ids ids.txt
 //            [--perplexity-window N] [--predictions out.txt]
@@ -323,6 +324,9 @@ int run(const Options &o) {
     return fail(error);
   if (!o.stops.empty() && !o.textPrompt)
     return fail("--stop needs a text prompt (--prompt or --prompt-file)");
+  if (o.numSequences > 1 && (o.textPrompt || o.dumpLogitsGiven))
+    return fail("--num-return-sequences above 1 needs --prompt-ids and no "
+                "--dump-logits");
   for (const std::string &stop : o.stops)
     if (stop.empty())
       return fail("--stop: empty string");
@@ -381,75 +385,88 @@ int run(const Options &o) {
     });
   }
 
-  Sampler sampler(o.sampler, vocab);
-  const bool deviceArgmax = sampler.isGreedy() && session->hasArgmax();
+  // The next token from the device (greedy, or drawn there on GPU
+  // artifacts), or sampled here from the logits.
+  std::optional<Sampler> sampler;
+  const bool deviceArgmax =
+      session->hasArgmax() &&
+      (o.sampler.greedy() || (session->samplesOnDevice() && !o.sampleOnHost));
   session->setKeepLogits(!deviceArgmax);
   auto nextToken = [&]() {
     return deviceArgmax ? session->argmax(0)
-                        : sampler.sample(session->logits(0));
+                        : sampler->sample(session->logits(0));
   };
   std::vector<int64_t> generated;
   generated.reserve(o.maxNewTokens);
-  auto start = std::chrono::steady_clock::now();
-  if (!session->prefill(prompt, pastLen, &error))
-    return fail(error);
-  double prefillTime = seconds(std::chrono::steady_clock::now() - start);
+  for (int64_t sequence = 0; sequence < o.numSequences; ++sequence) {
+    SamplerOptions so = o.sampler;
+    so.seed += static_cast<uint64_t>(sequence);
+    sampler.emplace(so, vocab);
+    session->setSampling(0, o.sampleOnHost ? SamplerOptions() : so);
+    generated.clear();
+    auto start = std::chrono::steady_clock::now();
+    if (!session->prefill(prompt, pastLen, &error))
+      return fail(error);
+    double prefillTime = seconds(std::chrono::steady_clock::now() - start);
 
-  // Text mode: each token's text on stdout as soon as it is final.
-  const bool showText = o.textPrompt && o.format == "pretty";
-  std::optional<StreamDecoder> stream;
-  std::optional<StopStrings> stops;
-  std::vector<int64_t> eos;
-  if (o.textPrompt) {
-    stream.emplace(*tokenizer, /*skipSpecialTokens=*/true);
-    stops.emplace(o.stops);
-    eos = tokenizer->eosIds();
-  }
-  auto show = [&](const std::string &text) {
-    if (showText && !text.empty()) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fflush(stdout);
+    // Text mode: each token's text on stdout as soon as it is final.
+    const bool showText = o.textPrompt && o.format == "pretty";
+    std::optional<StreamDecoder> stream;
+    std::optional<StopStrings> stops;
+    std::vector<int64_t> eos;
+    if (o.textPrompt) {
+      stream.emplace(*tokenizer, /*skipSpecialTokens=*/true);
+      stops.emplace(o.stops);
+      eos = tokenizer->eosIds();
     }
-  };
+    auto show = [&](const std::string &text) {
+      if (showText && !text.empty()) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      }
+    };
 
-  start = std::chrono::steady_clock::now();
-  int64_t position = pastLen + promptLen;
-  bool stopped = false; // at a --stop string: nothing more is shown
-  for (int64_t i = 0; i < o.maxNewTokens && !stopped; ++i) {
-    if (i > 0 && !session->decode(generated.back(), position++, &error))
-      return fail(error);
-    generated.push_back(nextToken());
-    if (!o.textPrompt)
-      continue;
-    if (std::count(eos.begin(), eos.end(), generated.back()))
-      break;
-    std::string piece, shown;
-    if (!stream->step(generated.back(), &piece, &error))
-      return fail(error);
-    stopped = stops->feed(piece, &shown);
-    show(shown);
-  }
-  double decodeTime = seconds(std::chrono::steady_clock::now() - start);
-  // Decode calls made: the first token comes from the prefill.
-  const int64_t steps = std::max<int64_t>(generated.size(), 1) - 1;
-  if (o.textPrompt && !stopped) {
-    std::string piece, shown;
-    stream->finish(&piece);
-    if (!stops->feed(piece, &shown))
-      stops->finish(&shown);
-    show(shown);
-  }
+    start = std::chrono::steady_clock::now();
+    int64_t position = pastLen + promptLen;
+    bool stopped = false; // at a --stop string: nothing more is shown
+    for (int64_t i = 0; i < o.maxNewTokens && !stopped; ++i) {
+      if (i > 0 && !session->decode(generated.back(), position++, &error))
+        return fail(error);
+      generated.push_back(nextToken());
+      if (!o.textPrompt)
+        continue;
+      if (std::count(eos.begin(), eos.end(), generated.back()))
+        break;
+      std::string piece, shown;
+      if (!stream->step(generated.back(), &piece, &error))
+        return fail(error);
+      stopped = stops->feed(piece, &shown);
+      show(shown);
+    }
+    double decodeTime = seconds(std::chrono::steady_clock::now() - start);
+    // Decode calls made: the first token comes from the prefill.
+    const int64_t steps = std::max<int64_t>(generated.size(), 1) - 1;
+    if (o.textPrompt && !stopped) {
+      std::string piece, shown;
+      stream->finish(&piece);
+      if (!stops->feed(piece, &shown))
+        stops->finish(&shown);
+      show(shown);
+    }
 
-  if (showText)
-    std::printf("\n");
-  else if (o.format == "ids")
-    std::printf("%s\n", join(generated).c_str());
-  else
-    std::printf("prompt:    %s\ngenerated: %s\n", join(prompt).c_str(),
-                join(generated).c_str());
-  std::fflush(stdout);
-  reportSpeed("prefill", prompt.size(), prefillTime);
-  reportSpeed("decode", steps, decodeTime);
+    if (showText)
+      std::printf("\n");
+    else if (o.format == "ids")
+      std::printf("%s\n", join(generated).c_str());
+    else
+      std::printf("prompt:    %s\ngenerated: %s\n", join(prompt).c_str(),
+                  join(generated).c_str());
+    std::fflush(stdout);
+    if (sequence + 1 == o.numSequences) {
+      reportSpeed("prefill", prompt.size(), prefillTime);
+      reportSpeed("decode", steps, decodeTime);
+    }
+  } // sequences
 
   if (o.dumpLogitsGiven &&
       !writeNpy(o.dumpLogits, dump.data(), {dumpRows, vocab}, &error))
@@ -494,8 +511,11 @@ int runInteractive(const Options &o) {
                session->device().c_str());
   const int64_t context = session->maxSeqLen();
   Sampler sampler(o.sampler, session->vocabSize());
-  const bool deviceArgmax = sampler.isGreedy() && session->hasArgmax();
+  const bool deviceArgmax =
+      session->hasArgmax() &&
+      (sampler.isGreedy() || (session->samplesOnDevice() && !o.sampleOnHost));
   session->setKeepLogits(!deviceArgmax);
+  session->setSampling(0, o.sampleOnHost ? SamplerOptions() : o.sampler);
   const std::vector<int64_t> &eos = tokenizer->eosIds();
   std::vector<ChatMessage> messages;
   if (!o.system.empty())

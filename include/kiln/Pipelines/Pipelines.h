@@ -27,6 +27,9 @@ struct PipelineOptions {
   std::string prefillLogits = "both";
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
+  /// Entries sample on the device (tfm.sample; GPU targets) instead of
+  /// returning only the argmax.
+  bool deviceSampling = false;
   /// Fusion passes (kiln-compile --no-fuse=... turns them off, one by one).
   bool fuseProjections = true;
   bool fuseNorm = true;   // kiln-fuse-norm-projection

@@ -96,6 +96,10 @@ typedef struct kiln_generate_options {
   float top_p;
   /* Sampling seed: the same seed, prompt and options give the same tokens. */
   uint64_t seed;
+  /* Keep the tokens at least min_p times as likely as the most likely one
+   * (after top_k and top_p); 0 (default) keeps all. GPU artifacts draw the
+   * token on the device; the CPU target samples on the host. */
+  float min_p;
 } kiln_generate_options;
 
 void kiln_default_options(kiln_generate_options *options);

@@ -401,6 +401,38 @@ func.func @attention_heads_overflow(%q: tensor<?x?x128xf32>, %kc: tensor<?x2x?x4
 
 // -----
 
+func.func @sample_params(%l: tensor<2x1x64xf32>, %p: tensor<2x3xf32>, %s: tensor<2xi64>, %i: tensor<2x1xi64>) {
+  // expected-error @+1 {{params must be [batch, 4] f32 (temperature, top_k, top_p, min_p), got 'tensor<2x3xf32>'}}
+  %0 = tfm.sample %l, %p, %s into %i : tensor<2x1x64xf32>, tensor<2x3xf32>, tensor<2xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+  return
+}
+
+// -----
+
+func.func @sample_batch(%l: tensor<2x1x64xf32>, %p: tensor<2x4xf32>, %s: tensor<3xi64>, %i: tensor<2x1xi64>) {
+  // expected-error @+1 {{batch and seq of logits 'tensor<2x1x64xf32>' must match params, seeds and init 'tensor<2x1xi64>'}}
+  %0 = tfm.sample %l, %p, %s into %i : tensor<2x1x64xf32>, tensor<2x4xf32>, tensor<3xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+  return
+}
+
+// -----
+
+func.func @sample_mixed(%l: tensor<2x1x64xf32>, %p: tensor<2x4xf32>, %s: tensor<2xi64>, %o: memref<2x1xi64>) {
+  // expected-error @+1 {{operands must be all tensors or all memrefs}}
+  tfm.sample %l, %p, %s into %o : tensor<2x1x64xf32>, tensor<2x4xf32>, tensor<2xi64>, memref<2x1xi64>
+  return
+}
+
+// -----
+
+func.func @sample_no_result(%l: tensor<2x1x64xf32>, %p: tensor<2x4xf32>, %s: tensor<2xi64>, %i: tensor<2x1xi64>) {
+  // expected-error @+1 {{on tensors has one result, the type of init}}
+  tfm.sample %l, %p, %s into %i : tensor<2x1x64xf32>, tensor<2x4xf32>, tensor<2xi64>, tensor<2x1xi64>
+  return
+}
+
+// -----
+
 func.func @argmax_rows(%l: tensor<2x3x1024xf32>) {
   // expected-error @+1 {{result dim 1 (4) does not match logits dim 1 (3)}}
   %0 = tfm.argmax %l : tensor<2x3x1024xf32> -> tensor<2x4xi64>

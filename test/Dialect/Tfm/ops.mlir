@@ -251,6 +251,21 @@ func.func @logits_untied_in_out_f16(%h: tensor<1x1x128xf16>, %w: tensor<128x1024
 
 // -----
 
+// tfm.sample: on tensors (one result, the type of init) and, after
+// bufferization, on memrefs (no result).
+// CHECK-LABEL: func.func @sample
+func.func @sample(%l: tensor<2x1x1024xf16>, %p: tensor<2x4xf32>, %s: tensor<2xi64>, %i: tensor<2x1xi64>) -> tensor<2x1xi64> {
+  // CHECK: tfm.sample %{{.+}}, %{{.+}}, %{{.+}} into %{{.+}} : tensor<2x1x1024xf16>, tensor<2x4xf32>, tensor<2xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+  %0 = tfm.sample %l, %p, %s into %i : tensor<2x1x1024xf16>, tensor<2x4xf32>, tensor<2xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+  return %0 : tensor<2x1xi64>
+}
+// CHECK-LABEL: func.func @sample_buffers
+func.func @sample_buffers(%l: memref<1x3x64xf32>, %p: memref<1x4xf32>, %s: memref<1xi64>, %o: memref<1x3xi64>) {
+  // CHECK: tfm.sample %{{.+}}, %{{.+}}, %{{.+}} into %{{.+}} : memref<1x3x64xf32>, memref<1x4xf32>, memref<1xi64>, memref<1x3xi64>{{$}}
+  tfm.sample %l, %p, %s into %o : memref<1x3x64xf32>, memref<1x4xf32>, memref<1xi64>, memref<1x3xi64>
+  return
+}
+
 // CHECK-LABEL: func.func @argmax
 func.func @argmax(%l: tensor<2x3x1024xf16>) -> tensor<2x3xi64> {
   // CHECK: tfm.argmax %{{.+}} : tensor<2x3x1024xf16> -> tensor<2x3xi64>

@@ -12,6 +12,21 @@
 // RUN: not kiln-opt %s --kiln-specialize-entry-points="prefill-logits=some" --split-input-file 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BAD
 // BAD: error: prefill-logits must be last, all or both, not 'some'
+// With sampling (GPU targets), every entry takes the sampling parameters
+// [batch, 4] and keys [batch] after the caches and draws its next tokens
+// with tfm.sample instead of tfm.argmax.
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16 sampling=1" --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=SAMPLE --implicit-check-not=tfm.argmax
+// SAMPLE-LABEL: func.func @prefill(
+// SAMPLE-SAME: %{{.+}}: tensor<2x1x16x4xf32> {{.+}}, %[[P:.+]]: tensor<2x4xf32>, %[[S:.+]]: tensor<2xi64>) -> (tensor<2x1x16xf32>, tensor<2x1x16x4xf32>, tensor<2x1x16x4xf32>, tensor<2x1xi64>)
+// SAMPLE-SAME: kiln.sampling
+// SAMPLE: %[[INIT:.+]] = tensor.empty() : tensor<2x1xi64>
+// SAMPLE: %[[NEXT:.+]] = tfm.sample %{{.+}}, %[[P]], %[[S]] into %[[INIT]] : tensor<2x1x16xf32>, tensor<2x4xf32>, tensor<2xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+// SAMPLE: return %{{.+}}, %{{.+}}, %{{.+}}, %[[NEXT]]
+// SAMPLE-LABEL: func.func @prefill_all(
+// SAMPLE: tfm.sample {{.+}} -> tensor<2x4xi64>
+// SAMPLE-LABEL: func.func @decode(
+// SAMPLE: tfm.sample {{.+}} -> tensor<2x1xi64>
 // BOTH-LABEL: func.func @prefill(
 // BOTH-SAME: -> (tensor<2x1x16xf32>, tensor<2x1x16x4xf32>, tensor<2x1x16x4xf32>, tensor<2x1xi64>)
 // BOTH: %[[L:.+]] = tfm.logits %{{.+}} -> tensor<2x4x16xf32>

@@ -168,3 +168,30 @@ func.func @forward(%x: tensor<?x?xi64>) -> tensor<5xf32> {
   %a = ml_program.global_load_const @a : tensor<5xf32>
   return %a : tensor<5xf32>
 }
+
+// -----
+
+// An entry that samples on the device (kiln.sampling): its last two
+// arguments, the sampling parameters [1, 4] f32 and keys [1] i64, are
+// read-only views of the I/O buffer after the argmax (io: tokens 0,
+// positions 64, logits 128, argmax 192, sampling 256, seeds 320 -> 384); the
+// caches are the arguments before them.
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: %[[IO:[^:]+]]: memref<384xi8>)
+// CHECK-SAME: kiln.io = {argmax = 192 : i64, logits = 128 : i64, positions = 64 : i64, sampling = 256 : i64, seeds = 320 : i64, size = 384 : i64, tokens = 0 : i64}
+// CHECK-SAME: kiln.kv_offsets = [0, 64]
+// CHECK-SAME: kiln.sampling
+// CHECK: %[[CP:.+]] = arith.constant 256 : index
+// CHECK: %[[PV:.+]] = memref.view %[[IO]][%[[CP]]][] : memref<384xi8> to memref<1x4xf32>
+// CHECK: %[[P:.+]] = bufferization.to_tensor %[[PV]] restrict : memref<1x4xf32> to tensor<1x4xf32>
+// CHECK: %[[CS:.+]] = arith.constant 320 : index
+// CHECK: %[[SV:.+]] = memref.view %[[IO]][%[[CS]]][] : memref<384xi8> to memref<1xi64>
+// CHECK: %[[S:.+]] = bufferization.to_tensor %[[SV]] restrict : memref<1xi64> to tensor<1xi64>
+// CHECK: tfm.sample %{{.+}}, %[[P]], %[[S]] into
+func.func @decode(%ids: tensor<1x1xi64>, %pos: tensor<1x1xi64>, %kc: tensor<1x1x8x4xf16>, %vc: tensor<1x1x8x4xf16>, %params: tensor<1x4xf32>, %seeds: tensor<1xi64>)
+    -> (tensor<1x1x16xf32>, tensor<1x1x8x4xf16>, tensor<1x1x8x4xf16>, tensor<1x1xi64>) attributes {kiln.entry = "decode", kiln.sampling} {
+  %l = tensor.empty() : tensor<1x1x16xf32>
+  %init = tensor.empty() : tensor<1x1xi64>
+  %next = tfm.sample %l, %params, %seeds into %init : tensor<1x1x16xf32>, tensor<1x4xf32>, tensor<1xi64>, tensor<1x1xi64> -> tensor<1x1xi64>
+  return %l, %kc, %vc, %next : tensor<1x1x16xf32>, tensor<1x1x8x4xf16>, tensor<1x1x8x4xf16>, tensor<1x1xi64>
+}

@@ -450,6 +450,60 @@ TEST(ArtifactScheduleTest, ArgumentOutsideItsBuffer) {
                     "offsets and 0 sizes");
 }
 
+/// `e` with the sampling parameters and keys of device sampling placed in
+/// a grown io buffer after everything else.
+EntrySpec withSampling(EntrySpec e) {
+  const uint64_t end = fakeAlign64(e.ioSize);
+  e.sampling = {"sampling", DType::F32, {e.batch, 4}, end};
+  e.seeds = {"seeds", DType::I64, {e.batch}, end + 64};
+  e.ioSize = end + 128;
+  return e;
+}
+
+// Device sampling's inputs (tfm.sample): kept through a round trip, and
+// refused alone, with the wrong dtype or shape, or outside the io buffer.
+TEST(ArtifactScheduleTest, SamplingInputs) {
+  TempPath path(".kiln");
+  std::string error;
+  EntrySpec sched = withSampling(scheduledEntry());
+  ASSERT_TRUE(writeEdited(
+      path, sm90(), [&](ArtifactWriter &w) { w.addEntry(sched); }, &error))
+      << error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  const EntrySpec *e = a->findEntry("sched");
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->samplesOnDevice());
+  EXPECT_EQ(e->sampling.offset, sched.sampling.offset);
+  EXPECT_EQ(e->sampling.shape, (std::vector<int64_t>{sched.batch, 4}));
+  EXPECT_EQ(e->seeds.dtype, DType::I64);
+  EXPECT_FALSE(a->findEntry("prefill")->samplesOnDevice());
+}
+
+TEST(ArtifactScheduleTest, BadSamplingInputs) {
+  auto edit = [](std::function<void(EntrySpec &)> change) {
+    return [change](ArtifactWriter &w) {
+      EntrySpec e = withSampling(scheduledEntry());
+      change(e);
+      w.addEntry(e);
+    };
+  };
+  EXPECT_HAS_SUBSTR(
+      writeError(edit([](EntrySpec &e) { e.seeds = TensorSpec(); }), sm90()),
+      "entry 'sched' must have the sampling and seeds tensors together");
+  EXPECT_HAS_SUBSTR(
+      writeError(edit([](EntrySpec &e) { e.sampling.dtype = DType::F16; }),
+                 sm90()),
+      "entry 'sched' sampling tensor has dtype f16, expected f32");
+  EXPECT_HAS_SUBSTR(
+      writeError(edit([](EntrySpec &e) { e.seeds.shape = {e.batch, 1}; }),
+                 sm90()),
+      "entry 'sched' seeds tensor has shape");
+  EXPECT_HAS_SUBSTR(
+      writeError(edit([](EntrySpec &e) { e.seeds.offset = e.ioSize; }), sm90()),
+      "lies outside io_size");
+}
+
 TEST(ArtifactScheduleTest, BlockTooLarge) {
   EXPECT_HAS_SUBSTR(writeError(
                         [](ArtifactWriter &w) {

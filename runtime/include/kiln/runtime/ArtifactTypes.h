@@ -129,6 +129,13 @@ struct EntrySpec {
   /// there).
   TensorSpec logits;
   TensorSpec argmax; // optional (empty name: absent): i64 [batch, rows]
+  /// Optional (both or neither): the entry draws the next token of each row
+  /// into `argmax` on the device. f32 [batch, 4]: temperature (0: greedy),
+  /// top_k (0: all), top_p (1: all), min_p (0: all); i64 [batch]: a key per
+  /// sequence, the same key giving the same draw.
+  TensorSpec sampling;
+  TensorSpec seeds;
+  bool samplesOnDevice() const { return !sampling.name.empty(); }
   /// Rows of logits per sequence: seq, or 1 for a last-row entry.
   int64_t logitRows() const {
     return logits.shape.size() == 3 && logits.shape[1] == 1 ? 1 : seq;

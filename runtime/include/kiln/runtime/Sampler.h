@@ -1,7 +1,8 @@
 //===- Sampler.h - Picks the next token from a row of logits -------------===//
 //
 // Greedy (temperature 0), or softmax sampling at a temperature restricted to
-// the top-k tokens and/or the top-p probability mass. Sampling draws from a
+// the top-k tokens, then the top-p probability mass, then the tokens at
+// least min-p times as likely as the most likely. Sampling draws from a
 // std::mt19937_64 seeded with `seed`, so a given seed and logits sequence
 // always gives the same tokens. Scratch space is allocated once, in the
 // constructor.
@@ -26,12 +27,18 @@ struct SamplerOptions {
   /// Keep the smallest set of most likely tokens whose probability reaches
   /// topP; 1 keeps all.
   float topP = 1.0f;
+  /// Keep only tokens at least minP times as likely as the most likely one
+  /// (after top-k and top-p); 0 keeps all.
+  float minP = 0.0f;
   uint64_t seed = 0;
+
+  /// Whether these options pick the most likely token (the argmax).
+  bool greedy() const { return temperature == 0 || topK == 1; }
 };
 
 class Sampler {
 public:
-  /// Checks temperature >= 0, topK >= 0, 0 < topP <= 1.
+  /// Checks temperature >= 0, topK >= 0, 0 < topP <= 1, 0 <= minP <= 1.
   static bool validate(const SamplerOptions &options, std::string *error);
 
   Sampler(const SamplerOptions &options, int64_t vocabSize);

@@ -23,6 +23,7 @@
 #define KILN_RUNTIME_SESSION_H
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/Sampler.h"
 
 #include <functional>
 #include <memory>
@@ -80,6 +81,15 @@ public:
   /// `row` in the last call, as the kernels computed it; -1 when that call
   /// left the row idle or !hasArgmax().
   int64_t argmax(int64_t row = 0) const;
+  /// True when the entries draw the next token on the device (GPU artifacts
+  /// with tfm.sample): argmax(row) is then the token drawn with the options
+  /// of setSampling(row), greedy by default.
+  bool samplesOnDevice() const;
+  /// The sampling options of `row` for the following calls (entries that
+  /// sample on the device; ignored otherwise). Draw n of the row after this
+  /// call uses the key splitmix64(seed + n): the same options and tokens
+  /// give the same draws.
+  void setSampling(int64_t row, const SamplerOptions &options);
   /// Whether logits(row) must be valid after each call (default: yes).
   /// Turning it off takes effect only when hasArgmax(): then only argmax(row)
   /// is read back (a logits observer still sees every row's logits).
@@ -128,6 +138,11 @@ private:
   std::vector<float> lastLogits;        // [batch, vocab]
   std::vector<const float *> rowLogits; // per row, into io or lastLogits
   std::vector<int64_t> rowArgmax;       // per row; -1: none
+  /// Per row: temperature, top_k, top_p, min_p; the seed; draws so far.
+  std::vector<float> rowSampling;
+  std::vector<uint64_t> rowSeed, rowDraws;
+  /// Writes the sampling parameters and keys of `entry` (when it has them).
+  void writeSampling(const EntrySpec &entry);
   bool keepLogits = true;
   std::vector<float> observerScratch; // [vocab]
   LogitsObserver observer;
