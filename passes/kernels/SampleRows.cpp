@@ -36,8 +36,9 @@ namespace {
 ///     of 8 bits from the top: every element whose key matches the digits
 ///     chosen so far adds 1 (top-k) or its weight exp((x - m) / T) (top-p,
 ///     among those top-k keeps) to a workgroup histogram of its next digit
-///     (32 copies, 257 apart, so that lanes of a warp rarely meet on one
-///     address), the copies are summed, and warp 0 scans the 256 bins from
+///     (one copy per lane, 257 floats apart, so that the lanes of a warp
+///     never meet on one address nor, for one bin, on one bank), the copies
+///     are summed, and warp 0 scans the 256 bins from
 ///     the top (8 per lane, a shuffle prefix sum) for the bin where the
 ///     running total reaches what is left of the target (k, or top_p times
 ///     the first pass's total); min-p's is the key of m + T ln(min_p);
@@ -238,12 +239,10 @@ public:
                 scf::YieldOp::create(nb, l);
               });
           gpu::BarrierOp::create(b, loc);
-          Value copy = arith::AddIOp::create(
-              b, loc, arith::RemUIOp::create(b, loc, lane, idx(8)),
-              arith::MulIOp::create(
-                  b, loc, arith::RemUIOp::create(b, loc, warp, idx(4)),
-                  idx(8)));
-          Value base = arith::MulIOp::create(b, loc, copy, idx(kStride));
+          // Lane l adds to copy l: the lanes of a warp never meet on one
+          // address, and (257 = 1 mod 32) one bin of the 32 copies lies in
+          // 32 different banks.
+          Value base = arith::MulIOp::create(b, loc, lane, idx(kStride));
           scanRow(ValueRange{}, [&](OpBuilder &nb, Location l, Value, Value x,
                                     ValueRange) {
             Value key = keyOf(nb, l, x);
