@@ -3,8 +3,9 @@
 # kiln-run's command line, kiln-compile's option rules, the ONNX loader and importer) with clang-22 under ASan + UBSan in
 # build-fuzz/, and runs each for SECONDS (default 60) from seed corpora made from the bundled
 # examples and the importer tests' model generator. Then, when the main build is there, runs
-# the whole lit suite with the runtime's tools (kiln-run, kiln-tokenize) built the same way
-# (ASan + UBSan): every test that runs them is a sanitizer test too. Any crash, hang (over 10 s on one input),
+# the whole lit suite with kiln-compile (importer, passes, code generation) and the runtime's
+# tools (kiln-run, kiln-tokenize, kiln-generate-c) built the same way (ASan + UBSan): every
+# test that runs them is a sanitizer test too. Any crash, hang (over 10 s on one input),
 # leak or sanitizer report fails it; the reproducer is left in build-fuzz/findings/.
 #   scripts/fuzz.sh [SECONDS]       (CI: scripts/test.sh runs it with 30)
 set -euo pipefail
@@ -82,14 +83,17 @@ for t in $targets; do
   echo
 done
 if [ -x build/bin/kiln-compile ] && [ -f build/test/lit.site.cfg.py ]; then
-  echo "sanitized runtime tools: the lit suite with $B/bin/kiln-run, kiln-tokenize and kiln-generate-c"
-  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-run kiln-tokenize kiln-generate-c >> "$B.build.log" 2>&1 ||
-    { tail -30 "$B.build.log"; exit 1; }
-  for t in kiln-compile kiln-opt; do ln -sf "$PWD/build/bin/$t" "$B/bin/$t"; done
+  echo "sanitized tools: the lit suite with $B/bin/kiln-compile, kiln-run, kiln-tokenize and kiln-generate-c"
+  # (Earlier versions linked build/bin/kiln-compile here: the sanitized one must not be
+  # written through that link.)
+  [ -L "$B/bin/kiln-compile" ] && rm -f "$B/bin/kiln-compile"
+  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-compile kiln-run kiln-tokenize kiln-generate-c \
+    >> "$B.build.log" 2>&1 || { tail -30 "$B.build.log"; exit 1; }
+  ln -sf "$PWD/build/bin/kiln-opt" "$B/bin/kiln-opt"
   if ! /usr/lib/llvm-22/bin/lit -q --param kiln_tools_dir="$PWD/$B/bin" build/test \
       > "$B/lit-sanitized.log" 2>&1; then
     status=1
-    echo "sanitized runtime tools: lit FAILED:"
+    echo "sanitized tools: lit FAILED:"
     grep -E "^FAIL|ERROR: AddressSanitizer|runtime error" "$B/lit-sanitized.log" | head -20
   fi
   grep -E "Total Discovered Tests|Passed|Failed" "$B/lit-sanitized.log" | sed 's/^/  /'

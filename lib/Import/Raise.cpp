@@ -586,9 +586,13 @@ Value Raiser::logits(StringRef output) {
     const onnx::NodeProto *t = producerIs(dqLogits->input(0), "Transpose");
     const onnx::NodeProto *gather = model.producer(embeddingNode->input(0));
     auto same = [&](int i) {
-      StringRef a = i < dqLogits->input_size() ? dqLogits->input(i) : "";
-      StringRef b =
-          i < embeddingNode->input_size() ? embeddingNode->input(i) : "";
+      // (StringRef on both arms: `? input(i) : ""` would be a temporary
+      // std::string, gone before the comparison.)
+      StringRef a = i < dqLogits->input_size() ? StringRef(dqLogits->input(i))
+                                               : StringRef();
+      StringRef b = i < embeddingNode->input_size()
+                        ? StringRef(embeddingNode->input(i))
+                        : StringRef();
       return a == b;
     };
     if (t && gather && t->input(0) == gather->input(0) && same(1) && same(2)) {

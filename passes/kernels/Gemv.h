@@ -304,7 +304,8 @@ protected:
   static void storeResult(OpBuilder &b, Location loc, Operation *op,
                           Operation *epilogue, IRMapping &map, Value acc,
                           ValueRange at,
-                          const llvm::SmallDenseMap<Value, Value> &known = {}) {
+                          const llvm::SmallDenseMap<Value, Value> &known =
+                              llvm::SmallDenseMap<Value, Value>()) {
     storeResult(b, loc, op, epilogue, map, ArrayRef<Value>{acc}, {0}, at,
                 known);
   }
@@ -315,7 +316,8 @@ protected:
                           Operation *epilogue, IRMapping &map,
                           ArrayRef<Value> accs, ArrayRef<int64_t> offsets,
                           ValueRange at,
-                          const llvm::SmallDenseMap<Value, Value> &known = {}) {
+                          const llvm::SmallDenseMap<Value, Value> &known =
+                              llvm::SmallDenseMap<Value, Value>()) {
     Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
     if (!epilogue) {
       memref::StoreOp::create(b, loc, accs[0], map.lookup(out), at);
