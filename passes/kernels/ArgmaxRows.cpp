@@ -114,18 +114,6 @@ public:
     auto i32c = [&](int64_t v) {
       return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
     };
-    // (v, i) beats (bv, bi) when larger, or equal with a smaller index.
-    auto better = [&](OpBuilder &nb, Value v, Value i, Value bv, Value bi) {
-      Value gt =
-          arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OGT, v, bv);
-      Value eq =
-          arith::CmpFOp::create(nb, loc, arith::CmpFPredicate::OEQ, v, bv);
-      Value lt =
-          arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::slt, i, bi);
-      return arith::OrIOp::create(nb, loc, gt,
-                                  arith::AndIOp::create(nb, loc, eq, lt));
-    };
-
     Value tid = kb.threadIdX();
     Value row = kb.blockIdX();
     Value bi = arith::DivUIOp::create(b, loc, row, idx(shape->seq));
@@ -181,48 +169,8 @@ public:
                memref::LoadOp::create(nb, l, in, ValueRange{bi, si, k}), acc);
           scf::YieldOp::create(nb, l, acc);
         });
-    Value v = scan.getResult(0), i = scan.getResult(1);
-    Value width = i32c(32);
-    for (int64_t offset = 16; offset >= 1; offset /= 2) {
-      Value off = i32c(offset);
-      Value ov =
-          gpu::ShuffleOp::create(b, loc, v, off, width, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
-      Value oi =
-          gpu::ShuffleOp::create(b, loc, i, off, width, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
-      Value take = better(b, ov, oi, v, i);
-      v = arith::SelectOp::create(b, loc, take, ov, v);
-      i = arith::SelectOp::create(b, loc, take, oi, i);
-    }
-    Value smemV = kb.workgroupBuffer({warps}, f32);
-    Value smemI = kb.workgroupBuffer({warps}, i32);
-    Value warp = arith::DivUIOp::create(b, loc, tid, idx(32));
-    Value first = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::eq,
-        arith::RemUIOp::create(b, loc, tid, idx(32)), idx(0));
-    auto write = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&write.getThenRegion().front());
-      memref::StoreOp::create(b, loc, v, smemV, ValueRange{warp});
-      memref::StoreOp::create(b, loc, i, smemI, ValueRange{warp});
-    }
-    gpu::BarrierOp::create(b, loc);
-    Value leader =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid, idx(0));
-    auto finish = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&finish.getThenRegion().front());
-    Value bv = memref::LoadOp::create(b, loc, smemV, ValueRange{idx(0)});
-    Value bx = memref::LoadOp::create(b, loc, smemI, ValueRange{idx(0)});
-    for (int64_t w = 1; w < warps; ++w) {
-      Value wv = memref::LoadOp::create(b, loc, smemV, ValueRange{idx(w)});
-      Value wi = memref::LoadOp::create(b, loc, smemI, ValueRange{idx(w)});
-      Value take = better(b, wv, wi, bv, bx);
-      bv = arith::SelectOp::create(b, loc, take, wv, bv);
-      bx = arith::SelectOp::create(b, loc, take, wi, bx);
-    }
+    auto [bv, bx] = kb.blockArgmax(scan.getResult(0), scan.getResult(1), warps);
     // Fold into the outputs like the sequential scan: only a strictly larger
     // value replaces what they hold.
     Value oldV = memref::LoadOp::create(b, loc, bestOut, ValueRange{bi, si});

@@ -3,6 +3,8 @@
 #include "passes/kernels/KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -33,6 +35,52 @@ Value KernelBuilder::workgroupBuffer(ArrayRef<int64_t> shape, Type element) {
       shape, element, AffineMap(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
   return kernel.addWorkgroupAttribution(type, loc);
+}
+
+std::pair<Value, Value> KernelBuilder::blockArgmax(Value v, Value i,
+                                                   int64_t warps) {
+  auto better = [&](Value v, Value i, Value bv, Value bi) -> Value {
+    Value gt = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, bv);
+    Value eq = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, v, bv);
+    Value lt = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, i, bi);
+    return arith::OrIOp::create(b, loc, gt,
+                                arith::AndIOp::create(b, loc, eq, lt));
+  };
+  auto take = [&](Value ov, Value oi) {
+    Value better_ = better(ov, oi, v, i);
+    v = arith::SelectOp::create(b, loc, better_, ov, v);
+    i = arith::SelectOp::create(b, loc, better_, oi, i);
+  };
+  for (int32_t offset = 16; offset >= 1; offset /= 2)
+    take(gpu::ShuffleOp::create(b, loc, v, offset, 32, gpu::ShuffleMode::XOR)
+             .getShuffleResult(),
+         gpu::ShuffleOp::create(b, loc, i, offset, 32, gpu::ShuffleMode::XOR)
+             .getShuffleResult());
+  Value smemV = workgroupBuffer({warps}, v.getType());
+  Value smemI = workgroupBuffer({warps}, i.getType());
+  Value tid = threadIdX();
+  Value warp = arith::DivUIOp::create(b, loc, tid, index(32));
+  Value first = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq,
+      arith::RemUIOp::create(b, loc, tid, index(32)), index(0));
+  auto write = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    memref::StoreOp::create(b, loc, v, smemV, ValueRange{warp});
+    memref::StoreOp::create(b, loc, i, smemI, ValueRange{warp});
+  }
+  gpu::BarrierOp::create(b, loc);
+  Value leader =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid, index(0));
+  auto finish = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&finish.getThenRegion().front());
+  v = memref::LoadOp::create(b, loc, smemV, ValueRange{index(0)});
+  i = memref::LoadOp::create(b, loc, smemI, ValueRange{index(0)});
+  for (int64_t w = 1; w < warps; ++w)
+    take(memref::LoadOp::create(b, loc, smemV, ValueRange{index(w)}),
+         memref::LoadOp::create(b, loc, smemI, ValueRange{index(w)}));
+  return {v, i};
 }
 
 Value KernelBuilder::extendTo(OpBuilder &builder, Value v, Type type) {

@@ -46,6 +46,13 @@ public:
   /// A new workgroup (shared) memory buffer of the kernel.
   mlir::Value workgroupBuffer(llvm::ArrayRef<int64_t> shape,
                               mlir::Type element);
+  /// The block's argmax of one (f32 value, i32 index) pair per thread: the
+  /// larger value, or on a tie the lower index. Warps combine by shuffles,
+  /// workgroup memory joins `warps` warps after a barrier, and thread 0
+  /// folds them: the builder is left inside thread 0's scf.if (keep an
+  /// InsertionGuard), where the returned pair is valid.
+  std::pair<mlir::Value, mlir::Value>
+  blockArgmax(mlir::Value value, mlir::Value index, int64_t warps);
   /// `v` extended to `type` (f32 or a vector of f32) unless it has it.
   mlir::Value extendTo(mlir::OpBuilder &b, mlir::Value v, mlir::Type type);
 

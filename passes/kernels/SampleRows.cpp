@@ -108,7 +108,6 @@ public:
     Value seed = memref::LoadOp::create(b, loc, seeds, ValueRange{bi});
 
     Value smemReduce = kb.workgroupBuffer({kWarps}, f32);
-    Value smemIndex = kb.workgroupBuffer({kWarps}, i32);
     Value hist = kb.workgroupBuffer({kCopies * kStride}, f32);
     Value bins = kb.workgroupBuffer({256}, f32);
     Value chosen = kb.workgroupBuffer({2}, f32);
@@ -534,52 +533,9 @@ public:
           });
       scf::YieldOp::create(b, loc, drawn);
     }
-    SmallVector<Value> best{pick.getResult(0), pick.getResult(1)};
-    // (value, index) over the block: larger, or equal with a lower index.
-    auto better = [&](Value v, Value i, Value bv, Value bx) -> Value {
-      Value gt =
-          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, bv);
-      Value eq =
-          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, v, bv);
-      Value lt =
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, i, bx);
-      return arith::OrIOp::create(b, loc, gt,
-                                  arith::AndIOp::create(b, loc, eq, lt));
-    };
-    Value v = best[0], i = best[1];
-    for (int32_t off = 16; off >= 1; off /= 2) {
-      Value ov =
-          gpu::ShuffleOp::create(b, loc, v, off, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
-      Value oi =
-          gpu::ShuffleOp::create(b, loc, i, off, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
-      Value take = better(ov, oi, v, i);
-      v = arith::SelectOp::create(b, loc, take, ov, v);
-      i = arith::SelectOp::create(b, loc, take, oi, i);
-    }
-    auto write = scf::IfOp::create(b, loc, laneIsFirst, false);
-    {
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&write.getThenRegion().front());
-      memref::StoreOp::create(b, loc, v, smemReduce, ValueRange{warp});
-      memref::StoreOp::create(b, loc, i, smemIndex, ValueRange{warp});
-    }
-    gpu::BarrierOp::create(b, loc);
-    Value leader =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tid, idx(0));
-    auto finish = scf::IfOp::create(b, loc, leader, false);
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&finish.getThenRegion().front());
-    Value bv = memref::LoadOp::create(b, loc, smemReduce, ValueRange{idx(0)});
-    Value bx = memref::LoadOp::create(b, loc, smemIndex, ValueRange{idx(0)});
-    for (int64_t w = 1; w < kWarps; ++w) {
-      Value wv = memref::LoadOp::create(b, loc, smemReduce, ValueRange{idx(w)});
-      Value wi = memref::LoadOp::create(b, loc, smemIndex, ValueRange{idx(w)});
-      Value take = better(wv, wi, bv, bx);
-      bv = arith::SelectOp::create(b, loc, take, wv, bv);
-      bx = arith::SelectOp::create(b, loc, take, wi, bx);
-    }
+    auto [bv, bx] =
+        kb.blockArgmax(pick.getResult(0), pick.getResult(1), kWarps);
     // No finite score at all (every logit NaN or -inf): token 0, as
     // argmax's initial index.
     Value none =

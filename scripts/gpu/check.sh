@@ -66,6 +66,21 @@ record() { # name status
   fi
 }
 
+# The real model compiled for the GPU ($W/rm-fp16.kiln): its greedy text equals the CPU
+# target's (ids made by build-bundle.sh).
+realmodel_greedy() {
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --max-seq-len 512 --quiet \
+    -o "$W/rm-fp16.kiln" > "$OUT/compile-rm-fp16.log" 2>&1 || fail=1
+  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
+    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
+  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
+    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's" >> "$summary"
+  else
+    fail=1
+    echo "FAIL: realmodel greedy text differs from the CPU's" >> "$summary"
+  fi
+}
+
 if [ "$what" = numerics ] || [ "$what" = all ] || [ "$what" = decode ] || [ "$what" = prefill ]; then
   exports="nocache_dynamo nocache_torchscript nocache_dynamo_fp16 cache_torchscript nocache_dynamo_opset23"
   [ "$what" = decode ] && exports="nocache_dynamo_fp16 cache_torchscript"
@@ -110,16 +125,7 @@ fi
 
 if [ "$what" = decode ]; then
   # The real model's greedy text on the GPU equals the CPU target's (bundle).
-  kiln-compile examples/realmodel/model.onnx --target "$arch" --max-seq-len 512 --quiet \
-    -o "$W/rm-fp16.kiln" > "$OUT/compile-rm-fp16.log" 2>&1 || fail=1
-  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
-    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
-  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
-    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's" >> "$summary"
-  else
-    fail=1
-    echo "FAIL: realmodel greedy text differs from the CPU's" >> "$summary"
-  fi
+  realmodel_greedy
   m="$W/llama1b"
   ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
   prompt128=$(random_ids 1 128)
@@ -371,15 +377,7 @@ if [ "$what" = sampling ]; then
     --boundary-tol 0.02 --work "$W/sampling" > "$OUT/numerics-sampling.log" 2>&1
   record sampling $?
   # The real model: greedy text equal to the CPU's; sampled text reproducible per seed.
-  kiln-compile examples/realmodel/model.onnx --target "$arch" --max-seq-len 512 --quiet \
-    -o "$W/rm-fp16.kiln" > "$OUT/compile-rm-fp16.log" 2>&1 || fail=1
-  kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
-    > "$W/rm-fibonacci.ids" 2> "$OUT/text-rm.log" || fail=1
-  if cmp -s "$W/rm-fibonacci.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
-    echo "realmodel --prompt 'def fibonacci(n):' (64 new, greedy): GPU ids equal the CPU's" >> "$summary"
-  else
-    fail=1; echo "FAIL: realmodel greedy text differs from the CPU's" >> "$summary"
-  fi
+  realmodel_greedy
   for seed in 1 1 2; do
     kiln-run "$W/rm-fp16.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --temperature 0.8 \
       --top-p 0.95 --min-p 0.02 --seed $seed > "$OUT/rm-sampled-$seed.txt" 2>> "$OUT/text-rm.log" || fail=1
