@@ -40,10 +40,22 @@ int64_t Poly::constantValue() const {
   return it == terms_.end() ? 0 : it->second;
 }
 
+// Coefficients wrap on overflow (two's complement) rather than being
+// undefined: a fuzzed or hostile graph can ask for any product, and the
+// raiser checks every dimension it uses.
+static int64_t wrapAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) +
+                              static_cast<uint64_t>(b));
+}
+static int64_t wrapMul(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) *
+                              static_cast<uint64_t>(b));
+}
+
 Poly Poly::operator+(const Poly &o) const {
   Poly r = *this;
   for (const auto &[m, c] : o.terms_)
-    if ((r.terms_[m] += c) == 0)
+    if ((r.terms_[m] = wrapAdd(r.terms_[m], c)) == 0)
       r.terms_.erase(m);
   return r;
 }
@@ -57,7 +69,7 @@ Poly Poly::operator*(const Poly &o) const {
       std::vector<int> m = m1;
       m.insert(m.end(), m2.begin(), m2.end());
       std::sort(m.begin(), m.end());
-      if ((r.terms_[m] += c1 * c2) == 0)
+      if ((r.terms_[m] = wrapAdd(r.terms_[m], wrapMul(c1, c2))) == 0)
         r.terms_.erase(m);
     }
   return r;
@@ -67,7 +79,7 @@ std::optional<Poly> Poly::divExact(const Poly &o) const {
   if (o.terms_.size() != 1)
     return std::nullopt;
   const auto &[dm, dc] = *o.terms_.begin();
-  if (dc == 0)
+  if (dc == 0 || dc == -1) // -1: INT64_MIN / -1 overflows
     return std::nullopt;
   Poly r;
   for (const auto &[m, c] : terms_) {
@@ -94,7 +106,7 @@ std::string Poly::str(const std::vector<std::string> &names) const {
       s += c < 0 ? " - " : " + ";
     else if (c < 0)
       s += "-";
-    int64_t a = c < 0 ? -c : c;
+    uint64_t a = c < 0 ? 0 - static_cast<uint64_t>(c) : c; // INT64_MIN too
     std::string mono;
     for (int id : m)
       mono += (mono.empty() ? "" : "*") + names[id];

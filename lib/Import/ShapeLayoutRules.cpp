@@ -54,6 +54,8 @@ void inferGather(const NodeShapes &n, ValueFacts &out) {
   const ValueFacts *idx = n.in(1);
   if (aShape && idx && idx->hasShape) {
     int64_t axis = normAxis(attrInt(*node, "axis", 0), a->shape.size());
+    if (axis < 0 || axis >= static_cast<int64_t>(a->shape.size()))
+      return; // the raiser reports the bad axis
     Shape s(a->shape.begin(), a->shape.begin() + axis);
     s.append(idx->shape.begin(), idx->shape.end());
     s.append(a->shape.begin() + axis + 1, a->shape.end());
@@ -87,7 +89,8 @@ void inferGatherND(const NodeShapes &n, ValueFacts &out) {
   if (aShape && idx && idx->hasShape && !idx->shape.empty() &&
       idx->shape.back().isConstant()) {
     int64_t k = idx->shape.back().constantValue();
-    if (batchDims + k <= static_cast<int64_t>(a->shape.size())) {
+    if (batchDims >= 0 && k >= 0 &&
+        batchDims + k <= static_cast<int64_t>(a->shape.size())) {
       Shape s(idx->shape.begin(), idx->shape.end() - 1);
       s.append(a->shape.begin() + batchDims + k, a->shape.end());
       n.setShape(out, s);
@@ -324,15 +327,15 @@ void inferConstantOfShape(const NodeShapes &n, ValueFacts &out) {
   if (target) {
     n.setShape(out, *target);
     if (fill && target->size() == 1 && (*target)[0].isConstant() &&
-        (*target)[0].constantValue() <= 64)
+        (*target)[0].constantValue() >= 0 && (*target)[0].constantValue() <= 64)
       out.ints = Shape((*target)[0].constantValue(), Poly::constant(*fill));
   }
 }
 
 void inferRange(const NodeShapes &n, ValueFacts &out) {
   auto s = n.inInts(0), l = n.inInts(1), d = n.inInts(2);
-  if (s && l && d && d->size() == 1 && (*d)[0].isConstant() &&
-      (*d)[0].constantValue() == 1)
+  if (s && l && d && s->size() == 1 && l->size() == 1 && d->size() == 1 &&
+      (*d)[0].isConstant() && (*d)[0].constantValue() == 1)
     n.setShape(out, {(*l)[0] - (*s)[0]});
   else
     n.setShape(out, {n.freshDim()});
@@ -344,6 +347,8 @@ void inferFlatten(const NodeShapes &n, ValueFacts &out) {
   const onnx::NodeProto *node = &n.node;
   if (aShape) {
     int64_t axis = normAxis(attrInt(*node, "axis", 1), a->shape.size());
+    if (axis < 0 || axis > static_cast<int64_t>(a->shape.size()))
+      return;
     llvm::ArrayRef<Poly> dims(a->shape);
     n.setShape(
         out, {product(dims.take_front(axis)), product(dims.drop_front(axis))});

@@ -109,7 +109,8 @@ void inferElementwise(const NodeShapes &n, ValueFacts &out) {
     intBinary(n, out, [](const Poly &x, const Poly &y) -> OP { return x * y; });
   else if (op == "Div")
     intBinary(n, out, [](const Poly &x, const Poly &y) -> OP {
-      if (x.isConstant() && y.isConstant() && y.constantValue() != 0)
+      if (x.isConstant() && y.isConstant() && y.constantValue() != 0 &&
+          y.constantValue() != -1)
         return Poly::constant(x.constantValue() / y.constantValue());
       return x.divExact(y);
     });

@@ -42,7 +42,12 @@ struct NodeShapes {
   bool aShape() const { return a && a->hasShape; }
   /// Input i's values, when it is a small integer tensor of known values.
   std::optional<Shape> inInts(int i) const;
+  /// A shape with a negative constant dimension (hostile shape arithmetic)
+  /// stays unknown.
   static void setShape(ValueFacts &out, Shape s) {
+    for (const Poly &d : s)
+      if (d.isConstant() && d.constantValue() < 0)
+        return;
     out.hasShape = true;
     out.shape = std::move(s);
   }

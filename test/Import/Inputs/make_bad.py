@@ -39,6 +39,11 @@ module; a few KiB) and breaks exactly one thing:
                      it changes rows the mask leaves alone, so it is no guard.
   kt-flatten-swap    K^T flattened to rank 3, but unflattened to [B, H, T, D]
                      (no transpose in effect): the scores are not Q.K^T.
+  hostile-shape-ops  a valid model plus dead shape arithmetic with out-of-range axes and
+                     values (Gather axis 7, Flatten axis 9, GatherND batch_dims -5, Range
+                     of empty tensors, ConstantOfShape of -3, INT64_MIN / -1, an
+                     overflowing Mul): the symbolic shape inference must neither read
+                     out of bounds nor overflow (a fuzzer found the Gather).
 """
 
 import os
@@ -55,7 +60,7 @@ KINDS = ["truncated", "missing-external", "short-external", "external-outside",
          "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
          "unknown-op", "unknown-op-in-norm",
          "not-onnx", "nan-guard-fill", "kt-flatten-swap", "external-bad-key",
-         "external-checksum", "external-checksum-ok", "external-symlink"]
+         "external-checksum", "external-checksum-ok", "external-symlink", "hostile-shape-ops"]
 
 
 def default_model():
@@ -170,6 +175,35 @@ def make(out, kind):
         model = make_llama.build_model(make_llama.Config(kt_style="flatten"))
         cat = next(n for n in model.graph.node if n.output[0] == "l0_kT_shape")
         cat.input[1], cat.input[2] = cat.input[2], cat.input[1]
+        onnx.save_model(model, out)
+    elif kind == "hostile-shape-ops":
+        model = default_model()
+        ids = model.graph.input[0].name
+        i64 = lambda name, vals, dims=None: model.graph.initializer.append(
+            numpy_helper.from_array(np.array(vals, np.int64).reshape(
+                dims if dims is not None else [len(vals)]), name))
+        i64("h_zero", [0], [])
+        i64("h_empty", [], [0])
+        i64("h_one", [1])
+        i64("h_neg3", [-3])
+        i64("h_min", [np.iinfo(np.int64).min])
+        i64("h_minus1", [-1])
+        i64("h_big", [1 << 62])
+        i64("h_four", [4])
+        i64("h_idx", [0], [1, 1])
+        mk = helper.make_node
+        model.graph.node.extend([
+            mk("Shape", [ids], ["h_shape"], name="h_shape_node", start=-100, end=100),
+            mk("Gather", ["h_shape", "h_zero"], ["h_g"], name="h_gather", axis=7),
+            mk("Flatten", [ids], ["h_f"], name="h_flatten", axis=9),
+            mk("GatherND", ["h_shape", "h_idx"], ["h_gnd"], name="h_gathernd", batch_dims=-5),
+            mk("Range", ["h_empty", "h_empty", "h_one"], ["h_r"], name="h_range"),
+            mk("ConstantOfShape", ["h_neg3"], ["h_c"], name="h_cos",
+               value=numpy_helper.from_array(np.array([7], np.int64))),
+            mk("Div", ["h_min", "h_minus1"], ["h_d"], name="h_div"),
+            mk("Mul", ["h_big", "h_four"], ["h_m"], name="h_mul"),
+            mk("Reshape", [ids, "h_m"], ["h_rs"], name="h_reshape"),
+        ])
         onnx.save_model(model, out)
     elif kind == "not-onnx":
         rng = np.random.default_rng(0)
