@@ -7,6 +7,7 @@
 # tools (kiln-run, kiln-tokenize, kiln-generate-c) built the same way (ASan + UBSan): every
 # test that runs them is a sanitizer test too. Any crash, hang (over 10 s on one input),
 # leak or sanitizer report fails it; the reproducer is left in build-fuzz/findings/.
+# Inputs that once found a bug live in fuzz/regressions/TARGET/ and are replayed first.
 #   scripts/fuzz.sh [SECONDS]       (CI: scripts/test.sh runs it with 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,19 @@ for v in "default:" "torchscript:--rms div --scale div --mask where --rms-casts"
 done
 
 status=0
+# Inputs that once crashed a target (fuzz/regressions/TARGET/, each named for what it
+# found) run first, every time: a fixed bug stays fixed whatever the timed runs explore.
+for t in $targets; do
+  [ -d "fuzz/regressions/$t" ] || continue
+  if ! "$B/fuzz-$t" fuzz/regressions/"$t"/* -timeout=10 -rss_limit_mb=4096 \
+      > "$B/fuzz-$t-regressions.log" 2>&1; then
+    status=1
+    echo "fuzz: $t regression input FAILS AGAIN:"
+    grep -E "Running:|ERROR|SUMMARY" "$B/fuzz-$t-regressions.log" | tail -5
+  else
+    echo "fuzz: $t: $(ls fuzz/regressions/"$t" | wc -l) regression inputs pass"
+  fi
+done
 for t in $targets; do
   echo "fuzz: $t for ${seconds}s"
   if ! "$B/fuzz-$t" "$B/corpus/$t" "$B/seeds/$t" -max_total_time="$seconds" -timeout=10 \

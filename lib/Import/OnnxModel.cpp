@@ -383,6 +383,84 @@ llvm::Expected<ConstTensor> OnnxModel::readTensor(const onnx::TensorProto &t,
   return c;
 }
 
+namespace {
+/// The inputs and outputs the ONNX operator specification requires (opsets
+/// 13-23 and com.microsoft's contrib ops) of the ops the raiser reads: a node
+/// with fewer is malformed, and is rejected here so that no pattern has to
+/// check before it reads input(i).
+struct Arity {
+  int inputs, outputs;
+};
+std::optional<Arity> requiredArity(const onnx::NodeProto &node) {
+  static const llvm::StringMap<Arity> onnxOps = {
+      {"Add", {2, 1}},
+      {"Sub", {2, 1}},
+      {"Mul", {2, 1}},
+      {"Div", {2, 1}},
+      {"Pow", {2, 1}},
+      {"Equal", {2, 1}},
+      {"Less", {2, 1}},
+      {"LessOrEqual", {2, 1}},
+      {"Greater", {2, 1}},
+      {"GreaterOrEqual", {2, 1}},
+      {"MatMul", {2, 1}},
+      {"MatMulInteger", {2, 1}},
+      {"Gemm", {2, 1}},
+      {"Gather", {2, 1}},
+      {"Reshape", {2, 1}},
+      {"Expand", {2, 1}},
+      {"Unsqueeze", {2, 1}},
+      {"Squeeze", {1, 1}},
+      {"Slice", {3, 1}},
+      {"Where", {3, 1}},
+      {"Range", {3, 1}},
+      {"Concat", {1, 1}},
+      {"Sqrt", {1, 1}},
+      {"Reciprocal", {1, 1}},
+      {"Neg", {1, 1}},
+      {"Cos", {1, 1}},
+      {"Sin", {1, 1}},
+      {"Sigmoid", {1, 1}},
+      {"Cast", {1, 1}},
+      {"Identity", {1, 1}},
+      {"IsNaN", {1, 1}},
+      {"Softmax", {1, 1}},
+      {"Transpose", {1, 1}},
+      {"Shape", {1, 1}},
+      {"Size", {1, 1}},
+      {"Trilu", {1, 1}},
+      {"ReduceMean", {1, 1}},
+      {"DequantizeLinear", {2, 1}},
+      {"DynamicQuantizeLinear", {1, 3}},
+      {"Attention", {3, 1}},
+      {"RotaryEmbedding", {3, 1}},
+      {"RMSNormalization", {2, 1}},
+      {"GatherND", {2, 1}},
+      {"Flatten", {1, 1}},
+      {"ConstantOfShape", {1, 1}},
+  };
+  static const llvm::StringMap<Arity> microsoftOps = {
+      {"SimplifiedLayerNormalization", {2, 1}},
+      {"SkipSimplifiedLayerNormalization", {3, 1}},
+      {"GroupQueryAttention", {7, 3}},
+      {"MatMulNBits", {3, 1}},
+      {"GatherBlockQuantized", {3, 1}},
+      {"RotaryEmbedding", {4, 1}},
+  };
+  // SimplifiedLayerNormalization is also found in the default domain.
+  bool onnxDomain = node.domain().empty() || node.domain() == "ai.onnx";
+  const llvm::StringMap<Arity> &table =
+      onnxDomain && !llvm::StringRef(node.op_type())
+                         .ends_with("SimplifiedLayerNormalization")
+          ? onnxOps
+          : microsoftOps;
+  auto it = table.find(node.op_type());
+  if (it == table.end())
+    return std::nullopt;
+  return it->second;
+}
+} // namespace
+
 llvm::Error OnnxModel::index() {
   const onnx::GraphProto &g = proto_->graph();
   for (const auto &in : g.input())
@@ -395,6 +473,16 @@ llvm::Error OnnxModel::index() {
     constants_[init.name()] = std::move(*t);
   }
   for (const auto &node : g.node()) {
+    if (node.output_size() == 0) // every ONNX operator has an output
+      return fail(describeNode(node) + ": has no outputs");
+    if (std::optional<Arity> arity = requiredArity(node))
+      if (node.input_size() < arity->inputs ||
+          node.output_size() < arity->outputs)
+        return fail(formatv("{0}: has {1} inputs and {2} outputs; {3} needs "
+                            "at least {4} and {5}",
+                            describeNode(node), node.input_size(),
+                            node.output_size(), node.op_type(), arity->inputs,
+                            arity->outputs));
     for (const auto &out : node.output())
       if (!out.empty())
         producers_[out] = &node;

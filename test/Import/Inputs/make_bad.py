@@ -44,6 +44,8 @@ module; a few KiB) and breaks exactly one thing:
                      of empty tensors, ConstantOfShape of -3, INT64_MIN / -1, an
                      overflowing Mul): the symbolic shape inference must neither read
                      out of bounds nor overflow (a fuzzer found the Gather).
+  short-node         layer 0's norm eps Add with one input (the fuzzer found the raiser
+                     reading the missing second one).
 """
 
 import os
@@ -60,7 +62,8 @@ KINDS = ["truncated", "missing-external", "short-external", "external-outside",
          "size-mismatch", "bad-opset", "bad-dtype", "bad-dtype-complex", "bad-dtype-float8",
          "unknown-op", "unknown-op-in-norm",
          "not-onnx", "nan-guard-fill", "kt-flatten-swap", "external-bad-key",
-         "external-checksum", "external-checksum-ok", "external-symlink", "hostile-shape-ops"]
+         "external-checksum", "external-checksum-ok", "external-symlink", "hostile-shape-ops",
+         "short-node"]
 
 
 def default_model():
@@ -175,6 +178,11 @@ def make(out, kind):
         model = make_llama.build_model(make_llama.Config(kt_style="flatten"))
         cat = next(n for n in model.graph.node if n.output[0] == "l0_kT_shape")
         cat.input[1], cat.input[2] = cat.input[2], cat.input[1]
+        onnx.save_model(model, out)
+    elif kind == "short-node":
+        model = default_model()
+        node = next(n for n in model.graph.node if n.name == "n_l0_input_norm_add_eps")
+        del node.input[1]
         onnx.save_model(model, out)
     elif kind == "hostile-shape-ops":
         model = default_model()
