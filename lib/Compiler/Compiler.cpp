@@ -167,6 +167,15 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
   }
 }
 
+kiln::StreamedWeights::StreamedWeights(
+    MLIRContext *context,
+    std::function<void(llvm::ArrayRef<char>)> releasePages)
+    : store(std::make_unique<WeightStore>(context)) {
+  store->releasePages = std::move(releasePages);
+}
+
+kiln::StreamedWeights::~StreamedWeights() = default;
+
 llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
                                                 const ModelSummary &summary,
                                                 const CompileOptions &opts,
@@ -203,24 +212,16 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   for (auto global : globals) {
     auto type = cast<RankedTensorType>(global.getType());
     FailureOr<rt::DType> dtype = dtypeOf(type.getElementType());
-    ArrayRef<char> data;
-    if (auto res = dyn_cast_or_null<DenseResourceElementsAttr>(
-            global.getValueAttr())) {
-      if (AsmResourceBlob *blob = res.getRawHandle().getBlob())
-        data = blob->getData();
-    } else if (auto dense =
-                   dyn_cast_or_null<DenseElementsAttr>(global.getValueAttr())) {
-      if (!dense.isSplat())
-        data = dense.getRawData();
-    }
-    if (failed(dtype) ||
-        data.size() !=
+    // A view of the data, or (kiln-compile's StreamedWeights) what makes it
+    // while the writer writes it.
+    WeightRef source = globalWeight(global);
+    if (failed(dtype) || !source ||
+        source->rows() * source->rowBytes() !=
             static_cast<size_t>(type.getNumElements()) * rt::dtypeSize(*dtype))
       return fail("weight @" + global.getSymName() +
                   " has no data or an unsupported type");
-    uint64_t offset =
-        writer.addWeight(global.getSymName().str(), *dtype,
-                         vec(type.getShape()), data.data(), data.size());
+    uint64_t offset = writer.addWeight(global.getSymName().str(), *dtype,
+                                       vec(type.getShape()), source);
     if (static_cast<int64_t>(offset) != attrInt(global, kOffsetAttr))
       return fail(formatv("internal error: weight @{0} is at {1} in the "
                           "artifact but the code reads it at {2}",

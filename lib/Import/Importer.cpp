@@ -116,6 +116,11 @@ llvm::Error Raiser::run() {
   return llvm::Error::success();
 }
 
+void ImportedModel::releasePages(llvm::ArrayRef<char> bytes) const {
+  if (source)
+    source->releasePages(bytes);
+}
+
 ImportedModel::ImportedModel() = default;
 ImportedModel::ImportedModel(ImportedModel &&) = default;
 ImportedModel::~ImportedModel() {

@@ -12,6 +12,8 @@
 
 #include <cstring>
 #include <iterator>
+#include <sys/mman.h>
+#include <unistd.h>
 
 using namespace kiln;
 using llvm::createStringError;
@@ -610,4 +612,27 @@ OnnxModel::load(llvm::StringRef path) {
   if (llvm::Error err = model->index())
     return fail(formatv("'{0}': {1}", path, llvm::toString(std::move(err))));
   return model;
+}
+
+void OnnxModel::releasePages(llvm::ArrayRef<char> bytes) const {
+  if (bytes.empty())
+    return;
+  for (const auto &entry : externalFiles_) {
+    const llvm::MemoryBuffer &b = *entry.second;
+    // Only a file mapping: the pages of a buffer read into memory hold the
+    // only copy of the data.
+    if (b.getBufferKind() != llvm::MemoryBuffer::MemoryBuffer_MMap ||
+        bytes.data() < b.getBufferStart() ||
+        bytes.data() + bytes.size() > b.getBufferEnd())
+      continue;
+    // Whole pages, rounded outward: a neighbouring tensor's bytes on a shared
+    // page are read back from the file (the mapping is read-only).
+    uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+    uintptr_t end =
+        (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() + page - 1) &
+        ~(page - 1);
+    (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
+    return;
+  }
 }

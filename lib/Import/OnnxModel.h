@@ -67,6 +67,10 @@ public:
   consumers(llvm::StringRef value) const;
   /// Nodes in a topological order.
   llvm::ArrayRef<const onnx::NodeProto *> nodes() const { return order_; }
+  /// Drops the resident pages of `bytes` when they lie in a memory-mapped
+  /// external-data file (read back from the file if touched again); nothing
+  /// otherwise.
+  void releasePages(llvm::ArrayRef<char> bytes) const;
 
 private:
   OnnxModel();

@@ -55,15 +55,16 @@ std::optional<std::vector<float>> floatsOf(ml_program::GlobalOp g) {
   std::optional<rt::DType> dtype = floatDType(type.getElementType());
   if (!dtype)
     return std::nullopt;
-  std::vector<char> storage;
-  std::optional<ArrayRef<char>> bytes = globalBytes(g, storage);
-  if (!bytes)
+  WeightRef source = globalWeight(g);
+  if (!source)
     return std::nullopt;
+  std::vector<char> storage;
+  ArrayRef<char> bytes = bytesOf(*source, storage);
   std::vector<float> out(type.getNumElements());
-  if (bytes->size() !=
+  if (bytes.size() !=
       out.size() * (type.getElementType().getIntOrFloatBitWidth() / 8))
     return std::nullopt;
-  rt::convertToFloat(bytes->data(), *dtype, out.size(), out.data());
+  rt::convertToFloat(bytes.data(), *dtype, out.size(), out.data());
   return out;
 }
 
@@ -145,28 +146,26 @@ struct FuseNormProjection
     ml_program::GlobalOp folded = copies.lookup(key);
     if (!folded) {
       std::optional<rt::DType> dtype = floatDType(type.getElementType());
-      std::vector<char> storage;
-      std::optional<ArrayRef<char>> bytes =
-          dtype ? globalBytes(g, storage) : std::nullopt;
+      WeightRef source = dtype ? globalWeight(g) : nullptr;
       const size_t es = type.getElementType().getIntOrFloatBitWidth() / 8;
-      if (!bytes || bytes->size() != static_cast<size_t>(rows * cols) * es)
+      if (!source || source->rows() != static_cast<uint64_t>(rows) ||
+          source->rowBytes() != cols * es)
         return {};
-      // Row by row, in parallel (a model's worth of weights passes through
-      // here): to f32, scaled, back to the weight's type, in place in the
-      // new global. Each row is independent, so the bytes do not depend on
-      // the thread count.
+      // Row by row (in parallel when read): to f32, scaled, back to the
+      // weight's type. Each row is independent, so the bytes do not depend
+      // on the thread count.
       folded = createWeightGlobal(
-          symbols, g, key, type, [&](MutableArrayRef<char> out) {
-            parallelFor(linear.getContext(), 0, rows, [&](size_t r) {
-              std::vector<float> row(cols);
-              rt::convertToFloat(bytes->data() + r * cols * es, *dtype, cols,
-                                 row.data());
-              for (int64_t c = 0; c < cols; ++c)
-                row[c] *= gain[inOut ? r : c];
-              rt::convertFromFloat(row.data(), *dtype, cols,
-                                   out.data() + r * cols * es);
-            });
-          });
+          symbols, g, key, type,
+          mapRows(source, cols * es,
+                  [dtype = *dtype, cols, inOut,
+                   gain = std::vector<float>(gain.begin(), gain.end())](
+                      uint64_t r, const char *in, char *out) {
+                    std::vector<float> row(cols);
+                    rt::convertToFloat(in, dtype, cols, row.data());
+                    for (int64_t c = 0; c < cols; ++c)
+                      row[c] *= gain[inOut ? r : c];
+                    rt::convertFromFloat(row.data(), dtype, cols, out);
+                  }));
       copies[key] = folded;
       originals.push_back(g.getSymName().str());
       originals.push_back(gainGlobal.getSymName().str());

@@ -79,8 +79,7 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
 
   static bool hasBytes(Value v, SymbolTable &symbols) {
     ml_program::GlobalOp g = constantGlobal(v, symbols);
-    std::vector<char> storage;
-    return g && globalBytes(g, storage);
+    return g && globalWeight(g);
   }
 
   /// The members of `group` that can share one projection with the first
@@ -133,43 +132,19 @@ struct FuseProjections : kiln::impl::FuseProjectionsBase<FuseProjections> {
           cast<RankedTensorType>(g.getType()).getDimSize(concatAxis);
     if (axis == 2)
       shape = {shape[1], shape[0]};
-    auto fill = [&](MutableArrayRef<char> out) {
-      char *at = out.data();
-      auto bytesOf = [](ml_program::GlobalOp g, std::vector<char> &storage) {
-        return *globalBytes(g, storage);
-      };
-      if (axis == 2) {
-        // Each [K, N_i] part transposed to [N_i, K], one after the other.
-        for (ml_program::GlobalOp g : parts) {
-          auto t = cast<RankedTensorType>(g.getType());
-          std::vector<char> storage;
-          transposeInto(bytesOf(g, storage), at, t.getDimSize(0),
-                        t.getDimSize(1), eltBytes);
-          at += t.getNumElements() * eltBytes;
-        }
-      } else if (concatAxis == 0 || t0.getRank() == 1) {
-        for (ml_program::GlobalOp g : parts) {
-          std::vector<char> storage;
-          ArrayRef<char> d = bytesOf(g, storage);
-          at = std::copy(d.begin(), d.end(), at);
-        }
-      } else {
-        // Row r of the result: row r of each part, side by side.
-        std::vector<std::vector<char>> storage(parts.size());
-        SmallVector<ArrayRef<char>> data;
-        for (auto [g, st] : llvm::zip(parts, storage))
-          data.push_back(bytesOf(g, st));
-        for (int64_t r = 0; r < shape[0]; ++r)
-          for (auto [g, d] : llvm::zip(parts, data)) {
-            size_t row =
-                cast<RankedTensorType>(g.getType()).getDimSize(1) * eltBytes;
-            at = std::copy(d.begin() + r * row, d.begin() + (r + 1) * row, at);
-          }
-      }
-    };
+    std::vector<WeightRef> sources;
+    for (ml_program::GlobalOp g : parts)
+      sources.push_back(globalWeight(g));
+    // axis 2: each [K, N_i] part transposed to [N_i, K], one after the
+    // other; axis 1: row r of the result is row r of each part, side by
+    // side; axis 0 (and rank-1 parts): appended.
+    WeightRef joined =
+        axis == 2 ? transposedWeights(std::move(sources), eltBytes)
+                  : concatWeights(std::move(sources),
+                                  concatAxis == 0 || t0.getRank() == 1 ? 0 : 1);
     ml_program::GlobalOp global = createWeightGlobal(
         symbols, parts.front(), parts.front().getSymName().str() + ".fused",
-        RankedTensorType::get(shape, elt), fill);
+        RankedTensorType::get(shape, elt), std::move(joined));
     fused[key] = global;
     for (ml_program::GlobalOp g : parts)
       this->parts[key].push_back(g.getSymName().str());

@@ -70,18 +70,14 @@ struct TransposeWeights : kiln::impl::TransposeWeightsBase<TransposeWeights> {
       return {};
     ml_program::GlobalOp t = copies.lookup(g.getSymName());
     if (!t) {
-      std::vector<char> storage;
-      std::optional<ArrayRef<char>> bytes = globalBytes(g, storage);
-      if (!bytes)
+      WeightRef source = globalWeight(g);
+      if (!source)
         return {};
       int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
       size_t elt = type.getElementType().getIntOrFloatBitWidth() / 8;
       auto ttype = RankedTensorType::get({cols, rows}, type.getElementType());
       t = createWeightGlobal(symbols, g, g.getSymName().str() + ".t", ttype,
-                             [&](MutableArrayRef<char> out) {
-                               transposeInto(*bytes, out.data(), rows, cols,
-                                             elt);
-                             });
+                             transposedWeights({source}, elt));
       copies[g.getSymName()] = t;
       originals.push_back(g.getSymName().str());
     }

@@ -30,8 +30,10 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Threading.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Parallel.h"
 
 #include <cmath>
+#include <cstring>
 
 #define DEBUG_TYPE "kiln-quantize-weights"
 
@@ -49,6 +51,158 @@ namespace {
 /// The quantized form of one weight.
 struct Quantized {
   ml_program::GlobalOp packed, scales, zeroPoints;
+};
+
+/// The storage value of `v` in `dtype`, as f32.
+float roundTo(rt::DType dtype, float v) {
+  float r;
+  switch (dtype) {
+  case rt::DType::F16: {
+    uint16_t h;
+    rt::convertFromFloat(&v, dtype, 1, &h);
+    rt::convertToFloat(&h, dtype, 1, &r);
+    return r;
+  }
+  case rt::DType::BF16: {
+    uint16_t h;
+    rt::convertFromFloat(&v, dtype, 1, &h);
+    rt::convertToFloat(&h, dtype, 1, &r);
+    return r;
+  }
+  default:
+    return v;
+  }
+}
+
+/// The quantization of one [N, K] weight (read from a [K, N] source when
+/// `inOut`), row by row: what the packed codes, the scales and the zero
+/// points of QuantizedPart are made from.
+struct QuantizeJob {
+  WeightRef source;
+  rt::DType dtype;
+  bool inOut, asymmetric;
+  int64_t n, k, group, bits;
+  /// The whole [K, N] source, when it is not in memory (inOut only).
+  std::vector<char> cache;
+
+  /// Rows [first, first + count): codes [count, k], scales and zero points
+  /// [count, k / group] (as stored, rounded to the weight's type). Rows in
+  /// parallel; each is independent of the thread count.
+  void rows(uint64_t first, uint64_t count, uint8_t *codes, float *scales,
+            float *zeros) {
+    const size_t eltBytes = rt::dtypeSize(dtype);
+    const int64_t groups = k / group;
+    const int64_t levels = int64_t{1} << bits;
+    const char *in = source->view();
+    const bool view = in != nullptr;
+    std::vector<char> piece;
+    if (!in && inOut) {
+      if (cache.empty())
+        cache = readAll(*source);
+      in = cache.data();
+    } else if (!in) {
+      piece.resize(count * k * eltBytes);
+      source->readRows(first, count, piece.data());
+    } else if (!inOut) {
+      in += first * k * eltBytes;
+    }
+    if (!piece.empty())
+      in = piece.data();
+    llvm::parallelFor(0, count, [&](size_t i) {
+      const uint64_t row = first + i;
+      std::vector<float> w(k);
+      if (inOut) {
+        for (int64_t c = 0; c < k; ++c)
+          rt::convertToFloat(in + (c * n + row) * eltBytes, dtype, 1, &w[c]);
+      } else {
+        rt::convertToFloat(in + i * k * eltBytes, dtype, k, w.data());
+      }
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const float *x = &w[gi * group];
+        float lo = x[0], hi = x[0];
+        for (int64_t j = 1; j < group; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        float scale, zero;
+        if (asymmetric) {
+          lo = std::min(lo, 0.0f);
+          hi = std::max(hi, 0.0f);
+          scale = roundTo(dtype, (hi - lo) / float(levels - 1));
+          // (+ 0 turns a -0 from -lo = -0 into 0.)
+          zero = scale > 0 ? std::clamp(std::nearbyint(-lo / scale), 0.0f,
+                                        float(levels - 1)) +
+                                 0.0f
+                           : 0.0f;
+          zeros[i * groups + gi] = zero;
+        } else {
+          // The element of largest magnitude takes the most negative code.
+          float m = std::fabs(lo) > std::fabs(hi) ? lo : hi;
+          scale = roundTo(dtype, m / -float(levels / 2));
+          zero = float(levels / 2);
+        }
+        scales[i * groups + gi] = scale;
+        for (int64_t j = 0; j < group; ++j) {
+          float c = scale != 0 ? std::nearbyint(x[j] / scale) + zero : zero;
+          codes[i * k + gi * group + j] =
+              static_cast<uint8_t>(std::clamp(c, 0.0f, float(levels - 1)));
+        }
+      }
+    });
+    // What was read from a mapped source can go.
+    if (view && inOut)
+      for (int64_t c = 0; c < k; ++c)
+        source->released((c * n + first) * eltBytes, count * eltBytes);
+    else if (view)
+      source->released(first * k * eltBytes, count * k * eltBytes);
+  }
+
+  void release() {
+    std::vector<char>().swap(cache);
+    source->release();
+  }
+};
+
+/// One of the three weights a QuantizeJob makes; each computes the rows it
+/// is asked for (the job's arithmetic is cheap next to reading the source).
+class QuantizedPart : public rt::WeightSource {
+public:
+  enum Kind { Codes, Scales, ZeroPoints };
+  QuantizedPart(std::shared_ptr<QuantizeJob> job, Kind kind)
+      : job(std::move(job)), kind(kind) {}
+  uint64_t rows() const override { return job->n; }
+  uint64_t rowBytes() const override {
+    return kind == Codes ? job->k * job->bits / 8
+                         : job->k / job->group * rt::dtypeSize(job->dtype);
+  }
+  void readRows(uint64_t first, uint64_t count, char *out) override {
+    const int64_t groups = job->k / job->group;
+    std::vector<uint8_t> codes(count * job->k);
+    std::vector<float> scales(count * groups),
+        zeros(job->asymmetric ? count * groups : 0);
+    job->rows(first, count, codes.data(), scales.data(), zeros.data());
+    switch (kind) {
+    case Codes:
+      if (job->bits == 8) {
+        std::memcpy(out, codes.data(), codes.size());
+        return;
+      }
+      for (size_t i = 0; i < codes.size() / 2; ++i)
+        out[i] = static_cast<char>(codes[2 * i] | (codes[2 * i + 1] << 4));
+      return;
+    case Scales:
+      rt::convertFromFloat(scales.data(), job->dtype, scales.size(), out);
+      return;
+    case ZeroPoints:
+      rt::convertFromFloat(zeros.data(), job->dtype, zeros.size(), out);
+      return;
+    }
+  }
+  void release() override { job->release(); }
+
+private:
+  std::shared_ptr<QuantizeJob> job;
+  Kind kind;
 };
 
 struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
@@ -137,112 +291,41 @@ struct QuantizeWeights : kiln::impl::QuantizeWeightsBase<QuantizeWeights> {
     return true;
   }
 
-  /// Quantizes global `g` ([N, K], or [K, N] when `inOut`) row by row in
-  /// parallel.
+  /// Quantizes global `g` ([N, K], or [K, N] when `inOut`): three globals
+  /// (packed codes, scales, zero points) whose rows a shared QuantizeJob
+  /// computes when they are read.
   Quantized make(ml_program::GlobalOp g, rt::DType dtype, bool inOut, int64_t n,
                  int64_t k, int64_t group, SymbolTable &symbols) {
-    std::vector<char> storage;
-    ArrayRef<char> bytes = *globalBytes(g, storage);
     Type elt = cast<RankedTensorType>(g.getType()).getElementType();
-    const size_t eltBytes = rt::dtypeSize(dtype);
-    const int64_t groups = k / group;
-    const int64_t levels = int64_t{1} << bits;
-    // Scales and zero points as stored (rounded to the weight's type), then
-    // the codes, one row per task.
-    std::vector<float> scales(n * groups), zeros(asymmetric ? n * groups : 0);
-    std::vector<uint8_t> codes(n * k);
-    parallelFor(&getContext(), 0, n, [&](size_t row) {
-      std::vector<float> w(k);
-      if (inOut) {
-        for (int64_t c = 0; c < k; ++c)
-          rt::convertToFloat(bytes.data() + (c * n + row) * eltBytes, dtype, 1,
-                             &w[c]);
-      } else {
-        rt::convertToFloat(bytes.data() + row * k * eltBytes, dtype, k,
-                           w.data());
-      }
-      for (int64_t gi = 0; gi < groups; ++gi) {
-        const float *x = &w[gi * group];
-        float lo = x[0], hi = x[0];
-        for (int64_t i = 1; i < group; ++i) {
-          lo = std::min(lo, x[i]);
-          hi = std::max(hi, x[i]);
-        }
-        float scale, zero;
-        if (asymmetric) {
-          lo = std::min(lo, 0.0f);
-          hi = std::max(hi, 0.0f);
-          scale = roundTo(dtype, (hi - lo) / float(levels - 1));
-          // (+ 0 turns a -0 from -lo = -0 into 0.)
-          zero = scale > 0 ? std::clamp(std::nearbyint(-lo / scale), 0.0f,
-                                        float(levels - 1)) +
-                                 0.0f
-                           : 0.0f;
-          zeros[row * groups + gi] = zero;
-        } else {
-          // The element of largest magnitude takes the most negative code.
-          float m = std::fabs(lo) > std::fabs(hi) ? lo : hi;
-          scale = roundTo(dtype, m / -float(levels / 2));
-          zero = float(levels / 2);
-        }
-        scales[row * groups + gi] = scale;
-        for (int64_t i = 0; i < group; ++i) {
-          float c = scale != 0 ? std::nearbyint(x[i] / scale) + zero : zero;
-          codes[row * k + gi * group + i] =
-              static_cast<uint8_t>(std::clamp(c, 0.0f, float(levels - 1)));
-        }
-      }
-    });
-
+    auto job = std::make_shared<QuantizeJob>();
+    job->source = globalWeight(g);
+    job->dtype = dtype;
+    job->inOut = inOut;
+    job->n = n;
+    job->k = k;
+    job->group = group;
+    job->bits = bits;
+    job->asymmetric = asymmetric;
     MLIRContext *ctx = &getContext();
     auto i8 = IntegerType::get(ctx, 8);
     std::string base = (g.getSymName() + (inOut ? ".t" : "") + "." + scheme +
                         "g" + std::to_string(group))
                            .str();
+    const int64_t groups = k / group;
     Quantized q;
     q.packed = createWeightGlobal(
         symbols, g, base + ".packed",
         RankedTensorType::get({n, k * bits / 8}, i8),
-        [&](MutableArrayRef<char> out) {
-          if (bits == 8) {
-            std::memcpy(out.data(), codes.data(), codes.size());
-            return;
-          }
-          for (size_t i = 0; i < out.size(); ++i)
-            out[i] = static_cast<char>(codes[2 * i] | (codes[2 * i + 1] << 4));
-        });
+        std::make_shared<QuantizedPart>(job, QuantizedPart::Codes));
     auto scaleType = RankedTensorType::get({n, groups}, elt);
-    auto fill = [&](const std::vector<float> &values) {
-      return [&, ptr = &values](MutableArrayRef<char> out) {
-        rt::convertFromFloat(ptr->data(), dtype, ptr->size(), out.data());
-      };
-    };
-    q.scales = createWeightGlobal(symbols, g, base + ".scales", scaleType,
-                                  fill(scales));
+    q.scales = createWeightGlobal(
+        symbols, g, base + ".scales", scaleType,
+        std::make_shared<QuantizedPart>(job, QuantizedPart::Scales));
     if (asymmetric)
-      q.zeroPoints = createWeightGlobal(symbols, g, base + ".zero_points",
-                                        scaleType, fill(zeros));
+      q.zeroPoints = createWeightGlobal(
+          symbols, g, base + ".zero_points", scaleType,
+          std::make_shared<QuantizedPart>(job, QuantizedPart::ZeroPoints));
     return q;
-  }
-
-  static float roundTo(rt::DType dtype, float v) {
-    float r;
-    switch (dtype) {
-    case rt::DType::F16: {
-      uint16_t h;
-      rt::convertFromFloat(&v, dtype, 1, &h);
-      rt::convertToFloat(&h, dtype, 1, &r);
-      return r;
-    }
-    case rt::DType::BF16: {
-      uint16_t h;
-      rt::convertFromFloat(&v, dtype, 1, &h);
-      rt::convertToFloat(&h, dtype, 1, &r);
-      return r;
-    }
-    default:
-      return v;
-    }
   }
 
   int64_t bits = 8;

@@ -24,8 +24,10 @@ struct ArtifactWriter::Impl {
   // Backing storage of contents.images[i].data; moving a vector keeps its
   // heap buffer, so the pointers stay valid as these grow.
   std::vector<std::vector<uint8_t>> imageBytes;
-  // Per weight: the caller's bytes, or ours when `owned` is non-empty.
+  // Per weight: the caller's bytes, or ours when `owned` is non-empty, or
+  // a source to pull them from.
   std::vector<const void *> weightData;
+  std::vector<std::shared_ptr<WeightSource>> weightSources;
   std::vector<std::vector<uint8_t>> ownedWeights;
   uint64_t weightsEnd = 0;
 };
@@ -68,7 +70,20 @@ uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
   impl->contents.weights.push_back(
       {std::move(name), dtype, std::move(shape), offset, size});
   impl->weightData.push_back(data);
+  impl->weightSources.emplace_back();
   impl->weightsEnd = offset + size;
+  return offset;
+}
+
+WeightSource::~WeightSource() = default;
+
+uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
+                                   std::vector<int64_t> shape,
+                                   std::shared_ptr<WeightSource> source) {
+  uint64_t size = source ? source->rows() * source->rowBytes() : 0;
+  uint64_t offset =
+      addWeight(std::move(name), dtype, std::move(shape), nullptr, size);
+  impl->weightSources.back() = std::move(source);
   return offset;
 }
 
@@ -194,6 +209,13 @@ public:
     return true;
   }
 
+  bool rewind(std::string *error) {
+    if (std::fseek(file, 0, SEEK_SET) != 0)
+      return fail(error, "cannot seek in '", tempPath,
+                  "': ", std::strerror(errno));
+    return true;
+  }
+
   bool zeros(uint64_t count, std::string *error) {
     static const uint8_t zero[4096] = {};
     while (count) {
@@ -226,89 +248,128 @@ private:
 
 } // namespace
 
-bool ArtifactWriter::write(const std::string &path, std::string *error) const {
+bool ArtifactWriter::write(const std::string &path, std::string *error) {
   const ArtifactContents &c = impl->contents;
   std::string why;
   if (!validateContents(c, impl->weightsEnd, &why))
     return fail(error, "invalid artifact: ", why);
+  for (size_t i = 0; i < c.weights.size(); ++i)
+    if (!impl->weightData[i] && !impl->weightSources[i] && c.weights[i].size)
+      return fail(error, "weight '", c.weights[i].name, "' has no data");
 
   // The weights section's chunk hashes go into the metadata, which precedes
-  // the section: hash the section as it will be laid out (zeros between
-  // weights) before writing anything.
+  // the section. The metadata is built first with placeholder hashes (the
+  // same count, so the same size), the weights are written and hashed in one
+  // pass, then the metadata is built again and written over the placeholder.
   ArtifactContents hashed = c;
   hashed.weightsChunkSize = kWeightsChunkSize;
-  hashed.weightsHashes.clear();
-  {
-    static const uint8_t zeros[4096] = {};
-    XXH3_state_t *state = XXH3_createState();
-    uint64_t inChunk = 0;
-    XXH3_64bits_reset(state);
-    auto feed = [&](const uint8_t *data, uint64_t size) {
-      while (size) {
-        uint64_t n = std::min(size, kWeightsChunkSize - inChunk);
-        for (uint64_t done = 0; done < n;) {
-          uint64_t piece =
-              data ? n - done : std::min<uint64_t>(n - done, sizeof(zeros));
-          XXH3_64bits_update(state, data ? data + done : zeros, piece);
-          done += piece;
-        }
-        if (data)
-          data += n;
-        size -= n;
-        inChunk += n;
-        if (inChunk == kWeightsChunkSize) {
-          hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
-          XXH3_64bits_reset(state);
-          inChunk = 0;
-        }
-      }
-    };
-    uint64_t position = 0;
-    for (size_t i = 0; i < c.weights.size(); ++i) {
-      const WeightInfo &w = c.weights[i];
-      feed(nullptr, w.offset - position);
-      feed(static_cast<const uint8_t *>(impl->weightData[i]), w.size);
-      position = w.offset + w.size;
-    }
-    feed(nullptr, impl->weightsEnd - position);
-    if (inChunk)
-      hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
-    XXH3_freeState(state);
-  }
-
-  FlatBufferBuilder builder(1 << 16);
-  buildMetadata(builder, hashed);
+  hashed.weightsHashes.assign(
+      (impl->weightsEnd + kWeightsChunkSize - 1) / kWeightsChunkSize, 0);
+  FlatBufferBuilder placeholder(1 << 16);
+  buildMetadata(placeholder, hashed);
 
   detail::FileHeader header{};
   std::memcpy(header.magic, detail::kMagic, sizeof(header.magic));
   header.formatVersion = kFormatVersion;
   header.headerSize = kHeaderSize;
   header.metaOffset = kHeaderSize;
-  header.metaSize = builder.GetSize();
+  header.metaSize = placeholder.GetSize();
   header.weightsOffset =
       alignUp(header.metaOffset + header.metaSize, kWeightsSectionAlignment);
   header.weightsSize = impl->weightsEnd;
   header.fileSize = header.weightsOffset + header.weightsSize;
-  header.metaCrc32 = detail::crc32(builder.GetBufferPointer(), header.metaSize);
-  uint8_t headerBytes[kHeaderSize];
-  detail::encodeHeader(header, headerBytes);
 
   TempFile out(path);
-  if (!out.open(error) || !out.put(headerBytes, kHeaderSize, error) ||
-      !out.put(builder.GetBufferPointer(), header.metaSize, error) ||
-      !out.zeros(header.weightsOffset - header.metaOffset - header.metaSize,
-                 error))
+  if (!out.open(error) || !out.zeros(header.weightsOffset, error))
     return false;
+
+  hashed.weightsHashes.clear();
+  XXH3_state_t *state = XXH3_createState();
+  struct FreeState {
+    XXH3_state_t *s;
+    ~FreeState() { XXH3_freeState(s); }
+  } freeState{state};
+  uint64_t inChunk = 0;
+  XXH3_64bits_reset(state);
+  // Hashes and writes `size` bytes (zeros when `data` is null).
+  static const uint8_t zeros[4096] = {};
+  auto emit = [&](const uint8_t *data, uint64_t size) {
+    while (size) {
+      uint64_t n = std::min(size, kWeightsChunkSize - inChunk);
+      if (!data)
+        n = std::min<uint64_t>(n, sizeof(zeros));
+      const uint8_t *piece = data ? data : zeros;
+      XXH3_64bits_update(state, piece, n);
+      if (!out.put(piece, n, error))
+        return false;
+      if (data)
+        data += n;
+      size -= n;
+      inChunk += n;
+      if (inChunk == kWeightsChunkSize) {
+        hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
+        XXH3_64bits_reset(state);
+        inChunk = 0;
+      }
+    }
+    return true;
+  };
+  constexpr uint64_t kPieceBytes = uint64_t(64) << 20;
+  std::vector<char> piece;
   uint64_t position = 0;
   for (size_t i = 0; i < c.weights.size(); ++i) {
     const WeightInfo &w = c.weights[i];
-    if (!impl->weightData[i] && w.size)
-      return fail(error, "weight '", w.name, "' has no data");
-    if (!out.zeros(w.offset - position, error) ||
-        !out.put(impl->weightData[i], w.size, error))
+    if (!emit(nullptr, w.offset - position))
       return false;
     position = w.offset + w.size;
+    WeightSource *source = impl->weightSources[i].get();
+    const void *data = impl->weightData[i];
+    if (source && source->view())
+      data = source->view();
+    if (data || !source) {
+      // In pieces, so a source over a mapped file can drop each piece's
+      // pages once it is written.
+      const uint8_t *bytes = static_cast<const uint8_t *>(data);
+      for (uint64_t done = 0; done < w.size;) {
+        uint64_t n = std::min(kPieceBytes, w.size - done);
+        if (!emit(bytes ? bytes + done : nullptr, n))
+          return false;
+        if (source)
+          source->released(done, n);
+        done += n;
+      }
+    } else {
+      uint64_t rowBytes = source->rowBytes(), rows = source->rows();
+      uint64_t perPiece = std::max<uint64_t>(1, kPieceBytes / rowBytes);
+      for (uint64_t r = 0; r < rows; r += perPiece) {
+        uint64_t count = std::min(perPiece, rows - r);
+        piece.resize(count * rowBytes);
+        source->readRows(r, count, piece.data());
+        if (!emit(reinterpret_cast<const uint8_t *>(piece.data()),
+                  piece.size()))
+          return false;
+      }
+    }
+    if (source)
+      source->release();
+    impl->weightSources[i].reset();
   }
+  if (!emit(nullptr, impl->weightsEnd - position))
+    return false;
+  if (inChunk)
+    hashed.weightsHashes.push_back(XXH3_64bits_digest(state));
+
+  FlatBufferBuilder builder(1 << 16);
+  buildMetadata(builder, hashed);
+  if (builder.GetSize() != header.metaSize)
+    return fail(error, "internal error: the artifact's metadata changed size "
+                       "when its weight hashes were filled in");
+  header.metaCrc32 = detail::crc32(builder.GetBufferPointer(), header.metaSize);
+  uint8_t headerBytes[kHeaderSize];
+  detail::encodeHeader(header, headerBytes);
+  if (!out.rewind(error) || !out.put(headerBytes, kHeaderSize, error) ||
+      !out.put(builder.GetBufferPointer(), header.metaSize, error))
+    return false;
   return out.commit(error);
 }
 

@@ -135,6 +135,14 @@ cl::opt<bool> quantizeLmHead(
     cl::desc("With --quantize, quantize the logits projection too "
              "(embeddings always keep their float type)"),
     cl::init(false), cl::cat(category));
+cl::opt<bool> streamWeights(
+    "stream-weights",
+    cl::desc("Make the fused, transposed and quantized weights while the "
+             "artifact is written, piece by piece, and release the input's "
+             "pages once copied, so peak memory does not grow with the model "
+             "(default on; --stream-weights=false computes every weight "
+             "during the passes, the same bytes)"),
+    cl::init(true), cl::cat(category));
 cl::opt<bool> quiet("quiet", cl::desc("Print no progress, timing or report"),
                     cl::init(false), cl::cat(category));
 cl::opt<std::string> tokenizerDir(
@@ -302,6 +310,11 @@ int main(int argc, char **argv) {
 
   opts.output = outName;
   opts.tokenizer = std::move(tokenizer);
+  std::optional<kiln::StreamedWeights> streamed;
+  if (emit == Emit::Artifact && streamWeights)
+    streamed.emplace(&context, [&](llvm::ArrayRef<char> bytes) {
+      imported->releasePages(bytes);
+    });
   if (Error err = kiln::lowerToLoops(module, opts, stage))
     return error(toString(std::move(err)));
   if (emit == Emit::Ptx) {

@@ -72,6 +72,23 @@ llvm::Error lowerToLoops(mlir::ModuleOp module, const CompileOptions &opts,
 /// Prints each entry point's arena plan (from --kiln-plan-memory).
 void printMemoryPlan(mlir::ModuleOp module, llvm::raw_ostream &os);
 
+class WeightStore;
+
+/// While alive, the weight passes on `context` do not compute the weights
+/// they make (fused, transposed, scaled, quantized): emitArtifact's writer
+/// makes each one piece by piece as it writes it, so peak memory does not
+/// grow with the model. `releasePages(bytes)` is called when a weight read
+/// straight from the input (the importer's mapping) has been written.
+class StreamedWeights {
+public:
+  StreamedWeights(mlir::MLIRContext *context,
+                  std::function<void(llvm::ArrayRef<char>)> releasePages);
+  ~StreamedWeights();
+
+private:
+  std::unique_ptr<WeightStore> store;
+};
+
 /// Generates code for the lowered module and writes the artifact. `summary`
 /// is summarizeModel's (taken before lowering).
 llvm::Expected<MemoryReport> emitArtifact(mlir::ModuleOp module,

@@ -28,6 +28,9 @@ struct ImportedModel {
   ~ImportedModel();
   std::unique_ptr<OnnxModel> source;
   mlir::OwningOpRef<mlir::ModuleOp> module;
+  /// Drops the resident pages of `bytes` when they lie in a mapped
+  /// external-data file of the model (after the artifact writer copied them).
+  void releasePages(llvm::ArrayRef<char> bytes) const;
 };
 
 /// Reads `path` and raises it. Errors are single-line messages that name the

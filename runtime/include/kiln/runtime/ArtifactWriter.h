@@ -19,6 +19,28 @@
 
 namespace kiln::runtime {
 
+/// The bytes of a weight that the writer pulls while it writes, piece by
+/// piece: the compiler makes its fused, transposed, scaled and quantized
+/// weights here, so a model's weights never have to be in memory at once.
+/// A weight is `rows()` rows of `rowBytes()` bytes (row major).
+class WeightSource {
+public:
+  virtual ~WeightSource();
+  virtual uint64_t rows() const = 0;
+  virtual uint64_t rowBytes() const = 0;
+  /// Writes rows [first, first + count) to `out` (count * rowBytes() bytes).
+  virtual void readRows(uint64_t first, uint64_t count, char *out) = 0;
+  /// All the bytes, when they already lie in memory (written without a
+  /// copy); null otherwise.
+  virtual const char *view() const { return nullptr; }
+  /// Bytes [offset, offset + size) of view() have been read for the last
+  /// time in this pass: a source over a mapped file may drop their pages.
+  virtual void released(uint64_t offset, uint64_t size) {}
+  /// Called once the writer has read everything: drop caches and release
+  /// the pages read from.
+  virtual void release() {}
+};
+
 class ArtifactWriter {
 public:
   ArtifactWriter();
@@ -47,14 +69,21 @@ public:
   /// Same, but the writer keeps the bytes.
   uint64_t addWeight(std::string name, DType dtype, std::vector<int64_t> shape,
                      std::vector<uint8_t> bytes);
+  /// Same, with bytes that write() pulls from `source` (rows() * rowBytes()
+  /// must equal the element count of `shape` times the size of `dtype`).
+  uint64_t addWeight(std::string name, DType dtype, std::vector<int64_t> shape,
+                     std::shared_ptr<WeightSource> source);
 
   /// Size of the weights section so far.
   uint64_t weightsSize() const;
 
   /// Checks everything and writes the file (through a temporary file that is
-  /// renamed over `path`, so a failed write leaves no partial artifact).
+  /// renamed over `path`, so a failed write leaves no partial artifact). The
+  /// weights are read once, in pieces of at most 64 MiB, and hashed on the
+  /// way; the metadata with the hashes is written last, over its
+  /// placeholder.
   /// On failure returns false and sets `*error` to a one-line message.
-  bool write(const std::string &path, std::string *error) const;
+  bool write(const std::string &path, std::string *error);
 
 private:
   struct Impl;
