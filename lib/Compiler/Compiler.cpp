@@ -371,6 +371,7 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   for (auto &entry : entries)
     writer.addEntry(entry.first);
 
+  writer.setProgress(opts.writeProgress);
   if (llvm::Error err = stage("write", [&]() -> llvm::Error {
         std::string error;
         if (!writer.write(opts.output, &error))

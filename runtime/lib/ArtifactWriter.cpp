@@ -30,6 +30,7 @@ struct ArtifactWriter::Impl {
   std::vector<std::shared_ptr<WeightSource>> weightSources;
   std::vector<std::vector<uint8_t>> ownedWeights;
   uint64_t weightsEnd = 0;
+  std::function<void(uint64_t, uint64_t)> progress;
 };
 
 ArtifactWriter::ArtifactWriter() : impl(std::make_unique<Impl>()) {}
@@ -97,6 +98,11 @@ uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
 }
 
 uint64_t ArtifactWriter::weightsSize() const { return impl->weightsEnd; }
+
+void ArtifactWriter::setProgress(
+    std::function<void(uint64_t done, uint64_t total)> fn) {
+  impl->progress = std::move(fn);
+}
 
 namespace {
 
@@ -289,7 +295,7 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) {
     XXH3_state_t *s;
     ~FreeState() { XXH3_freeState(s); }
   } freeState{state};
-  uint64_t inChunk = 0;
+  uint64_t inChunk = 0, written = 0;
   XXH3_64bits_reset(state);
   // Hashes and writes `size` bytes (zeros when `data` is null).
   static const uint8_t zeros[4096] = {};
@@ -302,6 +308,9 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) {
       XXH3_64bits_update(state, piece, n);
       if (!out.put(piece, n, error))
         return false;
+      written += n;
+      if (impl->progress)
+        impl->progress(written, impl->weightsEnd);
       if (data)
         data += n;
       size -= n;

@@ -310,6 +310,24 @@ int main(int argc, char **argv) {
 
   opts.output = outName;
   opts.tokenizer = std::move(tokenizer);
+  // On a terminal, the weights' progress while they are written (each made
+  // on the way: the longest stage of a large model), on one line that the
+  // stage's timing line then replaces.
+  if (!quiet && errs().is_displayed())
+    opts.writeProgress = [shown = uint64_t(0)](uint64_t done,
+                                               uint64_t total) mutable {
+      constexpr uint64_t kStep = uint64_t(256) << 20;
+      if (done != total && done < shown + kStep)
+        return;
+      shown = done;
+      errs() << formatv("\rkiln-compile: write  weights {0,6:F2} of {1:F2} "
+                        "GiB ({2,3}%)",
+                        done / double(1 << 30), total / double(1 << 30),
+                        total ? done * 100 / total : 100);
+      if (done == total)
+        errs() << "\r" << std::string(60, ' ') << "\r";
+      errs().flush();
+    };
   std::optional<kiln::StreamedWeights> streamed;
   if (emit == Emit::Artifact && streamWeights)
     streamed.emplace(&context, [&](llvm::ArrayRef<char> bytes) {

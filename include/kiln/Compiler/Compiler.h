@@ -24,6 +24,8 @@ struct CompileOptions {
   std::string output = "model.kiln";
   /// Stored in the artifact when not empty (checked by the caller).
   runtime::TokenizerFiles tokenizer;
+  /// Called while the artifact's weights are written (bytes done, total).
+  std::function<void(uint64_t, uint64_t)> writeProgress;
 
   /// The target (cpu or a supported GPU) and the pipeline's options
   /// (PipelineOptions::verify); kiln-compile runs it before any work and

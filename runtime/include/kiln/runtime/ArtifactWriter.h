@@ -13,6 +13,7 @@
 #include "kiln/runtime/ArtifactTypes.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,10 @@ public:
   /// must equal the element count of `shape` times the size of `dtype`).
   uint64_t addWeight(std::string name, DType dtype, std::vector<int64_t> shape,
                      std::shared_ptr<WeightSource> source);
+
+  /// Called by write() after each piece of the weights section with the
+  /// bytes written so far and the section's size (a progress display).
+  void setProgress(std::function<void(uint64_t done, uint64_t total)> fn);
 
   /// Size of the weights section so far.
   uint64_t weightsSize() const;
