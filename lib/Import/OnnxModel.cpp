@@ -625,13 +625,25 @@ void OnnxModel::releasePages(llvm::ArrayRef<char> bytes) const {
         bytes.data() < b.getBufferStart() ||
         bytes.data() + bytes.size() > b.getBufferEnd())
       continue;
-    // Whole pages, rounded outward: a neighbouring tensor's bytes on a shared
-    // page are read back from the file (the mapping is read-only).
-    uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
-    uintptr_t end =
+    // Rounded outward to 2 MiB: a fault in a file mapping maps the whole
+    // large folio of the page cache around it (up to 2 MiB; 64 KiB of
+    // fault-around with small pages), so a strided read of a few KiB brings
+    // in far more. Bytes of a neighbouring range on a dropped page are read
+    // back from the file if they are needed again (the mapping is
+    // read-only).
+    uintptr_t page = std::max<uintptr_t>(
+        static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)), uintptr_t(2) << 20);
+    uintptr_t small = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t start = reinterpret_cast<uintptr_t>(b.getBufferStart());
+    uintptr_t stop = reinterpret_cast<uintptr_t>(b.getBufferEnd());
+    // Never outside the mapping (its first and last pages).
+    uintptr_t begin =
+        std::max(reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1),
+                 start & ~(small - 1));
+    uintptr_t end = std::min(
         (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() + page - 1) &
-        ~(page - 1);
+            ~(page - 1),
+        (stop + small - 1) & ~(small - 1));
     (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
     return;
   }

@@ -546,19 +546,25 @@ bool Raiser::isTransposedCopy(const ConstTensor &a,
   size_t es = onnxTypeSize(a.dtype);
   int64_t rows = a.dims[0], cols = a.dims[1];
   // Both tables are read whole when they are equal (a tied 128K-token
-  // vocabulary: 1 GB of pages or more): compare bands of a's rows and hand
-  // each band's pages (and b's matching columns) back to the file.
-  constexpr int64_t kBand = 4096;
+  // vocabulary: 1 GB of pages or more), and b in columns: a fault in a file
+  // mapping maps a whole large folio of the page cache, so each row of b
+  // touched brings in far more than the element read. Compare in tiles (a band
+  // of a's rows by a block of b's rows) and hand each tile's pages back to the
+  // file when it is done.
+  constexpr int64_t kBand = 4096, kBlock = 256;
   for (int64_t v0 = 0; v0 < rows; v0 += kBand) {
     int64_t v1 = std::min(rows, v0 + kBand);
-    for (int64_t v = v0; v < v1; ++v)
-      for (int64_t h = 0; h < cols; ++h)
-        if (std::memcmp(a.bytes.data() + (v * cols + h) * es,
-                        b.bytes.data() + (h * rows + v) * es, es) != 0)
-          return false;
+    for (int64_t h0 = 0; h0 < cols; h0 += kBlock) {
+      int64_t h1 = std::min(cols, h0 + kBlock);
+      for (int64_t v = v0; v < v1; ++v)
+        for (int64_t h = h0; h < h1; ++h)
+          if (std::memcmp(a.bytes.data() + (v * cols + h) * es,
+                          b.bytes.data() + (h * rows + v) * es, es) != 0)
+            return false;
+      for (int64_t h = h0; h < h1; ++h)
+        model.releasePages(b.bytes.slice((h * rows + v0) * es, (v1 - v0) * es));
+    }
     model.releasePages(a.bytes.slice(v0 * cols * es, (v1 - v0) * cols * es));
-    for (int64_t h = 0; h < cols; ++h)
-      model.releasePages(b.bytes.slice((h * rows + v0) * es, (v1 - v0) * es));
   }
   return true;
 }

@@ -20,6 +20,9 @@
 #                                   # tokens and decode speed, and (8b) the cost of verifying the
 #                                   # weights at load; KILN_COMPILE_SHAPES (default "1b 8b"; the
 #                                   # 8b needs /tmp/kiln-8b-model from an "8b" call just before)
+#   scripts/gpu/check.sh stream     # issue 15: the 8b and 1b shapes (make_llama.py --tiled-weights)
+#                                   # compiled on 2 cores with streamed weights (time, peak RSS),
+#                                   # cmp against --stream-weights=false, decode of the result
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
 #                                   # real model's numerics, then the 1b shape's prefill at 512
 #                                   # and 2048 tokens (kiln-run --bench, KILN_PROFILE) beside
@@ -459,6 +462,51 @@ if [ "$what" = compile ]; then
       done
     fi
     rm -f "$W/$shape-dedup.kiln" "$W/$shape-one-per-launch.kiln"
+  done
+fi
+if [ "$what" = stream ]; then
+  # Issue 15: weights streamed into the artifact. Each shape of KILN_STREAM_SHAPES (default
+  # "8b 1b") is made by make_llama.py --tiled-weights (the Llama-3 graph of the dynamo
+  # exporter, [in, out] weights, fp16 external data; the 8b untied, the 1b tied), compiled
+  # on 2 cores (taskset -c 0,1) with the default --stream-weights under /usr/bin/time -v,
+  # then on every core with --stream-weights=false (every weight computed in the passes,
+  # as before); the two artifacts must be identical (cmp), and the streamed one runs the
+  # 128-token prompt + 256 new tokens.
+  prompt128=$(random_ids 1 128)
+  for shape in ${KILN_STREAM_SHAPES-8b 1b}; do
+    case $shape in
+      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied" ;;
+      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192" ;;
+      *) echo "stream: unknown shape $shape" >> "$summary"; fail=1; continue ;;
+    esac
+    m="$W/gen-$shape"; mkdir -p "$m"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
+      --external-data --cache --tiled-weights > "$OUT/gen-$shape.log" 2>&1 || fail=1
+    echo "$shape shape made by make_llama.py --tiled-weights in $(( $(date +%s) - start )) s:" \
+      "$(stat -c %s "$m/model.onnx.data") bytes of external data" >> "$summary"
+    sync
+    ( /usr/bin/time -v taskset -c 0,1 kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+        --prefill-chunk 512 -o "$W/$shape-streamed.kiln" ) > "$OUT/compile-$shape-streamed.log" 2>&1 || fail=1
+    echo "$shape fp16 compile, streamed (taskset -c 0,1):" >> "$summary"
+    grep -E "kiln-compile:|kernels: [0-9]|Maximum resident|Elapsed|Percent of CPU|error" \
+      "$OUT/compile-$shape-streamed.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/$shape-streamed.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$OUT/tokens-$shape-streamed.txt" 2> "$OUT/run-$shape-streamed.log" || fail=1
+    grep -E "tok/s|error" "$OUT/run-$shape-streamed.log" | sed "s/^/  /" >> "$summary"
+    ( /usr/bin/time -v kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+        --prefill-chunk 512 --stream-weights=false -o "$W/$shape-passes.kiln" ) \
+      > "$OUT/compile-$shape-passes.log" 2>&1 || fail=1
+    echo "$shape fp16 compile, --stream-weights=false ($(nproc) cores):" >> "$summary"
+    grep -E "kiln-compile: (lower|write|wrote)|Maximum resident|Elapsed|error" \
+      "$OUT/compile-$shape-passes.log" | sed "s/^/  /" >> "$summary"
+    if cmp -s "$W/$shape-streamed.kiln" "$W/$shape-passes.kiln"; then
+      echo "$shape: the streamed artifact is identical to the unstreamed one ($(stat -c %s "$W/$shape-streamed.kiln") bytes)" >> "$summary"
+    else
+      echo "$shape: ARTIFACTS DIFFER" >> "$summary"; fail=1
+    fi
+    rm -rf "$m" "$W/$shape-streamed.kiln" "$W/$shape-passes.kiln"
   done
 fi
 if [ "$what" = 8b ]; then

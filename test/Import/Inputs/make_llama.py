@@ -173,6 +173,7 @@ class Config:
     rope_op: str = "decomposed"
     max_pos: int = 64
     seed: int = 0
+    tiled_weights: bool = False  # repeat a random block (huge shapes, fast)
 
     def validate(self):
         if self.heads % self.kv_heads:
@@ -232,14 +233,31 @@ def make_weights(cfg):
     rng = np.random.default_rng(cfg.seed)
     dt = cfg.np_dtype
     H, A, K, D, F, V = cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.ffn, cfg.vocab
+    normal = rng.standard_normal
+    if cfg.tiled_weights:
+        # A 1M-value random block, rotated differently for each tensor and repeated:
+        # multi-GB shapes in seconds, for compile-time, memory and speed measurements.
+        block = rng.standard_normal(1 << 20).astype(np.float32)
+        made = [0]
+
+        def normal(shape, scale=1.0):
+            # Scaled and cast on the block, so the big array is written once.
+            made[0] += 1
+            n = int(np.prod(shape))
+            small = (np.roll(block, made[0] * 7919) * scale).astype(dt)
+            return np.resize(small, n).reshape(shape)
 
     def lin(out, inp):
-        return (rng.standard_normal((out, inp)) / np.sqrt(inp)).astype(dt)
+        if cfg.tiled_weights:
+            # [out, in] as the transposed view of a contiguous [in, out]: the
+            # exporter's [in, out] initializer is then that array, no transpose.
+            return normal((inp, out), 1 / np.sqrt(inp)).T
+        return (normal((out, inp)) / np.sqrt(inp)).astype(dt)
 
     def norm():
-        return (1.0 + 0.1 * rng.standard_normal(H)).astype(dt)
+        return (1.0 + 0.1 * normal(H)).astype(dt)
 
-    w = {"model.embed_tokens.weight": rng.standard_normal((V, H)).astype(dt)}
+    w = {"model.embed_tokens.weight": normal((V, H)).astype(dt)}
     for i in range(cfg.layers):
         p = f"model.layers.{i}."
         w[p + "input_layernorm.weight"] = norm()
@@ -247,9 +265,9 @@ def make_weights(cfg):
         w[p + "self_attn.k_proj.weight"] = lin(K * D, H)
         w[p + "self_attn.v_proj.weight"] = lin(K * D, H)
         if cfg.bias:
-            w[p + "self_attn.q_proj.bias"] = (0.1 * rng.standard_normal(A * D)).astype(dt)
-            w[p + "self_attn.k_proj.bias"] = (0.1 * rng.standard_normal(K * D)).astype(dt)
-            w[p + "self_attn.v_proj.bias"] = (0.1 * rng.standard_normal(K * D)).astype(dt)
+            w[p + "self_attn.q_proj.bias"] = (0.1 * normal(A * D)).astype(dt)
+            w[p + "self_attn.k_proj.bias"] = (0.1 * normal(K * D)).astype(dt)
+            w[p + "self_attn.v_proj.bias"] = (0.1 * normal(K * D)).astype(dt)
         w[p + "self_attn.o_proj.weight"] = lin(H, A * D)
         w[p + "post_attention_layernorm.weight"] = norm()
         w[p + "mlp.gate_proj.weight"] = lin(F, H)
@@ -1014,6 +1032,9 @@ def add_model_args(ap):
     a("--attention-op", choices=["decomposed", "onnx", "gqa"], default="decomposed")
     a("--rope-op", choices=["decomposed", "onnx", "ms"], default="decomposed")
     a("--max-pos", type=int, default=64)
+    a("--tiled-weights", action="store_true",
+      help="weights repeat a rotated 1M-value random block: multi-GB shapes in seconds "
+           "(compile time, memory, speed; not for numerics against onnxruntime)")
     a("--softmax-guard", action="store_true",
       help="Where(IsNaN(softmax), 0, softmax) as torch 2.11's dynamo exporter writes it")
 
