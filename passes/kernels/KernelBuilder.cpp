@@ -2,6 +2,8 @@
 
 #include "passes/kernels/KernelBuilder.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -34,7 +36,16 @@ Value KernelBuilder::workgroupBuffer(ArrayRef<int64_t> shape, Type element) {
   auto type = MemRefType::get(
       shape, element, AffineMap(),
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
-  return kernel.addWorkgroupAttribution(type, loc);
+  Value buffer = kernel.addWorkgroupAttribution(type, loc);
+  // 16-byte aligned, stated: LLVM assumes a global of more than 16 bytes
+  // without an alignment is 16-aligned (DataLayout's preferred alignment) and
+  // vectorizes its accesses (ld.shared.v4, cp.async of 16 bytes), while the
+  // NVPTX printer declares it with its element's alignment; ptxas may then
+  // place it at any multiple of that (CUDA_ERROR_MISALIGNED_ADDRESS).
+  kernel.setWorkgroupAttributionAttr(kernel.getNumWorkgroupAttributions() - 1,
+                                     LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
+  return buffer;
 }
 
 std::pair<Value, Value> KernelBuilder::blockArgmax(Value v, Value i,

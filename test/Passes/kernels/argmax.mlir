@@ -10,7 +10,7 @@
 // CHECK: kiln.mapping = "parallel"
 // CHECK: kiln.mapping = "parallel"
 // CHECK: gpu.launch_func @kiln_kernels::@decode_k2_argmax_rows blocks in (%c4, %c1, %c1) threads in (%c1024, %c1, %c1) {{.*}} {kiln.mapping = "argmax_rows"}
-// CHECK: gpu.func @decode_k2_argmax_rows({{.*}}) workgroup(%[[SV:.+]] : memref<32xf32, #gpu.address_space<workgroup>>, %[[SI:.+]] : memref<32xi32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @decode_k2_argmax_rows({{.*}}) workgroup(%[[SV:.+]] : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SI:.+]] : memref<32xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: scf.for %{{.+}} = %{{.+}} to %c1000 step %c1024 iter_args(%{{.+}} = %cst, %{{.+}} = %c2147483647_i32) -> (f32, i32)
 // CHECK: arith.cmpf ogt
 // CHECK-COUNT-5: gpu.shuffle xor %{{.+}} : f32

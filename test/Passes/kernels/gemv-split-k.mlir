@@ -13,7 +13,7 @@
 // CHECK-LABEL: func.func @decode
 // CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_nk blocks in (%c32, %c1, %c1) threads in (%c256, %c1, %c1)
 // CHECK: gpu.func @decode_k0_gemv_nk
-// CHECK-SAME: workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: %[[WARP:.+]] = arith.divui %{{.+}}, %c32 : index
 // CHECK: %[[SLICE:.+]] = arith.remui %[[WARP]], %c4 : index
 // CHECK: %[[K0:.+]] = arith.muli %[[SLICE]], %c256 : index

@@ -14,7 +14,7 @@
 // there are few); the 16 lanes of a warp that share columns add up with a
 // clustered subgroup reduction, the 32 warps through workgroup memory
 // (32 warps x 2 rows x 16 columns).
-// CHECK: gpu.func @decode_k0_gemv_kn({{.*}}) workgroup(%[[SMEM:.+]] : memref<1024xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @decode_k0_gemv_kn({{.*}}) workgroup(%[[SMEM:.+]] : memref<1024xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: %[[ZERO:.+]] = arith.constant 0.000000e+00 : f32
 // CHECK: scf.for %[[K:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %{{.+}}[%[[K]], %{{.+}}] {alignment = 16 : i64} : memref<64x32xf16>, vector<8xf16>

@@ -29,7 +29,7 @@
 // CHECK-NOT: gpu.launch_func
 // CHECK: return
 // CHECK: gpu.func @prefill_k0_matmul_mma_64x64x32s4
-// CHECK-SAME: workgroup(%[[A:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>>, %[[B:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>>, %[[SQ:.+]] : memref<64xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[A:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[B:.+]] : memref<4x64x40xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SQ:.+]] : memref<64xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: %[[ROWOK:.+]] = arith.cmpi ult, %{{.+}}, %c48 : index
 // CHECK: %[[N:.+]] = arith.select %{{.+}}, %c8, %c0 : index
 // CHECK: nvgpu.device_async_copy %{{.+}}, %[[A]][%{{.+}}, %{{.+}}, %{{.+}}], 8, %[[N]] {bypassL1} : memref<1x48x96xf16> to memref<4x64x40xf16, #gpu.address_space<workgroup>>

@@ -57,7 +57,7 @@ func.func @warp(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<65536xi8
 
 // CHECK-LABEL: func.func @block
 // CHECK: gpu.launch_func @kiln_kernels::@block_k0_reduce_block blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-block"}
-// CHECK: gpu.func @block_k0_reduce_block({{.*}}) workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @block_k0_reduce_block({{.*}}) workgroup(%[[SMEM:.+]] : memref<8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: %[[PART:.+]] = scf.for %{{.+}} = %{{.+}} to %c2048 step %c256 iter_args
 // CHECK: %[[WARP:.+]] = gpu.subgroup_reduce add %[[PART]] uniform : (f32) -> f32
 // CHECK: scf.if
@@ -90,7 +90,7 @@ func.func @block(%w: memref<1024xi8>, %kv: memref<64xi8>, %arena: memref<16384xi
 
 // CHECK-LABEL: func.func @split
 // CHECK: gpu.launch_func @kiln_kernels::@split_k0_reduce_split blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) {{.*}} {kiln.mapping = "reduce-split"}
-// CHECK: gpu.func @split_k0_reduce_split({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @split_k0_reduce_split({{.*}}) workgroup(%[[SMEM:.+]] : memref<256xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: %[[TID:.+]] = gpu.thread_id x
 // CHECK: %[[COL:.+]] = arith.remui %[[TID]], %c32
 // CHECK: %[[SLICE:.+]] = arith.divui %[[TID]], %c32
