@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -99,10 +100,20 @@ size_t kiln::onnxTypeSize(int32_t dtype) {
   }
 }
 
+/// `s` with control and non-ASCII bytes escaped (\XX): a name from the file
+/// can hold anything, and an error stays one readable line.
+static std::string printable(llvm::StringRef s) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  llvm::printEscapedString(s, os);
+  return out;
+}
+
 std::string kiln::describeNode(const onnx::NodeProto &node) {
   return formatv("node '{0}' ({1})",
-                 node.name().empty() ? std::string("<unnamed>") : node.name(),
-                 node.op_type())
+                 node.name().empty() ? std::string("<unnamed>")
+                                     : printable(node.name()),
+                 printable(node.op_type()))
       .str();
 }
 
@@ -134,8 +145,18 @@ double ConstTensor::asDouble(int64_t i) const {
     std::memcpy(&f, &bits, 4);
     return f;
   }
-  default:
+  case onnx::TensorProto::INT64:
+  case onnx::TensorProto::UINT64:
+  case onnx::TensorProto::INT32:
+  case onnx::TensorProto::UINT32:
+  case onnx::TensorProto::INT16:
+  case onnx::TensorProto::UINT16:
+  case onnx::TensorProto::INT8:
+  case onnx::TensorProto::UINT8:
+  case onnx::TensorProto::BOOL:
     return static_cast<double>(asInt(i));
+  default: // not a number (string, complex, float8, ...)
+    return std::numeric_limits<double>::quiet_NaN();
   }
 }
 
@@ -170,8 +191,17 @@ int64_t ConstTensor::asInt(int64_t i) const {
   case onnx::TensorProto::UINT8:
   case onnx::TensorProto::BOOL:
     return static_cast<uint8_t>(*p);
-  default:
-    return static_cast<int64_t>(asDouble(i));
+  case onnx::TensorProto::FLOAT:
+  case onnx::TensorProto::DOUBLE:
+  case onnx::TensorProto::FLOAT16:
+  case onnx::TensorProto::BFLOAT16: {
+    // Truncated toward zero; a value no int64 holds (NaN, 1e30) is 0, never
+    // an undefined conversion.
+    double d = asDouble(i);
+    return d > -9.2e18 && d < 9.2e18 ? static_cast<int64_t>(d) : 0;
+  }
+  default: // not a number (string, complex, float8, ...)
+    return 0;
   }
 }
 
