@@ -92,12 +92,14 @@ ArrayRef<char> kiln::bytesOf(runtime::WeightSource &w,
 
 namespace {
 /// Bytes that lie in memory (a blob, a dense attribute, the importer's
-/// mapping of external data).
+/// mapping of external data), or that this source owns (a splat expanded).
 class ViewSource : public runtime::WeightSource {
 public:
   ViewSource(ArrayRef<char> bytes, uint64_t rows,
              std::function<void(ArrayRef<char>)> releasePages)
       : bytes(bytes), rowCount(rows), releasePages(std::move(releasePages)) {}
+  ViewSource(std::vector<char> owned, uint64_t rows)
+      : owned(std::move(owned)), bytes(this->owned), rowCount(rows) {}
   uint64_t rows() const override { return rowCount; }
   uint64_t rowBytes() const override {
     return rowCount ? bytes.size() / rowCount : 0;
@@ -116,28 +118,10 @@ public:
   }
 
 private:
+  std::vector<char> owned; // before `bytes`, which may view it
   ArrayRef<char> bytes;
   uint64_t rowCount;
   std::function<void(ArrayRef<char>)> releasePages;
-};
-
-/// Bytes this source owns (a splat expanded).
-class OwnedSource : public runtime::WeightSource {
-public:
-  OwnedSource(std::vector<char> bytes, uint64_t rows)
-      : bytes(std::move(bytes)), rowCount(rows) {}
-  uint64_t rows() const override { return rowCount; }
-  uint64_t rowBytes() const override {
-    return rowCount ? bytes.size() / rowCount : 0;
-  }
-  void readRows(uint64_t first, uint64_t count, char *out) override {
-    std::memcpy(out, bytes.data() + first * rowBytes(), count * rowBytes());
-  }
-  const char *view() const override { return bytes.data(); }
-
-private:
-  std::vector<char> bytes;
-  uint64_t rowCount;
 };
 
 class ConcatSource : public runtime::WeightSource {
@@ -392,7 +376,7 @@ WeightRef kiln::globalWeight(ml_program::GlobalOp g) {
   expanded.reserve(size);
   for (int64_t i = 0, e = dense.getNumElements(); i < e; ++i)
     expanded.insert(expanded.end(), raw.begin(), raw.end());
-  return std::make_shared<OwnedSource>(std::move(expanded), rows);
+  return std::make_shared<ViewSource>(std::move(expanded), rows);
 }
 
 namespace {
