@@ -520,10 +520,15 @@ def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {
   let options = [
     Option<"threadsPerBlock", "threads-per-block", "int64_t", "256",
            "Threads per block for the generic mapping">,
+    Option<"clusterBlocks", "cluster-blocks", "int64_t", "1",
+           "Most blocks a hand-built kernel may group into a thread-block "
+           "cluster (sm_90 and later; 1: no clusters). Recorded on the "
+           "gpu.module as kiln.cluster_blocks">,
   ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
                            "mlir::arith::ArithDialect", "mlir::memref::MemRefDialect",
-                           "mlir::vector::VectorDialect", "mlir::nvgpu::NVGPUDialect"];
+                           "mlir::vector::VectorDialect", "mlir::nvgpu::NVGPUDialect",
+                           "mlir::NVVM::NVVMDialect", "mlir::LLVM::LLVMDialect"];
 }
 
 //===----------------------------------------------------------------------===//

@@ -60,7 +60,7 @@ Kind kindOf(StringRef name) {
              Kind::Unit)
       .Cases({kEntryAttr, kKernelAttr, kMappingAttr, kTilingAttr}, Kind::String)
       .Cases({kOffsetAttr, kWeightsSizeAttr, kKvSizeAttr, kArenaSizeAttr,
-              kRegionIdAttr},
+              kRegionIdAttr, kClusterBlocksAttr},
              Kind::NonNegative)
       .Cases({kTokensTypeAttr, kLogitsTypeAttr, kCacheTypeAttr}, Kind::Type)
       .Case(kKvOffsetsAttr, Kind::OffsetList)

@@ -84,6 +84,11 @@ inline constexpr llvm::StringLiteral kTilingAttr = "kiln.tiling";
 /// (kiln-dependent-launch), so the runtime may launch it early.
 inline constexpr llvm::StringLiteral kWaitsForPreviousAttr =
     "kiln.waits_for_previous";
+/// gpu.module (i64 >= 2): the most blocks a kernel may group into a
+/// thread-block cluster (sm_90 and later: kiln-map-loops-to-gpu's
+/// `cluster-blocks`); blocks of a cluster read each other's workgroup memory
+/// (KernelBuilder::clusterLoad). Absent: no clusters.
+inline constexpr llvm::StringLiteral kClusterBlocksAttr = "kiln.cluster_blocks";
 /// memref.view (unit): a buffer kiln-plan-memory gave no bytes, because the
 /// kernel computing its readers and writers keeps it in registers
 /// (KernelRecipe::scratch); kiln-map-loops-to-gpu rejects a kernel using it.

@@ -64,8 +64,9 @@ llvm::Expected<std::string> kiln::emitGpuAssembly(ModuleOp module,
   for (auto global :
        llvm::make_early_inc_range(module.getOps<ml_program::GlobalOp>()))
     global->erase();
-  auto code = generateGpuCode(module, opts.target, /*assemble=*/false,
-                              opts.pipeline.dedupKernels);
+  auto code =
+      generateGpuCode(module, opts.target, /*assemble=*/false,
+                      opts.pipeline.dedupKernels, opts.pipeline.splitKv);
   if (!code)
     return code.takeError();
   return code->ptx;
@@ -323,7 +324,8 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   if (llvm::Error err = stage("codegen", [&]() -> llvm::Error {
         if (gpu) {
           auto code = generateGpuCode(module, opts.target, /*assemble=*/true,
-                                      opts.pipeline.dedupKernels);
+                                      opts.pipeline.dedupKernels,
+                                      opts.pipeline.splitKv);
           if (!code)
             return code.takeError();
           std::vector<uint8_t> ptx(code->ptx.begin(), code->ptx.end());

@@ -30,11 +30,12 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
   bool all = name == "all";
   bool *flags[] = {&fuseProjections, &fuseNorm,         &fuseSwiglu,
                    &fuseElementwise, &transposeWeights, &fuseEpilogues,
-                   &fuseAttention,   &tensorCores,      &dedupKernels};
+                   &fuseAttention,   &tensorCores,      &dedupKernels,
+                   &splitKv};
   const char *names[] = {
       "projections",       "norm",      "swiglu",    "elementwise",
       "transpose-weights", "epilogues", "attention", "tensor-cores",
-      "dedup-kernels"};
+      "dedup-kernels",     "split-kv"};
   bool found = all;
   for (auto [flag, flagName] : llvm::zip_equal(flags, names))
     if (all || name == flagName) {
@@ -46,7 +47,7 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
         "--no-fuse=" + name +
         " names no pass (projections, norm, swiglu, elementwise, "
         "transpose-weights, epilogues, attention, tensor-cores, "
-        "dedup-kernels, all)");
+        "dedup-kernels, split-kv, all)");
   return llvm::Error::success();
 }
 

@@ -123,7 +123,9 @@ void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
 }
 
 void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
-  pm.addPass(createMapLoopsToGpu());
+  MapLoopsToGpuOptions map;
+  map.clusterBlocks = opts.clusterBlocks;
+  pm.addPass(createMapLoopsToGpu(map));
   pm.addPass(createCanonicalizerPass());
   if (opts.dependentLaunch)
     pm.addPass(createDependentLaunch());

@@ -64,11 +64,14 @@ std::string findLibdevice() {
 } // namespace
 
 llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
-                                              bool assemble, bool deduplicate) {
+                                              bool assemble, bool deduplicate,
+                                              bool splitKv) {
   GpuOptions gpu;
   gpu.deduplicate = deduplicate;
   gpu.chip = chip.str();
   gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
+  // Thread-block clusters (sm_90+) of up to 8 blocks, the portable size.
+  gpu.clusterBlocks = splitKv && rt::gpuTargetMajor(chip) >= 9 ? 8 : 1;
   gpu.libdevice = findLibdevice();
   if (llvm::Error err =
           runPipeline(module, "GPU code generation",

@@ -19,6 +19,14 @@
 // (running max, sum and weighted V) per query head in registers, its 32
 // lanes splitting head_dim; workgroup memory joins the warps at the end.
 //
+// Split-KV (flash-decoding) on sm_90 and later, in the same one launch: a
+// thread-block cluster of up to 8 blocks per group of query heads, the
+// positions dealt over all warps of the cluster; after a cluster barrier
+// each block reads the other blocks' partial (max, sum, weighted V) through
+// distributed shared memory and finishes its slice of the output. More SMs
+// read the KV cache of one head group, and K/V of a KV head are read once
+// for all its query heads (configFor).
+//
 //===----------------------------------------------------------------------===//
 
 #include "passes/kernels/AttentionGroup.h"
@@ -32,7 +40,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
 
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 using namespace mlir;
 
@@ -45,8 +55,6 @@ using attention::Prologue;
 
 class AttentionDecode final : public attention::AttentionRecipe {
 public:
-  static constexpr int64_t kUnroll = 4; // positions per warp and iteration
-
   StringRef name() const override { return "attention_decode"; }
 
   /// Decode (one new token per sequence) with head_dim a multiple of 32 up
@@ -78,15 +86,72 @@ public:
   }
 
   /// Query heads per block: all of a KV head's group (its K and V rows read
-  /// once) when that still gives 64 blocks or more; with fewer sequences x
-  /// KV heads, fewer heads per block (down to one) so that more SMs work,
-  /// each block reading its group's rows again (from L2).
-  static int64_t headsPerBlock(const Group &g) {
-    const int64_t rep = g.heads / g.kvHeads;
+  /// once) when that still gives `minBlocks` blocks or more (`blocksPerHead`
+  /// blocks per group of heads); with fewer sequences x KV heads, fewer heads
+  /// per block (down to one) so that more SMs work, each block reading its
+  /// group's rows again (from L2). At most `maxState` registers of online
+  /// softmax state per lane (heads x (2 + head_dim / 32)).
+  static int64_t headsPerBlock(const Group &g, int64_t blocksPerHead = 1,
+                               int64_t minBlocks = 64,
+                               int64_t maxState = 1 << 20) {
+    const int64_t rep = g.heads / g.kvHeads, E = g.headDim / 32;
     for (int64_t hpb = rep; hpb > 1; --hpb)
-      if (rep % hpb == 0 && g.batch * (g.heads / hpb) >= 64)
+      if (rep % hpb == 0 &&
+          g.batch * (g.heads / hpb) * blocksPerHead >= minBlocks &&
+          hpb * (2 + E) <= maxState)
         return hpb;
     return 1;
+  }
+
+  /// How the work is divided: query heads per block, warps per block, and
+  /// blocks per cluster splitting the positions between them.
+  struct Config {
+    int64_t hpb = 1, warps = 1, cluster = 1;
+    int64_t unroll = 4; // positions per warp and iteration, loads together
+  };
+
+  /// Without clusters, a block per group of query heads, its warps taking
+  /// every W-th position. With clusters (sm_90+: `maxCluster` >= 2), split-KV
+  /// (flash-decoding) in one launch: the positions are dealt over the warps
+  /// of a cluster of 8 blocks of 8 warps, each block folds its warps'
+  /// partial softmax results, and the blocks combine theirs through
+  /// distributed shared memory, each finishing a slice of the output. A
+  /// block takes the query heads of a KV head's group together (K and V
+  /// read once) only while that still leaves 256 blocks: on the H200 the
+  /// 1B shape's decode attention (32 heads, 8 KV heads, 128 + 256
+  /// positions) took 8.4 us a layer so, 9.5 us as a block per head without
+  /// clusters, 9.3 us with the 4 heads of a group per block (check.sh
+  /// decode, KILN_PROFILE). KILN_TUNE_ATTENTION_DECODE=h<heads>w<warps>
+  /// c<cluster>u<unroll> (e.g. h2w8c8u4) overrides the choice for such
+  /// measurements; a value that does not fit is ignored.
+  static Config configFor(const Group &g, int64_t maxCluster) {
+    Config c;
+    const int64_t rep = g.heads / g.kvHeads;
+    if (maxCluster < 2) {
+      c.hpb = headsPerBlock(g);
+      c.warps = warpsFor(c.hpb, g.headDim);
+    } else {
+      c.cluster = std::min<int64_t>(maxCluster, 8);
+      c.hpb = headsPerBlock(g, c.cluster, /*minBlocks=*/256, /*maxState=*/40);
+      c.warps = 8;
+    }
+    if (const char *env = std::getenv("KILN_TUNE_ATTENTION_DECODE")) {
+      // h<heads>w<warps>c<cluster>u<unroll>, e.g. h1w8c8u8.
+      StringRef text(env);
+      int64_t v[4] = {0, 0, 0, 0};
+      bool ok = true;
+      for (auto [i, key] : llvm::enumerate(StringRef("hwcu"))) {
+        ok = ok && text.consume_front(StringRef(&key, 1)) &&
+             !text.consumeInteger(10, v[i]);
+      }
+      const auto [h, w, cl, u] = v;
+      if (ok && text.empty() && h >= 1 && rep % h == 0 && w >= 1 && w <= 32 &&
+          llvm::isPowerOf2_64(w) && cl >= 1 &&
+          cl <= std::max<int64_t>(maxCluster, 1) && u >= 1 && u <= 16 &&
+          w * h * (g.headDim + 2) * 4 <= 40 * 1024)
+        c = Config{h, w, cl, u};
+    }
+    return c;
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
@@ -98,8 +163,10 @@ public:
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
     const int64_t rep = g->heads / g->kvHeads, D = g->headDim, E = D / 32;
-    const int64_t hpb = headsPerBlock(*g), blocksPerSeq = g->heads / hpb;
-    const int64_t warps = warpsFor(hpb, D), threads = warps * 32;
+    const Config cfg = configFor(*g, kb.maxClusterBlocks());
+    const int64_t hpb = cfg.hpb, blocksPerSeq = g->heads / hpb;
+    const int64_t warps = cfg.warps, threads = warps * 32, C = cfg.cluster;
+    const int64_t unroll = cfg.unroll;
     const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
     Value kc = map.lookup(g->steps[0].getDpsInputs()[1]);
@@ -123,9 +190,16 @@ public:
     };
     const double negInf = -std::numeric_limits<double>::infinity();
 
+    // Block `bid` is block `rank` of cluster `cid` (clusters of C
+    // consecutive blocks along x); a cluster per group of query heads.
     Value tid = kb.threadIdX(), bid = kb.blockIdX();
-    Value bi = arith::DivUIOp::create(b, loc, bid, idx(blocksPerSeq));
-    Value hb = arith::RemUIOp::create(b, loc, bid, idx(blocksPerSeq));
+    Value rank = idx(0), cid = bid;
+    if (C > 1) {
+      rank = arith::RemUIOp::create(b, loc, bid, idx(C));
+      cid = arith::DivUIOp::create(b, loc, bid, idx(C));
+    }
+    Value bi = arith::DivUIOp::create(b, loc, cid, idx(blocksPerSeq));
+    Value hb = arith::RemUIOp::create(b, loc, cid, idx(blocksPerSeq));
     Value h0 = arith::MulIOp::create(b, loc, hb, idx(hpb)); // first head
     Value grp = arith::DivUIOp::create(b, loc, h0, idx(rep));
     Value lane = arith::RemUIOp::create(b, loc, tid, idx(32));
@@ -245,7 +319,8 @@ public:
               arith::CmpIOp::create(
                   b, loc, arith::CmpIPredicate::eq,
                   arith::RemUIOp::create(b, loc, h0, idx(rep)), idx(0)),
-              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, warp,
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                    arith::AddIOp::create(b, loc, warp, rank),
                                     idx(0))));
       auto append = scf::IfOp::create(b, loc, writer, false);
       OpBuilder::InsertionGuard guard(b);
@@ -269,15 +344,24 @@ public:
         state.push_back(cf(b, 0.0));
     }
     const int64_t perState = 2 + E;
+    // The cluster's warps, numbered across its blocks, take every
+    // (C * warps)-th position.
+    const int64_t allWarps = C * warps;
+    Value firstT =
+        C > 1
+            ? arith::AddIOp::create(
+                  b, loc, arith::MulIOp::create(b, loc, rank, idx(warps)), warp)
+                  .getResult()
+            : warp;
     auto loop = scf::ForOp::create(
-        b, loc, warp, n, idx(warps * kUnroll), state,
+        b, loc, firstT, n, idx(allWarps * unroll), state,
         [&](OpBuilder &nb, Location l, Value t0, ValueRange st) {
           // Positions t0 + u * warps; past n - 1 they are read at n - 1 and
           // masked (their score is -inf: they change nothing).
           SmallVector<Value> valid;
-          SmallVector<SmallVector<Value>> kRow(kUnroll), vRow(kUnroll);
-          for (int64_t u = 0; u < kUnroll; ++u) {
-            Value t = arith::AddIOp::create(nb, l, t0, idx(u * warps));
+          SmallVector<SmallVector<Value>> kRow(unroll), vRow(unroll);
+          for (int64_t u = 0; u < unroll; ++u) {
+            Value t = arith::AddIOp::create(nb, l, t0, idx(u * allWarps));
             valid.push_back(
                 arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, t, n));
             Value tc = arith::MinUIOp::create(nb, l, t, nLast);
@@ -299,7 +383,7 @@ public:
             }
           }
           SmallVector<Value> next(st.begin(), st.end());
-          for (int64_t u = 0; u < kUnroll; ++u)
+          for (int64_t u = 0; u < unroll; ++u)
             for (int64_t r = 0; r < hpb; ++r) {
               Value partial;
               for (int64_t e = 0; e < E; ++e) {
@@ -364,62 +448,123 @@ public:
     }
     gpu::BarrierOp::create(b, loc);
 
-    // Thread i < heads per block * D (strided by the block) finishes element
-    // i % D of the block's query head i / D.
+    // Folds partial results (max m, sum l, weighted values acc) into one:
+    // M = max m, L = sum f l, A = sum f acc with f = exp(m - M); a partial
+    // that saw no position (m = -inf) contributes nothing.
+    struct Folded {
+      Value m, l, acc;
+    };
+    auto fold = [&](OpBuilder &nb, Location l, ArrayRef<Value> ms,
+                    ArrayRef<Value> ls, ArrayRef<Value> accs) {
+      Value mMax = cf(nb, negInf);
+      for (Value m : ms)
+        mMax = arith::MaximumFOp::create(nb, l, mMax, m);
+      Value sum = cf(nb, 0.0), acc = cf(nb, 0.0);
+      for (auto [mw, lw, aw] : llvm::zip_equal(ms, ls, accs)) {
+        Value has = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, mw,
+                                          cf(nb, negInf));
+        Value f = arith::SelectOp::create(
+            nb, l, has,
+            math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, mw, mMax)),
+            cf(nb, 0.0));
+        sum = arith::AddFOp::create(nb, l, sum,
+                                    arith::MulFOp::create(nb, l, f, lw));
+        acc = arith::AddFOp::create(nb, l, acc,
+                                    arith::MulFOp::create(nb, l, f, aw));
+      }
+      return Folded{mMax, sum, acc};
+    };
+    // Output element d of the block's query head r: A / L (0 when no
+    // position was seen).
+    auto finish = [&](OpBuilder &nb, Location l, Folded f, Value r, Value d) {
+      Value anySeen = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
+                                            f.m, cf(nb, negInf));
+      Value positive = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                             f.l, cf(nb, 0.0));
+      Value ok = arith::AndIOp::create(nb, l, anySeen, positive);
+      Value v = arith::SelectOp::create(
+          nb, l, ok, arith::DivFOp::create(nb, l, f.acc, f.l), cf(nb, 0.0));
+      if (outElt != f32)
+        v = arith::TruncFOp::create(nb, l, outElt, v);
+      Value h = arith::AddIOp::create(nb, l, h0, r);
+      memref::StoreOp::create(nb, l, v, out, ValueRange{bi, idx(0), h, d});
+    };
+
+    // The block's result per element i < heads per block * D (a thread
+    // each, strided by the block): its warps' partials folded. Without a
+    // cluster that is the output; in a cluster it is the block's partial,
+    // kept in workgroup memory for the other blocks.
+    Value bm, bl, bacc;
+    if (C > 1) {
+      bm = kb.workgroupBuffer({hpb}, f32);
+      bl = kb.workgroupBuffer({hpb}, f32);
+      bacc = kb.workgroupBuffer({hpb * D}, f32);
+    }
     scf::ForOp::create(
         b, loc, tid, idx(hpb * D), idx(threads), ValueRange{},
         [&](OpBuilder &nb, Location l, Value i, ValueRange) {
           Value r = arith::DivUIOp::create(nb, l, i, idx(D));
           Value d = arith::RemUIOp::create(nb, l, i, idx(D));
-          Value mMax = cf(nb, negInf);
+          SmallVector<Value> ms, ls, accs;
           for (int64_t w = 0; w < warps; ++w) {
             Value slot = arith::AddIOp::create(nb, l, idx(w * hpb), r);
-            mMax = arith::MaximumFOp::create(
-                nb, l, mMax,
-                memref::LoadOp::create(nb, l, sm, ValueRange{slot}));
+            ms.push_back(memref::LoadOp::create(nb, l, sm, ValueRange{slot}));
+            ls.push_back(memref::LoadOp::create(nb, l, sl, ValueRange{slot}));
+            accs.push_back(memref::LoadOp::create(
+                nb, l, sacc,
+                ValueRange{arith::AddIOp::create(
+                    nb, l, arith::MulIOp::create(nb, l, slot, idx(D)), d)}));
           }
-          Value anySeen = arith::CmpFOp::create(
-              nb, l, arith::CmpFPredicate::ONE, mMax, cf(nb, negInf));
-          Value sum = cf(nb, 0.0), acc = cf(nb, 0.0);
-          for (int64_t w = 0; w < warps; ++w) {
-            Value slot = arith::AddIOp::create(nb, l, idx(w * hpb), r);
-            Value mw = memref::LoadOp::create(nb, l, sm, ValueRange{slot});
-            // A warp that saw no position contributes nothing.
-            Value has = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
-                                              mw, cf(nb, negInf));
-            Value f = arith::SelectOp::create(
-                nb, l, has,
-                math::ExpOp::create(nb, l,
-                                    arith::SubFOp::create(nb, l, mw, mMax)),
-                cf(nb, 0.0));
-            sum = arith::AddFOp::create(
-                nb, l, sum,
-                arith::MulFOp::create(
-                    nb, l, f,
-                    memref::LoadOp::create(nb, l, sl, ValueRange{slot})));
-            Value at = arith::AddIOp::create(
-                nb, l, arith::MulIOp::create(nb, l, slot, idx(D)), d);
-            acc = arith::AddFOp::create(
-                nb, l, acc,
-                arith::MulFOp::create(
-                    nb, l, f,
-                    memref::LoadOp::create(nb, l, sacc, ValueRange{at})));
+          Folded f = fold(nb, l, ms, ls, accs);
+          if (C == 1) {
+            finish(nb, l, f, r, d);
+          } else {
+            memref::StoreOp::create(nb, l, f.acc, bacc, ValueRange{i});
+            Value first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                                d, idx(0));
+            auto ifFirst = scf::IfOp::create(nb, l, first, false);
+            OpBuilder::InsertionGuard guard(nb);
+            nb.setInsertionPointToStart(&ifFirst.getThenRegion().front());
+            memref::StoreOp::create(nb, l, f.m, bm, ValueRange{r});
+            memref::StoreOp::create(nb, l, f.l, bl, ValueRange{r});
           }
-          Value positive = arith::CmpFOp::create(
-              nb, l, arith::CmpFPredicate::OGT, sum, cf(nb, 0.0));
-          Value ok = arith::AndIOp::create(nb, l, anySeen, positive);
-          Value v = arith::SelectOp::create(
-              nb, l, ok, arith::DivFOp::create(nb, l, acc, sum), cf(nb, 0.0));
-          if (outElt != f32)
-            v = arith::TruncFOp::create(nb, l, outElt, v);
-          Value h = arith::AddIOp::create(nb, l, h0, r);
-          memref::StoreOp::create(nb, l, v, out, ValueRange{bi, idx(0), h, d});
           scf::YieldOp::create(nb, l);
         });
 
+    // In a cluster: after a cluster barrier, thread i (strided by the
+    // cluster's threads) folds the C blocks' partials of element i, read
+    // from their workgroup memory, into the output.
+    if (C > 1) {
+      kb.clusterBarrier();
+      Value firstI = arith::AddIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, rank, idx(threads)), tid);
+      scf::ForOp::create(
+          b, loc, firstI, idx(hpb * D), idx(C * threads), ValueRange{},
+          [&](OpBuilder &nb, Location l, Value i, ValueRange) {
+            Value r = arith::DivUIOp::create(nb, l, i, idx(D));
+            Value d = arith::RemUIOp::create(nb, l, i, idx(D));
+            SmallVector<Value> ms, ls, accs;
+            for (int64_t c = 0; c < C; ++c) {
+              ms.push_back(kb.clusterLoad(nb, bm, r, idx(c)));
+              ls.push_back(kb.clusterLoad(nb, bl, r, idx(c)));
+              accs.push_back(kb.clusterLoad(nb, bacc, i, idx(c)));
+            }
+            finish(nb, l, fold(nb, l, ms, ls, accs), r, d);
+            scf::YieldOp::create(nb, l);
+          });
+    }
+
+    // No block leaves while another may still read its workgroup memory.
+    if (C > 1)
+      kb.clusterBarrier();
+
     LaunchShape shape;
-    shape.grid[0] = g->batch * blocksPerSeq;
+    shape.grid[0] = g->batch * blocksPerSeq * C;
     shape.block[0] = threads;
+    shape.cluster[0] = C;
+    if (C > 1)
+      shape.tiling = "h" + std::to_string(hpb) + "w" + std::to_string(warps) +
+                     "c" + std::to_string(C) + "u" + std::to_string(unroll);
     return shape;
   }
 };

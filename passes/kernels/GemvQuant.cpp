@@ -27,6 +27,8 @@
 
 #include "mlir/Dialect/Utils/IndexingUtils.h"
 
+#include <cstdlib>
+
 namespace kiln::kernels {
 using namespace gemv;
 
@@ -145,11 +147,19 @@ public:
   /// still give every SM of a large GPU two blocks, so that a warp's fixed
   /// costs (x's loads and conversion, the reduction) are shared by more
   /// weight bytes: a row of packed codes is short (1 KB for 2048 int4).
+  /// KILN_TUNE_GEMV_Q=<blocks> replaces the 264 blocks (2 per SM of a
+  /// 132-SM GPU) for measurements.
   static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
     if (rows > 1)
       return 1;
+    int64_t minBlocks = 264;
+    if (const char *env = std::getenv("KILN_TUNE_GEMV_Q")) {
+      int64_t v = 0;
+      if (!StringRef(env).getAsInteger(10, v) && v >= 1)
+        minBlocks = v;
+    }
     for (int64_t c : {4, 2})
-      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 264)
+      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= minBlocks)
         return c;
     return 1;
   }

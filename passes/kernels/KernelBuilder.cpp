@@ -2,7 +2,9 @@
 
 #include "passes/kernels/KernelBuilder.h"
 
+#include "dialects/Kiln/KilnDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -46,6 +48,38 @@ Value KernelBuilder::workgroupBuffer(ArrayRef<int64_t> shape, Type element) {
                                      LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
   return buffer;
+}
+
+int64_t KernelBuilder::maxClusterBlocks() const {
+  auto module = kernel->getParentOfType<gpu::GPUModuleOp>();
+  auto blocks =
+      module ? module->getAttrOfType<IntegerAttr>(kClusterBlocksAttr) : nullptr;
+  return blocks ? std::max<int64_t>(blocks.getInt(), 1) : 1;
+}
+
+void KernelBuilder::clusterBarrier() {
+  NVVM::ClusterArriveOp::create(b, loc, b.getUnitAttr());
+  NVVM::ClusterWaitOp::create(b, loc, b.getUnitAttr());
+}
+
+Value KernelBuilder::clusterLoad(OpBuilder &nb, Value buffer, Value index,
+                                 Value rank) {
+  MLIRContext *ctx = nb.getContext();
+  Type elt = cast<MemRefType>(buffer.getType()).getElementType();
+  Type i64 = nb.getI64Type();
+  auto shared = LLVM::LLVMPointerType::get(ctx, /*shared=*/3);
+  auto sharedCluster = LLVM::LLVMPointerType::get(ctx, /*shared_cluster=*/7);
+  Value base = arith::IndexCastOp::create(
+      nb, loc, i64,
+      memref::ExtractAlignedPointerAsIndexOp::create(nb, loc, buffer));
+  Value ptr = LLVM::IntToPtrOp::create(nb, loc, shared, base);
+  Value at = LLVM::GEPOp::create(
+      nb, loc, shared, elt, ptr,
+      ValueRange{arith::IndexCastOp::create(nb, loc, i64, index)});
+  Value remote = NVVM::MapaOp::create(
+      nb, loc, sharedCluster, at,
+      arith::IndexCastOp::create(nb, loc, nb.getI32Type(), rank));
+  return LLVM::LoadOp::create(nb, loc, elt, remote);
 }
 
 std::pair<Value, Value> KernelBuilder::blockArgmax(Value v, Value i,

@@ -53,6 +53,18 @@ public:
   /// InsertionGuard), where the returned pair is valid.
   std::pair<mlir::Value, mlir::Value>
   blockArgmax(mlir::Value value, mlir::Value index, int64_t warps);
+  /// The most blocks the kernel may group into a thread-block cluster: the
+  /// gpu.module's kiln.cluster_blocks (sm_90+), else 1.
+  int64_t maxClusterBlocks() const;
+  /// Every thread of every block of the cluster waits for all to arrive
+  /// (barrier.cluster.arrive/wait.aligned: release and acquire, so workgroup
+  /// memory written before is visible to the cluster's blocks after).
+  void clusterBarrier();
+  /// Element `index` of the 1-D workgroup buffer `buffer` of the cluster's
+  /// block `rank` (an index; distributed shared memory: mapa, then
+  /// ld.shared::cluster), built with `nb`.
+  mlir::Value clusterLoad(mlir::OpBuilder &nb, mlir::Value buffer,
+                          mlir::Value index, mlir::Value rank);
   /// `v` extended to `type` (f32 or a vector of f32) unless it has it.
   mlir::Value extendTo(mlir::OpBuilder &b, mlir::Value v, mlir::Type type);
 

@@ -48,6 +48,9 @@ inline constexpr llvm::StringLiteral kFused = "fused";
 struct LaunchShape {
   std::array<int64_t, 3> grid{1, 1, 1};
   std::array<int64_t, 3> block{1, 1, 1};
+  /// Blocks per thread-block cluster (sm_90+; at most what the gpu.module's
+  /// kiln.cluster_blocks allows, dividing the grid); {1, 1, 1}: none.
+  std::array<int64_t, 3> cluster{1, 1, 1};
   /// How the kernel divides the work when the recipe chooses among tilings
   /// ([a-z0-9] only: it ends the kernel's name), e.g. "128x128x32s2"; empty
   /// when there is no choice.

@@ -14,6 +14,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -58,6 +60,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         builder.setInsertionPointToEnd(module.getBody());
         kernels =
             gpu::GPUModuleOp::create(builder, module.getLoc(), "kiln_kernels");
+        if (clusterBlocks > 1)
+          kernels->setAttr(kClusterBlocksAttr,
+                           builder.getI64IntegerAttr(clusterBlocks));
       }
       if (failed(mapFunction(func, kernels)))
         return signalPassFailure();
@@ -392,7 +397,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
 
     // Thread mapping: a hand-built kernel, a reduction, the generic
     // one-point-per-thread mapping, or a single thread.
-    std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
+    std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1}, cluster{1, 1, 1};
     int64_t &blocks = grid[0], &threads = block[0];
     int64_t total = 1;
     std::optional<ParallelNest> nest = parallelNest(op);
@@ -435,6 +440,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
                << name.getValue() << "'";
       grid = shape->grid;
       block = shape->block;
+      cluster = shape->cluster;
       tiling = shape->tiling;
     } else if ((reduction = matchReductionNest(op))) {
       mapping = mapReduction(builder, loc, *reduction, map, kernel, init,
@@ -484,6 +490,15 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     // The block size is fixed: ptxas allocates registers for it (reqntid).
     kernel.setKnownBlockSizeAttr(builder.getDenseI32ArrayAttr(
         {int32_t(block[0]), int32_t(block[1]), int32_t(block[2])}));
+    // Thread-block clusters are fixed at compile time too (PTX
+    // .reqnctapercluster): an ordinary launch groups the blocks.
+    if (cluster != std::array<int64_t, 3>{1, 1, 1}) {
+      for (int d = 0; d < 3; ++d)
+        if (grid[d] % cluster[d] != 0)
+          return op->emitOpError("has a grid that its clusters do not divide");
+      kernel.setKnownClusterSizeAttr(builder.getDenseI32ArrayAttr(
+          {int32_t(cluster[0]), int32_t(cluster[1]), int32_t(cluster[2])}));
+    }
 
     // The kernel's name says how it was made (decode_k12_gemv_kn), so that
     // profiles and driver errors read without the IR at hand.

@@ -23,6 +23,8 @@
 #   scripts/gpu/check.sh stream     # issue 15: the 8b and 1b shapes (make_llama.py --tiled-weights)
 #                                   # compiled on 2 cores with streamed weights (time, peak RSS),
 #                                   # cmp against --stream-weights=false, decode of the result
+#   scripts/gpu/check.sh splitkv    # the 8b shape (make_llama.py --tiled-weights): split-KV decode
+#                                   # attention vs --no-fuse=split-kv, tokens, tok/s, profiles
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
 #                                   # real model's numerics, then the 1b shape's prefill at 512
 #                                   # and 2048 tokens (kiln-run --bench, KILN_PROFILE) beside
@@ -133,7 +135,9 @@ if [ "$what" = decode ]; then
   ( time "$PY" examples/export/export_llama.py --shape 1b --dtype fp16 --out "$m" ) > "$OUT/export-1b.log" 2>&1
   prompt128=$(random_ids 1 128)
   # name:VAR=value,VAR=value (fp16 builds) and the int4:128 build.
-  builds=("fp16:" "int4g128:" ${KILN_VARIANTS:-})
+  # KILN_DECODE_BASE (default "fp16: int4g128:") replaces the two base builds.
+  # shellcheck disable=SC2206
+  builds=(${KILN_DECODE_BASE-fp16: int4g128:} ${KILN_VARIANTS:-})
   for v in "${builds[@]}"; do
     q=${v%%:*}; envs=${v#*:}
     flags=""; [ "$q" = int4g128 ] && flags="--quantize=int4:128"
@@ -508,6 +512,66 @@ if [ "$what" = stream ]; then
     fi
     rm -rf "$m" "$W/$shape-streamed.kiln" "$W/$shape-passes.kiln"
   done
+fi
+if [ "$what" = splitkv ]; then
+  # The decode attention split over a thread-block cluster (split-KV, sm_90+) against
+  # --no-fuse=split-kv (a block per query head), on the 8B shape (make_llama.py
+  # --tiled-weights: the Llama-3 graph, [in, out] fp16 weights, untied): the same greedy
+  # tokens for a 128-token prompt + 256 new, each one's decode tok/s, kiln-run --bench
+  # and the attention kernel's time (KILN_PROFILE).
+  prompt128=$(random_ids 1 128)
+  m="$W/gen-8b"; mkdir -p "$m"
+  "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" --layers 32 --hidden 4096 --heads 32 \
+    --kv-heads 8 --head-dim 128 --ffn 14336 --untied --vocab 128256 --dtype float16 \
+    --external-data --cache --tiled-weights > "$OUT/gen-8b.log" 2>&1 || fail=1
+  for v in split-kv:--no-fuse=none one-block-per-head:--no-fuse=split-kv; do
+    tag=${v%%:*}; flag=${v#*:}; [ "$flag" = --no-fuse=none ] && flag=""
+    # shellcheck disable=SC2086
+    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 $flag \
+      -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
+    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
+    echo "8b fp16 ($tag${flag:+, $flag}):" >> "$summary"
+    grep -E "tiles chosen|kernels: (prefill|decode)|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/8b-$tag.kiln" --bench > "$OUT/bench-8b-$tag.txt" 2>&1 || fail=1
+    sed "s/^/  /" "$OUT/bench-8b-$tag.txt" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 33 --format ids > "$OUT/profile-8b-$tag.log" 2>&1 || fail=1
+    grep -E "kiln profile:.*decode (gemv|attention)|error" "$OUT/profile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    rm -f "$W/8b-$tag.kiln"
+  done
+  "$PY" - "$W/8b-split-kv.ids" "$W/8b-one-block-per-head.ids" >> "$summary" <<'PYEOF'
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"8b greedy tokens, split-KV vs one block per head: the first {same} of {len(a)} agree")
+PYEOF
+  # int4:128 of the same model: the default gemv_q and KILN_SPLITKV_Q variants
+  # ("name:VAR=value,..."; default: more output columns per warp, KILN_TUNE_GEMV_Q=64).
+  for v in "int4:" ${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}; do
+    tag=${v%%:*}; envs=${v#*:}
+    # shellcheck disable=SC2086
+    env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+      --prefill-chunk 512 --quantize=int4:128 -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
+    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
+    echo "8b int4:128 ($tag${envs:+, $envs}):" >> "$summary"
+    grep -E "memory: weights|kiln-compile: wrote|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 33 --format ids > "$OUT/profile-8b-$tag.log" 2>&1 || fail=1
+    grep -E "kiln profile:.*decode_k[0-9]+_(gemv|attention)|error" "$OUT/profile-8b-$tag.log" | head -6 \
+      | sed "s/^/  /" >> "$summary"
+    rm -f "$W/8b-$tag.kiln"
+  done
+  "$PY" - "$W/8b-int4.ids" "$W/8b-int4-cpw.ids" >> "$summary" <<'PYEOF' || true
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"8b int4 greedy tokens, variant vs default: the first {same} of {len(a)} agree")
+PYEOF
+  rm -rf "$m"
 fi
 if [ "$what" = 8b ]; then
   # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES

@@ -118,7 +118,9 @@ cl::list<std::string> noFuse(
         "in the GPU kernels' stores), attention (one GPU kernel per "
         "attention), tensor-cores (prefill on the tensor cores: "
         "matmul_mma, attention_prefill), dedup-kernels "
-        "(kiln-deduplicate-kernels: one kernel per launch), or all"),
+        "(kiln-deduplicate-kernels: one kernel per launch), split-kv "
+        "(decode attention split over a thread-block cluster, sm_90+), "
+        "or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<std::string> quantize(
     "quantize",

@@ -37,7 +37,9 @@ struct PipelineOptions {
   bool transposeWeights = true;
   bool fuseEpilogues = true; // kiln-select-kernels{epilogues}
   bool fuseAttention = true; // attention_decode, attention_prefill
-  bool tensorCores = true;   // matmul_mma, attention_prefill (prefill)
+  /// Split-KV decode attention over a thread-block cluster (sm_90+).
+  bool splitKv = true;
+  bool tensorCores = true; // matmul_mma, attention_prefill (prefill)
   bool fuseElementwise = true;
   /// kiln-deduplicate-kernels: layers share their kernels (GPU targets).
   bool dedupKernels = true;
@@ -68,6 +70,10 @@ struct GpuOptions {
   bool dependentLaunch = true;
   /// kiln-deduplicate-kernels: each distinct kernel generated once.
   bool deduplicate = true;
+  /// Most blocks per thread-block cluster a kernel may use (sm_90 and later;
+  /// 1: none): kiln-map-loops-to-gpu's cluster-blocks (split-KV decode
+  /// attention).
+  int64_t clusterBlocks = 1;
 };
 
 /// tfm (from the importer) -> static entry points -> linalg -> bufferized,

@@ -35,11 +35,14 @@ struct GpuCode {
 /// $CUDA_HOME/bin, /usr/local/cuda/bin), assembles the PTX with `ptxas -O3`.
 /// The artifact keeps the PTX beside the cubin (the driver JIT-compiles it on
 /// newer GPUs), which one gpu-module-to-binary format does not give: hence
-/// ptxas is run here on the PTX that pass produced.
+/// ptxas is run here on the PTX that pass produced. `splitKv`: kernels may
+/// use thread-block clusters of up to 8 blocks from sm_90 on (the decode
+/// attention splits its positions over one).
 llvm::Expected<GpuCode> generateGpuCode(mlir::ModuleOp module,
                                         llvm::StringRef chip,
                                         bool assemble = true,
-                                        bool deduplicate = true);
+                                        bool deduplicate = true,
+                                        bool splitKv = true);
 
 /// The launch schedule of a lowered GPU entry point: its gpu.launch_func ops
 /// in order, with constant grid and block sizes and runtime buffers as
