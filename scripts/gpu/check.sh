@@ -527,7 +527,7 @@ if [ "$what" = splitkv ]; then
   for v in split-kv:--no-fuse=none one-block-per-head:--no-fuse=split-kv; do
     tag=${v%%:*}; flag=${v#*:}; [ "$flag" = --no-fuse=none ] && flag=""
     # shellcheck disable=SC2086
-    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 $flag \
+    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 $flag --stream-weights=false \
       -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
     kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
       > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
@@ -553,7 +553,7 @@ PYEOF
     tag=${v%%:*}; envs=${v#*:}
     # shellcheck disable=SC2086
     env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
-      --prefill-chunk 512 --quantize=int4:128 -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
+      --prefill-chunk 512 --quantize=int4:128 --stream-weights=false -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
     kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
       > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
     echo "8b int4:128 ($tag${envs:+, $envs}):" >> "$summary"
