@@ -11,7 +11,7 @@ PKGS=(cmake ninja-build g++ python3 python3-venv
       libflatbuffers-dev flatbuffers-compiler libcli11-dev libxxhash-dev
       libpcre2-dev nlohmann-json3-dev pybind11-dev python3-dev
       libgtest-dev zlib1g-dev libzstd-dev clang-format-22
-      clang-22 libclang-rt-22-dev)
+      clang-22 libclang-rt-22-dev libcpp-httplib-dev pkgconf)
 
 missing=()
 for p in "${PKGS[@]}"; do

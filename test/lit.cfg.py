@@ -40,5 +40,6 @@ config.substitutions.append(("%kiln_python", os.path.join(config.kiln_obj_root, 
 from lit.llvm.subst import ToolSubst
 llvm_config.add_tool_substitutions(
     [ToolSubst(t, unresolved="ignore")
-     for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-tokenize", "kiln-generate-c"]],
+     for t in ["kiln-opt", "kiln-compile", "kiln-run", "kiln-serve", "kiln-tokenize",
+               "kiln-generate-c"]],
     [config.kiln_tools_dir])

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""kiln-serve end to end, on loopback, with a compiled artifact that has a
+tokenizer and at least 2 batch rows (the CPU target in CI):
+
+  check_serve.py ARTIFACT
+
+Starts `kiln-serve ARTIFACT --port 0` and checks, printing one "ok:" line
+per check (a failed check raises):
+  - /health, /v1/models;
+  - greedy completions equal `kiln-run --prompt` for 8 prompts, run one at
+    a time and all at once (more requests than batch rows: queued, admitted
+    and retired at every step), with and without "stream" (server-sent
+    events whose pieces add up to the same text, then [DONE]);
+  - a stop string, seeded sampling reproducible alone and in a batch;
+  - bad requests: HTTP 400 with a JSON error naming the field;
+  - a client that disconnects mid-stream frees its row;
+  - a load of 48 requests of random lengths, a quarter of them dropped by
+    their client midway: every other one completes, and at the end no row is
+    in use and the counters add up (/metrics);
+  - --max-queue: requests beyond it get HTTP 503;
+  - SIGTERM stops the server with status 0.
+Uses only the standard library (urllib, http.client, threading).
+"""
+import http.client
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+PROMPTS = ["def fibonacci(n):", "import os\n", "class Stack:\n", "for i in range(",
+           "x = [", "# Sort a list\ndef", "while True:\n", "return self."]
+
+
+def fail(message):
+    raise SystemExit("FAIL: " + message)
+
+
+def start(artifact, *flags):
+    proc = subprocess.Popen(["kiln-serve", artifact, "--port", "0", *flags],
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    if "listening on http://127.0.0.1:" not in line:
+        fail(f"kiln-serve did not start: {line!r}")
+    port = int(line.rsplit(":", 1)[1])
+    # Keep reading stderr so that the server never blocks on it.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc, port
+
+
+def request(port, method, path, body=None, timeout=120):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    payload = resp.read().decode()
+    conn.close()
+    return resp.status, payload
+
+
+def complete(port, prompt, stream=False, **extra):
+    body = {"prompt": prompt, "max_tokens": 32, "temperature": 0, **extra}
+    if not stream:
+        status, payload = request(port, "POST", "/v1/completions", body)
+        if status != 200:
+            fail(f"{prompt!r}: HTTP {status}: {payload}")
+        answer = json.loads(payload)
+        return answer["choices"][0]["text"], answer["choices"][0]["finish_reason"]
+    body["stream"] = True
+    status, payload = request(port, "POST", "/v1/completions", body)
+    if status != 200:
+        fail(f"{prompt!r} (stream): HTTP {status}: {payload}")
+    events = [e[len("data: "):] for e in payload.split("\n\n") if e]
+    if events[-1] != "[DONE]":
+        fail(f"stream of {prompt!r} does not end with [DONE]: {events[-1]!r}")
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["text"] for c in chunks)
+    finish = chunks[-1]["choices"][0]["finish_reason"]
+    if any(c["choices"][0]["finish_reason"] for c in chunks[:-1]):
+        fail("a finish_reason before the last chunk")
+    return text, finish
+
+
+def metrics(port):
+    status, payload = request(port, "GET", "/metrics")
+    if status != 200:
+        fail(f"/metrics: HTTP {status}")
+    out = {}
+    for line in payload.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split()
+            out[name] = int(value)
+    return out
+
+
+def concurrently(fn, args):
+    results = [None] * len(args)
+    errors = []
+
+    def work(i):
+        try:
+            results[i] = fn(*args[i])
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def drop_midway(port, prompt, chunks):
+    """Streams a long completion and closes the connection after `chunks`
+    events."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = {"prompt": prompt, "max_tokens": 200, "temperature": 0, "stream": True}
+    conn.request("POST", "/v1/completions", body=json.dumps(body).encode(),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    seen = 0
+    while seen < chunks:
+        line = resp.fp.readline()
+        if not line:
+            break
+        if line.startswith(b"data: "):
+            seen += 1
+    conn.sock.close()
+    conn.close()
+
+
+def settle(port, what, cond, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        m = metrics(port)
+        if cond(m):
+            return m
+        time.sleep(0.1)
+    fail(f"{what}: {metrics(port)}")
+
+
+def main():
+    artifact = sys.argv[1]
+    expected = {}
+    for p in PROMPTS:
+        r = subprocess.run(["kiln-run", artifact, "--prompt", p, "--max-new-tokens", "32"],
+                           capture_output=True, text=True, check=True)
+        expected[p] = r.stdout[:-1]  # kiln-run ends the text with a newline
+
+    proc, port = start(artifact)
+    try:
+        status, payload = request(port, "GET", "/health")
+        if status != 200 or json.loads(payload) != {"status": "ok"}:
+            fail(f"/health: {status} {payload}")
+        status, payload = request(port, "GET", "/v1/models")
+        if status != 200 or json.loads(payload)["data"][0]["object"] != "model":
+            fail(f"/v1/models: {status} {payload}")
+        print("ok: /health and /v1/models answer")
+
+        for p in PROMPTS:
+            text, finish = complete(port, p)
+            if text != expected[p] or finish not in ("length", "stop"):
+                fail(f"alone: {p!r}: {text!r} ({finish}) != kiln-run's {expected[p]!r}")
+        print(f"ok: {len(PROMPTS)} greedy completions, one at a time, equal kiln-run's text")
+
+        together = concurrently(complete, [(port, p) for p in PROMPTS])
+        for p, (text, _) in zip(PROMPTS, together):
+            if text != expected[p]:
+                fail(f"together: {p!r}: {text!r} != {expected[p]!r}")
+        m = metrics(port)
+        print(f"ok: the same {len(PROMPTS)} sent at once on {m['kiln_kv_slots']} batch rows "
+              "(queued, admitted and retired at every step) give the same text")
+
+        streamed = concurrently(complete, [(port, p, True) for p in PROMPTS])
+        for p, (text, finish) in zip(PROMPTS, streamed):
+            if text != expected[p] or finish not in ("length", "stop"):
+                fail(f"stream: {p!r}: {text!r} != {expected[p]!r}")
+        print("ok: streamed (server-sent events, then [DONE]): the pieces add up to the same text")
+
+        text, finish = complete(port, "def f(", max_tokens=60, stop=["\n"])
+        if "\n" in text or finish != "stop":
+            fail(f"stop string: {text!r} ({finish})")
+        print(f"ok: stop ['\\n'] ends the text before it (finish_reason stop): {text!r}")
+
+        sampled = {"temperature": 0.8, "top_p": 0.9, "seed": 7}
+        a, _ = complete(port, PROMPTS[0], **sampled)
+        b, _ = complete(port, PROMPTS[0], **sampled)
+        c = concurrently(lambda: complete(port, PROMPTS[0], **sampled), [()] * 3)
+        if a != b or any(t != a for t, _ in c):
+            fail(f"seeded sampling differs: {a!r} {b!r} {c!r}")
+        print("ok: temperature 0.8, top_p 0.9, seed 7: the same text alone, again and in a batch")
+
+        bad = [({"prompt": "x", "max_tokens": 100000}, "max_tokens"),
+               ({"max_tokens": 4}, "prompt"),
+               ({"prompt": "x", "n": 2}, "n"),
+               ({"prompt": "x", "temperature": "hot"}, "temperature"),
+               ({"prompt": "x", "stop": 3}, "stop"),
+               ({"prompt": {"a": 1}}, "prompt"),
+               (b"{not json", None)]
+        for body, param in bad:
+            status, payload = request(port, "POST", "/v1/completions", body)
+            error = json.loads(payload).get("error", {})
+            if status != 400 or not error.get("message") or error.get("param") != param:
+                fail(f"bad request {body!r}: HTTP {status} {payload}")
+        status, payload = request(port, "POST", "/v1/chat/completions",
+                                  {"messages": "hello"})
+        if status != 400 or json.loads(payload)["error"]["param"] != "messages":
+            fail(f"chat with a bad 'messages': {status} {payload}")
+        status, _ = request(port, "GET", "/v1/nothing")
+        if status != 404:
+            fail(f"an unknown path: HTTP {status}")
+        print(f"ok: {len(bad) + 1} bad requests get HTTP 400 with a JSON error naming the "
+              "field; an unknown path 404")
+
+        before = metrics(port)
+        drop_midway(port, PROMPTS[1], chunks=2)
+        settle(port, "a dropped stream still holds its row",
+               lambda m: m["kiln_requests_running"] == 0
+               and m["kiln_requests_cancelled_total"] == before["kiln_requests_cancelled_total"] + 1)
+        text, _ = complete(port, PROMPTS[1])
+        if text != expected[PROMPTS[1]]:
+            fail("after a dropped stream the same prompt gives other text")
+        print("ok: a client that disconnects mid-stream frees its row (cancelled), and the "
+              "row serves the next request")
+
+        rng = random.Random(0)
+        load, dropped = [], 0
+        for i in range(48):
+            p = rng.choice(PROMPTS)
+            if i % 4 == 3:
+                load.append(("drop", p, rng.randint(1, 4)))
+                dropped += 1
+            else:
+                load.append(("complete", p, rng.randint(1, 40)))
+        before = metrics(port)
+
+        def one(kind, p, n):
+            if kind == "drop":
+                drop_midway(port, p, n)
+                return None
+            body = {"prompt": p, "max_tokens": n, "temperature": 0}
+            status, payload = request(port, "POST", "/v1/completions", body)
+            if status != 200:
+                fail(f"load: HTTP {status}: {payload}")
+            answer = json.loads(payload)
+            if answer["usage"]["completion_tokens"] > n:
+                fail(f"load: more than max_tokens {n}")
+            # Greedy: the shorter of this text and the 32-token one begins
+            # the other.
+            text = answer["choices"][0]["text"]
+            if not (expected[p].startswith(text) or text.startswith(expected[p])):
+                fail(f"load: {p!r} with {n} tokens: {text!r} and the 32-token text "
+                     f"{expected[p]!r} differ")
+            return answer["choices"][0]["finish_reason"]
+        start_time = time.time()
+        finishes = concurrently(one, load)
+        m = settle(port, "rows still in use after the load",
+                   lambda m: m["kiln_requests_running"] == 0 and m["kiln_requests_queued"] == 0)
+        done = m["kiln_requests_finished_total"] - before["kiln_requests_finished_total"]
+        cancelled = m["kiln_requests_cancelled_total"] - before["kiln_requests_cancelled_total"]
+        if done + cancelled != len(load) or m["kiln_kv_slots_in_use"] != 0 or \
+                m["kiln_requests_failed_total"] != 0:
+            fail(f"load: {done} finished + {cancelled} cancelled of {len(load)}: {m}")
+        completed = sum(1 for f in finishes if f in ("length", "stop"))
+        print(f"ok: load of {len(load)} requests ({dropped} dropped midway by their client) in "
+              f"{time.time() - start_time:.1f} s: the other {completed} complete; afterwards "
+              "no row in use, nothing queued, finished + cancelled = requests")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            fail("kiln-serve did not stop on SIGTERM")
+    if code != 0:
+        fail(f"kiln-serve exited with {code} on SIGTERM")
+    print("ok: SIGTERM stops the server (status 0)")
+
+    proc, port = start(artifact, "--max-queue", "1")
+    try:
+        statuses = concurrently(
+            lambda: request(port, "POST", "/v1/completions",
+                            {"prompt": PROMPTS[0], "max_tokens": 48, "temperature": 0})[0],
+            [()] * 8)
+        if 503 not in statuses or 200 not in statuses or set(statuses) - {200, 503}:
+            fail(f"--max-queue 1 with 8 requests at once: {statuses}")
+        print(f"ok: --max-queue 1: of 8 requests at once, {statuses.count(200)} served and "
+              f"{statuses.count(503)} refused with HTTP 503")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

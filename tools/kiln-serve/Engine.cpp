@@ -1,0 +1,311 @@
+//===- Engine.cpp - Continuous batching over a session's rows ------------===//
+
+#include "Engine.h"
+
+#include <algorithm>
+
+namespace kiln::serve {
+
+using runtime::Sampler;
+
+bool Stream::next(Event *event, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex);
+  if (!ready.wait_for(lock, timeout, [&] { return !events.empty(); }))
+    return false;
+  *event = std::move(events.front());
+  events.pop_front();
+  return true;
+}
+
+void Stream::push(std::string text) {
+  if (text.empty())
+    return;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    Event e;
+    e.text = std::move(text);
+    events.push_back(std::move(e));
+  }
+  ready.notify_all();
+}
+
+void Stream::end(std::string finish, std::string error, int64_t promptTokens,
+                 int64_t completionTokens) {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    Event e;
+    e.done = true;
+    e.finish = std::move(finish);
+    e.error = std::move(error);
+    e.promptTokens = promptTokens;
+    e.completionTokens = completionTokens;
+    events.push_back(std::move(e));
+  }
+  ready.notify_all();
+}
+
+Engine::Engine(runtime::Session &session, const runtime::Tokenizer *tokenizer,
+               int64_t maxQueued)
+    : session(session), tokenizer(tokenizer), maxQueued(maxQueued),
+      context(session.maxSeqLen()), deviceSampling(session.samplesOnDevice()),
+      slots(static_cast<size_t>(session.batch())) {
+  if (tokenizer)
+    eos = tokenizer->eosIds();
+  // Device sampling draws every row's token there (greedy or not): only the
+  // tokens come back. Otherwise the host samples from each row's logits.
+  session.setKeepLogits(!deviceSampling);
+  counters.slots = session.batch();
+  worker = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stopping = true;
+  }
+  wake.notify_all();
+  if (worker.joinable())
+    worker.join();
+}
+
+std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
+                                       std::string *error, bool *busy) {
+  *busy = false;
+  const int64_t promptLen = static_cast<int64_t>(request.prompt.size());
+  const int64_t vocab = session.vocabSize();
+  if (promptLen == 0) {
+    *error = "the prompt encodes to no tokens";
+    return nullptr;
+  }
+  for (int64_t id : request.prompt)
+    if (id < 0 || id >= vocab) {
+      *error = "prompt token id " + std::to_string(id) +
+               " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
+      return nullptr;
+    }
+  if (promptLen > context) {
+    *error = "the prompt of " + std::to_string(promptLen) +
+             " tokens does not fit the context of " + std::to_string(context) +
+             " tokens";
+    return nullptr;
+  }
+  // The last token is sampled but never fed back.
+  if (request.maxTokens < 1 || request.maxTokens - 1 > context - promptLen) {
+    *error = "max_tokens " + std::to_string(request.maxTokens) +
+             " after a prompt of " + std::to_string(promptLen) +
+             " tokens does not fit the context of " + std::to_string(context) +
+             " tokens (1 to " + std::to_string(context - promptLen + 1) + ")";
+    return nullptr;
+  }
+  if (!Sampler::validate(request.sampler, error))
+    return nullptr;
+  for (const std::string &stop : request.stops)
+    if (stop.empty()) {
+      *error = "stop: empty string";
+      return nullptr;
+    }
+  auto stream = std::make_shared<Stream>();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (stopping || static_cast<int64_t>(queue.size()) >= maxQueued) {
+      *busy = true;
+      *error = stopping ? "the server is shutting down"
+                        : "too many requests are waiting (" +
+                              std::to_string(maxQueued) + ")";
+      return nullptr;
+    }
+    ++counters.requests;
+    counters.promptTokens += promptLen;
+    queue.push_back(Pending{std::move(request), stream});
+  }
+  wake.notify_all();
+  return stream;
+}
+
+EngineMetrics Engine::metrics() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  EngineMetrics m = counters;
+  m.running = running;
+  m.queued = static_cast<int64_t>(queue.size());
+  return m;
+}
+
+void Engine::loop() {
+  const int64_t batch = session.batch();
+  std::vector<int64_t> tokens(batch), positions(batch);
+  while (true) {
+    std::vector<std::pair<int64_t, Pending>> admitted;
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      wake.wait(lock,
+                [&] { return stopping || !queue.empty() || running > 0; });
+      if (stopping)
+        break;
+      for (int64_t row = 0; row < batch && !queue.empty(); ++row) {
+        if (slots[row].active)
+          continue;
+        while (!queue.empty() && queue.front().stream->isCancelled()) {
+          queue.front().stream->end("cancelled", "", 0, 0);
+          ++counters.cancelled;
+          queue.pop_front();
+        }
+        if (queue.empty())
+          break;
+        slots[row].active = true; // reserved
+        ++running;
+        admitted.emplace_back(row, std::move(queue.front()));
+        queue.pop_front();
+      }
+    }
+    for (auto &[row, pending] : admitted)
+      start(row, std::move(pending));
+
+    bool any = false;
+    for (int64_t row = 0; row < batch; ++row) {
+      Slot &s = slots[row];
+      if (s.active && s.stream->isCancelled())
+        finish(row, "cancelled");
+      tokens[row] = 0;
+      positions[row] = -1;
+      if (slots[row].active) {
+        tokens[row] = s.generated.back();
+        positions[row] = s.position;
+        any = true;
+      }
+    }
+    if (!any)
+      continue;
+    std::string error;
+    if (!session.decodeBatch(tokens, positions, &error)) {
+      for (int64_t row = 0; row < batch; ++row)
+        if (slots[row].active)
+          finish(row, "error", error);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++counters.decodeSteps;
+    }
+    for (int64_t row = 0; row < batch; ++row)
+      if (slots[row].active) {
+        ++slots[row].position;
+        advance(row);
+      }
+  }
+  // Shutting down: nothing runs any more.
+  std::lock_guard<std::mutex> lock(mutex);
+  for (Pending &p : queue)
+    p.stream->end("cancelled", "the server is shutting down", 0, 0);
+  queue.clear();
+  for (Slot &s : slots)
+    if (s.active) {
+      s.stream->end("cancelled", "the server is shutting down",
+                    static_cast<int64_t>(s.request.prompt.size()),
+                    static_cast<int64_t>(s.generated.size()));
+      s.reset();
+    }
+  running = 0;
+}
+
+void Engine::start(int64_t row, Pending pending) {
+  Slot &s = slots[row];
+  s.request = std::move(pending.request);
+  s.stream = std::move(pending.stream);
+  s.generated.clear();
+  s.sampler.reset();
+  s.decoder.reset();
+  s.stops.emplace(s.request.stops);
+  if (tokenizer)
+    s.decoder.emplace(*tokenizer, /*skipSpecialTokens=*/true);
+  if (deviceSampling)
+    session.setSampling(row, s.request.sampler);
+  else
+    s.sampler.emplace(s.request.sampler, session.vocabSize());
+  // This row's prompt alone; the other rows idle (their caches untouched).
+  std::vector<std::vector<int64_t>> prompts(session.batch());
+  std::vector<int64_t> starts(session.batch(), 0);
+  prompts[row] = s.request.prompt;
+  std::string error;
+  if (!session.prefillBatch(prompts, starts, &error)) {
+    finish(row, "error", error);
+    return;
+  }
+  s.position = static_cast<int64_t>(s.request.prompt.size());
+  advance(row);
+}
+
+void Engine::advance(int64_t row) {
+  Slot &s = slots[row];
+  int64_t token = -1;
+  if (deviceSampling) {
+    token = session.argmax(row);
+  } else if (const float *logits = session.logits(row)) {
+    token = s.sampler->sample(logits);
+  }
+  if (token < 0) {
+    finish(row, "error",
+           "the step returned no token for row " + std::to_string(row));
+    return;
+  }
+  s.generated.push_back(token);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++counters.generatedTokens;
+  }
+  if (s.stream->isCancelled()) {
+    finish(row, "cancelled");
+    return;
+  }
+  if (std::count(eos.begin(), eos.end(), token)) {
+    finish(row, "stop");
+    return;
+  }
+  if (s.decoder) {
+    std::string piece, shown, error;
+    if (!s.decoder->step(token, &piece, &error)) {
+      finish(row, "error", error);
+      return;
+    }
+    bool stopped = s.stops->feed(piece, &shown);
+    s.stream->push(std::move(shown));
+    if (stopped) {
+      s.decoder.reset(); // nothing more is shown
+      finish(row, "stop");
+      return;
+    }
+  }
+  if (static_cast<int64_t>(s.generated.size()) >= s.request.maxTokens ||
+      s.position >= context)
+    finish(row, "length");
+}
+
+void Engine::finish(int64_t row, const std::string &reason,
+                    const std::string &error) {
+  Slot &s = slots[row];
+  // What the decoder and the stop strings still hold, unless a stop string
+  // ended the text or the request failed.
+  if (s.decoder && reason != "error" && reason != "cancelled") {
+    std::string piece, shown;
+    s.decoder->finish(&piece);
+    if (!s.stops->feed(piece, &shown))
+      s.stops->finish(&shown);
+    s.stream->push(std::move(shown));
+  }
+  s.stream->end(reason, error, static_cast<int64_t>(s.request.prompt.size()),
+                static_cast<int64_t>(s.generated.size()));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    --running;
+    if (reason == "error")
+      ++counters.failed;
+    else if (reason == "cancelled")
+      ++counters.cancelled;
+    else
+      ++counters.finished;
+  }
+  s.reset();
+}
+
+} // namespace kiln::serve

@@ -1,0 +1,155 @@
+//===- Engine.h - Continuous batching over a session's rows ---*- C++ -*-===//
+//
+// kiln-serve's scheduler: one thread owns the Session and runs generation
+// requests on its batch rows (the compiled --batch; each row a slot with the
+// whole context of KV cache). Requests wait in a queue; at every step the
+// engine admits queued requests into free rows (a prefill of that row
+// alone, the others idle), then advances every running request by one token
+// in a single batched decode call, and retires the ones that end (an EOS
+// token, a stop string, max_tokens, the context, a cancel). A request's
+// failure ends that request only.
+//
+// Output reaches the caller through a Stream: text pieces as soon as they
+// are final (StreamDecoder, StopStrings), then one end event.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TOOLS_KILN_SERVE_ENGINE_H
+#define KILN_TOOLS_KILN_SERVE_ENGINE_H
+
+#include "kiln/runtime/Sampler.h"
+#include "kiln/runtime/Session.h"
+#include "kiln/runtime/Tokenizer.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kiln::serve {
+
+struct GenerationRequest {
+  std::vector<int64_t> prompt;
+  int64_t maxTokens = 16;
+  runtime::SamplerOptions sampler;
+  std::vector<std::string> stops; // none empty
+};
+
+/// One request's output, written by the engine, read by one HTTP handler.
+class Stream {
+public:
+  struct Event {
+    std::string text;   // a final piece of the completion (may be empty)
+    bool done = false;  // the last event
+    std::string finish; // when done: "stop", "length", "cancelled", "error"
+    std::string error;  // when finish == "error"
+    int64_t promptTokens = 0, completionTokens = 0;
+  };
+
+  /// Waits up to `timeout` for the next event; false when none came.
+  bool next(Event *event, std::chrono::milliseconds timeout);
+  /// The caller is gone: the engine frees the request's row at its next
+  /// step (or drops it from the queue).
+  void cancel() { cancelled = true; }
+  bool isCancelled() const { return cancelled; }
+
+  // The engine's side.
+  void push(std::string text);
+  void end(std::string finish, std::string error, int64_t promptTokens,
+           int64_t completionTokens);
+
+private:
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<Event> events;
+  std::atomic<bool> cancelled{false};
+};
+
+struct EngineMetrics {
+  int64_t slots = 0, running = 0, queued = 0;
+  int64_t requests = 0, finished = 0, failed = 0, cancelled = 0;
+  int64_t promptTokens = 0, generatedTokens = 0, decodeSteps = 0;
+};
+
+class Engine {
+public:
+  /// `tokenizer` may be null (ids in, no text out: pieces stay empty).
+  /// `maxQueued` bounds the requests waiting for a row.
+  Engine(runtime::Session &session, const runtime::Tokenizer *tokenizer,
+         int64_t maxQueued);
+  ~Engine();
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
+
+  /// Queues `request`; null with `*error` (and `*busy` when the queue is
+  /// full) when it cannot run: an empty prompt, a prompt or max_tokens that
+  /// do not fit the context, bad sampling options.
+  std::shared_ptr<Stream> submit(GenerationRequest request, std::string *error,
+                                 bool *busy);
+  EngineMetrics metrics() const;
+  int64_t maxSeqLen() const { return context; }
+  /// Ends the loop; queued and running requests end with "cancelled".
+  void shutdown();
+
+private:
+  struct Pending {
+    GenerationRequest request;
+    std::shared_ptr<Stream> stream;
+  };
+  struct Slot {
+    bool active = false;
+    GenerationRequest request;
+    std::shared_ptr<Stream> stream;
+    std::optional<runtime::Sampler> sampler;
+    std::optional<runtime::StreamDecoder> decoder;
+    std::optional<runtime::StopStrings> stops;
+    std::vector<int64_t> generated;
+    int64_t position = 0; // where the next decode feeds generated.back()
+    /// Free again (StreamDecoder holds a reference: no assignment).
+    void reset() {
+      active = false;
+      request = GenerationRequest();
+      stream.reset();
+      sampler.reset();
+      decoder.reset();
+      stops.reset();
+      generated.clear();
+      position = 0;
+    }
+  };
+
+  void loop();
+  /// Admits `pending` into free row `row` and prefills it.
+  void start(int64_t row, Pending pending);
+  /// Takes row `row`'s next token from the last call and ends the request
+  /// when it is done.
+  void advance(int64_t row);
+  void finish(int64_t row, const std::string &reason,
+              const std::string &error = "");
+
+  runtime::Session &session;
+  const runtime::Tokenizer *tokenizer;
+  const int64_t maxQueued, context;
+  const bool deviceSampling;
+  std::vector<int64_t> eos;
+  std::vector<Slot> slots;
+
+  mutable std::mutex mutex; // queue, stopping, metrics
+  std::condition_variable wake;
+  std::deque<Pending> queue;
+  bool stopping = false;
+  EngineMetrics counters;
+  int64_t running = 0;
+  std::thread worker;
+};
+
+} // namespace kiln::serve
+
+#endif // KILN_TOOLS_KILN_SERVE_ENGINE_H
