@@ -97,11 +97,11 @@ for t in $targets; do
   echo
 done
 if [ -x build/bin/kiln-compile ] && [ -f build/test/lit.site.cfg.py ]; then
-  echo "sanitized tools: the lit suite with $B/bin/kiln-compile, kiln-run, kiln-tokenize and kiln-generate-c"
+  echo "sanitized tools: the lit suite with $B/bin/kiln-compile, kiln-run, kiln-tokenize, kiln-serve and kiln-generate-c"
   # (Earlier versions linked build/bin/kiln-compile here: the sanitized one must not be
   # written through that link.)
   [ -L "$B/bin/kiln-compile" ] && rm -f "$B/bin/kiln-compile"
-  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-compile kiln-run kiln-tokenize kiln-generate-c \
+  ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-compile kiln-run kiln-tokenize kiln-serve kiln-generate-c \
     >> "$B.build.log" 2>&1 || { tail -30 "$B.build.log"; exit 1; }
   ln -sf "$PWD/build/bin/kiln-opt" "$B/bin/kiln-opt"
   if ! /usr/lib/llvm-22/bin/lit -q --param kiln_tools_dir="$PWD/$B/bin" build/test \

@@ -3,6 +3,7 @@
 tokenizer and at least 2 batch rows (the CPU target in CI):
 
   check_serve.py ARTIFACT
+  check_serve.py --chat ARTIFACT SYSTEM USER N   (see main_chat)
 
 Starts `kiln-serve ARTIFACT --port 0` and checks, printing one "ok:" line
 per check (a failed check raises):
@@ -295,5 +296,45 @@ def main():
         proc.wait(timeout=20)
 
 
+def main_chat(artifact, system, user, max_tokens):
+    """check_serve.py --chat ARTIFACT SYSTEM USER N: /v1/chat/completions
+    equals `kiln-run --chat USER --system SYSTEM` (greedy), streamed or not."""
+    r = subprocess.run(["kiln-run", artifact, "--chat", user, "--system", system,
+                        "--max-new-tokens", str(max_tokens)],
+                       capture_output=True, text=True, check=True)
+    want = r.stdout[:-1]
+    proc, port = start(artifact)
+    try:
+        body = {"messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": user}],
+                "max_tokens": max_tokens, "temperature": 0}
+        status, payload = request(port, "POST", "/v1/chat/completions", body)
+        answer = json.loads(payload)
+        if status != 200 or answer["object"] != "chat.completion":
+            fail(f"chat: HTTP {status}: {payload}")
+        message = answer["choices"][0]["message"]
+        if message != {"role": "assistant", "content": want}:
+            fail(f"chat: {message!r} != kiln-run's {want!r}")
+        print(f"ok: chat completion equals kiln-run --chat: {want!r}")
+        status, payload = request(port, "POST", "/v1/chat/completions",
+                                  {**body, "stream": True})
+        events = [e[len("data: "):] for e in payload.split("\n\n") if e]
+        chunks = [json.loads(e) for e in events[:-1]]
+        if status != 200 or events[-1] != "[DONE]" or \
+                chunks[0]["choices"][0]["delta"].get("role") != "assistant" or \
+                any(c["object"] != "chat.completion.chunk" for c in chunks):
+            fail(f"chat stream: HTTP {status}: {payload}")
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        if text != want or not chunks[-1]["choices"][0]["finish_reason"]:
+            fail(f"chat stream: {text!r} != {want!r}")
+        print("ok: streamed chat chunks (the role first, then content deltas) add up to it")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--chat":
+        main_chat(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        main()
