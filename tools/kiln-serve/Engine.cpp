@@ -161,15 +161,17 @@ void Engine::loop() {
     }
     for (auto &[row, pending] : admitted)
       start(row, std::move(pending));
+    for (int64_t row = 0; row < batch; ++row)
+      if (slots[row].active && slots[row].stream->isCancelled())
+        finish(row, "cancelled");
+    prefillStep();
 
     bool any = false;
     for (int64_t row = 0; row < batch; ++row) {
       Slot &s = slots[row];
-      if (s.active && s.stream->isCancelled())
-        finish(row, "cancelled");
       tokens[row] = 0;
       positions[row] = -1;
-      if (slots[row].active) {
+      if (s.active && !s.prefilling()) {
         tokens[row] = s.generated.back();
         positions[row] = s.position;
         any = true;
@@ -189,7 +191,7 @@ void Engine::loop() {
       ++counters.decodeSteps;
     }
     for (int64_t row = 0; row < batch; ++row)
-      if (slots[row].active) {
+      if (positions[row] >= 0 && slots[row].active) {
         ++slots[row].position;
         advance(row);
       }
@@ -219,21 +221,56 @@ void Engine::start(int64_t row, Pending pending) {
   s.stops.emplace(s.request.stops);
   if (tokenizer)
     s.decoder.emplace(*tokenizer, /*skipSpecialTokens=*/true);
-  if (deviceSampling)
-    session.setSampling(row, s.request.sampler);
-  else
+  if (!deviceSampling)
     s.sampler.emplace(s.request.sampler, session.vocabSize());
-  // This row's prompt alone; the other rows idle (their caches untouched).
-  std::vector<std::vector<int64_t>> prompts(session.batch());
-  std::vector<int64_t> starts(session.batch(), 0);
-  prompts[row] = s.request.prompt;
+  s.prefilled = 0;
+}
+
+void Engine::prefillStep() {
+  const int64_t batch = session.batch(), chunk = session.prefillChunk();
+  std::vector<std::vector<int64_t>> prompts(batch);
+  std::vector<int64_t> starts(batch, 0);
+  bool any = false;
+  for (int64_t row = 0; row < batch; ++row) {
+    Slot &s = slots[row];
+    if (!s.prefilling())
+      continue;
+    const auto &prompt = s.request.prompt;
+    const int64_t n = std::min<int64_t>(
+        chunk, static_cast<int64_t>(prompt.size()) - s.prefilled);
+    prompts[row].assign(prompt.begin() + s.prefilled,
+                        prompt.begin() + s.prefilled + n);
+    starts[row] = s.prefilled;
+    // The device's draws for this request start with the call that ends
+    // its prompt (draw n uses the key seed + n, as in kiln-run).
+    if (deviceSampling &&
+        s.prefilled + n == static_cast<int64_t>(prompt.size()))
+      session.setSampling(row, s.request.sampler);
+    any = true;
+  }
+  if (!any)
+    return;
   std::string error;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++counters.prefillCalls;
+  }
   if (!session.prefillBatch(prompts, starts, &error)) {
-    finish(row, "error", error);
+    for (int64_t row = 0; row < batch; ++row)
+      if (!prompts[row].empty())
+        finish(row, "error", error);
     return;
   }
-  s.position = static_cast<int64_t>(s.request.prompt.size());
-  advance(row);
+  for (int64_t row = 0; row < batch; ++row) {
+    Slot &s = slots[row];
+    if (prompts[row].empty())
+      continue;
+    s.prefilled += static_cast<int64_t>(prompts[row].size());
+    if (!s.prefilling()) {
+      s.position = s.prefilled;
+      advance(row);
+    }
+  }
 }
 
 void Engine::advance(int64_t row) {
@@ -258,7 +295,7 @@ void Engine::advance(int64_t row) {
     finish(row, "cancelled");
     return;
   }
-  if (std::count(eos.begin(), eos.end(), token)) {
+  if (!s.request.ignoreEos && std::count(eos.begin(), eos.end(), token)) {
     finish(row, "stop");
     return;
   }

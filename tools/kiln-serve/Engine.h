@@ -3,11 +3,13 @@
 // kiln-serve's scheduler: one thread owns the Session and runs generation
 // requests on its batch rows (the compiled --batch; each row a slot with the
 // whole context of KV cache). Requests wait in a queue; at every step the
-// engine admits queued requests into free rows (a prefill of that row
-// alone, the others idle), then advances every running request by one token
-// in a single batched decode call, and retires the ones that end (an EOS
-// token, a stop string, max_tokens, the context, a cancel). A request's
-// failure ends that request only.
+// engine admits queued requests into free rows, feeds the next chunk (the
+// artifact's prefill chunk) of every prompt still being prefilled in one
+// prefill call (the other rows idle), then advances every request past its
+// prompt by one token in a single batched decode call, and retires the ones
+// that end (an EOS token, a stop string, max_tokens, the context, a
+// cancel). A long prompt so delays the others by one chunk a step, not by
+// its whole prefill. A failed call ends only the requests in it.
 //
 // Output reaches the caller through a Stream: text pieces as soon as they
 // are final (StreamDecoder, StopStrings), then one end event.
@@ -40,6 +42,7 @@ struct GenerationRequest {
   int64_t maxTokens = 16;
   runtime::SamplerOptions sampler;
   std::vector<std::string> stops; // none empty
+  bool ignoreEos = false;         // benchmarks: run to max_tokens
 };
 
 /// One request's output, written by the engine, read by one HTTP handler.
@@ -76,6 +79,7 @@ struct EngineMetrics {
   int64_t slots = 0, running = 0, queued = 0;
   int64_t requests = 0, finished = 0, failed = 0, cancelled = 0;
   int64_t promptTokens = 0, generatedTokens = 0, decodeSteps = 0;
+  int64_t prefillCalls = 0; // each feeds a chunk of one or more prompts
 };
 
 class Engine {
@@ -111,7 +115,8 @@ private:
     std::optional<runtime::StreamDecoder> decoder;
     std::optional<runtime::StopStrings> stops;
     std::vector<int64_t> generated;
-    int64_t position = 0; // where the next decode feeds generated.back()
+    int64_t position = 0;  // where the next decode feeds generated.back()
+    int64_t prefilled = 0; // prompt tokens in the cache (prefill in chunks)
     /// Free again (StreamDecoder holds a reference: no assignment).
     void reset() {
       active = false;
@@ -122,12 +127,20 @@ private:
       stops.reset();
       generated.clear();
       position = 0;
+      prefilled = 0;
+    }
+    bool prefilling() const {
+      return active && prefilled < static_cast<int64_t>(request.prompt.size());
     }
   };
 
   void loop();
-  /// Admits `pending` into free row `row` and prefills it.
+  /// Admits `pending` into free row `row`; its prompt is prefilled a chunk
+  /// per step (prefillStep).
   void start(int64_t row, Pending pending);
+  /// The next chunk of the prompt of every row still prefilling, in one
+  /// call; rows whose prompt is then complete take their first token.
+  void prefillStep();
   /// Takes row `row`'s next token from the last call and ends the request
   /// when it is done.
   void advance(int64_t row);

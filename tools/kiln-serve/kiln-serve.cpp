@@ -157,6 +157,9 @@ private:
         m.generatedTokens);
     add("kiln_decode_steps_total", "counter", "Batched decode calls.",
         m.decodeSteps);
+    add("kiln_prefill_calls_total", "counter",
+        "Prefill calls (a chunk of each prompt being prefilled).",
+        m.prefillCalls);
     add("kiln_kv_slots", "gauge",
         "Batch rows, each with a whole context of KV cache.", m.slots);
     add("kiln_kv_slots_in_use", "gauge", "Batch rows in use.", m.running);
@@ -214,6 +217,10 @@ private:
         return std::nullopt;
       }
     p.request.maxTokens = maxTokens;
+    // vLLM's extension: generate max_tokens whatever the tokens (benchmarks).
+    p.request.ignoreEos = field<bool>(j, "ignore_eos", false, &bad, why);
+    if (bad)
+      return std::nullopt;
     if (j.contains("stop") && !j["stop"].is_null()) {
       const json &stop = j["stop"];
       if (stop.is_string())

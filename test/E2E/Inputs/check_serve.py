@@ -24,6 +24,7 @@ Uses only the standard library (urllib, http.client, threading).
 """
 import http.client
 import json
+import os
 import random
 import signal
 import subprocess
@@ -31,6 +32,8 @@ import sys
 import threading
 import time
 
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts",
+                     "serve-bench.py")
 PROMPTS = ["def fibonacci(n):", "import os\n", "class Stack:\n", "for i in range(",
            "x = [", "# Sort a list\ndef", "while True:\n", "return self."]
 
@@ -166,7 +169,11 @@ def main():
             text, finish = complete(port, p)
             if text != expected[p] or finish not in ("length", "stop"):
                 fail(f"alone: {p!r}: {text!r} ({finish}) != kiln-run's {expected[p]!r}")
-        print(f"ok: {len(PROMPTS)} greedy completions, one at a time, equal kiln-run's text")
+        m = metrics(port)
+        if m["kiln_prefill_calls_total"] <= len(PROMPTS):
+            fail(f"prompts longer than the prefill chunk took one call each: {m}")
+        print(f"ok: {len(PROMPTS)} greedy completions, one at a time, equal kiln-run's text "
+              f"({m['kiln_prefill_calls_total']} prefill calls: a chunk per step)")
 
         together = concurrently(complete, [(port, p) for p in PROMPTS])
         for p, (text, _) in zip(PROMPTS, together):
@@ -270,6 +277,18 @@ def main():
         print(f"ok: load of {len(load)} requests ({dropped} dropped midway by their client) in "
               f"{time.time() - start_time:.1f} s: the other {completed} complete; afterwards "
               "no row in use, nothing queued, finished + cancelled = requests")
+
+        bench = subprocess.run(
+            [sys.executable, BENCH, "--url", f"http://127.0.0.1:{port}", "--requests", "6",
+             "--concurrency", "3", "--prompt-min", "4", "--prompt-max", "12", "--gen", "8",
+             "--json"], capture_output=True, text=True)
+        report = json.loads(bench.stdout)
+        if bench.returncode != 0 or report["completed"] != 6 or \
+                report["generated_tokens"] != 48 or report["rows_in_use_after"] != 0 or \
+                not report["ttft_ms"]["p50"] > 0:
+            fail(f"serve-bench: {bench.returncode} {bench.stdout} {bench.stderr}")
+        print("ok: scripts/serve-bench.py: 6 requests of 8 tokens (ignore_eos), 3 at once: "
+              "48 tokens, TTFT and ITL percentiles reported")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

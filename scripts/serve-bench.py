@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""A load generator for kiln-serve (loopback only; the standard library only).
+
+  scripts/serve-bench.py [--url http://127.0.0.1:8080] [--requests 64] [--concurrency 8]
+                         [--prompt-min 128] [--prompt-max 512] [--gen 256] [--vocab 256]
+                         [--max-time 600] [--seed 0] [--json]
+
+Sends `--requests` streamed /v1/completions requests, at most `--concurrency` at once, each
+with a prompt of random token ids (length uniform in [prompt-min, prompt-max], ids below
+`--vocab`), greedy, `--gen` new tokens with EOS ignored. Stops issuing requests after
+`--max-time` seconds. Reports the requests that completed and failed, the tokens generated,
+the total decode throughput (generated tokens / wall time), time to first token (TTFT) and
+inter-token latency (ITL: per request, (last token time - first token time) / (tokens - 1))
+as p50 / p99 over the requests, and the server's /metrics counters before and after.
+"""
+import argparse
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def one(host, port, body, timeout):
+    """Streams one completion; returns (ttft, itl, tokens) or raises."""
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn.request("POST", "/v1/completions", body=json.dumps(body).encode(),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {resp.read().decode()[:200]}")
+    first = last = None
+    tokens = 0
+    while True:
+        line = resp.fp.readline()
+        if not line:
+            raise RuntimeError("the stream ended without [DONE]")
+        if not line.startswith(b"data: "):
+            continue
+        data = line[len(b"data: "):].strip()
+        if data == b"[DONE]":
+            break
+        chunk = json.loads(data)
+        if "error" in chunk:
+            raise RuntimeError(chunk["error"].get("message", "error"))
+        now = time.perf_counter()
+        if chunk["choices"][0].get("text"):
+            first = first or now
+            last = now
+        if "usage" in chunk:
+            tokens = chunk["usage"]["completion_tokens"]
+    conn.close()
+    if first is None:
+        first = last = time.perf_counter()
+    itl = (last - first) / (tokens - 1) if tokens > 1 else 0.0
+    return first - start, itl, tokens
+
+
+def metrics(host, port):
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", default="http://127.0.0.1:8080")
+    ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--prompt-min", type=int, default=128)
+    ap.add_argument("--prompt-max", type=int, default=512)
+    ap.add_argument("--gen", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=256)
+    ap.add_argument("--max-time", type=float, default=600)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    url = urllib.parse.urlparse(a.url)
+    if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("serve-bench: loopback only (--url http://127.0.0.1:PORT)")
+    if not (1 <= a.prompt_min <= a.prompt_max) or a.requests < 1 or a.concurrency < 1 \
+            or a.gen < 1 or a.vocab < 1:
+        sys.exit("serve-bench: bad sizes")
+    host, port = url.hostname, url.port or 80
+    rng = random.Random(a.seed)
+    bodies = []
+    for _ in range(a.requests):
+        n = rng.randint(a.prompt_min, a.prompt_max)
+        bodies.append({"prompt": [rng.randrange(a.vocab) for _ in range(n)],
+                       "max_tokens": a.gen, "temperature": 0, "ignore_eos": True,
+                       "stream": True})
+    before = metrics(host, port)
+    results, failures = [], []
+    lock = threading.Lock()
+    next_index = [0]
+    deadline = time.perf_counter() + a.max_time
+
+    def worker():
+        while True:
+            with lock:
+                i = next_index[0]
+                if i >= len(bodies) or time.perf_counter() > deadline:
+                    return
+                next_index[0] += 1
+            try:
+                r = one(host, port, bodies[i], timeout=a.max_time)
+                with lock:
+                    results.append(r)
+            except Exception as e:  # noqa: BLE001 (counted and reported)
+                with lock:
+                    failures.append(str(e))
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(a.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    after = metrics(host, port)
+    tokens = sum(r[2] for r in results)
+    report = {
+        "requests": a.requests, "completed": len(results), "failed": len(failures),
+        "concurrency": a.concurrency, "prompt_tokens": [a.prompt_min, a.prompt_max],
+        "generated_tokens": tokens, "wall_s": round(wall, 3),
+        "throughput_tok_s": round(tokens / wall, 1) if wall > 0 else 0.0,
+        "ttft_ms": {"p50": round(1e3 * percentile([r[0] for r in results], 0.5), 2),
+                    "p99": round(1e3 * percentile([r[0] for r in results], 0.99), 2)},
+        "itl_ms": {"p50": round(1e3 * percentile([r[1] for r in results], 0.5), 2),
+                   "p99": round(1e3 * percentile([r[1] for r in results], 0.99), 2)},
+        "server": {k: after.get(k, 0) - before.get(k, 0) for k in
+                   ("kiln_requests_finished_total", "kiln_generated_tokens_total",
+                    "kiln_decode_steps_total", "kiln_prefill_calls_total")},
+        "rows_in_use_after": after.get("kiln_kv_slots_in_use"),
+        "errors": failures[:5],
+    }
+    if a.json:
+        print(json.dumps(report))
+    else:
+        print(f"serve-bench: {len(results)} of {a.requests} requests completed, "
+              f"{len(failures)} failed, {a.concurrency} at once; prompts {a.prompt_min}-"
+              f"{a.prompt_max} tokens, {a.gen} new each")
+        print(f"serve-bench: {tokens} tokens in {wall:.2f} s = {report['throughput_tok_s']} tok/s; "
+              f"TTFT p50 {report['ttft_ms']['p50']} ms, p99 {report['ttft_ms']['p99']} ms; "
+              f"ITL p50 {report['itl_ms']['p50']} ms, p99 {report['itl_ms']['p99']} ms")
+        for e in failures[:5]:
+            print(f"serve-bench: failed: {e}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
