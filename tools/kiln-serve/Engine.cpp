@@ -330,8 +330,8 @@ void Engine::finish(int64_t row, const std::string &reason,
       s.stops->finish(&shown);
     s.stream->push(std::move(shown));
   }
-  s.stream->end(reason, error, static_cast<int64_t>(s.request.prompt.size()),
-                static_cast<int64_t>(s.generated.size()));
+  // Counted before the caller hears of the end, so that /metrics read after
+  // an answer includes it.
   {
     std::lock_guard<std::mutex> lock(mutex);
     --running;
@@ -342,6 +342,8 @@ void Engine::finish(int64_t row, const std::string &reason,
     else
       ++counters.finished;
   }
+  s.stream->end(reason, error, static_cast<int64_t>(s.request.prompt.size()),
+                static_cast<int64_t>(s.generated.size()));
   s.reset();
 }
 

@@ -281,14 +281,17 @@ def main():
         bench = subprocess.run(
             [sys.executable, BENCH, "--url", f"http://127.0.0.1:{port}", "--requests", "6",
              "--concurrency", "3", "--prompt-min", "4", "--prompt-max", "12", "--gen", "8",
-             "--json"], capture_output=True, text=True)
+             "--cancel-fraction", "0.5", "--server-pid", str(proc.pid), "--json"],
+            capture_output=True, text=True)
         report = json.loads(bench.stdout)
-        if bench.returncode != 0 or report["completed"] != 6 or \
-                report["generated_tokens"] != 48 or report["rows_in_use_after"] != 0 or \
-                not report["ttft_ms"]["p50"] > 0:
+        if bench.returncode != 0 or report["completed"] + report["cancelled"] != 6 or \
+                report["failed"] or report["generated_tokens"] != 8 * report["completed"] or \
+                report["rows_in_use_after"] != 0 or not report["ttft_ms"]["p50"] > 0 or \
+                not report["server_rss_kb"].get("end"):
             fail(f"serve-bench: {bench.returncode} {bench.stdout} {bench.stderr}")
-        print("ok: scripts/serve-bench.py: 6 requests of 8 tokens (ignore_eos), 3 at once: "
-              "48 tokens, TTFT and ITL percentiles reported")
+        print("ok: scripts/serve-bench.py: 6 requests of 8 tokens (ignore_eos), 3 at once, "
+              f"{report['cancelled']} dropped by their client: the others get exactly 8 tokens, "
+              "no row in use after, TTFT/ITL percentiles and the server's RSS reported")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
