@@ -181,8 +181,9 @@ void Engine::loop() {
       continue;
     std::string error;
     if (!session.decodeBatch(tokens, positions, &error)) {
+      // The requests in the call; those still prefilling were not.
       for (int64_t row = 0; row < batch; ++row)
-        if (slots[row].active)
+        if (positions[row] >= 0 && slots[row].active)
           finish(row, "error", error);
       continue;
     }
