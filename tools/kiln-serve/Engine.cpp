@@ -3,6 +3,7 @@
 #include "Engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kiln::serve {
 
@@ -71,8 +72,10 @@ void Engine::shutdown() {
 }
 
 std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
-                                       std::string *error, bool *busy) {
+                                       std::string *error, std::string *param,
+                                       bool *busy) {
   *busy = false;
+  *param = "prompt";
   const int64_t promptLen = static_cast<int64_t>(request.prompt.size());
   const int64_t vocab = session.vocabSize();
   if (promptLen == 0) {
@@ -92,6 +95,7 @@ std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
     return nullptr;
   }
   // The last token is sampled but never fed back.
+  *param = "max_tokens";
   if (request.maxTokens < 1 || request.maxTokens - 1 > context - promptLen) {
     *error = "max_tokens " + std::to_string(request.maxTokens) +
              " after a prompt of " + std::to_string(promptLen) +
@@ -99,13 +103,22 @@ std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
              " tokens (1 to " + std::to_string(context - promptLen + 1) + ")";
     return nullptr;
   }
-  if (!Sampler::validate(request.sampler, error))
+  if (!Sampler::validate(request.sampler, error)) {
+    // The option it names, in the order Sampler::validate checks them.
+    const runtime::SamplerOptions &o = request.sampler;
+    *param = !(o.temperature >= 0) || std::isinf(o.temperature) ? "temperature"
+             : o.topK < 0                                       ? "top_k"
+             : !(o.topP > 0 && o.topP <= 1)                     ? "top_p"
+                                                                : "min_p";
     return nullptr;
+  }
+  *param = "stop";
   for (const std::string &stop : request.stops)
     if (stop.empty()) {
       *error = "stop: empty string";
       return nullptr;
     }
+  param->clear();
   auto stream = std::make_shared<Stream>();
   {
     std::lock_guard<std::mutex> lock(mutex);

@@ -92,11 +92,12 @@ public:
   Engine(const Engine &) = delete;
   Engine &operator=(const Engine &) = delete;
 
-  /// Queues `request`; null with `*error` (and `*busy` when the queue is
-  /// full) when it cannot run: an empty prompt, a prompt or max_tokens that
-  /// do not fit the context, bad sampling options.
+  /// Queues `request`; null with `*error`, the request field at fault in
+  /// `*param` (and `*busy` when the queue is full) when it cannot run: an
+  /// empty prompt, a prompt or max_tokens that do not fit the context, bad
+  /// sampling options.
   std::shared_ptr<Stream> submit(GenerationRequest request, std::string *error,
-                                 bool *busy);
+                                 std::string *param, bool *busy);
   EngineMetrics metrics() const;
   int64_t maxSeqLen() const { return context; }
   /// Ends the loop; queued and running requests end with "cancelled".

@@ -308,11 +308,11 @@ private:
     std::optional<Parsed> parsed = parse(req.body, chatApi, &why);
     std::shared_ptr<Stream> stream;
     if (parsed) {
-      std::string error;
+      std::string error, param;
       bool busy = false;
-      stream = engine.submit(parsed->request, &error, &busy);
+      stream = engine.submit(parsed->request, &error, &param, &busy);
       if (!stream)
-        why = {busy ? 503 : 400, error, busy ? "" : "max_tokens"};
+        why = {busy ? 503 : 400, error, busy ? "" : param};
     }
     if (!stream) {
       ++rejected;

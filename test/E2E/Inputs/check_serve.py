@@ -206,6 +206,8 @@ def main():
                ({"max_tokens": 4}, "prompt"),
                ({"prompt": "x", "n": 2}, "n"),
                ({"prompt": "x", "temperature": "hot"}, "temperature"),
+               ({"prompt": "x", "top_p": 1.5}, "top_p"),
+               ({"prompt": [1, 2, 10 ** 9]}, "prompt"),
                ({"prompt": "x", "stop": 3}, "stop"),
                ({"prompt": {"a": 1}}, "prompt"),
                (b"{not json", None)]
