@@ -204,11 +204,14 @@ protected:
   /// hide DRAM latency. S warps then share a column, each reading one S-th
   /// of its row (`length` elements or bytes, read `step` at a time by the
   /// warp), until there are ~8192 warps (their sums meet in workgroup
-  /// memory).
+  /// memory). `maxSlices` (when not 0) caps S.
   static int64_t splitK(int64_t width, int64_t cpw, int64_t length,
-                        int64_t step, int64_t warpsPerBlock) {
+                        int64_t step, int64_t warpsPerBlock,
+                        int64_t maxSlices = 0) {
     int64_t slices = 1;
-    while (slices < warpsPerBlock && (width / cpw) * slices < 8192 &&
+    const int64_t most =
+        maxSlices ? std::min(maxSlices, warpsPerBlock) : warpsPerBlock;
+    while (slices < most && (width / cpw) * slices < 8192 &&
            length % (2 * slices * step) == 0 &&
            width % ((warpsPerBlock / (2 * slices)) * cpw) == 0)
       slices *= 2;

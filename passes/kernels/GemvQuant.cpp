@@ -20,6 +20,19 @@
 // stored per group (possibly non-integral floats), the zero point's term
 // is taken out of the sum instead: scale * (sum_j q_j x_j - zero * sum_j x_j).
 //
+// With f16 activations and the implicit zero point (symmetric codes), the
+// codes are dequantized two at a time instead (packedHalf): code j of each
+// 16-bit half of a word, masked and or'ed into the mantissa of 1024.0h, is
+// the f16 pair (1024 + q, 1024 + q') (times 16 for an odd nibble), and one
+// f16x2 fma makes (q - zero) / 4 of both (int8: / 64), exactly. The pairs
+// then multiply x's pairs in f16x2 fmas, the products of a word's codes
+// summed two halves of 4 (int8: 2) in f16 before they are widened and
+// accumulated in f32 with the group's scale; the 1/4 (1/64) keeps those
+// short sums of products far from the f16 range (|sum| <= 8 max |x|) and is
+// multiplied back once at the end. That is about half the instructions a
+// code of the f32 form takes, whose issue rate bounds the kernel;
+// KILN_TUNE_GEMV_Q_F32=1 keeps the f32 form for measurements.
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Kiln/KilnDialect.h"
@@ -119,6 +132,33 @@ public:
   bool fusesRowNorm() const override { return true; }
   bool supportsColumnOffsets() const override { return true; }
 
+  /// Measurement knobs, KILN_TUNE_GEMV_Q=[b]<blocks>[s<slices>]: the
+  /// blocks columnsPerWarp keeps (default 264) and the most warps that
+  /// share a column (split-K; default 8, GemvRecipe::splitK's rule).
+  /// Anything else is ignored.
+  struct Tuning {
+    int64_t minBlocks = 264, maxSlices = kWarps;
+  };
+  static Tuning tuning() {
+    Tuning t;
+    const char *env = std::getenv("KILN_TUNE_GEMV_Q");
+    if (!env)
+      return t;
+    StringRef rest(env);
+    rest.consume_front("b");
+    int64_t blocks = 0, slices = 0;
+    if (rest.consumeInteger(10, blocks) || blocks < 1)
+      return t;
+    if (!rest.empty() &&
+        (!rest.consume_front("s") || rest.consumeInteger(10, slices) ||
+         !rest.empty() || !llvm::isPowerOf2_64(slices) || slices > kWarps))
+      return t;
+    t.minBlocks = blocks;
+    if (slices)
+      t.maxSlices = slices;
+    return t;
+  }
+
   /// Codes per 16-byte load, and per group-uniform chunk of one.
   static int64_t codesPerLoad(const QuantProjection &p) { return 128 / p.bits; }
   static int64_t chunk(const QuantProjection &p) {
@@ -148,16 +188,11 @@ public:
   /// costs (x's loads and conversion, the reduction) are shared by more
   /// weight bytes: a row of packed codes is short (1 KB for 2048 int4).
   /// KILN_TUNE_GEMV_Q=<blocks> replaces the 264 blocks (2 per SM of a
-  /// 132-SM GPU) for measurements.
+  /// 132-SM GPU) for measurements (see Tuning).
   static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
     if (rows > 1)
       return 1;
-    int64_t minBlocks = 264;
-    if (const char *env = std::getenv("KILN_TUNE_GEMV_Q")) {
-      int64_t v = 0;
-      if (!StringRef(env).getAsInteger(10, v) && v >= 1)
-        minBlocks = v;
-    }
+    const int64_t minBlocks = tuning().minBlocks;
     for (int64_t c : {4, 2})
       if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= minBlocks)
         return c;
@@ -207,13 +242,27 @@ public:
       return arith::ConstantOp::create(
           nb, l, v4i32, DenseElementsAttr::get(v4i32, APInt(32, v)));
     };
+    // The f16-pair form (see the file comment): f16 activations, codes
+    // with the implicit zero point.
+    const bool packedHalf = p.inputType.isF16() && !p.zeroPoints &&
+                            !std::getenv("KILN_TUNE_GEMV_Q_F32");
+    const int64_t pairs = perWord / 2;
+    const double prescale = p.bits == 4 ? 0.25 : 1.0 / 64;
+    auto v8f16 = VectorType::get({8}, b.getF16Type());
+    auto v8f32 = VectorType::get({8}, f32);
+    auto splatH = [&](OpBuilder &nb, Location l, double v) -> Value {
+      Attribute e = FloatAttr::get(nb.getF16Type(), v);
+      return arith::ConstantOp::create(nb, l, v8f16,
+                                       DenseElementsAttr::get(v8f16, e));
+    };
     auto xAt = [&](int64_t r, Value k) -> SmallVector<Value, 3> {
       return {idx(r / p.seq), idx(r % p.seq), k};
     };
 
     OpBuilder::InsertionGuard guard(b);
     // Split-K (GemvRecipe::splitK): a row of packed codes is short.
-    const int64_t slices = splitK(oc.width, cpw, rowBytes, kStride, kWarps);
+    const int64_t slices =
+        splitK(oc.width, cpw, rowBytes, kStride, kWarps, tuning().maxSlices);
     const int64_t sliceBytes = rowBytes / slices;
     WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps, slices);
     Value lane = wc.lane;
@@ -236,7 +285,10 @@ public:
           rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
       }
 
-    const int64_t unroll = unrollFor(sliceBytes, kStride);
+    // Steps a loop iteration: with many columns a warp, fewer (the loads of
+    // one iteration stay in registers: at most 8 x 16 bytes a lane).
+    const int64_t unroll = std::min(unrollFor(sliceBytes, kStride),
+                                    std::max<int64_t>(1, 8 / ncol));
     Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
     Value endByte = idx(rowBytes);
     if (slices > 1) {
@@ -337,6 +389,77 @@ public:
           }
           return q;
         };
+        if (packedHalf) {
+          // (q - zero) * prescale as f16 pairs, pair j holding codes j and
+          // j + perWord / 2 of each word (two 16-bit halves).
+          auto halfCodesOf = [&](int64_t c) {
+            SmallVector<Value> q;
+            Value w = words[c][u];
+            Value w8 = arith::ShRUIOp::create(nb, l, w, splatI(nb, l, 8));
+            for (int64_t j = 0; j < pairs; ++j) {
+              const bool odd = p.bits == 4 && j % 2;
+              const bool high = p.bits == 4 ? j >= 2 : j >= 1;
+              const int32_t mask = p.bits == 8 ? 0x00FF00FF
+                                   : odd       ? 0x00F000F0
+                                               : 0x000F000F;
+              Value v = arith::AndIOp::create(nb, l, high ? w8 : w,
+                                              splatI(nb, l, mask));
+              v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x64006400));
+              Value h = vector::BitCastOp::create(nb, l, v8f16, v);
+              // h = 1024 + m q with m = 16 for an odd nibble, else 1.
+              const double m = odd ? 16.0 : 1.0;
+              const double zc = double(1 << (p.bits - 1));
+              q.push_back(vector::FMAOp::create(
+                  nb, l, h, splatH(nb, l, prescale / m),
+                  splatH(nb, l, -(1024.0 / m + zc) * prescale)));
+            }
+            return q;
+          };
+          // With one batch row, each column's codes are made where they
+          // are used (fewer live registers); with several, once.
+          SmallVector<SmallVector<Value>> hq(ncol);
+          if (rows > 1)
+            for (int64_t c = 0; c < ncol; ++c)
+              hq[c] = halfCodesOf(c);
+          for (int64_t r = 0; r < rows; ++r) {
+            Value xh = vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16));
+            if (norm.ops) {
+              Value xv = kb.extendTo(nb, xh, vxF32);
+              next[nAcc + r] =
+                  vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
+            }
+            // x's pairs in the codes' order: word w's halves hold codes
+            // perWord w + j and perWord w + j + perWord / 2.
+            SmallVector<Value> xs;
+            for (int64_t j = 0; j < pairs; ++j) {
+              SmallVector<int64_t> mask;
+              for (int64_t w = 0; w < 4; ++w) {
+                mask.push_back(w * perWord + j);
+                mask.push_back(w * perWord + j + pairs);
+              }
+              xs.push_back(vector::ShuffleOp::create(nb, l, xh, xh, mask));
+            }
+            for (int64_t c = 0; c < ncol; ++c) {
+              SmallVector<Value> q = rows > 1 ? hq[c] : halfCodesOf(c);
+              Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
+              for (int64_t j = 1; j < pairs; ++j)
+                dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
+              // Widened, the two halves of each word added.
+              Value wide = arith::ExtFOp::create(nb, l, v8f32, dot);
+              Value sum = arith::AddFOp::create(
+                  nb, l,
+                  vector::ShuffleOp::create(nb, l, wide, wide,
+                                            ArrayRef<int64_t>{0, 2, 4, 6}),
+                  vector::ShuffleOp::create(nb, l, wide, wide,
+                                            ArrayRef<int64_t>{1, 3, 5, 7}));
+              Value &acc = next[c * rows + r];
+              acc = vector::FMAOp::create(nb, l, sum, scaleV[c], acc);
+            }
+          }
+          continue;
+        }
         SmallVector<SmallVector<Value>> shared;
         if (rows > 1)
           for (int64_t c = 0; c < ncol; ++c)
@@ -382,18 +505,67 @@ public:
       }
       return next;
     };
-    // The first iteration is peeled when every lane has one (loopAlongK).
-    ValueRange results = loopAlongK(
-        b, loc, kb, firstByte, endByte, unroll * kStride,
-        sliceBytes >= unroll * kStride, inits,
-        [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
-          SmallVector<Value> bytes = stepsAt(nb, l, byte0);
-          return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
-        });
-    for (Value v : results.drop_front(nAcc))
+    const int64_t iterBytes = unroll * kStride;
+    SmallVector<Value> results;
+    if (sliceBytes % iterBytes == 0 && sliceBytes >= 2 * iterBytes) {
+      // Every lane has the same number (>= 2) of iterations: software
+      // pipelined, the codes of iteration i + 1 loaded before the
+      // arithmetic of iteration i, so that a warp always has loads in
+      // flight. The first loads come first in the kernel (see loopAlongK).
+      auto flat = [](const SmallVector<SmallVector<Value>> &w) {
+        SmallVector<Value> v;
+        for (const SmallVector<Value> &c : w)
+          v.append(c.begin(), c.end());
+        return v;
+      };
+      auto unflat = [&](ValueRange v) {
+        SmallVector<SmallVector<Value>> w(ncol);
+        for (int64_t c = 0; c < ncol; ++c)
+          w[c].append(v.begin() + c * unroll, v.begin() + (c + 1) * unroll);
+        return w;
+      };
+      SmallVector<Value> carried =
+          flat(codesAt(b, loc, stepsAt(b, loc, firstByte)));
+      const int64_t nWords = carried.size();
+      carried.append(inits.begin(), inits.end());
+      Value lastByte =
+          arith::AddIOp::create(b, loc, firstByte, idx(sliceBytes - iterBytes));
+      auto loop = scf::ForOp::create(
+          b, loc, arith::AddIOp::create(b, loc, firstByte, idx(iterBytes)),
+          arith::AddIOp::create(b, loc, lastByte, idx(iterBytes)),
+          idx(iterBytes), carried,
+          [&](OpBuilder &nb, Location l, Value byte0, ValueRange cur) {
+            SmallVector<Value> next =
+                flat(codesAt(nb, l, stepsAt(nb, l, byte0)));
+            Value prev = arith::SubIOp::create(nb, l, byte0, idx(iterBytes));
+            SmallVector<Value> accs = iteration(nb, l, stepsAt(nb, l, prev),
+                                                unflat(cur.take_front(nWords)),
+                                                cur.drop_front(nWords));
+            next.append(accs.begin(), accs.end());
+            scf::YieldOp::create(nb, l, next);
+          });
+      ValueRange res = loop.getResults();
+      results =
+          iteration(b, loc, stepsAt(b, loc, lastByte),
+                    unflat(res.take_front(nWords)), res.drop_front(nWords));
+    } else {
+      // The first iteration is peeled when every lane has one (loopAlongK).
+      ValueRange r = loopAlongK(
+          b, loc, kb, firstByte, endByte, iterBytes, sliceBytes >= iterBytes,
+          inits, [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
+            SmallVector<Value> bytes = stepsAt(nb, l, byte0);
+            return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
+          });
+      results.assign(r.begin(), r.end());
+    }
+    for (Value v : ArrayRef<Value>(results).drop_front(nAcc))
       norm.partial.push_back(v);
-    reduceAndStore(b, loc, kb, op, epilogue, map, results.take_front(nAcc), wc,
-                   rows, out, init, xAt, norm, oc.offsets);
+    SmallVector<Value> accs(ArrayRef<Value>(results).take_front(nAcc));
+    if (packedHalf)
+      for (Value &acc : accs)
+        acc = arith::MulFOp::create(b, loc, acc, splatF(b, loc, 1 / prescale));
+    reduceAndStore(b, loc, kb, op, epilogue, map, accs, wc, rows, out, init,
+                   xAt, norm, oc.offsets);
 
     LaunchShape shape;
     shape.grid[0] = llvm::divideCeil(oc.width, (kWarps / slices) * cpw);

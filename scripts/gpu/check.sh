@@ -5,7 +5,9 @@
 #   scripts/gpu/check.sh numerics   # every bundled export on the GPU vs PyTorch and vs the CPU target
 #   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16, int8 and int4:128: decode/prefill tok/s vs PyTorch
 #   scripts/gpu/check.sh quant      # the real model quantized (perplexity, top-1 agreement vs fp16)
-#                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras
+#                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras;
+#                                   # KILN_QUANT_8B="default" or variants (see eightb_int4) adds
+#                                   # the 8b shape (make_llama.py) at int4:128
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
 #                                   # call; KILN_8B_PREFILL=2048 adds fp16 prefill of that many
@@ -71,6 +73,39 @@ record() { # name status
   fi
 }
 
+# The 8B shape of $1 (make_llama.py --tiled-weights) at int4:128: the default gemv_q and the
+# variants of $3 ("name:VAR=value,... name:--flag ..."; a variant's values after the name are
+# environment settings, or kiln-compile flags when they start with --): greedy tokens of the
+# prompt $2 (ids) + 256 new, decode tok/s and the decode kernels' profile.
+eightb_int4() {
+  local m=$1 prompt128=$2 v tag envs flags
+  for v in "int4:" $3; do
+    tag=${v%%:*}; envs=${v#*:}; flags=""
+    case "$envs" in --*) flags=${envs//,/ }; envs="" ;; esac
+    # shellcheck disable=SC2086
+    env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
+      --prefill-chunk 512 --quantize=int4:128 $flags --stream-weights=false -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
+    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+      > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
+    echo "8b int4:128 ($tag${envs:+, $envs}${flags:+, $flags}):" >> "$summary"
+    grep -E "memory: weights|kiln-compile: wrote|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    grep -E "tok/s|error" "$OUT/run-8b-$tag.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/8b-$tag.kiln" --bench > "$OUT/bench-8b-$tag.txt" 2>&1 || fail=1
+    sed "s/^/  /" "$OUT/bench-8b-$tag.txt" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
+      --max-new-tokens 33 --format ids > "$OUT/profile-8b-$tag.log" 2>&1 || fail=1
+    grep -E "kiln profile:.*decode_k[0-9]+_(gemv|attention|logits)|error" "$OUT/profile-8b-$tag.log" | head -8 \
+      | sed "s/^/  /" >> "$summary"
+    rm -f "$W/8b-$tag.kiln"
+    [ "$tag" = int4 ] && continue
+    "$PY" - "$W/8b-int4.ids" "$W/8b-$tag.ids" >> "$summary" <<'PYEOF' || true
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f"  greedy tokens vs the default: the first {same} of {len(a)} agree")
+PYEOF
+  done
+}
 # The real model compiled for the GPU ($W/rm-fp16.kiln): its greedy text equals the CPU
 # target's (ids made by build-bundle.sh).
 realmodel_greedy() {
@@ -173,7 +208,7 @@ PYEOF
   grep bandwidth "$OUT/baselines-bw.log" | sed "s/^/  /" >> "$summary"
   weights=$(du -b "$m/model.onnx.data" 2>/dev/null | cut -f1)
   "$PY" - "$OUT" "${weights:-0}" >> "$summary" <<'PYEOF'
-import json, re, sys
+import json, os, re, sys
 out, weights = sys.argv[1], int(sys.argv[2])
 try:
     bw = json.load(open(f"{out}/baselines.json"))["read_TBps"]
@@ -190,11 +225,14 @@ if [ "$what" = quant ] || [ "$what" = all ]; then
   # 512-token windows, as transformers measured it in metrics.json), fp16 and quantized, and
   # how often the quantized model's top-1 prediction agrees with fp16's.
   rm=examples/realmodel
-  for q in fp16 int8 int4:32 int4:64 int4:128 int4:128+lm; do
-    flag=""; [ "$q" = fp16 ] || flag="--quantize=${q%+lm}"
+  # (+f32: gemv_q's f32 form, KILN_TUNE_GEMV_Q_F32=1, against the default f16 pairs.)
+  for q in fp16 int8 int4:32 int4:64 int4:128 int4:128+lm int8+f32 int4:32+f32; do
+    base=${q%+*}
+    flag=""; [ "$q" = fp16 ] || flag="--quantize=$base"
     [ "${q%+lm}" = "$q" ] || flag="$flag --quantize-lm-head"
+    f32=""; [ "${q%+f32}" = "$q" ] || f32=KILN_TUNE_GEMV_Q_F32=1
     # shellcheck disable=SC2086
-    kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
+    env $f32 kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
       -o "$W/rm-$q.kiln" > "$OUT/compile-rm-$q.log" 2>&1 || fail=1
     kiln-run "$W/rm-$q.kiln" --perplexity "$rm/eval_dev.txt" --predictions "$W/pred-$q.txt" \
       > "$OUT/ppl-rm-$q.log" 2>&1 || { fail=1; tail -3 "$OUT/ppl-rm-$q.log" >> "$summary"; }
@@ -222,7 +260,7 @@ def ppl(q):
     return float(m.group(1)), int(m.group(2))
 base, n = ppl("fp16")
 ref = open(f"{w}/pred-fp16.txt").read().split()
-for q in ("fp16", "int8", "int4:32", "int4:64", "int4:128", "int4:128+lm"):
+for q in ("fp16", "int8", "int4:32", "int4:64", "int4:128", "int4:128+lm", "int8+f32", "int4:32+f32"):
     try:
         p, _ = ppl(q)
         pred = open(f"{w}/pred-{q}.txt").read().split()
@@ -251,13 +289,16 @@ if [ "$what" = 1b ] || [ "$what" = all ] || [ "$what" = quant ]; then
     grep -E "kernels:|error" "$OUT/compile-1b-nofuse.log" | sed "s/^/  /" >> "$summary"
   fi
   # Weight-only quantized variants (name:flags).
+  # (quant: also gemv_q's f32 form, KILN_TUNE_GEMV_Q_F32=1, beside the default f16 pairs.)
   variants=("int8:--quantize=int8" "int4g128:--quantize=int4:128"
             "int4g128lm:--quantize=int4:128 --quantize-lm-head")
+  [ "$what" = quant ] && variants+=("int8f32:KILN_TUNE_GEMV_Q_F32=1 --quantize=int8"
+                                    "int4g128f32:KILN_TUNE_GEMV_Q_F32=1 --quantize=int4:128")
   for v in "${variants[@]}"; do
-    q=${v%%:*}
-    # shellcheck disable=SC2086
-    kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
-      ${v#*:} -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
+    q=${v%%:*}; envs=(); flags=()
+    for a in ${v#*:}; do case $a in --*) flags+=("$a") ;; *=*) envs+=("$a") ;; esac; done
+    env "${envs[@]}" kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+      "${flags[@]}" -o "$W/1b-$q.kiln" > "$OUT/compile-1b-$q.log" 2>&1 || fail=1
   done
   if [ -f "$W/1b.kiln" ]; then
     prompt128=$(random_ids 1 128)
@@ -317,6 +358,17 @@ PYEOF
       grep -E "kiln profile|error" "$OUT/profile-1b.log" | head -28 | sed "s/^/  /" >> "$summary"
     fi
   fi
+  # quant with KILN_QUANT_8B set: the 8B shape at int4:128 (make_llama.py --tiled-weights),
+  # the default and the variants KILN_QUANT_8B names (see eightb_int4; "default" for none).
+  if [ "$what" = quant ] && [ -n "${KILN_QUANT_8B:-}" ]; then
+    m8="$W/gen-8b"; mkdir -p "$m8"
+    "$PY" test/Import/Inputs/make_llama.py "$m8/model.onnx" --layers 32 --hidden 4096 --heads 32 \
+      --kv-heads 8 --head-dim 128 --ffn 14336 --untied --vocab 128256 --dtype float16 \
+      --external-data --cache --tiled-weights > "$OUT/gen-8b.log" 2>&1 || fail=1
+    variants8=""; [ "$KILN_QUANT_8B" = default ] || variants8=$KILN_QUANT_8B
+    eightb_int4 "$m8" "$(random_ids 1 128)" "$variants8"
+    rm -rf "$m8"
+  fi
   # quant: the read bandwidth only (no PyTorch model runs).
   baseline=1b; [ $extras = 1 ] || baseline=bw
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py $baseline > "$OUT/baselines.log" 2>&1 || fail=1
@@ -324,7 +376,7 @@ PYEOF
   tail -12 "$OUT/baselines.log" | sed "s/^/  /" >> "$summary"
   weights=$(du -b "$m/model.onnx.data" 2>/dev/null | cut -f1)
   "$PY" - "$OUT" "${weights:-0}" >> "$summary" <<'PYEOF'
-import json, re, sys
+import json, os, re, sys
 out, weights = sys.argv[1], int(sys.argv[2])
 try:
     base = json.load(open(f"{out}/baselines.json"))
@@ -338,7 +390,9 @@ try:
               f"({weights/1e9:.2f} GB weights / {bw:.2f} TB/s read) -> {tps/limit:.1%} of the limit")
         # Quantized: the bytes read per step are the artifact's weights (the tied embedding
         # table is read whole by the logits projection).
-        for q in ("int8", "int4g128", "int4g128lm"):
+        for q in ("int8", "int4g128", "int4g128lm", "int8f32", "int4g128f32"):
+            if not os.path.exists(f"{out}/compile-1b-{q}.log"):
+                continue
             try:
                 qb = int(re.search(r"memory: weights (\d+) bytes",
                                    open(f"{out}/compile-1b-{q}.log").read()).group(1))
@@ -547,30 +601,7 @@ a, b = (open(f).read().split() for f in sys.argv[1:3])
 same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 print(f"8b greedy tokens, split-KV vs one block per head: the first {same} of {len(a)} agree")
 PYEOF
-  # int4:128 of the same model: the default gemv_q and KILN_SPLITKV_Q variants
-  # ("name:VAR=value,..."; default: more output columns per warp, KILN_TUNE_GEMV_Q=64).
-  for v in "int4:" ${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}; do
-    tag=${v%%:*}; envs=${v#*:}
-    # shellcheck disable=SC2086
-    env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
-      --prefill-chunk 512 --quantize=int4:128 --stream-weights=false -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
-    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-      > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
-    echo "8b int4:128 ($tag${envs:+, $envs}):" >> "$summary"
-    grep -E "memory: weights|kiln-compile: wrote|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
-    grep -E "tok/s|error" "$OUT/run-8b-$tag.log" | sed "s/^/  /" >> "$summary"
-    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
-      --max-new-tokens 33 --format ids > "$OUT/profile-8b-$tag.log" 2>&1 || fail=1
-    grep -E "kiln profile:.*decode_k[0-9]+_(gemv|attention)|error" "$OUT/profile-8b-$tag.log" | head -6 \
-      | sed "s/^/  /" >> "$summary"
-    rm -f "$W/8b-$tag.kiln"
-  done
-  "$PY" - "$W/8b-int4.ids" "$W/8b-int4-cpw.ids" >> "$summary" <<'PYEOF' || true
-import sys
-a, b = (open(f).read().split() for f in sys.argv[1:3])
-same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-print(f"8b int4 greedy tokens, variant vs default: the first {same} of {len(a)} agree")
-PYEOF
+  eightb_int4 "$m" "$prompt128" "${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}"
   rm -rf "$m"
 fi
 if [ "$what" = 8b ]; then
