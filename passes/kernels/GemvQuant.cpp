@@ -133,11 +133,12 @@ public:
   bool supportsColumnOffsets() const override { return true; }
 
   /// Measurement knobs, KILN_TUNE_GEMV_Q=[b]<blocks>[s<slices>]: the
-  /// blocks columnsPerWarp keeps (default 264) and the most warps that
-  /// share a column (split-K; default 8, GemvRecipe::splitK's rule).
-  /// Anything else is ignored.
+  /// blocks columnsPerWarp keeps (default 64 for int4, 264 for int8) and the
+  /// most warps that share a column (split-K; default 8, GemvRecipe::splitK's
+  /// rule). Anything else is ignored.
   struct Tuning {
-    int64_t minBlocks = 264, maxSlices = kWarps;
+    std::optional<int64_t> minBlocks;
+    int64_t maxSlices = kWarps;
   };
   static Tuning tuning() {
     Tuning t;
@@ -184,15 +185,21 @@ public:
   }
 
   /// Output columns per warp: with one batch row, as many (up to 4) as
-  /// still give every SM of a large GPU two blocks, so that a warp's fixed
-  /// costs (x's loads and conversion, the reduction) are shared by more
-  /// weight bytes: a row of packed codes is short (1 KB for 2048 int4).
-  /// KILN_TUNE_GEMV_Q=<blocks> replaces the 264 blocks (2 per SM of a
-  /// 132-SM GPU) for measurements (see Tuning).
+  /// still give the grid `minBlocks` blocks before split-K, so that a
+  /// warp's fixed costs (x's loads, 64 bytes of x a lane for 16 bytes of
+  /// int4 codes, and the reduction) are shared by more weight bytes: a row
+  /// of packed codes is short (1 KB for 2048 int4). int4 keeps 64 blocks
+  /// (split-K multiplies them), int8 264 (2 per SM of a 132-SM GPU): on the
+  /// H200, 64 for int4 took the 8B shape's down projection from 25.2 to
+  /// 17.3 us and its decode from 395.8 to 471.5 tok/s, the 1B's from 1657
+  /// to 1838, while int8 was slower with it (1B 1605 -> 1576 tok/s).
+  /// KILN_TUNE_GEMV_Q=<blocks> replaces the rule for measurements (see
+  /// Tuning).
   static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
     if (rows > 1)
       return 1;
-    const int64_t minBlocks = tuning().minBlocks;
+    const int64_t minBlocks =
+        tuning().minBlocks.value_or(p.bits == 4 ? 64 : 264);
     for (int64_t c : {4, 2})
       if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= minBlocks)
         return c;

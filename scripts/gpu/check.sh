@@ -25,6 +25,9 @@
 #   scripts/gpu/check.sh stream     # issue 15: the 8b and 1b shapes (make_llama.py --tiled-weights)
 #                                   # compiled on 2 cores with streamed weights (time, peak RSS),
 #                                   # cmp against --stream-weights=false, decode of the result
+#   scripts/gpu/check.sh gemvq      # the real model's quantized perplexity, then the 1b and 8b
+#                                   # shapes (make_llama.py) in the variants of KILN_GEMVQ_1B and
+#                                   # KILN_GEMVQ_8B: decode tok/s, --bench, decode kernels
 #   scripts/gpu/check.sh splitkv    # the 8b shape (make_llama.py --tiled-weights): split-KV decode
 #                                   # attention vs --no-fuse=split-kv, tokens, tok/s, profiles
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
@@ -220,7 +223,7 @@ except Exception as e:
 PYEOF
 fi
 
-if [ "$what" = quant ] || [ "$what" = all ]; then
+if [ "$what" = quant ] || [ "$what" = all ] || [ "$what" = gemvq ]; then
   # The real model's perplexity on its held-out text (kiln-run --perplexity: Kiln's tokenizer,
   # 512-token windows, as transformers measured it in metrics.json), fp16 and quantized, and
   # how often the quantized model's top-1 prediction agrees with fp16's.
@@ -603,6 +606,49 @@ print(f"8b greedy tokens, split-KV vs one block per head: the first {same} of {l
 PYEOF
   eightb_int4 "$m" "$prompt128" "${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}"
   rm -rf "$m"
+fi
+if [ "$what" = gemvq ]; then
+  # The fast loop for gemv_q work (after the real model's quantized perplexity above): the
+  # 1b and 8b shapes made by make_llama.py --tiled-weights (random weights; no export), each
+  # compiled as each of its variants and decoded (128-token prompt + 256 new) with
+  # kiln-run --bench and the decode kernels' profile. A variant is "name:setting,..."
+  # (settings are VAR=value environment or --flags of kiln-compile); KILN_GEMVQ_1B and
+  # KILN_GEMVQ_8B list them.
+  prompt128=$(random_ids 1 128)
+  for shape in 1b 8b; do
+    case $shape in
+      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied"
+          variants=${KILN_GEMVQ_8B-"int4:--quantize=int4:128"} ;;
+      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192"
+          variants=${KILN_GEMVQ_1B-"fp16: int4:--quantize=int4:128"} ;;
+    esac
+    [ -n "$variants" ] || continue
+    m="$W/gen-$shape"; mkdir -p "$m"
+    # shellcheck disable=SC2086
+    "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
+      --external-data --cache --tiled-weights > "$W/gen-$shape.log" 2>&1 || fail=1
+    for v in $variants; do
+      tag=${v%%:*}; envs=(); flags=()
+      IFS=, read -ra settings <<< "${v#*:}"
+      for a in "${settings[@]}"; do case $a in --*) flags+=("$a") ;; *=*) envs+=("$a") ;; esac; done
+      k="$W/$shape-$tag.kiln"
+      env "${envs[@]}" kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+        --stream-weights=false "${flags[@]}" -o "$k" > "$W/compile-$shape-$tag.log" 2>&1 || fail=1
+      echo "$shape $tag (${v#*:}):" >> "$summary"
+      grep -E "memory: weights|error" "$W/compile-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
+      [ -f "$k" ] || continue
+      kiln-run "$k" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
+        > "$W/$shape-$tag.ids" 2> "$W/run-$shape-$tag.log" || fail=1
+      grep -E "decode:|error" "$W/run-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
+      kiln-run "$k" --bench 2>&1 | grep -E "decode|error" | sed "s/^/  /" >> "$summary"
+      KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$prompt128" \
+        --max-new-tokens 33 --format ids > "$W/profile-$shape-$tag.log" 2>&1 || fail=1
+      grep -E "kiln profile: .*decode_k[0-9]+_(gemv|attention)|error" "$W/profile-$shape-$tag.log" \
+        | head -6 | sed -E "s/^kiln profile: +/  /" >> "$summary"
+      rm -f "$k"
+    done
+    rm -rf "$m"
+  done
 fi
 if [ "$what" = 8b ]; then
   # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES
