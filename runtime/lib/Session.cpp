@@ -153,7 +153,8 @@ void Session::setSampling(int64_t row, const SamplerOptions &o) {
   rowDraws[row] = 0;
 }
 
-void Session::writeSampling(const EntrySpec &entry) {
+void Session::writeSampling(const EntrySpec &entry,
+                            const std::function<bool(int64_t)> &draws) {
   if (!entry.samplesOnDevice())
     return;
   auto *params = reinterpret_cast<float *>(static_cast<uint8_t *>(io) +
@@ -163,7 +164,9 @@ void Session::writeSampling(const EntrySpec &entry) {
                                             entry.seeds.offset);
   for (size_t row = 0; row < rowSeed.size(); ++row) {
     // splitmix64 of seed + draw: distinct, well-mixed keys per draw.
-    uint64_t z = rowSeed[row] + (rowDraws[row]++ + 1) * 0x9E3779B97F4A7C15ull;
+    const uint64_t draw =
+        draws(static_cast<int64_t>(row)) ? ++rowDraws[row] : rowDraws[row] + 1;
+    uint64_t z = rowSeed[row] + draw * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     keys[row] = z ^ (z >> 31);
@@ -329,7 +332,11 @@ bool Session::prefillRows(std::string *error) {
       readback.logits = lastTokens;
     if (!entry.argmax.name.empty())
       readback.argmax = lastTokens;
-    writeSampling(entry);
+    // The rows that draw in this chunk: those whose last token is in it.
+    writeSampling(entry, [&](int64_t row) {
+      return rowLengths[row] > 0 &&
+             (lead(row) + rowLengths[row] - 1) / seq == chunk;
+    });
     if (!executor->run(entryIndex, model->weightsData(), kv, arena, io,
                        readback, error))
       return false;
@@ -425,7 +432,7 @@ bool Session::decodeRows(std::string *error) {
     readback.logits = active;
   if (!entry.argmax.name.empty())
     readback.argmax = active;
-  writeSampling(entry);
+  writeSampling(entry, [&](int64_t row) { return stepPositions[row] >= 0; });
   if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, readback,
                      error))
     return false;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds what the GPU check needs on the GPU host, which has the NVIDIA driver and the CUDA
 # toolkit but no MLIR or Debian packages: a kiln-compile linked statically against LLVM/MLIR,
-# protobuf and libstdc++ (it needs only glibc), a kiln-run that needs only glibc, and CPU
-# reference logits of the bundled examples. Writes .gpu/bundle.tar.xz (git-ignored; carry
-# `.gpu` to the device tool) and prints its size.
+# protobuf and libstdc++ (it needs only glibc), a kiln-run that needs only glibc, kiln-serve
+# with the shared libraries it needs besides glibc (bundle/lib), and CPU reference logits of
+# the bundled examples. Writes .gpu/bundle.tar.xz (git-ignored; carry `.gpu` to the device
+# tool) and prints its size.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/build.sh >/dev/null
@@ -26,6 +27,13 @@ relink() { # target output extra-flags...
 }
 relink kiln-compile "$PWD/.gpu/bundle/bin/kiln-compile"
 relink kiln-run "$PWD/.gpu/bundle/bin/kiln-run"
+# kiln-serve links Debian's compiled cpp-httplib (with OpenSSL, zlib and brotli): its
+# shared libraries travel in bundle/lib (check.sh puts it on LD_LIBRARY_PATH).
+relink kiln-serve "$PWD/.gpu/bundle/bin/kiln-serve"
+mkdir -p .gpu/bundle/lib
+ldd .gpu/bundle/bin/kiln-serve | awk '$2 == "=>" && $3 ~ /^\// {print $3}' \
+  | grep -v -E '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' \
+  | while read -r lib; do cp -L "$lib" .gpu/bundle/lib/; done
 for tool in kiln-compile kiln-run; do
   if ldd ".gpu/bundle/bin/$tool" | grep -v -E 'linux-vdso|libc\.so|libm\.so|ld-linux' | grep -q '=>'; then
     echo "build-bundle: $tool still needs non-glibc shared libraries:" >&2

@@ -28,6 +28,8 @@
 #   scripts/gpu/check.sh gemvq      # the real model's quantized perplexity, then the 1b and 8b
 #                                   # shapes (make_llama.py) in the variants of KILN_GEMVQ_1B and
 #                                   # KILN_GEMVQ_8B: decode tok/s, --bench, decode kernels
+#   scripts/gpu/check.sh serve      # kiln-serve on the GPU: check_serve.py with the real model
+#                                   # (4 batch rows, fp16 and int4:32), serve-bench.py at 1 and 4
 #   scripts/gpu/check.sh splitkv    # the 8b shape (make_llama.py --tiled-weights): split-KV decode
 #                                   # attention vs --no-fuse=split-kv, tokens, tok/s, profiles
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
@@ -649,6 +651,35 @@ if [ "$what" = gemvq ]; then
     done
     rm -rf "$m"
   done
+fi
+if [ "$what" = serve ]; then
+  # kiln-serve on the GPU. The real model compiled with 4 batch rows, fp16 and int4:32 (whose
+  # batched decode runs gemv_q on several rows), through test/E2E/Inputs/check_serve.py: greedy
+  # completions equal kiln-run's alone and all at once, streamed or not, seeded sampling alone
+  # and in a batch, bad requests, dropped streams, a 48-request load with a quarter dropped,
+  # --max-queue, SIGTERM. Then scripts/serve-bench.py against the int4 server at concurrency
+  # 1 and 4 (a small model: what the server and batching cost, not a large model's speed).
+  export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for q in fp16 int4:32; do
+    flags=(); [ $q = fp16 ] || flags=(--quantize=$q)
+    tag=${q//:/-}
+    kiln-compile examples/realmodel/model.onnx --target "$arch" --batch 4 --max-seq-len 256 \
+      --prefill-chunk 4 "${flags[@]}" -o "$W/serve-$tag.kiln" > "$W/compile-serve-$tag.log" 2>&1 || fail=1
+    echo "kiln-serve, real model $q, --batch 4 ($arch):" >> "$summary"
+    ( time "$PY" test/E2E/Inputs/check_serve.py "$W/serve-$tag.kiln" ) > "$W/check-serve-$tag.log" 2>&1 || fail=1
+    grep -E "^ok|FAIL|rror|^real" "$W/check-serve-$tag.log" | sed "s/^/  /" >> "$summary"
+  done
+  kiln-serve "$W/serve-int4-32.kiln" --port 0 2> "$W/serve-bench-server.log" & server=$!
+  sleep 2
+  port=$(grep -o "127.0.0.1:[0-9]*" "$W/serve-bench-server.log" | head -1 | cut -d: -f2)
+  for c in 1 4; do
+    echo "serve-bench.py, int4:32 server, concurrency $c (48 requests, prompts 16-128, 64 new):" >> "$summary"
+    "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests 48 --concurrency $c \
+      --prompt-min 16 --prompt-max 128 --gen 64 --vocab 8192 --server-pid $server --max-time 120 \
+      > "$W/serve-bench-$c.log" 2>&1 || fail=1
+    sed "s/^/  /" "$W/serve-bench-$c.log" | tail -14 >> "$summary"
+  done
+  kill $server; wait $server
 fi
 if [ "$what" = 8b ]; then
   # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES

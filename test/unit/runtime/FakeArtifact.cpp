@@ -46,6 +46,8 @@ std::string fakePtx(const std::string &target) {
            ".param .u64 io) { ret; }\n";
     ptx += std::string(".visible .entry ") + entry +
            "_argmax(.param .u64 w, .param .u64 io) { ret; }\n";
+    ptx += std::string(".visible .entry ") + entry +
+           "_sample(.param .u64 w, .param .u64 io) { ret; }\n";
   }
   return ptx;
 }
@@ -110,6 +112,12 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
     EntrySpec e = fakeEntry(name, symbol, seq);
     if (!options.withArgmax)
       e.argmax = {};
+    if (options.withSampling) {
+      e.sampling = {
+          "sampling", DType::F32, {FAKE_BATCH, 4}, fakeSamplingOffset(seq)};
+      e.seeds = {"seeds", DType::I64, {FAKE_BATCH}, fakeSeedsOffset(seq)};
+      e.ioSize = fakeSampledIoSize(seq);
+    }
     if (gpu) {
       LaunchSpec step;
       step.kernel = symbol + "_step";
@@ -117,7 +125,7 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
       step.sharedBytes = options.sharedBytes;
       step.args = {0, 1, 2, 3};
       LaunchSpec argmax;
-      argmax.kernel = symbol + "_argmax";
+      argmax.kernel = symbol + (options.withSampling ? "_sample" : "_argmax");
       argmax.grid[0] = FAKE_BATCH;
       argmax.block[0] = 128;
       argmax.args = {0, 3};

@@ -29,6 +29,9 @@ struct FakeOptions {
   /// Entries return argmax (computed by the kernels, plus argmaxShift).
   bool withArgmax = true;
   int64_t argmaxShift = 0;
+  /// GPU targets: entries sample on the device (sampling and seeds tensors);
+  /// the fake sampler draws token key mod vocab for each row (fakeSample).
+  bool withSampling = false;
   /// GPU targets (sm_*): which images to include (the fake driver of
   /// FakeCuda.cpp runs them), text appended to the PTX, and the dynamic
   /// shared memory of the step kernels' launches.

@@ -85,7 +85,7 @@ struct Kernel {
   std::string name;
   int params = 0;
   int64_t seq = 0;
-  bool argmax = false;
+  bool argmax = false, sample = false;
   int dynamicSharedLimit = 48 * 1024;
 };
 
@@ -235,7 +235,9 @@ CUresult execute(State &S, const Node &node) {
     if (!S.memory.count(static_cast<uintptr_t>(p)))
       return ILLEGAL_ADDRESS; // the ABI passes buffer base addresses only
   auto ptr = [&](int i) { return reinterpret_cast<void *>(node.params[i]); };
-  if (node.kernel->argmax)
+  if (node.kernel->sample)
+    fakeSample(node.kernel->seq, ptr(1));
+  else if (node.kernel->argmax)
     fakeArgmax(node.kernel->seq, ptr(0), ptr(1));
   else
     fakeStep(node.kernel->seq, ptr(0), ptr(1), ptr(2), ptr(3));
@@ -273,6 +275,11 @@ CUresult parseKernels(const std::string &text, Module *module,
                base.compare(base.size() - 7, 7, "_argmax") == 0) {
       base.resize(base.size() - 7);
       kernel->argmax = true;
+      want = 2;
+    } else if (base.size() > 7 &&
+               base.compare(base.size() - 7, 7, "_sample") == 0) {
+      base.resize(base.size() - 7);
+      kernel->sample = true;
       want = 2;
     } else {
       want = -1;

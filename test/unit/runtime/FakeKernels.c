@@ -73,6 +73,13 @@ void fakeArgmax(int64_t seq, const void *weights, void *io) {
   argmaxOfRows(seq, FAKE_BATCH * seq, weights, io);
 }
 
+void fakeSample(int64_t seq, void *io) {
+  const uint64_t *keys = (const uint64_t *)((char *)io + fakeSeedsOffset(seq));
+  int64_t *argmax = (int64_t *)((char *)io + fakeArgmaxOffset(seq));
+  for (int64_t slot = 0; slot < FAKE_BATCH * seq; ++slot)
+    argmax[slot] = (int64_t)(keys[slot / seq] % FAKE_VOCAB);
+}
+
 void fakeKeepLastRows(int64_t seq, void *io) {
   float *logits = (float *)((char *)io + fakeLogitsOffset(seq));
   for (int64_t b = 0; b < FAKE_BATCH; ++b) /* row b <- slot b * seq + seq - 1 */

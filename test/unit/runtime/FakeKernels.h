@@ -53,6 +53,17 @@ static inline uint64_t fakeArgmaxOffset(int64_t seq) {
 static inline uint64_t fakeIoSize(int64_t seq) {
   return fakeArgmaxOffset(seq) + (uint64_t)FAKE_BATCH * seq * 8;
 }
+/* With sampling on the device (FakeOptions::withSampling), after those: the
+   sampling parameters f32 [batch, 4] and the keys i64 [batch]. */
+static inline uint64_t fakeSamplingOffset(int64_t seq) {
+  return fakeAlign64(fakeIoSize(seq));
+}
+static inline uint64_t fakeSeedsOffset(int64_t seq) {
+  return fakeSamplingOffset(seq) + fakeAlign64((uint64_t)FAKE_BATCH * 16);
+}
+static inline uint64_t fakeSampledIoSize(int64_t seq) {
+  return fakeSeedsOffset(seq) + (uint64_t)FAKE_BATCH * 8;
+}
 
 /* The weights: "bias" f32 [vocab] at offset 0 (added to every logits row),
    then "odd" f32 [3] (checks the 64-byte alignment of what follows), then
@@ -69,6 +80,9 @@ extern "C" {
 void fakeStep(int64_t seq, const void *weights, void *kv, void *arena,
               void *io);
 void fakeArgmax(int64_t seq, const void *weights, void *io);
+/* The fake sampler: every slot of batch row b draws token key[b] mod vocab,
+   so a test reads the keys the runtime wrote through the tokens. */
+void fakeSample(int64_t seq, void *io);
 /* fake_prefill_last (CPU): fake_prefill's step, then only the chunk's last
    row of each sequence: logits [batch, 1, vocab] and argmax [batch, 1] at
    fake_prefill's offsets (kiln-compile --prefill-logits). */

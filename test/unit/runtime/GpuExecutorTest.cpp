@@ -15,6 +15,7 @@
 #include "kiln/runtime/Session.h"
 
 #include <dlfcn.h>
+#include <set>
 
 #include <cstdlib>
 #include <cstring>
@@ -219,6 +220,47 @@ TEST_F(GpuExecutorTest, BatchedRows) {
   // Both rows' argmax in one copy; their logits rows in another.
   EXPECT_EQ(stats().dtohCalls, 2);
   EXPECT_EQ(stats().dtohBytes, 2 * 8 + 2 * FAKE_VOCAB * 4);
+}
+
+// Sampling on the device: a row's keys (hence its tokens) follow its seed
+// and its own draws only. Calls in which it draws nothing (another row's
+// prompt or decode step, as a server's batch makes them) leave them where
+// they were (they advanced on every call once).
+TEST_F(GpuExecutorTest, SampledTokensIgnoreOtherRowsCalls) {
+  FakeOptions options = gpu();
+  options.withSampling = true;
+  SamplerOptions sampler;
+  sampler.temperature = 1.0f;
+  sampler.seed = 1234;
+  const std::vector<int64_t> prompt{3, 1, 4, 1, 5, 9}; // two prefill chunks
+  auto draws = [&](bool interleave) {
+    std::vector<int64_t> out;
+    std::unique_ptr<Session> s = open(options);
+    if (!s)
+      return out;
+    std::string error;
+    s->setSampling(1, sampler);
+    EXPECT_TRUE(s->prefillBatch({{}, prompt}, {0, 0}, &error)) << error;
+    out.push_back(s->argmax(1));
+    for (int64_t i = 0; i < 8; ++i) {
+      if (interleave) { // row 0 alone: a prompt, then a decode step
+        EXPECT_TRUE(s->prefillBatch({{7, 7}, {}}, {0, 0}, &error)) << error;
+        EXPECT_TRUE(s->decodeBatch({2, 0}, {2, -1}, &error)) << error;
+      }
+      EXPECT_TRUE(s->decodeBatch({0, out.back()},
+                                 {-1, static_cast<int64_t>(prompt.size()) + i},
+                                 &error))
+          << error;
+      out.push_back(s->argmax(1));
+    }
+    return out;
+  };
+  const std::vector<int64_t> alone = draws(false);
+  ASSERT_EQ(alone.size(), 9u);
+  EXPECT_EQ(draws(true), alone);
+  // The keys differ from draw to draw (the fake sampler's token is key mod
+  // vocab).
+  EXPECT_GT(std::set<int64_t>(alone.begin(), alone.end()).size(), 2u);
 }
 
 TEST_F(GpuExecutorTest, KvCachePreloadAndClear) {

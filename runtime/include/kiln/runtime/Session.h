@@ -138,11 +138,17 @@ private:
   std::vector<float> lastLogits;        // [batch, vocab]
   std::vector<const float *> rowLogits; // per row, into io or lastLogits
   std::vector<int64_t> rowArgmax;       // per row; -1: none
-  /// Per row: temperature, top_k, top_p, min_p; the seed; draws so far.
+  /// Per row: temperature, top_k, top_p, min_p; the seed; the tokens drawn
+  /// since setSampling.
   std::vector<float> rowSampling;
   std::vector<uint64_t> rowSeed, rowDraws;
   /// Writes the sampling parameters and keys of `entry` (when it has them).
-  void writeSampling(const EntrySpec &entry);
+  /// A row's key is a hash of its seed and its own draw count, which only
+  /// the rows that draw a token in the call (`draws(row)`) advance: what a
+  /// sequence samples does not depend on the calls other rows make (a
+  /// server's batch) nor on its prompt's chunks before the last.
+  void writeSampling(const EntrySpec &entry,
+                     const std::function<bool(int64_t)> &draws);
   bool keepLogits = true;
   std::vector<float> observerScratch; // [vocab]
   LogitsObserver observer;
