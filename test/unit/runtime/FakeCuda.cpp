@@ -327,6 +327,15 @@ API void kilnFakeCudaReset(void) {
 
 API const KilnFakeCudaStats *kilnFakeCudaStats(void) { return &state().stats; }
 
+API void kilnFakeCudaDestroyGraphs(void) {
+  State &S = state();
+  std::lock_guard<std::mutex> lock(S.mutex);
+  for (Graph *g : S.graphs)
+    delete g;
+  S.graphs.clear();
+  S.stats.graphs = 0;
+}
+
 //===----------------------------------------------------------------------===//
 // The driver API
 //===----------------------------------------------------------------------===//

@@ -50,6 +50,9 @@ extern "C" {
 /* Re-reads the environment and clears the counters and the log. */
 void kilnFakeCudaReset(void);
 const struct KilnFakeCudaStats *kilnFakeCudaStats(void);
+/* Destroys the graphs still alive: one whose cuGraphDestroy was made to fail
+   stays in the driver, and a later test in the same process would count it. */
+void kilnFakeCudaDestroyGraphs(void);
 #ifdef __cplusplus
 }
 #endif
