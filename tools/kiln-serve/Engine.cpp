@@ -46,9 +46,10 @@ void Stream::end(std::string finish, std::string error, int64_t promptTokens,
 }
 
 Engine::Engine(runtime::Session &session, const runtime::Tokenizer *tokenizer,
-               int64_t maxQueued)
+               int64_t maxQueued, bool mixedSteps)
     : session(session), tokenizer(tokenizer), maxQueued(maxQueued),
-      context(session.maxSeqLen()), deviceSampling(session.samplesOnDevice()),
+      context(session.maxSeqLen()), mixedSteps(mixedSteps),
+      deviceSampling(session.samplesOnDevice()),
       slots(static_cast<size_t>(session.batch())) {
   if (tokenizer)
     eos = tokenizer->eosIds();
@@ -177,7 +178,10 @@ void Engine::loop() {
     for (int64_t row = 0; row < batch; ++row)
       if (slots[row].active && slots[row].stream->isCancelled())
         finish(row, "cancelled");
-    prefillStep();
+    // With mixedSteps, a step with prompt chunks advanced every decoding
+    // row too: one call a step.
+    if (prefillStep() && mixedSteps)
+      continue;
 
     bool any = false;
     for (int64_t row = 0; row < batch; ++row) {
@@ -240,10 +244,11 @@ void Engine::start(int64_t row, Pending pending) {
   s.prefilled = 0;
 }
 
-void Engine::prefillStep() {
+bool Engine::prefillStep() {
   const int64_t batch = session.batch(), chunk = session.prefillChunk();
   std::vector<std::vector<int64_t>> prompts(batch);
   std::vector<int64_t> starts(batch, 0);
+  std::vector<char> decoding(batch, 0);
   bool any = false;
   for (int64_t row = 0; row < batch; ++row) {
     Slot &s = slots[row];
@@ -263,7 +268,18 @@ void Engine::prefillStep() {
     any = true;
   }
   if (!any)
-    return;
+    return false;
+  // The decoding rows' next tokens ride in the same call, each a one-token
+  // "prompt" at its position: its last (only) token is the row sampled.
+  if (mixedSteps)
+    for (int64_t row = 0; row < batch; ++row) {
+      Slot &s = slots[row];
+      if (!s.active || s.prefilling() || s.generated.empty())
+        continue;
+      prompts[row] = {s.generated.back()};
+      starts[row] = s.position;
+      decoding[row] = 1;
+    }
   std::string error;
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -273,18 +289,24 @@ void Engine::prefillStep() {
     for (int64_t row = 0; row < batch; ++row)
       if (!prompts[row].empty())
         finish(row, "error", error);
-    return;
+    return true;
   }
   for (int64_t row = 0; row < batch; ++row) {
     Slot &s = slots[row];
     if (prompts[row].empty())
       continue;
+    if (decoding[row]) {
+      ++s.position;
+      advance(row);
+      continue;
+    }
     s.prefilled += static_cast<int64_t>(prompts[row].size());
     if (!s.prefilling()) {
       s.position = s.prefilled;
       advance(row);
     }
   }
+  return true;
 }
 
 void Engine::advance(int64_t row) {

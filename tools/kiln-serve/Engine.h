@@ -5,11 +5,14 @@
 // whole context of KV cache). Requests wait in a queue; at every step the
 // engine admits queued requests into free rows, feeds the next chunk (the
 // artifact's prefill chunk) of every prompt still being prefilled in one
-// prefill call (the other rows idle), then advances every request past its
-// prompt by one token in a single batched decode call, and retires the ones
-// that end (an EOS token, a stop string, max_tokens, the context, a
-// cancel). A long prompt so delays the others by one chunk a step, not by
-// its whole prefill. A failed call ends only the requests in it.
+// prefill call, in which every request past its prompt also advances by one
+// token (its token a one-token "prompt" at its position: chunked prefill and
+// decode in one call); a step without prompt chunks advances them in a
+// single batched decode call. It retires the requests that end (an EOS
+// token, a stop string, max_tokens, the context, a cancel). A long prompt
+// so delays the others by one chunk a step, not by its whole prefill. A
+// failed call ends only the requests in it. kiln-serve --separate-prefill
+// gives the decoding rows their own call after the prompt chunks instead.
 //
 // Output reaches the caller through a Stream: text pieces as soon as they
 // are final (StreamDecoder, StopStrings), then one end event.
@@ -85,9 +88,13 @@ struct EngineMetrics {
 class Engine {
 public:
   /// `tokenizer` may be null (ids in, no text out: pieces stay empty).
-  /// `maxQueued` bounds the requests waiting for a row.
+  /// `maxQueued` bounds the requests waiting for a row. With `mixedSteps`,
+  /// a step that feeds prompt chunks advances the decoding rows in the same
+  /// call (their one token each, right-aligned in the chunk like a prompt's
+  /// last): one call a step; without, they wait for a decode call of their
+  /// own after it.
   Engine(runtime::Session &session, const runtime::Tokenizer *tokenizer,
-         int64_t maxQueued);
+         int64_t maxQueued, bool mixedSteps = true);
   ~Engine();
   Engine(const Engine &) = delete;
   Engine &operator=(const Engine &) = delete;
@@ -140,8 +147,10 @@ private:
   /// per step (prefillStep).
   void start(int64_t row, Pending pending);
   /// The next chunk of the prompt of every row still prefilling, in one
-  /// call; rows whose prompt is then complete take their first token.
-  void prefillStep();
+  /// call (with mixedSteps, also every decoding row's next token); rows
+  /// whose prompt is then complete take their first token. Whether there
+  /// was a call.
+  bool prefillStep();
   /// Takes row `row`'s next token from the last call and ends the request
   /// when it is done.
   void advance(int64_t row);
@@ -151,7 +160,7 @@ private:
   runtime::Session &session;
   const runtime::Tokenizer *tokenizer;
   const int64_t maxQueued, context;
-  const bool deviceSampling;
+  const bool mixedSteps, deviceSampling;
   std::vector<int64_t> eos;
   std::vector<Slot> slots;
 

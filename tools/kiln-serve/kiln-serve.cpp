@@ -445,7 +445,7 @@ int main(int argc, char **argv) {
   int port = 8080;
   int64_t maxQueue = 256;
   int threads = 64;
-  bool noVerify = false;
+  bool noVerify = false, separatePrefill = false;
   app.add_option("model", model, "The compiled artifact (.kiln)")->required();
   app.add_option("--host", host, "Address to bind (default 127.0.0.1)");
   app.add_option("--port", port, "Port (0: any free port; printed)")
@@ -456,6 +456,9 @@ int main(int argc, char **argv) {
   app.add_option("--threads", threads,
                  "HTTP worker threads (each streaming answer holds one)")
       ->check(CLI::Range(1, 4096));
+  app.add_flag("--separate-prefill", separatePrefill,
+               "Decode the running requests in a call of their own after a "
+               "step's prompt chunks (default: in the same call)");
   app.add_flag("--no-verify-weights", noVerify,
                "Skip checking the weights' checksum at load");
   try {
@@ -492,7 +495,7 @@ int main(int argc, char **argv) {
   if (!session)
     return fail(error);
 
-  Engine engine(*session, tokenizer.get(), maxQueue);
+  Engine engine(*session, tokenizer.get(), maxQueue, !separatePrefill);
   std::string name = model;
   if (size_t slash = name.find_last_of('/'); slash != std::string::npos)
     name = name.substr(slash + 1);

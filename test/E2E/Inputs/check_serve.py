@@ -12,6 +12,9 @@ per check (a failed check raises):
     a time and all at once (more requests than batch rows: queued, admitted
     and retired at every step), with and without "stream" (server-sent
     events whose pieces add up to the same text, then [DONE]);
+  - a decoding request advances inside the calls that feed another's long
+    prompt (chunked prefill and decode in one call), and with
+    --separate-prefill in decode calls of its own (the same texts);
   - a stop string, seeded sampling reproducible alone and in a batch;
   - bad requests: HTTP 400 with a JSON error naming the field;
   - a client that disconnects mid-stream frees its row;
@@ -118,6 +121,32 @@ def concurrently(fn, args):
     return results
 
 
+def decode_calls_during_long_prefill(port, long_prompt):
+    """Request A decodes (64 tokens, EOS ignored); once its first token is
+    out, request B's long prompt is sent. Returns the decode calls the server
+    made meanwhile and the prompt chunks B took: with mixed steps A advances
+    inside B's prefill calls, without them each of those steps adds a decode
+    call of its own."""
+    before = metrics(port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    body = {"prompt": "x = 1", "max_tokens": 64, "temperature": 0, "stream": True,
+            "ignore_eos": True}
+    conn.request("POST", "/v1/completions", body=json.dumps(body).encode(),
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    while not resp.fp.readline().startswith(b"data: "):
+        pass
+    b = threading.Thread(target=complete, args=(port, long_prompt), kwargs={"max_tokens": 4})
+    b.start()
+    while resp.fp.readline():
+        pass
+    conn.close()
+    b.join()
+    after = settle(port, "A and B done", lambda m: m["kiln_kv_slots_in_use"] == 0)
+    return (after["kiln_decode_steps_total"] - before["kiln_decode_steps_total"],
+            after["kiln_prefill_calls_total"] - before["kiln_prefill_calls_total"])
+
+
 def drop_midway(port, prompt, chunks):
     """Streams a long completion and closes the connection after `chunks`
     events."""
@@ -182,6 +211,33 @@ def main():
         m = metrics(port)
         print(f"ok: the same {len(PROMPTS)} sent at once on {m['kiln_kv_slots']} batch rows "
               "(queued, admitted and retired at every step) give the same text")
+
+        # Chunked prefill and decode in one call (the default): while B's long
+        # prompt is fed a chunk a step, A advances in those calls. A takes 63
+        # decode steps after its first token; at least 10 of them fall in B's
+        # prefill (its ~30 chunks), which then add no decode call.
+        long_prompt = "".join(PROMPTS) * 2
+        calls, chunks = decode_calls_during_long_prefill(port, long_prompt)
+        if chunks < 12 or calls > 63 + 4 - 10:
+            fail(f"mixed steps: {calls} decode calls, {chunks} prefill calls")
+        print(f"ok: a decoding request advances inside another's prefill calls "
+              f"({calls} decode calls for 63 + 3 decode steps, {chunks} prefill calls)")
+        # --separate-prefill: the decoding rows get a call of their own after
+        # every step's prompt chunks; the same text at once.
+        proc2, port2 = start(artifact, "--separate-prefill")
+        try:
+            calls2, _ = decode_calls_during_long_prefill(port2, long_prompt)
+            if calls2 < 63:
+                fail(f"--separate-prefill: {calls2} decode calls for A's 63 steps")
+            together = concurrently(complete, [(port2, p) for p in PROMPTS])
+            for p, (text, _) in zip(PROMPTS, together):
+                if text != expected[p]:
+                    fail(f"--separate-prefill, together: {p!r}: {text!r} != {expected[p]!r}")
+            print(f"ok: --separate-prefill: {calls2} decode calls in the same scenario, and "
+                  f"the {len(PROMPTS)} at once give the same text")
+        finally:
+            proc2.terminate()
+            proc2.wait(timeout=30)
 
         streamed = concurrently(complete, [(port, p, True) for p in PROMPTS])
         for p, (text, finish) in zip(PROMPTS, streamed):
