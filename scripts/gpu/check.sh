@@ -5,9 +5,7 @@
 #   scripts/gpu/check.sh numerics   # every bundled export on the GPU vs PyTorch and vs the CPU target
 #   scripts/gpu/check.sh 1b         # Llama-3.2-1B shape, fp16, int8 and int4:128: decode/prefill tok/s vs PyTorch
 #   scripts/gpu/check.sh quant      # the real model quantized (perplexity, top-1 agreement vs fp16)
-#                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras;
-#                                   # KILN_QUANT_8B="default" or variants (see eightb_int4) adds
-#                                   # the 8b shape (make_llama.py) at int4:128
+#                                   # and 1b fp16/int8/int4:128 decode, without the fp16 extras
 #   scripts/gpu/check.sh all        # numerics, quant and 1b
 #   scripts/gpu/check.sh 8b         # Llama-3-8B shape, fp16 and int4:128 (export ~6 min): its own
 #                                   # call; KILN_8B_PREFILL=2048 adds fp16 prefill of that many
@@ -78,36 +76,40 @@ record() { # name status
   fi
 }
 
-# The 8B shape of $1 (make_llama.py --tiled-weights) at int4:128: the default gemv_q and the
-# variants of $3 ("name:VAR=value,... name:--flag ..."; a variant's values after the name are
-# environment settings, or kiln-compile flags when they start with --): greedy tokens of the
-# prompt $2 (ids) + 256 new, decode tok/s and the decode kernels' profile.
-eightb_int4() {
-  local m=$1 prompt128=$2 v tag envs flags
-  for v in "int4:" $3; do
-    tag=${v%%:*}; envs=${v#*:}; flags=""
-    case "$envs" in --*) flags=${envs//,/ }; envs="" ;; esac
-    # shellcheck disable=SC2086
-    env ${envs//,/ } kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 \
-      --prefill-chunk 512 --quantize=int4:128 $flags --stream-weights=false -o "$W/8b-$tag.kiln" > "$OUT/compile-8b-$tag.log" 2>&1 || fail=1
-    kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-      > "$W/8b-$tag.ids" 2> "$OUT/run-8b-$tag.log" || fail=1
-    echo "8b int4:128 ($tag${envs:+, $envs}${flags:+, $flags}):" >> "$summary"
-    grep -E "memory: weights|kiln-compile: wrote|error" "$OUT/compile-8b-$tag.log" | sed "s/^/  /" >> "$summary"
-    grep -E "tok/s|error" "$OUT/run-8b-$tag.log" | sed "s/^/  /" >> "$summary"
-    kiln-run "$W/8b-$tag.kiln" --bench > "$OUT/bench-8b-$tag.txt" 2>&1 || fail=1
-    sed "s/^/  /" "$OUT/bench-8b-$tag.txt" >> "$summary"
-    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-$tag.kiln" --prompt-ids "$prompt128" \
-      --max-new-tokens 33 --format ids > "$OUT/profile-8b-$tag.log" 2>&1 || fail=1
-    grep -E "kiln profile:.*decode_k[0-9]+_(gemv|attention|logits)|error" "$OUT/profile-8b-$tag.log" | head -8 \
-      | sed "s/^/  /" >> "$summary"
-    rm -f "$W/8b-$tag.kiln"
-    [ "$tag" = int4 ] && continue
-    "$PY" - "$W/8b-int4.ids" "$W/8b-$tag.ids" >> "$summary" <<'PYEOF' || true
+# Decode of the model $2 (shape name $1) compiled as each variant of $4: a variant is
+# "name:setting,..." whose settings are VAR=value environment for kiln-compile or its --flags;
+# $5 (optional) are flags every variant gets. Per variant: the greedy tokens of the prompt $3
+# (ids) + 256 new, decode tok/s, kiln-run --bench, the decode kernels' profile, and after the
+# first how many greedy tokens agree with the first's. Logs stay in $W.
+decode_variants() {
+  local shape=$1 m=$2 prompt=$3 v tag first="" k a
+  local -a envs flags settings common
+  read -ra common <<< "${5:-}"
+  for v in $4; do
+    tag=${v%%:*}; envs=(); flags=("${common[@]}")
+    IFS=, read -ra settings <<< "${v#*:}"
+    for a in "${settings[@]}"; do case $a in --*) flags+=("$a") ;; *=*) envs+=("$a") ;; esac; done
+    k="$W/$shape-$tag.kiln"
+    env "${envs[@]}" kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
+      --stream-weights=false "${flags[@]}" -o "$k" > "$W/compile-$shape-$tag.log" 2>&1 || fail=1
+    echo "$shape $tag:${envs[*]:+ ${envs[*]}}${flags[*]:+ ${flags[*]}}" >> "$summary"
+    grep -E "memory: weights|error" "$W/compile-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
+    [ -f "$k" ] || continue
+    kiln-run "$k" --prompt-ids "$prompt" --max-new-tokens 256 --format ids \
+      > "$W/$shape-$tag.ids" 2> "$W/run-$shape-$tag.log" || fail=1
+    grep -E "decode:|error" "$W/run-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$k" --bench 2>&1 | grep -E "decode|error" | sed "s/^/  /" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$prompt" \
+      --max-new-tokens 33 --format ids > "$W/profile-$shape-$tag.log" 2>&1 || fail=1
+    grep -E "kiln profile: .*decode_k[0-9]+_(gemv|attention)|error" "$W/profile-$shape-$tag.log" \
+      | head -8 | sed -E "s/^kiln profile: +/  /" >> "$summary"
+    rm -f "$k"
+    if [ -z "$first" ]; then first=$tag; continue; fi
+    "$PY" - "$W/$shape-$first.ids" "$W/$shape-$tag.ids" "$first" >> "$summary" <<'PYEOF' || true
 import sys
 a, b = (open(f).read().split() for f in sys.argv[1:3])
 same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-print(f"  greedy tokens vs the default: the first {same} of {len(a)} agree")
+print(f"  greedy tokens vs {sys.argv[3]}: the first {same} of {len(a)} agree")
 PYEOF
   done
 }
@@ -363,17 +365,6 @@ PYEOF
       grep -E "kiln profile|error" "$OUT/profile-1b.log" | head -28 | sed "s/^/  /" >> "$summary"
     fi
   fi
-  # quant with KILN_QUANT_8B set: the 8B shape at int4:128 (make_llama.py --tiled-weights),
-  # the default and the variants KILN_QUANT_8B names (see eightb_int4; "default" for none).
-  if [ "$what" = quant ] && [ -n "${KILN_QUANT_8B:-}" ]; then
-    m8="$W/gen-8b"; mkdir -p "$m8"
-    "$PY" test/Import/Inputs/make_llama.py "$m8/model.onnx" --layers 32 --hidden 4096 --heads 32 \
-      --kv-heads 8 --head-dim 128 --ffn 14336 --untied --vocab 128256 --dtype float16 \
-      --external-data --cache --tiled-weights > "$OUT/gen-8b.log" 2>&1 || fail=1
-    variants8=""; [ "$KILN_QUANT_8B" = default ] || variants8=$KILN_QUANT_8B
-    eightb_int4 "$m8" "$(random_ids 1 128)" "$variants8"
-    rm -rf "$m8"
-  fi
   # quant: the read bandwidth only (no PyTorch model runs).
   baseline=1b; [ $extras = 1 ] || baseline=bw
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py $baseline > "$OUT/baselines.log" 2>&1 || fail=1
@@ -606,7 +597,10 @@ a, b = (open(f).read().split() for f in sys.argv[1:3])
 same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 print(f"8b greedy tokens, split-KV vs one block per head: the first {same} of {len(a)} agree")
 PYEOF
-  eightb_int4 "$m" "$prompt128" "${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}"
+  # int4:128 of the same model: the default gemv_q and KILN_SPLITKV_Q's variants (see
+  # decode_variants; default: more output columns per warp, KILN_TUNE_GEMV_Q=64).
+  decode_variants 8b "$m" "$prompt128" "int4: ${KILN_SPLITKV_Q-int4-cpw:KILN_TUNE_GEMV_Q=64}" \
+    --quantize=int4:128
   rm -rf "$m"
 fi
 if [ "$what" = gemvq ]; then
@@ -629,26 +623,7 @@ if [ "$what" = gemvq ]; then
     # shellcheck disable=SC2086
     "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
       --external-data --cache --tiled-weights > "$W/gen-$shape.log" 2>&1 || fail=1
-    for v in $variants; do
-      tag=${v%%:*}; envs=(); flags=()
-      IFS=, read -ra settings <<< "${v#*:}"
-      for a in "${settings[@]}"; do case $a in --*) flags+=("$a") ;; *=*) envs+=("$a") ;; esac; done
-      k="$W/$shape-$tag.kiln"
-      env "${envs[@]}" kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len 1024 --prefill-chunk 512 \
-        --stream-weights=false "${flags[@]}" -o "$k" > "$W/compile-$shape-$tag.log" 2>&1 || fail=1
-      echo "$shape $tag (${v#*:}):" >> "$summary"
-      grep -E "memory: weights|error" "$W/compile-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
-      [ -f "$k" ] || continue
-      kiln-run "$k" --prompt-ids "$prompt128" --max-new-tokens 256 --format ids \
-        > "$W/$shape-$tag.ids" 2> "$W/run-$shape-$tag.log" || fail=1
-      grep -E "decode:|error" "$W/run-$shape-$tag.log" | sed "s/^/  /" >> "$summary"
-      kiln-run "$k" --bench 2>&1 | grep -E "decode|error" | sed "s/^/  /" >> "$summary"
-      KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$prompt128" \
-        --max-new-tokens 33 --format ids > "$W/profile-$shape-$tag.log" 2>&1 || fail=1
-      grep -E "kiln profile: .*decode_k[0-9]+_(gemv|attention)|error" "$W/profile-$shape-$tag.log" \
-        | head -6 | sed -E "s/^kiln profile: +/  /" >> "$summary"
-      rm -f "$k"
-    done
+    decode_variants "$shape" "$m" "$prompt128" "$variants"
     rm -rf "$m"
   done
 fi
