@@ -15,16 +15,29 @@ static float key(float logit) {
   return std::isnan(logit) ? -std::numeric_limits<float>::infinity() : logit;
 }
 
-bool Sampler::validate(const SamplerOptions &o, std::string *error) {
-  if (!(o.temperature >= 0) || std::isinf(o.temperature))
+bool Sampler::validate(const SamplerOptions &o, std::string *error,
+                       std::string *field) {
+  auto at = [&](const char *name) {
+    if (field)
+      *field = name;
+  };
+  if (!(o.temperature >= 0) || std::isinf(o.temperature)) {
+    at("temperature");
     return detail::fail(error, "temperature must be a finite number >= 0, got ",
                         o.temperature);
-  if (o.topK < 0)
+  }
+  if (o.topK < 0) {
+    at("top_k");
     return detail::fail(error, "top-k must be >= 0, got ", o.topK);
-  if (!(o.topP > 0 && o.topP <= 1))
+  }
+  if (!(o.topP > 0 && o.topP <= 1)) {
+    at("top_p");
     return detail::fail(error, "top-p must be in (0, 1], got ", o.topP);
-  if (!(o.minP >= 0 && o.minP <= 1))
+  }
+  if (!(o.minP >= 0 && o.minP <= 1)) {
+    at("min_p");
     return detail::fail(error, "min-p must be in [0, 1], got ", o.minP);
+  }
   return true;
 }
 

@@ -3,7 +3,6 @@
 #include "Engine.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace kiln::serve {
 
@@ -104,15 +103,8 @@ std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
              " tokens (1 to " + std::to_string(context - promptLen + 1) + ")";
     return nullptr;
   }
-  if (!Sampler::validate(request.sampler, error)) {
-    // The option it names, in the order Sampler::validate checks them.
-    const runtime::SamplerOptions &o = request.sampler;
-    *param = !(o.temperature >= 0) || std::isinf(o.temperature) ? "temperature"
-             : o.topK < 0                                       ? "top_k"
-             : !(o.topP > 0 && o.topP <= 1)                     ? "top_p"
-                                                                : "min_p";
+  if (!Sampler::validate(request.sampler, error, param))
     return nullptr;
-  }
   *param = "stop";
   for (const std::string &stop : request.stops)
     if (stop.empty()) {

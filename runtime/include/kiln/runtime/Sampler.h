@@ -39,7 +39,10 @@ struct SamplerOptions {
 class Sampler {
 public:
   /// Checks temperature >= 0, topK >= 0, 0 < topP <= 1, 0 <= minP <= 1.
-  static bool validate(const SamplerOptions &options, std::string *error);
+  /// On failure `*field` (when given) names the option at fault as the
+  /// OpenAI API spells it: temperature, top_k, top_p or min_p.
+  static bool validate(const SamplerOptions &options, std::string *error,
+                       std::string *field = nullptr);
 
   Sampler(const SamplerOptions &options, int64_t vocabSize);
 
