@@ -28,6 +28,10 @@
 #                                   # KILN_GEMVQ_8B: decode tok/s, --bench, decode kernels
 #   scripts/gpu/check.sh serve      # kiln-serve on the GPU: check_serve.py with the real model
 #                                   # (4 batch rows, fp16 and int4:32), serve-bench.py at 1 and 4
+#   scripts/gpu/check.sh throughput # kiln-serve's decode throughput at 1/8/32/64 concurrent requests
+#                                   # (1b and 8b shapes, fp16) next to PyTorch's batched generate
+#   scripts/gpu/check.sh loadtest   # 1000 requests (a tenth cancelled) through kiln-serve on the
+#                                   # GPU: leaks, RSS, device memory; then check_serve.py
 #   scripts/gpu/check.sh splitkv    # the 8b shape (make_llama.py --tiled-weights): split-KV decode
 #                                   # attention vs --no-fuse=split-kv, tokens, tok/s, profiles
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
@@ -655,6 +659,97 @@ if [ "$what" = serve ]; then
     sed "s/^/  /" "$W/serve-bench-$c.log" | tail -14 >> "$summary"
   done
   kill $server; wait $server
+fi
+if [ "$what" = throughput ]; then
+  # Issue 17: total decode throughput through kiln-serve at several numbers of concurrent
+  # requests, next to PyTorch's batched generate on the same card. Each shape of
+  # KILN_THROUGHPUT_SHAPES (default "1b 8b") is made by make_llama.py (random fp16 weights) with
+  # a tokenizer of its vocabulary (make_tokenizer.py: kiln-serve serves text) and compiled once
+  # per level of KILN_THROUGHPUT_LEVELS (default "1 8 32 64") with --batch equal to the level
+  # (prefill chunks of max(16, 512 / level) tokens, context 800); serve-bench.py then sends
+  # 2 x level requests (at least 4), level at once, prompts of 128-512 random ids, 256 new
+  # tokens each, greedy with EOS ignored. One artifact at a time (an 8b one is 16 GB).
+  export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do
+    case $shape in
+      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied" ;;
+      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192" ;;
+      *) echo "throughput: unknown shape $shape" >> "$summary"; fail=1; continue ;;
+    esac
+    m="$W/gen-$shape"; mkdir -p "$m"
+    # shellcheck disable=SC2086
+    "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
+      --external-data --cache --tiled-weights > "$W/gen-$shape.log" 2>&1 || fail=1
+    "$PY" scripts/gpu/make_tokenizer.py 128256 "$m" >> "$W/gen-$shape.log" 2>&1 || fail=1
+    for c in ${KILN_THROUGHPUT_LEVELS-1 8 32 64}; do
+      chunk=$(( 512 / c > 16 ? 512 / c : 16 )); n=$(( 2 * c > 4 ? 2 * c : 4 ))
+      k="$W/$shape-b$c.kiln"
+      kiln-compile "$m/model.onnx" --target "$arch" --batch $c --max-seq-len 800 --prefill-chunk $chunk \
+        --prefill-logits last --tokenizer "$m" -o "$k" > "$W/compile-$shape-b$c.log" 2>&1 || fail=1
+      echo "$shape fp16, kiln-serve --batch $c (--prefill-chunk $chunk), $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
+      grep -E "kiln-compile: wrote|memory: (KV|activation)|error" "$W/compile-$shape-b$c.log" | sed "s/^/  /" >> "$summary"
+      [ -f "$k" ] || continue
+      kiln-serve "$k" --port 0 2> "$W/server-$shape-b$c.log" & server=$!
+      for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-$shape-b$c.log" && break; sleep 0.5; done
+      port=$(grep -o "127.0.0.1:[0-9]*" "$W/server-$shape-b$c.log" | head -1 | cut -d: -f2)
+      "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests $n --concurrency $c \
+        --prompt-min 128 --prompt-max 512 --gen 256 --vocab 128256 --server-pid $server --max-time 240 \
+        > "$W/serve-bench-$shape-b$c.log" 2>&1 || fail=1
+      sed "s/^/  /" "$W/serve-bench-$shape-b$c.log" | tail -6 >> "$summary"
+      kill $server; wait $server
+      rm -f "$k"
+    done
+    rm -rf "$m"
+  done
+  if [ "${KILN_THROUGHPUT_TORCH-1}" = 1 ]; then
+    gens=""; for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do gens="$gens generate-$shape"; done
+    # shellcheck disable=SC2086
+    KILN_GEN_BATCHES="${KILN_THROUGHPUT_LEVELS-1 8 32 64}" OUT="$OUT" "$PY" \
+      examples/export/pytorch_baselines.py $gens > "$W/baselines-generate.log" 2>&1 || fail=1
+    echo "PyTorch batched generate (eager, dynamic cache, bf16; same card, same run):" >> "$summary"
+    grep -E "generate|rror" "$W/baselines-generate.log" | sed "s/^/  /" >> "$summary"
+  fi
+fi
+if [ "$what" = loadtest ]; then
+  # Issue 17's load test on the GPU: the real model (--batch 16, 16-token chunks) behind
+  # kiln-serve, 1000 streamed requests, 32 at once (so some wait in the queue), prompts of 8-200
+  # ids, 1-128 new tokens, a tenth cancelled by their client after 1-8 chunks. serve-bench.py
+  # reports completions, failures, the rows in use once it settles and the server's RSS at
+  # 10%, 50% and the end; the server's device memory is sampled every second throughout.
+  # Then check_serve.py on the fp16 real model with 4 rows (greedy and seeded sampling alone
+  # and batched, bad requests, drops, --max-queue, SIGTERM).
+  export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --batch 16 --max-seq-len 512 \
+    --prefill-chunk 16 -o "$W/load.kiln" > "$W/compile-load.log" 2>&1 || fail=1
+  kiln-serve "$W/load.kiln" --port 0 2> "$W/server-load.log" & server=$!
+  for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-load.log" && break; sleep 0.5; done
+  port=$(grep -o "127.0.0.1:[0-9]*" "$W/server-load.log" | head -1 | cut -d: -f2)
+  ( while kill -0 $server 2>/dev/null; do
+      nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null \
+        | awk -F', ' -v p=$server '$1 == p {print $2}'
+      sleep 1
+    done ) > "$W/load-devmem.txt" & sampler=$!
+  "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests ${KILN_LOAD_REQUESTS-1000} --concurrency 32 \
+    --prompt-min 8 --prompt-max 200 --gen 128 --gen-min 1 --vocab 8192 --cancel-fraction 0.1 \
+    --server-pid $server --max-time 400 > "$W/load.log" 2>&1 || fail=1
+  echo "load test: real model fp16 --batch 16 behind kiln-serve, ${KILN_LOAD_REQUESTS-1000} requests, 32 at once, a tenth cancelled:" >> "$summary"
+  sed "s/^/  /" "$W/load.log" | tail -8 >> "$summary"
+  kill $server; wait $server; kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
+  "$PY" - "$W/load-devmem.txt" >> "$summary" <<'PYEOF'
+import sys
+v = [int(x) for x in open(sys.argv[1]).read().split() if x.strip().isdigit()]
+if v:
+    n = len(v)
+    print(f"  server device memory (MiB, sampled each second, {n} samples): first {v[0]}, "
+          f"at 10% {v[n // 10]}, middle {v[n // 2]}, last {v[-1]}, min {min(v)}, max {max(v)}")
+else:
+    print("  server device memory: no samples (nvidia-smi listed no process)")
+PYEOF
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --batch 4 --max-seq-len 256 \
+    --prefill-chunk 4 -o "$W/serve-fp16.kiln" > "$W/compile-serve-fp16.log" 2>&1 || fail=1
+  echo "check_serve.py, real model fp16, --batch 4 ($arch):" >> "$summary"
+  ( time "$PY" test/E2E/Inputs/check_serve.py "$W/serve-fp16.kiln" ) > "$W/check-serve-fp16.log" 2>&1 || fail=1
+  grep -E "^ok|FAIL|rror|^real" "$W/check-serve-fp16.log" | sed "s/^/  /" >> "$summary"
 fi
 if [ "$what" = 8b ]; then
   # Llama-3-8B shape: export (~6 min), compile and run each scheme of KILN_8B_SCHEMES
