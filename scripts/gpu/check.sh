@@ -697,6 +697,12 @@ if [ "$what" = throughput ]; then
         > "$W/serve-bench-$shape-b$c.log" 2>&1 || fail=1
       sed "s/^/  /" "$W/serve-bench-$shape-b$c.log" | tail -6 >> "$summary"
       kill $server; wait $server
+      # One batch row's decode through the same artifact (the other rows idle): the step time
+      # of --batch $c and where it goes.
+      KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$(random_ids 1 128)" \
+        --max-new-tokens 33 --format ids > "$W/profile-$shape-b$c.log" 2>&1 || fail=1
+      grep -E "kiln-run: decode|kiln profile: .*decode_k[0-9]+_|error" "$W/profile-$shape-b$c.log" \
+        | head -12 | sed -E "s/^kiln profile: +/  /; s/^kiln-run/  kiln-run/" >> "$summary"
       rm -f "$k"
     done
     rm -rf "$m"
