@@ -32,7 +32,10 @@ public:
 
   bool matches(Operation *op) const override {
     std::optional<Projection> p = match(op);
-    return p && p->k % vectorWidth(p->weightType) == 0;
+    if (!p || p->k % vectorWidth(p->weightType) != 0)
+      return false;
+    // More rows than kMaxRowsBeforeMma: the tensor cores, when they can.
+    return p->batch * p->seq <= kMaxRowsBeforeMma || !matmulMma().matches(op);
   }
 
   /// Output columns per warp: more when there are so many that blocks would

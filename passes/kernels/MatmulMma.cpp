@@ -1,8 +1,8 @@
 //===- MatmulMma.cpp - The matmul_mma kernel (tensor cores) ---------------===//
 //
 // The matmul_mma recipe of the kernel library (KernelLibrary.h): the
-// projection out[b, s, n] += x[b, s, k] * w[n, k] with many rows (prefill: b *
-// s > 8) and 16-bit float operands, on the tensor cores. How it maps the work
+// projection out[b, s, n] += x[b, s, k] * w[n, k] with more than a few rows
+// (prefill, batched decode: b * s > 4) and 16-bit float operands, on the tensor cores. How it maps the work
 // is described at its class.
 //
 //===----------------------------------------------------------------------===//
@@ -56,7 +56,7 @@ public:
 
   static std::optional<Projection> matchMma(Operation *op) {
     std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
-    if (!p || p->batch * p->seq <= kMaxRows || p->k % Tiling::kBk ||
+    if (!p || p->batch * p->seq <= kMaxRowsBeforeMma || p->k % Tiling::kBk ||
         p->inputType != p->weightType ||
         !(p->weightType.isF16() || p->weightType.isBF16()))
       return std::nullopt;

@@ -703,6 +703,20 @@ if [ "$what" = throughput ]; then
         --max-new-tokens 33 --format ids > "$W/profile-$shape-b$c.log" 2>&1 || fail=1
       grep -E "kiln-run: decode|kiln profile: .*decode_k[0-9]+_|error" "$W/profile-$shape-b$c.log" \
         | head -12 | sed -E "s/^kiln profile: +/  /; s/^kiln-run/  kiln-run/" >> "$summary"
+      # The same load (c requests, 64 new each) through a server with KILN_PROFILE=1: where the
+      # GPU time of the decode calls goes with every row busy (printed when SIGTERM stops it).
+      if [ "${KILN_THROUGHPUT_SERVE_PROFILE-1}" = 1 ]; then
+        KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-serve "$k" --port 0 2> "$W/server-prof-$shape-b$c.log" & server=$!
+        for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-prof-$shape-b$c.log" && break; sleep 0.5; done
+        port=$(grep -o "127.0.0.1:[0-9]*" "$W/server-prof-$shape-b$c.log" | head -1 | cut -d: -f2)
+        "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests $c --concurrency $c \
+          --prompt-min 128 --prompt-max 512 --gen 64 --vocab 128256 --max-time 120 \
+          > "$W/serve-bench-prof-$shape-b$c.log" 2>&1 || fail=1
+        kill $server; wait $server
+        echo "  the same artifact under load ($c requests at once, 64 new each), KILN_PROFILE=1:" >> "$summary"
+        grep -E "kiln profile: (GPU time|.*  (decode|prefill) |.*decode_k([0-9]|1[0-9])_)|error" \
+          "$W/server-prof-$shape-b$c.log" | head -32 | sed -E "s/^kiln profile: +/    /" >> "$summary"
+      fi
       rm -f "$k"
     done
     rm -rf "$m"

@@ -27,8 +27,10 @@ namespace {
 /// kiln-lower-linalg-to-loops.) For a chunk of tokens (prefill) the forall
 /// also runs over the KV heads and head_dim, an element per iteration, so
 /// that a GPU copies the chunk with a thread per element instead of a thread
-/// per token; one token (decode) keeps a row per iteration, the form
-/// attention_decode takes into its kernel.
+/// per token; so does a batch of sequences (a thread per batch row copying
+/// its row took ~32 us a layer on the 8B shape). One token of one sequence
+/// keeps a row per iteration, the form attention_decode takes into its
+/// kernel.
 struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
   using TfmLowering::TfmLowering;
   FailureOr<Value> lower(tfm::KvAppendOp op,
@@ -46,7 +48,8 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
     Value limit = arith::ConstantOp::create(
         rewriter, loc, rewriter.getIntegerAttr(posType, maxSeq));
     const int64_t dyn = ShapedType::kDynamic;
-    const bool perElement = valueType.getDimSize(1) > 1;
+    const bool perElement =
+        valueType.getDimSize(0) > 1 || valueType.getDimSize(1) > 1;
     SmallVector<OpFoldResult> bounds{
         rewriter.getIndexAttr(valueType.getDimSize(0)),
         rewriter.getIndexAttr(valueType.getDimSize(1))};

@@ -163,14 +163,14 @@ func.func @swiglu(%x: memref<1x32x64xf16>, %w: memref<128x64xf16>,
 #w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
 #out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
 
-// Not for: K not a multiple of 32, mixed operand types, 8 rows or fewer
+// Not for: K not a multiple of 32, mixed operand types, 4 rows or fewer
 // (gemv_nk's).
 // SELECT-LABEL: func.func @not_mma
 // SELECT-NOT: matmul_mma
 // SELECT: return
 func.func @not_mma(%x: memref<1x32x48xf16>, %w: memref<64x48xf16>, %x2: memref<1x32x64xf32>,
-                   %w2: memref<64x64xf16>, %x3: memref<1x8x64xf16>,
-                   %acc: memref<1x32x64xf32>, %acc3: memref<1x8x64xf32>) attributes {kiln.entry = "prefill"} {
+                   %w2: memref<64x64xf16>, %x3: memref<1x4x64xf16>,
+                   %acc: memref<1x32x64xf32>, %acc3: memref<1x4x64xf32>) attributes {kiln.entry = "prefill"} {
   linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<1x32x48xf16>, memref<64x48xf16>) outs(%acc : memref<1x32x64xf32>) {
   ^bb0(%a: f16, %b: f16, %c: f32):
@@ -189,7 +189,42 @@ func.func @not_mma(%x: memref<1x32x48xf16>, %w: memref<64x48xf16>, %x2: memref<1
     linalg.yield %3 : f32
   }
   linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
-      ins(%x3, %w2 : memref<1x8x64xf16>, memref<64x64xf16>) outs(%acc3 : memref<1x8x64xf32>) {
+      ins(%x3, %w2 : memref<1x4x64xf16>, memref<64x64xf16>) outs(%acc3 : memref<1x4x64xf32>) {
+  ^bb0(%a: f16, %b: f16, %c: f32):
+    %0 = arith.extf %a : f16 to f32
+    %1 = arith.extf %b : f16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %c, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+// -----
+
+#x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+#out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+
+// Batched decode: 8 sequences of one token each are more rows than a GEMV
+// keeps in registers (kMaxRowsBeforeMma = 4), so the tensor cores take them;
+// 4 sequences stay gemv_nk's.
+// SELECT-LABEL: func.func @batched_decode
+// SELECT: ins(%{{.+}}, %{{.+}} : memref<8x1x64xf16>, memref<64x64xf16>) {{.*}}kiln.kernel = "matmul_mma"
+// SELECT: ins(%{{.+}}, %{{.+}} : memref<4x1x64xf16>, memref<64x64xf16>) {{.*}}kiln.kernel = "gemv_nk"
+func.func @batched_decode(%x8: memref<8x1x64xf16>, %x4: memref<4x1x64xf16>, %w: memref<64x64xf16>,
+                          %acc8: memref<8x1x64xf32>, %acc4: memref<4x1x64xf32>) attributes {kiln.entry = "decode"} {
+  linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x8, %w : memref<8x1x64xf16>, memref<64x64xf16>) outs(%acc8 : memref<8x1x64xf32>) {
+  ^bb0(%a: f16, %b: f16, %c: f32):
+    %0 = arith.extf %a : f16 to f32
+    %1 = arith.extf %b : f16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %c, %2 : f32
+    linalg.yield %3 : f32
+  }
+  linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x4, %w : memref<4x1x64xf16>, memref<64x64xf16>) outs(%acc4 : memref<4x1x64xf32>) {
   ^bb0(%a: f16, %b: f16, %c: f32):
     %0 = arith.extf %a : f16 to f32
     %1 = arith.extf %b : f16 to f32

@@ -364,19 +364,33 @@ func.func @kv_append(%v: tensor<1x2x8xf32>, %cache: tensor<1x2x16x4xf32>, %pos: 
 
 // -----
 
-// One token per sequence (decode) with i32 positions: an scf.forall over
+// One token of one sequence (decode) with i32 positions: an scf.forall over
 // (b, s) writing whole [1, heads, rows, head_dim] rows (the form
 // attention_decode takes); the bounds are i32 constants.
 
 // CHECK-LABEL: func.func @kv_append_i32_positions
 // CHECK-DAG: %[[ZERO:.+]] = arith.constant 0 : i32
 // CHECK-DAG: %[[MAX:.+]] = arith.constant 8 : i32
-// CHECK: scf.forall (%{{.+}}, %{{.+}}) in (2, 1) shared_outs
-// CHECK: %[[P:.+]] = tensor.extract %{{.+}} : tensor<2x1xi32>
+// CHECK: scf.forall (%{{.+}}, %{{.+}}) in (1, 1) shared_outs
+// CHECK: %[[P:.+]] = tensor.extract %{{.+}} : tensor<1x1xi32>
 // CHECK-DAG: arith.cmpi slt, %[[P]], %[[MAX]] : i32
 // CHECK-DAG: arith.cmpi sge, %[[P]], %[[ZERO]] : i32
 // CHECK: linalg.copy ins(%{{.+}} : tensor<1x1x?x4xf16>)
-func.func @kv_append_i32_positions(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4xf16>, %pos: tensor<2x1xi32>) -> tensor<2x1x8x4xf16> {
+func.func @kv_append_i32_positions(%v: tensor<1x1x4xf16>, %cache: tensor<1x1x8x4xf16>, %pos: tensor<1x1xi32>) -> tensor<1x1x8x4xf16> {
+  %0 = tfm.kv_append %v into %cache at %pos : tensor<1x1x4xf16>, tensor<1x1x8x4xf16>, tensor<1x1xi32>
+  return %0 : tensor<1x1x8x4xf16>
+}
+
+// -----
+
+// One token of each of 2 sequences (batched decode): an element per
+// iteration, as for a chunk of tokens (a GPU thread per element, not per
+// sequence).
+
+// CHECK-LABEL: func.func @kv_append_batched_decode
+// CHECK: scf.forall (%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}) in (2, 1, 1, 4) shared_outs
+// CHECK: linalg.copy ins(%{{.+}} : tensor<1x1x?x1xf16>)
+func.func @kv_append_batched_decode(%v: tensor<2x1x4xf16>, %cache: tensor<2x1x8x4xf16>, %pos: tensor<2x1xi32>) -> tensor<2x1x8x4xf16> {
   %0 = tfm.kv_append %v into %cache at %pos : tensor<2x1x4xf16>, tensor<2x1x8x4xf16>, tensor<2x1xi32>
   return %0 : tensor<2x1x8x4xf16>
 }
