@@ -2,8 +2,8 @@
 //
 // The matmul_mma recipe of the kernel library (KernelLibrary.h): the
 // projection out[b, s, n] += x[b, s, k] * w[n, k] with more than a few rows
-// (prefill, batched decode: b * s > 4) and 16-bit float operands, on the tensor cores. How it maps the work
-// is described at its class.
+// (prefill, batched decode: b * s > 4) and 16-bit float operands, on the tensor
+// cores. How it maps the work is described at its class.
 //
 //===----------------------------------------------------------------------===//
 
