@@ -15,7 +15,8 @@ that completed, were cancelled and failed (a completed one must have exactly its
 the tokens generated, the total decode throughput (generated tokens / wall time), time to first
 token (TTFT) and inter-token latency (ITL: per request, (last token time - first token time) /
 (tokens - 1)) as p50 / p99 over the completed requests, the server's /metrics counters before
-and after, the rows still in use once it settles, and with --server-pid the server's RSS (from
+and after (with the scheduler's seconds in decode calls, prefill calls and besides), the rows still
+in use once it settles, and with --server-pid the server's RSS (from
 /proc) when 10% and 50% of the requests are done and at the end.
 """
 import argparse
@@ -86,8 +87,12 @@ def metrics(host, port):
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()
-    return {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split()
+            out[name] = float(value) if name.endswith("_seconds_total") else int(value)
+    return out
 
 
 def main():
@@ -195,6 +200,11 @@ def main():
                    ("kiln_requests_finished_total", "kiln_requests_cancelled_total",
                     "kiln_requests_failed_total", "kiln_generated_tokens_total",
                     "kiln_decode_steps_total", "kiln_prefill_calls_total")},
+        # The scheduler's seconds in decode calls, prefill calls and besides.
+        "server_seconds": {k.removeprefix("kiln_").removesuffix("_seconds_total"):
+                           round(after.get(k, 0) - before.get(k, 0), 3) for k in
+                           ("kiln_decode_call_seconds_total", "kiln_prefill_call_seconds_total",
+                            "kiln_scheduler_host_seconds_total")},
         "rows_in_use_after": after.get("kiln_kv_slots_in_use"),
         "server_rss_kb": rss,
         "errors": failures[:5],
@@ -213,6 +223,7 @@ def main():
         print(f"serve-bench: server: {report['server']}; rows in use after: "
               f"{report['rows_in_use_after']}" +
               (f"; RSS (KB) {rss}" if rss else ""))
+        print(f"serve-bench: server seconds: {report['server_seconds']}")
         for e in failures[:5]:
             print(f"serve-bench: failed: {e}")
     sys.exit(1 if failures or report["rows_in_use_after"] else 0)

@@ -7,6 +7,13 @@
 namespace kiln::serve {
 
 using runtime::Sampler;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+} // namespace
 
 bool Stream::next(Event *event, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex);
@@ -145,10 +152,14 @@ void Engine::loop() {
     std::vector<std::pair<int64_t, Pending>> admitted;
     {
       std::unique_lock<std::mutex> lock(mutex);
+      if (busyFrom) // the previous step's time outside the session's calls
+        counters.hostSeconds += secondsSince(*busyFrom) - callSeconds;
       wake.wait(lock,
                 [&] { return stopping || !queue.empty() || running > 0; });
       if (stopping)
         break;
+      busyFrom = Clock::now();
+      callSeconds = 0;
       for (int64_t row = 0; row < batch && !queue.empty(); ++row) {
         if (slots[row].active)
           continue;
@@ -189,7 +200,15 @@ void Engine::loop() {
     if (!any)
       continue;
     std::string error;
-    if (!session.decodeBatch(tokens, positions, &error)) {
+    const Clock::time_point called = Clock::now();
+    const bool ok = session.decodeBatch(tokens, positions, &error);
+    const double seconds = secondsSince(called);
+    callSeconds += seconds;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      counters.decodeSeconds += seconds;
+    }
+    if (!ok) {
       // The requests in the call; those still prefilling were not.
       for (int64_t row = 0; row < batch; ++row)
         if (positions[row] >= 0 && slots[row].active)
@@ -277,7 +296,15 @@ bool Engine::prefillStep() {
     std::lock_guard<std::mutex> lock(mutex);
     ++counters.prefillCalls;
   }
-  if (!session.prefillBatch(prompts, starts, &error)) {
+  const Clock::time_point called = Clock::now();
+  const bool ok = session.prefillBatch(prompts, starts, &error);
+  const double seconds = secondsSince(called);
+  callSeconds += seconds;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    counters.prefillSeconds += seconds;
+  }
+  if (!ok) {
     for (int64_t row = 0; row < batch; ++row)
       if (!prompts[row].empty())
         finish(row, "error", error);

@@ -83,6 +83,11 @@ struct EngineMetrics {
   int64_t requests = 0, finished = 0, failed = 0, cancelled = 0;
   int64_t promptTokens = 0, generatedTokens = 0, decodeSteps = 0;
   int64_t prefillCalls = 0; // each feeds a chunk of one or more prompts
+  // Where the scheduler's time goes: inside the session's decode and prefill
+  // calls (the device's work, inputs and results included), and the rest of
+  // its busy steps (admitting, sampling on the host, detokenizing, stop
+  // strings, handing text to the clients' streams); idle waits excluded.
+  double decodeSeconds = 0, prefillSeconds = 0, hostSeconds = 0;
 };
 
 class Engine {
@@ -170,6 +175,10 @@ private:
   bool stopping = false;
   EngineMetrics counters;
   int64_t running = 0;
+  // The worker's: when its current step began, and its time in the
+  // session's calls since then (EngineMetrics::hostSeconds).
+  std::optional<std::chrono::steady_clock::time_point> busyFrom;
+  double callSeconds = 0;
   std::thread worker;
 };
 

@@ -160,6 +160,23 @@ private:
     add("kiln_prefill_calls_total", "counter",
         "Prefill calls (a chunk of each prompt being prefilled).",
         m.prefillCalls);
+    auto addSeconds = [&](const char *name, const char *help, double value) {
+      char number[64];
+      std::snprintf(number, sizeof number, "%.6f", value);
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name +
+             " counter\n" + name + " " + number + "\n";
+    };
+    addSeconds("kiln_decode_call_seconds_total",
+               "Time in batched decode calls (device work, inputs and "
+               "results).",
+               m.decodeSeconds);
+    addSeconds("kiln_prefill_call_seconds_total",
+               "Time in prefill calls (device work, inputs and results).",
+               m.prefillSeconds);
+    addSeconds("kiln_scheduler_host_seconds_total",
+               "The scheduler's busy time outside those calls: admitting, "
+               "sampling on the host, detokenizing, stop strings, streaming.",
+               m.hostSeconds);
     add("kiln_kv_slots", "gauge",
         "Batch rows, each with a whole context of KV cache.", m.slots);
     add("kiln_kv_slots_in_use", "gauge", "Batch rows in use.", m.running);

@@ -98,7 +98,7 @@ def metrics(port):
     for line in payload.splitlines():
         if line and not line.startswith("#"):
             name, value = line.split()
-            out[name] = int(value)
+            out[name] = float(value) if name.endswith("_seconds_total") else int(value)
     return out
 
 
@@ -332,9 +332,20 @@ def main():
                 m["kiln_requests_failed_total"] != 0:
             fail(f"load: {done} finished + {cancelled} cancelled of {len(load)}: {m}")
         completed = sum(1 for f in finishes if f in ("length", "stop"))
+        wall = time.time() - start_time
+        # Where the scheduler's time went: every part grew, and together they
+        # fit in the load's wall time.
+        parts = {k: m[k] - before[k] for k in
+                 ("kiln_decode_call_seconds_total", "kiln_prefill_call_seconds_total",
+                  "kiln_scheduler_host_seconds_total")}
+        if min(parts.values()) <= 0 or sum(parts.values()) > wall + 0.5:
+            fail(f"load: the scheduler's seconds {parts} against {wall:.2f} s of wall time")
         print(f"ok: load of {len(load)} requests ({dropped} dropped midway by their client) in "
-              f"{time.time() - start_time:.1f} s: the other {completed} complete; afterwards "
-              "no row in use, nothing queued, finished + cancelled = requests")
+              f"{wall:.1f} s: the other {completed} complete; afterwards "
+              "no row in use, nothing queued, finished + cancelled = requests; the scheduler "
+              f"spent {parts['kiln_decode_call_seconds_total']:.2f} s in decode calls, "
+              f"{parts['kiln_prefill_call_seconds_total']:.2f} s in prefill calls and "
+              f"{parts['kiln_scheduler_host_seconds_total']:.2f} s besides")
 
         bench = subprocess.run(
             [sys.executable, BENCH, "--url", f"http://127.0.0.1:{port}", "--requests", "6",
