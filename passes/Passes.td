@@ -28,7 +28,11 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
       `last`, `[batch, prefill-chunk, vocab]` with `all`;
     * `@prefill_all` (with `both`): the same with every row's logits;
     * `@decode`: tokens and positions `[batch, 1]`;
-    * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in all.
+    * `@decode_b<N>` for each N of `decode-batches` (each below `batch`):
+      the same for N sequences, the first N rows of the caches, so that a
+      server with few sequences running pays for those rows only;
+    * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in all (`[N, ...]`
+      in `@decode_b<N>`).
 
     Result types of the tfm ops are re-derived from the new operand types
     through their `InferTypeOpInterface`. Each entry returns, after the
@@ -73,6 +77,11 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
     Option<"sampling", "sampling", "bool", "false",
            "Entries take sampling parameters and keys and end with "
            "tfm.sample instead of tfm.argmax (GPU targets)">,
+    ListOption<"decodeBatches", "decode-batches", "int64_t",
+               "More decode entries, for fewer sequences than `batch`: "
+               "@decode_b<N> over the first N rows of the KV cache "
+               "(kiln-bind-buffers lays every entry's caches out at the "
+               "largest batch's offsets)">,
   ];
   let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect",
                            "mlir::tensor::TensorDialect"];

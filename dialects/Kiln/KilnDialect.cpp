@@ -89,9 +89,14 @@ bool holds(Kind kind, StringRef name, Attribute value, StringRef &what) {
       what = "a string";
       return bool(s);
     }
-    what = "\"prefill\", \"prefill_all\" or \"decode\"";
-    return s && (s.getValue() == "prefill" || s.getValue() == "prefill_all" ||
-                 s.getValue() == "decode");
+    what = "\"prefill\", \"prefill_all\", \"decode\" or \"decode_b<N>\"";
+    if (!s)
+      return false;
+    StringRef entry = s.getValue();
+    unsigned rows;
+    return entry == "prefill" || entry == "prefill_all" || entry == "decode" ||
+           (entry.consume_front("decode_b") && !entry.getAsInteger(10, rows) &&
+            rows > 0);
   }
   case Kind::NonNegative:
     what = "an i64 >= 0";

@@ -23,8 +23,8 @@ namespace kiln {
 
 // --- Entry points (kiln-specialize-entry-points, kiln-bind-buffers) ---------
 
-/// func.func: "prefill", "prefill_all" or "decode", the entry point the
-/// runtime calls.
+/// func.func: "prefill", "prefill_all", "decode" or "decode_b<N>" (decode
+/// over the KV cache's first N rows), the entry point the runtime calls.
 inline constexpr llvm::StringLiteral kEntryAttr = "kiln.entry";
 /// Entry argument (unit): the runtime's weights buffer.
 inline constexpr llvm::StringLiteral kWeightsAttr = "kiln.weights";

@@ -287,7 +287,9 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
     report.ioBytes = std::max<uint64_t>(report.ioBytes, entry.ioSize);
     entries.emplace_back(std::move(entry), func);
 
-    if (!haveKv) {
+    // The cache of the largest batch (a @decode_b<N> entry views its first
+    // N rows).
+    if (!haveKv || cache.getDimSize(0) > report.batch) {
       haveKv = true;
       rt::KvCacheSpec kv;
       kv.numLayers = kvOffsets.size() / 2;

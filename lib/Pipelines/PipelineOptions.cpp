@@ -63,5 +63,17 @@ llvm::Error kiln::PipelineOptions::verify() const {
   std::string problem = checkEntryShape(batch, prefillChunk, maxSeqLen);
   if (!problem.empty())
     return llvm::createStringError(problem);
+  for (size_t i = 0; i < decodeBatches.size(); ++i) {
+    int64_t n = decodeBatches[i];
+    if (n < 1 || n >= batch)
+      return llvm::createStringError(
+          "--decode-batches: " + std::to_string(n) +
+          " is not a batch size from 1 to " + std::to_string(batch - 1) +
+          " (below --batch " + std::to_string(batch) + ")");
+    for (size_t j = 0; j < i; ++j)
+      if (decodeBatches[j] == n)
+        return llvm::createStringError(
+            "--decode-batches: " + std::to_string(n) + " is given twice");
+  }
   return llvm::Error::success();
 }

@@ -44,6 +44,8 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.prefillChunk = opts.prefillChunk;
   entry.maxSeqLen = opts.maxSeqLen;
   entry.prefillLogits = opts.prefillLogits;
+  entry.decodeBatches.assign(opts.decodeBatches.begin(),
+                             opts.decodeBatches.end());
   entry.sampling = opts.deviceSampling;
   pm.addPass(createSpecializeEntryPoints(entry));
   if (opts.fuseProjections) {

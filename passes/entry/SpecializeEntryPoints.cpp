@@ -83,24 +83,36 @@ struct SpecializeEntryPoints
       return signalPassFailure();
     }
     struct Entry {
-      const char *name;
-      int64_t seq;
+      std::string name;
+      int64_t batch, seq;
       bool lastRow;
     };
-    SmallVector<Entry> entries{{"prefill", prefillChunk, logits != "all"}};
+    SmallVector<Entry> entries{
+        {"prefill", batch, prefillChunk, logits != "all"}};
     if (logits == "both")
-      entries.push_back({"prefill_all", prefillChunk, false});
-    entries.push_back({"decode", 1, false});
+      entries.push_back({"prefill_all", batch, prefillChunk, false});
+    entries.push_back({"decode", batch, 1, false});
+    SmallVector<int64_t> smaller(decodeBatches.begin(), decodeBatches.end());
+    llvm::sort(smaller);
+    for (auto [i, n] : llvm::enumerate(smaller)) {
+      if (n < 1 || n >= batch || (i && smaller[i - 1] == n)) {
+        module.emitError("decode-batches must be distinct batch sizes from 1 "
+                         "to ")
+            << batch.getValue() - 1 << " (below batch), got " << n;
+        return signalPassFailure();
+      }
+      entries.push_back({"decode_b" + std::to_string(n), n, 1, false});
+    }
     for (const Entry &e : entries)
-      if (failed(specialize(forward, e.name, e.seq, e.lastRow)))
+      if (failed(specialize(forward, e.name, e.batch, e.seq, e.lastRow)))
         return signalPassFailure();
     forward.erase();
   }
 
   /// `lastRow`: the entry returns the logits of the chunk's last row only
   /// ([batch, 1, vocab]); kiln-narrow-logits then computes only that row.
-  LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t seq,
-                           bool lastRow) {
+  LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t batch,
+                           int64_t seq, bool lastRow) {
     OpBuilder builder(forward);
     auto entry = cast<func::FuncOp>(builder.clone(*forward));
     SymbolTable(getOperation()).insert(entry);

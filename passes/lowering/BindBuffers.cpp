@@ -21,6 +21,8 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/Support/MathExtras.h"
 
+#include <algorithm>
+
 #define DEBUG_TYPE "kiln-bind-buffers"
 
 namespace kiln {
@@ -53,6 +55,9 @@ struct Layout {
 };
 
 struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
+  /// Sequences the KV cache holds: the largest batch of the entries' caches.
+  int64_t kvBatch = 0;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     OpBuilder builder(module.getContext());
@@ -78,6 +83,15 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     module->setAttr(kWeightsSizeAttr,
                     builder.getI64IntegerAttr(weights.total()));
 
+    // The KV cache holds the largest batch of any entry; an entry for fewer
+    // sequences (@decode_b<N>) views the first rows of each layer's block,
+    // at the same offsets ([batch, ...] puts the sequences outermost).
+    kvBatch = 0;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func->hasAttr(kEntryAttr) && func.getNumArguments() > 2)
+        if (auto t = dyn_cast<RankedTensorType>(func.getArgument(2).getType());
+            t && t.getRank() == 4 && t.hasStaticShape())
+          kvBatch = std::max(kvBatch, t.getDimSize(0));
     std::optional<int64_t> kvSize;
     for (auto func : module.getOps<func::FuncOp>()) {
       if (!func->hasAttr(kEntryAttr))
@@ -165,9 +179,13 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     // Byte layouts of the KV and I/O buffers.
     Layout kv, io;
     SmallVector<int64_t> kvOffsets;
-    for (unsigned i = 2; i < numInputs; ++i)
-      kvOffsets.push_back(
-          kv.add(byteSize(cast<ShapedType>(body.getArgument(i).getType()))));
+    for (unsigned i = 2; i < numInputs; ++i) {
+      auto cache = cast<ShapedType>(body.getArgument(i).getType());
+      int64_t rows = cache.getRank() == 4 ? cache.getDimSize(0) : 0;
+      kvOffsets.push_back(kv.add(rows > 0 && kvBatch > rows
+                                     ? byteSize(cache) / rows * kvBatch
+                                     : byteSize(cache)));
+    }
     auto logitsType = cast<RankedTensorType>(ret.getOperand(0).getType());
     int64_t tokensAt =
         io.add(byteSize(cast<ShapedType>(body.getArgument(0).getType())));

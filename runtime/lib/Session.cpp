@@ -53,6 +53,8 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
       prefillAll = static_cast<int>(i);
     if (entries[i].name == "decode")
       decode = static_cast<int>(i);
+    if (entries[i].name.rfind("decode_b", 0) == 0)
+      s->smallerDecodes.push_back(i);
     ioSize = std::max(ioSize, entries[i].ioSize);
     arenaSize = std::max(arenaSize, entries[i].arenaSize);
   }
@@ -62,6 +64,11 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
   }
   s->prefillIndex = prefill >= 0 ? prefill : decode;
   s->decodeIndex = decode >= 0 ? decode : prefill;
+  std::sort(
+      s->smallerDecodes.begin(), s->smallerDecodes.end(),
+      [&](size_t a, size_t b) { return entries[a].batch < entries[b].batch; });
+  if (decode < 0)
+    s->smallerDecodes.clear();
   const EntrySpec &first = entries[s->prefillIndex];
   s->allRowsIndex = prefillAll >= 0 ? prefillAll
                     : first.logitRows() == first.seq
@@ -157,12 +164,15 @@ void Session::writeSampling(const EntrySpec &entry,
                             const std::function<bool(int64_t)> &draws) {
   if (!entry.samplesOnDevice())
     return;
+  // The entry's rows (a @decode_b<N> entry has the first N).
+  const size_t rows =
+      std::min(rowSeed.size(), static_cast<size_t>(entry.batch));
   auto *params = reinterpret_cast<float *>(static_cast<uint8_t *>(io) +
                                            entry.sampling.offset);
-  std::copy(rowSampling.begin(), rowSampling.end(), params);
+  std::copy(rowSampling.begin(), rowSampling.begin() + 4 * rows, params);
   auto *keys = reinterpret_cast<uint64_t *>(static_cast<uint8_t *>(io) +
                                             entry.seeds.offset);
-  for (size_t row = 0; row < rowSeed.size(); ++row) {
+  for (size_t row = 0; row < rows; ++row) {
     // splitmix64 of seed + draw: distinct, well-mixed keys per draw.
     const uint64_t draw =
         draws(static_cast<int64_t>(row)) ? ++rowDraws[row] : rowDraws[row] + 1;
@@ -409,11 +419,23 @@ bool Session::decodeRows(std::string *error) {
                   " is outside the vocabulary [0, ", vocab, ")");
   }
 
-  const EntrySpec &entry = model->entries()[decodeIndex];
+  // The smallest decode entry whose rows hold every sequence of the call:
+  // @decode_b<N> when the last one is below row N, else @decode.
+  int64_t used = 0;
+  for (int64_t row = 0; row < batch; ++row)
+    if (stepPositions[row] >= 0)
+      used = row + 1;
+  size_t index = decodeIndex;
+  for (size_t candidate : smallerDecodes)
+    if (model->entries()[candidate].batch >= used) {
+      index = candidate;
+      break;
+    }
+  const EntrySpec &entry = model->entries()[index];
   const int64_t seq = entry.seq;
   int64_t *tokens = ioTensor(io, entry.tokens);
   int64_t *positions = ioTensor(io, entry.positions);
-  for (int64_t row = 0; row < batch; ++row)
+  for (int64_t row = 0; row < entry.batch; ++row)
     for (int64_t i = 0; i < seq; ++i) {
       bool real = i == 0 && stepPositions[row] >= 0;
       tokens[row * seq + i] = real ? stepTokens[row] : 0;
@@ -433,9 +455,10 @@ bool Session::decodeRows(std::string *error) {
   if (!entry.argmax.name.empty())
     readback.argmax = active;
   writeSampling(entry, [&](int64_t row) { return stepPositions[row] >= 0; });
-  if (!executor->run(decodeIndex, model->weightsData(), kv, arena, io, readback,
+  if (!executor->run(index, model->weightsData(), kv, arena, io, readback,
                      error))
     return false;
+  lastDecodeBatch = entry.batch;
   for (int64_t row = 0; row < batch; ++row) {
     rowLogits[row] = nullptr;
     rowArgmax[row] = -1;

@@ -238,9 +238,14 @@ bool validateEntries(const ArtifactContents &c, uint64_t weightsSize,
                      [&](const KernelImage &i) { return i.name == e.image; }))
       return fail(error, "entry '", e.name, "' names kernel image '", e.image,
                   "', which the artifact does not contain");
-    if (e.batch != c.kvCache.batch)
+    // @decode_b<N>: a decode entry over the cache's first N rows.
+    const bool fewer = e.name.rfind("decode_b", 0) == 0;
+    if (fewer ? e.batch < 1 || e.batch >= c.kvCache.batch
+              : e.batch != c.kvCache.batch)
       return fail(error, "entry '", e.name, "' batch ", e.batch,
-                  " does not match the KV cache batch ", c.kvCache.batch);
+                  fewer ? " is not below the KV cache batch "
+                        : " does not match the KV cache batch ",
+                  c.kvCache.batch);
     if (e.seq <= 0 || e.seq > c.kvCache.maxSeqLen)
       return fail(error, "entry '", e.name, "' seq ", e.seq,
                   " is outside [1, max_seq_len ", c.kvCache.maxSeqLen, "]");

@@ -96,6 +96,12 @@ cl::opt<std::string> prefillLogits(
     cl::init("both"), cl::cat(category));
 cl::opt<int64_t> batch("batch", cl::desc("Sequences per call"),
                        cl::init(kiln::kDefaultBatch), cl::cat(category));
+cl::list<int64_t> decodeBatches(
+    "decode-batches",
+    cl::desc("More decode entries for fewer sequences (e.g. 1,8): @decode_b<N> "
+             "runs the first N rows of the KV cache; the runtime calls the "
+             "smallest that holds every running sequence"),
+    cl::CommaSeparated, cl::value_desc("N,..."), cl::cat(category));
 cl::opt<bool> printWeights(
     "print-weights",
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
@@ -179,6 +185,8 @@ Expected<kiln::CompileOptions> compileOptions() {
   opts.pipeline.prefillChunk = prefillChunk;
   opts.pipeline.maxSeqLen = maxSeqLen;
   opts.pipeline.prefillLogits = prefillLogits;
+  opts.pipeline.decodeBatches.assign(decodeBatches.begin(),
+                                     decodeBatches.end());
   if (!quantize.empty())
     if (Error err = opts.pipeline.parseQuantize(quantize))
       return std::move(err);

@@ -218,6 +218,7 @@ void Engine::loop() {
     {
       std::lock_guard<std::mutex> lock(mutex);
       ++counters.decodeSteps;
+      ++counters.decodeStepsByRows[session.lastDecodeRows()];
     }
     for (int64_t row = 0; row < batch; ++row)
       if (positions[row] >= 0 && slots[row].active) {

@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -88,6 +89,9 @@ struct EngineMetrics {
   // its busy steps (admitting, sampling on the host, detokenizing, stop
   // strings, handing text to the clients' streams); idle waits excluded.
   double decodeSeconds = 0, prefillSeconds = 0, hostSeconds = 0;
+  // Decode calls by the rows of the entry that ran them (the artifact's
+  // batch, or N of a @decode_b<N> entry).
+  std::map<int64_t, int64_t> decodeStepsByRows;
 };
 
 class Engine {

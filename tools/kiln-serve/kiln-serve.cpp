@@ -157,6 +157,12 @@ private:
         m.generatedTokens);
     add("kiln_decode_steps_total", "counter", "Batched decode calls.",
         m.decodeSteps);
+    out += "# HELP kiln_decode_entry_steps_total Batched decode calls by the "
+           "rows of the entry that ran them (--decode-batches adds entries "
+           "for fewer rows).\n# TYPE kiln_decode_entry_steps_total counter\n";
+    for (auto [rows, steps] : m.decodeStepsByRows)
+      out += "kiln_decode_entry_steps_total{rows=\"" + std::to_string(rows) +
+             "\"} " + std::to_string(steps) + "\n";
     add("kiln_prefill_calls_total", "counter",
         "Prefill calls (a chunk of each prompt being prefilled).",
         m.prefillCalls);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kiln {
 
@@ -25,6 +26,9 @@ struct PipelineOptions {
   /// The prefill entries' logits: "both" (@prefill the last row, @prefill_all
   /// every row), "last" or "all" (kiln-specialize-entry-points).
   std::string prefillLogits = "both";
+  /// More decode entries for fewer sequences (@decode_b<N>, each N from 1
+  /// to batch - 1; kiln-specialize-entry-points).
+  std::vector<int64_t> decodeBatches;
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
   /// Entries sample on the device (tfm.sample; GPU targets) instead of

@@ -203,12 +203,23 @@ def main():
             fail(f"prompts longer than the prefill chunk took one call each: {m}")
         print(f"ok: {len(PROMPTS)} greedy completions, one at a time, equal kiln-run's text "
               f"({m['kiln_prefill_calls_total']} prefill calls: a chunk per step)")
+        # With --decode-batches 1 (@decode_b1), one sequence at a time runs on
+        # row 0 through the one-row entry.
+        one_row = m.get('kiln_decode_entry_steps_total{rows="1"}', 0)
+        if m["kiln_kv_slots"] > 1 and 'kiln_decode_entry_steps_total{rows="1"}' in m:
+            if one_row != m["kiln_decode_steps_total"]:
+                fail(f"one request at a time: {one_row} of {m['kiln_decode_steps_total']} "
+                     "decode calls through @decode_b1")
+            print(f"ok: one request at a time decodes through @decode_b1 ({one_row} calls)")
 
         together = concurrently(complete, [(port, p) for p in PROMPTS])
         for p, (text, _) in zip(PROMPTS, together):
             if text != expected[p]:
                 fail(f"together: {p!r}: {text!r} != {expected[p]!r}")
         m = metrics(port)
+        full = m.get(f'kiln_decode_entry_steps_total{{rows="{m["kiln_kv_slots"]}"}}', 0)
+        if 'kiln_decode_entry_steps_total{rows="1"}' in m and full == 0:
+            fail(f"{len(PROMPTS)} at once never decoded through the full batch: {m}")
         print(f"ok: the same {len(PROMPTS)} sent at once on {m['kiln_kv_slots']} batch rows "
               "(queued, admitted and retired at every step) give the same text")
 

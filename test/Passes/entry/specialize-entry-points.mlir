@@ -12,6 +12,22 @@
 // RUN: not kiln-opt %s --kiln-specialize-entry-points="prefill-logits=some" --split-input-file 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=BAD
 // BAD: error: prefill-logits must be last, all or both, not 'some'
+// decode-batches adds decode entries for fewer sequences, by size: each
+// takes the first N rows of every cache; a size not below batch is refused.
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=3 prefill-chunk=4 max-seq-len=16 decode-batches=2,1" --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=FEWER
+// FEWER-LABEL: func.func @decode(%{{.+}}: tensor<3x1xi64>
+// FEWER-SAME: tensor<3x1x16x4xf32>
+// FEWER-LABEL: func.func @decode_b1(%{{.+}}: tensor<1x1xi64>
+// FEWER-SAME: tensor<1x1x16x4xf32>
+// FEWER-SAME: -> (tensor<1x1x16xf32>, tensor<1x1x16x4xf32>, tensor<1x1x16x4xf32>, tensor<1x1xi64>)
+// FEWER-SAME: kiln.entry = "decode_b1"
+// FEWER: tfm.argmax {{.+}} -> tensor<1x1xi64>
+// FEWER-LABEL: func.func @decode_b2(%{{.+}}: tensor<2x1xi64>
+// FEWER-SAME: kiln.entry = "decode_b2"
+// RUN: not kiln-opt %s --kiln-specialize-entry-points="batch=3 decode-batches=3" --split-input-file 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=FEWERBAD
+// FEWERBAD: error: decode-batches must be distinct batch sizes from 1 to 2 (below batch), got 3
 // With sampling (GPU targets), every entry takes the sampling parameters
 // [batch, 4] and keys [batch] after the caches and draws its next tokens
 // with tfm.sample instead of tfm.argmax.

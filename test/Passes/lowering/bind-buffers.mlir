@@ -195,3 +195,35 @@ func.func @decode(%ids: tensor<1x1xi64>, %pos: tensor<1x1xi64>, %kc: tensor<1x1x
   %next = tfm.sample %l, %params, %seeds into %init : tensor<1x1x16xf32>, tensor<1x4xf32>, tensor<1xi64>, tensor<1x1xi64> -> tensor<1x1xi64>
   return %l, %kc, %vc, %next : tensor<1x1x16xf32>, tensor<1x1x8x4xf16>, tensor<1x1x8x4xf16>, tensor<1x1xi64>
 }
+
+// -----
+
+// A decode entry for fewer sequences (@decode_b1, kiln-compile
+// --decode-batches) views the first row of each layer's cache block at the
+// offsets of the largest batch's layout (K at 0 and V at 512: 2*1*8*8 f32
+// each), not at its own (256 bytes a block): every entry shares one KV
+// buffer of the largest batch.
+
+// CHECK-LABEL: module attributes {kiln.kv_size = 1024 : i64
+// CHECK-LABEL: func.func @decode(
+// CHECK-SAME: kiln.kv_offsets = [0, 512]
+// CHECK-LABEL: func.func @decode_b1(
+// CHECK-SAME: memref<1024xi8>
+// CHECK-SAME: kiln.cache_type = tensor<1x1x8x8xf32>, kiln.entry = "decode_b1"
+// CHECK-SAME: kiln.kv_offsets = [0, 512]
+func.func @decode(%tok: tensor<2x1xi64>, %pos: tensor<2x1xi64>,
+                  %k: tensor<2x1x8x8xf32>, %v: tensor<2x1x8x8xf32>)
+    -> (tensor<2x1x4xf32>, tensor<2x1x8x8xf32>, tensor<2x1x8x8xf32>, tensor<2x1xi64>)
+    attributes {kiln.entry = "decode"} {
+  %l = arith.constant dense<0.0> : tensor<2x1x4xf32>
+  %a = tfm.argmax %l : tensor<2x1x4xf32> -> tensor<2x1xi64>
+  return %l, %k, %v, %a : tensor<2x1x4xf32>, tensor<2x1x8x8xf32>, tensor<2x1x8x8xf32>, tensor<2x1xi64>
+}
+func.func @decode_b1(%tok: tensor<1x1xi64>, %pos: tensor<1x1xi64>,
+                     %k: tensor<1x1x8x8xf32>, %v: tensor<1x1x8x8xf32>)
+    -> (tensor<1x1x4xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1xi64>)
+    attributes {kiln.entry = "decode_b1"} {
+  %l = arith.constant dense<0.0> : tensor<1x1x4xf32>
+  %a = tfm.argmax %l : tensor<1x1x4xf32> -> tensor<1x1xi64>
+  return %l, %k, %v, %a : tensor<1x1x4xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1xi64>
+}

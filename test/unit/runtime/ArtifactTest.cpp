@@ -296,6 +296,18 @@ TEST(ArtifactWriterTest, EntryBatchMismatch) {
                     "batch 2");
 }
 
+TEST(ArtifactWriterTest, FewerRowsEntryMustBeBelowTheKvBatch) {
+  // A decode_b<N> entry runs the KV cache's first N rows: N must be below
+  // the cache's batch (2 here), and at least 1.
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("decode_b2", "fake_decode", 1);
+                      e.batch = 2;
+                      w.addEntry(e);
+                    }),
+                    "entry 'decode_b2' batch 2 is not below the KV cache "
+                    "batch 2");
+}
+
 TEST(ArtifactWriterTest, UnknownImage) {
   EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
                       EntrySpec e = fakeEntry("other", "fake_decode", 1);

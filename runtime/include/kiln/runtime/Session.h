@@ -52,6 +52,10 @@ public:
 
   const Artifact &artifact() const { return *model; }
   int64_t batch() const;
+  /// Rows of the decode entry the last decode call ran: batch(), or N of
+  /// the @decode_b<N> entry (kiln-compile --decode-batches) chosen because
+  /// every sequence of the call was in its first N rows.
+  int64_t lastDecodeRows() const { return lastDecodeBatch; }
   int64_t vocabSize() const;
   int64_t maxSeqLen() const;
   /// Tokens per batch row per prefill call.
@@ -130,6 +134,9 @@ private:
   std::shared_ptr<const Artifact> model;
   std::unique_ptr<Executor> executor;
   size_t prefillIndex = 0, decodeIndex = 0;
+  /// The @decode_b<N> entries, by N (fewer rows than decodeIndex's).
+  std::vector<size_t> smallerDecodes;
+  int64_t lastDecodeBatch = 0;
   /// The prefill entry computing every row's logits (for a logits observer:
   /// perplexity, dumps): "prefill_all", or "prefill" when it does; -1: none
   /// (compiled with --prefill-logits=last).
