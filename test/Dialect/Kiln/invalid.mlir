@@ -7,8 +7,23 @@ func.func @f() attributes {kiln.arena_bytes = 64 : i64} {
 
 // -----
 
-// expected-error @+1 {{'kiln.entry' must be "prefill", "prefill_all" or "decode", got "forward"}}
+// expected-error @+1 {{'kiln.entry' must be "prefill", "prefill_all", "decode" or "decode_b<N>", got "forward"}}
 func.func @f() attributes {kiln.entry = "forward"} {
+  return
+}
+
+// -----
+
+// decode_b<N> needs a number of rows N > 0.
+// expected-error @+1 {{'kiln.entry' must be "prefill", "prefill_all", "decode" or "decode_b<N>", got "decode_b0"}}
+func.func @f() attributes {kiln.entry = "decode_b0"} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'kiln.entry' must be "prefill", "prefill_all", "decode" or "decode_b<N>", got "decode_bx"}}
+func.func @f() attributes {kiln.entry = "decode_bx"} {
   return
 }
 
