@@ -205,6 +205,10 @@ def main():
                            round(after.get(k, 0) - before.get(k, 0), 3) for k in
                            ("kiln_decode_call_seconds_total", "kiln_prefill_call_seconds_total",
                             "kiln_scheduler_host_seconds_total")},
+        # Decode calls by the rows of the entry that ran them (--decode-batches).
+        "decode_calls_by_rows": {
+            k.split('"')[1]: after[k] - before.get(k, 0) for k in sorted(after)
+            if k.startswith("kiln_decode_entry_steps_total{") and after[k] - before.get(k, 0)},
         "rows_in_use_after": after.get("kiln_kv_slots_in_use"),
         "server_rss_kb": rss,
         "errors": failures[:5],
@@ -223,7 +227,8 @@ def main():
         print(f"serve-bench: server: {report['server']}; rows in use after: "
               f"{report['rows_in_use_after']}" +
               (f"; RSS (KB) {rss}" if rss else ""))
-        print(f"serve-bench: server seconds: {report['server_seconds']}")
+        print(f"serve-bench: server seconds: {report['server_seconds']}; decode calls by "
+              f"entry rows: {report['decode_calls_by_rows']}")
         for e in failures[:5]:
             print(f"serve-bench: failed: {e}")
     sys.exit(1 if failures or report["rows_in_use_after"] else 0)

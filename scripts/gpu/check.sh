@@ -669,6 +669,8 @@ if [ "$what" = throughput ]; then
   # (prefill chunks of max(16, 512 / level) tokens, context 800); serve-bench.py then sends
   # 2 x level requests (at least 4), level at once, prompts of 128-512 random ids, 256 new
   # tokens each, greedy with EOS ignored. One artifact at a time (an 8b one is 16 GB).
+  # KILN_THROUGHPUT_SHARED=1 serves every level from one artifact instead: --batch the largest
+  # level, --decode-batches the others.
   export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do
     case $shape in
@@ -681,13 +683,33 @@ if [ "$what" = throughput ]; then
     "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
       --external-data --cache --tiled-weights > "$W/gen-$shape.log" 2>&1 || fail=1
     "$PY" scripts/gpu/make_tokenizer.py 128256 "$m" >> "$W/gen-$shape.log" 2>&1 || fail=1
-    for c in ${KILN_THROUGHPUT_LEVELS-1 8 32 64}; do
+    levels=${KILN_THROUGHPUT_LEVELS-1 8 32 64}
+    shared=""
+    if [ "${KILN_THROUGHPUT_SHARED-0}" = 1 ]; then
+      # One artifact for every level: --batch the largest, --decode-batches the others.
+      top=0; for c in $levels; do [ "$c" -gt "$top" ] && top=$c; done
+      fewer=$(for c in $levels; do [ "$c" -lt "$top" ] && echo "$c"; done | paste -sd, -)
+      chunk=$(( 512 / top > 16 ? 512 / top : 16 ))
+      shared="$W/$shape-shared.kiln"
+      kiln-compile "$m/model.onnx" --target "$arch" --batch $top ${fewer:+--decode-batches $fewer} \
+        --max-seq-len 800 --prefill-chunk $chunk --prefill-logits last --tokenizer "$m" -o "$shared" \
+        > "$W/compile-$shape-shared.log" 2>&1 || fail=1
+      echo "$shape fp16, one artifact: --batch $top${fewer:+ --decode-batches $fewer} (--prefill-chunk $chunk):" >> "$summary"
+      grep -E "kiln-compile: wrote|memory: (KV|activation)|kernels: (prefill|decode)|error" \
+        "$W/compile-$shape-shared.log" | sed "s/^/  /" >> "$summary"
+    fi
+    for c in $levels; do
       chunk=$(( 512 / c > 16 ? 512 / c : 16 )); n=$(( 2 * c > 4 ? 2 * c : 4 ))
       k="$W/$shape-b$c.kiln"
-      kiln-compile "$m/model.onnx" --target "$arch" --batch $c --max-seq-len 800 --prefill-chunk $chunk \
-        --prefill-logits last --tokenizer "$m" -o "$k" > "$W/compile-$shape-b$c.log" 2>&1 || fail=1
-      echo "$shape fp16, kiln-serve --batch $c (--prefill-chunk $chunk), $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
-      grep -E "kiln-compile: wrote|memory: (KV|activation)|error" "$W/compile-$shape-b$c.log" | sed "s/^/  /" >> "$summary"
+      if [ -n "$shared" ]; then
+        k=$shared
+        echo "$shape fp16, the one artifact, $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
+      else
+        kiln-compile "$m/model.onnx" --target "$arch" --batch $c --max-seq-len 800 --prefill-chunk $chunk \
+          --prefill-logits last --tokenizer "$m" -o "$k" > "$W/compile-$shape-b$c.log" 2>&1 || fail=1
+        echo "$shape fp16, kiln-serve --batch $c (--prefill-chunk $chunk), $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
+        grep -E "kiln-compile: wrote|memory: (KV|activation)|error" "$W/compile-$shape-b$c.log" | sed "s/^/  /" >> "$summary"
+      fi
       [ -f "$k" ] || continue
       kiln-serve "$k" --port 0 2> "$W/server-$shape-b$c.log" & server=$!
       for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-$shape-b$c.log" && break; sleep 0.5; done
@@ -717,9 +739,9 @@ if [ "$what" = throughput ]; then
         grep -E "kiln profile: (GPU time|.*  (decode|prefill) |.*decode_k([0-9]|1[0-9])_)|error" \
           "$W/server-prof-$shape-b$c.log" | head -32 | sed -E "s/^kiln profile: +/    /" >> "$summary"
       fi
-      rm -f "$k"
+      [ -n "$shared" ] || rm -f "$k"
     done
-    rm -rf "$m"
+    rm -rf "$m" ${shared:+"$shared"}
   done
   if [ "${KILN_THROUGHPUT_TORCH-1}" = 1 ]; then
     gens=""; for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do gens="$gens generate-$shape"; done
