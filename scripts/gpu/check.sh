@@ -117,6 +117,13 @@ print(f"  greedy tokens vs {sys.argv[3]}: the first {same} of {len(a)} agree")
 PYEOF
   done
 }
+# make_llama.py's dimensions of a Llama shape: shape_dims 1b|8b (nothing for another name).
+shape_dims() {
+  case $1 in
+    8b) echo "--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied" ;;
+    1b) echo "--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192" ;;
+  esac
+}
 # The real model compiled for the GPU ($W/rm-fp16.kiln): its greedy text equals the CPU
 # target's (ids made by build-bundle.sh).
 realmodel_greedy() {
@@ -532,11 +539,8 @@ if [ "$what" = stream ]; then
   # 128-token prompt + 256 new tokens.
   prompt128=$(random_ids 1 128)
   for shape in ${KILN_STREAM_SHAPES-8b 1b}; do
-    case $shape in
-      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied" ;;
-      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192" ;;
-      *) echo "stream: unknown shape $shape" >> "$summary"; fail=1; continue ;;
-    esac
+    dims=$(shape_dims "$shape")
+    [ -n "$dims" ] || { echo "stream: unknown shape $shape" >> "$summary"; fail=1; continue; }
     m="$W/gen-$shape"; mkdir -p "$m"
     start=$(date +%s)
     # shellcheck disable=SC2086
@@ -616,11 +620,10 @@ if [ "$what" = gemvq ]; then
   # KILN_GEMVQ_8B list them.
   prompt128=$(random_ids 1 128)
   for shape in 1b 8b; do
+    dims=$(shape_dims "$shape")
     case $shape in
-      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied"
-          variants=${KILN_GEMVQ_8B-"int4:--quantize=int4:128"} ;;
-      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192"
-          variants=${KILN_GEMVQ_1B-"fp16: int4:--quantize=int4:128"} ;;
+      8b) variants=${KILN_GEMVQ_8B-"int4:--quantize=int4:128"} ;;
+      1b) variants=${KILN_GEMVQ_1B-"fp16: int4:--quantize=int4:128"} ;;
     esac
     [ -n "$variants" ] || continue
     m="$W/gen-$shape"; mkdir -p "$m"
@@ -673,11 +676,8 @@ if [ "$what" = throughput ]; then
   # level, --decode-batches the others.
   export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do
-    case $shape in
-      8b) dims="--layers 32 --hidden 4096 --heads 32 --kv-heads 8 --head-dim 128 --ffn 14336 --untied" ;;
-      1b) dims="--layers 16 --hidden 2048 --heads 32 --kv-heads 8 --head-dim 64 --ffn 8192" ;;
-      *) echo "throughput: unknown shape $shape" >> "$summary"; fail=1; continue ;;
-    esac
+    dims=$(shape_dims "$shape")
+    [ -n "$dims" ] || { echo "throughput: unknown shape $shape" >> "$summary"; fail=1; continue; }
     m="$W/gen-$shape"; mkdir -p "$m"
     # shellcheck disable=SC2086
     "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \

@@ -200,15 +200,9 @@ void Engine::loop() {
     if (!any)
       continue;
     std::string error;
-    const Clock::time_point called = Clock::now();
-    const bool ok = session.decodeBatch(tokens, positions, &error);
-    const double seconds = secondsSince(called);
-    callSeconds += seconds;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      counters.decodeSeconds += seconds;
-    }
-    if (!ok) {
+    if (!timedCall(&EngineMetrics::decodeSeconds, [&] {
+          return session.decodeBatch(tokens, positions, &error);
+        })) {
       // The requests in the call; those still prefilling were not.
       for (int64_t row = 0; row < batch; ++row)
         if (positions[row] >= 0 && slots[row].active)
@@ -239,6 +233,17 @@ void Engine::loop() {
       s.reset();
     }
   running = 0;
+}
+
+bool Engine::timedCall(double EngineMetrics::*seconds,
+                       const std::function<bool()> &call) {
+  const Clock::time_point called = Clock::now();
+  const bool ok = call();
+  const double spent = secondsSince(called);
+  callSeconds += spent;
+  std::lock_guard<std::mutex> lock(mutex);
+  counters.*seconds += spent;
+  return ok;
 }
 
 void Engine::start(int64_t row, Pending pending) {
@@ -297,15 +302,9 @@ bool Engine::prefillStep() {
     std::lock_guard<std::mutex> lock(mutex);
     ++counters.prefillCalls;
   }
-  const Clock::time_point called = Clock::now();
-  const bool ok = session.prefillBatch(prompts, starts, &error);
-  const double seconds = secondsSince(called);
-  callSeconds += seconds;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    counters.prefillSeconds += seconds;
-  }
-  if (!ok) {
+  if (!timedCall(&EngineMetrics::prefillSeconds, [&] {
+        return session.prefillBatch(prompts, starts, &error);
+      })) {
     for (int64_t row = 0; row < batch; ++row)
       if (!prompts[row].empty())
         finish(row, "error", error);

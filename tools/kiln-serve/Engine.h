@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -160,6 +161,10 @@ private:
   /// whose prompt is then complete take their first token. Whether there
   /// was a call.
   bool prefillStep();
+  /// Runs a session call, adding its time to the step's callSeconds and to
+  /// the counter `seconds` (decode or prefill calls); returns its result.
+  bool timedCall(double EngineMetrics::*seconds,
+                 const std::function<bool()> &call);
   /// Takes row `row`'s next token from the last call and ends the request
   /// when it is done.
   void advance(int64_t row);
