@@ -32,7 +32,11 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
       the same for N sequences, the first N rows of the caches, so that a
       server with few sequences running pays for those rows only;
     * KV caches `[batch, kv_heads, max-seq-len, head_dim]` in all (`[N, ...]`
-      in `@decode_b<N>`).
+      in `@decode_b<N>`); with `kv-block-size` B, paged: each cache is a pool
+      `[kv-blocks, kv_heads, B, head_dim]` shared by all entries, and every
+      entry takes a block table `[batch, ceil(max-seq-len / B)]` i32 after
+      the caches (marked `kiln.block_table`) that every `tfm.kv_append` and
+      `tfm.attention` reads through.
 
     Result types of the tfm ops are re-derived from the new operand types
     through their `InferTypeOpInterface`. Each entry returns, after the
@@ -82,6 +86,12 @@ def SpecializeEntryPoints : Pass<"kiln-specialize-entry-points", "mlir::ModuleOp
                "@decode_b<N> over the first N rows of the KV cache "
                "(kiln-bind-buffers lays every entry's caches out at the "
                "largest batch's offsets)">,
+    Option<"kvBlockSize", "kv-block-size", "int64_t", "0",
+           "Paged KV cache: positions per block (0: one contiguous "
+           "[batch, kv_heads, max-seq-len, head_dim] cache per layer)">,
+    Option<"kvBlocks", "kv-blocks", "int64_t", "0",
+           "Paged KV cache: blocks in each layer's pool (0: enough for every "
+           "row at max-seq-len, batch * ceil(max-seq-len / kv-block-size))">,
   ];
   let dependentDialects = ["mlir::func::FuncDialect", "kiln::KilnDialect",
                            "mlir::tensor::TensorDialect"];

@@ -16,7 +16,8 @@ the tokens generated, the total decode throughput (generated tokens / wall time)
 token (TTFT) and inter-token latency (ITL: per request, (last token time - first token time) /
 (tokens - 1)) as p50 / p99 over the completed requests, the server's /metrics counters before
 and after (with the scheduler's seconds in decode calls, prefill calls and besides), the rows still
-in use once it settles, and with --server-pid the server's RSS (from
+in use once it settles (and with a paged KV cache the blocks still held: a non-zero exit unless the
+pool is full again), and with --server-pid the server's RSS (from
 /proc) when 10% and 50% of the requests are done and at the end.
 """
 import argparse
@@ -180,7 +181,8 @@ def main():
     # Dropped streams are noticed at the server's next step: let it settle.
     settle = time.perf_counter() + 30
     after = metrics(host, port)
-    while after.get("kiln_kv_slots_in_use", 0) and time.perf_counter() < settle:
+    while (after.get("kiln_kv_slots_in_use", 0) or after.get("kiln_kv_blocks_in_use", 0)) \
+            and time.perf_counter() < settle:
         time.sleep(0.1)
         after = metrics(host, port)
     if a.server_pid:
@@ -199,7 +201,8 @@ def main():
         "server": {k: after.get(k, 0) - before.get(k, 0) for k in
                    ("kiln_requests_finished_total", "kiln_requests_cancelled_total",
                     "kiln_requests_failed_total", "kiln_generated_tokens_total",
-                    "kiln_decode_steps_total", "kiln_prefill_calls_total")},
+                    "kiln_decode_steps_total", "kiln_prefill_calls_total",
+                    "kiln_preemptions_total")},
         # The scheduler's seconds in decode calls, prefill calls and besides.
         "server_seconds": {k.removeprefix("kiln_").removesuffix("_seconds_total"):
                            round(after.get(k, 0) - before.get(k, 0), 3) for k in
@@ -210,6 +213,10 @@ def main():
             k.split('"')[1]: after[k] - before.get(k, 0) for k in sorted(after)
             if k.startswith("kiln_decode_entry_steps_total{") and after[k] - before.get(k, 0)},
         "rows_in_use_after": after.get("kiln_kv_slots_in_use"),
+        # A paged KV cache: its blocks, and those still held once settled (0: the pool is
+        # full again).
+        "kv_blocks": after.get("kiln_kv_blocks", 0),
+        "kv_blocks_in_use_after": after.get("kiln_kv_blocks_in_use", 0),
         "server_rss_kb": rss,
         "errors": failures[:5],
     }
@@ -226,12 +233,15 @@ def main():
               f"ITL p50 {report['itl_ms']['p50']} ms, p99 {report['itl_ms']['p99']} ms")
         print(f"serve-bench: server: {report['server']}; rows in use after: "
               f"{report['rows_in_use_after']}" +
+              (f"; KV blocks in use after: {report['kv_blocks_in_use_after']} of "
+               f"{report['kv_blocks']}" if report["kv_blocks"] else "") +
               (f"; RSS (KB) {rss}" if rss else ""))
         print(f"serve-bench: server seconds: {report['server_seconds']}; decode calls by "
               f"entry rows: {report['decode_calls_by_rows']}")
         for e in failures[:5]:
             print(f"serve-bench: failed: {e}")
-    sys.exit(1 if failures or report["rows_in_use_after"] else 0)
+    sys.exit(1 if failures or report["rows_in_use_after"] or report["kv_blocks_in_use_after"]
+             else 0)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ enum class Kind {
 Kind kindOf(StringRef name) {
   return llvm::StringSwitch<Kind>(name)
       .Cases({kWeightsAttr, kArenaAttr, kWaitsForPreviousAttr, kNoInlineAttr,
-              kScratchAttr, kSamplingAttr},
+              kScratchAttr, kSamplingAttr, kBlockTableAttr},
              Kind::Unit)
       .Cases({kEntryAttr, kKernelAttr, kMappingAttr, kTilingAttr}, Kind::String)
       .Cases({kOffsetAttr, kWeightsSizeAttr, kKvSizeAttr, kArenaSizeAttr,

@@ -44,6 +44,12 @@ inline constexpr llvm::StringLiteral kIoAttr = "kiln.io";
 /// 4] f32 and keys [batch] i64 of tfm.sample (kiln-specialize-entry-points
 /// with `sampling`); kiln-bind-buffers gives them io slots.
 inline constexpr llvm::StringLiteral kSamplingAttr = "kiln.sampling";
+/// Entry (unit): the KV caches are paged pools [num_blocks, kv_heads,
+/// block_size, head_dim] and the argument after them is the block table
+/// [batch, max_blocks] i32 of every tfm.kv_append and tfm.attention
+/// (kiln-specialize-entry-points with `kv-block-size`); kiln-bind-buffers
+/// gives it an io slot.
+inline constexpr llvm::StringLiteral kBlockTableAttr = "kiln.block_table";
 /// Entry (type): the tensor types of the token ids, the logits and one cache.
 inline constexpr llvm::StringLiteral kTokensTypeAttr = "kiln.tokens_type";
 inline constexpr llvm::StringLiteral kLogitsTypeAttr = "kiln.logits_type";
@@ -68,7 +74,8 @@ inline constexpr llvm::StringLiteral kMemoryPlanAttr = "kiln.memory_plan";
 ///
 /// (steps: 0 q.k dot products, 1 scale and causal mask, 2 row max, 3 exp,
 /// 4 row sum, 5 p.v, 6 normalisation into the output; the fill of a step's
-/// accumulator carries that step's dictionary).
+/// accumulator carries that step's dictionary; with a paged KV cache, 7 and
+/// 8 gather K and V through the block table).
 inline constexpr llvm::StringLiteral kRegionAttr = "kiln.region";
 /// tfm.attention (i64 >= 0): its number in the function, which kRegionAttr
 /// repeats on its lowered ops.

@@ -86,7 +86,10 @@ def Tfm_Matrix : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[2]>],
 def Tfm_Activation : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[3]>],
                                     "3-D [batch, seq, features] tensor">;
 def Tfm_Cache : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[4]>],
-    "4-D [batch, kv_heads, max_seq, head_dim] tensor">;
+    "4-D [batch, kv_heads, max_seq, head_dim] tensor (paged: [num_blocks, "
+    "kv_heads, block_size, head_dim])">;
+def Tfm_BlockTable : RankedTensorOf<[I32], [HasAnyRankOfPred<[2]>],
+    "2-D [batch, max_blocks] i32 tensor">;
 def Tfm_TokenIds : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>],
                                   "2-D [batch, seq] tensor">;
 def Tfm_Positions : RankedTensorOf<[I32, I64], [HasAnyRankOfPred<[2]>],

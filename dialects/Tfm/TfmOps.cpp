@@ -217,6 +217,20 @@ LogicalResult RopeOp::verify() {
 // KvAppendOp
 //===----------------------------------------------------------------------===//
 
+/// A paged op's block table has a row per batch row of `tokens` and at least
+/// one block.
+static LogicalResult verifyBlockTable(Operation *op, RankedTensorType table,
+                                      RankedTensorType tokens) {
+  if (!dimsAgree(table.getDimSize(0), tokens.getDimSize(0)))
+    return op->emitOpError()
+           << "block table has " << dimStr(table.getDimSize(0))
+           << " rows, expected one per batch row ("
+           << dimStr(tokens.getDimSize(0)) << ")";
+  if (table.getDimSize(1) == 0)
+    return op->emitOpError("block table has no block per row");
+  return success();
+}
+
 LogicalResult KvAppendOp::verify() {
   if (getCache().getType() != getResult().getType())
     return emitOpError() << "result type " << getResult().getType()
@@ -231,8 +245,13 @@ LogicalResult KvAppendOp::verify() {
     return emitOpError() << "value features (" << dimStr(value.getDimSize(2))
                          << ") must be num_kv_heads * head_dim = " << kvHeads
                          << " * " << headDim;
-  if (!dimsAgree(value.getDimSize(0), cache.getDimSize(0)))
+  if (Value table = getBlockTable()) {
+    if (failed(verifyBlockTable(*this, cast<RankedTensorType>(table.getType()),
+                                value)))
+      return failure();
+  } else if (!dimsAgree(value.getDimSize(0), cache.getDimSize(0))) {
     return emitOpError("value batch does not match the cache batch");
+  }
   return verifyTokenDims(*this, getPositions().getType(), "positions", value,
                          "value");
 }
@@ -268,8 +287,13 @@ LogicalResult AttentionOp::verify() {
   if (!dimsAgree(cache.getDimSize(3), headDim))
     return emitOpError() << "cache head size (" << dimStr(cache.getDimSize(3))
                          << ") does not match head_dim (" << headDim << ")";
-  if (!dimsAgree(cache.getDimSize(0), query.getDimSize(0)))
+  if (Value table = getBlockTable()) {
+    if (failed(verifyBlockTable(*this, cast<RankedTensorType>(table.getType()),
+                                query)))
+      return failure();
+  } else if (!dimsAgree(cache.getDimSize(0), query.getDimSize(0))) {
     return emitOpError("cache batch does not match the query batch");
+  }
   if (!(getScale().convertToFloat() > 0.0f))
     return emitOpError("scale must be positive");
   return verifyTokenDims(*this, getPositions().getType(), "positions", query,

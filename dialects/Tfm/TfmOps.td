@@ -231,19 +231,31 @@ def Tfm_KvAppendOp : Tfm_Op<"kv_append", [Pure,
     The op is in destination-passing style: after bufferization it becomes
     an in-place write into the runtime-owned cache buffer.
 
+    Paged: with a `block_table` (`[batch, max_blocks]` i32) the cache is a
+    pool of blocks `[num_blocks, num_kv_heads, block_size, head_dim]` and
+    position `p` of row `b` lives in block `block_table[b, p / block_size]`
+    at slot `p % block_size`; a position at or past
+    `max_blocks * block_size`, or whose block id is outside the pool, is
+    not written (the runtime checks the tables before launch).
+
     Example:
 
     ```mlir
     %kc1 = tfm.kv_append %k into %kc0 at %pos
         : tensor<?x?x64xf32>, tensor<?x2x?x32xf32>, tensor<?x?xi64>
+    %kp1 = tfm.kv_append %k into %kp0 at %pos pages %table
+        : tensor<2x1x64xf32>, tensor<16x2x8x32xf32>, tensor<2x1xi64>,
+          tensor<2x4xi32>
     ```
   }];
   let arguments = (ins Tfm_Activation:$value, Tfm_Cache:$cache,
-                       Tfm_Positions:$positions);
+                       Tfm_Positions:$positions,
+                       Optional<Tfm_BlockTable>:$block_table);
   let results = (outs Tfm_Cache:$result);
   let assemblyFormat = [{
-    $value `into` $cache `at` $positions attr-dict
+    $value `into` $cache `at` $positions (`pages` $block_table^)? attr-dict
     `:` type($value) `,` type($cache) `,` type($positions)
+    (`,` type($block_table)^)?
   }];
   let hasVerifier = 1;
 }
@@ -271,6 +283,11 @@ def Tfm_AttentionOp : Tfm_Op<"attention", [Pure,
     length starting at any offset and a decode step. Scores and softmax are
     computed in f32.
 
+    Paged: with a `block_table` (`[batch, max_blocks]` i32) the caches are
+    pools `[num_blocks, num_kv_heads, block_size, head_dim]` and slot `t` of
+    row `b` is slot `t % block_size` of block `block_table[b, t / block_size]`
+    (see `tfm.kv_append`); `max_seq` is `max_blocks * block_size`.
+
     Example:
 
     ```mlir
@@ -282,14 +299,17 @@ def Tfm_AttentionOp : Tfm_Op<"attention", [Pure,
   }];
   let arguments = (ins Tfm_Activation:$query, Tfm_Cache:$key_cache,
                        Tfm_Cache:$value_cache, Tfm_Positions:$positions,
+                       Optional<Tfm_BlockTable>:$block_table,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_kv_heads,
                        ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
                        F32Attr:$scale);
   let results = (outs Tfm_Activation:$result);
   let assemblyFormat = [{
-    $query `,` $key_cache `,` $value_cache `,` $positions attr-dict
+    $query `,` $key_cache `,` $value_cache `,` $positions
+    (`pages` $block_table^)? attr-dict
     `:` type($query) `,` type($key_cache) `,` type($positions)
+    (`,` type($block_table)^)?
   }];
   let hasVerifier = 1;
 }

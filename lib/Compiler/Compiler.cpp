@@ -129,11 +129,26 @@ void MemoryReport::print(llvm::raw_ostream &os) const {
   auto mib = [](uint64_t b) { return double(b) / (1024.0 * 1024.0); };
   os << formatv("memory: weights {0} bytes ({1:F2} MiB)\n", weightsBytes,
                 mib(weightsBytes));
-  os << formatv("memory: KV cache = layers x 2 x kv_heads x head_dim x "
-                "max_seq_len x batch x bytes = {0} x 2 x {1} x {2} x {3} x {4} "
-                "x {5} = {6} bytes ({7:F2} MiB)\n",
-                layers, kvHeads, headDim, maxSeqLen, batch, kvElementBytes,
-                kvBytes, mib(kvBytes));
+  if (kvBlockSize > 0) {
+    // Paged: what one block costs, so that a pool can be sized from the
+    // device's free memory.
+    const uint64_t perBlock =
+        uint64_t(layers) * 2 * kvHeads * headDim * kvBlockSize * kvElementBytes;
+    os << formatv("memory: KV cache (paged) = layers x 2 x kv_heads x "
+                  "head_dim x block_size x blocks x bytes = {0} x 2 x {1} x "
+                  "{2} x {3} x {4} x {5} = {6} bytes ({7:F2} MiB); {8} bytes "
+                  "a block: --kv-blocks = free bytes / {8} fills the memory "
+                  "left; each of the {9} sequences takes up to {10} blocks\n",
+                  layers, kvHeads, headDim, kvBlockSize, kvBlocks,
+                  kvElementBytes, kvBytes, mib(kvBytes), perBlock, batch,
+                  maxSeqLen / kvBlockSize);
+  } else {
+    os << formatv("memory: KV cache = layers x 2 x kv_heads x head_dim x "
+                  "max_seq_len x batch x bytes = {0} x 2 x {1} x {2} x {3} x "
+                  "{4} x {5} = {6} bytes ({7:F2} MiB)\n",
+                  layers, kvHeads, headDim, maxSeqLen, batch, kvElementBytes,
+                  kvBytes, mib(kvBytes));
+  }
   os << formatv("memory: activation arena {0} bytes ({1:F2} MiB, {2:P} of "
                 "weights); io buffer {3} bytes\n",
                 arenaBytes, mib(arenaBytes),
@@ -277,6 +292,14 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
       entry.sampling = tensor("sampling", rt::DType::F32, {entry.batch, 4});
       entry.seeds = tensor("seeds", rt::DType::I64, {entry.batch});
     }
+    // Paged: the block table [batch, max_blocks] i32.
+    const bool paged = func->hasAttr(kBlockTableAttr);
+    const int64_t maxBlocks =
+        paged ? llvm::divideCeil(opts.pipeline.maxSeqLen, cache.getDimSize(2))
+              : 0;
+    if (paged)
+      entry.blockTable =
+          tensor("block_table", rt::DType::I32, {entry.batch, maxBlocks});
     if (auto plan = func->getAttrOfType<ArrayAttr>(kMemoryPlanAttr))
       for (auto [i, buffer] :
            llvm::enumerate(plan.getAsRange<BufferPlacementAttr>()))
@@ -289,13 +312,21 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
 
     // The cache of the largest batch (a @decode_b<N> entry views its first
     // N rows).
-    if (!haveKv || cache.getDimSize(0) > report.batch) {
+    // Paged: the pool is the same in every entry; the sequences are the
+    // largest entry batch.
+    const int64_t rows = paged ? tokens.getDimSize(0) : cache.getDimSize(0);
+    if (!haveKv || rows > report.batch) {
       haveKv = true;
       rt::KvCacheSpec kv;
       kv.numLayers = kvOffsets.size() / 2;
-      kv.batch = cache.getDimSize(0);
+      kv.batch = rows;
       kv.numKvHeads = cache.getDimSize(1);
-      kv.maxSeqLen = cache.getDimSize(2);
+      kv.maxSeqLen =
+          paged ? maxBlocks * cache.getDimSize(2) : cache.getDimSize(2);
+      if (paged) {
+        kv.blockSize = cache.getDimSize(2);
+        kv.numBlocks = cache.getDimSize(0);
+      }
       kv.headDim = cache.getDimSize(3);
       kv.dtype = *dtypeOf(cache.getElementType());
       for (auto [i, off] : llvm::enumerate(kvOffsets))
@@ -309,6 +340,8 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
       report.headDim = kv.headDim;
       report.maxSeqLen = kv.maxSeqLen;
       report.batch = kv.batch;
+      report.kvBlockSize = kv.blockSize;
+      report.kvBlocks = kv.numBlocks;
       report.kvElementBytes = rt::dtypeSize(kv.dtype);
     }
   }

@@ -681,9 +681,10 @@ Value Raiser::emitAttention(const onnx::NodeProto &at,
       elementType);
   Value kc = body.addArgument(cacheType, l);
   Value vc = body.addArgument(cacheType, l);
-  Value kc1 = tfm::KvAppendOp::create(builder, l, cacheType, kr, kc, positions);
-  Value vc1 =
-      tfm::KvAppendOp::create(builder, l, cacheType, p.v, vc, positions);
+  Value kc1 = tfm::KvAppendOp::create(builder, l, cacheType, kr, kc, positions,
+                                      /*block_table=*/Value());
+  Value vc1 = tfm::KvAppendOp::create(builder, l, cacheType, p.v, vc, positions,
+                                      /*block_table=*/Value());
   cacheArgs.append({kc, vc});
   cacheResults.append({kc1, vc1});
   if (!p.pastK.empty()) {
@@ -702,7 +703,8 @@ Value Raiser::emitAttention(const onnx::NodeProto &at,
                     "not heads * head_dim");
   return tfm::AttentionOp::create(
       builder, l, p.q.getType(), qr, kc1, vc1, positions,
-      builder.getI64IntegerAttr(p.heads), builder.getI64IntegerAttr(p.kvHeads),
+      /*block_table=*/Value(), builder.getI64IntegerAttr(p.heads),
+      builder.getI64IntegerAttr(p.kvHeads),
       builder.getI64IntegerAttr(p.headDim),
       builder.getF32FloatAttr(static_cast<float>(p.scale)));
 }

@@ -11,6 +11,8 @@
 
 #include "llvm/ADT/STLExtras.h"
 
+#include <limits>
+
 llvm::Error kiln::PipelineOptions::parseQuantize(llvm::StringRef text) {
   auto [scheme, group] = text.split(':');
   if (scheme != "int8" && scheme != "int4")
@@ -75,5 +77,16 @@ llvm::Error kiln::PipelineOptions::verify() const {
         return llvm::createStringError(
             "--decode-batches: " + std::to_string(n) + " is given twice");
   }
+  if (kvBlockSize < 0 || kvBlockSize > maxSeqLen)
+    return llvm::createStringError(
+        "--kv-block-size must be in [0 (contiguous), --max-seq-len = " +
+        std::to_string(maxSeqLen) + "] (got " + std::to_string(kvBlockSize) +
+        ")");
+  if (kvBlocks != 0 && kvBlockSize == 0)
+    return llvm::createStringError("--kv-blocks needs --kv-block-size");
+  if (kvBlocks < 0 || kvBlocks > std::numeric_limits<int32_t>::max())
+    return llvm::createStringError(
+        "--kv-blocks must be in [1, 2147483647] (got " +
+        std::to_string(kvBlocks) + ")");
   return llvm::Error::success();
 }

@@ -47,6 +47,8 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
   entry.decodeBatches.assign(opts.decodeBatches.begin(),
                              opts.decodeBatches.end());
   entry.sampling = opts.deviceSampling;
+  entry.kvBlockSize = opts.kvBlockSize;
+  entry.kvBlocks = opts.kvBlocks;
   pm.addPass(createSpecializeEntryPoints(entry));
   if (opts.fuseProjections) {
     FuseProjectionsOptions fuse;

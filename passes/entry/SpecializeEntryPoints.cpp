@@ -17,6 +17,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <limits>
 
 #define DEBUG_TYPE "kiln-specialize-entry-points"
 
@@ -76,6 +79,23 @@ struct SpecializeEntryPoints
     }
     if (failed(checkForward(forward)))
       return signalPassFailure();
+    if (kvBlockSize < 0 || kvBlockSize > maxSeqLen || kvBlocks < 0 ||
+        (kvBlocks > 0 && kvBlockSize == 0)) {
+      module.emitError("kv-block-size must be in [0, max-seq-len = ")
+          << maxSeqLen.getValue() << "] and kv-blocks >= 0 only with it (got "
+          << kvBlockSize.getValue() << ", " << kvBlocks.getValue() << ")";
+      return signalPassFailure();
+    }
+    if (kvBlockSize > 0) {
+      maxBlocks =
+          llvm::divideCeil(maxSeqLen.getValue(), kvBlockSize.getValue());
+      poolBlocks = kvBlocks > 0 ? kvBlocks.getValue() : batch * maxBlocks;
+      if (poolBlocks > std::numeric_limits<int32_t>::max()) {
+        module.emitError("kv-blocks (")
+            << poolBlocks << ") must fit the block table's i32 ids";
+        return signalPassFailure();
+      }
+    }
     const std::string logits = prefillLogits;
     if (logits != "last" && logits != "all" && logits != "both") {
       module.emitError("prefill-logits must be last, all or both, not '")
@@ -109,6 +129,9 @@ struct SpecializeEntryPoints
     forward.erase();
   }
 
+  /// Paged KV cache: blocks per row's table and in each pool.
+  int64_t maxBlocks = 0, poolBlocks = 0;
+
   /// `lastRow`: the entry returns the logits of the chunk's last row only
   /// ([batch, 1, vocab]); kiln-narrow-logits then computes only that row.
   LogicalResult specialize(func::FuncOp forward, StringRef name, int64_t batch,
@@ -128,8 +151,10 @@ struct SpecializeEntryPoints
       if (type.getRank() == 2) {
         shape = {batch, seq};
       } else if (type.getRank() == 4) {
-        shape[0] = batch;
-        shape[2] = maxSeqLen;
+        // Paged: one pool of blocks, the same in every entry.
+        shape[0] = kvBlockSize > 0 ? poolBlocks : batch;
+        shape[2] =
+            kvBlockSize > 0 ? kvBlockSize.getValue() : maxSeqLen.getValue();
         if (ShapedType::isDynamic(shape[1]) || ShapedType::isDynamic(shape[3]))
           return entry.emitError("KV cache argument with dynamic heads or "
                                  "head_dim");
@@ -138,6 +163,19 @@ struct SpecializeEntryPoints
                << type.getRank();
       }
       arg.setType(RankedTensorType::get(shape, type.getElementType()));
+    }
+    // Paged: the block table, after the caches, feeds every cache access.
+    if (kvBlockSize > 0) {
+      Value table = body.addArgument(
+          RankedTensorType::get({batch, maxBlocks}, builder.getI32Type()),
+          entry.getLoc());
+      entry.walk([&](Operation *op) {
+        if (auto append = dyn_cast<tfm::KvAppendOp>(op))
+          append.getBlockTableMutable().assign(table);
+        else if (auto attention = dyn_cast<tfm::AttentionOp>(op))
+          attention.getBlockTableMutable().assign(table);
+      });
+      entry->setAttr(kBlockTableAttr, builder.getUnitAttr());
     }
     // Results: re-derived in program order by each tfm op's
     // InferTypeOpInterface from its (now static) operands.

@@ -169,14 +169,16 @@ public:
     const int64_t unroll = cfg.unroll;
     const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
-    Value kc = map.lookup(g->steps[0].getDpsInputs()[1]);
+    // The caches (unpaged; a paged group reads its pools, kvElement).
+    Value kc = g->paging ? Value() : map.lookup(g->steps[0].getDpsInputs()[1]);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
-    Value vc = map.lookup(g->steps[5].getDpsInputs()[1]);
+    Value vc = g->paging ? Value() : map.lookup(g->steps[5].getDpsInputs()[1]);
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
     Type f32 = b.getF32Type();
     Type outElt = cast<MemRefType>(out.getType()).getElementType();
     Type qElt = cast<MemRefType>(q.getType()).getElementType();
-    Type cacheElt = cast<MemRefType>(kc.getType()).getElementType();
+    Type cacheElt = cast<MemRefType>(g->steps[0].getDpsInputs()[1].getType())
+                        .getElementType();
     auto idx = [&](int64_t v) { return kb.index(v); };
     auto cf = [&](OpBuilder &nb, double v) -> Value {
       return arith::ConstantOp::create(nb, loc, nb.getF32FloatAttr(v));
@@ -369,11 +371,16 @@ public:
                                     nb, l, arith::CmpIPredicate::eq, tc, pIdx)
                                     .getResult()
                               : Value();
+            // Slot tc of the sequence: in its cache row, or (paged) in the
+            // block its table names.
+            auto [kBuf, kAt] = kvElement(nb, l, *g, map, /*values=*/false, bi,
+                                         grp, tc, dIdx[0]);
+            auto [vBuf, vAt] = kvElement(nb, l, *g, map, /*values=*/true, bi,
+                                         grp, tc, dIdx[0]);
             for (int64_t e = 0; e < E; ++e) {
-              Value kv = memref::LoadOp::create(
-                  nb, l, kc, ValueRange{bi, grp, tc, dIdx[e]});
-              Value vv = memref::LoadOp::create(
-                  nb, l, vc, ValueRange{bi, grp, tc, dIdx[e]});
+              kAt[3] = vAt[3] = dIdx[e];
+              Value kv = memref::LoadOp::create(nb, l, kBuf, kAt);
+              Value vv = memref::LoadOp::create(nb, l, vBuf, vAt);
               if (pro) {
                 kv = arith::SelectOp::create(nb, l, isNew, kNew[e], kv);
                 vv = arith::SelectOp::create(nb, l, isNew, vNew[e], vv);

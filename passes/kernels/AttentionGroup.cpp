@@ -205,6 +205,49 @@ std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
   return p;
 }
 
+/// The paging of `g` from its gathers (steps 7 and 8): each writes all of
+/// the buffer step 0 (K) or step 5 (V) reads, loading only from its pool
+/// [num_blocks, kv_heads, block_size, head_dim] and the block table
+/// [batch, max_blocks] i32, with max_seq = max_blocks * block_size.
+std::optional<Paging> pagingOf(std::array<linalg::GenericOp, 2> gathers,
+                               const Group &g) {
+  Paging p;
+  p.gatherK = gathers[0];
+  p.gatherV = gathers[1];
+  if (!p.gatherK || !p.gatherV || p.gatherK.getNumDpsInputs() != 0 ||
+      p.gatherV.getNumDpsInputs() != 0 ||
+      p.gatherK.getDpsInits()[0] !=
+          linalg::GenericOp(g.steps[0]).getDpsInputs()[1] ||
+      p.gatherV.getDpsInits()[0] !=
+          linalg::GenericOp(g.steps[5]).getDpsInputs()[1])
+    return std::nullopt;
+  for (auto [gather, pool] :
+       {std::pair{p.gatherK, &p.poolK}, std::pair{p.gatherV, &p.poolV}}) {
+    bool ok = true;
+    gather.getRegion().walk([&](memref::LoadOp load) {
+      Value m = load.getMemRef();
+      auto t = cast<MemRefType>(m.getType());
+      Value &slot = t.getRank() == 4 ? *pool : p.table;
+      if ((slot && slot != m) || (t.getRank() != 4 && t.getRank() != 2))
+        ok = false;
+      slot = m;
+    });
+    if (!ok || !*pool)
+      return std::nullopt;
+  }
+  auto pool = cast<MemRefType>(p.poolK.getType());
+  auto table = p.table ? dyn_cast<MemRefType>(p.table.getType()) : nullptr;
+  if (!table || !table.getElementType().isInteger(32) ||
+      !table.hasStaticShape() || pool != p.poolV.getType() ||
+      !pool.hasStaticShape() || !pool.getLayout().isIdentity() ||
+      pool.getDimSize(1) != g.kvHeads || pool.getDimSize(3) != g.headDim ||
+      table.getDimSize(0) != g.batch ||
+      table.getDimSize(1) * pool.getDimSize(2) != g.maxSeq)
+    return std::nullopt;
+  p.blockSize = pool.getDimSize(2);
+  return p;
+}
+
 } // namespace
 
 /// The group that `op` (step 0) leads, complete and bufferized, or nothing.
@@ -214,6 +257,7 @@ std::optional<Group> groupOf(Operation *op) {
     return std::nullopt;
   int64_t id = dictInt(d, "id");
   Group g;
+  std::array<linalg::GenericOp, 2> gathers;
   for (Operation &o : *op->getBlock()) {
     DictionaryAttr od = regionOf(&o);
     if (!od || dictInt(od, "id") != id)
@@ -224,8 +268,16 @@ std::optional<Group> groupOf(Operation *op) {
     }
     int64_t step = dictInt(od, "step");
     auto generic = dyn_cast<linalg::GenericOp>(o);
-    if (!generic || step < 0 || step > 6 || g.steps[step] ||
-        !generic.hasPureBufferSemantics())
+    if (!generic || step < 0 || step > 8 || !generic.hasPureBufferSemantics())
+      return std::nullopt;
+    if (step >= 7) {
+      linalg::GenericOp &gather = step == 7 ? gathers[0] : gathers[1];
+      if (gather)
+        return std::nullopt;
+      gather = generic;
+      continue;
+    }
+    if (g.steps[step])
       return std::nullopt;
     g.steps[step] = generic;
   }
@@ -261,14 +313,45 @@ std::optional<Group> groupOf(Operation *op) {
           ArrayRef<int64_t>{g.batch, g.kvHeads, g.maxSeq, g.headDim} ||
       pos.getShape() != ArrayRef<int64_t>{g.batch, g.seq})
     return std::nullopt;
+  if (gathers[0] || gathers[1]) {
+    std::optional<Paging> paging = pagingOf(gathers, g);
+    if (!paging)
+      return std::nullopt;
+    g.paging = std::move(paging);
+  }
   g.prologue = prologueOf(g, op);
   return g;
+}
+
+std::pair<Value, SmallVector<Value, 4>>
+kvElement(OpBuilder &b, Location loc, const Group &g, IRMapping &map,
+          bool values, Value bi, Value h, Value t, Value d) {
+  if (!g.paging) {
+    Value cache = linalg::GenericOp(g.steps[values ? 5 : 0]).getDpsInputs()[1];
+    return {map.lookup(cache), {bi, h, t, d}};
+  }
+  const Paging &p = *g.paging;
+  Value bs = arith::ConstantIndexOp::create(b, loc, p.blockSize);
+  Value block = memref::LoadOp::create(
+      b, loc, map.lookup(p.table),
+      ValueRange{bi, arith::DivUIOp::create(b, loc, t, bs)});
+  block = arith::MaxSIOp::create(
+      b, loc, block, arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0)));
+  Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), block);
+  return {map.lookup(values ? p.poolV : p.poolK),
+          {row, h, arith::RemUIOp::create(b, loc, t, bs), d}};
 }
 
 SmallVector<Value> scratchOf(const Group &g) {
   SmallVector<Operation *> group(g.fills.begin(), g.fills.end());
   for (linalg::GenericOp s : g.steps)
     group.push_back(s);
+  SmallVector<linalg::GenericOp> writers(g.steps.begin(),
+                                         std::prev(g.steps.end()));
+  if (g.paging) {
+    group.append({g.paging->gatherK, g.paging->gatherV});
+    writers.append({g.paging->gatherK, g.paging->gatherV});
+  }
   // Every use of `buf`, through views, is in the group (or frees it).
   std::function<bool(Value)> internal = [&](Value buf) {
     return llvm::all_of(buf.getUsers(), [&](Operation *u) {
@@ -279,7 +362,7 @@ SmallVector<Value> scratchOf(const Group &g) {
     });
   };
   SmallVector<Value> out;
-  for (linalg::GenericOp s : llvm::drop_end(g.steps)) {
+  for (linalg::GenericOp s : writers) {
     Value v = s.getDpsInits()[0];
     while (auto view = v.getDefiningOp<ViewLikeOpInterface>())
       v = view.getViewSource();

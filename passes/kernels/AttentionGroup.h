@@ -13,6 +13,7 @@
 
 #include "dialects/Kiln/KilnDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/IRMapping.h"
 #include "passes/kernels/KernelLibrary.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -36,6 +37,16 @@ struct Prologue {
   double scaling = 1.0;
 };
 
+/// A paged KV cache (steps 7 and 8 gather K and V from the pools through
+/// the block table into the [batch, kv_heads, max_seq, head_dim] buffers
+/// steps 0 and 5 read): a kernel reads the pools through the table instead.
+struct Paging {
+  linalg::GenericOp gatherK, gatherV;
+  Value poolK, poolV;    // [num_blocks, kv_heads, block_size, head_dim]
+  Value table;           // [batch, max_blocks] i32
+  int64_t blockSize = 0; // max_seq = max_blocks * block_size
+};
+
 /// The steps of one lowered tfm.attention and its parameters.
 struct Group {
   std::array<linalg::GenericOp, 7> steps;
@@ -44,7 +55,17 @@ struct Group {
   double scale = 1.0;
   int64_t batch = 0, seq = 0, maxSeq = 0;
   std::optional<Prologue> prologue;
+  std::optional<Paging> paging;
 };
+
+/// The buffer and indices of element `d` of KV head `h` at slot `t` of
+/// sequence `b` in the keys (or `values`): [b, h, t, d] of the cache, or
+/// (paged) [table[b, t / block_size], h, t % block_size, d] of the pool, a
+/// negative block id read as block 0. `map` maps the group's buffers to the
+/// kernel's.
+std::pair<Value, SmallVector<Value, 4>>
+kvElement(OpBuilder &b, Location loc, const Group &g, IRMapping &map,
+          bool values, Value bi, Value h, Value t, Value d);
 
 /// The group that `op` (step 0) leads, complete and bufferized, with its
 /// prologue when there is one; nothing otherwise.
@@ -71,6 +92,8 @@ public:
     SmallVector<Operation *> ops(g->fills.begin(), g->fills.end());
     for (linalg::GenericOp s : llvm::drop_begin(g->steps))
       ops.push_back(s);
+    if (g->paging)
+      ops.append({g->paging->gatherK, g->paging->gatherV});
     return ops;
   }
 };

@@ -86,9 +86,9 @@ public:
     const int64_t rep = g->heads / g->kvHeads, BN = tileFor(D);
     const int64_t qTiles = llvm::divideCeil(S, kRows);
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
-    Value kc = map.lookup(g->steps[0].getDpsInputs()[1]);
+
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
-    Value vc = map.lookup(g->steps[5].getDpsInputs()[1]);
+
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
     Type elem = cast<MemRefType>(q.getType()).getElementType();
@@ -209,11 +209,15 @@ public:
             arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, t, kvEnd);
         Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
         Value tc = arith::MinUIOp::create(b, loc, t, idx(T - 1));
-        for (auto [dst, src] : {std::pair{smemK, kc}, std::pair{smemV, vc}})
+        // Slot tc of the sequence: its cache row, or (paged) the block its
+        // table names.
+        for (auto [dst, values] :
+             {std::pair{smemK, false}, std::pair{smemV, true}}) {
+          auto [src, at] = kvElement(b, loc, *g, map, values, bi, grp, tc, col);
           tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-              b, loc, tokenType, dst, ValueRange{stage, row, col}, src,
-              ValueRange{bi, grp, tc, col}, b.getIndexAttr(8), count,
-              b.getUnitAttr()));
+              b, loc, tokenType, dst, ValueRange{stage, row, col}, src, at,
+              b.getIndexAttr(8), count, b.getUnitAttr()));
+        }
       }
       return nvgpu::DeviceAsyncCreateGroupOp::create(b, loc, tokenType, tokens);
     };

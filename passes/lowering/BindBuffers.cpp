@@ -157,9 +157,13 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
     unsigned numOld = body.getNumArguments();
     // With kiln.sampling the last two arguments are tfm.sample's parameters
     // and keys; the others are tokens, positions and caches.
+    // With kiln.block_table the argument after the caches is the block
+    // table.
     const bool sampling = func->hasAttr(kSamplingAttr);
-    const unsigned numInputs = numOld - (sampling ? 2 : 0);
-    if (numOld < (sampling ? 4u : 2u) || ret.getNumOperands() != numInputs) {
+    const bool paged = func->hasAttr(kBlockTableAttr);
+    const unsigned numExtra = (sampling ? 2 : 0) + (paged ? 1 : 0);
+    const unsigned numInputs = numOld - numExtra;
+    if (numOld < 2 + numExtra || ret.getNumOperands() != numInputs) {
       func.emitError("expected (tokens, positions, caches...) -> (logits, "
                      "caches..., argmax)");
       return failure();
@@ -193,12 +197,16 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
         io.add(byteSize(cast<ShapedType>(body.getArgument(1).getType())));
     int64_t logitsAt = io.add(byteSize(logitsType));
     int64_t argmaxAt = io.add(byteSize(argmaxType));
-    int64_t paramsAt = -1, seedsAt = -1;
+    int64_t paramsAt = -1, seedsAt = -1, tableAt = -1;
+    const unsigned samplingArg = numInputs + (paged ? 1 : 0);
+    if (paged)
+      tableAt = io.add(
+          byteSize(cast<ShapedType>(body.getArgument(numInputs).getType())));
     if (sampling) {
       paramsAt = io.add(
-          byteSize(cast<ShapedType>(body.getArgument(numInputs).getType())));
+          byteSize(cast<ShapedType>(body.getArgument(samplingArg).getType())));
       seedsAt = io.add(byteSize(
-          cast<ShapedType>(body.getArgument(numInputs + 1).getType())));
+          cast<ShapedType>(body.getArgument(samplingArg + 1).getType())));
     }
 
     auto bytes = [&](int64_t n) {
@@ -236,11 +244,12 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
       BlockArgument arg = body.getArgument(i);
       auto type = cast<RankedTensorType>(arg.getType());
       bool cache = i >= 2 && i < numInputs;
-      Value memref = i == 0           ? view(ioArg, tokensAt, type)
-                     : i == 1         ? view(ioArg, positionsAt, type)
-                     : cache          ? view(kvArg, kvOffsets[i - 2], type)
-                     : i == numInputs ? view(ioArg, paramsAt, type)
-                                      : view(ioArg, seedsAt, type);
+      Value memref = i == 0   ? view(ioArg, tokensAt, type)
+                     : i == 1 ? view(ioArg, positionsAt, type)
+                     : cache  ? view(kvArg, kvOffsets[i - 2], type)
+                     : paged && i == numInputs ? view(ioArg, tableAt, type)
+                     : i == samplingArg        ? view(ioArg, paramsAt, type)
+                                               : view(ioArg, seedsAt, type);
       if (cache)
         cacheViews.push_back(memref);
       arg.replaceAllUsesWith(tensorOf(memref, type, /*writable=*/cache));
@@ -298,13 +307,18 @@ struct BindBuffers : kiln::impl::BindBuffersBase<BindBuffers> {
                                            builder.getI64IntegerAttr(argmaxAt)),
                       builder.getNamedAttr(
                           "size", builder.getI64IntegerAttr(io.total()))}));
-    if (sampling) {
+    if (sampling || paged) {
       SmallVector<NamedAttribute> entries(
           func->getAttrOfType<DictionaryAttr>(kIoAttr).getValue());
-      entries.push_back(builder.getNamedAttr(
-          "sampling", builder.getI64IntegerAttr(paramsAt)));
-      entries.push_back(
-          builder.getNamedAttr("seeds", builder.getI64IntegerAttr(seedsAt)));
+      if (sampling) {
+        entries.push_back(builder.getNamedAttr(
+            "sampling", builder.getI64IntegerAttr(paramsAt)));
+        entries.push_back(
+            builder.getNamedAttr("seeds", builder.getI64IntegerAttr(seedsAt)));
+      }
+      if (paged)
+        entries.push_back(builder.getNamedAttr(
+            "block_table", builder.getI64IntegerAttr(tableAt)));
       func->setAttr(kIoAttr, builder.getDictionaryAttr(entries));
     }
     func.setResAttrsAttr(nullptr);

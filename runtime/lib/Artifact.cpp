@@ -79,6 +79,9 @@ bool convertEntry(const fb::Entry &in, EntrySpec *out, std::string *error) {
   if (in.seeds() &&
       !convertTensor(in.seeds(), &out->seeds, where + "seeds tensor", error))
     return false;
+  if (in.block_table() && !convertTensor(in.block_table(), &out->blockTable,
+                                         where + "block_table tensor", error))
+    return false;
   if (in.launches())
     for (const fb::Launch *l : *in.launches()) {
       LaunchSpec spec;
@@ -129,6 +132,8 @@ bool convert(const fb::Artifact &in, ArtifactContents *out,
   k.kOffsets = vec(kv->k_offsets());
   k.vOffsets = vec(kv->v_offsets());
   k.kvBytes = kv->kv_bytes();
+  k.blockSize = kv->block_size();
+  k.numBlocks = kv->num_blocks();
   if (!convertDType(kv->dtype(), &k.dtype, "KV cache", error))
     return false;
 

@@ -58,6 +58,9 @@ static uint64_t alignUp(uint64_t value, uint64_t alignment) {
 }
 
 uint64_t KvCacheSpec::blockBytes() const {
+  if (paged())
+    return static_cast<uint64_t>(numBlocks) * numKvHeads * blockSize * headDim *
+           dtypeSize(dtype);
   return static_cast<uint64_t>(batch) * numKvHeads * maxSeqLen * headDim *
          dtypeSize(dtype);
 }

@@ -132,17 +132,19 @@ Offset<fb::Entry> buildEntry(FlatBufferBuilder &b, const EntrySpec &e) {
   auto tokens = buildTensor(b, e.tokens);
   auto positions = buildTensor(b, e.positions);
   auto logits = buildTensor(b, e.logits);
-  Offset<fb::Tensor> argmax, sampling, seeds;
+  Offset<fb::Tensor> argmax, sampling, seeds, blockTable;
   if (!e.argmax.name.empty())
     argmax = buildTensor(b, e.argmax);
   if (!e.sampling.name.empty())
     sampling = buildTensor(b, e.sampling);
   if (!e.seeds.name.empty())
     seeds = buildTensor(b, e.seeds);
+  if (!e.blockTable.name.empty())
+    blockTable = buildTensor(b, e.blockTable);
   return fb::CreateEntryDirect(b, e.name.c_str(), e.symbol.c_str(),
                                e.image.c_str(), e.batch, e.seq, e.ioSize,
                                e.arenaSize, tokens, positions, logits, &plan,
-                               &launches, argmax, sampling, seeds);
+                               &launches, argmax, sampling, seeds, blockTable);
 }
 
 /// Serializes the metadata section.
@@ -155,7 +157,8 @@ void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
   const KvCacheSpec &kv = c.kvCache;
   auto kvCache = fb::CreateKvCacheDirect(
       b, kv.numLayers, kv.batch, kv.numKvHeads, kv.maxSeqLen, kv.headDim,
-      toFb(kv.dtype), &kv.kOffsets, &kv.vOffsets, kv.kvBytes);
+      toFb(kv.dtype), &kv.kOffsets, &kv.vOffsets, kv.kvBytes, kv.blockSize,
+      kv.numBlocks);
 
   std::vector<Offset<fb::KernelImage>> images;
   for (const KernelImage &image : c.images) {

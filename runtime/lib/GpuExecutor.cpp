@@ -439,6 +439,10 @@ bool GpuExecutor::allocateBuffers(std::string *error) {
         entry.inputs.push_back({from, to - from});
       }
     }
+    // A paged KV cache's block table, written per call.
+    if (!spec.blockTable.name.empty())
+      entry.inputs.push_back(
+          {spec.blockTable.offset, spec.blockTable.byteSize()});
   }
   return true;
 }

@@ -106,6 +106,10 @@ std::unique_ptr<Session> Session::create(std::shared_ptr<const Artifact> model,
   s->rowStarts.assign(batch, 0);
   s->stepTokens.assign(batch, 0);
   s->stepPositions.assign(batch, -1);
+  s->rowBlocks.assign(batch, {});
+  if (kv.paged())
+    for (int64_t b = kv.numBlocks - 1; b >= 0; --b)
+      s->freeBlocks.push_back(static_cast<int32_t>(b));
   return s;
 }
 
@@ -146,6 +150,65 @@ bool Session::samplesOnDevice() const {
   const std::vector<EntrySpec> &entries = model->entries();
   return entries[prefillIndex].samplesOnDevice() &&
          entries[decodeIndex].samplesOnDevice();
+}
+
+void Session::setSampling(int64_t row, const SamplerOptions &o,
+                          uint64_t draws) {
+  setSampling(row, o);
+  if (row >= 0 && row < batch())
+    rowDraws[row] = draws;
+}
+
+int64_t Session::rowKvBlocks(int64_t row) const {
+  return row >= 0 && row < batch() ? static_cast<int64_t>(rowBlocks[row].size())
+                                   : 0;
+}
+
+int64_t Session::kvBlocksFor(int64_t positions) const {
+  const int64_t size = kvBlockSize();
+  return size > 0 ? (std::max<int64_t>(positions, 0) + size - 1) / size : 0;
+}
+
+void Session::releaseRow(int64_t row) {
+  if (row < 0 || row >= batch())
+    return;
+  std::vector<int32_t> &blocks = rowBlocks[row];
+  // Back in reverse so that the next row takes them in the same order.
+  freeBlocks.insert(freeBlocks.end(), blocks.rbegin(), blocks.rend());
+  blocks.clear();
+}
+
+bool Session::reserveBlocks(int64_t row, int64_t end, std::string *error) {
+  if (!paged())
+    return true;
+  std::vector<int32_t> &blocks = rowBlocks[row];
+  const int64_t need = kvBlocksFor(end) - static_cast<int64_t>(blocks.size());
+  if (need <= 0)
+    return true;
+  if (need > freeKvBlocks())
+    return fail(error, "row ", row, " needs ", need, " more KV blocks of ",
+                kvBlockSize(), " positions for positions up to ", end - 1,
+                " but the paged KV cache has ", freeKvBlocks(), " free of ",
+                kvBlocks(), " (kiln-compile --kv-blocks)");
+  for (int64_t i = 0; i < need; ++i) {
+    blocks.push_back(freeBlocks.back());
+    freeBlocks.pop_back();
+  }
+  return true;
+}
+
+void Session::writeBlockTable(const EntrySpec &entry) {
+  if (entry.blockTable.name.empty())
+    return;
+  auto *table = reinterpret_cast<int32_t *>(static_cast<uint8_t *>(io) +
+                                            entry.blockTable.offset);
+  const int64_t width = entry.blockTable.shape[1];
+  for (int64_t row = 0; row < entry.batch; ++row) {
+    const std::vector<int32_t> &blocks = rowBlocks[row];
+    for (int64_t j = 0; j < width; ++j)
+      table[row * width + j] =
+          j < static_cast<int64_t>(blocks.size()) ? blocks[j] : -1;
+  }
 }
 
 void Session::setSampling(int64_t row, const SamplerOptions &o) {
@@ -289,6 +352,10 @@ bool Session::prefillRows(std::string *error) {
   }
   if (longest == 0)
     return fail(error, "empty prompt");
+  for (int64_t row = 0; row < batch; ++row)
+    if (rowLengths[row] > 0 &&
+        !reserveBlocks(row, rowStarts[row] + rowLengths[row], error))
+      return false;
 
   // A logits observer (perplexity, dumps) needs every row's logits: the
   // entry computing them all. Otherwise the one computing the last row of
@@ -347,6 +414,7 @@ bool Session::prefillRows(std::string *error) {
       return rowLengths[row] > 0 &&
              (lead(row) + rowLengths[row] - 1) / seq == chunk;
     });
+    writeBlockTable(entry);
     if (!executor->run(entryIndex, model->weightsData(), kv, arena, io,
                        readback, error))
       return false;
@@ -418,6 +486,10 @@ bool Session::decodeRows(std::string *error) {
       return fail(error, "token id ", token, rowTag(batchedCall, row),
                   " is outside the vocabulary [0, ", vocab, ")");
   }
+  for (int64_t row = 0; row < batch; ++row)
+    if (stepPositions[row] >= 0 &&
+        !reserveBlocks(row, stepPositions[row] + 1, error))
+      return false;
 
   // The smallest decode entry whose rows hold every sequence of the call:
   // @decode_b<N> when the last one is below row N, else @decode.
@@ -455,6 +527,7 @@ bool Session::decodeRows(std::string *error) {
   if (!entry.argmax.name.empty())
     readback.argmax = active;
   writeSampling(entry, [&](int64_t row) { return stepPositions[row] >= 0; });
+  writeBlockTable(entry);
   if (!executor->run(index, model->weightsData(), kv, arena, io, readback,
                      error))
     return false;
@@ -479,6 +552,31 @@ bool Session::loadKvCache(const float *past, int64_t pastLen,
     return fail(error, "past length ", pastLen, " is outside the context of ",
                 spec.maxSeqLen, " tokens");
   const size_t elementSize = dtypeSize(spec.dtype);
+  if (spec.paged()) {
+    // Through each row's blocks: [block, head, slot, :].
+    for (int64_t row = 0; row < spec.batch; ++row)
+      if (!reserveBlocks(row, pastLen, error))
+        return false;
+    const int64_t heads = spec.numKvHeads, d = spec.headDim;
+    for (int64_t layer = 0; layer < spec.numLayers; ++layer)
+      for (int which = 0; which < 2; ++which) {
+        uint64_t offset = which ? spec.vOffsets[layer] : spec.kOffsets[layer];
+        const float *src =
+            past + (2 * layer + which) * spec.batch * heads * pastLen * d;
+        uint8_t *pool = static_cast<uint8_t *>(kv) + offset;
+        for (int64_t row = 0; row < spec.batch; ++row)
+          for (int64_t h = 0; h < heads; ++h)
+            for (int64_t p = 0; p < pastLen; ++p) {
+              int64_t block = rowBlocks[row][p / spec.blockSize];
+              int64_t slot = p % spec.blockSize;
+              convertFromFloat(
+                  src + ((row * heads + h) * pastLen + p) * d, spec.dtype, d,
+                  pool + (((block * heads + h) * spec.blockSize + slot) * d) *
+                             elementSize);
+            }
+      }
+    return executor->kvUpdated(kv, error);
+  }
   const int64_t rows = spec.batch * spec.numKvHeads;
   for (int64_t layer = 0; layer < spec.numLayers; ++layer)
     for (int which = 0; which < 2; ++which) {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 namespace kiln::runtime {
@@ -87,8 +88,19 @@ bool validateKvCache(const KvCacheSpec &kv, const ModelInfo &m,
       kv.vOffsets.size() != static_cast<size_t>(kv.numLayers))
     return fail(error, "KV cache has ", kv.kOffsets.size(), " K and ",
                 kv.vOffsets.size(), " V offsets for ", kv.numLayers, " layers");
+  if (kv.blockSize < 0 || kv.numBlocks < 0 ||
+      (kv.blockSize > 0) != (kv.numBlocks > 0) ||
+      (kv.paged() && (kv.maxSeqLen % kv.blockSize != 0 ||
+                      kv.numBlocks > std::numeric_limits<int32_t>::max())))
+    return fail(error, "paged KV cache block_size ", kv.blockSize,
+                " and num_blocks ", kv.numBlocks,
+                " must both be positive (or both 0), with max_seq_len ",
+                kv.maxSeqLen,
+                " a multiple of block_size and num_blocks an i32 block id");
   uint64_t block;
-  if (!detail::tensorBytes({kv.batch, kv.numKvHeads, kv.maxSeqLen, kv.headDim},
+  if (!detail::tensorBytes({kv.paged() ? kv.numBlocks : kv.batch, kv.numKvHeads,
+                            kv.paged() ? kv.blockSize : kv.maxSeqLen,
+                            kv.headDim},
                            kv.dtype, &block))
     return fail(error, "KV cache block size overflows");
   std::vector<Extent> extents;
@@ -144,14 +156,17 @@ bool validateIoTensor(const EntrySpec &entry, const TensorSpec &tensor,
                       const char *role, const std::vector<int64_t> &shape,
                       std::string *error) {
   std::string where = "entry '" + entry.name + "' " + role + " tensor";
-  bool dtypeOk = std::string(role) == "logits"     ? isFloat(tensor.dtype)
-                 : std::string(role) == "sampling" ? tensor.dtype == DType::F32
-                                                   : tensor.dtype == DType::I64;
+  const std::string r = role;
+  bool dtypeOk = r == "logits"        ? isFloat(tensor.dtype)
+                 : r == "sampling"    ? tensor.dtype == DType::F32
+                 : r == "block_table" ? tensor.dtype == DType::I32
+                                      : tensor.dtype == DType::I64;
   if (!dtypeOk)
     return fail(error, where, " has dtype ", dtypeName(tensor.dtype),
-                std::string(role) == "logits" ? ", expected f32, f16 or bf16"
-                : std::string(role) == "sampling" ? ", expected f32"
-                                                  : ", expected i64");
+                r == "logits"        ? ", expected f32, f16 or bf16"
+                : r == "sampling"    ? ", expected f32"
+                : r == "block_table" ? ", expected i32"
+                                     : ", expected i64");
   if (tensor.shape != shape)
     return fail(error, where, " has shape ", shapeString(tensor.shape),
                 ", expected ", shapeString(shape));
@@ -277,6 +292,19 @@ bool validateEntries(const ArtifactContents &c, uint64_t weightsSize,
       ioExtents.push_back(
           {"sampling", e.sampling.offset, e.sampling.byteSize()});
       ioExtents.push_back({"seeds", e.seeds.offset, e.seeds.byteSize()});
+    }
+    if (e.blockTable.name.empty() == c.kvCache.paged())
+      return fail(error, "entry '", e.name, "' ",
+                  c.kvCache.paged() ? "has no block_table tensor for the "
+                                      "paged KV cache"
+                                    : "has a block_table tensor but the KV "
+                                      "cache is not paged");
+    if (c.kvCache.paged()) {
+      if (!validateIoTensor(e, e.blockTable, "block_table",
+                            {e.batch, c.kvCache.maxBlocks()}, error))
+        return false;
+      ioExtents.push_back(
+          {"block_table", e.blockTable.offset, e.blockTable.byteSize()});
     }
     if (!checkDisjoint(ioExtents,
                        ("io buffer of entry '" + e.name + "'").c_str(), error))

@@ -32,6 +32,10 @@
 #                                   # (1b and 8b shapes, fp16) next to PyTorch's batched generate
 #   scripts/gpu/check.sh loadtest   # 1000 requests (a tenth cancelled) through kiln-serve on the
 #                                   # GPU: leaks, RSS, device memory; then check_serve.py
+#   scripts/gpu/check.sh paged      # issue 17's paged KV cache: check_serve.py --paged (real model,
+#                                   # a pool that runs out), the 1b shape flat vs paged (kiln-run
+#                                   # --bench, greedy tokens, kiln-serve at 64 at once), the load
+#                                   # test over a paged pool (blocks back at the end)
 #   scripts/gpu/check.sh splitkv    # the 8b shape (make_llama.py --tiled-weights): split-KV decode
 #                                   # attention vs --no-fuse=split-kv, tokens, tok/s, profiles
 #   scripts/gpu/check.sh prefill    # the fast loop for prefill work: the bundled exports' and the
@@ -751,6 +755,68 @@ if [ "$what" = throughput ]; then
     echo "PyTorch batched generate (eager, dynamic cache, bf16; same card, same run):" >> "$summary"
     grep -E "generate|rror" "$W/baselines-generate.log" | sed "s/^/  /" >> "$summary"
   fi
+fi
+if [ "$what" = paged ]; then
+  # Issue 17's paged KV cache on the GPU. (1) The real model fp16 with 4 rows over a pool of
+  # 20 blocks of 8 (check_serve.py --paged: 8 prompts at once, twice; preemptions; texts equal
+  # kiln-run's; the pool full again). (2) The 1b shape (make_llama.py, random fp16 weights)
+  # compiled flat and paged (--kv-block-size 16; --batch 64 --decode-batches 1, context 800,
+  # chunks of 16): the greedy tokens of a 128-token prompt + 64 new, kiln-run --bench (512 + 128)
+  # on one row, then serve-bench.py at 64 at once (128 requests, prompts 128-512, 256 new) for
+  # each. (3) The load test's 1000 requests (32 at once, a tenth cancelled) over the real model
+  # paged with --batch 32 and a pool of 256 blocks of 16 (under 32 full contexts of 512):
+  # preemptions, every block back at the end.
+  export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --batch 4 --max-seq-len 256 \
+    --prefill-chunk 4 --kv-block-size 8 --kv-blocks 20 -o "$W/paged-rm.kiln" > "$W/compile-paged-rm.log" 2>&1 || fail=1
+  echo "check_serve.py --paged, real model fp16, --batch 4, 20 blocks of 8 ($arch):" >> "$summary"
+  "$PY" test/E2E/Inputs/check_serve.py --paged "$W/paged-rm.kiln" 20 8 > "$W/check-paged.log" 2>&1 || fail=1
+  grep -E "^ok|FAIL|rror" "$W/check-paged.log" | sed "s/^/  /" >> "$summary"
+  m="$W/gen-1b"; mkdir -p "$m"
+  # shellcheck disable=SC2086
+  "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $(shape_dims 1b) --vocab 128256 --dtype float16 \
+    --external-data --cache --tiled-weights > "$W/gen-1b.log" 2>&1 || fail=1
+  "$PY" scripts/gpu/make_tokenizer.py 128256 "$m" >> "$W/gen-1b.log" 2>&1 || fail=1
+  prompt=$(random_ids 7 128)
+  for v in flat paged; do
+    extra=""; [ $v = paged ] && extra="--kv-block-size 16"
+    # shellcheck disable=SC2086
+    kiln-compile "$m/model.onnx" --target "$arch" --batch 64 --decode-batches 1 --max-seq-len 800 \
+      --prefill-chunk 16 --prefill-logits last --tokenizer "$m" $extra -o "$W/1b-$v.kiln" \
+      > "$W/compile-1b-$v.log" 2>&1 || fail=1
+    echo "1b fp16 $v (--batch 64 --decode-batches 1 $extra):" >> "$summary"
+    grep -E "kiln-compile: wrote|memory: KV|kernels: (by|decode)|error" "$W/compile-1b-$v.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/1b-$v.kiln" --prompt-ids "$prompt" --max-new-tokens 64 --format ids \
+      > "$W/tokens-1b-$v.txt" 2> "$W/run-1b-$v.log" || fail=1
+    kiln-run "$W/1b-$v.kiln" --bench --bench-prompt 512 --bench-generate 128 > "$W/bench-1b-$v.log" 2>&1 || fail=1
+    grep -E "decode|prefill|error" "$W/bench-1b-$v.log" | head -6 | sed "s/^/  /" >> "$summary"
+    kiln-serve "$W/1b-$v.kiln" --port 0 2> "$W/server-1b-$v.log" & server=$!
+    for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-1b-$v.log" && break; sleep 0.5; done
+    port=$(grep -o "127.0.0.1:[0-9]*" "$W/server-1b-$v.log" | head -1 | cut -d: -f2)
+    "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests 128 --concurrency 64 \
+      --prompt-min 128 --prompt-max 512 --gen 256 --vocab 128256 --server-pid $server --max-time 200 \
+      > "$W/serve-bench-1b-$v.log" 2>&1 || fail=1
+    sed "s/^/  /" "$W/serve-bench-1b-$v.log" | tail -5 >> "$summary"
+    kill $server; wait $server
+  done
+  if cmp -s "$W/tokens-1b-flat.txt" "$W/tokens-1b-paged.txt"; then
+    echo "  1b: the 64 greedy tokens after a 128-token prompt are the same flat and paged" >> "$summary"
+  else
+    echo "  1b: greedy tokens DIFFER flat vs paged:" >> "$summary"; fail=1
+    tail -1 "$W/tokens-1b-flat.txt" "$W/tokens-1b-paged.txt" | cut -c1-200 | sed "s/^/    /" >> "$summary"
+  fi
+  rm -rf "$m" "$W"/1b-*.kiln
+  kiln-compile examples/realmodel/model.onnx --target "$arch" --batch 32 --max-seq-len 512 \
+    --prefill-chunk 16 --kv-block-size 16 --kv-blocks 256 -o "$W/load-paged.kiln" > "$W/compile-load-paged.log" 2>&1 || fail=1
+  kiln-serve "$W/load-paged.kiln" --port 0 2> "$W/server-load-paged.log" & server=$!
+  for _ in $(seq 60); do grep -q "127.0.0.1:[0-9]" "$W/server-load-paged.log" && break; sleep 0.5; done
+  port=$(grep -o "127.0.0.1:[0-9]*" "$W/server-load-paged.log" | head -1 | cut -d: -f2)
+  "$PY" scripts/serve-bench.py --url "http://127.0.0.1:${port:-0}" --requests ${KILN_LOAD_REQUESTS-1000} --concurrency 32 \
+    --prompt-min 8 --prompt-max 200 --gen 128 --gen-min 1 --vocab 8192 --cancel-fraction 0.1 \
+    --server-pid $server --max-time 200 > "$W/load-paged.log" 2>&1 || fail=1
+  echo "load test over a paged pool: real model fp16 --batch 32, 256 blocks of 16, ${KILN_LOAD_REQUESTS-1000} requests, 32 at once, a tenth cancelled:" >> "$summary"
+  sed "s/^/  /" "$W/load-paged.log" | tail -6 >> "$summary"
+  kill $server; wait $server
 fi
 if [ "$what" = loadtest ]; then
   # Issue 17's load test on the GPU: the real model (--batch 16, 16-token chunks) behind

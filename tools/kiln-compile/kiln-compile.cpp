@@ -102,6 +102,19 @@ cl::list<int64_t> decodeBatches(
              "runs the first N rows of the KV cache; the runtime calls the "
              "smallest that holds every running sequence"),
     cl::CommaSeparated, cl::value_desc("N,..."), cl::cat(category));
+cl::opt<int64_t> kvBlockSize(
+    "kv-block-size",
+    cl::desc("Paged KV cache: positions per block (e.g. 16). Each layer's "
+             "cache becomes a pool of blocks shared by all sequences, each "
+             "with a block table the runtime fills (0, the default: one "
+             "contiguous [batch, max-seq-len] cache per layer)"),
+    cl::init(0), cl::cat(category));
+cl::opt<int64_t> kvBlocks(
+    "kv-blocks",
+    cl::desc("Paged KV cache: blocks in each layer's pool (default: enough for "
+             "every sequence at --max-seq-len; fewer let a server admit "
+             "sequences while blocks remain and preempt when they run out)"),
+    cl::init(0), cl::cat(category));
 cl::opt<bool> printWeights(
     "print-weights",
     cl::desc("With --emit=tfm, print weight data (hex) so the output can be "
@@ -187,6 +200,8 @@ Expected<kiln::CompileOptions> compileOptions() {
   opts.pipeline.prefillLogits = prefillLogits;
   opts.pipeline.decodeBatches.assign(decodeBatches.begin(),
                                      decodeBatches.end());
+  opts.pipeline.kvBlockSize = kvBlockSize;
+  opts.pipeline.kvBlocks = kvBlocks;
   if (!quantize.empty())
     if (Error err = opts.pipeline.parseQuantize(quantize))
       return std::move(err);

@@ -63,6 +63,8 @@ Engine::Engine(runtime::Session &session, const runtime::Tokenizer *tokenizer,
   // tokens come back. Otherwise the host samples from each row's logits.
   session.setKeepLogits(!deviceSampling);
   counters.slots = session.batch();
+  counters.kvBlocks = session.kvBlocks();
+  counters.kvBlocksFree = session.freeKvBlocks();
   worker = std::thread([this] { loop(); });
 }
 
@@ -108,6 +110,17 @@ std::shared_ptr<Stream> Engine::submit(GenerationRequest request,
              " after a prompt of " + std::to_string(promptLen) +
              " tokens does not fit the context of " + std::to_string(context) +
              " tokens (1 to " + std::to_string(context - promptLen + 1) + ")";
+    return nullptr;
+  }
+  // A paged cache must hold the whole sequence at least on its own.
+  if (session.paged() &&
+      session.kvBlocksFor(promptLen + request.maxTokens) > session.kvBlocks()) {
+    *error =
+        "a prompt of " + std::to_string(promptLen) + " tokens and " +
+        std::to_string(request.maxTokens) + " new ones need " +
+        std::to_string(session.kvBlocksFor(promptLen + request.maxTokens)) +
+        " KV blocks of " + std::to_string(session.kvBlockSize()) +
+        " positions; the pool has " + std::to_string(session.kvBlocks());
     return nullptr;
   }
   if (!Sampler::validate(request.sampler, error, param))
@@ -160,7 +173,11 @@ void Engine::loop() {
         break;
       busyFrom = Clock::now();
       callSeconds = 0;
-      for (int64_t row = 0; row < batch && !queue.empty(); ++row) {
+      // Paged: preempted rows first, then new requests while blocks remain
+      // for their prompts (`promised`: those admitted in this step).
+      const bool admit = !session.paged() || resumePreempted();
+      int64_t promised = 0;
+      for (int64_t row = 0; admit && row < batch && !queue.empty(); ++row) {
         if (slots[row].active)
           continue;
         while (!queue.empty() && queue.front().stream->isCancelled()) {
@@ -170,6 +187,13 @@ void Engine::loop() {
         }
         if (queue.empty())
           break;
+        if (session.paged()) {
+          const int64_t length =
+              static_cast<int64_t>(queue.front().request.prompt.size()) + 1;
+          if (!fits(length, promised))
+            break;
+          promised += session.kvBlocksFor(length);
+        }
         slots[row].active = true; // reserved
         ++running;
         admitted.emplace_back(row, std::move(queue.front()));
@@ -181,6 +205,8 @@ void Engine::loop() {
     for (int64_t row = 0; row < batch; ++row)
       if (slots[row].active && slots[row].stream->isCancelled())
         finish(row, "cancelled");
+    if (session.paged())
+      makeRoom();
     // With mixedSteps, a step with prompt chunks advanced every decoding
     // row too: one call a step.
     if (prefillStep() && mixedSteps)
@@ -191,7 +217,7 @@ void Engine::loop() {
       Slot &s = slots[row];
       tokens[row] = 0;
       positions[row] = -1;
-      if (s.active && !s.prefilling()) {
+      if (s.running() && !s.prefilling()) {
         tokens[row] = s.generated.back();
         positions[row] = s.position;
         any = true;
@@ -213,6 +239,7 @@ void Engine::loop() {
       std::lock_guard<std::mutex> lock(mutex);
       ++counters.decodeSteps;
       ++counters.decodeStepsByRows[session.lastDecodeRows()];
+      counters.kvBlocksFree = session.freeKvBlocks();
     }
     for (int64_t row = 0; row < batch; ++row)
       if (positions[row] >= 0 && slots[row].active) {
@@ -259,6 +286,69 @@ void Engine::start(int64_t row, Pending pending) {
   if (!deviceSampling)
     s.sampler.emplace(s.request.sampler, session.vocabSize());
   s.prefilled = 0;
+  s.replay = s.request.prompt;
+  s.order = ++admissions;
+}
+
+int64_t Engine::blocksNeeded(bool whole) const {
+  const int64_t chunk = session.prefillChunk();
+  int64_t need = 0;
+  for (int64_t row = 0; row < static_cast<int64_t>(slots.size()); ++row) {
+    const Slot &s = slots[row];
+    if (!s.running())
+      continue;
+    const int64_t length = static_cast<int64_t>(s.replay.size());
+    const int64_t end =
+        s.prefilling()
+            ? (whole ? length + 1
+                     : s.prefilled + std::min(chunk, length - s.prefilled))
+            : s.position + (whole ? 2 : 1);
+    need += std::max<int64_t>(0, session.kvBlocksFor(end) -
+                                     session.rowKvBlocks(row));
+  }
+  return need;
+}
+
+bool Engine::fits(int64_t positions, int64_t promised) const {
+  return session.kvBlocksFor(positions) + promised + blocksNeeded(true) <=
+         session.freeKvBlocks();
+}
+
+void Engine::makeRoom() {
+  while (blocksNeeded(false) > session.freeKvBlocks()) {
+    int64_t victim = -1;
+    for (int64_t row = 0; row < static_cast<int64_t>(slots.size()); ++row)
+      if (slots[row].running() &&
+          (victim < 0 || slots[row].order > slots[victim].order))
+        victim = row;
+    if (victim < 0)
+      return;
+    Slot &s = slots[victim];
+    session.releaseRow(victim);
+    s.preempted = true;
+    s.replay = s.request.prompt;
+    s.replay.insert(s.replay.end(), s.generated.begin(), s.generated.end());
+    s.prefilled = 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    ++counters.preemptions;
+    counters.kvBlocksFree = session.freeKvBlocks();
+  }
+}
+
+bool Engine::resumePreempted() {
+  while (true) {
+    int64_t oldest = -1;
+    for (int64_t row = 0; row < static_cast<int64_t>(slots.size()); ++row)
+      if (slots[row].active && slots[row].preempted &&
+          (oldest < 0 || slots[row].order < slots[oldest].order))
+        oldest = row;
+    if (oldest < 0)
+      return true;
+    Slot &s = slots[oldest];
+    if (!fits(static_cast<int64_t>(s.replay.size()) + 1, 0))
+      return false;
+    s.preempted = false;
+  }
 }
 
 bool Engine::prefillStep() {
@@ -271,7 +361,7 @@ bool Engine::prefillStep() {
     Slot &s = slots[row];
     if (!s.prefilling())
       continue;
-    const auto &prompt = s.request.prompt;
+    const auto &prompt = s.replay;
     const int64_t n = std::min<int64_t>(
         chunk, static_cast<int64_t>(prompt.size()) - s.prefilled);
     prompts[row].assign(prompt.begin() + s.prefilled,
@@ -281,7 +371,7 @@ bool Engine::prefillStep() {
     // its prompt (draw n uses the key seed + n, as in kiln-run).
     if (deviceSampling &&
         s.prefilled + n == static_cast<int64_t>(prompt.size()))
-      session.setSampling(row, s.request.sampler);
+      session.setSampling(row, s.request.sampler, s.generated.size());
     any = true;
   }
   if (!any)
@@ -291,7 +381,7 @@ bool Engine::prefillStep() {
   if (mixedSteps)
     for (int64_t row = 0; row < batch; ++row) {
       Slot &s = slots[row];
-      if (!s.active || s.prefilling() || s.generated.empty())
+      if (!s.running() || s.prefilling() || s.generated.empty())
         continue;
       prompts[row] = {s.generated.back()};
       starts[row] = s.position;
@@ -400,6 +490,9 @@ void Engine::finish(int64_t row, const std::string &reason,
   s.stream->end(reason, error, static_cast<int64_t>(s.request.prompt.size()),
                 static_cast<int64_t>(s.generated.size()));
   s.reset();
+  session.releaseRow(row);
+  std::lock_guard<std::mutex> lock(mutex);
+  counters.kvBlocksFree = session.freeKvBlocks();
 }
 
 } // namespace kiln::serve

@@ -14,6 +14,15 @@
 // failed call ends only the requests in it. kiln-serve --separate-prefill
 // gives the decoding rows their own call after the prompt chunks instead.
 //
+// With a paged KV cache (kiln-compile --kv-block-size) the rows share a pool
+// of blocks: a request is admitted while the pool has the blocks for its
+// prompt (beyond those the running rows need for their next call), and when
+// a step's calls need more blocks than are free, the newest running request
+// is preempted: its blocks go back to the pool and it waits in its row, to
+// be recomputed (its prompt and the tokens it generated prefilled again)
+// once blocks are free, before any new request is admitted. Its output goes
+// on where it stopped.
+//
 // Output reaches the caller through a Stream: text pieces as soon as they
 // are final (StreamDecoder, StopStrings), then one end event.
 //
@@ -93,6 +102,9 @@ struct EngineMetrics {
   // Decode calls by the rows of the entry that ran them (the artifact's
   // batch, or N of a @decode_b<N> entry).
   std::map<int64_t, int64_t> decodeStepsByRows;
+  // Paged KV cache: blocks in the pool, free after the last step, and the
+  // preemptions so far (0, 0, 0 for contiguous caches).
+  int64_t kvBlocks = 0, kvBlocksFree = 0, preemptions = 0;
 };
 
 class Engine {
@@ -134,7 +146,12 @@ private:
     std::optional<runtime::StopStrings> stops;
     std::vector<int64_t> generated;
     int64_t position = 0;  // where the next decode feeds generated.back()
-    int64_t prefilled = 0; // prompt tokens in the cache (prefill in chunks)
+    int64_t prefilled = 0; // replay tokens in the cache (prefill in chunks)
+    /// What is prefilled: the prompt, or after a preemption the prompt and
+    /// the tokens generated before it.
+    std::vector<int64_t> replay;
+    bool preempted = false; // waiting for KV blocks, holding none
+    uint64_t order = 0;     // admission order (the newest is preempted)
     /// Free again (StreamDecoder holds a reference: no assignment).
     void reset() {
       active = false;
@@ -146,10 +163,16 @@ private:
       generated.clear();
       position = 0;
       prefilled = 0;
+      replay.clear();
+      preempted = false;
+      order = 0;
     }
     bool prefilling() const {
-      return active && prefilled < static_cast<int64_t>(request.prompt.size());
+      return active && !preempted &&
+             prefilled < static_cast<int64_t>(replay.size());
     }
+    /// Running: admitted and not waiting for KV blocks.
+    bool running() const { return active && !preempted; }
   };
 
   void loop();
@@ -170,6 +193,17 @@ private:
   void advance(int64_t row);
   void finish(int64_t row, const std::string &reason,
               const std::string &error = "");
+  /// Paged KV cache: blocks the running rows still need for their next call
+  /// or (`whole`) for the rest of their prompts and one more token.
+  int64_t blocksNeeded(bool whole) const;
+  /// Paged: whether a sequence of `positions` fits the free blocks beyond
+  /// what the running rows need (blocksNeeded(true)) and `promised`.
+  bool fits(int64_t positions, int64_t promised) const;
+  /// Paged: preempts the newest running rows until the next calls fit.
+  void makeRoom();
+  /// Paged: resumes preempted rows, oldest first, while they fit; whether
+  /// every preempted row runs again.
+  bool resumePreempted();
 
   runtime::Session &session;
   const runtime::Tokenizer *tokenizer;
@@ -184,6 +218,7 @@ private:
   bool stopping = false;
   EngineMetrics counters;
   int64_t running = 0;
+  uint64_t admissions = 0;
   // The worker's: when its current step began, and its time in the
   // session's calls since then (EngineMetrics::hostSeconds).
   std::optional<std::chrono::steady_clock::time_point> busyFrom;

@@ -184,8 +184,18 @@ private:
                "sampling on the host, detokenizing, stop strings, streaming.",
                m.hostSeconds);
     add("kiln_kv_slots", "gauge",
-        "Batch rows, each with a whole context of KV cache.", m.slots);
+        "Batch rows (sequences one call runs; with a contiguous cache each "
+        "has a whole context of KV cache).",
+        m.slots);
     add("kiln_kv_slots_in_use", "gauge", "Batch rows in use.", m.running);
+    add("kiln_kv_blocks", "gauge",
+        "Blocks of the paged KV cache's pool (0: contiguous cache).",
+        m.kvBlocks);
+    add("kiln_kv_blocks_in_use", "gauge",
+        "Blocks of the paged KV cache that sequences hold.",
+        m.kvBlocks - m.kvBlocksFree);
+    add("kiln_preemptions_total", "counter",
+        "Sequences preempted for KV blocks (recomputed later).", m.preemptions);
     res.set_content(out, "text/plain; version=0.0.4");
   }
 

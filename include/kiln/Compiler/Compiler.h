@@ -37,6 +37,7 @@ struct CompileOptions {
 struct MemoryReport {
   uint64_t weightsBytes = 0, kvBytes = 0, arenaBytes = 0, ioBytes = 0;
   int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
+  int64_t kvBlockSize = 0, kvBlocks = 0; // paged KV cache
   unsigned kvElementBytes = 0;
   uint64_t gpuKernels = 0, ptxBytes = 0; // GPU targets: launches, PTX size
   uint64_t distinctKernels = 0; // kernels the launches name (after dedup)

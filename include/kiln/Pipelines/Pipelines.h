@@ -29,6 +29,10 @@ struct PipelineOptions {
   /// More decode entries for fewer sequences (@decode_b<N>, each N from 1
   /// to batch - 1; kiln-specialize-entry-points).
   std::vector<int64_t> decodeBatches;
+  /// Paged KV cache: positions per block (0: contiguous caches) and blocks
+  /// in each layer's pool (0: batch * ceil(maxSeqLen / kvBlockSize)).
+  int64_t kvBlockSize = 0;
+  int64_t kvBlocks = 0;
   /// Lower linalg to scf.parallel (GPU targets) instead of sequential loops.
   bool parallelLoops = false;
   /// Entries sample on the device (tfm.sample; GPU targets) instead of

@@ -42,6 +42,12 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
     int64_t kvHeads = cacheType.getDimSize(1), maxSeq = cacheType.getDimSize(2),
             headDim = cacheType.getDimSize(3);
     Value value = op.getValue(), positions = op.getPositions();
+    // Paged: positions reach max_blocks * block_size; the row is a block.
+    Value table = op.getBlockTable();
+    const int64_t blockSize = maxSeq;
+    if (table)
+      maxSeq =
+          blockSize * cast<RankedTensorType>(table.getType()).getDimSize(1);
     Type posType = cast<ShapedType>(positions.getType()).getElementType();
     Value zero = arith::ConstantOp::create(rewriter, loc,
                                            rewriter.getIntegerAttr(posType, 0));
@@ -72,11 +78,44 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
               arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, p, zero),
               arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, p,
                                     limit));
+          Value pIndex;
+          // The cache row: the batch row, or (paged) the block holding p,
+          // whose slot is p % block_size; a block id outside the pool is
+          // not written.
+          Value cacheRow = bi;
+          if (table) {
+            pIndex = arith::SelectOp::create(
+                b, loc, valid,
+                arith::IndexCastOp::create(b, loc, b.getIndexType(), p), c0);
+            Value bs = arith::ConstantIndexOp::create(b, loc, blockSize);
+            Value block = tensor::ExtractOp::create(
+                b, loc, table,
+                ValueRange{bi, arith::DivUIOp::create(b, loc, pIndex, bs)});
+            Value pool = arith::ConstantOp::create(
+                b, loc,
+                b.getI32IntegerAttr(
+                    static_cast<int32_t>(cacheType.getDimSize(0))));
+            Value i32zero =
+                arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+            valid = arith::AndIOp::create(
+                b, loc, valid,
+                arith::AndIOp::create(
+                    b, loc,
+                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                          block, i32zero),
+                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                          block, pool)));
+            cacheRow = arith::SelectOp::create(
+                b, loc, valid,
+                arith::IndexCastOp::create(b, loc, b.getIndexType(), block),
+                c0);
+            pIndex = arith::RemUIOp::create(b, loc, pIndex, bs);
+          }
           Value rows = arith::SelectOp::create(
               b, loc, valid, arith::ConstantIndexOp::create(b, loc, 1), c0);
-          Value at = arith::SelectOp::create(
-              b, loc, valid,
-              arith::IndexCastOp::create(b, loc, b.getIndexType(), p), c0);
+          if (!table)
+            pIndex = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
+          Value at = arith::SelectOp::create(b, loc, valid, pIndex, c0);
           // The new k or v: value[b, s, g * D + d ..] ([g * d] elements).
           Value col =
               perElement
@@ -107,10 +146,10 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
               b, loc, sliceType, heads, ValueRange{}, ValueRange{rows},
               ValueRange{}, b.getDenseI64ArrayAttr({0, 0, 0, 0}), sizes,
               strides);
-          SmallVector<Value> slotAt{bi, at};
+          SmallVector<Value> slotAt{cacheRow, at};
           auto offsets = b.getDenseI64ArrayAttr({dyn, 0, dyn, 0});
           if (perElement) {
-            slotAt = {bi, gi, at, di};
+            slotAt = {cacheRow, gi, at, di};
             offsets = b.getDenseI64ArrayAttr({dyn, dyn, dyn, dyn});
           }
           Value slot = tensor::ExtractSliceOp::create(
@@ -146,6 +185,58 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
     int64_t heads = op.getNumHeads(), headDim = op.getHeadDim();
     int64_t maxSeq = cacheType.getDimSize(2);
     int64_t rep = heads / op.getNumKvHeads();
+    Value keys = op.getKeyCache(), values = op.getValueCache();
+    if (Value table = op.getBlockTable()) {
+      // Paged: the rows' slots gathered from the pools through the table,
+      // [B, kv_heads, max_blocks * block_size, D]; the steps below read them
+      // as an unpaged cache.
+      const int64_t blockSize = maxSeq;
+      maxSeq *= cast<RankedTensorType>(table.getType()).getDimSize(1);
+      SmallVector<int64_t> shape{
+          batch, static_cast<int64_t>(op.getNumKvHeads()), maxSeq, headDim};
+      AffineMap id =
+          AffineMap::getMultiDimIdentityMap(4, rewriter.getContext());
+      auto gather = [&](Value pool) {
+        return g.generic(
+            RankedTensorType::get(shape, elt), {}, g.empty(shape, elt), {id},
+            {kPar, kPar, kPar, kPar},
+            [&](OpBuilder &b, Location loc, ValueRange) {
+              Value bi = linalg::IndexOp::create(b, loc, 0);
+              Value hi = linalg::IndexOp::create(b, loc, 1);
+              Value ti = linalg::IndexOp::create(b, loc, 2);
+              Value di = linalg::IndexOp::create(b, loc, 3);
+              Value bs = arith::ConstantIndexOp::create(b, loc, blockSize);
+              Value block = tensor::ExtractOp::create(
+                  b, loc, table,
+                  ValueRange{bi, arith::DivUIOp::create(b, loc, ti, bs)});
+              // A block id outside the pool reads block 0 (the runtime
+              // never passes one for a visible slot).
+              Value inPool = arith::AndIOp::create(
+                  b, loc,
+                  arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                        block,
+                                        arith::ConstantOp::create(
+                                            b, loc, b.getI32IntegerAttr(0))),
+                  arith::CmpIOp::create(
+                      b, loc, arith::CmpIPredicate::slt, block,
+                      arith::ConstantOp::create(
+                          b, loc,
+                          b.getI32IntegerAttr(
+                              static_cast<int32_t>(cacheType.getDimSize(0))))));
+              Value row = arith::SelectOp::create(
+                  b, loc, inPool,
+                  arith::IndexCastOp::create(b, loc, b.getIndexType(), block),
+                  arith::ConstantIndexOp::create(b, loc, 0));
+              Value v = tensor::ExtractOp::create(
+                  b, loc, pool,
+                  ValueRange{row, hi, arith::RemUIOp::create(b, loc, ti, bs),
+                             di});
+              linalg::YieldOp::create(b, loc, v);
+            });
+      };
+      keys = gather(keys);
+      values = gather(values);
+    }
 
     // q as [B, S, H, D].
     Value q4 = tensor::ExpandShapeOp::create(
@@ -159,7 +250,7 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
 
     // Raw dot products over d (dims b, h, s, t, d).
     Value dots = g.generic(
-        bhstType, {q4, op.getKeyCache()}, g.filled(bhst, 0.0),
+        bhstType, {q4, keys}, g.filled(bhst, 0.0),
         {g.map(5, {g.d(0), g.d(2), g.d(1), g.d(4)}),
          g.map(5, {g.d(0), kvHead, g.d(3), g.d(4)}),
          g.map(5, {g.d(0), g.d(1), g.d(2), g.d(3)})},
@@ -220,8 +311,7 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
     // Weighted sum of values (dims b, h, s, d, t).
     SmallVector<int64_t> bhsd{batch, heads, seq, headDim};
     Value weighted = g.generic(
-        RankedTensorType::get(bhsd, f32), {probs, op.getValueCache()},
-        g.filled(bhsd, 0.0),
+        RankedTensorType::get(bhsd, f32), {probs, values}, g.filled(bhsd, 0.0),
         {g.map(5, {g.d(0), g.d(1), g.d(2), g.d(4)}),
          g.map(5, {g.d(0), kvHead, g.d(4), g.d(3)}),
          g.map(5, {g.d(0), g.d(1), g.d(2), g.d(3)})},
@@ -275,6 +365,12 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
                                rowSum, weighted, out4};
       for (auto [step, v] : llvm::enumerate(steps))
         tag(v, static_cast<int64_t>(step));
+      // Paged: the gathers of K and V through the block table are steps 7
+      // and 8 (a kernel reads the pools through the table instead).
+      if (op.getBlockTable()) {
+        tag(keys, 7);
+        tag(values, 8);
+      }
     }
     return tensor::CollapseShapeOp::create(
                rewriter, loc, qType, out4,

@@ -250,7 +250,7 @@ func.func @kv_append_positions_dims(%v: tensor<?x7x64xf32>, %cache: tensor<?x2x?
 // -----
 
 func.func @kv_append_cache_rank(%v: tensor<?x?x64xf32>, %cache: tensor<?x?x64xf32>, %pos: tensor<?x?xi64>) {
-  // expected-error @+1 {{operand #1 must be 4-D [batch, kv_heads, max_seq, head_dim] tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x?x64xf32>'}}
+  // expected-error @+1 {{operand #1 must be 4-D [batch, kv_heads, max_seq, head_dim] tensor (paged: [num_blocks, kv_heads, block_size, head_dim]) of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<?x?x64xf32>'}}
   %0 = tfm.kv_append %v into %cache at %pos : tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xi64>
   return
 }
@@ -505,5 +505,30 @@ func.func @dequantize_zero_points(%p: tensor<4x32xi8>, %s: tensor<4x2xf16>, %z: 
 func.func @rms_norm_result_type(%x: tensor<1x4x64xf32>, %w: tensor<64xf32>) {
   // expected-error @+1 {{result type 'tensor<1x4x64xf16>' must equal the input's 'tensor<1x4x64xf32>'}}
   %0 = "tfm.rms_norm"(%x, %w) {epsilon = 1.0e-5 : f32} : (tensor<1x4x64xf32>, tensor<64xf32>) -> tensor<1x4x64xf16>
+  return
+}
+
+// -----
+
+// A paged op's block table has one row per batch row.
+func.func @kv_append_block_table_rows(%v: tensor<2x1x64xf32>, %pool: tensor<16x2x8x32xf32>, %pos: tensor<2x1xi64>, %table: tensor<3x4xi32>) {
+  // expected-error @+1 {{block table has 3 rows, expected one per batch row (2)}}
+  %0 = tfm.kv_append %v into %pool at %pos pages %table : tensor<2x1x64xf32>, tensor<16x2x8x32xf32>, tensor<2x1xi64>, tensor<3x4xi32>
+  return
+}
+
+// -----
+
+func.func @attention_block_table_rows(%q: tensor<2x1x128xf32>, %kc: tensor<16x2x8x32xf32>, %vc: tensor<16x2x8x32xf32>, %pos: tensor<2x1xi64>, %table: tensor<1x4xi32>) {
+  // expected-error @+1 {{block table has 1 rows, expected one per batch row (2)}}
+  %0 = tfm.attention %q, %kc, %vc, %pos pages %table {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 32 : i64, scale = 0.176776695 : f32} : tensor<2x1x128xf32>, tensor<16x2x8x32xf32>, tensor<2x1xi64>, tensor<1x4xi32>
+  return
+}
+
+// -----
+
+func.func @attention_block_table_type(%q: tensor<2x1x128xf32>, %kc: tensor<16x2x8x32xf32>, %vc: tensor<16x2x8x32xf32>, %pos: tensor<2x1xi64>, %table: tensor<2x4xi64>) {
+  // expected-error @+1 {{operand #4 must be 2-D [batch, max_blocks] i32 tensor of 32-bit signless integer values, but got 'tensor<2x4xi64>'}}
+  %0 = tfm.attention %q, %kc, %vc, %pos pages %table {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 32 : i64, scale = 0.176776695 : f32} : tensor<2x1x128xf32>, tensor<16x2x8x32xf32>, tensor<2x1xi64>, tensor<2x4xi64>
   return
 }

@@ -151,6 +151,20 @@ func.func @kv_append_static_f16(%v: tensor<1x1x64xf16>, %cache: tensor<1x2x256x3
 
 // -----
 
+// Paged: the cache is a pool of blocks and a block table maps positions.
+// CHECK-LABEL: func.func @paged
+// CHECK-SAME: (%[[K:.+]]: tensor<2x1x64xf16>, %[[POOL:.+]]: tensor<16x2x8x32xf16>, %[[Q:.+]]: tensor<2x1x128xf16>, %[[POS:.+]]: tensor<2x1xi64>, %[[T:.+]]: tensor<2x4xi32>)
+// CHECK: %[[P:.+]] = tfm.kv_append %[[K]] into %[[POOL]] at %[[POS]] pages %[[T]] : tensor<2x1x64xf16>, tensor<16x2x8x32xf16>, tensor<2x1xi64>, tensor<2x4xi32>
+// CHECK: tfm.attention %[[Q]], %[[P]], %[[P]], %[[POS]] pages %[[T]]
+// CHECK-SAME: : tensor<2x1x128xf16>, tensor<16x2x8x32xf16>, tensor<2x1xi64>, tensor<2x4xi32>
+func.func @paged(%k: tensor<2x1x64xf16>, %pool: tensor<16x2x8x32xf16>, %q: tensor<2x1x128xf16>, %pos: tensor<2x1xi64>, %table: tensor<2x4xi32>) -> tensor<2x1x128xf16> {
+  %0 = tfm.kv_append %k into %pool at %pos pages %table : tensor<2x1x64xf16>, tensor<16x2x8x32xf16>, tensor<2x1xi64>, tensor<2x4xi32>
+  %1 = tfm.attention %q, %0, %0, %pos pages %table {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 32 : i64, scale = 0.176776695 : f32} : tensor<2x1x128xf16>, tensor<16x2x8x32xf16>, tensor<2x1xi64>, tensor<2x4xi32>
+  return %1 : tensor<2x1x128xf16>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: (%[[Q:.+]]: tensor<?x?x128xf32>, %[[KC:.+]]: tensor<?x2x?x32xf32>, %[[VC:.+]]: tensor<?x2x?x32xf32>, %[[POS:.+]]: tensor<?x?xi64>)
 // CHECK: %[[R:.+]] = tfm.attention %[[Q]], %[[KC]], %[[VC]], %[[POS]]

@@ -398,6 +398,47 @@ def main():
         proc.wait(timeout=20)
 
 
+def main_paged(artifact, blocks, block_size):
+    """A paged KV cache smaller than the batch's demand (kiln-compile
+    --kv-block-size/--kv-blocks): 8 prompts at once, 48 new tokens each, on
+    more rows than the pool holds at full length. Requests wait for blocks,
+    the newest running one is preempted when the pool runs out and
+    recomputed later; every text still equals kiln-run's, and at the end
+    every block is back in the pool."""
+    expected = {}
+    for p in PROMPTS:
+        r = subprocess.run(["kiln-run", artifact, "--prompt", p, "--max-new-tokens", "48"],
+                           capture_output=True, text=True, check=True)
+        expected[p] = r.stdout[:-1]
+    proc, port = start(artifact)
+    try:
+        m = metrics(port)
+        if m["kiln_kv_blocks"] != blocks or m["kiln_kv_blocks_in_use"] != 0:
+            fail(f"an idle server's pool: {m}")
+        for stream in (False, True):
+            together = concurrently(lambda p: complete(port, p, stream, max_tokens=48),
+                                    [(p,) for p in PROMPTS])
+            for p, (text, _) in zip(PROMPTS, together):
+                if text != expected[p]:
+                    fail(f"paged, stream={stream}: {p!r}: {text!r} != kiln-run's {expected[p]!r}")
+        m = settle(port, "the pool to be full again",
+                   lambda m: m["kiln_kv_blocks_in_use"] == 0 and m["kiln_kv_slots_in_use"] == 0)
+        if m["kiln_preemptions_total"] < 1:
+            fail(f"the pool of {blocks} blocks never ran out: {m}")
+        print(f"ok: paged KV cache of {blocks} blocks of {block_size}: {len(PROMPTS)} prompts at "
+              f"once, twice, equal kiln-run's text after {m['kiln_preemptions_total']} "
+              "preemptions; every block back in the pool")
+        # A sequence the whole pool cannot hold is refused up front.
+        body = {"prompt": PROMPTS[0], "max_tokens": blocks * block_size, "temperature": 0}
+        status, payload = request(port, "POST", "/v1/completions", body)
+        if status != 400 or "KV blocks" not in payload:
+            fail(f"a sequence beyond the pool: HTTP {status}: {payload}")
+        print(f"ok: a sequence beyond the pool gets HTTP 400: {json.loads(payload)['error']['message']}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main_chat(artifact, system, user, max_tokens):
     """check_serve.py --chat ARTIFACT SYSTEM USER N: /v1/chat/completions
     equals `kiln-run --chat USER --system SYSTEM` (greedy), streamed or not."""
@@ -436,7 +477,9 @@ def main_chat(artifact, system, user, max_tokens):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--chat":
+    if sys.argv[1] == "--paged":
+        main_paged(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "--chat":
         main_chat(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         main()

@@ -28,6 +28,25 @@
 // RUN: not kiln-opt %s --kiln-specialize-entry-points="batch=3 decode-batches=3" --split-input-file 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=FEWERBAD
 // FEWERBAD: error: decode-batches must be distinct batch sizes from 1 to 2 (below batch), got 3
+// kv-block-size pages the caches: every entry's caches are the one pool of
+// kv-blocks blocks [5, kv_heads, 8, head_dim], and a block table
+// [batch, ceil(16 / 8)] i32 after the caches (before sampling's arguments)
+// feeds every kv_append and attention; @decode_b1 takes a table of 1 row
+// over the same pool. Bad sizes are refused.
+// RUN: kiln-opt %s --kiln-specialize-entry-points="batch=2 prefill-chunk=4 max-seq-len=16 kv-block-size=8 kv-blocks=5 decode-batches=1 sampling=1" --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=PAGED
+// PAGED-LABEL: func.func @prefill(
+// PAGED-SAME: %[[KC:[a-z0-9]+]]: tensor<5x1x8x4xf32> {tfm.layer = 0 : i64, tfm.role = "key_cache"}, %{{.+}}: tensor<5x1x8x4xf32> {{.+}}, %[[T:.+]]: tensor<2x2xi32>, %{{.+}}: tensor<2x4xf32>, %{{.+}}: tensor<2xi64>)
+// PAGED-SAME: -> (tensor<2x1x16xf32>, tensor<5x1x8x4xf32>, tensor<5x1x8x4xf32>, tensor<2x1xi64>)
+// PAGED-SAME: kiln.block_table
+// PAGED: %[[K:.+]] = tfm.kv_append %{{.+}} into %[[KC]] at %{{.+}} pages %[[T]] : tensor<2x4x4xf32>, tensor<5x1x8x4xf32>, tensor<2x4xi64>, tensor<2x2xi32>
+// PAGED: tfm.attention %{{.+}}, %[[K]], %{{.+}}, %{{.+}} pages %[[T]] {{.+}} : tensor<2x4x8xf32>, tensor<5x1x8x4xf32>, tensor<2x4xi64>, tensor<2x2xi32>
+// PAGED-LABEL: func.func @decode_b1(
+// PAGED-SAME: tensor<5x1x8x4xf32> {{.+}}, %[[T1:.+]]: tensor<1x2xi32>, %{{.+}}: tensor<1x4xf32>, %{{.+}}: tensor<1xi64>)
+// PAGED: tfm.kv_append {{.+}} pages %[[T1]] : tensor<1x1x4xf32>, tensor<5x1x8x4xf32>, tensor<1x1xi64>, tensor<1x2xi32>
+// RUN: not kiln-opt %s --kiln-specialize-entry-points="prefill-chunk=4 max-seq-len=16 kv-block-size=32" --split-input-file 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=PAGEDBAD
+// PAGEDBAD: error: kv-block-size must be in [0, max-seq-len = 16] and kv-blocks >= 0 only with it (got 32, 0)
 // With sampling (GPU targets), every entry takes the sampling parameters
 // [batch, 4] and keys [batch] after the caches and draws its next tokens
 // with tfm.sample instead of tfm.argmax.

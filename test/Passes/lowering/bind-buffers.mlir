@@ -227,3 +227,29 @@ func.func @decode_b1(%tok: tensor<1x1xi64>, %pos: tensor<1x1xi64>,
   %a = tfm.argmax %l : tensor<1x1x4xf32> -> tensor<1x1xi64>
   return %l, %k, %v, %a : tensor<1x1x4xf32>, tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>, tensor<1x1xi64>
 }
+
+// -----
+
+// A paged entry (kiln.block_table): the argument after the caches, the block
+// table [2, 3] i32, is a read-only view of the I/O buffer after the argmax,
+// before the sampling arguments (io: tokens 0, positions 64, logits 128,
+// argmax 256, block_table 320, sampling 384, seeds 448 -> 512); the caches
+// are pools [6, 1, 4, 4] f16 (192 bytes each).
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: %{{[^:]+}}: memref<384xi8>, %{{[^:]+}}: memref<0xi8> {kiln.arena}, %[[IO:[^:]+]]: memref<512xi8>)
+// CHECK-SAME: kiln.block_table
+// CHECK-SAME: kiln.io = {argmax = 256 : i64, block_table = 320 : i64, logits = 128 : i64, positions = 64 : i64, sampling = 384 : i64, seeds = 448 : i64, size = 512 : i64, tokens = 0 : i64}
+// CHECK-SAME: kiln.kv_offsets = [0, 192]
+// CHECK: %[[CT:.+]] = arith.constant 320 : index
+// CHECK: %[[TV:.+]] = memref.view %[[IO]][%[[CT]]][] : memref<512xi8> to memref<2x3xi32>
+// CHECK: %[[T:.+]] = bufferization.to_tensor %[[TV]] restrict : memref<2x3xi32> to tensor<2x3xi32>
+// CHECK: tfm.kv_append %{{.+}} into %{{.+}} at %{{.+}} pages %[[T]]
+func.func @decode(%ids: tensor<2x1xi64>, %pos: tensor<2x1xi64>, %kc: tensor<6x1x4x4xf16>, %vc: tensor<6x1x4x4xf16>, %table: tensor<2x3xi32>, %params: tensor<2x4xf32>, %seeds: tensor<2xi64>)
+    -> (tensor<2x1x16xf32>, tensor<6x1x4x4xf16>, tensor<6x1x4x4xf16>, tensor<2x1xi64>) attributes {kiln.entry = "decode", kiln.block_table, kiln.sampling} {
+  %k = tensor.empty() : tensor<2x1x4xf16>
+  %kc1 = tfm.kv_append %k into %kc at %pos pages %table : tensor<2x1x4xf16>, tensor<6x1x4x4xf16>, tensor<2x1xi64>, tensor<2x3xi32>
+  %l = tensor.empty() : tensor<2x1x16xf32>
+  %init = tensor.empty() : tensor<2x1xi64>
+  %next = tfm.sample %l, %params, %seeds into %init : tensor<2x1x16xf32>, tensor<2x4xf32>, tensor<2xi64>, tensor<2x1xi64> -> tensor<2x1xi64>
+  return %l, %kc1, %vc, %next : tensor<2x1x16xf32>, tensor<6x1x4x4xf16>, tensor<6x1x4x4xf16>, tensor<2x1xi64>
+}

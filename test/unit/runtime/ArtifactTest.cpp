@@ -286,6 +286,45 @@ TEST(ArtifactWriterTest, KvBlockOutsideKvBuffer) {
                     "KV cache V block of layer 1");
 }
 
+/// The fake artifact's cache, paged: blocks of `blockSize` positions.
+KvCacheSpec pagedFakeKv(int64_t blockSize, int64_t numBlocks) {
+  KvCacheSpec kv;
+  kv.numLayers = FAKE_LAYERS;
+  kv.batch = FAKE_BATCH;
+  kv.numKvHeads = FAKE_KV_HEADS;
+  kv.maxSeqLen = FAKE_MAX_SEQ;
+  kv.headDim = FAKE_HEAD_DIM;
+  kv.blockSize = blockSize;
+  kv.numBlocks = numBlocks;
+  kv.layoutContiguous();
+  return kv;
+}
+
+TEST(ArtifactWriterTest, PagedCacheNeedsBlockTables) {
+  // A paged cache's entries must each take a block table, and max_seq_len
+  // must be whole blocks.
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.setKvCache(pagedFakeKv(FAKE_MAX_SEQ / 2, 4));
+                    }),
+                    "has no block_table tensor for the paged KV cache");
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      w.setKvCache(pagedFakeKv(FAKE_MAX_SEQ - 1, 4));
+                    }),
+                    "a multiple of block_size");
+  EXPECT_HAS_SUBSTR(
+      writeError([](ArtifactWriter &w) { w.setKvCache(pagedFakeKv(2, 0)); }),
+      "must both be positive (or both 0)");
+  // And a flat cache's entries take none.
+  EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
+                      EntrySpec e = fakeEntry("other", "fake_decode", 1);
+                      e.blockTable = e.tokens;
+                      e.blockTable.name = "block_table";
+                      w.addEntry(e);
+                    }),
+                    "entry 'other' has a block_table tensor but the KV cache "
+                    "is not paged");
+}
+
 TEST(ArtifactWriterTest, EntryBatchMismatch) {
   EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
                       EntrySpec e = fakeEntry("other", "fake_decode", 1);

@@ -65,8 +65,15 @@ struct KvCacheSpec {
   std::vector<uint64_t> kOffsets;
   std::vector<uint64_t> vOffsets;
   uint64_t kvBytes = 0;
+  /// Paged: positions per block and blocks in each layer's pool; 0, 0 for
+  /// contiguous caches.
+  int64_t blockSize = 0;
+  int64_t numBlocks = 0;
 
-  /// Bytes of one K (or V) block of one layer.
+  bool paged() const { return blockSize > 0; }
+  /// Blocks in one sequence's table (paged).
+  int64_t maxBlocks() const { return paged() ? maxSeqLen / blockSize : 0; }
+  /// Bytes of one K (or V) block of one layer (paged: of one pool).
   uint64_t blockBytes() const;
   /// Fills kOffsets/vOffsets (k0, v0, k1, v1, ... each aligned) and kvBytes.
   void layoutContiguous();
@@ -136,6 +143,9 @@ struct EntrySpec {
   TensorSpec sampling;
   TensorSpec seeds;
   bool samplesOnDevice() const { return !sampling.name.empty(); }
+  /// Paged KV cache (empty name: absent): i32 [batch, max_blocks], the block
+  /// ids of each row's positions.
+  TensorSpec blockTable;
   /// Rows of logits per sequence: seq, or 1 for a last-row entry.
   int64_t logitRows() const {
     return logits.shape.size() == 3 && logits.shape[1] == 1 ? 1 : seq;

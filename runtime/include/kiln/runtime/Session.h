@@ -94,6 +94,9 @@ public:
   /// call uses the key splitmix64(seed + n): the same options and tokens
   /// give the same draws.
   void setSampling(int64_t row, const SamplerOptions &options);
+  /// The same, as if `draws` tokens had been drawn since (a sequence
+  /// recomputed after preemption goes on with the draws it had).
+  void setSampling(int64_t row, const SamplerOptions &options, uint64_t draws);
   /// Whether logits(row) must be valid after each call (default: yes).
   /// Turning it off takes effect only when hasArgmax(): then only argmax(row)
   /// is read back (a logits observer still sees every row's logits).
@@ -106,6 +109,24 @@ public:
                             std::string *error);
   /// Where the entry points run ("host CPU", or the GPU's name and arch).
   std::string device() const;
+
+  /// Paged KV cache (kiln-compile --kv-block-size): each layer's cache is a
+  /// pool of blocks of kvBlockSize() positions. A row takes blocks from the
+  /// pool as its calls reach new positions (a call fails, naming the row,
+  /// when the pool has too few) and keeps them until releaseRow.
+  bool paged() const { return model->kvCache().paged(); }
+  int64_t kvBlockSize() const { return model->kvCache().blockSize; }
+  int64_t kvBlocks() const { return model->kvCache().numBlocks; }
+  int64_t freeKvBlocks() const {
+    return static_cast<int64_t>(freeBlocks.size());
+  }
+  /// Blocks `row` holds (positions [0, rowKvBlocks(row) * kvBlockSize()).
+  int64_t rowKvBlocks(int64_t row) const;
+  /// Blocks a sequence of `positions` positions needs.
+  int64_t kvBlocksFor(int64_t positions) const;
+  /// Gives `row`'s blocks back to the pool (its cache is gone: the next
+  /// call on it starts at position 0). Nothing for an unpaged cache.
+  void releaseRow(int64_t row);
 
   /// The KV buffer (layout in artifact().kvCache()).
   void *kvCache() const { return kv; }
@@ -122,6 +143,10 @@ private:
 
   Session() = default;
   bool prefillRows(std::string *error);
+  /// Paged: gives `row` the blocks for positions [0, end), or fails.
+  bool reserveBlocks(int64_t row, int64_t end, std::string *error);
+  /// Paged: writes the first `rows` rows' block tables into `entry`'s.
+  void writeBlockTable(const EntrySpec &entry);
   bool decodeRows(std::string *error);
   /// Whether the caller reads logits rows (not only argmax).
   bool logitsWanted() const { return keepLogits || !hasArgmax(); }
@@ -163,6 +188,9 @@ private:
   std::vector<const int64_t *> rowTokens;
   std::vector<int64_t> rowLengths, rowStarts, stepTokens, stepPositions;
   bool batchedCall = false; // name the row in error messages
+  /// Paged KV cache: each row's blocks in position order; the free ones.
+  std::vector<std::vector<int32_t>> rowBlocks;
+  std::vector<int32_t> freeBlocks;
 };
 
 } // namespace kiln::runtime
