@@ -169,10 +169,7 @@ public:
     const int64_t unroll = cfg.unroll;
     const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
-    // The caches (unpaged; a paged group reads its pools, kvElement).
-    Value kc = g->paging ? Value() : map.lookup(g->steps[0].getDpsInputs()[1]);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
-    Value vc = g->paging ? Value() : map.lookup(g->steps[5].getDpsInputs()[1]);
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
     Type f32 = b.getF32Type();
     Type outElt = cast<MemRefType>(out.getType()).getElementType();
@@ -328,11 +325,16 @@ public:
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&append.getThenRegion().front());
       Value pi = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
+      // Its row of the cache, or (paged) its slot of the block the table
+      // names.
+      auto [kBuf, kAt] =
+          kvElement(b, loc, *g, map, /*values=*/false, bi, grp, pi, dIdx[0]);
+      auto [vBuf, vAt] =
+          kvElement(b, loc, *g, map, /*values=*/true, bi, grp, pi, dIdx[0]);
       for (int64_t e = 0; e < E; ++e) {
-        memref::StoreOp::create(b, loc, kNew[e], kc,
-                                ValueRange{bi, grp, pi, dIdx[e]});
-        memref::StoreOp::create(b, loc, vNew[e], vc,
-                                ValueRange{bi, grp, pi, dIdx[e]});
+        kAt[3] = vAt[3] = dIdx[e];
+        memref::StoreOp::create(b, loc, kNew[e], kBuf, kAt);
+        memref::StoreOp::create(b, loc, vNew[e], vBuf, vAt);
       }
     }
     Value pIdx = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);

@@ -99,9 +99,11 @@ bool isGuardedRow(Value rows, Value at) {
 /// The copy before `before` that writes one new row into `cache` ([1, G, T,
 /// D]) at the position: tfm.kv_append of one token, whose 1 x 1 scf.forall
 /// the canonicalizer has folded away, is a copy of a [1, G, rows, D] view of
-/// the row into the cache at [0, 0, at, 0] (isGuardedRow). Returns it and the
-/// [1, 1, G * D] buffer it copies from.
-std::pair<Operation *, Value> appendInto(Value cache, Operation *before) {
+/// the row into the cache at [0, 0, at, 0] (isGuardedRow), or (`paged`) into
+/// the pool at [block, 0, at, 0] with block = select(c, id, 0) on the same
+/// condition. Returns it and the [1, 1, G * D] buffer it copies from.
+std::pair<Operation *, Value> appendInto(Value cache, Operation *before,
+                                         bool paged) {
   auto ct = cast<MemRefType>(cache.getType());
   SmallVector<int64_t> rowSizes{1, ct.getDimSize(1), ShapedType::kDynamic,
                                 ct.getDimSize(3)};
@@ -115,14 +117,23 @@ std::pair<Operation *, Value> appendInto(Value cache, Operation *before) {
         dst.getStaticSizes() != ArrayRef<int64_t>(rowSizes) ||
         src.getStaticSizes() != ArrayRef<int64_t>(rowSizes) ||
         !dst.hasUnitStride() || !src.hasUnitStride() ||
-        dst.getStaticOffsets()[0] != 0 || dst.getStaticOffsets()[1] != 0 ||
+        (paged ? !ShapedType::isDynamic(dst.getStaticOffsets()[0])
+               : dst.getStaticOffsets()[0] != 0) ||
+        dst.getStaticOffsets()[1] != 0 ||
         !ShapedType::isDynamic(dst.getStaticOffsets()[2]) ||
         dst.getStaticOffsets()[3] != 0 ||
         llvm::any_of(src.getStaticOffsets(), [](int64_t x) { return x != 0; }))
       continue;
     Value rows = dst.getSizes()[0];
-    if (src.getSizes()[0] != rows || !isGuardedRow(rows, dst.getOffsets()[0]))
+    Value at = dst.getOffsets()[paged ? 1 : 0];
+    if (src.getSizes()[0] != rows || !isGuardedRow(rows, at))
       continue;
+    if (paged) {
+      auto block = dst.getOffsets()[0].getDefiningOp<arith::SelectOp>();
+      if (!block || block.getCondition() !=
+                        at.getDefiningOp<arith::SelectOp>().getCondition())
+        continue;
+    }
     if (Value row = rowSource(src.getSource()))
       return {copy, row};
   }
@@ -153,8 +164,12 @@ std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
     return std::nullopt;
   Value qBuf = qExpand.getSrc();
   std::optional<Rope> q = ropeWriting(qBuf, g.headDim, positions);
-  auto [appendK, kBuf] = appendInto(step.getDpsInputs()[1], step0);
-  auto [appendV, vSrc] = appendInto(g.steps[5].getDpsInputs()[1], step0);
+  // Paged: the appends write the pools the gathers read.
+  const bool paged = g.paging.has_value();
+  auto [appendK, kBuf] = appendInto(
+      paged ? g.paging->poolK : step.getDpsInputs()[1], step0, paged);
+  auto [appendV, vSrc] = appendInto(
+      paged ? g.paging->poolV : g.steps[5].getDpsInputs()[1], step0, paged);
   if (!q || !appendK || !appendV)
     return std::nullopt;
   std::optional<Rope> k = ropeWriting(kBuf, g.headDim, positions);
@@ -188,6 +203,8 @@ std::optional<Prologue> prologueOf(Group &g, Operation *step0) {
     if (m->isBeforeInBlock(first))
       first = m;
   }
+  if (paged)
+    members.append({g.paging->gatherK, g.paging->gatherV});
   for (Operation *o = first; o != step0; o = o->getNextNode()) {
     if (llvm::is_contained(members, o) || isa<memref::AllocOp>(o) ||
         llvm::is_contained(g.fills, o))
@@ -319,7 +336,7 @@ std::optional<Group> groupOf(Operation *op) {
       return std::nullopt;
     g.paging = std::move(paging);
   }
-  g.prologue = prologueOf(g, op);
+  g.prologue = prologueOf(g, op); // after the paging: its appends use it
   return g;
 }
 
