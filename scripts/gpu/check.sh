@@ -677,7 +677,8 @@ if [ "$what" = throughput ]; then
   # 2 x level requests (at least 4), level at once, prompts of 128-512 random ids, 256 new
   # tokens each, greedy with EOS ignored. One artifact at a time (an 8b one is 16 GB).
   # KILN_THROUGHPUT_SHARED=1 serves every level from one artifact instead: --batch the largest
-  # level, --decode-batches the others.
+  # level, --decode-batches the others. KILN_THROUGHPUT_VARIANTS="flat paged" compiles each level
+  # twice, the second with a paged KV cache (--kv-block-size 16).
   export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   for shape in ${KILN_THROUGHPUT_SHAPES-1b 8b}; do
     dims=$(shape_dims "$shape")
@@ -703,15 +704,18 @@ if [ "$what" = throughput ]; then
         "$W/compile-$shape-shared.log" | sed "s/^/  /" >> "$summary"
     fi
     for c in $levels; do
+     for variant in ${KILN_THROUGHPUT_VARIANTS-flat}; do
       chunk=$(( 512 / c > 16 ? 512 / c : 16 )); n=$(( 2 * c > 4 ? 2 * c : 4 ))
       k="$W/$shape-b$c.kiln"
+      vflags=""; [ "$variant" = paged ] && vflags="--kv-block-size 16"
       if [ -n "$shared" ]; then
         k=$shared
         echo "$shape fp16, the one artifact, $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
       else
+        # shellcheck disable=SC2086
         kiln-compile "$m/model.onnx" --target "$arch" --batch $c --max-seq-len 800 --prefill-chunk $chunk \
-          --prefill-logits last --tokenizer "$m" -o "$k" > "$W/compile-$shape-b$c.log" 2>&1 || fail=1
-        echo "$shape fp16, kiln-serve --batch $c (--prefill-chunk $chunk), $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
+          --prefill-logits last --tokenizer "$m" $vflags -o "$k" > "$W/compile-$shape-b$c.log" 2>&1 || fail=1
+        echo "$shape fp16 $variant, kiln-serve --batch $c (--prefill-chunk $chunk${vflags:+ $vflags}), $n requests, $c at once, prompts 128-512, 256 new:" >> "$summary"
         grep -E "kiln-compile: wrote|memory: (KV|activation)|error" "$W/compile-$shape-b$c.log" | sed "s/^/  /" >> "$summary"
       fi
       [ -f "$k" ] || continue
@@ -744,6 +748,7 @@ if [ "$what" = throughput ]; then
           "$W/server-prof-$shape-b$c.log" | head -32 | sed -E "s/^kiln profile: +/    /" >> "$summary"
       fi
       [ -n "$shared" ] || rm -f "$k"
+     done
     done
     rm -rf "$m" ${shared:+"$shared"}
   done
@@ -763,7 +768,8 @@ if [ "$what" = paged ]; then
   # compiled flat and paged (--kv-block-size 16; --batch 64 --decode-batches 1, context 800,
   # chunks of 16): the greedy tokens of a 128-token prompt + 64 new, kiln-run --bench (512 + 128)
   # on one row, then serve-bench.py at 64 at once (128 requests, prompts 128-512, 256 new) for
-  # each. (3) The load test's 1000 requests (32 at once, a tenth cancelled) over the real model
+  # each; for the paged one agreement.py then compares 64 sequences' greedy tokens batched (64
+  # at once) and alone. (3) The load test's 1000 requests (32 at once, a tenth cancelled) over the real model
   # paged with --batch 32 and a pool of 256 blocks of 16 (under 32 full contexts of 512):
   # preemptions, every block back at the end.
   export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -782,7 +788,7 @@ if [ "$what" = paged ]; then
     extra=""; [ $v = paged ] && extra="--kv-block-size 16"
     # shellcheck disable=SC2086
     kiln-compile "$m/model.onnx" --target "$arch" --batch 64 --decode-batches 1 --max-seq-len 800 \
-      --prefill-chunk 16 --prefill-logits last --tokenizer "$m" $extra -o "$W/1b-$v.kiln" \
+      --prefill-chunk 16 --tokenizer "$m" $extra -o "$W/1b-$v.kiln" \
       > "$W/compile-1b-$v.log" 2>&1 || fail=1
     echo "1b fp16 $v (--batch 64 --decode-batches 1 $extra):" >> "$summary"
     grep -E "kiln-compile: wrote|memory: KV|kernels: (by|decode)|error" "$W/compile-1b-$v.log" | sed "s/^/  /" >> "$summary"
@@ -797,6 +803,12 @@ if [ "$what" = paged ]; then
       --prompt-min 128 --prompt-max 512 --gen 256 --vocab 128256 --server-pid $server --max-time 200 \
       > "$W/serve-bench-1b-$v.log" 2>&1 || fail=1
     sed "s/^/  /" "$W/serve-bench-1b-$v.log" | tail -5 >> "$summary"
+    if [ $v = paged ]; then
+      # Issue 17: each of 64 sequences' greedy tokens batched (64 at once) vs alone.
+      "$PY" scripts/gpu/agreement.py --url "http://127.0.0.1:${port:-0}" --artifact "$W/1b-$v.kiln" \
+        --n 64 --gen 256 > "$W/agreement-1b.log" 2>&1 || fail=1
+      sed "s/^/  /" "$W/agreement-1b.log" | tail -12 >> "$summary"
+    fi
     kill $server; wait $server
   done
   if cmp -s "$W/tokens-1b-flat.txt" "$W/tokens-1b-paged.txt"; then

@@ -37,7 +37,7 @@ void Stream::push(std::string text) {
 }
 
 void Stream::end(std::string finish, std::string error, int64_t promptTokens,
-                 int64_t completionTokens) {
+                 int64_t completionTokens, std::vector<int64_t> tokens) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     Event e;
@@ -46,6 +46,7 @@ void Stream::end(std::string finish, std::string error, int64_t promptTokens,
     e.error = std::move(error);
     e.promptTokens = promptTokens;
     e.completionTokens = completionTokens;
+    e.tokens = std::move(tokens);
     events.push_back(std::move(e));
   }
   ready.notify_all();
@@ -488,7 +489,7 @@ void Engine::finish(int64_t row, const std::string &reason,
       ++counters.finished;
   }
   s.stream->end(reason, error, static_cast<int64_t>(s.request.prompt.size()),
-                static_cast<int64_t>(s.generated.size()));
+                static_cast<int64_t>(s.generated.size()), s.generated);
   s.reset();
   session.releaseRow(row);
   std::lock_guard<std::mutex> lock(mutex);

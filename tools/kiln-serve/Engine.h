@@ -68,6 +68,7 @@ public:
     std::string finish; // when done: "stop", "length", "cancelled", "error"
     std::string error;  // when finish == "error"
     int64_t promptTokens = 0, completionTokens = 0;
+    std::vector<int64_t> tokens; // when done: the generated token ids
   };
 
   /// Waits up to `timeout` for the next event; false when none came.
@@ -80,7 +81,7 @@ public:
   // The engine's side.
   void push(std::string text);
   void end(std::string finish, std::string error, int64_t promptTokens,
-           int64_t completionTokens);
+           int64_t completionTokens, std::vector<int64_t> tokens = {});
 
 private:
   std::mutex mutex;

@@ -93,6 +93,7 @@ T field(const json &body, const char *name, T fallback, bool *bad,
 struct Parsed {
   GenerationRequest request;
   bool stream = false;
+  bool returnTokenIds = false; // vLLM's extension: choices[0].token_ids
 };
 
 class Server {
@@ -254,6 +255,10 @@ private:
     p.request.ignoreEos = field<bool>(j, "ignore_eos", false, &bad, why);
     if (bad)
       return std::nullopt;
+    // vLLM's extension: the generated token ids beside the text.
+    p.returnTokenIds = field<bool>(j, "return_token_ids", false, &bad, why);
+    if (bad)
+      return std::nullopt;
     if (j.contains("stop") && !j["stop"].is_null()) {
       const json &stop = j["stop"];
       if (stop.is_string())
@@ -386,6 +391,8 @@ private:
         choice["text"] = text;
         choice["logprobs"] = nullptr;
       }
+      if (parsed->returnTokenIds)
+        choice["token_ids"] = e.tokens;
       json body = base;
       body["choices"] = json::array({choice});
       body["usage"] = {{"prompt_tokens", e.promptTokens},
@@ -402,7 +409,8 @@ private:
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [stream, base, chatApi, first](size_t, httplib::DataSink &sink) {
+        [stream, base, chatApi, first,
+         tokenIds = parsed->returnTokenIds](size_t, httplib::DataSink &sink) {
           auto send = [&](const json &chunk) {
             std::string line = "data: " + chunk.dump() + "\n\n";
             return sink.write(line.data(), line.size());
@@ -443,6 +451,8 @@ private:
                                 "server_error", ""));
           } else {
             json chunk = chunkOf("", e.finish);
+            if (tokenIds) // all of them, with the finish reason
+              chunk["choices"][0]["token_ids"] = e.tokens;
             chunk["usage"] = {
                 {"prompt_tokens", e.promptTokens},
                 {"completion_tokens", e.completionTokens},

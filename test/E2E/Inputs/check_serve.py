@@ -198,6 +198,17 @@ def main():
             text, finish = complete(port, p)
             if text != expected[p] or finish not in ("length", "stop"):
                 fail(f"alone: {p!r}: {text!r} ({finish}) != kiln-run's {expected[p]!r}")
+        # vLLM's return_token_ids: the generated ids beside the text, kiln-run's.
+        ids = subprocess.run(["kiln-run", artifact, "--prompt", PROMPTS[0], "--max-new-tokens",
+                              "32", "--format", "ids"], capture_output=True, text=True,
+                             check=True).stdout.split()
+        status, payload = request(port, "POST", "/v1/completions",
+                                  {"prompt": PROMPTS[0], "max_tokens": 32, "temperature": 0,
+                                   "return_token_ids": True})
+        got = json.loads(payload)["choices"][0].get("token_ids") if status == 200 else None
+        if got != [int(t) for t in ids]:
+            fail(f"return_token_ids: HTTP {status}: {got} != kiln-run's {ids}")
+        print(f"ok: return_token_ids gives kiln-run's {len(ids)} ids")
         m = metrics(port)
         if m["kiln_prefill_calls_total"] <= len(PROMPTS):
             fail(f"prompts longer than the prefill chunk took one call each: {m}")
