@@ -11,6 +11,8 @@
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
+#include <cstdlib>
+
 namespace kiln::kernels {
 using namespace gemv;
 
@@ -83,7 +85,22 @@ public:
   /// The tiling for `rows` x `cols` output tiles: 128 x 128 (8 warps, 2
   /// stages) when that still makes a block for each of ~132 SMs, else 64 x 64
   /// (4 warps, 4 stages). Both keep the stage ring under 48 KiB.
-  static Tiling tilingFor(int64_t rows, int64_t weightRows) {
+  /// KILN_TUNE_MATMUL_MMA=<bm>x<bn>s<stages>w<warpsM>x<warpsN> (e.g.
+  /// 64x32s6w2x2) overrides the choice for measurements where it fits the
+  /// projection (valid()); `nOff` column ranges share a warp's columns.
+  static Tiling tilingFor(int64_t rows, int64_t weightRows, int64_t nOff) {
+    if (const char *env = std::getenv("KILN_TUNE_MATMUL_MMA")) {
+      StringRef text(env);
+      int64_t v[5] = {0, 0, 0, 0, 0};
+      bool ok = !text.consumeInteger(10, v[0]) && text.consume_front("x") &&
+                !text.consumeInteger(10, v[1]) && text.consume_front("s") &&
+                !text.consumeInteger(10, v[2]) && text.consume_front("w") &&
+                !text.consumeInteger(10, v[3]) && text.consume_front("x") &&
+                !text.consumeInteger(10, v[4]) && text.empty();
+      Tiling t{v[0], v[1], v[3], v[4], v[2]};
+      if (ok && valid(t, nOff))
+        return t;
+    }
     Tiling big{128, 128, 2, 4, 0};
     Tiling small{64, 64, 2, 2, 0};
     Tiling t =
@@ -93,6 +110,22 @@ public:
             : small;
     t.stages = std::min<int64_t>(4, (48 * 1024) / t.stageBytes());
     return t;
+  }
+
+  /// Whether the kernel can be built with `t`: whole m16 and n8 tiles per
+  /// warp (n tiles in pairs, 16 columns per column range), every thread
+  /// copying whole chunks of both tiles, at least a thread per row for the
+  /// row norms, 2 or more stages within 48 KiB.
+  static bool valid(const Tiling &t, int64_t nOff) {
+    const int64_t chunks = Tiling::kBk / 8;
+    return t.bm > 0 && t.bn > 0 && t.warpsM > 0 && t.warpsN > 0 &&
+           t.threads() <= 1024 && t.bm % (16 * t.warpsM) == 0 &&
+           t.bn % (16 * t.warpsN) == 0 && (t.warpCols() / nOff) % 16 == 0 &&
+           (t.bm * chunks) % t.threads() == 0 &&
+           (t.bn * chunks) % t.threads() == 0 && t.threads() >= t.bm &&
+           t.threads() % t.bm == 0 &&
+           (Tiling::kBk / (t.threads() / t.bm)) % 8 == 0 && t.stages >= 2 &&
+           t.stages * t.stageBytes() <= 48 * 1024;
   }
 
   FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
@@ -114,7 +147,7 @@ public:
     OutputColumns oc = outputColumns(op, epilogue, p->n);
     const int64_t nOff = oc.offsets.size();
     const int64_t width = oc.width;
-    Tiling t = tilingFor(rows, p->n);
+    Tiling t = tilingFor(rows, p->n, nOff);
     const int64_t wn = t.warpCols(), per = wn / nOff, ntg = t.nTiles() / nOff;
     if (per % 16)
       return failure();

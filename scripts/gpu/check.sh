@@ -830,6 +830,36 @@ if [ "$what" = paged ]; then
   sed "s/^/  /" "$W/load-paged.log" | tail -6 >> "$summary"
   kill $server; wait $server
 fi
+if [ "$what" = mmatune ]; then
+  # matmul_mma at 64 rows (the 8B shape's batched decode, --batch 64): per-kernel decode times
+  # (KILN_PROFILE, one row decoding through the 64-row entry, which computes every row) for the
+  # tilings of KILN_MMA_VARIANTS (KILN_TUNE_MATMUL_MMA values; "auto" is the compiler's choice).
+  export LD_LIBRARY_PATH="$W/bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  m="$W/gen-8b"; mkdir -p "$m"
+  # shellcheck disable=SC2086
+  "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $(shape_dims 8b) --vocab 128256 --dtype float16 \
+    --external-data --cache --tiled-weights > "$W/gen-8b.log" 2>&1 || fail=1
+  prompt=$(random_ids 3 128)
+  for v in ${KILN_MMA_VARIANTS-auto 64x64s4w2x2 64x32s6w2x2 64x128s3w1x4 64x64s4w1x4 64x32s6w1x2}; do
+    tune=""; [ "$v" = auto ] || tune="KILN_TUNE_MATMUL_MMA=$v"
+    env $tune kiln-compile "$m/model.onnx" --target "$arch" --batch 64 --max-seq-len 800 --prefill-chunk 16 \
+      --prefill-logits last -o "$W/8b-mma.kiln" > "$W/compile-mma-$v.log" 2>&1 || fail=1
+    echo "8b fp16 --batch 64, matmul_mma $v:" >> "$summary"
+    grep -E "tiles chosen|error" "$W/compile-mma-$v.log" | sed "s/^/  /" >> "$summary"
+    KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$W/8b-mma.kiln" --no-verify-weights --prompt-ids "$prompt" \
+      --max-new-tokens 33 --format ids > "$W/profile-mma-$v.log" 2>&1 || fail=1
+    grep -E "kiln-run: decode|kiln profile: .*decode_k[0-9]+_(matmul|attention)|error" "$W/profile-mma-$v.log" \
+      | head -6 | sed -E "s/^kiln profile: +/  /; s/^kiln-run/  kiln-run/" >> "$summary"
+    # Every output element sums over K in the same order whatever the tiling: the same tokens.
+    grep -v "^kiln" "$W/profile-mma-$v.log" > "$W/ids-mma-$v.txt"
+    if [ "$v" != auto ]; then
+      cmp -s "$W/ids-mma-auto.txt" "$W/ids-mma-$v.txt" && echo "  the same 33 greedy tokens as auto" >> "$summary" \
+        || { echo "  greedy tokens DIFFER from auto's" >> "$summary"; fail=1; }
+    fi
+    rm -f "$W/8b-mma.kiln"
+  done
+  rm -rf "$m"
+fi
 if [ "$what" = loadtest ]; then
   # Issue 17's load test on the GPU: the real model (--batch 16, 16-token chunks) behind
   # kiln-serve, 1000 streamed requests, 32 at once (so some wait in the queue), prompts of 8-200
