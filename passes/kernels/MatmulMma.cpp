@@ -84,11 +84,18 @@ public:
 
   /// The tiling for `rows` x `cols` output tiles: 128 x 128 (8 warps, 2
   /// stages) when that still makes a block for each of ~132 SMs, else 64 x 64
-  /// (4 warps, 4 stages). Both keep the stage ring under 48 KiB.
+  /// (4 warps, 4 stages). Both keep the stage ring under 48 KiB. At most 64
+  /// rows (batched decode), where the weights' bytes are the cost: a 64-row
+  /// tile, 128 columns for SwiGLU's gate/up (`nOff` 2), 32 columns in 6
+  /// stages for a projection without a fused RMSNorm (o_proj, down: twice
+  /// the blocks), as measured on the H200 with the 8B shape at 64 rows (us a
+  /// layer, 64 x 64 before: gate/up 144.8 -> 116.2, down 130.3 -> 106.1,
+  /// o_proj 44.0 -> 38.2; q/k/v, with its RMSNorm, was fastest at 64 x 64).
   /// KILN_TUNE_MATMUL_MMA=<bm>x<bn>s<stages>w<warpsM>x<warpsN> (e.g.
   /// 64x32s6w2x2) overrides the choice for measurements where it fits the
   /// projection (valid()); `nOff` column ranges share a warp's columns.
-  static Tiling tilingFor(int64_t rows, int64_t weightRows, int64_t nOff) {
+  static Tiling tilingFor(int64_t rows, int64_t weightRows, int64_t nOff,
+                          bool rowNorm) {
     if (const char *env = std::getenv("KILN_TUNE_MATMUL_MMA")) {
       StringRef text(env);
       int64_t v[5] = {0, 0, 0, 0, 0};
@@ -100,6 +107,13 @@ public:
       Tiling t{v[0], v[1], v[3], v[4], v[2]};
       if (ok && valid(t, nOff))
         return t;
+    }
+    if (rows <= 64) {
+      Tiling gateUp{64, 128, 1, 4, 3}, narrow{64, 32, 2, 2, 6};
+      if (nOff == 2 && valid(gateUp, nOff))
+        return gateUp;
+      if (!rowNorm && valid(narrow, nOff))
+        return narrow;
     }
     Tiling big{128, 128, 2, 4, 0};
     Tiling small{64, 64, 2, 2, 0};
@@ -147,7 +161,7 @@ public:
     OutputColumns oc = outputColumns(op, epilogue, p->n);
     const int64_t nOff = oc.offsets.size();
     const int64_t width = oc.width;
-    Tiling t = tilingFor(rows, p->n, nOff);
+    Tiling t = tilingFor(rows, p->n, nOff, !members(op).empty());
     const int64_t wn = t.warpCols(), per = wn / nOff, ntg = t.nTiles() / nOff;
     if (per % 16)
       return failure();

@@ -107,16 +107,17 @@ func.func @prefill(%x: memref<1x48x96xf16>, %w: memref<64x96xf16>,
 #out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
 
 // SwiGLU in the epilogue (kiln-fuse-swiglu: weights [gate; up], 2 x 64
-// rows): each warp's 32 staged weight rows interleave 16 gate rows (q < 16)
-// and the 16 up rows 64 further, so every thread holds gate and up of its
-// output columns; the block writes 32 of the 64 output columns (2 blocks).
+// rows; at most 64 rows: the 64 x 128 tiling, 4 warps side by side): each
+// warp's 32 staged weight rows interleave 16 gate rows (q < 16) and the 16
+// up rows 64 further, so every thread holds gate and up of its output
+// columns; the block writes all 64 output columns.
 // SELECT-LABEL: func.func @swiglu
 // SELECT: kiln.kernel = "matmul_mma"
 // SELECT: kiln.kernel = "fused"
 // CHECK-LABEL: func.func @swiglu
-// CHECK: gpu.launch_func @kiln_kernels::@swiglu_k0_matmul_mma_64x64x32s4 blocks in (%c2, %c1, %c1) threads in (%c128, %c1, %c1)
+// CHECK: gpu.launch_func @kiln_kernels::@swiglu_k0_matmul_mma_64x128x32s3 blocks in (%c1, %c1, %c1) threads in (%c128, %c1, %c1)
 // CHECK-NOT: gpu.launch_func
-// CHECK: gpu.func @swiglu_k0_matmul_mma_64x64x32s4
+// CHECK: gpu.func @swiglu_k0_matmul_mma_64x128x32s3
 // CHECK: %[[GATE:.+]] = arith.cmpi ult, %{{.+}}, %c16 : index
 // CHECK: %[[OFF:.+]] = arith.select %[[GATE]], %c0, %c64 : index
 // CHECK: scf.for
