@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Greedy agreement of sequences batched with others vs run alone (issue 17).
 
-  agreement.py --url http://127.0.0.1:PORT --artifact model.kiln [--n 64] [--vocab V]
-               [--prompt-min 128] [--prompt-max 512] [--gen 256] [--seed 0]
+  agreement.py (--url http://127.0.0.1:PORT | --serve) --artifact model.kiln [--n 64]
+               [--vocab V] [--prompt-min 128] [--prompt-max 512] [--gen 256] [--seed 0]
+               [--require-all]
 
-Sends --n greedy requests of random token-id prompts (EOS ignored, `return_token_ids`) to a
+With --serve it starts `kiln-serve ARTIFACT --port 0` itself (and stops it at the end). Sends
+--n greedy requests of random token-id prompts (EOS ignored, `return_token_ids`) to a
 running kiln-serve all at once, then the same requests one at a time, and compares each
 sequence's generated ids. For a sequence whose ids differ it runs `kiln-run ARTIFACT
 --dump-logits` on the prompt and the common prefix and reports the logits of the first
 diverging position: the gap between the two tokens chosen (alone and batched) and the gap of
-the top two. Prints one line per diverging sequence and a summary; exit status 0 always (the
-numbers are the result).
+the top two. Prints one line per diverging sequence and a summary; the exit status is 0 unless
+--require-all is given and a sequence differs (the CPU target, where batching must change
+nothing).
 """
 import argparse
 import http.client
@@ -42,7 +45,8 @@ def complete(host, port, prompt, gen):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", required=True)
+    ap.add_argument("--url")
+    ap.add_argument("--serve", action="store_true")
     ap.add_argument("--artifact", required=True)
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--vocab", type=int, default=128256)
@@ -50,7 +54,28 @@ def main():
     ap.add_argument("--prompt-max", type=int, default=512)
     ap.add_argument("--gen", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--require-all", action="store_true")
     a = ap.parse_args()
+    if a.serve == bool(a.url):
+        raise SystemExit("agreement: give --url or --serve")
+    server = None
+    if a.serve:
+        server = subprocess.Popen(["kiln-serve", a.artifact, "--port", "0"],
+                                  stderr=subprocess.PIPE, text=True)
+        line = server.stderr.readline()
+        if "listening on http://127.0.0.1:" not in line:
+            raise SystemExit(f"agreement: kiln-serve did not start: {line!r}")
+        a.url = "http://127.0.0.1:" + line.rsplit(":", 1)[1].strip()
+        threading.Thread(target=server.stderr.read, daemon=True).start()
+    try:
+        return compare(a)
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def compare(a):
     u = urllib.parse.urlparse(a.url)
     rng = random.Random(a.seed)
     prompts = [[rng.randrange(a.vocab) for _ in range(rng.randint(a.prompt_min, a.prompt_max))]
@@ -90,6 +115,7 @@ def main():
           f"({a.n} at once) and alone ({100.0 * same / a.n:.1f}%)"
           + (f"; the others diverge where the two tokens' logits differ by at most "
              f"{max(gaps):.4f}" if gaps else ""))
+    return 1 if a.require_all and same != a.n else 0
 
 
 if __name__ == "__main__":
