@@ -170,6 +170,9 @@ public:
     const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
+    // The caches, or (paged) the pools (kvIndices addresses them).
+    Value kBuf = kvBuffer(*g, map, /*values=*/false);
+    Value vBuf = kvBuffer(*g, map, /*values=*/true);
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
     Type f32 = b.getF32Type();
     Type outElt = cast<MemRefType>(out.getType()).getElementType();
@@ -327,14 +330,12 @@ public:
       Value pi = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
       // Its row of the cache, or (paged) its slot of the block the table
       // names.
-      auto [kBuf, kAt] =
-          kvElement(b, loc, *g, map, /*values=*/false, bi, grp, pi, dIdx[0]);
-      auto [vBuf, vAt] =
-          kvElement(b, loc, *g, map, /*values=*/true, bi, grp, pi, dIdx[0]);
+      SmallVector<Value, 4> at =
+          kvIndices(b, loc, *g, map, bi, grp, pi, dIdx[0]);
       for (int64_t e = 0; e < E; ++e) {
-        kAt[3] = vAt[3] = dIdx[e];
-        memref::StoreOp::create(b, loc, kNew[e], kBuf, kAt);
-        memref::StoreOp::create(b, loc, vNew[e], vBuf, vAt);
+        at[3] = dIdx[e];
+        memref::StoreOp::create(b, loc, kNew[e], kBuf, at);
+        memref::StoreOp::create(b, loc, vNew[e], vBuf, at);
       }
     }
     Value pIdx = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
@@ -375,14 +376,12 @@ public:
                               : Value();
             // Slot tc of the sequence: in its cache row, or (paged) in the
             // block its table names.
-            auto [kBuf, kAt] = kvElement(nb, l, *g, map, /*values=*/false, bi,
-                                         grp, tc, dIdx[0]);
-            auto [vBuf, vAt] = kvElement(nb, l, *g, map, /*values=*/true, bi,
-                                         grp, tc, dIdx[0]);
+            SmallVector<Value, 4> at =
+                kvIndices(nb, l, *g, map, bi, grp, tc, dIdx[0]);
             for (int64_t e = 0; e < E; ++e) {
-              kAt[3] = vAt[3] = dIdx[e];
-              Value kv = memref::LoadOp::create(nb, l, kBuf, kAt);
-              Value vv = memref::LoadOp::create(nb, l, vBuf, vAt);
+              at[3] = dIdx[e];
+              Value kv = memref::LoadOp::create(nb, l, kBuf, at);
+              Value vv = memref::LoadOp::create(nb, l, vBuf, at);
               if (pro) {
                 kv = arith::SelectOp::create(nb, l, isNew, kNew[e], kv);
                 vv = arith::SelectOp::create(nb, l, isNew, vNew[e], vv);

@@ -340,13 +340,18 @@ std::optional<Group> groupOf(Operation *op) {
   return g;
 }
 
-std::pair<Value, SmallVector<Value, 4>>
-kvElement(OpBuilder &b, Location loc, const Group &g, IRMapping &map,
-          bool values, Value bi, Value h, Value t, Value d) {
-  if (!g.paging) {
-    Value cache = linalg::GenericOp(g.steps[values ? 5 : 0]).getDpsInputs()[1];
-    return {map.lookup(cache), {bi, h, t, d}};
-  }
+Value kvBuffer(const Group &g, IRMapping &map, bool values) {
+  if (g.paging)
+    return map.lookup(values ? g.paging->poolV : g.paging->poolK);
+  return map.lookup(
+      linalg::GenericOp(g.steps[values ? 5 : 0]).getDpsInputs()[1]);
+}
+
+SmallVector<Value, 4> kvIndices(OpBuilder &b, Location loc, const Group &g,
+                                IRMapping &map, Value bi, Value h, Value t,
+                                Value d) {
+  if (!g.paging)
+    return {bi, h, t, d};
   const Paging &p = *g.paging;
   Value bs = arith::ConstantIndexOp::create(b, loc, p.blockSize);
   Value block = memref::LoadOp::create(
@@ -355,8 +360,7 @@ kvElement(OpBuilder &b, Location loc, const Group &g, IRMapping &map,
   block = arith::MaxSIOp::create(
       b, loc, block, arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0)));
   Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), block);
-  return {map.lookup(values ? p.poolV : p.poolK),
-          {row, h, arith::RemUIOp::create(b, loc, t, bs), d}};
+  return {row, h, arith::RemUIOp::create(b, loc, t, bs), d};
 }
 
 SmallVector<Value> scratchOf(const Group &g) {

@@ -58,14 +58,16 @@ struct Group {
   std::optional<Paging> paging;
 };
 
-/// The buffer and indices of element `d` of KV head `h` at slot `t` of
-/// sequence `b` in the keys (or `values`): [b, h, t, d] of the cache, or
-/// (paged) [table[b, t / block_size], h, t % block_size, d] of the pool, a
-/// negative block id read as block 0. `map` maps the group's buffers to the
-/// kernel's.
-std::pair<Value, SmallVector<Value, 4>>
-kvElement(OpBuilder &b, Location loc, const Group &g, IRMapping &map,
-          bool values, Value bi, Value h, Value t, Value d);
+/// The kernel's buffer of the keys (or `values`): the cache, or (paged) the
+/// pool. `map` maps the group's buffers to the kernel's.
+Value kvBuffer(const Group &g, IRMapping &map, bool values);
+/// The indices in kvBuffer (keys and values alike) of element `d` of KV
+/// head `h` at slot `t` of sequence `b`: [b, h, t, d], or (paged)
+/// [table[b, t / block_size], h, t % block_size, d], a negative block id
+/// read as block 0.
+SmallVector<Value, 4> kvIndices(OpBuilder &b, Location loc, const Group &g,
+                                IRMapping &map, Value bi, Value h, Value t,
+                                Value d);
 
 /// The group that `op` (step 0) leads, complete and bufferized, with its
 /// prologue when there is one; nothing otherwise.

@@ -87,6 +87,9 @@ public:
     const int64_t qTiles = llvm::divideCeil(S, kRows);
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
 
+    // The caches, or (paged) the pools (kvIndices addresses them).
+    Value kBuf = kvBuffer(*g, map, /*values=*/false);
+    Value vBuf = kvBuffer(*g, map, /*values=*/true);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
 
     Value out = map.lookup(g->steps[6].getDpsInits()[0]);
@@ -211,9 +214,9 @@ public:
         Value tc = arith::MinUIOp::create(b, loc, t, idx(T - 1));
         // Slot tc of the sequence: its cache row, or (paged) the block its
         // table names.
-        for (auto [dst, values] :
-             {std::pair{smemK, false}, std::pair{smemV, true}}) {
-          auto [src, at] = kvElement(b, loc, *g, map, values, bi, grp, tc, col);
+        SmallVector<Value, 4> at = kvIndices(b, loc, *g, map, bi, grp, tc, col);
+        for (auto [dst, src] :
+             {std::pair{smemK, kBuf}, std::pair{smemV, vBuf}}) {
           tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
               b, loc, tokenType, dst, ValueRange{stage, row, col}, src, at,
               b.getIndexAttr(8), count, b.getUnitAttr()));

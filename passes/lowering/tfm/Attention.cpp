@@ -17,6 +17,25 @@
 namespace kiln::tfm_lowering {
 namespace {
 
+/// Paged: the block id (i32) that row `bi` of `table` gives position `t`
+/// (entry t / `bs`), and whether it names one of the pool's `numBlocks`.
+std::pair<Value, Value> blockOf(OpBuilder &b, Location loc, Value table,
+                                Value bi, Value t, Value bs,
+                                int64_t numBlocks) {
+  Value block = tensor::ExtractOp::create(
+      b, loc, table, ValueRange{bi, arith::DivUIOp::create(b, loc, t, bs)});
+  auto i32 = [&](int64_t v) -> Value {
+    return arith::ConstantOp::create(
+        b, loc, b.getI32IntegerAttr(static_cast<int32_t>(v)));
+  };
+  Value inPool = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, block, i32(0)),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, block,
+                            i32(numBlocks)));
+  return {block, inPool};
+}
+
 /// forall b, s: if 0 <= p < max_seq: cache[b, :, p, :] = value[b, s, :].
 ///
 /// The iterations write distinct positions, so they are an scf.forall (a GPU
@@ -88,23 +107,9 @@ struct LowerKvAppend : TfmLowering<tfm::KvAppendOp> {
                 b, loc, valid,
                 arith::IndexCastOp::create(b, loc, b.getIndexType(), p), c0);
             Value bs = arith::ConstantIndexOp::create(b, loc, blockSize);
-            Value block = tensor::ExtractOp::create(
-                b, loc, table,
-                ValueRange{bi, arith::DivUIOp::create(b, loc, pIndex, bs)});
-            Value pool = arith::ConstantOp::create(
-                b, loc,
-                b.getI32IntegerAttr(
-                    static_cast<int32_t>(cacheType.getDimSize(0))));
-            Value i32zero =
-                arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
-            valid = arith::AndIOp::create(
-                b, loc, valid,
-                arith::AndIOp::create(
-                    b, loc,
-                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                          block, i32zero),
-                    arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
-                                          block, pool)));
+            auto [block, inPool] =
+                blockOf(b, loc, table, bi, pIndex, bs, cacheType.getDimSize(0));
+            valid = arith::AndIOp::create(b, loc, valid, inPool);
             cacheRow = arith::SelectOp::create(
                 b, loc, valid,
                 arith::IndexCastOp::create(b, loc, b.getIndexType(), block),
@@ -206,23 +211,10 @@ struct LowerAttention : TfmLowering<tfm::AttentionOp> {
               Value ti = linalg::IndexOp::create(b, loc, 2);
               Value di = linalg::IndexOp::create(b, loc, 3);
               Value bs = arith::ConstantIndexOp::create(b, loc, blockSize);
-              Value block = tensor::ExtractOp::create(
-                  b, loc, table,
-                  ValueRange{bi, arith::DivUIOp::create(b, loc, ti, bs)});
               // A block id outside the pool reads block 0 (the runtime
               // never passes one for a visible slot).
-              Value inPool = arith::AndIOp::create(
-                  b, loc,
-                  arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                        block,
-                                        arith::ConstantOp::create(
-                                            b, loc, b.getI32IntegerAttr(0))),
-                  arith::CmpIOp::create(
-                      b, loc, arith::CmpIPredicate::slt, block,
-                      arith::ConstantOp::create(
-                          b, loc,
-                          b.getI32IntegerAttr(
-                              static_cast<int32_t>(cacheType.getDimSize(0))))));
+              auto [block, inPool] =
+                  blockOf(b, loc, table, bi, ti, bs, cacheType.getDimSize(0));
               Value row = arith::SelectOp::create(
                   b, loc, inPool,
                   arith::IndexCastOp::create(b, loc, b.getIndexType(), block),

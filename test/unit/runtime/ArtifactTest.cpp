@@ -273,13 +273,7 @@ TEST(ArtifactWriterTest, IoTensorOutsideIoBuffer) {
 
 TEST(ArtifactWriterTest, KvBlockOutsideKvBuffer) {
   EXPECT_HAS_SUBSTR(writeError([](ArtifactWriter &w) {
-                      KvCacheSpec kv;
-                      kv.numLayers = FAKE_LAYERS;
-                      kv.batch = FAKE_BATCH;
-                      kv.numKvHeads = FAKE_KV_HEADS;
-                      kv.maxSeqLen = FAKE_MAX_SEQ;
-                      kv.headDim = FAKE_HEAD_DIM;
-                      kv.layoutContiguous();
+                      KvCacheSpec kv = fakeKvCache();
                       kv.kvBytes -= 64;
                       w.setKvCache(kv);
                     }),
@@ -288,12 +282,7 @@ TEST(ArtifactWriterTest, KvBlockOutsideKvBuffer) {
 
 /// The fake artifact's cache, paged: blocks of `blockSize` positions.
 KvCacheSpec pagedFakeKv(int64_t blockSize, int64_t numBlocks) {
-  KvCacheSpec kv;
-  kv.numLayers = FAKE_LAYERS;
-  kv.batch = FAKE_BATCH;
-  kv.numKvHeads = FAKE_KV_HEADS;
-  kv.maxSeqLen = FAKE_MAX_SEQ;
-  kv.headDim = FAKE_HEAD_DIM;
+  KvCacheSpec kv = fakeKvCache();
   kv.blockSize = blockSize;
   kv.numBlocks = numBlocks;
   kv.layoutContiguous();

@@ -52,6 +52,18 @@ std::string fakePtx(const std::string &target) {
   return ptx;
 }
 
+KvCacheSpec fakeKvCache(DType dtype) {
+  KvCacheSpec kv;
+  kv.numLayers = FAKE_LAYERS;
+  kv.batch = FAKE_BATCH;
+  kv.numKvHeads = FAKE_KV_HEADS;
+  kv.maxSeqLen = FAKE_MAX_SEQ;
+  kv.headDim = FAKE_HEAD_DIM;
+  kv.dtype = dtype;
+  kv.layoutContiguous();
+  return kv;
+}
+
 bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
                   std::string *error) {
   std::vector<uint8_t> image = options.image;
@@ -79,15 +91,7 @@ bool describeFake(ArtifactWriter &writer, const FakeOptions &options,
   if (!options.tokenizer.empty())
     writer.setTokenizer(options.tokenizer);
 
-  KvCacheSpec kv;
-  kv.numLayers = FAKE_LAYERS;
-  kv.batch = FAKE_BATCH;
-  kv.numKvHeads = FAKE_KV_HEADS;
-  kv.maxSeqLen = FAKE_MAX_SEQ;
-  kv.headDim = FAKE_HEAD_DIM;
-  kv.dtype = options.kvDtype;
-  kv.layoutContiguous();
-  writer.setKvCache(kv);
+  writer.setKvCache(fakeKvCache(options.kvDtype));
 
   // GPU targets carry fake PTX and/or a fake cubin and a schedule of two
   // launches per entry: the step kernel (all four buffers), then the argmax

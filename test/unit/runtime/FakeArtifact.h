@@ -55,6 +55,8 @@ std::string fakePtx(const std::string &target);
 runtime::EntrySpec fakeEntry(const std::string &name, const std::string &symbol,
                              int64_t seq);
 
+/// The fake artifact's KV cache, laid out contiguously (layoutContiguous).
+runtime::KvCacheSpec fakeKvCache(runtime::DType dtype = runtime::DType::F32);
 /// Describes the whole fake artifact to `writer` (weights "bias" f32
 /// [vocab] and "odd" f32 [3], owned by the writer).
 bool describeFake(runtime::ArtifactWriter &writer, const FakeOptions &options,
