@@ -584,6 +584,9 @@ def SelectKernels : Pass<"kiln-select-kernels", "mlir::ModuleOp"> {
                "Recipes not to select (by name)">,
     Option<"epilogues", "epilogues", "bool", "true",
            "Fuse elementwise consumers into the kernels' final stores">,
+    Option<"warpgroupMma", "warpgroup-mma", "bool", "false",
+           "Also select recipes that need sm_90a's warpgroup MMA (wgmma): "
+           "matmul_wgmma">,
   ];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }

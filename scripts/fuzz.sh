@@ -97,19 +97,23 @@ for t in $targets; do
   echo
 done
 if [ -x build/bin/kiln-compile ] && [ -f build/test/lit.site.cfg.py ]; then
-  echo "sanitized tools: the lit suite with $B/bin/kiln-compile, kiln-run, kiln-tokenize, kiln-serve and kiln-generate-c"
+  echo "sanitized tools: the lit suite (less 10 whole-model tests) with $B/bin/kiln-compile, kiln-run, kiln-tokenize, kiln-serve and kiln-generate-c"
   # (Earlier versions linked build/bin/kiln-compile here: the sanitized one must not be
   # written through that link.)
   [ -L "$B/bin/kiln-compile" ] && rm -f "$B/bin/kiln-compile"
   ninja -C "$B" -j "${KILN_JOBS:-2}" kiln-compile kiln-run kiln-tokenize kiln-serve kiln-generate-c \
     >> "$B.build.log" 2>&1 || { tail -30 "$B.build.log"; exit 1; }
   ln -sf "$PWD/build/bin/kiln-opt" "$B/bin/kiln-opt"
-  if ! /usr/lib/llvm-22/bin/lit -q --param kiln_tools_dir="$PWD/$B/bin" build/test \
+  # The slowest end-to-end tests, whose time is the compiler's work on whole models (the
+  # plain suite runs them all), are left out here to keep CI under its hour; every other
+  # test, the server's, the runtime's and the importer's errors among them, runs sanitized.
+  heavy='E2E/(compile-report|quantize-realmodel|genai-builder|numerics-realmodel|fusion-greedy|stream-weights|fused-ops|variants-transformers-js)\.test|Import/raise-(matmulnbits|dequantizelinear)\.test'
+  if ! /usr/lib/llvm-22/bin/lit -q --param kiln_tools_dir="$PWD/$B/bin" --filter-out "$heavy" build/test \
       > "$B/lit-sanitized.log" 2>&1; then
     status=1
     echo "sanitized tools: lit FAILED:"
     grep -E "^FAIL|ERROR: AddressSanitizer|runtime error" "$B/lit-sanitized.log" | head -20
   fi
-  grep -E "Total Discovered Tests|Passed|Failed" "$B/lit-sanitized.log" | sed 's/^/  /'
+  grep -E "Total Discovered Tests|Excluded|Passed|Failed" "$B/lit-sanitized.log" | sed 's/^/  /'
 fi
 exit $status

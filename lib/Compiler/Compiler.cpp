@@ -97,6 +97,8 @@ llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                          PipelineOptions pipeline = opts.pipeline;
                          pipeline.parallelLoops = isGpuTarget(opts.target);
                          pipeline.deviceSampling = isGpuTarget(opts.target);
+                         // wgmma: sm_90 code is built for sm_90a.
+                         pipeline.targetWgmma = opts.target == "sm_90";
                          buildLoopsPipeline(pm, pipeline);
                        });
   });

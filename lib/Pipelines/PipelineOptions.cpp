@@ -30,14 +30,14 @@ llvm::Error kiln::PipelineOptions::parseQuantize(llvm::StringRef text) {
 
 llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
   bool all = name == "all";
-  bool *flags[] = {&fuseProjections, &fuseNorm,         &fuseSwiglu,
-                   &fuseElementwise, &transposeWeights, &fuseEpilogues,
-                   &fuseAttention,   &tensorCores,      &dedupKernels,
-                   &splitKv};
+  bool *flags[] = {
+      &fuseProjections,  &fuseNorm,      &fuseSwiglu,    &fuseElementwise,
+      &transposeWeights, &fuseEpilogues, &fuseAttention, &tensorCores,
+      &dedupKernels,     &splitKv,       &wgmma};
   const char *names[] = {
       "projections",       "norm",      "swiglu",    "elementwise",
       "transpose-weights", "epilogues", "attention", "tensor-cores",
-      "dedup-kernels",     "split-kv"};
+      "dedup-kernels",     "split-kv",  "wgmma"};
   bool found = all;
   for (auto [flag, flagName] : llvm::zip_equal(flags, names))
     if (all || name == flagName) {
@@ -49,7 +49,7 @@ llvm::Error kiln::PipelineOptions::disableFusion(llvm::StringRef name) {
         "--no-fuse=" + name +
         " names no pass (projections, norm, swiglu, elementwise, "
         "transpose-weights, epilogues, attention, tensor-cores, "
-        "dedup-kernels, split-kv, all)");
+        "dedup-kernels, split-kv, wgmma, all)");
   return llvm::Error::success();
 }
 

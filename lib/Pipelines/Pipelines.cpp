@@ -96,6 +96,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
       select.disable.append({"attention_decode", "attention_prefill"});
     if (!opts.tensorCores)
       select.disable.append({"matmul_mma", "attention_prefill"});
+    select.warpgroupMma = opts.tensorCores && opts.wgmma && opts.targetWgmma;
     pm.addPass(createSelectKernels(select));
     pm.addNestedPass<func::FuncOp>(createLowerLinalgToLoops());
     // Loop nests in the form kiln-map-loops-to-gpu reads them (fills as one
@@ -155,6 +156,8 @@ void kiln::buildGpuPipeline(OpPassManager &pm, const GpuOptions &opts) {
   // as upstream's gpu-lower-to-nvvm-pipeline does.
   pm.nest<gpu::GPUModuleOp>().addPass(createConvertNVGPUToNVVMPass());
   pm.nest<gpu::GPUModuleOp>().addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  // NVVM ops built as inline PTX (matmul_wgmma's wgmma.mma_async).
+  pm.nest<gpu::GPUModuleOp>().addPass(createConvertNVVMToLLVMPass());
   pm.nest<gpu::GPUModuleOp>().addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa"; // PTX; ptxas makes the cubin

@@ -68,7 +68,9 @@ llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
                                               bool splitKv) {
   GpuOptions gpu;
   gpu.deduplicate = deduplicate;
-  gpu.chip = chip.str();
+  // sm_90 code is built for sm_90a, whose wgmma (matmul_wgmma) runs on the
+  // 9.0 devices (H100, H200) only; the artifact still says sm_90.
+  gpu.chip = chip == "sm_90" ? std::string("sm_90a") : chip.str();
   gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
   // Thread-block clusters (sm_90+) of up to 8 blocks, the portable size.
   gpu.clusterBlocks = splitKv && rt::gpuTargetMajor(chip) >= 9 ? 8 : 1;
@@ -100,7 +102,7 @@ llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
       return fail("cannot write " + ptxPath + ": " + ec.message());
     os << code.ptx;
   }
-  std::string arch = "-arch=" + chip.str();
+  std::string arch = "-arch=" + gpu.chip;
   llvm::SmallVector<StringRef> args{*ptxas,  arch, "-O3",
                                     ptxPath, "-o", cubinPath};
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(logPath),
@@ -152,6 +154,13 @@ kiln::launchSchedule(func::FuncOp func,
           static_cast<uint32_t>(c.value());
     }
     spec.sharedBytes = 0;
+    if (Value shared = launch.getDynamicSharedMemorySize()) {
+      auto c = getConstantIntValue(shared);
+      if (!c || *c < 0)
+        return fail("internal error: dynamic shared memory size in @" +
+                    func.getSymName());
+      spec.sharedBytes = static_cast<uint32_t>(*c);
+    }
     spec.waitsForPrevious = launch->hasAttr(kWaitsForPreviousAttr);
     // A runtime buffer, or a constant-offset view of one (a layer's tensor
     // for a kernel the layers share: kiln-deduplicate-kernels).

@@ -65,8 +65,9 @@ SmallVector<Operation *> KernelRecipe::fusedOps(Operation *op) const {
 
 ArrayRef<const KernelRecipe *> recipes() {
   static const KernelRecipe *const all[] = {
-      &gemvKN(),     &gemvNK(),     &gemvQuant(),       &matmulMma(),
-      &argmaxRows(), &sampleRows(), &attentionDecode(), &attentionPrefill()};
+      &gemvKN(),      &gemvNK(),          &gemvQuant(),
+      &matmulWgmma(), &matmulMma(),       &argmaxRows(),
+      &sampleRows(),  &attentionDecode(), &attentionPrefill()};
   return all;
 }
 

@@ -55,6 +55,9 @@ struct LaunchShape {
   /// ([a-z0-9] only: it ends the kernel's name), e.g. "128x128x32s2"; empty
   /// when there is no choice.
   std::string tiling;
+  /// Bytes of dynamic shared memory the launch gives each block (0: none);
+  /// above 48 KiB the runtime opts the kernel in.
+  int64_t sharedBytes = 0;
 };
 
 /// One hand-built kernel.
@@ -65,6 +68,9 @@ public:
   virtual llvm::StringRef name() const = 0;
   /// Whether the kernel implements `op` (a bufferized op with static shapes).
   virtual bool matches(mlir::Operation *op) const = 0;
+  /// Whether the kernel needs sm_90a's warpgroup MMA (wgmma): selected only
+  /// where --kiln-select-kernels has warpgroup-mma set.
+  virtual bool needsWarpgroupMma() const { return false; }
   /// The buffer (an operand of `op`) whose every element the kernel writes
   /// once from an initial value it can take as a constant, so that a fill of
   /// it just before can be fused into the kernel; null when there is none.
@@ -112,6 +118,7 @@ const KernelRecipe &gemvKN();           // GemvKN.cpp
 const KernelRecipe &gemvNK();           // GemvNK.cpp
 const KernelRecipe &gemvQuant();        // GemvQuant.cpp
 const KernelRecipe &matmulMma();        // MatmulMma.cpp
+const KernelRecipe &matmulWgmma();      // MatmulWgmma.cpp
 const KernelRecipe &argmaxRows();       // ArgmaxRows.cpp
 const KernelRecipe &sampleRows();       // SampleRows.cpp
 const KernelRecipe &attentionDecode();  // AttentionDecode.cpp

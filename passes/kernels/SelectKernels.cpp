@@ -49,6 +49,7 @@ struct SelectKernels : kiln::impl::SelectKernelsBase<SelectKernels> {
           return WalkResult::advance();
         for (const kernels::KernelRecipe *recipe : kernels::recipes()) {
           if (llvm::is_contained(disable, recipe->name().str()) ||
+              (recipe->needsWarpgroupMma() && !warpgroupMma) ||
               !recipe->matches(op))
             continue;
           op->setAttr(kKernelAttr, builder.getStringAttr(recipe->name()));

@@ -422,8 +422,9 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
         guardIf = ifOp;
     }
     std::optional<ReductionNest> reduction;
-    std::string mapping; // recorded on the launch as `kiln.mapping`
-    std::string tiling;  // and `kiln.tiling`, when the recipe chose one
+    std::string mapping;     // recorded on the launch as `kiln.mapping`
+    std::string tiling;      // and `kiln.tiling`, when the recipe chose one
+    int64_t sharedBytes = 0; // dynamic shared memory a block
     if (auto name = op->getAttrOfType<StringAttr>(kKernelAttr)) {
       mapping = name.getValue().str();
       const kernels::KernelRecipe *recipe = kernels::lookup(name.getValue());
@@ -442,6 +443,7 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
       block = shape->block;
       cluster = shape->cluster;
       tiling = shape->tiling;
+      sharedBytes = shape->sharedBytes;
     } else if ((reduction = matchReductionNest(op))) {
       mapping = mapReduction(builder, loc, *reduction, map, kernel, init,
                              blocks, threads);
@@ -518,7 +520,11 @@ struct MapLoopsToGpu : kiln::impl::MapLoopsToGpuBase<MapLoopsToGpu> {
     auto launch = gpu::LaunchFuncOp::create(
         builder, loc, kernel,
         gpu::KernelDim3{dim(grid[0]), dim(grid[1]), dim(grid[2])},
-        gpu::KernelDim3{dim(block[0]), dim(block[1]), dim(block[2])}, Value(),
+        gpu::KernelDim3{dim(block[0]), dim(block[1]), dim(block[2])},
+        sharedBytes ? arith::ConstantIntOp::create(
+                          builder, loc, builder.getI32Type(), sharedBytes)
+                          .getResult()
+                    : Value(),
         hostBody.getArguments());
     launch->setAttr(kMappingAttr, builder.getStringAttr(mapping));
     if (!tiling.empty())

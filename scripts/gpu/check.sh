@@ -42,6 +42,8 @@
 #                                   # real model's numerics, then the 1b shape's prefill at 512
 #                                   # and 2048 tokens (kiln-run --bench, KILN_PROFILE) beside
 #                                   # PyTorch eager's in the same call
+#   scripts/gpu/check.sh wgmma      # prefill's projections on wgmma vs mma.sync (--no-fuse=wgmma):
+#                                   # real-model perplexity, 1b/8b shapes' logits, tokens, tok/s
 #   scripts/gpu/check.sh decode     # the fast loop for decode work: the real and mid-sized models'
 #                                   # numerics, then the 1b shape's decode (fp16, int4:128) with
 #                                   # per-kernel profiles; KILN_VARIANTS="name:VAR=value,... ..."
@@ -1018,6 +1020,98 @@ if [ "$what" = prefill ]; then
   OUT="$OUT" "$PY" examples/export/pytorch_baselines.py prefill-1b > "$OUT/baselines.log" 2>&1 || fail=1
   echo "pytorch baselines (same card, same run):" >> "$summary"
   tail -4 "$OUT/baselines.log" | sed "s/^/  /" >> "$summary"
+fi
+
+if [ "$what" = wgmma ]; then
+  # matmul_wgmma (sm_90a warpgroup MMA) against matmul_mma (--no-fuse=wgmma), both ways in
+  # the same call: the real model's perplexity on eval_dev.txt (512-token windows: prefill
+  # projections of 512 rows) and its greedy text; then the 1b shape (KILN_WGMMA_SHAPES,
+  # default "1b 8b"; make_llama.py --tiled-weights, random weights; the 8b with
+  # KILN_WGMMA_8B_LAYERS of its 32 layers, default 32) at prompts of KILN_WGMMA_PROMPTS
+  # (default 512 2048; the 8b KILN_WGMMA_8B_PROMPTS, default 2048) tokens, one chunk each: the last position's logits of both builds
+  # (relative L2) and their greedy tokens, kiln-run --bench prefill tok/s and TFLOP/s, and
+  # the prefill kernels' profile (KILN_WGMMA_VARIANTS="wgmma" skips the mma build and the
+  # comparison; KILN_WGMMA_REALMODEL=0 skips the real model). KILN_WGMMA_TORCH="prefill-1b
+  # prefill-8b" adds PyTorch eager's prefill (pytorch_baselines.py) in the same call.
+  rm=examples/realmodel
+  rmv="wgmma mma"; [ "${KILN_WGMMA_REALMODEL:-1}" = 0 ] && rmv=""
+  for v in $rmv; do
+    flag=""; [ $v = mma ] && flag=--no-fuse=wgmma
+    kiln-compile "$rm/model.onnx" --target "$arch" --max-seq-len 512 --prefill-chunk 512 $flag \
+      -o "$W/rm-$v.kiln" > "$OUT/compile-rm-$v.log" 2>&1 || fail=1
+    echo "realmodel $v${flag:+ ($flag)}:" >> "$summary"
+    grep -E "tiles chosen|error" "$OUT/compile-rm-$v.log" | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/rm-$v.kiln" --perplexity "$rm/eval_dev.txt" --predictions "$W/pred-$v.txt" \
+      > "$OUT/ppl-rm-$v.log" 2>&1 || fail=1
+    grep -E "perplexity|error" "$OUT/ppl-rm-$v.log" | tail -2 | sed "s/^/  /" >> "$summary"
+    kiln-run "$W/rm-$v.kiln" --prompt 'def fibonacci(n):' --max-new-tokens 64 --format ids \
+      > "$W/rm-fib-$v.ids" 2> "$OUT/text-rm-$v.log" || fail=1
+    if cmp -s "$W/rm-fib-$v.ids" "$W/bundle/cpu/realmodel-fibonacci.ids"; then
+      echo "  greedy text ('def fibonacci(n):', 64 new): the CPU target's ids" >> "$summary"
+    else
+      fail=1; echo "  FAIL: greedy text differs from the CPU target's" >> "$summary"
+    fi
+  done
+  [ -n "$rmv" ] && "$PY" - "$W/pred-wgmma.txt" "$W/pred-mma.txt" >> "$summary" <<'PYEOF' || fail=1
+import sys
+a, b = (open(f).read().split() for f in sys.argv[1:3])
+print(f"  realmodel top-1 predictions, wgmma vs mma: {sum(x == y for x, y in zip(a, b))} of {len(a)} equal")
+PYEOF
+  for shape in ${KILN_WGMMA_SHAPES-1b 8b}; do
+    dims=$(shape_dims "$shape")
+    [ "$shape" = 8b ] && dims=${dims/--layers 32/--layers ${KILN_WGMMA_8B_LAYERS:-32}}
+    m="$W/gen-$shape"; mkdir -p "$m"
+    # shellcheck disable=SC2086
+    "$PY" test/Import/Inputs/make_llama.py "$m/model.onnx" $dims --vocab 128256 --dtype float16 \
+      --external-data --cache --tiled-weights > "$W/gen-$shape.log" 2>&1 || fail=1
+    prompts=${KILN_WGMMA_PROMPTS:-512 2048}; [ "$shape" = 8b ] && prompts=${KILN_WGMMA_8B_PROMPTS:-2048}
+    for L in $prompts; do
+      prompt=$(random_ids 7 "$L")
+      for v in ${KILN_WGMMA_VARIANTS:-wgmma mma}; do
+        flag=""; [ $v = mma ] && flag=--no-fuse=wgmma
+        k="$W/$shape-p$L-$v.kiln"
+        kiln-compile "$m/model.onnx" --target "$arch" --max-seq-len $((L + 64)) --prefill-chunk "$L" \
+          $flag -o "$k" > "$OUT/compile-$shape-p$L-$v.log" 2>&1 || fail=1
+        echo "$shape ($dims) fp16 prefill, $L-token prompt, $v${flag:+ ($flag)}:" >> "$summary"
+        grep -E "tiles chosen|memory: activation|error" "$OUT/compile-$shape-p$L-$v.log" | sed "s/^/  /" >> "$summary"
+        [ -f "$k" ] || continue
+        kiln-run "$k" --prompt-ids "$prompt" --max-new-tokens 16 --format ids \
+          --dump-logits "$W/$shape-p$L-$v.npy" > "$W/$shape-p$L-$v.ids" 2> "$W/run-$shape-p$L-$v.log" || fail=1
+        grep -E "error" "$W/run-$shape-p$L-$v.log" | sed "s/^/  /" >> "$summary"
+        kiln-run "$k" --bench --bench-prompt "$L" --bench-generate 16 > "$OUT/bench-$shape-p$L-$v.txt" 2>&1 || fail=1
+        grep -E "prefill|error" "$OUT/bench-$shape-p$L-$v.txt" | sed "s/^/  /" >> "$summary"
+        KILN_PROFILE=1 KILN_PROFILE_TOP=prefill kiln-run "$k" --prompt-ids "$prompt" --max-new-tokens 1 \
+          --format ids > "$W/profile-$shape-p$L-$v.log" 2>&1 || fail=1
+        grep -E "kiln profile:.*by mapping" "$W/profile-$shape-p$L-$v.log" | head -4 | sed "s/^/  /" >> "$summary"
+        grep -E "prefill_k" "$W/profile-$shape-p$L-$v.log" | sed -n '1,8p' | sed "s/^/  /" >> "$summary"
+        rm -f "$k"
+      done
+      [ -f "$W/$shape-p$L-mma.npy" ] && "$PY" - "$W/$shape-p$L-wgmma" "$W/$shape-p$L-mma" "$L" >> "$summary" <<'PYEOF' || fail=1
+import sys
+import numpy as np
+a, b, L = sys.argv[1], sys.argv[2], int(sys.argv[3])
+x, y = np.load(a + ".npy"), np.load(b + ".npy")
+rel = lambda p, q: float(np.linalg.norm(p - q) / np.linalg.norm(q))
+last = rel(x[L - 1], y[L - 1])
+whole = rel(x[:L], y[:L])
+ia, ib = open(a + ".ids").read().split(), open(b + ".ids").read().split()
+same = next((i for i, (p, q) in enumerate(zip(ia, ib)) if p != q), min(len(ia), len(ib)))
+ok = last <= 2e-2 and np.isfinite(x).all()
+print(f"  {'ok' if ok else 'FAIL'}: wgmma vs mma logits relative L2 {last:.2e} at the last prompt position "
+      f"({whole:.2e} over all {L}); greedy tokens: the first {same} of {len(ia)} agree")
+sys.exit(0 if ok else 1)
+PYEOF
+      rm -f "$W/$shape-p$L-"*.npy
+    done
+    rm -rf "$m"
+  done
+  if [ -n "${KILN_WGMMA_TORCH:-}" ]; then
+    # shellcheck disable=SC2086
+    mkdir -p "$OUT/pt"; OUT="$OUT/pt" "$PY" examples/export/pytorch_baselines.py $KILN_WGMMA_TORCH \
+      > "$OUT/baselines-prefill.log" 2>&1 || fail=1
+    echo "PyTorch eager prefill (same card, same run):" >> "$summary"
+    grep "prefill" "$OUT/baselines-prefill.log" | tail -4 | cut -c1-400 | sed "s/^/  /" >> "$summary"
+  fi
 fi
 
 # Only the summary and one archive of the logs come back (the device tool

@@ -136,10 +136,11 @@ cl::list<std::string> noFuse(
         "(kiln-transpose-weights), epilogues (elementwise consumers "
         "in the GPU kernels' stores), attention (one GPU kernel per "
         "attention), tensor-cores (prefill on the tensor cores: "
-        "matmul_mma, attention_prefill), dedup-kernels "
+        "matmul_mma, matmul_wgmma, attention_prefill), dedup-kernels "
         "(kiln-deduplicate-kernels: one kernel per launch), split-kv "
         "(decode attention split over a thread-block cluster, sm_90+), "
-        "or all"),
+        "wgmma (prefill's projections on sm_90's warpgroup MMA: "
+        "matmul_wgmma; without it matmul_mma), or all"),
     cl::CommaSeparated, cl::value_desc("pass,..."), cl::cat(category));
 cl::opt<std::string> quantize(
     "quantize",

@@ -47,7 +47,11 @@ struct PipelineOptions {
   bool fuseAttention = true; // attention_decode, attention_prefill
   /// Split-KV decode attention over a thread-block cluster (sm_90+).
   bool splitKv = true;
-  bool tensorCores = true; // matmul_mma, attention_prefill (prefill)
+  bool tensorCores = true; // matmul_mma, matmul_wgmma, attention_prefill
+  /// matmul_wgmma (sm_90a's warpgroup MMA) for prefill's projections, where
+  /// the target has it (targetWgmma: kiln-compile --target sm_90).
+  bool wgmma = true;
+  bool targetWgmma = false;
   bool fuseElementwise = true;
   /// kiln-deduplicate-kernels: layers share their kernels (GPU targets).
   bool dedupKernels = true;

@@ -1,0 +1,474 @@
+//===- MatmulWgmma.cpp - The matmul_wgmma kernel (sm_90 warpgroup MMA) ----===//
+//
+// The matmul_wgmma recipe of the kernel library (KernelLibrary.h): the
+// projection out[b, s, n] += x[b, s, k] * w[n, k] of prefill (more than 64
+// rows, 16-bit float operands, K a multiple of 64) on sm_90's warpgroup
+// tensor-core instruction, `wgmma.mma_async`, which reads both operands from
+// shared memory through descriptors and keeps a 64 x N accumulator tile per
+// warpgroup (128 threads) in registers. How it maps the work is described at
+// its class. Selected only when --kiln-select-kernels has warpgroup-mma set
+// (kiln-compile: --target sm_90, whose code is built for sm_90a); on other
+// targets, and for at most 64 rows, matmul_mma takes the projection.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/kernels/Gemv.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
+#include <cstdlib>
+
+namespace kiln::kernels {
+using namespace gemv;
+
+namespace {
+
+/// How a matmul_wgmma kernel divides the work: a block computes a bm x bn
+/// tile of the projection (bn weight rows) with bm / 64 warpgroups, each a
+/// 64 x bn accumulator tile; K advances 64 elements (one 128-byte swizzle
+/// atom of a row) at a time through a ring of `stages` buffers in dynamic
+/// shared memory. `inFlight` (0 or 1) k tiles' wgmma may still run when the
+/// next k tile starts; the copies run stages - 1 - inFlight tiles ahead.
+struct Tiling {
+  int64_t bm, bn, stages, inFlight;
+  static constexpr int64_t kBk = 64;
+  static constexpr int64_t kRowBytes = kBk * 2;
+  /// sm_90's shared memory a block may opt in to (227 KiB), less the
+  /// kernel's static buffers (row norms) and the 1 KiB the ring's start is
+  /// aligned by (a swizzle pattern repeats every 1024 bytes).
+  static constexpr int64_t kMaxRing = 227 * 1024 - 2 * 1024;
+  int64_t warpgroups() const { return bm / 64; }
+  int64_t threads() const { return 128 * warpgroups(); }
+  int64_t stageBytes() const { return (bm + bn) * kRowBytes; }
+  int64_t sharedBytes() const { return stages * stageBytes() + 1024; }
+  int64_t ahead() const { return stages - 1 - inFlight; }
+};
+
+/// matmul_wgmma: a tile of the projection per block. Every thread stages
+/// 16-byte chunks of x's rows and w's rows with cp.async
+/// (`nvgpu.device_async_copy`, rows past the end zero-filled) into the ring,
+/// in the 128-byte swizzled layout wgmma reads (chunk c of row r at chunk
+/// c ^ (r % 8) of its 128-byte row; 8 rows make a 1024-byte core-matrix
+/// group). Once a k tile has arrived (cp.async wait, a proxy fence so that
+/// the async proxy sees the copies, a barrier), each warpgroup issues four
+/// `wgmma.mma_async` m64nNk16 (f32 accumulators) on descriptors of its 64
+/// rows of x and of the bn weight rows, advancing 32 bytes along K within
+/// the swizzle atom, and waits for them before the ring slot is reused. The
+/// block also sums the squares of the x rows it stages for a fused RMSNorm
+/// (members) and applies the elementwise epilogue as it stores each
+/// accumulator, as matmul_mma does. For SwiGLU's two column ranges the
+/// first half of the tile's weight rows are gate's columns and the second
+/// half up's, so that each thread holds gate and up of the same columns.
+/// Blocks run along M first (grid x), so that the blocks resident at once
+/// share their weight tiles in L2.
+class MatmulWgmma final : public GemvRecipe {
+public:
+  MatmulWgmma() : GemvRecipe(/*inOut=*/false) {}
+
+  StringRef name() const override { return "matmul_wgmma"; }
+  bool fusesRowNorm() const override { return true; }
+  bool supportsColumnOffsets() const override { return true; }
+  bool needsWarpgroupMma() const override { return true; }
+
+  static std::optional<Projection> matchWgmma(Operation *op) {
+    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
+    if (!p || p->batch * p->seq <= 64 || p->k % Tiling::kBk ||
+        p->inputType != p->weightType ||
+        !(p->weightType.isF16() || p->weightType.isBF16()))
+      return std::nullopt;
+    auto x = cast<MemRefType>(
+        cast<linalg::GenericOp>(op).getDpsInputs()[0].getType());
+    if (!x.getLayout().isIdentity())
+      return std::nullopt;
+    return p;
+  }
+
+  bool matches(Operation *op) const override {
+    return matchWgmma(op).has_value();
+  }
+
+  bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
+    if (!GemvRecipe::acceptsEpilogue(op, consumer))
+      return false;
+    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
+    return llvm::count_if(
+               cast<linalg::GenericOp>(consumer).getDpsInputs(),
+               [&](Value v) { return columnOffset(v, out).has_value(); }) <= 2;
+  }
+
+  /// Whether the kernel can be built with `t`: 1 or 2 warpgroups, a wgmma
+  /// N of at most 256 that each column range fills in whole n8 tiles, and a
+  /// ring of 2 or more stages.
+  static bool valid(const Tiling &t, int64_t nOff) {
+    return (t.bm == 64 || t.bm == 128) && t.bn > 0 && t.bn <= 256 &&
+           t.bn % (8 * nOff) == 0 && (t.inFlight == 0 || t.inFlight == 1) &&
+           t.ahead() >= 1 &&
+           t.stages * t.stageBytes() <= Tiling::kMaxRing;
+  }
+
+  /// The largest tile (128 x 256, 128 x 128, 64 x 256, 64 x 128, 64 x 64)
+  /// that still gives a block to each of the H100/H200's 132 SMs, else the
+  /// one with the most blocks; as many stages as fit, at most 4, with one
+  /// k tile's wgmma in flight. KILN_TUNE_MATMUL_WGMMA=<bm>x<bn>s<stages>f<in
+  /// flight> overrides the choice for measurements where it is valid().
+  static Tiling tilingFor(int64_t rows, int64_t width, int64_t nOff) {
+    if (const char *env = std::getenv("KILN_TUNE_MATMUL_WGMMA")) {
+      StringRef text(env);
+      int64_t v[4] = {0, 0, 0, 0};
+      bool ok = !text.consumeInteger(10, v[0]) && text.consume_front("x") &&
+                !text.consumeInteger(10, v[1]) && text.consume_front("s") &&
+                !text.consumeInteger(10, v[2]) && text.consume_front("f") &&
+                !text.consumeInteger(10, v[3]) && text.empty();
+      Tiling t{v[0], v[1], v[2], v[3]};
+      if (ok && valid(t, nOff))
+        return t;
+    }
+    const Tiling candidates[] = {{128, 256, 0, 1},
+                                 {128, 128, 0, 1},
+                                 {64, 256, 0, 1},
+                                 {64, 128, 0, 1},
+                                 {64, 64, 0, 1}};
+    Tiling best{0, 0, 0, 0};
+    int64_t bestBlocks = 0;
+    for (Tiling t : candidates) {
+      t.stages = std::min<int64_t>(4, Tiling::kMaxRing / t.stageBytes());
+      if (!valid(t, nOff))
+        continue;
+      int64_t blocks = llvm::divideCeil(rows, t.bm) *
+                       llvm::divideCeil(width, t.bn / nOff);
+      if (blocks >= 132)
+        return t;
+      if (blocks > bestBlocks) {
+        best = t;
+        bestBlocks = blocks;
+      }
+    }
+    return best;
+  }
+
+  FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
+                               gpu::GPUFuncOp kernel, Value init,
+                               ArrayRef<Operation *> fused) const override {
+    std::optional<Projection> p = matchWgmma(op);
+    if (!p)
+      return failure();
+    Operation *epilogue = epilogueIn(op, fused);
+    Location loc = op->getLoc();
+    MLIRContext *ctx = b.getContext();
+    KernelBuilder kb(b, loc, kernel);
+    auto g = cast<linalg::GenericOp>(op);
+    Value x = map.lookup(g.getDpsInputs()[0]);
+    Value w = map.lookup(g.getDpsInputs()[1]);
+    Value out = map.lookup(g.getDpsInits()[0]);
+    const int64_t rows = p->batch * p->seq, K = p->k;
+    OutputColumns oc = outputColumns(op, epilogue, p->n);
+    const int64_t nOff = oc.offsets.size();
+    const int64_t width = oc.width;
+    Tiling t = tilingFor(rows, width, nOff);
+    if (!valid(t, nOff))
+      return failure();
+    const int64_t blockCols = t.bn / nOff; // output columns a block
+    const int64_t kTiles = K / Tiling::kBk;
+    const int64_t chunksPerRow = Tiling::kBk / 8; // 16-byte copies
+    Type elem = p->weightType;
+    Type f32 = b.getF32Type(), i64 = b.getI64Type();
+    auto idx = [&](int64_t v) { return kb.index(v); };
+    auto add = [&](Value a, Value c) -> Value {
+      return arith::AddIOp::create(b, loc, a, c);
+    };
+    auto mul = [&](Value a, int64_t c) -> Value {
+      return arith::MulIOp::create(b, loc, a, idx(c));
+    };
+    auto div = [&](Value a, int64_t c) -> Value {
+      return arith::DivUIOp::create(b, loc, a, idx(c));
+    };
+    auto rem = [&](Value a, int64_t c) -> Value {
+      return arith::RemUIOp::create(b, loc, a, idx(c));
+    };
+    auto ult = [&](Value a, int64_t c) -> Value {
+      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, a,
+                                   idx(c));
+    };
+
+    OpBuilder::InsertionGuard guard(b);
+    std::optional<RowNormOps> norm =
+        members(op).empty() ? std::nullopt : rowNormOf(op);
+    Value rowSq = norm ? kb.workgroupBuffer({t.bm}, f32) : Value();
+
+    // The ring: dynamic shared memory from its first 1024-byte boundary, x's
+    // stages then w's, each [stages, rows, 64] in the swizzled layout.
+    auto workgroup =
+        gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                                     MemRefLayoutAttrInterface(), workgroup);
+    Value dynamic = gpu::DynamicSharedMemoryOp::create(b, loc, bytesType);
+    Value address =
+        memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
+    Value pad = rem(arith::SubIOp::create(b, loc, idx(1024), rem(address, 1024)),
+                    1024);
+    const int64_t bytesA = t.stages * t.bm * Tiling::kRowBytes;
+    auto ringType = [&](int64_t r) {
+      return MemRefType::get({t.stages, r, Tiling::kBk}, elem,
+                             MemRefLayoutAttrInterface(), workgroup);
+    };
+    Value smemA = memref::ViewOp::create(b, loc, ringType(t.bm), dynamic, pad,
+                                         ValueRange{});
+    Value smemB = memref::ViewOp::create(b, loc, ringType(t.bn), dynamic,
+                                         add(pad, idx(bytesA)), ValueRange{});
+    Value ringA = arith::IndexCastUIOp::create(b, loc, i64, add(address, pad));
+
+    Value tid = kb.threadIdX();
+    Value lane = rem(tid, 32);
+    Value group = div(tid, 128);          // warpgroup
+    Value warp = rem(div(tid, 32), 4);    // warp of the warpgroup
+    Value blockM = kb.blockIdX();
+    Value blockN = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value m0 = mul(blockM, t.bm);
+    Value n0 = mul(blockN, blockCols);
+    auto xAt = [&](Value r, Value k) -> SmallVector<Value, 3> {
+      return {div(r, p->seq), rem(r, p->seq), k};
+    };
+
+    // The copies of k tile `kt` (past the last: zero-filled) into `stage`.
+    const int64_t chunksA = t.bm * chunksPerRow, chunksB = t.bn * chunksPerRow;
+    auto issue = [&](Value stage, Value kt) {
+      SmallVector<Value> tokens;
+      Value ktValid = ult(kt, kTiles);
+      Value ktClamped =
+          arith::MinUIOp::create(b, loc, kt, idx(kTiles - 1)).getResult();
+      Value k0 = mul(ktClamped, Tiling::kBk);
+      auto copy = [&](Value dst, Value row, Value chunk, Value src,
+                      ValueRange srcAt, Value valid) {
+        Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
+        Value swizzled =
+            mul(arith::XOrIOp::create(b, loc, chunk, rem(row, 8)), 8);
+        tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, loc, nvgpu::DeviceAsyncTokenType::get(ctx), dst,
+            ValueRange{stage, row, swizzled}, src, srcAt, b.getIndexAttr(8),
+            count, b.getUnitAttr()));
+      };
+      for (int64_t c = 0; c < chunksA; c += t.threads()) {
+        Value id = add(tid, idx(c));
+        Value row = div(id, chunksPerRow), chunk = rem(id, chunksPerRow);
+        Value r = add(m0, row);
+        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(r, rows));
+        Value rc = arith::MinUIOp::create(b, loc, r, idx(rows - 1));
+        copy(smemA, row, chunk, x, xAt(rc, add(k0, mul(chunk, 8))), valid);
+      }
+      for (int64_t c = 0; c < chunksB; c += t.threads()) {
+        Value id = add(tid, idx(c));
+        Value row = div(id, chunksPerRow), chunk = rem(id, chunksPerRow);
+        // Tile row q: column n0 + q % blockCols of column range q / blockCols.
+        Value n = add(n0, rem(row, blockCols));
+        Value weightRow = n;
+        if (nOff == 2)
+          weightRow = add(n, arith::SelectOp::create(b, loc, ult(row, blockCols),
+                                                     idx(oc.offsets[0]),
+                                                     idx(oc.offsets[1])));
+        else if (oc.offsets[0])
+          weightRow = add(n, idx(oc.offsets[0]));
+        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(n, width));
+        Value wc = arith::MinUIOp::create(b, loc, weightRow, idx(p->n - 1));
+        copy(smemB, row, chunk, w, ValueRange{wc, add(k0, mul(chunk, 8))},
+             valid);
+      }
+      return nvgpu::DeviceAsyncCreateGroupOp::create(
+          b, loc, nvgpu::DeviceAsyncTokenType::get(ctx), tokens);
+    };
+    Value pending;
+    for (int64_t s = 0; s < t.ahead(); ++s)
+      pending = issue(idx(s), idx(s));
+
+    // A shared-memory matrix descriptor (128-byte swizzle, K-major): the
+    // start address / 16, leading byte offset 1 (unused when swizzled),
+    // stride byte offset 1024 / 16 between 8-row groups, layout type 1.
+    auto descriptor = [&](Value byteAddress) -> Value {
+      Value a = arith::AndIOp::create(
+          b, loc, byteAddress,
+          arith::ConstantIntOp::create(b, loc, i64, 0x3FFFF));
+      a = arith::ShRUIOp::create(b, loc, a,
+                                 arith::ConstantIntOp::create(b, loc, i64, 4));
+      const int64_t flags = (int64_t(1) << 16) | (int64_t(64) << 32) |
+                            (int64_t(1) << 62);
+      return arith::OrIOp::create(
+          b, loc, a, arith::ConstantIntOp::create(b, loc, i64, flags));
+    };
+    auto bytes = [&](Value v) -> Value {
+      return arith::IndexCastUIOp::create(b, loc, i64, v);
+    };
+
+    // The accumulators: bn / 2 f32 a thread (wgmma's register fragment).
+    const int64_t regs = t.bn / 2;
+    auto accType =
+        LLVM::LLVMStructType::getLiteral(ctx, SmallVector<Type>(regs, f32));
+    auto sqType = VectorType::get({8}, f32);
+    SmallVector<Value> inits{LLVM::ZeroOp::create(b, loc, accType)};
+    if (norm)
+      inits.push_back(arith::ConstantOp::create(
+          b, loc, sqType, DenseElementsAttr::get(sqType, 0.0f)));
+    const int64_t threadsPerRow = t.threads() / t.bm;
+    const int64_t sqElems = Tiling::kBk / threadsPerRow;
+    auto wgType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
+    // This warpgroup's rows of x and the weight rows, at stage 0.
+    Value groupA = add(ringA, bytes(mul(group, 64 * Tiling::kRowBytes)));
+    Value ringB = add(ringA, bytes(idx(bytesA)));
+    auto loop = scf::ForOp::create(
+        b, loc, idx(0), idx(kTiles), idx(1), inits,
+        [&](OpBuilder &nb, Location l, Value kt, ValueRange accs) {
+          OpBuilder::InsertionGuard inner(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          // Tile kt has arrived once at most ahead - 1 copy groups are
+          // pending; the fence makes the copies visible to wgmma (the async
+          // proxy), the barrier makes every thread's visible and tells that
+          // every warpgroup's wgmma of tile kt - 1 - inFlight, which read the
+          // stage the next copies overwrite, is done.
+          nvgpu::DeviceAsyncWaitOp::create(b, l, pending,
+                                           b.getI32IntegerAttr(t.ahead() - 1));
+          NVVM::FenceProxyOp::create(
+              b, l, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+              NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+          gpu::BarrierOp::create(b, l);
+          Value ahead = add(kt, idx(t.ahead()));
+          issue(rem(ahead, t.stages), ahead);
+          Value stage = rem(kt, t.stages);
+          Value a0 = add(groupA, bytes(mul(stage, t.bm * Tiling::kRowBytes)));
+          Value b0 = add(ringB, bytes(mul(stage, t.bn * Tiling::kRowBytes)));
+          NVVM::WgmmaFenceAlignedOp::create(b, l);
+          Value acc = accs[0];
+          for (int64_t kk = 0; kk < Tiling::kBk / 16; ++kk) {
+            Value step = arith::ConstantIntOp::create(b, l, i64, kk * 32);
+            acc = NVVM::WgmmaMmaAsyncOp::create(
+                b, l, accType, acc,
+                descriptor(arith::AddIOp::create(b, l, a0, step)),
+                descriptor(arith::AddIOp::create(b, l, b0, step)),
+                NVVM::MMAShapeAttr::get(ctx, 64, t.bn, 16), wgType, wgType,
+                NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+                NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+                NVVM::MMALayout::row, NVVM::MMALayout::col,
+                NVVM::MMAIntOverflowAttr());
+          }
+          NVVM::WgmmaGroupSyncAlignedOp::create(b, l);
+          NVVM::WgmmaWaitGroupSyncOp::create(b, l, t.inFlight);
+          SmallVector<Value> next{acc};
+          if (norm) {
+            // This thread's sqElems elements of row tid / threadsPerRow (in
+            // swizzled order: the sum does not care).
+            Value row = div(tid, threadsPerRow);
+            Value col0 = mul(rem(tid, threadsPerRow), sqElems);
+            Value sq = accs[1];
+            for (int64_t e = 0; e < sqElems; e += 8) {
+              Value v = vector::LoadOp::create(
+                  b, l, VectorType::get({8}, elem), smemA,
+                  ValueRange{stage, row, add(col0, idx(e))});
+              v = kb.extendTo(b, v, sqType);
+              sq = vector::FMAOp::create(b, l, v, v, sq);
+            }
+            next.push_back(sq);
+          }
+          scf::YieldOp::create(b, l, next);
+        });
+    ValueRange results = loop.getResults();
+    if (t.inFlight)
+      NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
+
+    // The rows' sums of squares, as matmul_mma publishes them.
+    Value sqBuffer = norm ? map.lookup(norm->squares) : Value();
+    if (norm) {
+      Value sum =
+          butterfly(b, loc,
+                    vector::ReductionOp::create(
+                        b, loc, vector::CombiningKind::ADD, results.back()),
+                    static_cast<int32_t>(threadsPerRow), [&](Value x, Value y) {
+                      return arith::AddFOp::create(b, loc, x, y).getResult();
+                    });
+      Value row = div(tid, threadsPerRow);
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          rem(tid, threadsPerRow), idx(0));
+      auto put = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(&put.getThenRegion().front());
+        memref::StoreOp::create(b, loc, sum, rowSq, ValueRange{row});
+        Value r = add(m0, row);
+        Value publish = arith::AndIOp::create(
+            b, loc, ult(r, rows),
+            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, blockN,
+                                  idx(0)));
+        auto store = scf::IfOp::create(b, loc, publish, false);
+        b.setInsertionPointToStart(&store.getThenRegion().front());
+        SmallVector<Value, 3> at = xAt(r, idx(0));
+        memref::StoreOp::create(b, loc, sum, sqBuffer,
+                                ValueRange{at[0], at[1]});
+      }
+      gpu::BarrierOp::create(b, loc);
+    }
+
+    // The epilogue: register 4 j + 2 h + c of the fragment is row
+    // 16 warp + lane / 4 + 8 h of the warpgroup's 64, tile column
+    // 8 j + 2 (lane % 4) + c; column range i's registers start at
+    // i * blockCols / 2.
+    const bool rowsWhole = rows % t.bm == 0, colsWhole = width % blockCols == 0;
+    for (int64_t h = 0; h < 2; ++h) {
+      Value localRow = add(add(mul(group, 64), mul(warp, 16)),
+                           add(div(lane, 4), idx(8 * h)));
+      Value r = add(m0, localRow);
+      llvm::SmallDenseMap<Value, Value> known;
+      if (norm)
+        known[norm->squares] =
+            memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
+      for (int64_t j = 0; j < blockCols / 8; ++j)
+        for (int64_t c = 0; c < 2; ++c) {
+          OpBuilder::InsertionGuard inner(b);
+          Value n = add(add(n0, idx(8 * j + c)), mul(rem(lane, 4), 2));
+          Value inRange;
+          if (!rowsWhole)
+            inRange = ult(r, rows);
+          if (!colsWhole) {
+            Value ok = ult(n, width);
+            inRange = inRange ? arith::AndIOp::create(b, loc, inRange, ok) : ok;
+          }
+          if (inRange) {
+            auto ifOp = scf::IfOp::create(b, loc, inRange, false);
+            b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+          }
+          SmallVector<Value, 3> at = xAt(r, n);
+          SmallVector<Value> values;
+          for (auto [gi, off] : llvm::enumerate(oc.offsets)) {
+            int64_t reg = 4 * j + 2 * h + c + int64_t(gi) * blockCols / 2;
+            Value acc = LLVM::ExtractValueOp::create(b, loc, results[0], reg);
+            Value old = init;
+            if (!old) {
+              SmallVector<Value, 3> from = at;
+              if (off)
+                from[2] = add(n, idx(off));
+              old = memref::LoadOp::create(b, loc, out, from);
+            }
+            values.push_back(arith::AddFOp::create(b, loc, old, acc));
+          }
+          storeResult(b, loc, op, epilogue, map, values, oc.offsets, at,
+                      known);
+        }
+    }
+
+    LaunchShape shape;
+    shape.grid[0] = llvm::divideCeil(rows, t.bm);
+    shape.grid[1] = llvm::divideCeil(width, blockCols);
+    shape.block[0] = t.threads();
+    shape.sharedBytes = t.sharedBytes();
+    shape.tiling = std::to_string(t.bm) + "x" + std::to_string(t.bn) + "x" +
+                   std::to_string(Tiling::kBk) + "s" + std::to_string(t.stages) +
+                   "f" + std::to_string(t.inFlight);
+    return shape;
+  }
+};
+
+} // namespace
+
+const KernelRecipe &matmulWgmma() {
+  static const MatmulWgmma recipe;
+  return recipe;
+}
+
+} // namespace kiln::kernels
