@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/kernels/Gemv.h"
+#include "passes/kernels/TensorCore.h"
 
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 
@@ -48,38 +48,16 @@ struct Tiling {
 /// an epilogue reading two column ranges (SwiGLU's gate and up) each warp's
 /// weight rows interleave the ranges, so that every thread holds gate and up
 /// of the same output column.
-class MatmulMma final : public GemvRecipe {
+class MatmulMma final : public TensorCoreRecipe {
 public:
-  MatmulMma() : GemvRecipe(/*inOut=*/false) {}
-
   StringRef name() const override { return "matmul_mma"; }
-  bool fusesRowNorm() const override { return true; }
-  bool supportsColumnOffsets() const override { return true; }
 
   static std::optional<Projection> matchMma(Operation *op) {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
-    if (!p || p->batch * p->seq <= kMaxRowsBeforeMma || p->k % Tiling::kBk ||
-        p->inputType != p->weightType ||
-        !(p->weightType.isF16() || p->weightType.isBF16()))
-      return std::nullopt;
-    auto x = cast<MemRefType>(
-        cast<linalg::GenericOp>(op).getDpsInputs()[0].getType());
-    if (!x.getLayout().isIdentity())
-      return std::nullopt;
-    return p;
+    return matchTensorCore(op, kMaxRowsBeforeMma, Tiling::kBk);
   }
 
   bool matches(Operation *op) const override {
     return matchMma(op).has_value();
-  }
-
-  bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
-    if (!GemvRecipe::acceptsEpilogue(op, consumer))
-      return false;
-    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
-    return llvm::count_if(
-               cast<linalg::GenericOp>(consumer).getDpsInputs(),
-               [&](Value v) { return columnOffset(v, out).has_value(); }) <= 2;
   }
 
   /// The tiling for `rows` x `cols` output tiles: 128 x 128 (8 warps, 2
@@ -338,39 +316,11 @@ public:
         });
     ValueRange results = loop.getResults();
 
-    // The rows' sums of squares: the threads of a row add their parts
-    // (shuffles), the first stores it for the block (workgroup memory) and,
-    // in the blocks of the first column tile, for the kernels that read it.
+    // The rows' sums of squares, for the block and the kernels after it.
     Value sqBuffer = norm ? map.lookup(norm->squares) : Value();
-    if (norm) {
-      Value sum =
-          butterfly(b, loc,
-                    vector::ReductionOp::create(
-                        b, loc, vector::CombiningKind::ADD, results.back()),
-                    static_cast<int32_t>(threadsPerRow), [&](Value x, Value y) {
-                      return arith::AddFOp::create(b, loc, x, y).getResult();
-                    });
-      Value row = div(tid, threadsPerRow);
-      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                          rem(tid, threadsPerRow), idx(0));
-      auto put = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(&put.getThenRegion().front());
-        memref::StoreOp::create(b, loc, sum, rowSq, ValueRange{row});
-        Value r = add(m0, row);
-        Value publish = arith::AndIOp::create(
-            b, loc, ult(r, rows),
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, blockN,
-                                  idx(0)));
-        auto store = scf::IfOp::create(b, loc, publish, false);
-        b.setInsertionPointToStart(&store.getThenRegion().front());
-        SmallVector<Value, 3> at = xAt(r, idx(0));
-        memref::StoreOp::create(b, loc, sum, sqBuffer,
-                                ValueRange{at[0], at[1]});
-      }
-      gpu::BarrierOp::create(b, loc);
-    }
+    if (norm)
+      publishRowSquares(b, loc, kb, results.back(), threadsPerRow, tid, rowSq,
+                        sqBuffer, m0, rows, p->seq, blockN);
 
     // The epilogue: element (h, c) of accumulator [i][j] is row
     // warpM * warpRows + 16 i + 8 h + lane / 4, projection column
@@ -387,38 +337,16 @@ public:
               memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
         for (int64_t j = 0; j < ntg; ++j)
           for (int64_t c = 0; c < 2; ++c) {
-            OpBuilder::InsertionGuard inner(b);
             Value n = add(add(add(n0, mul(warpN, per)), idx(8 * j + c)),
                           mul(rem(lane, 4), 2));
-            Value inRange;
-            if (!rowsWhole)
-              inRange = ult(r, rows);
-            if (!colsWhole) {
-              Value ok = ult(n, width);
-              inRange =
-                  inRange ? arith::AndIOp::create(b, loc, inRange, ok) : ok;
-            }
-            if (inRange) {
-              auto ifOp = scf::IfOp::create(b, loc, inRange, false);
-              b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-            }
-            SmallVector<Value, 3> at = xAt(r, n);
-            SmallVector<Value> values;
-            for (auto [gi, off] : llvm::enumerate(oc.offsets)) {
-              Value acc = vector::ExtractOp::create(
-                  b, loc, results[i * nt + gi * ntg + j],
-                  ArrayRef<int64_t>{h, c});
-              Value old = init;
-              if (!old) {
-                SmallVector<Value, 3> from = at;
-                if (off)
-                  from[2] = add(n, idx(off));
-                old = memref::LoadOp::create(b, loc, out, from);
-              }
-              values.push_back(arith::AddFOp::create(b, loc, old, acc));
-            }
-            storeResult(b, loc, op, epilogue, map, values, oc.offsets, at,
-                        known);
+            storeElement(
+                b, loc, kb, op, epilogue, map, init, out, oc.offsets,
+                [&](int64_t gi) -> Value {
+                  return vector::ExtractOp::create(
+                      b, loc, results[i * nt + gi * ntg + j],
+                      ArrayRef<int64_t>{h, c});
+                },
+                r, n, rows, width, p->seq, rowsWhole, colsWhole, known);
           }
       }
 

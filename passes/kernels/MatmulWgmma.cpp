@@ -12,7 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "passes/kernels/Gemv.h"
+#include "passes/kernels/TensorCore.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -55,47 +55,28 @@ struct Tiling {
 /// the async proxy sees the copies, a barrier), each warpgroup issues four
 /// `wgmma.mma_async` m64nNk16 (f32 accumulators) on descriptors of its 64
 /// rows of x and of the bn weight rows, advancing 32 bytes along K within
-/// the swizzle atom, and waits for them before the ring slot is reused. The
-/// block also sums the squares of the x rows it stages for a fused RMSNorm
-/// (members) and applies the elementwise epilogue as it stores each
-/// accumulator, as matmul_mma does. For SwiGLU's two column ranges the
+/// the swizzle atom; one k tile's group stays in flight while the next tile
+/// is waited for and staged (the copies run one stage less ahead, so that
+/// they never overwrite a stage an unfinished group reads). The block also
+/// sums the squares of the x rows it stages for a fused RMSNorm (members)
+/// and applies the elementwise epilogue as it stores each accumulator, as
+/// matmul_mma does (TensorCore.h). For SwiGLU's two column ranges the
 /// first half of the tile's weight rows are gate's columns and the second
 /// half up's, so that each thread holds gate and up of the same columns.
 /// Blocks run along M first (grid x), so that the blocks resident at once
 /// share their weight tiles in L2.
-class MatmulWgmma final : public GemvRecipe {
+class MatmulWgmma final : public TensorCoreRecipe {
 public:
-  MatmulWgmma() : GemvRecipe(/*inOut=*/false) {}
-
   StringRef name() const override { return "matmul_wgmma"; }
-  bool fusesRowNorm() const override { return true; }
-  bool supportsColumnOffsets() const override { return true; }
   bool needsWarpgroupMma() const override { return true; }
 
+  /// More than 64 rows: at most 64, matmul_mma's small-M tilings.
   static std::optional<Projection> matchWgmma(Operation *op) {
-    std::optional<Projection> p = matchProjection(op, /*inOut=*/false);
-    if (!p || p->batch * p->seq <= 64 || p->k % Tiling::kBk ||
-        p->inputType != p->weightType ||
-        !(p->weightType.isF16() || p->weightType.isBF16()))
-      return std::nullopt;
-    auto x = cast<MemRefType>(
-        cast<linalg::GenericOp>(op).getDpsInputs()[0].getType());
-    if (!x.getLayout().isIdentity())
-      return std::nullopt;
-    return p;
+    return matchTensorCore(op, /*minRows=*/64, Tiling::kBk);
   }
 
   bool matches(Operation *op) const override {
     return matchWgmma(op).has_value();
-  }
-
-  bool acceptsEpilogue(Operation *op, Operation *consumer) const override {
-    if (!GemvRecipe::acceptsEpilogue(op, consumer))
-      return false;
-    Value out = cast<linalg::GenericOp>(op).getDpsInits()[0];
-    return llvm::count_if(
-               cast<linalg::GenericOp>(consumer).getDpsInputs(),
-               [&](Value v) { return columnOffset(v, out).has_value(); }) <= 2;
   }
 
   /// Whether the kernel can be built with `t`: 1 or 2 warpgroups, a wgmma
@@ -104,8 +85,7 @@ public:
   static bool valid(const Tiling &t, int64_t nOff) {
     return (t.bm == 64 || t.bm == 128) && t.bn > 0 && t.bn <= 256 &&
            t.bn % (8 * nOff) == 0 && (t.inFlight == 0 || t.inFlight == 1) &&
-           t.ahead() >= 1 &&
-           t.stages * t.stageBytes() <= Tiling::kMaxRing;
+           t.ahead() >= 1 && t.stages * t.stageBytes() <= Tiling::kMaxRing;
   }
 
   /// The largest tile (128 x 256, 128 x 128, 64 x 256, 64 x 128, 64 x 64)
@@ -136,8 +116,8 @@ public:
       t.stages = std::min<int64_t>(4, Tiling::kMaxRing / t.stageBytes());
       if (!valid(t, nOff))
         continue;
-      int64_t blocks = llvm::divideCeil(rows, t.bm) *
-                       llvm::divideCeil(width, t.bn / nOff);
+      int64_t blocks =
+          llvm::divideCeil(rows, t.bm) * llvm::divideCeil(width, t.bn / nOff);
       if (blocks >= 132)
         return t;
       if (blocks > bestBlocks) {
@@ -206,8 +186,8 @@ public:
     Value dynamic = gpu::DynamicSharedMemoryOp::create(b, loc, bytesType);
     Value address =
         memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
-    Value pad = rem(arith::SubIOp::create(b, loc, idx(1024), rem(address, 1024)),
-                    1024);
+    Value pad =
+        rem(arith::SubIOp::create(b, loc, idx(1024), rem(address, 1024)), 1024);
     const int64_t bytesA = t.stages * t.bm * Tiling::kRowBytes;
     auto ringType = [&](int64_t r) {
       return MemRefType::get({t.stages, r, Tiling::kBk}, elem,
@@ -221,8 +201,8 @@ public:
 
     Value tid = kb.threadIdX();
     Value lane = rem(tid, 32);
-    Value group = div(tid, 128);          // warpgroup
-    Value warp = rem(div(tid, 32), 4);    // warp of the warpgroup
+    Value group = div(tid, 128);       // warpgroup
+    Value warp = rem(div(tid, 32), 4); // warp of the warpgroup
     Value blockM = kb.blockIdX();
     Value blockN = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
     Value m0 = mul(blockM, t.bm);
@@ -264,9 +244,9 @@ public:
         Value n = add(n0, rem(row, blockCols));
         Value weightRow = n;
         if (nOff == 2)
-          weightRow = add(n, arith::SelectOp::create(b, loc, ult(row, blockCols),
-                                                     idx(oc.offsets[0]),
-                                                     idx(oc.offsets[1])));
+          weightRow = add(n, arith::SelectOp::create(
+                                 b, loc, ult(row, blockCols),
+                                 idx(oc.offsets[0]), idx(oc.offsets[1])));
         else if (oc.offsets[0])
           weightRow = add(n, idx(oc.offsets[0]));
         Value valid = arith::AndIOp::create(b, loc, ktValid, ult(n, width));
@@ -290,8 +270,8 @@ public:
           arith::ConstantIntOp::create(b, loc, i64, 0x3FFFF));
       a = arith::ShRUIOp::create(b, loc, a,
                                  arith::ConstantIntOp::create(b, loc, i64, 4));
-      const int64_t flags = (int64_t(1) << 16) | (int64_t(64) << 32) |
-                            (int64_t(1) << 62);
+      const int64_t flags =
+          (int64_t(1) << 16) | (int64_t(64) << 32) | (int64_t(1) << 62);
       return arith::OrIOp::create(
           b, loc, a, arith::ConstantIntOp::create(b, loc, i64, flags));
     };
@@ -327,7 +307,8 @@ public:
           nvgpu::DeviceAsyncWaitOp::create(b, l, pending,
                                            b.getI32IntegerAttr(t.ahead() - 1));
           NVVM::FenceProxyOp::create(
-              b, l, NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
+              b, l,
+              NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
               NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
           gpu::BarrierOp::create(b, l);
           Value ahead = add(kt, idx(t.ahead()));
@@ -373,37 +354,11 @@ public:
     if (t.inFlight)
       NVVM::WgmmaWaitGroupSyncOp::create(b, loc, 0);
 
-    // The rows' sums of squares, as matmul_mma publishes them.
+    // The rows' sums of squares, for the block and the kernels after it.
     Value sqBuffer = norm ? map.lookup(norm->squares) : Value();
-    if (norm) {
-      Value sum =
-          butterfly(b, loc,
-                    vector::ReductionOp::create(
-                        b, loc, vector::CombiningKind::ADD, results.back()),
-                    static_cast<int32_t>(threadsPerRow), [&](Value x, Value y) {
-                      return arith::AddFOp::create(b, loc, x, y).getResult();
-                    });
-      Value row = div(tid, threadsPerRow);
-      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                          rem(tid, threadsPerRow), idx(0));
-      auto put = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(&put.getThenRegion().front());
-        memref::StoreOp::create(b, loc, sum, rowSq, ValueRange{row});
-        Value r = add(m0, row);
-        Value publish = arith::AndIOp::create(
-            b, loc, ult(r, rows),
-            arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, blockN,
-                                  idx(0)));
-        auto store = scf::IfOp::create(b, loc, publish, false);
-        b.setInsertionPointToStart(&store.getThenRegion().front());
-        SmallVector<Value, 3> at = xAt(r, idx(0));
-        memref::StoreOp::create(b, loc, sum, sqBuffer,
-                                ValueRange{at[0], at[1]});
-      }
-      gpu::BarrierOp::create(b, loc);
-    }
+    if (norm)
+      publishRowSquares(b, loc, kb, results.back(), threadsPerRow, tid, rowSq,
+                        sqBuffer, m0, rows, p->seq, blockN);
 
     // The epilogue: register 4 j + 2 h + c of the fragment is row
     // 16 warp + lane / 4 + 8 h of the warpgroup's 64, tile column
@@ -420,35 +375,14 @@ public:
             memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
       for (int64_t j = 0; j < blockCols / 8; ++j)
         for (int64_t c = 0; c < 2; ++c) {
-          OpBuilder::InsertionGuard inner(b);
           Value n = add(add(n0, idx(8 * j + c)), mul(rem(lane, 4), 2));
-          Value inRange;
-          if (!rowsWhole)
-            inRange = ult(r, rows);
-          if (!colsWhole) {
-            Value ok = ult(n, width);
-            inRange = inRange ? arith::AndIOp::create(b, loc, inRange, ok) : ok;
-          }
-          if (inRange) {
-            auto ifOp = scf::IfOp::create(b, loc, inRange, false);
-            b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-          }
-          SmallVector<Value, 3> at = xAt(r, n);
-          SmallVector<Value> values;
-          for (auto [gi, off] : llvm::enumerate(oc.offsets)) {
-            int64_t reg = 4 * j + 2 * h + c + int64_t(gi) * blockCols / 2;
-            Value acc = LLVM::ExtractValueOp::create(b, loc, results[0], reg);
-            Value old = init;
-            if (!old) {
-              SmallVector<Value, 3> from = at;
-              if (off)
-                from[2] = add(n, idx(off));
-              old = memref::LoadOp::create(b, loc, out, from);
-            }
-            values.push_back(arith::AddFOp::create(b, loc, old, acc));
-          }
-          storeResult(b, loc, op, epilogue, map, values, oc.offsets, at,
-                      known);
+          storeElement(
+              b, loc, kb, op, epilogue, map, init, out, oc.offsets,
+              [&](int64_t gi) -> Value {
+                return LLVM::ExtractValueOp::create(
+                    b, loc, results[0], 4 * j + 2 * h + c + gi * blockCols / 2);
+              },
+              r, n, rows, width, p->seq, rowsWhole, colsWhole, known);
         }
     }
 
@@ -458,8 +392,8 @@ public:
     shape.block[0] = t.threads();
     shape.sharedBytes = t.sharedBytes();
     shape.tiling = std::to_string(t.bm) + "x" + std::to_string(t.bn) + "x" +
-                   std::to_string(Tiling::kBk) + "s" + std::to_string(t.stages) +
-                   "f" + std::to_string(t.inFlight);
+                   std::to_string(Tiling::kBk) + "s" +
+                   std::to_string(t.stages) + "f" + std::to_string(t.inFlight);
     return shape;
   }
 };
