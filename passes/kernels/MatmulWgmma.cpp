@@ -1,14 +1,15 @@
 //===- MatmulWgmma.cpp - The matmul_wgmma kernel (sm_90 warpgroup MMA) ----===//
 //
 // The matmul_wgmma recipe of the kernel library (KernelLibrary.h): the
-// projection out[b, s, n] += x[b, s, k] * w[n, k] of prefill (more than 64
-// rows, 16-bit float operands, K a multiple of 64) on sm_90's warpgroup
+// projection out[b, s, n] += x[b, s, k] * w[n, k] of prefill and batched
+// decode (more than 4 rows, 16-bit float operands, K a multiple of 64) on
+// sm_90's warpgroup
 // tensor-core instruction, `wgmma.mma_async`, which reads both operands from
 // shared memory through descriptors and keeps a 64 x N accumulator tile per
 // warpgroup (128 threads) in registers. How it maps the work is described at
 // its class. Selected only when --kiln-select-kernels has warpgroup-mma set
 // (kiln-compile: --target sm_90, whose code is built for sm_90a); on other
-// targets, and for at most 64 rows, matmul_mma takes the projection.
+// targets matmul_mma takes the projection.
 //
 //===----------------------------------------------------------------------===//
 
@@ -70,9 +71,10 @@ public:
   StringRef name() const override { return "matmul_wgmma"; }
   bool needsWarpgroupMma() const override { return true; }
 
-  /// More than 64 rows: at most 64, matmul_mma's small-M tilings.
+  /// As many rows as matmul_mma takes (more than 4: prefill, batched
+  /// decode).
   static std::optional<Projection> matchWgmma(Operation *op) {
-    return matchTensorCore(op, /*minRows=*/64, Tiling::kBk);
+    return matchTensorCore(op, kMaxRowsBeforeMma, Tiling::kBk);
   }
 
   bool matches(Operation *op) const override {
@@ -88,10 +90,11 @@ public:
            t.ahead() >= 1 && t.stages * t.stageBytes() <= Tiling::kMaxRing;
   }
 
-  /// The largest tile (128 x 256, 128 x 128, 64 x 256, 64 x 128, 64 x 64)
-  /// that still gives a block to each of the H100/H200's 132 SMs, else the
-  /// one with the most blocks; as many stages as fit, at most 4, with one
-  /// k tile's wgmma in flight. KILN_TUNE_MATMUL_WGMMA=<bm>x<bn>s<stages>f<in
+  /// The largest tile (128 x 256, 128 x 128, 64 x 256, 64 x 128, 64 x 64;
+  /// at most 64 rows: 64 x 256 down to 64 x 32) that still gives a block to
+  /// each of the H100/H200's 132 SMs, else the one with the most blocks; as
+  /// many stages as fit, at most 4 (at most 64 rows: 8), with one k tile's
+  /// wgmma in flight. KILN_TUNE_MATMUL_WGMMA=<bm>x<bn>s<stages>f<in
   /// flight> overrides the choice for measurements where it is valid().
   static Tiling tilingFor(int64_t rows, int64_t width, int64_t nOff) {
     if (const char *env = std::getenv("KILN_TUNE_MATMUL_WGMMA")) {
@@ -105,15 +108,22 @@ public:
       if (ok && valid(t, nOff))
         return t;
     }
-    const Tiling candidates[] = {{128, 256, 0, 1},
-                                 {128, 128, 0, 1},
-                                 {64, 256, 0, 1},
-                                 {64, 128, 0, 1},
-                                 {64, 64, 0, 1}};
+    // At most 64 rows (batched decode, short chunks) the weights' bytes are
+    // the cost: one warpgroup, narrower tiles for more blocks, and up to 8
+    // stages so that more of them are in flight.
+    const bool fewRows = rows <= 64;
+    const Tiling many[] = {{128, 256, 0, 1},
+                           {128, 128, 0, 1},
+                           {64, 256, 0, 1},
+                           {64, 128, 0, 1},
+                           {64, 64, 0, 1}};
+    const Tiling few[] = {
+        {64, 256, 0, 1}, {64, 128, 0, 1}, {64, 64, 0, 1}, {64, 32, 0, 1}};
     Tiling best{0, 0, 0, 0};
     int64_t bestBlocks = 0;
-    for (Tiling t : candidates) {
-      t.stages = std::min<int64_t>(4, Tiling::kMaxRing / t.stageBytes());
+    for (Tiling t : fewRows ? ArrayRef<Tiling>(few) : ArrayRef<Tiling>(many)) {
+      t.stages = std::min<int64_t>(fewRows ? 8 : 4,
+                                   Tiling::kMaxRing / t.stageBytes());
       if (!valid(t, nOff))
         continue;
       int64_t blocks =

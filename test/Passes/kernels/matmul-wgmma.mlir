@@ -173,17 +173,19 @@ func.func @swiglu(%x: memref<1x128x64xf16>, %w: memref<128x64xf16>,
 #w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
 #out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
 
-// Not for: K not a multiple of 64 (96: matmul_mma's), 64 rows or fewer
-// (matmul_mma's small-M tilings).
+// Not for: K not a multiple of 64 (96: matmul_mma's). 16 rows (batched
+// decode, short chunks) take it with one warpgroup: 64 x 32 tiles in 8
+// stages (more blocks, more bytes in flight), rows past 16 zero-filled.
 // SELECT-LABEL: func.func @not_wgmma
 // SELECT-NOT: matmul_wgmma
 // SELECT: matmul_mma
-// SELECT-NOT: matmul_wgmma
-// SELECT: matmul_mma
-// SELECT-NOT: matmul_wgmma
+// SELECT: matmul_wgmma
 // SELECT: return
+// CHECK-LABEL: func.func @not_wgmma
+// CHECK: gpu.launch_func @kiln_kernels::@not_wgmma_k0_matmul_mma_
+// CHECK: gpu.launch_func @kiln_kernels::@not_wgmma_k1_matmul_wgmma_64x32x64s8f1 blocks in (%c1, %c2, %c1) threads in (%c128, %c1, %c1)
 func.func @not_wgmma(%x: memref<1x128x96xf16>, %w: memref<64x96xf16>, %acc: memref<1x128x64xf32>,
-                     %x2: memref<1x64x64xf16>, %w2: memref<64x64xf16>, %acc2: memref<1x64x64xf32>) attributes {kiln.entry = "prefill"} {
+                     %x2: memref<1x16x64xf16>, %w2: memref<64x64xf16>, %acc2: memref<1x16x64xf32>) attributes {kiln.entry = "prefill"} {
   linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
       ins(%x, %w : memref<1x128x96xf16>, memref<64x96xf16>) outs(%acc : memref<1x128x64xf32>) {
   ^bb0(%a: f16, %b: f16, %c: f32):
@@ -194,7 +196,7 @@ func.func @not_wgmma(%x: memref<1x128x96xf16>, %w: memref<64x96xf16>, %acc: memr
     linalg.yield %3 : f32
   }
   linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
-      ins(%x2, %w2 : memref<1x64x64xf16>, memref<64x64xf16>) outs(%acc2 : memref<1x64x64xf32>) {
+      ins(%x2, %w2 : memref<1x16x64xf16>, memref<64x64xf16>) outs(%acc2 : memref<1x16x64xf32>) {
   ^bb0(%a: f16, %b: f16, %c: f32):
     %0 = arith.extf %a : f16 to f32
     %1 = arith.extf %b : f16 to f32
