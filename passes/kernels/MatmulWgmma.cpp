@@ -122,8 +122,8 @@ public:
     Tiling best{0, 0, 0, 0};
     int64_t bestBlocks = 0;
     for (Tiling t : fewRows ? ArrayRef<Tiling>(few) : ArrayRef<Tiling>(many)) {
-      t.stages = std::min<int64_t>(fewRows ? 8 : 4,
-                                   Tiling::kMaxRing / t.stageBytes());
+      t.stages =
+          std::min<int64_t>(fewRows ? 8 : 4, Tiling::kMaxRing / t.stageBytes());
       if (!valid(t, nOff))
         continue;
       int64_t blocks =
