@@ -111,8 +111,9 @@ decode_variants() {
     kiln-run "$k" --bench 2>&1 | grep -E "decode|error" | sed "s/^/  /" >> "$summary"
     KILN_PROFILE=1 KILN_PROFILE_TOP=decode kiln-run "$k" --prompt-ids "$prompt" \
       --max-new-tokens 33 --format ids > "$W/profile-$shape-$tag.log" 2>&1 || fail=1
-    grep -E "kiln profile: .*decode_k[0-9]+_(gemv|attention)|error" "$W/profile-$shape-$tag.log" \
-      | head -8 | sed -E "s/^kiln profile: +/  /" >> "$summary"
+    grep -E "kiln profile: (GPU time|.*decode_k[0-9]+_)|error" "$W/profile-$shape-$tag.log" \
+      | head -14 | sed -E "s/^kiln profile: +/  /" >> "$summary"
+    [ -n "${KILN_NCU-}" ] && ncu_decode "$shape-$tag" "$k" "$prompt"
     rm -f "$k"
     if [ -z "$first" ]; then first=$tag; continue; fi
     "$PY" - "$W/$shape-$first.ids" "$W/$shape-$tag.ids" "$first" >> "$summary" <<'PYEOF' || true
@@ -122,6 +123,31 @@ same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len
 print(f"  greedy tokens vs {sys.argv[3]}: the first {same} of {len(a)} agree")
 PYEOF
   done
+}
+# KILN_NCU=1: Nsight Compute's counters for the launches of one decode step (the second),
+# when ncu is on the host: time, DRAM bytes and throughput, issue activity, occupancy and the
+# main stall reasons per kernel, as CSV in $OUT/ncu-NAME.csv. ncu_decode NAME ARTIFACT PROMPT
+# (the compile log $W/compile-NAME.log says how many launches a decode step makes).
+ncu_decode() {
+  local n ncu
+  n=$(grep -oE "decode [0-9]+ launches" "$W/compile-$1.log" | head -1 | grep -oE "[0-9]+")
+  [ -n "$n" ] || { echo "  ncu: no decode launch count in compile-$1.log" >> "$summary"; return; }
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  [ -n "$ncu" ] || { echo "  ncu: not on this host" >> "$summary"; return; }
+  KILN_CUDA_GRAPHS=0 timeout 120 "$ncu" --csv --page raw --kernel-name regex:decode_k \
+    --launch-skip "$n" --launch-count "$n" --metrics \
+gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,\
+sm__throughput.avg.pct_of_peak_sustained_elapsed,smsp__issue_active.avg.pct_of_peak_sustained_active,\
+sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size,\
+launch__occupancy_limit_registers,smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,\
+smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio,\
+smsp__average_warps_issue_stalled_wait_per_issue_active.ratio,\
+smsp__average_warps_issue_stalled_math_pipe_throttle_per_issue_active.ratio,\
+smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio,\
+smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio \
+    "$W/bundle/bin/kiln-run" "$2" --prompt-ids "$3" --max-new-tokens 3 --format ids \
+    > "$OUT/ncu-$1.csv" 2> "$W/ncu-$1.log"
+  echo "  ncu ($ncu): exit $?, $(grep -c '"decode_k' "$OUT/ncu-$1.csv") kernels in ncu-$1.csv; $(grep -m1 -iE 'ERR|error' "$W/ncu-$1.log" "$OUT/ncu-$1.csv" | head -c 200)" >> "$summary"
 }
 # make_llama.py's dimensions of a Llama shape: shape_dims 1b|8b (nothing for another name).
 shape_dims() {
@@ -244,7 +270,9 @@ except Exception as e:
 PYEOF
 fi
 
-if [ "$what" = quant ] || [ "$what" = all ] || [ "$what" = gemvq ]; then
+if [ "$what" = quant ] || [ "$what" = all ] ||
+   { [ "$what" = gemvq ] && [ "${KILN_GEMVQ_REALMODEL-1}" = 1 ]; }; then
+  # (KILN_GEMVQ_REALMODEL=0 leaves this out of a gemvq call.)
   # The real model's perplexity on its held-out text (kiln-run --perplexity: Kiln's tokenizer,
   # 512-token windows, as transformers measured it in metrics.json), fp16 and quantized, and
   # how often the quantized model's top-1 prediction agrees with fp16's.
