@@ -97,8 +97,7 @@ llvm::Error kiln::lowerToLoops(ModuleOp module, const CompileOptions &opts,
                          PipelineOptions pipeline = opts.pipeline;
                          pipeline.parallelLoops = isGpuTarget(opts.target);
                          pipeline.deviceSampling = isGpuTarget(opts.target);
-                         // wgmma: sm_90 code is built for sm_90a.
-                         pipeline.targetWgmma = opts.target == "sm_90";
+                         pipeline.targetWgmma = hasWarpgroupMma(opts.target);
                          buildLoopsPipeline(pm, pipeline);
                        });
   });

@@ -63,14 +63,16 @@ std::string findLibdevice() {
 
 } // namespace
 
+std::string kiln::kernelArch(StringRef target) {
+  return target == "sm_90" ? std::string("sm_90a") : target.str();
+}
+
 llvm::Expected<GpuCode> kiln::generateGpuCode(ModuleOp module, StringRef chip,
                                               bool assemble, bool deduplicate,
                                               bool splitKv) {
   GpuOptions gpu;
   gpu.deduplicate = deduplicate;
-  // sm_90 code is built for sm_90a, whose wgmma (matmul_wgmma) runs on the
-  // 9.0 devices (H100, H200) only; the artifact still says sm_90.
-  gpu.chip = chip == "sm_90" ? std::string("sm_90a") : chip.str();
+  gpu.chip = kernelArch(chip);
   gpu.dependentLaunch = rt::gpuTargetMajor(chip) >= 9;
   // Thread-block clusters (sm_90+) of up to 8 blocks, the portable size.
   gpu.clusterBlocks = splitKv && rt::gpuTargetMajor(chip) >= 9 ? 8 : 1;

@@ -100,18 +100,6 @@ public:
     auto cf = [&](double v) -> Value {
       return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
     };
-    auto add = [&](Value a, Value c) -> Value {
-      return arith::AddIOp::create(b, loc, a, c);
-    };
-    auto mul = [&](Value a, int64_t c) -> Value {
-      return arith::MulIOp::create(b, loc, a, idx(c));
-    };
-    auto div = [&](Value a, int64_t c) -> Value {
-      return arith::DivUIOp::create(b, loc, a, idx(c));
-    };
-    auto rem = [&](Value a, int64_t c) -> Value {
-      return arith::RemUIOp::create(b, loc, a, idx(c));
-    };
     const double negInf = -std::numeric_limits<double>::infinity();
 
     OpBuilder::InsertionGuard guard(b);
@@ -120,20 +108,20 @@ public:
     Value smemEnd = kb.workgroupBuffer({kWarps}, i32);
 
     Value tid = kb.threadIdX();
-    Value lane = rem(tid, 32), warp = div(tid, 32);
+    Value lane = kb.rem(tid, 32), warp = kb.div(tid, 32);
     Value qTile = arith::SubIOp::create(b, loc, idx(qTiles - 1), kb.blockIdX());
     Value h = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
     Value bi = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
-    Value grp = div(h, rep);
-    Value s0 = mul(qTile, kRows);
-    Value quad = div(lane, 4), inQuad = rem(lane, 4);
+    Value grp = kb.div(h, rep);
+    Value s0 = kb.mul(qTile, kRows);
+    Value quad = kb.div(lane, 4), inQuad = kb.rem(lane, 4);
 
     // The thread's two rows (quad and quad + 8 of its warp's 16) and the
     // positions each can see: t < lim = clamp(position + 1, 0, T); 0 for a
     // row past the chunk.
     Value rows[2], lims[2];
     for (int64_t i = 0; i < 2; ++i) {
-      Value r = add(add(s0, mul(warp, 16)), add(quad, idx(8 * i)));
+      Value r = kb.add(kb.add(s0, kb.mul(warp, 16)), kb.add(quad, idx(8 * i)));
       Value inChunk =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r, idx(S));
       rows[i] = arith::MinUIOp::create(b, loc, r, idx(S - 1));
@@ -173,7 +161,7 @@ public:
           b, loc, kvEnd32,
           memref::LoadOp::create(b, loc, smemEnd, ValueRange{idx(w)}));
     Value kvEnd = arith::IndexCastOp::create(b, loc, b.getIndexType(), kvEnd32);
-    Value kvTiles = div(add(kvEnd, idx(BN - 1)), BN);
+    Value kvTiles = kb.div(kb.add(kvEnd, idx(BN - 1)), BN);
 
     // q of the thread's rows as A operands, one per 16 of head_dim:
     // rows (quad, quad + 8) x columns (2 inQuad, +1, +8, +9).
@@ -186,7 +174,7 @@ public:
     for (int64_t ks = 0; ks < D / 16; ++ks) {
       Value frag = zeroFrag;
       for (int64_t part = 0; part < 4; ++part) {
-        Value col = add(idx(ks * 16 + (part / 2) * 8), mul(inQuad, 2));
+        Value col = kb.add(idx(ks * 16 + (part / 2) * 8), kb.mul(inQuad, 2));
         Value piece = vector::LoadOp::create(
             b, loc, v2, q, ValueRange{bi, rows[part % 2], h, col});
         frag = vector::InsertOp::create(b, loc, piece, frag,
@@ -202,12 +190,12 @@ public:
     auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
     auto issue = [&](Value stage, Value j) {
       SmallVector<Value> tokens;
-      Value t0 = mul(j, BN);
+      Value t0 = kb.mul(j, BN);
       for (int64_t c = 0; c < chunks; c += threads) {
-        Value chunk = add(tid, idx(c));
-        Value row = div(chunk, chunksPerRow);
-        Value col = mul(rem(chunk, chunksPerRow), 8);
-        Value t = add(t0, row);
+        Value chunk = kb.add(tid, idx(c));
+        Value row = kb.div(chunk, chunksPerRow);
+        Value col = kb.mul(kb.rem(chunk, chunksPerRow), 8);
+        Value t = kb.add(t0, row);
         Value valid =
             arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, t, kvEnd);
         Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
@@ -242,18 +230,20 @@ public:
           b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
           nvgpu::DeviceAsyncWaitOp::create(b, l, group, b.getI32IntegerAttr(0));
           gpu::BarrierOp::create(b, l);
-          Value next = add(j, idx(1));
-          issue(rem(next, 2), next);
-          Value stage = rem(j, 2);
-          Value t0 = mul(j, BN);
+          Value next = kb.add(j, idx(1));
+          issue(kb.rem(next, 2), next);
+          Value stage = kb.rem(j, 2);
+          Value t0 = kb.mul(j, BN);
 
           // S = q K^T: BN / 8 accumulators.
           SmallVector<Value> sAcc(BN / 8, zeroAcc);
           for (int64_t ks = 0; ks < D / 16; ++ks)
             for (int64_t jp = 0; jp < BN / 16; ++jp) {
               Value row =
-                  add(idx(jp * 16), add(rem(lane, 8), mul(div(lane, 16), 8)));
-              Value col = add(idx(ks * 16), mul(rem(div(lane, 8), 2), 8));
+                  kb.add(idx(jp * 16),
+                         kb.add(kb.rem(lane, 8), kb.mul(kb.div(lane, 16), 8)));
+              Value col =
+                  kb.add(idx(ks * 16), kb.mul(kb.rem(kb.div(lane, 8), 2), 8));
               Value pair = nvgpu::LdMatrixOp::create(
                   b, l, fragType, smemK, ValueRange{stage, row, col},
                   /*transpose=*/false, /*numTiles=*/4);
@@ -271,7 +261,8 @@ public:
             Value rowMax = cf(negInf);
             for (int64_t nt = 0; nt < BN / 8; ++nt)
               for (int64_t c = 0; c < 2; ++c) {
-                Value t = add(add(t0, idx(nt * 8 + c)), mul(inQuad, 2));
+                Value t =
+                    kb.add(kb.add(t0, idx(nt * 8 + c)), kb.mul(inQuad, 2));
                 Value ok = arith::CmpIOp::create(
                     b, l, arith::CmpIPredicate::ult, t, lims[i]);
                 Value s = vector::ExtractOp::create(b, l, sAcc[nt],
@@ -332,9 +323,10 @@ public:
                   b, l, pRows[(2 * kk + part / 2) * 2 + part % 2], pFrag,
                   ArrayRef<int64_t>{part});
             for (int64_t dp = 0; dp < D / 16; ++dp) {
-              Value row = add(idx(kk * 16),
-                              add(rem(lane, 8), mul(rem(div(lane, 8), 2), 8)));
-              Value col = add(idx(dp * 16), mul(div(lane, 16), 8));
+              Value row = kb.add(idx(kk * 16),
+                                 kb.add(kb.rem(lane, 8),
+                                        kb.mul(kb.rem(kb.div(lane, 8), 2), 8)));
+              Value col = kb.add(idx(dp * 16), kb.mul(kb.div(lane, 16), 8));
               Value pair = nvgpu::LdMatrixOp::create(
                   b, l, fragType, smemV, ValueRange{stage, row, col},
                   /*transpose=*/true, /*numTiles=*/4);
@@ -361,7 +353,7 @@ public:
       Value inv = arith::SelectOp::create(
           b, loc, positive, arith::DivFOp::create(b, loc, cf(1.0), total),
           cf(0.0));
-      Value r = add(add(s0, mul(warp, 16)), add(quad, idx(8 * i)));
+      Value r = kb.add(kb.add(s0, kb.mul(warp, 16)), kb.add(quad, idx(8 * i)));
       Value inChunk =
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, r, idx(S));
       auto store = scf::IfOp::create(b, loc, inChunk, false);
@@ -374,7 +366,7 @@ public:
           v = arith::MulFOp::create(b, loc, v, inv);
           if (outElt != f32)
             v = arith::TruncFOp::create(b, loc, outElt, v);
-          Value d = add(idx(dt * 8 + c), mul(inQuad, 2));
+          Value d = kb.add(idx(dt * 8 + c), kb.mul(inQuad, 2));
           memref::StoreOp::create(b, loc, v, out, ValueRange{bi, r, h, d});
         }
     }

@@ -128,6 +128,22 @@ std::pair<Value, Value> KernelBuilder::blockArgmax(Value v, Value i,
   return {v, i};
 }
 
+Value KernelBuilder::add(Value a, Value c) {
+  return arith::AddIOp::create(b, loc, a, c);
+}
+Value KernelBuilder::mul(Value a, int64_t n) {
+  return arith::MulIOp::create(b, loc, a, index(n));
+}
+Value KernelBuilder::div(Value a, int64_t n) {
+  return arith::DivUIOp::create(b, loc, a, index(n));
+}
+Value KernelBuilder::rem(Value a, int64_t n) {
+  return arith::RemUIOp::create(b, loc, a, index(n));
+}
+Value KernelBuilder::ult(Value a, int64_t n) {
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, a, index(n));
+}
+
 Value KernelBuilder::extendTo(OpBuilder &builder, Value v, Type type) {
   return v.getType() == type ? v : arith::ExtFOp::create(builder, loc, type, v);
 }

@@ -41,6 +41,13 @@ public:
 
   /// An index constant, created once per kernel at its entry.
   mlir::Value index(int64_t value);
+  /// Index arithmetic at the insertion point: a + c, a * n, a / n, a % n
+  /// (unsigned) and a < n, n a constant.
+  mlir::Value add(mlir::Value a, mlir::Value c);
+  mlir::Value mul(mlir::Value a, int64_t n);
+  mlir::Value div(mlir::Value a, int64_t n);
+  mlir::Value rem(mlir::Value a, int64_t n);
+  mlir::Value ult(mlir::Value a, int64_t n);
   mlir::Value threadIdX();
   mlir::Value blockIdX();
   /// A new workgroup (shared) memory buffer of the kernel.

@@ -149,22 +149,6 @@ public:
     Type elem = p->weightType;
     Type f32 = b.getF32Type();
     auto idx = [&](int64_t v) { return kb.index(v); };
-    auto add = [&](Value a, Value c) -> Value {
-      return arith::AddIOp::create(b, loc, a, c);
-    };
-    auto mul = [&](Value a, int64_t c) -> Value {
-      return arith::MulIOp::create(b, loc, a, idx(c));
-    };
-    auto div = [&](Value a, int64_t c) -> Value {
-      return arith::DivUIOp::create(b, loc, a, idx(c));
-    };
-    auto rem = [&](Value a, int64_t c) -> Value {
-      return arith::RemUIOp::create(b, loc, a, idx(c));
-    };
-    auto ult = [&](Value a, int64_t c) -> Value {
-      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, a,
-                                   idx(c));
-    };
 
     OpBuilder::InsertionGuard guard(b);
     std::optional<RowNormOps> norm =
@@ -176,16 +160,16 @@ public:
     Value rowSq = norm ? kb.workgroupBuffer({t.bm}, f32) : Value();
 
     Value tid = kb.threadIdX();
-    Value lane = rem(tid, 32);
-    Value warp = div(tid, 32);
-    Value warpM = rem(warp, t.warpsM), warpN = div(warp, t.warpsM);
+    Value lane = kb.rem(tid, 32);
+    Value warp = kb.div(tid, 32);
+    Value warpM = kb.rem(warp, t.warpsM), warpN = kb.div(warp, t.warpsM);
     Value blockN = kb.blockIdX();
     Value blockM = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-    Value m0 = mul(blockM, t.bm);
-    Value n0 = mul(blockN, blockCols);
+    Value m0 = kb.mul(blockM, t.bm);
+    Value n0 = kb.mul(blockN, blockCols);
     // x[b, s, k] of row r of the projection (b * seq + s).
     auto xAt = [&](Value r, Value k) -> SmallVector<Value, 3> {
-      return {div(r, p->seq), rem(r, p->seq), k};
+      return {kb.div(r, p->seq), kb.rem(r, p->seq), k};
     };
 
     // The copies of k tile `kt` (any index: past the last, they zero-fill)
@@ -194,10 +178,10 @@ public:
     const int64_t chunksA = t.bm * chunksPerRow, chunksB = t.bn * chunksPerRow;
     auto issue = [&](Value stage, Value kt) {
       SmallVector<Value> tokens;
-      Value ktValid = ult(kt, kTiles);
+      Value ktValid = kb.ult(kt, kTiles);
       Value ktClamped =
           arith::MinUIOp::create(b, loc, kt, idx(kTiles - 1)).getResult();
-      Value k0 = mul(ktClamped, Tiling::kBk);
+      Value k0 = kb.mul(ktClamped, Tiling::kBk);
       auto copy = [&](Value dst, Value row, Value col, Value src,
                       ValueRange srcAt, Value valid) {
         Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
@@ -207,32 +191,33 @@ public:
             b.getUnitAttr()));
       };
       for (int64_t c = 0; c < chunksA; c += t.threads()) {
-        Value chunk = add(tid, idx(c));
-        Value row = div(chunk, chunksPerRow);
-        Value col = mul(rem(chunk, chunksPerRow), 8);
-        Value r = add(m0, row);
-        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(r, rows));
+        Value chunk = kb.add(tid, idx(c));
+        Value row = kb.div(chunk, chunksPerRow);
+        Value col = kb.mul(kb.rem(chunk, chunksPerRow), 8);
+        Value r = kb.add(m0, row);
+        Value valid = arith::AndIOp::create(b, loc, ktValid, kb.ult(r, rows));
         Value rc = arith::MinUIOp::create(b, loc, r, idx(rows - 1));
-        copy(smemA, row, col, x, xAt(rc, add(k0, col)), valid);
+        copy(smemA, row, col, x, xAt(rc, kb.add(k0, col)), valid);
       }
       for (int64_t c = 0; c < chunksB; c += t.threads()) {
-        Value chunk = add(tid, idx(c));
-        Value row = div(chunk, chunksPerRow);
-        Value col = mul(rem(chunk, chunksPerRow), 8);
+        Value chunk = kb.add(tid, idx(c));
+        Value row = kb.div(chunk, chunksPerRow);
+        Value col = kb.mul(kb.rem(chunk, chunksPerRow), 8);
         // Row q of warp column group w: column n0 + w * per + q % per of
         // offset q / per.
-        Value q = rem(row, wn);
-        Value n = add(add(n0, mul(div(row, wn), per)), rem(q, per));
+        Value q = kb.rem(row, wn);
+        Value n =
+            kb.add(kb.add(n0, kb.mul(kb.div(row, wn), per)), kb.rem(q, per));
         Value weightRow = n;
         if (nOff == 2)
-          weightRow = add(n, arith::SelectOp::create(b, loc, ult(q, per),
-                                                     idx(oc.offsets[0]),
-                                                     idx(oc.offsets[1])));
+          weightRow = kb.add(n, arith::SelectOp::create(b, loc, kb.ult(q, per),
+                                                        idx(oc.offsets[0]),
+                                                        idx(oc.offsets[1])));
         else if (oc.offsets[0])
-          weightRow = add(n, idx(oc.offsets[0]));
-        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(n, width));
+          weightRow = kb.add(n, idx(oc.offsets[0]));
+        Value valid = arith::AndIOp::create(b, loc, ktValid, kb.ult(n, width));
         Value wc = arith::MinUIOp::create(b, loc, weightRow, idx(p->n - 1));
-        copy(smemB, row, col, w, ValueRange{wc, add(k0, col)}, valid);
+        copy(smemB, row, col, w, ValueRange{wc, kb.add(k0, col)}, valid);
       }
       return nvgpu::DeviceAsyncCreateGroupOp::create(
           b, loc, nvgpu::DeviceAsyncTokenType::get(b.getContext()), tokens);
@@ -267,24 +252,27 @@ public:
           nvgpu::DeviceAsyncWaitOp::create(b, l, group,
                                            b.getI32IntegerAttr(t.stages - 2));
           gpu::BarrierOp::create(b, l);
-          Value ahead = add(kt, idx(t.stages - 1));
-          issue(rem(ahead, t.stages), ahead);
-          Value stage = rem(kt, t.stages);
+          Value ahead = kb.add(kt, idx(t.stages - 1));
+          issue(kb.rem(ahead, t.stages), ahead);
+          Value stage = kb.rem(kt, t.stages);
           SmallVector<Value> next(accs.begin(), accs.end());
           for (int64_t kk = 0; kk < Tiling::kBk / 16; ++kk) {
             SmallVector<Value> as, bs;
             for (int64_t i = 0; i < mt; ++i) {
-              Value row = add(add(mul(warpM, t.warpRows()), idx(i * 16)),
-                              rem(lane, 16));
-              Value col = add(idx(kk * 16), mul(div(lane, 16), 8));
+              Value row =
+                  kb.add(kb.add(kb.mul(warpM, t.warpRows()), idx(i * 16)),
+                         kb.rem(lane, 16));
+              Value col = kb.add(idx(kk * 16), kb.mul(kb.div(lane, 16), 8));
               as.push_back(nvgpu::LdMatrixOp::create(
                   b, l, fragA, smemA, ValueRange{stage, row, col},
                   /*transpose=*/false, /*numTiles=*/4));
             }
             for (int64_t j = 0; j < nt; j += 2) {
-              Value row = add(add(mul(warpN, wn), idx(j * 8)),
-                              add(rem(lane, 8), mul(div(lane, 16), 8)));
-              Value col = add(idx(kk * 16), mul(rem(div(lane, 8), 2), 8));
+              Value row =
+                  kb.add(kb.add(kb.mul(warpN, wn), idx(j * 8)),
+                         kb.add(kb.rem(lane, 8), kb.mul(kb.div(lane, 16), 8)));
+              Value col =
+                  kb.add(idx(kk * 16), kb.mul(kb.rem(kb.div(lane, 8), 2), 8));
               Value pair = nvgpu::LdMatrixOp::create(
                   b, l, fragA, smemB, ValueRange{stage, row, col},
                   /*transpose=*/false, /*numTiles=*/4);
@@ -300,13 +288,13 @@ public:
           }
           if (norm) {
             // This thread's sqElems elements of row tid / threadsPerRow.
-            Value row = div(tid, threadsPerRow);
-            Value col0 = mul(rem(tid, threadsPerRow), sqElems);
+            Value row = kb.div(tid, threadsPerRow);
+            Value col0 = kb.mul(kb.rem(tid, threadsPerRow), sqElems);
             Value sq = next.back();
             for (int64_t e = 0; e < sqElems; e += 8) {
               Value v = vector::LoadOp::create(
                   b, l, VectorType::get({8}, elem), smemA,
-                  ValueRange{stage, row, add(col0, idx(e))});
+                  ValueRange{stage, row, kb.add(col0, idx(e))});
               v = kb.extendTo(b, v, sqType);
               sq = vector::FMAOp::create(b, l, v, v, sq);
             }
@@ -328,17 +316,19 @@ public:
     const bool rowsWhole = rows % t.bm == 0, colsWhole = width % blockCols == 0;
     for (int64_t i = 0; i < mt; ++i)
       for (int64_t h = 0; h < 2; ++h) {
-        Value localRow = add(add(mul(warpM, t.warpRows()), idx(16 * i + 8 * h)),
-                             div(lane, 4));
-        Value r = add(m0, localRow);
+        Value localRow =
+            kb.add(kb.add(kb.mul(warpM, t.warpRows()), idx(16 * i + 8 * h)),
+                   kb.div(lane, 4));
+        Value r = kb.add(m0, localRow);
         llvm::SmallDenseMap<Value, Value> known;
         if (norm)
           known[norm->squares] =
               memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
         for (int64_t j = 0; j < ntg; ++j)
           for (int64_t c = 0; c < 2; ++c) {
-            Value n = add(add(add(n0, mul(warpN, per)), idx(8 * j + c)),
-                          mul(rem(lane, 4), 2));
+            Value n =
+                kb.add(kb.add(kb.add(n0, kb.mul(warpN, per)), idx(8 * j + c)),
+                       kb.mul(kb.rem(lane, 4), 2));
             storeElement(
                 b, loc, kb, op, epilogue, map, init, out, oc.offsets,
                 [&](int64_t gi) -> Value {

@@ -165,22 +165,6 @@ public:
     Type elem = p->weightType;
     Type f32 = b.getF32Type(), i64 = b.getI64Type();
     auto idx = [&](int64_t v) { return kb.index(v); };
-    auto add = [&](Value a, Value c) -> Value {
-      return arith::AddIOp::create(b, loc, a, c);
-    };
-    auto mul = [&](Value a, int64_t c) -> Value {
-      return arith::MulIOp::create(b, loc, a, idx(c));
-    };
-    auto div = [&](Value a, int64_t c) -> Value {
-      return arith::DivUIOp::create(b, loc, a, idx(c));
-    };
-    auto rem = [&](Value a, int64_t c) -> Value {
-      return arith::RemUIOp::create(b, loc, a, idx(c));
-    };
-    auto ult = [&](Value a, int64_t c) -> Value {
-      return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, a,
-                                   idx(c));
-    };
 
     OpBuilder::InsertionGuard guard(b);
     std::optional<RowNormOps> norm =
@@ -196,8 +180,8 @@ public:
     Value dynamic = gpu::DynamicSharedMemoryOp::create(b, loc, bytesType);
     Value address =
         memref::ExtractAlignedPointerAsIndexOp::create(b, loc, dynamic);
-    Value pad =
-        rem(arith::SubIOp::create(b, loc, idx(1024), rem(address, 1024)), 1024);
+    Value pad = kb.rem(
+        arith::SubIOp::create(b, loc, idx(1024), kb.rem(address, 1024)), 1024);
     const int64_t bytesA = t.stages * t.bm * Tiling::kRowBytes;
     auto ringType = [&](int64_t r) {
       return MemRefType::get({t.stages, r, Tiling::kBk}, elem,
@@ -205,63 +189,66 @@ public:
     };
     Value smemA = memref::ViewOp::create(b, loc, ringType(t.bm), dynamic, pad,
                                          ValueRange{});
-    Value smemB = memref::ViewOp::create(b, loc, ringType(t.bn), dynamic,
-                                         add(pad, idx(bytesA)), ValueRange{});
-    Value ringA = arith::IndexCastUIOp::create(b, loc, i64, add(address, pad));
+    Value smemB =
+        memref::ViewOp::create(b, loc, ringType(t.bn), dynamic,
+                               kb.add(pad, idx(bytesA)), ValueRange{});
+    Value ringA =
+        arith::IndexCastUIOp::create(b, loc, i64, kb.add(address, pad));
 
     Value tid = kb.threadIdX();
-    Value lane = rem(tid, 32);
-    Value group = div(tid, 128);       // warpgroup
-    Value warp = rem(div(tid, 32), 4); // warp of the warpgroup
+    Value lane = kb.rem(tid, 32);
+    Value group = kb.div(tid, 128);          // warpgroup
+    Value warp = kb.rem(kb.div(tid, 32), 4); // warp of the warpgroup
     Value blockM = kb.blockIdX();
     Value blockN = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-    Value m0 = mul(blockM, t.bm);
-    Value n0 = mul(blockN, blockCols);
+    Value m0 = kb.mul(blockM, t.bm);
+    Value n0 = kb.mul(blockN, blockCols);
     auto xAt = [&](Value r, Value k) -> SmallVector<Value, 3> {
-      return {div(r, p->seq), rem(r, p->seq), k};
+      return {kb.div(r, p->seq), kb.rem(r, p->seq), k};
     };
 
     // The copies of k tile `kt` (past the last: zero-filled) into `stage`.
     const int64_t chunksA = t.bm * chunksPerRow, chunksB = t.bn * chunksPerRow;
     auto issue = [&](Value stage, Value kt) {
       SmallVector<Value> tokens;
-      Value ktValid = ult(kt, kTiles);
+      Value ktValid = kb.ult(kt, kTiles);
       Value ktClamped =
           arith::MinUIOp::create(b, loc, kt, idx(kTiles - 1)).getResult();
-      Value k0 = mul(ktClamped, Tiling::kBk);
+      Value k0 = kb.mul(ktClamped, Tiling::kBk);
       auto copy = [&](Value dst, Value row, Value chunk, Value src,
                       ValueRange srcAt, Value valid) {
         Value count = arith::SelectOp::create(b, loc, valid, idx(8), idx(0));
         Value swizzled =
-            mul(arith::XOrIOp::create(b, loc, chunk, rem(row, 8)), 8);
+            kb.mul(arith::XOrIOp::create(b, loc, chunk, kb.rem(row, 8)), 8);
         tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
             b, loc, nvgpu::DeviceAsyncTokenType::get(ctx), dst,
             ValueRange{stage, row, swizzled}, src, srcAt, b.getIndexAttr(8),
             count, b.getUnitAttr()));
       };
       for (int64_t c = 0; c < chunksA; c += t.threads()) {
-        Value id = add(tid, idx(c));
-        Value row = div(id, chunksPerRow), chunk = rem(id, chunksPerRow);
-        Value r = add(m0, row);
-        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(r, rows));
+        Value id = kb.add(tid, idx(c));
+        Value row = kb.div(id, chunksPerRow), chunk = kb.rem(id, chunksPerRow);
+        Value r = kb.add(m0, row);
+        Value valid = arith::AndIOp::create(b, loc, ktValid, kb.ult(r, rows));
         Value rc = arith::MinUIOp::create(b, loc, r, idx(rows - 1));
-        copy(smemA, row, chunk, x, xAt(rc, add(k0, mul(chunk, 8))), valid);
+        copy(smemA, row, chunk, x, xAt(rc, kb.add(k0, kb.mul(chunk, 8))),
+             valid);
       }
       for (int64_t c = 0; c < chunksB; c += t.threads()) {
-        Value id = add(tid, idx(c));
-        Value row = div(id, chunksPerRow), chunk = rem(id, chunksPerRow);
+        Value id = kb.add(tid, idx(c));
+        Value row = kb.div(id, chunksPerRow), chunk = kb.rem(id, chunksPerRow);
         // Tile row q: column n0 + q % blockCols of column range q / blockCols.
-        Value n = add(n0, rem(row, blockCols));
+        Value n = kb.add(n0, kb.rem(row, blockCols));
         Value weightRow = n;
         if (nOff == 2)
-          weightRow = add(n, arith::SelectOp::create(
-                                 b, loc, ult(row, blockCols),
-                                 idx(oc.offsets[0]), idx(oc.offsets[1])));
+          weightRow = kb.add(n, arith::SelectOp::create(
+                                    b, loc, kb.ult(row, blockCols),
+                                    idx(oc.offsets[0]), idx(oc.offsets[1])));
         else if (oc.offsets[0])
-          weightRow = add(n, idx(oc.offsets[0]));
-        Value valid = arith::AndIOp::create(b, loc, ktValid, ult(n, width));
+          weightRow = kb.add(n, idx(oc.offsets[0]));
+        Value valid = arith::AndIOp::create(b, loc, ktValid, kb.ult(n, width));
         Value wc = arith::MinUIOp::create(b, loc, weightRow, idx(p->n - 1));
-        copy(smemB, row, chunk, w, ValueRange{wc, add(k0, mul(chunk, 8))},
+        copy(smemB, row, chunk, w, ValueRange{wc, kb.add(k0, kb.mul(chunk, 8))},
              valid);
       }
       return nvgpu::DeviceAsyncCreateGroupOp::create(
@@ -302,8 +289,8 @@ public:
     const int64_t sqElems = Tiling::kBk / threadsPerRow;
     auto wgType = elem.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16;
     // This warpgroup's rows of x and the weight rows, at stage 0.
-    Value groupA = add(ringA, bytes(mul(group, 64 * Tiling::kRowBytes)));
-    Value ringB = add(ringA, bytes(idx(bytesA)));
+    Value groupA = kb.add(ringA, bytes(kb.mul(group, 64 * Tiling::kRowBytes)));
+    Value ringB = kb.add(ringA, bytes(idx(bytesA)));
     auto loop = scf::ForOp::create(
         b, loc, idx(0), idx(kTiles), idx(1), inits,
         [&](OpBuilder &nb, Location l, Value kt, ValueRange accs) {
@@ -321,11 +308,13 @@ public:
               NVVM::ProxyKindAttr::get(ctx, NVVM::ProxyKind::async_shared),
               NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
           gpu::BarrierOp::create(b, l);
-          Value ahead = add(kt, idx(t.ahead()));
-          issue(rem(ahead, t.stages), ahead);
-          Value stage = rem(kt, t.stages);
-          Value a0 = add(groupA, bytes(mul(stage, t.bm * Tiling::kRowBytes)));
-          Value b0 = add(ringB, bytes(mul(stage, t.bn * Tiling::kRowBytes)));
+          Value ahead = kb.add(kt, idx(t.ahead()));
+          issue(kb.rem(ahead, t.stages), ahead);
+          Value stage = kb.rem(kt, t.stages);
+          Value a0 =
+              kb.add(groupA, bytes(kb.mul(stage, t.bm * Tiling::kRowBytes)));
+          Value b0 =
+              kb.add(ringB, bytes(kb.mul(stage, t.bn * Tiling::kRowBytes)));
           NVVM::WgmmaFenceAlignedOp::create(b, l);
           Value acc = accs[0];
           for (int64_t kk = 0; kk < Tiling::kBk / 16; ++kk) {
@@ -346,13 +335,13 @@ public:
           if (norm) {
             // This thread's sqElems elements of row tid / threadsPerRow (in
             // swizzled order: the sum does not care).
-            Value row = div(tid, threadsPerRow);
-            Value col0 = mul(rem(tid, threadsPerRow), sqElems);
+            Value row = kb.div(tid, threadsPerRow);
+            Value col0 = kb.mul(kb.rem(tid, threadsPerRow), sqElems);
             Value sq = accs[1];
             for (int64_t e = 0; e < sqElems; e += 8) {
               Value v = vector::LoadOp::create(
                   b, l, VectorType::get({8}, elem), smemA,
-                  ValueRange{stage, row, add(col0, idx(e))});
+                  ValueRange{stage, row, kb.add(col0, idx(e))});
               v = kb.extendTo(b, v, sqType);
               sq = vector::FMAOp::create(b, l, v, v, sq);
             }
@@ -376,16 +365,17 @@ public:
     // i * blockCols / 2.
     const bool rowsWhole = rows % t.bm == 0, colsWhole = width % blockCols == 0;
     for (int64_t h = 0; h < 2; ++h) {
-      Value localRow = add(add(mul(group, 64), mul(warp, 16)),
-                           add(div(lane, 4), idx(8 * h)));
-      Value r = add(m0, localRow);
+      Value localRow = kb.add(kb.add(kb.mul(group, 64), kb.mul(warp, 16)),
+                              kb.add(kb.div(lane, 4), idx(8 * h)));
+      Value r = kb.add(m0, localRow);
       llvm::SmallDenseMap<Value, Value> known;
       if (norm)
         known[norm->squares] =
             memref::LoadOp::create(b, loc, rowSq, ValueRange{localRow});
       for (int64_t j = 0; j < blockCols / 8; ++j)
         for (int64_t c = 0; c < 2; ++c) {
-          Value n = add(add(n0, idx(8 * j + c)), mul(rem(lane, 4), 2));
+          Value n =
+              kb.add(kb.add(n0, idx(8 * j + c)), kb.mul(kb.rem(lane, 4), 2));
           storeElement(
               b, loc, kb, op, epilogue, map, init, out, oc.offsets,
               [&](int64_t gi) -> Value {

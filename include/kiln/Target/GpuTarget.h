@@ -23,6 +23,16 @@
 
 namespace kiln {
 
+/// The architecture kernels for `target` are built for: sm_90 code is built
+/// for sm_90a, whose warpgroup MMA (matmul_wgmma) runs on the 9.0 devices
+/// (H100, H200) only; the artifact still says sm_90. Other targets as they
+/// are.
+std::string kernelArch(llvm::StringRef target);
+/// Whether kernels for `target` may use sm_90a's warpgroup MMA (wgmma).
+inline bool hasWarpgroupMma(llvm::StringRef target) {
+  return kernelArch(target) == "sm_90a";
+}
+
 struct GpuCode {
   std::string ptx;
   std::vector<uint8_t> cubin; // empty without ptxas
