@@ -257,18 +257,13 @@ public:
   /// into the running one by the row's scale; products are exact and sums
   /// f32. The accumulators then go through reduceAndStore as one-hot lane
   /// vectors (the lane holding column m, batch row r contributes it).
-  FailureOr<LaunchShape> buildMma(OpBuilder &b, Operation *op, IRMapping &map,
-                                  gpu::GPUFuncOp kernel, Value init,
+  FailureOr<LaunchShape> buildMma(OpBuilder &b, KernelBuilder &kb,
+                                  Operation *op, IRMapping &map, Value init,
                                   Operation *epilogue, const QuantProjection &p,
-                                  const OutputColumns &oc,
-                                  int64_t slices) const {
+                                  const OutputColumns &oc, int64_t slices,
+                                  Value x, Value packed, Value scales,
+                                  Value out) const {
     Location loc = op->getLoc();
-    KernelBuilder kb(b, loc, kernel);
-    auto g = cast<linalg::GenericOp>(op);
-    Value x = map.lookup(g.getDpsInputs()[0]);
-    Value packed = map.lookup(g.getDpsInputs()[1]);
-    Value scales = map.lookup(g.getDpsInputs()[2]);
-    Value out = map.lookup(g.getDpsInits()[0]);
     const int64_t rows = p.batch * p.seq;
     const int64_t stretchBytes = kStretchCodes / 2;
     const int64_t sliceBytes = p.k / 2 / slices;
@@ -520,7 +515,8 @@ public:
     // needing columns n and n + N/2).
     OutputColumns oc = outputColumns(op, epilogue, p.n);
     if (int64_t slices = mmaSlices(p, oc.width, p.batch * p.seq))
-      return buildMma(b, op, map, kernel, init, epilogue, p, oc, slices);
+      return buildMma(b, kb, op, map, init, epilogue, p, oc, slices, x, packed,
+                      scales, out);
     QuantProjection domain = p;
     domain.n = oc.width;
     const int64_t cpw = columnsPerWarp(domain, rows);
