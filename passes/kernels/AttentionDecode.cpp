@@ -12,20 +12,23 @@
 //   no t.
 //
 // A block per (sequence, group of query heads): all heads of a KV head's
-// group (its K and V rows read once) when that gives enough blocks, else
-// fewer. Only positions that exist are read (the KV buffer's max_seq_len
-// does not matter). Each warp takes every W-th position, 4 positions per
-// iteration with their loads issued together, and keeps an online softmax
-// (running max, sum and weighted V) per query head in registers, its 32
-// lanes splitting head_dim; workgroup memory joins the warps at the end.
+// group when they fit (its K and V rows read once for all of them). Only
+// positions that exist are read (the KV buffer's max_seq_len does not
+// matter). The block first puts its heads' q (and the new token's k and v,
+// roped) in workgroup memory, an element per thread. A warp then reads
+// 32 / L positions at once, L lanes a position, each lane 16 bytes of the K
+// and V rows (configFor): a score is L-lane partial dot products summed by
+// log2(L) shuffles. Each (warp, slot) is a stream taking every S-th position,
+// several per iteration with all their loads issued first, and keeps an
+// online softmax (running max, sum and its lane's share of the weighted V)
+// per query head in registers, rescaled once per iteration. Shuffles join
+// a warp's slots and workgroup memory its warps at the end.
 //
 // Split-KV (flash-decoding) on sm_90 and later, in the same one launch: a
 // thread-block cluster of up to 8 blocks per group of query heads, the
-// positions dealt over all warps of the cluster; after a cluster barrier
+// positions dealt over the streams of the cluster; after a cluster barrier
 // each block reads the other blocks' partial (max, sum, weighted V) through
-// distributed shared memory and finishes its slice of the output. More SMs
-// read the KV cache of one head group, and K/V of a KV head are read once
-// for all its query heads (configFor).
+// distributed shared memory and finishes its slice of the output.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,8 +41,10 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -85,56 +90,74 @@ public:
     return warps;
   }
 
+  /// Lanes per position: the most (a power of two up to 32 dividing
+  /// head_dim) that still give each lane 16 bytes of a K or V row or more.
+  static int64_t lanesFor(int64_t headDim, int64_t cacheBytes) {
+    int64_t lanes = 32;
+    while (lanes > 1 &&
+           (headDim % lanes != 0 || headDim / lanes * cacheBytes < 16))
+      lanes /= 2;
+    return lanes;
+  }
+
+  /// Registers of a query head's q slice and online softmax state per lane.
+  static int64_t registersPerHead(int64_t vec) { return 2 + 2 * vec; }
+
   /// Query heads per block: all of a KV head's group (its K and V rows read
-  /// once) when that still gives `minBlocks` blocks or more (`blocksPerHead`
-  /// blocks per group of heads); with fewer sequences x KV heads, fewer heads
-  /// per block (down to one) so that more SMs work, each block reading its
-  /// group's rows again (from L2). At most `maxState` registers of online
-  /// softmax state per lane (heads x (2 + head_dim / 32)).
-  static int64_t headsPerBlock(const Group &g, int64_t blocksPerHead = 1,
-                               int64_t minBlocks = 64,
-                               int64_t maxState = 1 << 20) {
-    const int64_t rep = g.heads / g.kvHeads, E = g.headDim / 32;
+  /// once for all of them) when that still gives `minBlocks` blocks or more
+  /// (`blocksPerHead` blocks per group of heads) and fits `maxRegisters` of
+  /// q and state per lane; else fewer (down to one), each block reading its
+  /// group's rows again (from L2).
+  static int64_t headsPerBlock(const Group &g, int64_t vec,
+                               int64_t blocksPerHead, int64_t minBlocks,
+                               int64_t maxRegisters = 96) {
+    const int64_t rep = g.heads / g.kvHeads;
     for (int64_t hpb = rep; hpb > 1; --hpb)
       if (rep % hpb == 0 &&
           g.batch * (g.heads / hpb) * blocksPerHead >= minBlocks &&
-          hpb * (2 + E) <= maxState)
+          hpb * registersPerHead(vec) <= maxRegisters)
         return hpb;
     return 1;
   }
 
-  /// How the work is divided: query heads per block, warps per block, and
-  /// blocks per cluster splitting the positions between them.
+  /// How the work is divided: query heads per block, warps per block,
+  /// blocks per cluster splitting the positions between them, positions
+  /// per stream and iteration, and lanes per position.
   struct Config {
     int64_t hpb = 1, warps = 1, cluster = 1;
-    int64_t unroll = 4; // positions per warp and iteration, loads together
+    int64_t unroll = 4; // positions per stream and iteration, loads together
+    int64_t lanes = 32;
   };
 
-  /// Without clusters, a block per group of query heads, its warps taking
-  /// every W-th position. With clusters (sm_90+: `maxCluster` >= 2), split-KV
-  /// (flash-decoding) in one launch: the positions are dealt over the warps
-  /// of a cluster of 8 blocks of 8 warps, each block folds its warps'
-  /// partial softmax results, and the blocks combine theirs through
-  /// distributed shared memory, each finishing a slice of the output. A
-  /// block takes the query heads of a KV head's group together (K and V
-  /// read once) only while that still leaves 256 blocks: on the H200 the
-  /// 1B shape's decode attention (32 heads, 8 KV heads, 128 + 256
-  /// positions) took 8.4 us a layer so, 9.5 us as a block per head without
-  /// clusters, 9.3 us with the 4 heads of a group per block (check.sh
-  /// decode, KILN_PROFILE). KILN_TUNE_ATTENTION_DECODE=h<heads>w<warps>
-  /// c<cluster>u<unroll> (e.g. h2w8c8u4) overrides the choice for such
-  /// measurements; a value that does not fit is ignored.
-  static Config configFor(const Group &g, int64_t maxCluster) {
+  /// A warp reads 32 / lanes positions at once, `lanes` lanes a position
+  /// with 16-byte loads (lanesFor), so that a score costs log2(lanes)
+  /// shuffles. Without clusters, a block per group of query heads. With
+  /// clusters (sm_90+: `maxCluster` >= 2), split-KV (flash-decoding) in one
+  /// launch: the positions are dealt over the slots of the warps of a
+  /// cluster of 8 blocks of 8 warps, each block folds its warps' partial
+  /// softmax results, and the blocks combine theirs through distributed
+  /// shared memory, each finishing a slice of the output; a block takes all
+  /// query heads of a KV head's group (K and V read once). Each stream takes
+  /// `unroll` positions per iteration, enough for 512 positions a round.
+  /// KILN_TUNE_ATTENTION_DECODE=h<heads>w<warps>c<cluster>u<unroll> (e.g.
+  /// h2w8c8u4) overrides the choice for measurements; a value that does not
+  /// fit is ignored.
+  static Config configFor(const Group &g, int64_t maxCluster,
+                          int64_t cacheBytes) {
     Config c;
     const int64_t rep = g.heads / g.kvHeads;
+    c.lanes = lanesFor(g.headDim, cacheBytes);
+    const int64_t vec = g.headDim / c.lanes, slots = 32 / c.lanes;
     if (maxCluster < 2) {
-      c.hpb = headsPerBlock(g);
-      c.warps = warpsFor(c.hpb, g.headDim);
+      // At most 16 warps: 128 registers a thread for the loads in flight.
+      c.hpb = headsPerBlock(g, vec, 1, /*minBlocks=*/64);
+      c.warps = std::min<int64_t>(16, warpsFor(c.hpb, g.headDim));
     } else {
       c.cluster = std::min<int64_t>(maxCluster, 8);
-      c.hpb = headsPerBlock(g, c.cluster, /*minBlocks=*/256, /*maxState=*/40);
+      c.hpb = headsPerBlock(g, vec, c.cluster, /*minBlocks=*/1);
       c.warps = 8;
     }
+    c.unroll = std::clamp<int64_t>(512 / (c.cluster * c.warps * slots), 1, 4);
     if (const char *env = std::getenv("KILN_TUNE_ATTENTION_DECODE")) {
       // h<heads>w<warps>c<cluster>u<unroll>, e.g. h1w8c8u8.
       StringRef text(env);
@@ -145,11 +168,12 @@ public:
              !text.consumeInteger(10, v[i]);
       }
       const auto [h, w, cl, u] = v;
-      if (ok && text.empty() && h >= 1 && rep % h == 0 && w >= 1 && w <= 32 &&
+      if (ok && text.empty() && h >= 1 && rep % h == 0 &&
+          h * registersPerHead(vec) <= 160 && w >= 1 && w <= 32 &&
           llvm::isPowerOf2_64(w) && cl >= 1 &&
           cl <= std::max<int64_t>(maxCluster, 1) && u >= 1 && u <= 16 &&
           w * h * (g.headDim + 2) * 4 <= 40 * 1024)
-        c = Config{h, w, cl, u};
+        c = Config{h, w, cl, u, c.lanes};
     }
     return c;
   }
@@ -162,11 +186,7 @@ public:
       return failure();
     Location loc = op->getLoc();
     KernelBuilder kb(b, loc, kernel);
-    const int64_t rep = g->heads / g->kvHeads, D = g->headDim, E = D / 32;
-    const Config cfg = configFor(*g, kb.maxClusterBlocks());
-    const int64_t hpb = cfg.hpb, blocksPerSeq = g->heads / hpb;
-    const int64_t warps = cfg.warps, threads = warps * 32, C = cfg.cluster;
-    const int64_t unroll = cfg.unroll;
+    const int64_t rep = g->heads / g->kvHeads, D = g->headDim;
     const Prologue *pro = g->prologue ? &*g->prologue : nullptr;
     Value q = map.lookup(g->steps[0].getDpsInputs()[0]);
     Value pos = map.lookup(g->steps[1].getDpsInputs()[1]);
@@ -179,17 +199,16 @@ public:
     Type qElt = cast<MemRefType>(q.getType()).getElementType();
     Type cacheElt = cast<MemRefType>(g->steps[0].getDpsInputs()[1].getType())
                         .getElementType();
+    const int64_t cacheBytes = cacheElt.getIntOrFloatBitWidth() / 8;
+    const Config cfg = configFor(*g, kb.maxClusterBlocks(), cacheBytes);
+    const int64_t hpb = cfg.hpb, blocksPerSeq = g->heads / hpb;
+    const int64_t warps = cfg.warps, threads = warps * 32, C = cfg.cluster;
+    const int64_t unroll = cfg.unroll;
     auto idx = [&](int64_t v) { return kb.index(v); };
     auto cf = [&](OpBuilder &nb, double v) -> Value {
       return arith::ConstantOp::create(nb, loc, nb.getF32FloatAttr(v));
     };
     auto ext = [&](OpBuilder &nb, Value v) { return kb.extendTo(nb, v, f32); };
-    // `v` (f32) rounded to `elt` and back, as storing it would.
-    auto roundTo = [&](Value v, Type elt) -> Value {
-      if (elt == f32)
-        return v;
-      return ext(b, arith::TruncFOp::create(b, loc, elt, v));
-    };
     const double negInf = -std::numeric_limits<double>::infinity();
 
     // Block `bid` is block `rank` of cluster `cid` (clusters of C
@@ -219,92 +238,78 @@ public:
     Value n = arith::IndexCastOp::create(b, loc, b.getIndexType(), n64);
     Value nLast = arith::SubIOp::create(b, loc, n, idx(1));
 
-    // This lane's elements of head_dim: lane * E .. lane * E + E - 1.
-    SmallVector<Value> dIdx;
-    for (int64_t e = 0; e < E; ++e)
-      dIdx.push_back(arith::AddIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, lane, idx(E)), idx(e)));
+    // This thread's share: lane = slot * tx + dx reads elements
+    // d0 .. d0 + vec - 1 (d0 = dx * vec) of its slot's position.
+    const int64_t tx = cfg.lanes, vec = D / tx, py = 32 / tx;
+    Value slot = kb.div(lane, tx);
+    Value d0 = kb.mul(kb.rem(lane, tx), vec);
+    Value pIdx = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
 
-    // RoPE (the prologue): element d of the head starting at column `base`
-    // of `src`, rotated with its partner d +- D/2 by the position's angles.
-    SmallVector<Value> cosE, sinE, partner, firstHalf;
-    if (pro) {
-      Value freqs = map.lookup(pro->freqs);
-      Value pf = arith::SIToFPOp::create(b, loc, f32, p);
-      for (int64_t e = 0; e < E; ++e) {
-        Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                            dIdx[e], idx(D / 2));
-        Value j = arith::SelectOp::create(
-            b, loc, first, dIdx[e],
-            arith::SubIOp::create(b, loc, dIdx[e], idx(D / 2)));
-        partner.push_back(arith::SelectOp::create(
-            b, loc, first, arith::AddIOp::create(b, loc, dIdx[e], idx(D / 2)),
-            arith::SubIOp::create(b, loc, dIdx[e], idx(D / 2))));
-        firstHalf.push_back(first);
-        Value theta = arith::MulFOp::create(
-            b, loc, pf, memref::LoadOp::create(b, loc, freqs, ValueRange{j}));
-        cosE.push_back(arith::MulFOp::create(
-            b, loc, math::CosOp::create(b, loc, theta), cf(b, pro->scaling)));
-        sinE.push_back(arith::MulFOp::create(
-            b, loc, math::SinOp::create(b, loc, theta), cf(b, pro->scaling)));
-      }
-    }
-    auto roped = [&](Value src, Value base, int64_t e) -> Value {
-      Value x =
-          ext(b, memref::LoadOp::create(
-                     b, loc, src,
-                     ValueRange{bi, idx(0),
-                                arith::AddIOp::create(b, loc, base, dIdx[e])}));
-      Value xp = ext(
-          b, memref::LoadOp::create(
-                 b, loc, src,
-                 ValueRange{bi, idx(0),
-                            arith::AddIOp::create(b, loc, base, partner[e])}));
-      Value xc = arith::MulFOp::create(b, loc, x, cosE[e]);
-      Value ps = arith::MulFOp::create(b, loc, xp, sinE[e]);
-      return arith::SelectOp::create(b, loc, firstHalf[e],
-                                     arith::SubFOp::create(b, loc, xc, ps),
-                                     arith::AddFOp::create(b, loc, xc, ps));
+    // The block's query heads (and with the prologue the new token's k and
+    // v) into workgroup memory, an element per thread: q roped (rounded to
+    // q's type, as the unfused pipeline stores it) and pre-scaled; k roped
+    // in the cache's type; v as it is. The block that appends them (the
+    // first of its KV head's group and of its cluster, when the position is
+    // in the cache) stores k and v into the cache; every block uses them for
+    // position p instead of reading the cache, which another block may not
+    // have written yet.
+    Value qS = kb.workgroupBuffer({hpb * D}, f32);
+    Value kS, vS;
+    // RoPE: element d of the head starting at column `base` of `src`,
+    // rotated with its partner d +- D/2 by the position's angles.
+    auto roped = [&](OpBuilder &nb, Location l, Value src, Value base,
+                     Value d) -> Value {
+      Value first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, d,
+                                          idx(D / 2));
+      Value lower = arith::SubIOp::create(nb, l, d, idx(D / 2));
+      Value j = arith::SelectOp::create(nb, l, first, d, lower);
+      Value partner = arith::SelectOp::create(
+          nb, l, first, arith::AddIOp::create(nb, l, d, idx(D / 2)), lower);
+      Value theta = arith::MulFOp::create(
+          nb, l, arith::SIToFPOp::create(nb, l, f32, p),
+          memref::LoadOp::create(nb, l, map.lookup(pro->freqs), ValueRange{j}));
+      Value cosT = arith::MulFOp::create(
+          nb, l, math::CosOp::create(nb, l, theta), cf(nb, pro->scaling));
+      Value sinT = arith::MulFOp::create(
+          nb, l, math::SinOp::create(nb, l, theta), cf(nb, pro->scaling));
+      auto at = [&](Value e) {
+        return ext(nb, memref::LoadOp::create(
+                           nb, l, src,
+                           ValueRange{bi, idx(0),
+                                      arith::AddIOp::create(nb, l, base, e)}));
+      };
+      Value xc = arith::MulFOp::create(nb, l, at(d), cosT);
+      Value ps = arith::MulFOp::create(nb, l, at(partner), sinT);
+      return arith::SelectOp::create(nb, l, first,
+                                     arith::SubFOp::create(nb, l, xc, ps),
+                                     arith::AddFOp::create(nb, l, xc, ps));
     };
-
-    // q, pre-scaled, per query head of the block.
-    SmallVector<SmallVector<Value>> qv(hpb);
     Value scale = cf(b, g->scale);
-    for (int64_t r = 0; r < hpb; ++r) {
-      Value h = arith::AddIOp::create(b, loc, h0, idx(r));
-      for (int64_t e = 0; e < E; ++e) {
-        Value x;
-        if (pro)
-          x = roundTo(roped(map.lookup(pro->qSrc),
-                            arith::MulIOp::create(b, loc, h, idx(D)), e),
-                      qElt);
-        else
-          x = ext(b, memref::LoadOp::create(
-                         b, loc, q, ValueRange{bi, idx(0), h, dIdx[e]}));
-        qv[r].push_back(arith::MulFOp::create(b, loc, x, scale));
-      }
-    }
-
-    // The new token's k (roped) and v, in the cache's type: the first block
-    // of the KV head's group appends them (when the position is in the
-    // cache); every block uses them for position p instead of reading the
-    // cache, which another block may not have written yet.
-    SmallVector<Value> kNew, vNew;
+    scf::ForOp::create(
+        b, loc, tid, idx(hpb * D), idx(threads), ValueRange{},
+        [&](OpBuilder &nb, Location l, Value i, ValueRange) {
+          Value r = arith::DivUIOp::create(nb, l, i, idx(D));
+          Value d = arith::RemUIOp::create(nb, l, i, idx(D));
+          Value h = arith::AddIOp::create(nb, l, h0, r);
+          Value x;
+          if (pro) {
+            x = roped(nb, l, map.lookup(pro->qSrc),
+                      arith::MulIOp::create(nb, l, h, idx(D)), d);
+            if (qElt != f32)
+              x = ext(nb, arith::TruncFOp::create(nb, l, qElt, x));
+          } else {
+            x = ext(nb, memref::LoadOp::create(nb, l, q,
+                                               ValueRange{bi, idx(0), h, d}));
+          }
+          memref::StoreOp::create(nb, l, arith::MulFOp::create(nb, l, x, scale),
+                                  qS, ValueRange{i});
+          scf::YieldOp::create(nb, l);
+        });
     if (pro) {
-      Value kvBase = arith::MulIOp::create(b, loc, grp, idx(D));
-      for (int64_t e = 0; e < E; ++e) {
-        Value k = roped(map.lookup(pro->kSrc), kvBase, e);
-        kNew.push_back(
-            cacheElt == f32
-                ? k
-                : arith::TruncFOp::create(b, loc, cacheElt, k).getResult());
-        vNew.push_back(memref::LoadOp::create(
-            b, loc, map.lookup(pro->vSrc),
-            ValueRange{bi, idx(0),
-                       arith::AddIOp::create(b, loc, kvBase, dIdx[e])}));
-        if (cast<MemRefType>(pro->vSrc.getType()).getElementType() != cacheElt)
-          return failure();
-      }
+      if (cast<MemRefType>(pro->vSrc.getType()).getElementType() != cacheElt)
+        return failure();
+      kS = kb.workgroupBuffer({D}, cacheElt);
+      vS = kb.workgroupBuffer({D}, cacheElt);
       Value zero64 = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0));
       Value max64 =
           arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(g->maxSeq));
@@ -321,146 +326,156 @@ public:
               arith::CmpIOp::create(
                   b, loc, arith::CmpIPredicate::eq,
                   arith::RemUIOp::create(b, loc, h0, idx(rep)), idx(0)),
-              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                    arith::AddIOp::create(b, loc, warp, rank),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rank,
                                     idx(0))));
-      auto append = scf::IfOp::create(b, loc, writer, false);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&append.getThenRegion().front());
-      Value pi = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
-      // Its row of the cache, or (paged) its slot of the block the table
-      // names.
-      SmallVector<Value, 4> at =
-          kvIndices(b, loc, *g, map, bi, grp, pi, dIdx[0]);
-      for (int64_t e = 0; e < E; ++e) {
-        at[3] = dIdx[e];
-        memref::StoreOp::create(b, loc, kNew[e], kBuf, at);
-        memref::StoreOp::create(b, loc, vNew[e], vBuf, at);
-      }
+      Value kvBase = arith::MulIOp::create(b, loc, grp, idx(D));
+      scf::ForOp::create(
+          b, loc, tid, idx(D), idx(threads), ValueRange{},
+          [&](OpBuilder &nb, Location l, Value d, ValueRange) {
+            Value k = roped(nb, l, map.lookup(pro->kSrc), kvBase, d);
+            if (cacheElt != f32)
+              k = arith::TruncFOp::create(nb, l, cacheElt, k);
+            Value v = memref::LoadOp::create(
+                nb, l, map.lookup(pro->vSrc),
+                ValueRange{bi, idx(0),
+                           arith::AddIOp::create(nb, l, kvBase, d)});
+            memref::StoreOp::create(nb, l, k, kS, ValueRange{d});
+            memref::StoreOp::create(nb, l, v, vS, ValueRange{d});
+            auto append = scf::IfOp::create(nb, l, writer, false);
+            {
+              OpBuilder::InsertionGuard guard(nb);
+              nb.setInsertionPointToStart(&append.getThenRegion().front());
+              // Its row of the cache, or (paged) its slot of the block the
+              // table names.
+              SmallVector<Value, 4> at =
+                  kvIndices(nb, l, *g, map, bi, grp, pIdx, d);
+              memref::StoreOp::create(nb, l, k, kBuf, at);
+              memref::StoreOp::create(nb, l, v, vBuf, at);
+            }
+            scf::YieldOp::create(nb, l);
+          });
     }
-    Value pIdx = arith::IndexCastOp::create(b, loc, b.getIndexType(), p);
+    gpu::BarrierOp::create(b, loc);
 
-    // State per query head: running max m, sum l, weighted values acc[E].
-    SmallVector<Value> state;
-    for (int64_t r = 0; r < hpb; ++r) {
-      state.push_back(cf(b, negInf));
-      state.push_back(cf(b, 0.0));
-      for (int64_t e = 0; e < E; ++e)
-        state.push_back(cf(b, 0.0));
+    // This thread's q elements per head, and the new k and v.
+    VectorType vF32 = VectorType::get({vec}, f32);
+    VectorType vCache = VectorType::get({vec}, cacheElt);
+    // The largest power of two dividing `bytes`, at most 16.
+    auto alignOf = [](int64_t bytes) {
+      return llvm::MaybeAlign(std::min<uint64_t>(
+          16, uint64_t(1) << llvm::countr_zero(uint64_t(bytes))));
+    };
+    const llvm::MaybeAlign kvAlign = alignOf(vec * cacheBytes);
+    SmallVector<Value> qv;
+    for (int64_t r = 0; r < hpb; ++r)
+      qv.push_back(vector::LoadOp::create(
+          b, loc, vF32, qS, ValueRange{kb.add(d0, idx(r * D))},
+          /*nontemporal=*/false, alignOf(vec * 4)));
+    Value kNew, vNew;
+    if (pro) {
+      kNew = vector::LoadOp::create(b, loc, vCache, kS, ValueRange{d0},
+                                    /*nontemporal=*/false, kvAlign);
+      vNew = vector::LoadOp::create(b, loc, vCache, vS, ValueRange{d0},
+                                    /*nontemporal=*/false, kvAlign);
     }
-    const int64_t perState = 2 + E;
-    // The cluster's warps, numbered across its blocks, take every
-    // (C * warps)-th position.
-    const int64_t allWarps = C * warps;
-    Value firstT =
-        C > 1
-            ? arith::AddIOp::create(
-                  b, loc, arith::MulIOp::create(b, loc, rank, idx(warps)), warp)
-                  .getResult()
-            : warp;
+
+    // State per query head: running max m, sum l, weighted values acc
+    // (vec elements).
+    Value zeros = arith::ConstantOp::create(b, loc, vF32,
+                                            DenseElementsAttr::get(vF32, 0.0f));
+    SmallVector<Value> state;
+    for (int64_t r = 0; r < hpb; ++r)
+      state.append({cf(b, negInf), cf(b, 0.0), zeros});
+    // Streams: the (warp, slot) pairs of the cluster, numbered across its
+    // blocks; stream s takes positions s, s + S, s + 2 S, ... (S streams),
+    // `unroll` of them per iteration with all their loads issued first. The
+    // loop runs over the warp's first stream (the same trip count for all
+    // its lanes, whose shuffles need every lane), each slot offset from it.
+    const int64_t streams = C * warps * py;
+    Value warpFirst = kb.mul(kb.add(kb.mul(rank, warps), warp), py);
     auto loop = scf::ForOp::create(
-        b, loc, firstT, n, idx(allWarps * unroll), state,
-        [&](OpBuilder &nb, Location l, Value t0, ValueRange st) {
-          // Positions t0 + u * warps; past n - 1 they are read at n - 1 and
-          // masked (their score is -inf: they change nothing).
-          SmallVector<Value> valid;
-          SmallVector<SmallVector<Value>> kRow(unroll), vRow(unroll);
+        b, loc, warpFirst, n, idx(streams * unroll), state,
+        [&](OpBuilder &nb, Location l, Value w0, ValueRange st) {
+          // Positions past n - 1 are read at n - 1 and masked (their score
+          // is -inf: they change nothing).
+          Value t0 = arith::AddIOp::create(nb, l, w0, slot);
+          SmallVector<Value> valid, kRow, vRow;
           for (int64_t u = 0; u < unroll; ++u) {
-            Value t = arith::AddIOp::create(nb, l, t0, idx(u * allWarps));
+            Value t = arith::AddIOp::create(nb, l, t0, idx(u * streams));
             valid.push_back(
                 arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, t, n));
             Value tc = arith::MinUIOp::create(nb, l, t, nLast);
-            Value isNew = pro ? arith::CmpIOp::create(
-                                    nb, l, arith::CmpIPredicate::eq, tc, pIdx)
-                                    .getResult()
-                              : Value();
             // Slot tc of the sequence: in its cache row, or (paged) in the
             // block its table names.
             SmallVector<Value, 4> at =
-                kvIndices(nb, l, *g, map, bi, grp, tc, dIdx[0]);
-            for (int64_t e = 0; e < E; ++e) {
-              at[3] = dIdx[e];
-              Value kv = memref::LoadOp::create(nb, l, kBuf, at);
-              Value vv = memref::LoadOp::create(nb, l, vBuf, at);
-              if (pro) {
-                kv = arith::SelectOp::create(nb, l, isNew, kNew[e], kv);
-                vv = arith::SelectOp::create(nb, l, isNew, vNew[e], vv);
-              }
-              kRow[u].push_back(kv);
-              vRow[u].push_back(vv);
+                kvIndices(nb, l, *g, map, bi, grp, tc, d0);
+            Value kv = vector::LoadOp::create(nb, l, vCache, kBuf, at,
+                                              /*nontemporal=*/false, kvAlign);
+            Value vv = vector::LoadOp::create(nb, l, vCache, vBuf, at,
+                                              /*nontemporal=*/false, kvAlign);
+            if (pro) {
+              Value isNew = arith::CmpIOp::create(
+                  nb, l, arith::CmpIPredicate::eq, tc, pIdx);
+              kv = arith::SelectOp::create(nb, l, isNew, kNew, kv);
+              vv = arith::SelectOp::create(nb, l, isNew, vNew, vv);
             }
+            kRow.push_back(kb.extendTo(nb, kv, vF32));
+            vRow.push_back(kb.extendTo(nb, vv, vF32));
           }
-          SmallVector<Value> next(st.begin(), st.end());
-          for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t r = 0; r < hpb; ++r) {
-              Value partial;
-              for (int64_t e = 0; e < E; ++e) {
-                Value prod =
-                    arith::MulFOp::create(nb, l, qv[r][e], ext(nb, kRow[u][e]));
-                partial = partial ? arith::AddFOp::create(nb, l, partial, prod)
-                                        .getResult()
-                                  : prod;
-              }
-              Value s = gpu::SubgroupReduceOp::create(
-                  nb, l, partial, gpu::AllReduceOperation::ADD,
-                  /*uniform=*/true);
-              s = arith::SelectOp::create(nb, l, valid[u], s, cf(nb, negInf));
-              Value m = next[r * perState], sum = next[r * perState + 1];
-              Value m2 = arith::MaximumFOp::create(nb, l, m, s);
-              // m2 is finite once a valid position was seen; before that
-              // (all masked so far) keep everything at its start.
-              Value seen = arith::CmpFOp::create(
-                  nb, l, arith::CmpFPredicate::ONE, m2, cf(nb, negInf));
-              Value safeM2 =
-                  arith::SelectOp::create(nb, l, seen, m2, cf(nb, 0.0));
-              Value c = math::ExpOp::create(
-                  nb, l, arith::SubFOp::create(nb, l, m, safeM2));
-              Value pe = math::ExpOp::create(
-                  nb, l, arith::SubFOp::create(nb, l, s, safeM2));
-              next[r * perState] = m2;
-              next[r * perState + 1] = arith::AddFOp::create(
-                  nb, l, arith::MulFOp::create(nb, l, sum, c), pe);
-              for (int64_t e = 0; e < E; ++e) {
-                Value &acc = next[r * perState + 2 + e];
-                acc = arith::AddFOp::create(
-                    nb, l, arith::MulFOp::create(nb, l, acc, c),
-                    arith::MulFOp::create(nb, l, pe, ext(nb, vRow[u][e])));
-              }
+          SmallVector<Value> next;
+          for (int64_t r = 0; r < hpb; ++r) {
+            // Scores: the slot's tx lanes sum their products.
+            SmallVector<Value> s;
+            Value m = st[3 * r], mNew = m;
+            for (int64_t u = 0; u < unroll; ++u) {
+              Value partial = vector::ReductionOp::create(
+                  nb, l, vector::CombiningKind::ADD,
+                  arith::MulFOp::create(nb, l, qv[r], kRow[u]));
+              Value sum = butterfly(nb, l, partial, tx, [&](Value a, Value c) {
+                return arith::AddFOp::create(nb, l, a, c);
+              });
+              s.push_back(arith::SelectOp::create(nb, l, valid[u], sum,
+                                                  cf(nb, negInf)));
+              mNew = arith::MaximumFOp::create(nb, l, mNew, s.back());
             }
+            // mNew is finite once a valid position was seen; before that
+            // (all masked so far) keep everything at its start.
+            Value seen = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE,
+                                               mNew, cf(nb, negInf));
+            Value safe =
+                arith::SelectOp::create(nb, l, seen, mNew, cf(nb, 0.0));
+            Value c = math::ExpOp::create(
+                nb, l, arith::SubFOp::create(nb, l, m, safe));
+            Value sum = arith::MulFOp::create(nb, l, st[3 * r + 1], c);
+            Value acc = arith::MulFOp::create(
+                nb, l, st[3 * r + 2],
+                vector::BroadcastOp::create(nb, l, vF32, c));
+            for (int64_t u = 0; u < unroll; ++u) {
+              Value pe = math::ExpOp::create(
+                  nb, l, arith::SubFOp::create(nb, l, s[u], safe));
+              sum = arith::AddFOp::create(nb, l, sum, pe);
+              acc = vector::FMAOp::create(
+                  nb, l, vector::BroadcastOp::create(nb, l, vF32, pe), vRow[u],
+                  acc);
+            }
+            next.append({mNew, sum, acc});
+          }
           scf::YieldOp::create(nb, l, next);
         });
-
-    // Join the warps: partial (m, l) and acc per warp and query head.
-    Value sm = kb.workgroupBuffer({warps * hpb}, f32);
-    Value sl = kb.workgroupBuffer({warps * hpb}, f32);
-    Value sacc = kb.workgroupBuffer({warps * hpb * D}, f32);
-    Value leader =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
-    for (int64_t r = 0; r < hpb; ++r) {
-      Value slot = arith::AddIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, warp, idx(hpb)), idx(r));
-      auto ifLeader = scf::IfOp::create(b, loc, leader, false);
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(&ifLeader.getThenRegion().front());
-        memref::StoreOp::create(b, loc, loop.getResult(r * perState), sm,
-                                ValueRange{slot});
-        memref::StoreOp::create(b, loc, loop.getResult(r * perState + 1), sl,
-                                ValueRange{slot});
-      }
-      Value base = arith::MulIOp::create(b, loc, slot, idx(D));
-      for (int64_t e = 0; e < E; ++e)
-        memref::StoreOp::create(
-            b, loc, loop.getResult(r * perState + 2 + e), sacc,
-            ValueRange{arith::AddIOp::create(b, loc, base, dIdx[e])});
-    }
-    gpu::BarrierOp::create(b, loc);
 
     // Folds partial results (max m, sum l, weighted values acc) into one:
     // M = max m, L = sum f l, A = sum f acc with f = exp(m - M); a partial
     // that saw no position (m = -inf) contributes nothing.
     struct Folded {
       Value m, l, acc;
+    };
+    auto weight = [&](OpBuilder &nb, Location l, Value m, Value mMax) {
+      Value has = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, m,
+                                        cf(nb, negInf));
+      return arith::SelectOp::create(
+          nb, l, has,
+          math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, m, mMax)),
+          cf(nb, 0.0));
     };
     auto fold = [&](OpBuilder &nb, Location l, ArrayRef<Value> ms,
                     ArrayRef<Value> ls, ArrayRef<Value> accs) {
@@ -469,12 +484,7 @@ public:
         mMax = arith::MaximumFOp::create(nb, l, mMax, m);
       Value sum = cf(nb, 0.0), acc = cf(nb, 0.0);
       for (auto [mw, lw, aw] : llvm::zip_equal(ms, ls, accs)) {
-        Value has = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, mw,
-                                          cf(nb, negInf));
-        Value f = arith::SelectOp::create(
-            nb, l, has,
-            math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, mw, mMax)),
-            cf(nb, 0.0));
+        Value f = weight(nb, l, mw, mMax);
         sum = arith::AddFOp::create(nb, l, sum,
                                     arith::MulFOp::create(nb, l, f, lw));
         acc = arith::AddFOp::create(nb, l, acc,
@@ -482,6 +492,64 @@ public:
       }
       return Folded{mMax, sum, acc};
     };
+
+    // Join the slots of a warp (XOR shuffles across slots: every slot ends
+    // with the warp's partial), then the warps: partial (m, l) and acc per
+    // warp and query head in workgroup memory.
+    Value sm = kb.workgroupBuffer({warps * hpb}, f32);
+    Value sl = kb.workgroupBuffer({warps * hpb}, f32);
+    Value sacc = kb.workgroupBuffer({warps * hpb * D}, f32);
+    Value leader =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, idx(0));
+    Value firstSlot = kb.ult(lane, tx);
+    for (int64_t r = 0; r < hpb; ++r) {
+      Value m = loop.getResult(3 * r), sum = loop.getResult(3 * r + 1),
+            acc = loop.getResult(3 * r + 2);
+      for (int32_t off = tx; off < 32; off *= 2) {
+        auto other = [&](Value v) -> Value {
+          return gpu::ShuffleOp::create(b, loc, v, off, /*width=*/32,
+                                        gpu::ShuffleMode::XOR)
+              .getShuffleResult();
+        };
+        Value mo = other(m), lo = other(sum);
+        Value ao = zeros;
+        for (int64_t e = 0; e < vec; ++e)
+          ao = vector::InsertOp::create(b, loc,
+                                        other(vector::ExtractOp::create(
+                                            b, loc, acc, ArrayRef<int64_t>{e})),
+                                        ao, ArrayRef<int64_t>{e});
+        Value mMax = arith::MaximumFOp::create(b, loc, m, mo);
+        Value f = weight(b, loc, m, mMax), fo = weight(b, loc, mo, mMax);
+        sum =
+            arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, sum, f),
+                                  arith::MulFOp::create(b, loc, lo, fo));
+        acc = arith::AddFOp::create(
+            b, loc,
+            arith::MulFOp::create(b, loc, acc,
+                                  vector::BroadcastOp::create(b, loc, vF32, f)),
+            arith::MulFOp::create(
+                b, loc, ao, vector::BroadcastOp::create(b, loc, vF32, fo)));
+        m = mMax;
+      }
+      Value at = kb.add(kb.mul(warp, hpb), idx(r));
+      auto ifLeader = scf::IfOp::create(b, loc, leader, false);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifLeader.getThenRegion().front());
+        memref::StoreOp::create(b, loc, m, sm, ValueRange{at});
+        memref::StoreOp::create(b, loc, sum, sl, ValueRange{at});
+      }
+      auto ifFirst = scf::IfOp::create(b, loc, firstSlot, false);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&ifFirst.getThenRegion().front());
+        vector::StoreOp::create(b, loc, acc, sacc,
+                                ValueRange{kb.add(kb.mul(at, D), d0)},
+                                /*nontemporal=*/false, alignOf(vec * 4));
+      }
+    }
+    gpu::BarrierOp::create(b, loc);
+
     // Output element d of the block's query head r: A / L (0 when no
     // position was seen).
     auto finish = [&](OpBuilder &nb, Location l, Folded f, Value r, Value d) {
