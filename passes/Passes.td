@@ -473,9 +473,12 @@ def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::ModuleOp"> {
     Every kernel of the module starts with
 
     ```mlir
-    nvvm.griddepcontrol wait
-    nvvm.griddepcontrol launch_dependents
+    llvm.inline_asm has_side_effects "griddepcontrol.wait;", "~{memory}"
+    llvm.inline_asm has_side_effects "griddepcontrol.launch_dependents;", "~{memory}"
     ```
+
+    (inline PTX that LLVM may not move loads across, unlike the
+    `llvm.nvvm.griddepcontrol.*` intrinsics, which are `IntrNoMem`)
 
     so that the runtime can launch an entry's kernels as programmatic
     dependent launches (`cuLaunchKernelEx` with programmatic stream
@@ -490,7 +493,8 @@ def DependentLaunch : Pass<"kiln-dependent-launch", "mlir::ModuleOp"> {
     dependent launches. Only for sm_90 and later (`griddepcontrol` needs PTX
     ISA 7.8 on sm_90); the runtime never asks for it on older devices.
   }];
-  let dependentDialects = ["mlir::NVVM::NVVMDialect"];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect",
+                           "mlir::NVVM::NVVMDialect"];
 }
 
 def MapLoopsToGpu : Pass<"kiln-map-loops-to-gpu", "mlir::ModuleOp"> {

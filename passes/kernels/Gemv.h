@@ -424,6 +424,9 @@ protected:
   struct RowNormSums {
     std::optional<RowNormOps> ops;
     SmallVector<Value> partial; // [batch row] vectors
+    /// Or the block's sums already ([batch row] f32, in every thread): the
+    /// kernel staged x once per block and added its squares there.
+    SmallVector<Value> total;
   };
 
   /// Adds each lane's partial sums `accs` ([column][batch row] vectors)
@@ -497,6 +500,8 @@ protected:
       for (Value &v : squares)
         addSlices(v, i++);
     }
+    if (!norm.total.empty())
+      squares.assign(norm.total.begin(), norm.total.end());
     auto write = scf::IfOp::create(b, loc, leader, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&write.getThenRegion().front());

@@ -29,9 +29,17 @@
 // summed two halves of 4 (int8: 2) in f16 before they are widened and
 // accumulated in f32 with the group's scale; the 1/4 (1/64) keeps those
 // short sums of products far from the f16 range (|sum| <= 8 max |x|) and is
-// multiplied back once at the end. That is about half the instructions a
-// code of the f32 form takes, whose issue rate bounds the kernel;
-// KILN_TUNE_GEMV_Q_F32=1 keeps the f32 form for measurements.
+// multiplied back once a scale (the scales are loaded times 4 or 64). That is
+// about half the instructions a code of the f32 form takes, whose issue rate
+// bounds the kernel; KILN_TUNE_GEMV_Q_F32=1 keeps the f32 form for
+// measurements. In that form the mask and the or are one lop3 a word (inline
+// PTX; ptxas leaves two LOP3s), and x is staged once per block in workgroup
+// memory in the order of the codes' pairs, its row norm's squares added there
+// once (see `stage` in build): each warp loaded, rearranged (PRMTs, again
+// for each column) and squared all of x itself. On the 8B shape's gate/up
+// that took a lane's instructions from ~1380 to ~1140 (ptxas, sm_90a, the
+// same 80 registers). KILN_TUNE_GEMV_Q_LOP3=0 and KILN_TUNE_GEMV_Q_STAGE=0
+// keep the old forms for measurements.
 //
 // KILN_TUNE_GEMV_Q_MMA=<slices> selects a tensor-core form instead (see
 // buildMma): mma.sync over 16 output columns a warp, measured correct but
@@ -43,8 +51,10 @@
 #include "dialects/Kiln/KilnDialect.h"
 #include "passes/kernels/Gemv.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Utils/IndexingUtils.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cstdlib>
 
@@ -133,6 +143,14 @@ public:
   static constexpr int64_t kWarps = kThreads / 32;
   static constexpr int64_t kLoadBytes = 16;
   static constexpr int64_t kStride = 32 * kLoadBytes; // bytes per warp step
+  /// The most workgroup memory x staged once per block may take.
+  static constexpr int64_t kMaxStagedBytes = 32 * 1024;
+
+  /// Whether the measurement switch `name` is set to 0.
+  static bool tuneOff(const char *name) {
+    const char *env = std::getenv(name);
+    return env && StringRef(env) == "0";
+  }
 
   StringRef name() const override { return "gemv_q"; }
   bool fusesRowNorm() const override { return true; }
@@ -545,6 +563,9 @@ public:
                             !std::getenv("KILN_TUNE_GEMV_Q_F32");
     const int64_t pairs = perWord / 2;
     const double prescale = p.bits == 4 ? 0.25 : 1.0 / 64;
+    // One lop3 a word for (w & mask) | 1024.0h pair (ptxas leaves the and
+    // and the or as two LOP3s); KILN_TUNE_GEMV_Q_LOP3=0 keeps the two.
+    const bool lop3 = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_LOP3");
     auto v8f16 = VectorType::get({8}, b.getF16Type());
     auto v8f32 = VectorType::get({8}, f32);
     auto splatH = [&](OpBuilder &nb, Location l, double v) -> Value {
@@ -568,16 +589,58 @@ public:
         projectionColumns(b, loc, kb, wc.ns, oc.offsets);
     const int64_t ncol = ns.size();
 
+    // x staged once per block in workgroup memory (f16 pairs form): every
+    // warp otherwise loads its 64 bytes of x a 16-byte code load from
+    // global memory, rearranges them into the codes' pairs (16 PRMTs a load
+    // and column: ptxas rematerialises them per column) and, with a row
+    // norm, adds their squares, each warp the whole row again. Staged, the
+    // block's threads load x once, store it in the pairs' order and add
+    // the squares once (a barrier publishes both); a warp then reads ready
+    // pairs with 16-byte ld.shared, conflict-free: for load chunk c (codes
+    // [codes c, codes c + codes) of a row), pair j sits at halves
+    // (c / 32) 32 codes + 256 j + 8 (c % 32), so the 32 lanes of a warp
+    // (consecutive chunks) read 512 contiguous bytes. Needs every thread
+    // (no spare warps) and at most 32 KiB; KILN_TUNE_GEMV_Q_STAGE=0 keeps
+    // the per-warp form.
+    const int64_t chunksPerRow = p.k / codes;
+    const int64_t stagedRow = llvm::divideCeil(chunksPerRow, 32) * 32 * codes;
+    const bool stage = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_STAGE") &&
+                       rows * stagedRow * 2 <= kMaxStagedBytes &&
+                       oc.width % ((kWarps / slices) * cpw) == 0;
+    Value staged; // the staged x, [rows * stagedRow] f16
+    auto stagedAt = [&](OpBuilder &nb, Location l, int64_t r, Value chunkIdx,
+                        int64_t j) -> Value {
+      Value hi = arith::MulIOp::create(
+          nb, l, arith::DivUIOp::create(nb, l, chunkIdx, idx(32)),
+          idx(32 * codes));
+      Value lo = arith::MulIOp::create(
+          nb, l, arith::RemUIOp::create(nb, l, chunkIdx, idx(32)), idx(8));
+      Value at = arith::AddIOp::create(nb, l, hi, lo);
+      return arith::AddIOp::create(nb, l, at, idx(r * stagedRow + 256 * j));
+    };
+
     // The one scale (and zero point) of a row quantized per channel.
     auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
                        Value group) -> Value {
       return kb.extendTo(
           nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}), f32);
     };
+    // A group's scale, times 1 / prescale in the f16-pair form (a power of
+    // two: exact, once a scale rather than once an accumulator lane).
+    auto groupScale = [&](OpBuilder &nb, Location l, Value n,
+                          Value group) -> Value {
+      Value v = scaleOf(nb, l, scales, n, group);
+      if (!packedHalf)
+        return v;
+      return arith::MulFOp::create(
+          nb, l, v,
+          arith::ConstantOp::create(nb, l, f32,
+                                    nb.getF32FloatAttr(float(1 / prescale))));
+    };
     SmallVector<Value> rowScale(ncol), rowZero(ncol);
     if (oneGroup)
       for (int64_t c = 0; c < ncol; ++c) {
-        rowScale[c] = scaleOf(b, loc, scales, ns[c], idx(0));
+        rowScale[c] = groupScale(b, loc, ns[c], idx(0));
         if (zeros)
           rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
       }
@@ -600,10 +663,80 @@ public:
     norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
     const int64_t nAcc = ncol * rows;
     SmallVector<Value> inits(nAcc, zero);
-    if (norm.ops)
+    if (norm.ops && !stage)
       inits.append(rows, arith::ConstantOp::create(
                              b, loc, vxF32, DenseElementsAttr::get(vxF32, 0.0f))
                              .getResult());
+    // Stages x (see `stage`), after the first code loads so that they stay
+    // ahead of kiln-dependent-launch's wait.
+    auto stageX = [&](OpBuilder &nb, Location l) {
+      staged = kb.workgroupBuffer({rows * stagedRow}, nb.getF16Type());
+      Value tid = kb.threadIdX();
+      SmallVector<Value> sums;
+      for (int64_t r = 0; r < rows; ++r) {
+        // The squares are added per pair vector (8 lanes of f32, not one
+        // a code of the load: the first code loads are live here).
+        SmallVector<Value> init;
+        if (norm.ops)
+          init.push_back(arith::ConstantOp::create(
+              nb, l, v8f32, DenseElementsAttr::get(v8f32, 0.0f)));
+        auto loop = scf::ForOp::create(
+            nb, l, tid, idx(chunksPerRow), idx(kThreads), init,
+            [&](OpBuilder &lb, Location ll, Value c, ValueRange cur) {
+              Value k = arith::MulIOp::create(lb, ll, c, idx(codes));
+              Value xh = vector::LoadOp::create(lb, ll, vxIn, x, xAt(r, k),
+                                                /*nontemporal=*/false,
+                                                llvm::MaybeAlign(16));
+              SmallVector<Value> next(cur.begin(), cur.end());
+              for (int64_t j = 0; j < pairs; ++j) {
+                SmallVector<int64_t> mask;
+                for (int64_t w = 0; w < 4; ++w) {
+                  mask.push_back(w * perWord + j);
+                  mask.push_back(w * perWord + j + pairs);
+                }
+                Value xs = vector::ShuffleOp::create(lb, ll, xh, xh, mask);
+                if (norm.ops) {
+                  Value xv = kb.extendTo(lb, xs, v8f32);
+                  next[0] = vector::FMAOp::create(lb, ll, xv, xv, next[0]);
+                }
+                vector::StoreOp::create(
+                    lb, ll, xs, staged, ValueRange{stagedAt(lb, ll, r, c, j)},
+                    /*nontemporal=*/false, llvm::MaybeAlign(16));
+              }
+              scf::YieldOp::create(lb, ll, next);
+            });
+        if (norm.ops)
+          sums.push_back(warpSum(nb, l, loop.getResult(0)));
+      }
+      if (!norm.ops) {
+        gpu::BarrierOp::create(nb, l);
+        return;
+      }
+      // Each warp's sums, then every thread adds them in warp order.
+      Value perWarp = kb.workgroupBuffer({kWarps * rows}, f32);
+      Value warp = arith::DivUIOp::create(nb, l, tid, idx(32));
+      Value first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                          wc.lane, idx(0));
+      auto put = scf::IfOp::create(nb, l, first, /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(nb);
+        nb.setInsertionPointToStart(&put.getThenRegion().front());
+        Value base = arith::MulIOp::create(nb, l, warp, idx(rows));
+        for (int64_t r = 0; r < rows; ++r)
+          memref::StoreOp::create(
+              nb, l, sums[r], perWarp,
+              ValueRange{arith::AddIOp::create(nb, l, base, idx(r))});
+      }
+      gpu::BarrierOp::create(nb, l);
+      for (int64_t r = 0; r < rows; ++r) {
+        Value total = memref::LoadOp::create(nb, l, perWarp, idx(r));
+        for (int64_t w = 1; w < kWarps; ++w)
+          total = arith::AddFOp::create(
+              nb, l, total,
+              memref::LoadOp::create(nb, l, perWarp, idx(w * rows + r)));
+        norm.total.push_back(total);
+      }
+    };
     // One iteration's byte offsets (up to 4 steps), its code loads
     // [column][step] (all issued before any arithmetic) and its arithmetic.
     auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0) {
@@ -626,6 +759,42 @@ public:
         }
       return words;
     };
+    // The scales (and zero points) of the step whose first code is k0, per
+    // column: one lane a word.
+    auto stepScales = [&](OpBuilder &nb, Location l, Value k0) {
+      // Per word lane: the scale and zero point of its group.
+      auto perWordLane = [&](Value m, int64_t c) -> Value {
+        SmallVector<Value> chunks;
+        for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
+          Value kk = ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
+                              .getResult()
+                        : k0;
+          Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
+          chunks.push_back(m == scales ? groupScale(nb, l, ns[c], grp)
+                                       : scaleOf(nb, l, m, ns[c], grp));
+        }
+        if (chunks.size() == 1)
+          return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
+        SmallVector<Value> lanes;
+        for (int64_t w = 0; w < 4; ++w)
+          lanes.push_back(chunks[w / wordsPerChunk]);
+        return vector::FromElementsOp::create(nb, l, v4f32, lanes);
+      };
+      SmallVector<Value> scaleV(ncol), zeroV(ncol);
+      for (int64_t c = 0; c < ncol; ++c) {
+        scaleV[c] = oneGroup
+                        ? vector::BroadcastOp::create(nb, l, v4f32, rowScale[c])
+                              .getResult()
+                        : perWordLane(scales, c);
+        if (zeros)
+          zeroV[c] = oneGroup
+                         ? vector::BroadcastOp::create(nb, l, v4f32, rowZero[c])
+                               .getResult()
+                         : perWordLane(zeros, c);
+      }
+      return std::make_pair(scaleV, zeroV);
+    };
+    SmallVector<Value> firstScales; // [step][column], see stageX's callers
     auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes,
                          const SmallVector<SmallVector<Value>> &words,
                          ValueRange accs) {
@@ -636,35 +805,17 @@ public:
             p.bits == 4
                 ? arith::MulIOp::create(nb, l, bytes[u], idx(2)).getResult()
                 : bytes[u];
-        // Per word lane: the scale and zero point of its group.
-        auto perWordLane = [&](Value m, int64_t c) -> Value {
-          SmallVector<Value> chunks;
-          for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
-            Value kk =
-                ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
-                         .getResult()
-                   : k0;
-            Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
-            chunks.push_back(scaleOf(nb, l, m, ns[c], grp));
-          }
-          if (chunks.size() == 1)
-            return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
-          SmallVector<Value> lanes;
-          for (int64_t w = 0; w < 4; ++w)
-            lanes.push_back(chunks[w / wordsPerChunk]);
-          return vector::FromElementsOp::create(nb, l, v4f32, lanes);
-        };
-        SmallVector<Value> scaleV(ncol), zeroV(ncol);
-        for (int64_t c = 0; c < ncol; ++c) {
-          scaleV[c] =
-              oneGroup ? vector::BroadcastOp::create(nb, l, v4f32, rowScale[c])
-                             .getResult()
-                       : perWordLane(scales, c);
-          if (zeros)
-            zeroV[c] =
-                oneGroup ? vector::BroadcastOp::create(nb, l, v4f32, rowZero[c])
-                               .getResult()
-                         : perWordLane(zeros, c);
+        // This step's scales (and zero points): the first iteration's may
+        // have been loaded before x was staged.
+        SmallVector<Value> scaleV, zeroV;
+        if (!firstScales.empty()) {
+          scaleV.assign(firstScales.begin() + u * ncol,
+                        firstScales.begin() + (u + 1) * ncol);
+          zeroV.assign(ncol, Value());
+          if (u + 1 == unroll)
+            firstScales.clear();
+        } else {
+          std::tie(scaleV, zeroV) = stepScales(nb, l, k0);
         }
         // Codes as floats (q - implicit zero point, or q), by position
         // j in their word. With one batch row they are made where they
@@ -687,6 +838,31 @@ public:
           return q;
         };
         if (packedHalf) {
+          // (w & mask) | bits on each word of `w` (vector<4xi32>).
+          auto andOr = [&](OpBuilder &ob, Location ol, Value w, int32_t mask,
+                           int32_t bits) -> Value {
+            if (!lop3) {
+              Value masked =
+                  arith::AndIOp::create(ob, ol, w, splatI(ob, ol, mask));
+              return arith::OrIOp::create(ob, ol, masked, splatI(ob, ol, bits));
+            }
+            std::string text =
+                llvm::formatv("lop3.b32 $0, $1, {0:x8}, {1:x8}, 0xEA;",
+                              uint32_t(mask), uint32_t(bits))
+                    .str();
+            SmallVector<Value> words;
+            for (int64_t e = 0; e < 4; ++e) {
+              Value word = vector::ExtractOp::create(ob, ol, w, e);
+              words.push_back(LLVM::InlineAsmOp::create(
+                                  ob, ol, i32, ValueRange{word}, text, "=r,r",
+                                  /*has_side_effects=*/false,
+                                  /*is_align_stack=*/false,
+                                  LLVM::tailcallkind::TailCallKind::None,
+                                  LLVM::AsmDialectAttr(), ArrayAttr())
+                                  .getResult(0));
+            }
+            return vector::FromElementsOp::create(ob, ol, v4i32, words);
+          };
           // (q - zero) * prescale as f16 pairs, pair j holding codes j and
           // j + perWord / 2 of each word (two 16-bit halves).
           auto halfCodesOf = [&](int64_t c) {
@@ -699,9 +875,7 @@ public:
               const int32_t mask = p.bits == 8 ? 0x00FF00FF
                                    : odd       ? 0x00F000F0
                                                : 0x000F000F;
-              Value v = arith::AndIOp::create(nb, l, high ? w8 : w,
-                                              splatI(nb, l, mask));
-              v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x64006400));
+              Value v = andOr(nb, l, high ? w8 : w, mask, 0x64006400);
               Value h = vector::BitCastOp::create(nb, l, v8f16, v);
               // h = 1024 + m q with m = 16 for an odd nibble, else 1.
               const double m = odd ? 16.0 : 1.0;
@@ -719,18 +893,28 @@ public:
             for (int64_t c = 0; c < ncol; ++c)
               hq[c] = halfCodesOf(c);
           for (int64_t r = 0; r < rows; ++r) {
-            Value xh = vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                              /*nontemporal=*/false,
-                                              llvm::MaybeAlign(16));
-            if (norm.ops) {
+            // x's pairs in the codes' order: word w's halves hold codes
+            // perWord w + j and perWord w + j + perWord / 2.
+            SmallVector<Value> xs;
+            if (staged) {
+              Value c = arith::DivUIOp::create(nb, l, k0, idx(codes));
+              for (int64_t j = 0; j < pairs; ++j)
+                xs.push_back(vector::LoadOp::create(
+                    nb, l, v8f16, staged, ValueRange{stagedAt(nb, l, r, c, j)},
+                    /*nontemporal=*/false, llvm::MaybeAlign(16)));
+            }
+            Value xh = staged
+                           ? Value()
+                           : vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                                    /*nontemporal=*/false,
+                                                    llvm::MaybeAlign(16))
+                                 .getResult();
+            if (norm.ops && !staged) {
               Value xv = kb.extendTo(nb, xh, vxF32);
               next[nAcc + r] =
                   vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
             }
-            // x's pairs in the codes' order: word w's halves hold codes
-            // perWord w + j and perWord w + j + perWord / 2.
-            SmallVector<Value> xs;
-            for (int64_t j = 0; j < pairs; ++j) {
+            for (int64_t j = 0; j < pairs && !staged; ++j) {
               SmallVector<int64_t> mask;
               for (int64_t w = 0; w < 4; ++w) {
                 mask.push_back(w * perWord + j);
@@ -823,6 +1007,8 @@ public:
       };
       SmallVector<Value> carried =
           flat(codesAt(b, loc, stepsAt(b, loc, firstByte)));
+      if (stage)
+        stageX(b, loc);
       const int64_t nWords = carried.size();
       carried.append(inits.begin(), inits.end());
       Value lastByte =
@@ -846,10 +1032,31 @@ public:
           iteration(b, loc, stepsAt(b, loc, lastByte),
                     unflat(res.take_front(nWords)), res.drop_front(nWords));
     } else {
-      // The first iteration is peeled when every lane has one (loopAlongK).
+      // The first iteration is peeled when every lane has one (loopAlongK;
+      // x is staged between its code loads and its arithmetic).
+      const bool peel = sliceBytes >= iterBytes;
+      SmallVector<Value> start(inits);
+      Value from = firstByte;
+      if (peel && stage) {
+        SmallVector<Value> bytes = stepsAt(b, loc, firstByte);
+        SmallVector<SmallVector<Value>> words = codesAt(b, loc, bytes);
+        // Its scales too are loaded before the wait, not after the barrier.
+        for (Value byte : bytes) {
+          Value k0 =
+              p.bits == 4
+                  ? arith::MulIOp::create(b, loc, byte, idx(2)).getResult()
+                  : byte;
+          llvm::append_range(firstScales, stepScales(b, loc, k0).first);
+        }
+        stageX(b, loc);
+        start = iteration(b, loc, bytes, words, inits);
+        from = arith::AddIOp::create(b, loc, firstByte, idx(iterBytes));
+      } else if (stage) {
+        stageX(b, loc);
+      }
       ValueRange r = loopAlongK(
-          b, loc, kb, firstByte, endByte, iterBytes, sliceBytes >= iterBytes,
-          inits, [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
+          b, loc, kb, from, endByte, iterBytes, peel && !stage, start,
+          [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
             SmallVector<Value> bytes = stepsAt(nb, l, byte0);
             return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
           });
@@ -858,9 +1065,6 @@ public:
     for (Value v : ArrayRef<Value>(results).drop_front(nAcc))
       norm.partial.push_back(v);
     SmallVector<Value> accs(ArrayRef<Value>(results).take_front(nAcc));
-    if (packedHalf)
-      for (Value &acc : accs)
-        acc = arith::MulFOp::create(b, loc, acc, splatF(b, loc, 1 / prescale));
     reduceAndStore(b, loc, kb, op, epilogue, map, accs, wc, rows, out, init,
                    xAt, norm, oc.offsets);
 

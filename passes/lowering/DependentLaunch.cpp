@@ -8,12 +8,19 @@
 // runtime launches an entry's kernels with programmatic stream serialization,
 // so the next kernel's launch and block scheduling overlap this one's run.
 //
+// Both are inline PTX with side effects and a memory clobber, as CUTLASS
+// writes them, not the nvvm.griddepcontrol op: LLVM's intrinsic is
+// IntrNoMem, so LLVM may move loads across it. It did: a GEMV's first weight
+// loads, used only after a loop, sank below the wait (and nothing kept a
+// load of the previous kernel's output from rising above it).
+//
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Kiln/KilnDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -33,6 +40,9 @@ using namespace mlir;
 using namespace kiln;
 
 namespace {
+
+constexpr StringLiteral kWait = "griddepcontrol.wait;";
+constexpr StringLiteral kLaunchDependents = "griddepcontrol.launch_dependents;";
 
 /// Whether `v` is (a view of) an argument of `kernel` marked kiln.weights:
 /// memory no kernel writes.
@@ -77,18 +87,22 @@ struct DependentLaunch : kiln::impl::DependentLaunchBase<DependentLaunch> {
         Block &entry = kernel.getBody().front();
         // Once: a kernel that already waits is left as it is.
         if (llvm::any_of(entry, [](Operation &op) {
-              auto g = dyn_cast<NVVM::GriddepcontrolOp>(op);
-              return g && g.getKind() == NVVM::GridDepActionKind::wait;
+              if (auto g = dyn_cast<NVVM::GriddepcontrolOp>(op))
+                return g.getKind() == NVVM::GridDepActionKind::wait;
+              auto a = dyn_cast<LLVM::InlineAsmOp>(op);
+              return a && a.getAsmString() == kWait;
             })) {
           waiting.insert(key);
           continue;
         }
         OpBuilder b(&entry, entry.begin());
         b.setInsertionPoint(firstDependentOp(kernel));
-        NVVM::GriddepcontrolOp::create(b, kernel.getLoc(),
-                                       NVVM::GridDepActionKind::wait);
-        NVVM::GriddepcontrolOp::create(
-            b, kernel.getLoc(), NVVM::GridDepActionKind::launch_dependents);
+        for (StringRef text : {kWait, kLaunchDependents})
+          LLVM::InlineAsmOp::create(
+              b, kernel.getLoc(), TypeRange(), ValueRange(), text, "~{memory}",
+              /*has_side_effects=*/true,
+              /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+              LLVM::AsmDialectAttr(), ArrayAttr());
         waiting.insert(key);
       }
     UnitAttr unit = UnitAttr::get(&getContext());

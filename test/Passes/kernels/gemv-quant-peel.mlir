@@ -2,17 +2,25 @@
 
 // gemv_q with rows long enough that every lane has a whole iteration (4096
 // int4 codes: 2048 bytes a row): the first iteration is peeled, so its code
-// loads come first in the kernel and kiln-dependent-launch puts the wait
-// after them (they overlap the end of the kernel before); x is read only
-// after the wait.
+// loads and its scales come first in the kernel and kiln-dependent-launch
+// puts the wait after them (they overlap the end of the kernel before); x is
+// read only after the wait, when the block stages it in workgroup memory
+// (a loop of the block's threads over its 32-code chunks, then a barrier);
+// the peeled step's arithmetic reads the staged pairs, then the loop.
 
 // CHECK: gpu.func @decode_k0_gemv_q(
-// CHECK-NOT: nvvm.griddepcontrol wait
+// CHECK-NOT: griddepcontrol.wait
 // CHECK: vector.load %{{.+}} : memref<32x2048xi8>, vector<16xi8>
 // CHECK-NOT: vector.load %{{.+}} : memref<1x1x4096xf16>
-// CHECK: nvvm.griddepcontrol wait
-// CHECK-NOT: scf.for
+// CHECK: memref.load %{{.+}} : memref<32x128xf16>
+// CHECK-NOT: vector.load %{{.+}} : memref<1x1x4096xf16>
+// CHECK: llvm.inline_asm has_side_effects "griddepcontrol.wait;", "~{memory}"
+// CHECK-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.launch_dependents;", "~{memory}"
+// CHECK-NEXT: scf.for %{{.+}} = %{{.+}} to %c128 step %c256 {
 // CHECK: vector.load %{{.+}} : memref<1x1x4096xf16>, vector<32xf16>
+// CHECK: gpu.barrier
+// CHECK-NOT: scf.for
+// CHECK: vector.load %{{.+}} : memref<4096xf16, #gpu.address_space<workgroup>>, vector<8xf16>
 // CHECK: scf.for
 // CHECK: vector.load %{{.+}} : memref<32x2048xi8>, vector<16xi8>
 // CHECK: gpu.return

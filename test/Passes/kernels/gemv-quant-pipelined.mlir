@@ -8,7 +8,8 @@
 // loop is pipelined: the first codes are loaded before it (the first loads
 // of the kernel), each iteration loads the next step's codes and then does
 // the arithmetic of the step before on the codes it carries, and the last
-// step's arithmetic follows the loop.
+// step's arithmetic follows the loop. x (14336 f16, 28 KiB) is staged in
+// workgroup memory between the first code loads and the loop.
 
 // CHECK-LABEL: func.func @decode
 // CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_q blocks in (%[[G:[^,]+]], {{.*}} {kiln.mapping = "gemv_q"}
@@ -18,6 +19,9 @@
 // CHECK: %[[W0:.+]] = vector.load %{{.+}}[%[[N0:.+]], %[[FIRST]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
 // CHECK: %[[C0:.+]] = vector.bitcast %[[W0]] : vector<16xi8> to vector<4xi32>
 // CHECK-COUNT-3: vector.load %{{.+}}[%{{.+}}, %[[FIRST]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c448 step %c256 {
+// CHECK: vector.load %{{.+}} : memref<1x1x14336xf16>, vector<32xf16>
+// CHECK: gpu.barrier
 // CHECK: %[[LAST:.+]] = arith.addi %[[FIRST]], %c3072 : index
 // CHECK: %[[END:.+]] = arith.addi %[[LAST]], %c512 : index
 // CHECK: %[[START:.+]] = arith.addi %[[FIRST]], %c512 : index
@@ -29,7 +33,8 @@
 // CHECK-NEXT: }
 // The last step, on the codes the loop loaded last.
 // CHECK: arith.muli %[[LAST]], %c2 : index
-// CHECK: arith.andi %[[LOOP]]#0, %{{.+}} : vector<4xi32>
+// CHECK: vector.extract %[[LOOP]]#0[0] : i32 from vector<4xi32>
+// CHECK-NEXT: llvm.inline_asm "lop3.b32
 // CHECK: gpu.subgroup_reduce add %{{.+}} uniform : (f32) -> f32
 // CHECK: gpu.barrier
 // CHECK: gpu.return

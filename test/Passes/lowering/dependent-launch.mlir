@@ -1,4 +1,6 @@
 // RUN: kiln-opt %s --kiln-dependent-launch | FileCheck %s
+// Twice: a kernel that waits already (the inline PTX) is left as it is.
+// RUN: kiln-opt %s --kiln-dependent-launch --kiln-dependent-launch | FileCheck %s
 
 // Every kernel waits for the grid before it, then lets its dependents
 // launch, before it touches memory another kernel may write. Index
@@ -6,22 +8,24 @@
 // view of it) may come first: a GEMV's first weight loads overlap the kernel
 // before. A kernel that already waits and a device function (not a kernel)
 // are left alone. The launches of kernels that wait are marked
-// kiln.waits_for_previous (the artifact records it per launch).
+// kiln.waits_for_previous (the artifact records it per launch). Both are
+// inline PTX with side effects and a memory clobber: LLVM's griddepcontrol
+// intrinsics are IntrNoMem, and it moved loads across them.
 // CHECK-LABEL: func.func @entry
 // CHECK: gpu.launch_func @kiln_kernels::@k0 {{.*}} {kiln.waits_for_previous}
 // CHECK: gpu.launch_func @kiln_kernels::@weights_first {{.*}} {kiln.waits_for_previous}
 // CHECK: gpu.launch_func @kiln_kernels::@k1 {{.*}} {kiln.waits_for_previous}
 // CHECK-LABEL: gpu.func @k0
 // CHECK-NEXT: arith.constant 0
-// CHECK-NEXT: nvvm.griddepcontrol wait
-// CHECK-NEXT: nvvm.griddepcontrol launch_dependents
+// CHECK-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.wait;", "~{memory}"  : () -> ()
+// CHECK-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.launch_dependents;", "~{memory}"  : () -> ()
 // CHECK-NEXT: memref.load
 // CHECK-LABEL: gpu.func @weights_first
 // CHECK-NEXT: arith.constant 0
 // CHECK-NEXT: memref.view
 // CHECK-NEXT: vector.load
-// CHECK-NEXT: nvvm.griddepcontrol wait
-// CHECK-NEXT: nvvm.griddepcontrol launch_dependents
+// CHECK-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.wait;"
+// CHECK-NEXT: llvm.inline_asm has_side_effects "griddepcontrol.launch_dependents;"
 // CHECK-NEXT: memref.load %arg1
 // CHECK-LABEL: gpu.func @k1
 // CHECK-NEXT: nvvm.griddepcontrol wait
