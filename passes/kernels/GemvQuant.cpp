@@ -647,8 +647,23 @@ public:
 
     // Steps a loop iteration: with many columns a warp, fewer (the loads of
     // one iteration stay in registers: at most 8 x 16 bytes a lane).
-    const int64_t unroll = std::min(unrollFor(sliceBytes, kStride),
-                                    std::max<int64_t>(1, 8 / ncol));
+    int64_t unroll = std::min(unrollFor(sliceBytes, kStride),
+                              std::max<int64_t>(1, 8 / ncol));
+    // A slice of an odd number (5 or more) of warp steps, which unrollFor
+    // leaves at one step an iteration (the 8B shape's down projection: 7
+    // steps of 512 bytes a warp), takes two a pipelined iteration and the
+    // last step after the loop: twice the loads in flight (H200: that down
+    // projection 17.4 -> 15.0 us, 128 registers, no spills; the 8B's int4
+    // decode 509 -> 556 tok/s). KILN_TUNE_GEMV_Q_TAIL=0 keeps one step an
+    // iteration.
+    const int64_t sliceSteps = sliceBytes / kStride;
+    int64_t tailSteps = 0;
+    if (unroll == 1 && ncol <= 4 && sliceBytes % kStride == 0 &&
+        sliceSteps >= 5 && sliceSteps % 2 == 1 &&
+        !tuneOff("KILN_TUNE_GEMV_Q_TAIL")) {
+      unroll = 2;
+      tailSteps = 1;
+    }
     Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
     Value endByte = idx(rowBytes);
     if (slices > 1) {
@@ -739,9 +754,9 @@ public:
     };
     // One iteration's byte offsets (up to 4 steps), its code loads
     // [column][step] (all issued before any arithmetic) and its arithmetic.
-    auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0) {
+    auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0, int64_t steps) {
       SmallVector<Value> bytes;
-      for (int64_t u = 0; u < unroll; ++u)
+      for (int64_t u = 0; u < steps; ++u)
         bytes.push_back(
             u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride))
                     .getResult()
@@ -750,7 +765,7 @@ public:
     };
     auto codesAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes) {
       SmallVector<SmallVector<Value>> words(ncol);
-      for (int64_t u = 0; u < unroll; ++u)
+      for (int64_t u = 0; u < int64_t(bytes.size()); ++u)
         for (int64_t c = 0; c < ncol; ++c) {
           Value raw = vector::LoadOp::create(
               nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
@@ -799,7 +814,8 @@ public:
                          const SmallVector<SmallVector<Value>> &words,
                          ValueRange accs) {
       SmallVector<Value> next(accs.begin(), accs.end());
-      for (int64_t u = 0; u < unroll; ++u) {
+      const int64_t steps = bytes.size();
+      for (int64_t u = 0; u < steps; ++u) {
         // The code index of the load's first code.
         Value k0 =
             p.bits == 4
@@ -812,7 +828,7 @@ public:
           scaleV.assign(firstScales.begin() + u * ncol,
                         firstScales.begin() + (u + 1) * ncol);
           zeroV.assign(ncol, Value());
-          if (u + 1 == unroll)
+          if (u + 1 == steps)
             firstScales.clear();
         } else {
           std::tie(scaleV, zeroV) = stepScales(nb, l, k0);
@@ -987,8 +1003,10 @@ public:
       return next;
     };
     const int64_t iterBytes = unroll * kStride;
+    // The pipelined iterations' bytes (the slice but a tail step).
+    const int64_t mainBytes = sliceBytes - tailSteps * kStride;
     SmallVector<Value> results;
-    if (sliceBytes % iterBytes == 0 && sliceBytes >= 2 * iterBytes) {
+    if (mainBytes % iterBytes == 0 && mainBytes >= 2 * iterBytes) {
       // Every lane has the same number (>= 2) of iterations: software
       // pipelined, the codes of iteration i + 1 loaded before the
       // arithmetic of iteration i, so that a warp always has loads in
@@ -1006,39 +1024,52 @@ public:
         return w;
       };
       SmallVector<Value> carried =
-          flat(codesAt(b, loc, stepsAt(b, loc, firstByte)));
+          flat(codesAt(b, loc, stepsAt(b, loc, firstByte, unroll)));
       if (stage)
         stageX(b, loc);
       const int64_t nWords = carried.size();
       carried.append(inits.begin(), inits.end());
       Value lastByte =
-          arith::AddIOp::create(b, loc, firstByte, idx(sliceBytes - iterBytes));
+          arith::AddIOp::create(b, loc, firstByte, idx(mainBytes - iterBytes));
       auto loop = scf::ForOp::create(
           b, loc, arith::AddIOp::create(b, loc, firstByte, idx(iterBytes)),
           arith::AddIOp::create(b, loc, lastByte, idx(iterBytes)),
           idx(iterBytes), carried,
           [&](OpBuilder &nb, Location l, Value byte0, ValueRange cur) {
             SmallVector<Value> next =
-                flat(codesAt(nb, l, stepsAt(nb, l, byte0)));
+                flat(codesAt(nb, l, stepsAt(nb, l, byte0, unroll)));
             Value prev = arith::SubIOp::create(nb, l, byte0, idx(iterBytes));
-            SmallVector<Value> accs = iteration(nb, l, stepsAt(nb, l, prev),
-                                                unflat(cur.take_front(nWords)),
-                                                cur.drop_front(nWords));
+            SmallVector<Value> accs = iteration(
+                nb, l, stepsAt(nb, l, prev, unroll),
+                unflat(cur.take_front(nWords)), cur.drop_front(nWords));
             next.append(accs.begin(), accs.end());
             scf::YieldOp::create(nb, l, next);
           });
       ValueRange res = loop.getResults();
+      // The tail step's codes are loaded before the last iteration's
+      // arithmetic.
+      SmallVector<Value> tailBytes;
+      SmallVector<SmallVector<Value>> tailWords;
+      if (tailSteps) {
+        tailBytes = stepsAt(
+            b, loc, arith::AddIOp::create(b, loc, firstByte, idx(mainBytes)),
+            tailSteps);
+        tailWords = codesAt(b, loc, tailBytes);
+      }
       results =
-          iteration(b, loc, stepsAt(b, loc, lastByte),
+          iteration(b, loc, stepsAt(b, loc, lastByte, unroll),
                     unflat(res.take_front(nWords)), res.drop_front(nWords));
+      if (tailSteps)
+        results = iteration(b, loc, tailBytes, tailWords, results);
     } else {
+      assert(tailSteps == 0 && "a tail step needs the pipelined loop");
       // The first iteration is peeled when every lane has one (loopAlongK;
       // x is staged between its code loads and its arithmetic).
       const bool peel = sliceBytes >= iterBytes;
       SmallVector<Value> start(inits);
       Value from = firstByte;
       if (peel && stage) {
-        SmallVector<Value> bytes = stepsAt(b, loc, firstByte);
+        SmallVector<Value> bytes = stepsAt(b, loc, firstByte, unroll);
         SmallVector<SmallVector<Value>> words = codesAt(b, loc, bytes);
         // Its scales too are loaded before the wait, not after the barrier.
         for (Value byte : bytes) {
@@ -1057,7 +1088,7 @@ public:
       ValueRange r = loopAlongK(
           b, loc, kb, from, endByte, iterBytes, peel && !stage, start,
           [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
-            SmallVector<Value> bytes = stepsAt(nb, l, byte0);
+            SmallVector<Value> bytes = stepsAt(nb, l, byte0, unroll);
             return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
           });
       results.assign(r.begin(), r.end());

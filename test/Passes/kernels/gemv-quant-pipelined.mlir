@@ -1,43 +1,60 @@
 // RUN: kiln-opt %s --kiln-select-kernels --kiln-lower-linalg-to-loops --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s
+// RUN: env KILN_TUNE_GEMV_Q_TAIL=0 kiln-opt %s --kiln-select-kernels --kiln-lower-linalg-to-loops --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s --check-prefix=NOTAIL
 
 // gemv_q's software-pipelined loop along K, at the 8B shape's down
 // projection (n 4096, k 14336 int4 in groups of 128: 7168 bytes a row).
 // int4 keeps 64 blocks before split-K, so a warp takes 4 output columns;
 // 2 warps share a column (split-K), each reading 3584 bytes (7 steps of a
-// warp's 512) of its 4 rows. Every lane has the same 7 iterations, so the
-// loop is pipelined: the first codes are loaded before it (the first loads
-// of the kernel), each iteration loads the next step's codes and then does
-// the arithmetic of the step before on the codes it carries, and the last
-// step's arithmetic follows the loop. x (14336 f16, 28 KiB) is staged in
-// workgroup memory between the first code loads and the loop.
+// warp's 512) of its 4 rows. Every lane has the same 7 steps, an odd
+// number: the loop is pipelined over 3 iterations of 2 steps and the 7th
+// (the tail) follows it: the first iteration's codes are loaded before it
+// (the first loads of the kernel), each iteration loads the next one's
+// codes and then does the arithmetic of the one before on the codes it
+// carries; after the loop the tail's codes are loaded, then the last
+// iteration's arithmetic and the tail's. x (14336 f16, 28 KiB) is staged in
+// workgroup memory between the first code loads and the loop. With
+// KILN_TUNE_GEMV_Q_TAIL=0, one step an iteration (7 iterations).
 
 // CHECK-LABEL: func.func @decode
 // CHECK: gpu.launch_func @kiln_kernels::@decode_k0_gemv_q blocks in (%[[G:[^,]+]], {{.*}} {kiln.mapping = "gemv_q"}
 // CHECK: gpu.func @decode_k0_gemv_q(
 // CHECK: %[[SLICE:.+]] = arith.muli %{{.+}}, %c3584 : index
 // CHECK: %[[FIRST:.+]] = arith.addi %[[SLICE]], %{{.+}} : index
+// CHECK: %[[SECOND:.+]] = arith.addi %[[FIRST]], %c512 : index
 // CHECK: %[[W0:.+]] = vector.load %{{.+}}[%[[N0:.+]], %[[FIRST]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
 // CHECK: %[[C0:.+]] = vector.bitcast %[[W0]] : vector<16xi8> to vector<4xi32>
 // CHECK-COUNT-3: vector.load %{{.+}}[%{{.+}}, %[[FIRST]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
+// CHECK-COUNT-4: vector.load %{{.+}}[%{{.+}}, %[[SECOND]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
 // CHECK: scf.for %{{.+}} = %{{.+}} to %c448 step %c256 {
 // CHECK: vector.load %{{.+}} : memref<1x1x14336xf16>, vector<32xf16>
 // CHECK: gpu.barrier
-// CHECK: %[[LAST:.+]] = arith.addi %[[FIRST]], %c3072 : index
-// CHECK: %[[END:.+]] = arith.addi %[[LAST]], %c512 : index
-// CHECK: %[[START:.+]] = arith.addi %[[FIRST]], %c512 : index
-// CHECK: %[[LOOP:.+]]:8 = scf.for %[[K:.+]] = %[[START]] to %[[END]] step %c512 iter_args(%[[CUR:[^ ]+]] = %[[C0]], {{.*}}) -> (vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
-// CHECK-NEXT: %[[NEXT:.+]] = vector.load %{{.+}}[%[[N0]], %[[K]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
-// CHECK: %[[PREV:.+]] = arith.subi %[[K]], %c512 : index
+// CHECK: %[[LAST:.+]] = arith.addi %[[FIRST]], %c2048 : index
+// CHECK: %[[END:.+]] = arith.addi %[[LAST]], %c1024 : index
+// CHECK: %[[START:.+]] = arith.addi %[[FIRST]], %c1024 : index
+// CHECK: %[[LOOP:.+]]:12 = scf.for %[[K:.+]] = %[[START]] to %[[END]] step %c1024 iter_args(%{{[^ ]+}} = %[[C0]], {{.*}}) -> (vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+// CHECK: %[[K1:.+]] = arith.addi %[[K]], %c512 : index
+// CHECK-NEXT: vector.load %{{.+}}[%[[N0]], %[[K]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
+// CHECK-COUNT-3: vector.load %{{.+}}[%{{.+}}, %[[K]]]
+// CHECK-COUNT-4: vector.load %{{.+}}[%{{.+}}, %[[K1]]]
+// CHECK: %[[PREV:.+]] = arith.subi %[[K]], %c1024 : index
 // CHECK: vector.fma %{{.+}} : vector<8xf16>
-// CHECK: scf.yield %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>
+// CHECK: scf.yield
 // CHECK-NEXT: }
-// The last step, on the codes the loop loaded last.
+// The tail step's codes, then the last iteration's arithmetic on the codes
+// the loop loaded last, then the tail's.
+// CHECK: %[[TAIL:.+]] = arith.addi %[[FIRST]], %c3072 : index
+// CHECK-COUNT-4: vector.load %{{.+}}[%{{.+}}, %[[TAIL]]] {alignment = 16 : i64} : memref<4096x7168xi8>, vector<16xi8>
 // CHECK: arith.muli %[[LAST]], %c2 : index
 // CHECK: vector.extract %[[LOOP]]#0[0] : i32 from vector<4xi32>
 // CHECK-NEXT: llvm.inline_asm "lop3.b32
+// CHECK: arith.muli %[[TAIL]], %c2 : index
 // CHECK: gpu.subgroup_reduce add %{{.+}} uniform : (f32) -> f32
 // CHECK: gpu.barrier
 // CHECK: gpu.return
+
+// NOTAIL: %[[LOOP:.+]]:8 = scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c512 iter_args
+// NOTAIL-NOT: arith.addi %{{.+}}, %c3072 : index
+// NOTAIL: gpu.return
 #x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
 #packed = affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 2)>
 #group = affine_map<(d0, d1, d2, d3) -> (d2, d3 floordiv 128)>
