@@ -608,6 +608,22 @@ public:
                        rows * stagedRow * 2 <= kMaxStagedBytes &&
                        oc.width % ((kWarps / slices) * cpw) == 0;
     Value staged; // the staged x, [rows * stagedRow] f16
+    // Pair j of x in the codes' order (from a load's `codes` elements of x):
+    // word w's halves hold codes perWord w + j and perWord w + j + pairs.
+    auto xPair = [&](OpBuilder &nb, Location l, Value xh, int64_t j) -> Value {
+      SmallVector<int64_t> mask;
+      for (int64_t w = 0; w < 4; ++w) {
+        mask.push_back(w * perWord + j);
+        mask.push_back(w * perWord + j + pairs);
+      }
+      return vector::ShuffleOp::create(nb, l, xh, xh, mask);
+    };
+    // The code index of the first code of the load at byte `byte` of a row.
+    auto codeAt = [&](OpBuilder &nb, Location l, Value byte) -> Value {
+      return p.bits == 4
+                 ? arith::MulIOp::create(nb, l, byte, idx(2)).getResult()
+                 : byte;
+    };
     auto stagedAt = [&](OpBuilder &nb, Location l, int64_t r, Value chunkIdx,
                         int64_t j) -> Value {
       Value hi = arith::MulIOp::create(
@@ -704,12 +720,7 @@ public:
                                                 llvm::MaybeAlign(16));
               SmallVector<Value> next(cur.begin(), cur.end());
               for (int64_t j = 0; j < pairs; ++j) {
-                SmallVector<int64_t> mask;
-                for (int64_t w = 0; w < 4; ++w) {
-                  mask.push_back(w * perWord + j);
-                  mask.push_back(w * perWord + j + pairs);
-                }
-                Value xs = vector::ShuffleOp::create(lb, ll, xh, xh, mask);
+                Value xs = xPair(lb, ll, xh, j);
                 if (norm.ops) {
                   Value xv = kb.extendTo(lb, xs, v8f32);
                   next[0] = vector::FMAOp::create(lb, ll, xv, xv, next[0]);
@@ -809,27 +820,21 @@ public:
       }
       return std::make_pair(scaleV, zeroV);
     };
-    SmallVector<Value> firstScales; // [step][column], see stageX's callers
+    // `loadedScales` ([step][column]): the scales when they were loaded
+    // already (the peeled first iteration's, before x is staged).
     auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes,
                          const SmallVector<SmallVector<Value>> &words,
-                         ValueRange accs) {
+                         ValueRange accs, ArrayRef<Value> loadedScales = {}) {
       SmallVector<Value> next(accs.begin(), accs.end());
       const int64_t steps = bytes.size();
       for (int64_t u = 0; u < steps; ++u) {
-        // The code index of the load's first code.
-        Value k0 =
-            p.bits == 4
-                ? arith::MulIOp::create(nb, l, bytes[u], idx(2)).getResult()
-                : bytes[u];
-        // This step's scales (and zero points): the first iteration's may
-        // have been loaded before x was staged.
+        Value k0 = codeAt(nb, l, bytes[u]);
+        // This step's scales (and zero points).
         SmallVector<Value> scaleV, zeroV;
-        if (!firstScales.empty()) {
-          scaleV.assign(firstScales.begin() + u * ncol,
-                        firstScales.begin() + (u + 1) * ncol);
+        if (!loadedScales.empty()) {
+          scaleV.assign(loadedScales.begin() + u * ncol,
+                        loadedScales.begin() + (u + 1) * ncol);
           zeroV.assign(ncol, Value());
-          if (u + 1 == steps)
-            firstScales.clear();
         } else {
           std::tie(scaleV, zeroV) = stepScales(nb, l, k0);
         }
@@ -909,8 +914,8 @@ public:
             for (int64_t c = 0; c < ncol; ++c)
               hq[c] = halfCodesOf(c);
           for (int64_t r = 0; r < rows; ++r) {
-            // x's pairs in the codes' order: word w's halves hold codes
-            // perWord w + j and perWord w + j + perWord / 2.
+            // x's pairs in the codes' order: read from the staged x, or
+            // loaded and rearranged here (the row norm's squares too).
             SmallVector<Value> xs;
             if (staged) {
               Value c = arith::DivUIOp::create(nb, l, k0, idx(codes));
@@ -918,25 +923,17 @@ public:
                 xs.push_back(vector::LoadOp::create(
                     nb, l, v8f16, staged, ValueRange{stagedAt(nb, l, r, c, j)},
                     /*nontemporal=*/false, llvm::MaybeAlign(16)));
-            }
-            Value xh = staged
-                           ? Value()
-                           : vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                                    /*nontemporal=*/false,
-                                                    llvm::MaybeAlign(16))
-                                 .getResult();
-            if (norm.ops && !staged) {
-              Value xv = kb.extendTo(nb, xh, vxF32);
-              next[nAcc + r] =
-                  vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
-            }
-            for (int64_t j = 0; j < pairs && !staged; ++j) {
-              SmallVector<int64_t> mask;
-              for (int64_t w = 0; w < 4; ++w) {
-                mask.push_back(w * perWord + j);
-                mask.push_back(w * perWord + j + pairs);
+            } else {
+              Value xh = vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                                /*nontemporal=*/false,
+                                                llvm::MaybeAlign(16));
+              if (norm.ops) {
+                Value xv = kb.extendTo(nb, xh, vxF32);
+                next[nAcc + r] =
+                    vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
               }
-              xs.push_back(vector::ShuffleOp::create(nb, l, xh, xh, mask));
+              for (int64_t j = 0; j < pairs; ++j)
+                xs.push_back(xPair(nb, l, xh, j));
             }
             for (int64_t c = 0; c < ncol; ++c) {
               SmallVector<Value> q = rows > 1 ? hq[c] : halfCodesOf(c);
@@ -1072,15 +1069,12 @@ public:
         SmallVector<Value> bytes = stepsAt(b, loc, firstByte, unroll);
         SmallVector<SmallVector<Value>> words = codesAt(b, loc, bytes);
         // Its scales too are loaded before the wait, not after the barrier.
-        for (Value byte : bytes) {
-          Value k0 =
-              p.bits == 4
-                  ? arith::MulIOp::create(b, loc, byte, idx(2)).getResult()
-                  : byte;
-          llvm::append_range(firstScales, stepScales(b, loc, k0).first);
-        }
+        SmallVector<Value> scalesFirst;
+        for (Value byte : bytes)
+          llvm::append_range(scalesFirst,
+                             stepScales(b, loc, codeAt(b, loc, byte)).first);
         stageX(b, loc);
-        start = iteration(b, loc, bytes, words, inits);
+        start = iteration(b, loc, bytes, words, inits, scalesFirst);
         from = arith::AddIOp::create(b, loc, firstByte, idx(iterBytes));
       } else if (stage) {
         stageX(b, loc);
