@@ -115,7 +115,6 @@ decode_variants() {
     grep -E "kiln profile: (GPU time|.*decode_k[0-9]+_)|error" "$W/profile-$shape-$tag.log" \
       | head -14 | sed -E "s/^kiln profile: +/  /" >> "$summary"
     [ -n "${KILN_NCU-}" ] && ncu_decode "$shape-$tag" "$k" "$prompt"
-    [ -n "${KILN_NSYS-}" ] && nsys_decode "$shape-$tag" "$k" "$prompt"
     rm -f "$k"
     if [ -z "$first" ]; then first=$tag; continue; fi
     "$PY" - "$W/$shape-$first.ids" "$W/$shape-$tag.ids" "$first" >> "$summary" <<'PYEOF' || true
@@ -150,46 +149,6 @@ smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio \
     "$W/bundle/bin/kiln-run" "$2" --prompt-ids "$3" --max-new-tokens 3 --format ids \
     > "$OUT/ncu-$1.csv" 2> "$W/ncu-$1.log"
   echo "  ncu ($ncu): exit $?, $(grep -c '"decode_k' "$OUT/ncu-$1.csv") kernels in ncu-$1.csv; $(grep -m1 -iE 'ERR|error' "$W/ncu-$1.log" "$OUT/ncu-$1.csv" | head -c 200)" >> "$summary"
-}
-# KILN_NSYS=1: Nsight Systems' timeline of 64 decode steps as the runtime runs them (CUDA
-# graphs, dependent launches; --cuda-graph-trace=node times each kernel inside the graph), when
-# nsys is on the host: per kernel its mean duration in the graph and the mean time from the end
-# of the kernel before to its start (negative: it overlapped), and the step time; the kernel
-# trace as CSV in $OUT/nsys-NAME.csv. nsys_decode NAME ARTIFACT PROMPT.
-nsys_decode() {
-  local nsys
-  nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys \
-    /usr/local/cuda/nsight-systems-*/bin/nsys 2>/dev/null | head -1)
-  [ -n "$nsys" ] || { echo "  nsys: not on this host" >> "$summary"; return; }
-  timeout 120 "$nsys" profile --cuda-graph-trace=node --trace=cuda --sample=none \
-    --cpuctxsw=none -o "$W/nsys-$1" --force-overwrite true \
-    "$W/bundle/bin/kiln-run" "$2" --prompt-ids "$3" --max-new-tokens 65 --format ids \
-    > "$W/nsys-$1.log" 2>&1
-  timeout 120 "$nsys" stats --report cuda_gpu_trace --format csv --force-export true \
-    --output "$W/nsys-$1" "$W/nsys-$1.nsys-rep" >> "$W/nsys-$1.log" 2>&1
-  cp "$W/nsys-$1_cuda_gpu_trace.csv" "$OUT/nsys-$1.csv" 2>/dev/null
-  "$PY" - "$OUT/nsys-$1.csv" >> "$summary" 2>&1 <<'PYEOF' || echo "  nsys: no trace ($(tail -2 "$W/nsys-$1.log" | head -c 300))" >> "$summary"
-import csv, re, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-start = next(k for k in rows[0] if k.startswith("Start"))
-dur = next(k for k in rows[0] if k.startswith("Duration"))
-ks = sorted((int(float(r[start])), int(float(r[dur])), r["Name"]) for r in rows
-            if re.match(r"decode_k\d+_", r.get("Name", "")))
-kinds, gaps, steps, first = {}, {}, [], None
-for (s0, d0, n0), (s1, d1, n1) in zip(ks, ks[1:]):
-    k = re.sub(r"^decode_", "", n1)
-    gaps.setdefault(k, []).append((s1 - (s0 + d0)) / 1e3)
-for s0, d0, n0 in ks:
-    kinds.setdefault(re.sub(r"^decode_", "", n0), []).append(d0 / 1e3)
-    if re.match(r"decode_k0_", n0):
-        if first is not None: steps.append((s0 - first) / 1e3)
-        first = s0
-print(f"  nsys: {len(ks)} decode kernels in the graph; step {statistics.median(steps):.1f} us (median of {len(steps)})")
-for k, v in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
-    g = gaps.get(k, [0])
-    print(f"    {k:40s} {len(v):6d} x {statistics.mean(v):7.2f} us in the graph, "
-          f"gap before {statistics.mean(g):6.2f} us (median {statistics.median(g):6.2f})")
-PYEOF
 }
 # make_llama.py's dimensions of a Llama shape: shape_dims 1b|8b (nothing for another name).
 shape_dims() {
