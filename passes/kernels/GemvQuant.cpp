@@ -41,34 +41,23 @@
 // same 80 registers). KILN_TUNE_GEMV_Q_LOP3=0 and KILN_TUNE_GEMV_Q_STAGE=0
 // keep the old forms for measurements.
 //
-// KILN_TUNE_GEMV_Q_MMA=<slices> selects a tensor-core form instead (see
-// buildMma): mma.sync over 16 output columns a warp, measured correct but
-// slower on the H200, kept as the measurement path the next GEMV work
+// KILN_TUNE_GEMV_Q_MMA=<slices> selects a tensor-core form instead
+// (GemvQuantMma.cpp): mma.sync over 16 output columns a warp, measured correct
+// but slower on the H200, kept as the measurement path the next GEMV work
 // starts from.
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/kernels/GemvQuant.h"
 #include "dialects/Kiln/KilnDialect.h"
-#include "passes/kernels/Gemv.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "llvm/Support/FormatVariadic.h"
 
-#include <cstdlib>
-
 namespace kiln::kernels {
-using namespace gemv;
-
-namespace {
-
-/// The quantized projection out[b, s, n] += x[b, s, k] * dq(w)[n, k].
-struct QuantProjection {
-  int64_t batch = 0, seq = 0, k = 0, n = 0, bits = 0, group = 0;
-  bool zeroPoints = false;
-  Type inputType, scaleType;
-};
+namespace gemv {
 
 std::optional<QuantProjection> matchQuantized(Operation *op) {
   auto g = dyn_cast<linalg::GenericOp>(op);
@@ -136,974 +125,592 @@ std::optional<QuantProjection> matchQuantized(Operation *op) {
   return p;
 }
 
-class GemvQuant final : public GemvRecipe {
-public:
-  GemvQuant() : GemvRecipe(/*inOut=*/false) {}
-  static constexpr int64_t kThreads = 256;
-  static constexpr int64_t kWarps = kThreads / 32;
-  static constexpr int64_t kLoadBytes = 16;
-  static constexpr int64_t kStride = 32 * kLoadBytes; // bytes per warp step
-  /// The most workgroup memory x staged once per block may take.
-  static constexpr int64_t kMaxStagedBytes = 32 * 1024;
+FailureOr<LaunchShape> GemvQuant::build(OpBuilder &b, Operation *op,
+                                        IRMapping &map, gpu::GPUFuncOp kernel,
+                                        Value init,
+                                        ArrayRef<Operation *> fused) const {
+  std::optional<QuantProjection> found = suitable(op);
+  if (!found)
+    return failure();
+  const QuantProjection p = *found;
+  Operation *epilogue = epilogueIn(op, fused);
+  Location loc = op->getLoc();
+  KernelBuilder kb(b, loc, kernel);
+  auto g = cast<linalg::GenericOp>(op);
+  Value x = map.lookup(g.getDpsInputs()[0]);
+  Value packed = map.lookup(g.getDpsInputs()[1]);
+  Value scales = map.lookup(g.getDpsInputs()[2]);
+  Value zeros = p.zeroPoints ? map.lookup(g.getDpsInputs()[3]) : Value();
+  Value out = map.lookup(g.getDpsInits()[0]);
 
-  /// Whether the measurement switch `name` is set to 0.
-  static bool tuneOff(const char *name) {
-    const char *env = std::getenv(name);
-    return env && StringRef(env) == "0";
-  }
-
-  StringRef name() const override { return "gemv_q"; }
-  bool fusesRowNorm() const override { return true; }
-  bool supportsColumnOffsets() const override { return true; }
-
-  /// Measurement knobs, KILN_TUNE_GEMV_Q=[b]<blocks>[s<slices>]: the
-  /// blocks columnsPerWarp keeps (default 64 for int4, 264 for int8) and the
-  /// most warps that share a column (split-K; default 8, GemvRecipe::splitK's
-  /// rule). Anything else is ignored.
-  struct Tuning {
-    std::optional<int64_t> minBlocks;
-    int64_t maxSlices = kWarps;
+  const int64_t rows = p.batch * p.seq;
+  // Output columns: the epilogue's (SwiGLU: half the projection's, each
+  // needing columns n and n + N/2).
+  OutputColumns oc = outputColumns(op, epilogue, p.n);
+  if (int64_t slices = mmaSlices(p, oc.width, p.batch * p.seq))
+    return buildMma(b, kb, op, map, init, epilogue, p, oc, slices, x, packed,
+                    scales, out);
+  QuantProjection domain = p;
+  domain.n = oc.width;
+  const int64_t cpw = columnsPerWarp(domain, rows);
+  const int64_t codes = codesPerLoad(p), perWord = 32 / p.bits;
+  const int64_t chunkCodes = chunk(p), wordsPerChunk = chunkCodes / perWord;
+  const int64_t rowBytes = p.k * p.bits / 8;
+  const bool oneGroup = p.group == p.k;
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto v4f32 = VectorType::get({4}, f32);
+  auto v4i32 = VectorType::get({4}, i32);
+  auto v16i8 = VectorType::get({16}, b.getI8Type());
+  auto vxIn = VectorType::get({codes}, p.inputType);
+  auto vxF32 = VectorType::get({codes}, f32);
+  auto idx = [&](int64_t v) { return kb.index(v); };
+  auto splatF = [&](OpBuilder &nb, Location l, double v) -> Value {
+    return arith::ConstantOp::create(nb, l, v4f32,
+                                     DenseElementsAttr::get(v4f32, float(v)));
   };
-  static Tuning tuning() {
-    Tuning t;
-    const char *env = std::getenv("KILN_TUNE_GEMV_Q");
-    if (!env)
-      return t;
-    StringRef rest(env);
-    rest.consume_front("b");
-    int64_t blocks = 0, slices = 0;
-    if (rest.consumeInteger(10, blocks) || blocks < 1)
-      return t;
-    if (!rest.empty() &&
-        (!rest.consume_front("s") || rest.consumeInteger(10, slices) ||
-         !rest.empty() || !llvm::isPowerOf2_64(slices) || slices > kWarps))
-      return t;
-    t.minBlocks = blocks;
-    if (slices)
-      t.maxSlices = slices;
-    return t;
-  }
+  auto splatI = [&](OpBuilder &nb, Location l, int32_t v) -> Value {
+    return arith::ConstantOp::create(
+        nb, l, v4i32, DenseElementsAttr::get(v4i32, APInt(32, v)));
+  };
+  // The f16-pair form (see the file comment): f16 activations, codes
+  // with the implicit zero point.
+  const bool packedHalf = p.inputType.isF16() && !p.zeroPoints &&
+                          !std::getenv("KILN_TUNE_GEMV_Q_F32");
+  const int64_t pairs = perWord / 2;
+  const double prescale = p.bits == 4 ? 0.25 : 1.0 / 64;
+  // One lop3 a word for (w & mask) | 1024.0h pair (ptxas leaves the and
+  // and the or as two LOP3s); KILN_TUNE_GEMV_Q_LOP3=0 keeps the two.
+  const bool lop3 = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_LOP3");
+  auto v8f16 = VectorType::get({8}, b.getF16Type());
+  auto v8f32 = VectorType::get({8}, f32);
+  auto splatH = [&](OpBuilder &nb, Location l, double v) -> Value {
+    Attribute e = FloatAttr::get(nb.getF16Type(), v);
+    return arith::ConstantOp::create(nb, l, v8f16,
+                                     DenseElementsAttr::get(v8f16, e));
+  };
+  auto xAt = [&](int64_t r, Value k) -> SmallVector<Value, 3> {
+    return {idx(r / p.seq), idx(r % p.seq), k};
+  };
 
-  /// Codes per 16-byte load, and per group-uniform chunk of one.
-  static int64_t codesPerLoad(const QuantProjection &p) { return 128 / p.bits; }
-  static int64_t chunk(const QuantProjection &p) {
-    return std::min(codesPerLoad(p), p.group);
-  }
+  OpBuilder::InsertionGuard guard(b);
+  // Split-K (GemvRecipe::splitK): a row of packed codes is short.
+  const int64_t slices =
+      splitK(oc.width, cpw, rowBytes, kStride, kWarps, tuning().maxSlices);
+  const int64_t sliceBytes = rowBytes / slices;
+  WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps, slices);
+  Value lane = wc.lane;
+  // The projection columns this warp reads: [offset][output column].
+  const SmallVector<Value> ns =
+      projectionColumns(b, loc, kb, wc.ns, oc.offsets);
+  const int64_t ncol = ns.size();
 
-  static std::optional<QuantProjection> suitable(Operation *op) {
-    std::optional<QuantProjection> p = matchQuantized(op);
-    if (!p || p->batch * p->seq > kMaxRows)
-      return std::nullopt;
-    int64_t codes = codesPerLoad(*p), perWord = 32 / p->bits;
-    // Whole loads per row; a load's codes in whole groups or a group in
-    // whole words of the load.
-    if ((p->k * p->bits / 8) % kLoadBytes != 0 ||
-        (p->group % codes != 0 &&
-         (codes % p->group != 0 || p->group % perWord != 0)))
-      return std::nullopt;
-    return p;
-  }
-
-  bool matches(Operation *op) const override {
-    return suitable(op).has_value();
-  }
-
-  /// Output columns per warp: with one batch row, as many (up to 4) as
-  /// still give the grid `minBlocks` blocks before split-K, so that a
-  /// warp's fixed costs (x's loads, 64 bytes of x a lane for 16 bytes of
-  /// int4 codes, and the reduction) are shared by more weight bytes: a row
-  /// of packed codes is short (1 KB for 2048 int4). int4 keeps 64 blocks
-  /// (split-K multiplies them), int8 264 (2 per SM of a 132-SM GPU): on the
-  /// H200, 64 for int4 took the 8B shape's down projection from 25.2 to
-  /// 17.3 us and its decode from 395.8 to 471.5 tok/s, the 1B's from 1657
-  /// to 1838, while int8 was slower with it (1B 1605 -> 1576 tok/s).
-  /// KILN_TUNE_GEMV_Q=<blocks> replaces the rule for measurements (see
-  /// Tuning).
-  static int64_t columnsPerWarp(const QuantProjection &p, int64_t rows) {
-    if (rows > 1)
-      return 1;
-    const int64_t minBlocks =
-        tuning().minBlocks.value_or(p.bits == 4 ? 64 : 264);
-    for (int64_t c : {4, 2})
-      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= minBlocks)
-        return c;
-    return 1;
-  }
-
-  /// The tensor-core form (see buildMma), for measurements only:
-  /// KILN_TUNE_GEMV_Q_MMA=<slices> (a power of two up to 8: the warps that
-  /// share a column tile, split-K) selects it where it suits: int4 codes
-  /// with the implicit zero point, f16 activations, groups of a multiple of
-  /// 128 codes (one scale per 64-byte stretch of a row), whole tiles of 16
-  /// output columns and stretches per slice. Returns the slices, 0 for the
-  /// CUDA-core form. Not the default: on the H200 it was correct (the real
-  /// model's int4:128 perplexity 7.8867 against 7.8866, the same 256 greedy
-  /// tokens on the 1B shape) but slower (8B shape 332.6 against 472.0
-  /// tok/s, 1B 1135.1 against 1847.5): a warp's 16 columns leave few warps,
-  /// and the one-hot reduction below costs ~a third of its instructions.
-  static int64_t mmaSlices(const QuantProjection &p, int64_t width,
-                           int64_t rows) {
-    const char *env = std::getenv("KILN_TUNE_GEMV_Q_MMA");
-    int64_t s = 0;
-    if (!env || StringRef(env).getAsInteger(10, s) || s <= 0 || s > kWarps ||
-        !llvm::isPowerOf2_64(s))
-      return 0;
-    if (p.bits != 4 || p.zeroPoints || !p.inputType.isF16() ||
-        p.group % kStretchCodes != 0 || p.k % kStretchCodes != 0 || rows > 8 ||
-        width % kTile != 0)
-      return 0;
-    const int64_t stretches = p.k / kStretchCodes, tiles = width / kTile;
-    if (stretches % s != 0 || (s > 1 && tiles % (kWarps / s) != 0))
-      return 0;
-    return s;
-  }
-  static constexpr int64_t kTile = 16;          // output columns a warp
-  static constexpr int64_t kStretchCodes = 128; // codes a step, per row
-
-  /// The tensor-core form: a warp computes 16 output columns (per column
-  /// offset: SwiGLU's gate and up) by mma.sync m16n8k16, the weight rows as
-  /// A and up to 8 batch rows as B's columns. Lane (g, c) = (lane / 4,
-  /// lane % 4) loads bytes [16 c, 16 c + 16) of each 64-byte stretch of
-  /// rows g and g + 8: 32 consecutive codes of each, which it dequantizes
-  /// exactly to f16 q - 8 in pairs (the f16-pair trick of the CUDA-core
-  /// form: nibble j of both halves of a word, or'ed into 1024.0h, and one
-  /// f16x2 fma). The mma's k order is free as long as A and B agree: lane
-  /// c's k slots (2c, 2c + 1) and (2c + 8, 2c + 9) of step (w, h) hold its
-  /// codes 8 w + 2 h + {0, 4} and 8 w + 2 h + {1, 5}, exactly the pairs a
-  /// word gives, and B's lane (g, c) holds x of batch row g at the same
-  /// codes. Each stretch (one group) goes to a zero accumulator, scaled
-  /// into the running one by the row's scale; products are exact and sums
-  /// f32. The accumulators then go through reduceAndStore as one-hot lane
-  /// vectors (the lane holding column m, batch row r contributes it).
-  FailureOr<LaunchShape> buildMma(OpBuilder &b, KernelBuilder &kb,
-                                  Operation *op, IRMapping &map, Value init,
-                                  Operation *epilogue, const QuantProjection &p,
-                                  const OutputColumns &oc, int64_t slices,
-                                  Value x, Value packed, Value scales,
-                                  Value out) const {
-    Location loc = op->getLoc();
-    const int64_t rows = p.batch * p.seq;
-    const int64_t stretchBytes = kStretchCodes / 2;
-    const int64_t sliceBytes = p.k / 2 / slices;
-    const int64_t steps = sliceBytes / stretchBytes;
-    const int64_t unroll = steps % 2 == 0 ? 2 : 1;
-    Type f32 = b.getF32Type(), f16 = b.getF16Type(), i32 = b.getI32Type();
-    auto idx = [&](int64_t v) { return kb.index(v); };
-    auto v4i32 = VectorType::get({4}, i32);
-    auto v16i8 = VectorType::get({16}, b.getI8Type());
-    auto v2f16 = VectorType::get({2}, f16);
-    auto v32f16 = VectorType::get({32}, f16);
-    auto fragA = VectorType::get({4, 2}, f16);
-    auto fragB = VectorType::get({2, 2}, f16);
-    auto fragC = VectorType::get({2, 2}, f32);
-    auto splatI = [&](OpBuilder &nb, Location l, int32_t v) -> Value {
-      return arith::ConstantOp::create(nb, l, i32, nb.getI32IntegerAttr(v));
-    };
-    auto splatH2 = [&](OpBuilder &nb, Location l, double v) -> Value {
-      return arith::ConstantOp::create(
-          nb, l, v2f16, DenseElementsAttr::get(v2f16, FloatAttr::get(f16, v)));
-    };
-    Value zeroC = arith::ConstantOp::create(
-        b, loc, fragC, DenseElementsAttr::get(fragC, 0.0f));
-    Value zeroB = arith::ConstantOp::create(
-        b, loc, fragB, DenseElementsAttr::get(fragB, b.getZeroAttr(f16)));
-    auto v2f32 = VectorType::get({2}, f32);
-    Value zeroAFrag = arith::ConstantOp::create(
-        b, loc, fragA, DenseElementsAttr::get(fragA, b.getZeroAttr(f16)));
-    Value zeroX = arith::ConstantOp::create(
-        b, loc, v32f16, DenseElementsAttr::get(v32f16, b.getZeroAttr(f16)));
-
-    OpBuilder::InsertionGuard guard(b);
-    WarpColumns wc = warpColumns(b, loc, kb, oc.width, kTile, kWarps, slices);
-    Value lane = wc.lane;
-    Value quad = arith::DivUIOp::create(b, loc, lane, idx(4));   // g
-    Value inQuad = arith::RemUIOp::create(b, loc, lane, idx(4)); // c
-    // Rows g and g + 8 of each column offset's tile.
-    SmallVector<Value> tileRows; // [offset][2]
-    for (int64_t off : oc.offsets) {
-      Value base =
-          off ? arith::AddIOp::create(b, loc, wc.ns[0], idx(off)).getResult()
-              : wc.ns[0];
-      Value r0 = arith::AddIOp::create(b, loc, base, quad);
-      tileRows.push_back(r0);
-      tileRows.push_back(arith::AddIOp::create(b, loc, r0, idx(8)));
+  // x staged once per block in workgroup memory (f16 pairs form): every
+  // warp otherwise loads its 64 bytes of x a 16-byte code load from
+  // global memory, rearranges them into the codes' pairs (16 PRMTs a load
+  // and column: ptxas rematerialises them per column) and, with a row
+  // norm, adds their squares, each warp the whole row again. Staged, the
+  // block's threads load x once, store it in the pairs' order and add
+  // the squares once (a barrier publishes both); a warp then reads ready
+  // pairs with 16-byte ld.shared, conflict-free: for load chunk c (codes
+  // [codes c, codes c + codes) of a row), pair j sits at halves
+  // (c / 32) 32 codes + 256 j + 8 (c % 32), so the 32 lanes of a warp
+  // (consecutive chunks) read 512 contiguous bytes. Needs every thread
+  // (no spare warps) and at most 32 KiB; KILN_TUNE_GEMV_Q_STAGE=0 keeps
+  // the per-warp form.
+  const int64_t chunksPerRow = p.k / codes;
+  const int64_t stagedRow = llvm::divideCeil(chunksPerRow, 32) * 32 * codes;
+  const bool stage = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_STAGE") &&
+                     rows * stagedRow * 2 <= kMaxStagedBytes &&
+                     oc.width % ((kWarps / slices) * cpw) == 0;
+  Value staged; // the staged x, [rows * stagedRow] f16
+  // Pair j of x in the codes' order (from a load's `codes` elements of x):
+  // word w's halves hold codes perWord w + j and perWord w + j + pairs.
+  auto xPair = [&](OpBuilder &nb, Location l, Value xh, int64_t j) -> Value {
+    SmallVector<int64_t> mask;
+    for (int64_t w = 0; w < 4; ++w) {
+      mask.push_back(w * perWord + j);
+      mask.push_back(w * perWord + j + pairs);
     }
-    const int64_t tiles = oc.offsets.size();
-    // B's batch row: g, clamped (lanes g >= rows hold zeros).
-    Value hasRow = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                         quad, idx(rows));
-    Value row = arith::MinUIOp::create(b, loc, quad, idx(rows - 1));
-    Value xb = arith::DivUIOp::create(b, loc, row, idx(p.seq));
-    Value xs = arith::RemUIOp::create(b, loc, row, idx(p.seq));
-    Value laneByte = arith::MulIOp::create(b, loc, inQuad, idx(16));
-    Value firstByte = laneByte;
-    if (slices > 1)
-      firstByte = arith::AddIOp::create(
-          b, loc, arith::MulIOp::create(b, loc, wc.slice, idx(sliceBytes)),
-          laneByte);
-    Value endByte = arith::AddIOp::create(b, loc, firstByte, idx(sliceBytes));
+    return vector::ShuffleOp::create(nb, l, xh, xh, mask);
+  };
+  // The code index of the first code of the load at byte `byte` of a row.
+  auto codeAt = [&](OpBuilder &nb, Location l, Value byte) -> Value {
+    return p.bits == 4 ? arith::MulIOp::create(nb, l, byte, idx(2)).getResult()
+                       : byte;
+  };
+  auto stagedAt = [&](OpBuilder &nb, Location l, int64_t r, Value chunkIdx,
+                      int64_t j) -> Value {
+    Value hi = arith::MulIOp::create(
+        nb, l, arith::DivUIOp::create(nb, l, chunkIdx, idx(32)),
+        idx(32 * codes));
+    Value lo = arith::MulIOp::create(
+        nb, l, arith::RemUIOp::create(nb, l, chunkIdx, idx(32)), idx(8));
+    Value at = arith::AddIOp::create(nb, l, hi, lo);
+    return arith::AddIOp::create(nb, l, at, idx(r * stagedRow + 256 * j));
+  };
 
-    RowNormSums norm;
-    norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
-    // Carried: an accumulator per tile, then (with a norm) this lane's sum
-    // of squares of its x.
-    SmallVector<Value> inits(tiles, zeroC);
-    if (norm.ops)
-      inits.push_back(zeroC);
-    auto iteration = [&](OpBuilder &nb, Location l, Value byte0,
-                         ValueRange accs) -> SmallVector<Value> {
-      SmallVector<Value> next(accs.begin(), accs.end());
-      // Every load of the iteration first: codes [stretch][tile][g, g+8].
-      SmallVector<Value> bytes;
-      for (int64_t u = 0; u < unroll; ++u)
-        bytes.push_back(
-            u ? arith::AddIOp::create(nb, l, byte0, idx(u * stretchBytes))
-                    .getResult()
-              : byte0);
-      SmallVector<Value> words;
-      for (int64_t u = 0; u < unroll; ++u)
-        for (Value r : tileRows) {
-          Value raw = vector::LoadOp::create(
-              nb, l, v16i8, packed, ValueRange{r, bytes[u]},
-              /*nontemporal=*/false, llvm::MaybeAlign(16));
-          words.push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
-        }
-      for (int64_t u = 0; u < unroll; ++u) {
-        // This lane's 32 codes start at code 2 * bytes[u].
-        Value k0 = arith::MulIOp::create(nb, l, bytes[u], idx(2));
-        Value xv =
-            vector::LoadOp::create(nb, l, v32f16, x, ValueRange{xb, xs, k0},
-                                   /*nontemporal=*/false, llvm::MaybeAlign(16));
-        xv = arith::SelectOp::create(nb, l, hasRow, xv, zeroX);
-        // B of step (w, h): x at codes 8 w + 2 h + {0, 4} and {1, 5}.
-        SmallVector<Value> bFrags;
-        for (int64_t w = 0; w < 4; ++w)
-          for (int64_t h = 0; h < 2; ++h) {
-            int64_t c0 = 8 * w + 2 * h;
-            Value frag = zeroB;
-            for (int64_t r = 0; r < 2; ++r)
-              frag = vector::InsertOp::create(
-                  nb, l,
-                  vector::ShuffleOp::create(
-                      nb, l, xv, xv, ArrayRef<int64_t>{c0 + r, c0 + r + 4}),
-                  frag, ArrayRef<int64_t>{r});
-            bFrags.push_back(frag);
-            // The row norm's sums of squares on the tensor cores too: A's
-            // row m holds x of batch row m at B's k slots, so C[r][r] is
-            // x_r . x_r (products exact, sums f32).
-            if (norm.ops) {
-              Value ax = zeroAFrag;
-              for (int64_t r = 0; r < 2; ++r)
-                ax = vector::InsertOp::create(
-                    nb, l,
-                    vector::ExtractOp::create(nb, l, frag,
-                                              ArrayRef<int64_t>{r}),
-                    ax, ArrayRef<int64_t>{2 * r});
-              next[tiles] = nvgpu::MmaSyncOp::create(
-                  nb, l, ax, frag, next[tiles], ArrayRef<int64_t>{16, 8, 16});
-            }
-          }
-        // The group of this stretch: its scale for rows g and g + 8.
-        Value group = arith::DivUIOp::create(nb, l, k0, idx(p.group));
-        for (int64_t t = 0; t < tiles; ++t) {
-          // Pair j of word w of row i (0: g, 1: g + 8): q - 8 in f16.
-          auto pairsOf = [&](Value wordVec, int64_t w) {
-            Value word =
-                vector::ExtractOp::create(nb, l, wordVec, ArrayRef<int64_t>{w});
-            Value w8 = arith::ShRUIOp::create(nb, l, word, splatI(nb, l, 8));
-            SmallVector<Value> q;
-            for (int64_t j = 0; j < 4; ++j) {
-              const bool odd = j % 2;
-              Value v = arith::AndIOp::create(
-                  nb, l, j >= 2 ? w8 : word,
-                  splatI(nb, l, odd ? 0x00F000F0 : 0x000F000F));
-              v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x64006400));
-              Value h = vector::BitCastOp::create(
-                  nb, l, v2f16,
-                  vector::BroadcastOp::create(nb, l, VectorType::get({1}, i32),
-                                              v));
-              const double m = odd ? 16.0 : 1.0;
-              q.push_back(
-                  vector::FMAOp::create(nb, l, h, splatH2(nb, l, 1.0 / m),
-                                        splatH2(nb, l, -(1024.0 / m + 8.0))));
-            }
-            return q;
-          };
-          Value wg = words[(u * tiles + t) * 2];
-          Value wg8 = words[(u * tiles + t) * 2 + 1];
-          Value tmp = zeroC;
-          for (int64_t w = 0; w < 4; ++w) {
-            SmallVector<Value> qa = pairsOf(wg, w), qb = pairsOf(wg8, w);
-            for (int64_t h = 0; h < 2; ++h) {
-              Value frag = zeroAFrag;
-              Value parts[4] = {qa[2 * h], qb[2 * h], qa[2 * h + 1],
-                                qb[2 * h + 1]};
-              for (int64_t r = 0; r < 4; ++r)
-                frag = vector::InsertOp::create(nb, l, parts[r], frag,
-                                                ArrayRef<int64_t>{r});
-              tmp = nvgpu::MmaSyncOp::create(nb, l, frag, bFrags[2 * w + h],
-                                             tmp, ArrayRef<int64_t>{16, 8, 16});
-            }
-          }
-          // acc += scale(row) * tmp, rows g and g + 8 (1-D halves: the
-          // NVVM lowering takes 1-D vector arithmetic).
-          for (int64_t i = 0; i < 2; ++i) {
-            Value s = kb.extendTo(
-                nb,
-                memref::LoadOp::create(nb, l, scales,
-                                       ValueRange{tileRows[2 * t + i], group}),
-                f32);
-            Value half = vector::FMAOp::create(
-                nb, l,
-                vector::ExtractOp::create(nb, l, tmp, ArrayRef<int64_t>{i}),
-                vector::BroadcastOp::create(nb, l, v2f32, s),
-                vector::ExtractOp::create(nb, l, next[t],
-                                          ArrayRef<int64_t>{i}));
-            next[t] = vector::InsertOp::create(nb, l, half, next[t],
-                                               ArrayRef<int64_t>{i});
-          }
-        }
-      }
-      return next;
-    };
-    ValueRange results =
-        loopAlongK(b, loc, kb, firstByte, endByte, unroll * stretchBytes,
-                   /*peel=*/true, inits, iteration);
-    // One-hot lane vectors for reduceAndStore: [offset][column][batch row]
-    // (the lane holding column m, batch row r contributes it).
-    auto v1f32 = VectorType::get({1}, f32);
-    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-    SmallVector<Value> accs;
-    for (int64_t t = 0; t < tiles; ++t)
-      for (int64_t m = 0; m < kTile; ++m)
-        for (int64_t r = 0; r < rows; ++r) {
-          Value mine = arith::AndIOp::create(
-              b, loc,
-              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, quad,
-                                    idx(m % 8)),
-              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, inQuad,
-                                    idx(r / 2)));
-          Value v = vector::ExtractOp::create(b, loc, results[t],
-                                              ArrayRef<int64_t>{m / 8, r % 2});
-          accs.push_back(vector::BroadcastOp::create(
-              b, loc, v1f32, arith::SelectOp::create(b, loc, mine, v, zero)));
-        }
-    if (norm.ops) {
-      // C[r][r] is held by lane (r, r / 2), element [0][r % 2].
-      for (int64_t r = 0; r < rows; ++r) {
-        Value sq = vector::ExtractOp::create(b, loc, results[tiles],
-                                             ArrayRef<int64_t>{0, r % 2});
-        Value mine = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                           lane, idx(4 * r + r / 2));
-        norm.partial.push_back(vector::BroadcastOp::create(
-            b, loc, v1f32, arith::SelectOp::create(b, loc, mine, sq, zero)));
-      }
+  // The one scale (and zero point) of a row quantized per channel.
+  auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
+                     Value group) -> Value {
+    return kb.extendTo(
+        nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}), f32);
+  };
+  // A group's scale, times 1 / prescale in the f16-pair form (a power of
+  // two: exact, once a scale rather than once an accumulator lane).
+  auto groupScale = [&](OpBuilder &nb, Location l, Value n,
+                        Value group) -> Value {
+    Value v = scaleOf(nb, l, scales, n, group);
+    if (!packedHalf)
+      return v;
+    return arith::MulFOp::create(
+        nb, l, v,
+        arith::ConstantOp::create(nb, l, f32,
+                                  nb.getF32FloatAttr(float(1 / prescale))));
+  };
+  SmallVector<Value> rowScale(ncol), rowZero(ncol);
+  if (oneGroup)
+    for (int64_t c = 0; c < ncol; ++c) {
+      rowScale[c] = groupScale(b, loc, ns[c], idx(0));
+      if (zeros)
+        rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
     }
-    auto xAt = [&](int64_t r, Value k) -> SmallVector<Value, 3> {
-      return {idx(r / p.seq), idx(r % p.seq), k};
-    };
-    reduceAndStore(b, loc, kb, op, epilogue, map, accs, wc, rows, out, init,
-                   xAt, norm, oc.offsets);
-    LaunchShape shape;
-    shape.grid[0] = oc.width / ((kWarps / slices) * kTile);
-    shape.block[0] = kThreads;
-    shape.tiling = "mma" + std::to_string(slices);
-    return shape;
+
+  // Steps a loop iteration: with many columns a warp, fewer (the loads of
+  // one iteration stay in registers: at most 8 x 16 bytes a lane).
+  int64_t unroll =
+      std::min(unrollFor(sliceBytes, kStride), std::max<int64_t>(1, 8 / ncol));
+  // A slice of an odd number (5 or more) of warp steps, which unrollFor
+  // leaves at one step an iteration (the 8B shape's down projection: 7
+  // steps of 512 bytes a warp), takes two a pipelined iteration and the
+  // last step after the loop: twice the loads in flight (H200: that down
+  // projection 17.4 -> 15.0 us, 128 registers, no spills; the 8B's int4
+  // decode 509 -> 556 tok/s). KILN_TUNE_GEMV_Q_TAIL=0 keeps one step an
+  // iteration.
+  const int64_t sliceSteps = sliceBytes / kStride;
+  int64_t tailSteps = 0;
+  if (unroll == 1 && ncol <= 4 && sliceBytes % kStride == 0 &&
+      sliceSteps >= 5 && sliceSteps % 2 == 1 &&
+      !tuneOff("KILN_TUNE_GEMV_Q_TAIL")) {
+    unroll = 2;
+    tailSteps = 1;
   }
-
-  FailureOr<LaunchShape> build(OpBuilder &b, Operation *op, IRMapping &map,
-                               gpu::GPUFuncOp kernel, Value init,
-                               ArrayRef<Operation *> fused) const override {
-    std::optional<QuantProjection> found = suitable(op);
-    if (!found)
-      return failure();
-    const QuantProjection p = *found;
-    Operation *epilogue = epilogueIn(op, fused);
-    Location loc = op->getLoc();
-    KernelBuilder kb(b, loc, kernel);
-    auto g = cast<linalg::GenericOp>(op);
-    Value x = map.lookup(g.getDpsInputs()[0]);
-    Value packed = map.lookup(g.getDpsInputs()[1]);
-    Value scales = map.lookup(g.getDpsInputs()[2]);
-    Value zeros = p.zeroPoints ? map.lookup(g.getDpsInputs()[3]) : Value();
-    Value out = map.lookup(g.getDpsInits()[0]);
-
-    const int64_t rows = p.batch * p.seq;
-    // Output columns: the epilogue's (SwiGLU: half the projection's, each
-    // needing columns n and n + N/2).
-    OutputColumns oc = outputColumns(op, epilogue, p.n);
-    if (int64_t slices = mmaSlices(p, oc.width, p.batch * p.seq))
-      return buildMma(b, kb, op, map, init, epilogue, p, oc, slices, x, packed,
-                      scales, out);
-    QuantProjection domain = p;
-    domain.n = oc.width;
-    const int64_t cpw = columnsPerWarp(domain, rows);
-    const int64_t codes = codesPerLoad(p), perWord = 32 / p.bits;
-    const int64_t chunkCodes = chunk(p), wordsPerChunk = chunkCodes / perWord;
-    const int64_t rowBytes = p.k * p.bits / 8;
-    const bool oneGroup = p.group == p.k;
-    Type f32 = b.getF32Type(), i32 = b.getI32Type();
-    auto v4f32 = VectorType::get({4}, f32);
-    auto v4i32 = VectorType::get({4}, i32);
-    auto v16i8 = VectorType::get({16}, b.getI8Type());
-    auto vxIn = VectorType::get({codes}, p.inputType);
-    auto vxF32 = VectorType::get({codes}, f32);
-    auto idx = [&](int64_t v) { return kb.index(v); };
-    auto splatF = [&](OpBuilder &nb, Location l, double v) -> Value {
-      return arith::ConstantOp::create(nb, l, v4f32,
-                                       DenseElementsAttr::get(v4f32, float(v)));
-    };
-    auto splatI = [&](OpBuilder &nb, Location l, int32_t v) -> Value {
-      return arith::ConstantOp::create(
-          nb, l, v4i32, DenseElementsAttr::get(v4i32, APInt(32, v)));
-    };
-    // The f16-pair form (see the file comment): f16 activations, codes
-    // with the implicit zero point.
-    const bool packedHalf = p.inputType.isF16() && !p.zeroPoints &&
-                            !std::getenv("KILN_TUNE_GEMV_Q_F32");
-    const int64_t pairs = perWord / 2;
-    const double prescale = p.bits == 4 ? 0.25 : 1.0 / 64;
-    // One lop3 a word for (w & mask) | 1024.0h pair (ptxas leaves the and
-    // and the or as two LOP3s); KILN_TUNE_GEMV_Q_LOP3=0 keeps the two.
-    const bool lop3 = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_LOP3");
-    auto v8f16 = VectorType::get({8}, b.getF16Type());
-    auto v8f32 = VectorType::get({8}, f32);
-    auto splatH = [&](OpBuilder &nb, Location l, double v) -> Value {
-      Attribute e = FloatAttr::get(nb.getF16Type(), v);
-      return arith::ConstantOp::create(nb, l, v8f16,
-                                       DenseElementsAttr::get(v8f16, e));
-    };
-    auto xAt = [&](int64_t r, Value k) -> SmallVector<Value, 3> {
-      return {idx(r / p.seq), idx(r % p.seq), k};
-    };
-
-    OpBuilder::InsertionGuard guard(b);
-    // Split-K (GemvRecipe::splitK): a row of packed codes is short.
-    const int64_t slices =
-        splitK(oc.width, cpw, rowBytes, kStride, kWarps, tuning().maxSlices);
-    const int64_t sliceBytes = rowBytes / slices;
-    WarpColumns wc = warpColumns(b, loc, kb, oc.width, cpw, kWarps, slices);
-    Value lane = wc.lane;
-    // The projection columns this warp reads: [offset][output column].
-    const SmallVector<Value> ns =
-        projectionColumns(b, loc, kb, wc.ns, oc.offsets);
-    const int64_t ncol = ns.size();
-
-    // x staged once per block in workgroup memory (f16 pairs form): every
-    // warp otherwise loads its 64 bytes of x a 16-byte code load from
-    // global memory, rearranges them into the codes' pairs (16 PRMTs a load
-    // and column: ptxas rematerialises them per column) and, with a row
-    // norm, adds their squares, each warp the whole row again. Staged, the
-    // block's threads load x once, store it in the pairs' order and add
-    // the squares once (a barrier publishes both); a warp then reads ready
-    // pairs with 16-byte ld.shared, conflict-free: for load chunk c (codes
-    // [codes c, codes c + codes) of a row), pair j sits at halves
-    // (c / 32) 32 codes + 256 j + 8 (c % 32), so the 32 lanes of a warp
-    // (consecutive chunks) read 512 contiguous bytes. Needs every thread
-    // (no spare warps) and at most 32 KiB; KILN_TUNE_GEMV_Q_STAGE=0 keeps
-    // the per-warp form.
-    const int64_t chunksPerRow = p.k / codes;
-    const int64_t stagedRow = llvm::divideCeil(chunksPerRow, 32) * 32 * codes;
-    const bool stage = packedHalf && !tuneOff("KILN_TUNE_GEMV_Q_STAGE") &&
-                       rows * stagedRow * 2 <= kMaxStagedBytes &&
-                       oc.width % ((kWarps / slices) * cpw) == 0;
-    Value staged; // the staged x, [rows * stagedRow] f16
-    // Pair j of x in the codes' order (from a load's `codes` elements of x):
-    // word w's halves hold codes perWord w + j and perWord w + j + pairs.
-    auto xPair = [&](OpBuilder &nb, Location l, Value xh, int64_t j) -> Value {
-      SmallVector<int64_t> mask;
-      for (int64_t w = 0; w < 4; ++w) {
-        mask.push_back(w * perWord + j);
-        mask.push_back(w * perWord + j + pairs);
-      }
-      return vector::ShuffleOp::create(nb, l, xh, xh, mask);
-    };
-    // The code index of the first code of the load at byte `byte` of a row.
-    auto codeAt = [&](OpBuilder &nb, Location l, Value byte) -> Value {
-      return p.bits == 4
-                 ? arith::MulIOp::create(nb, l, byte, idx(2)).getResult()
-                 : byte;
-    };
-    auto stagedAt = [&](OpBuilder &nb, Location l, int64_t r, Value chunkIdx,
-                        int64_t j) -> Value {
-      Value hi = arith::MulIOp::create(
-          nb, l, arith::DivUIOp::create(nb, l, chunkIdx, idx(32)),
-          idx(32 * codes));
-      Value lo = arith::MulIOp::create(
-          nb, l, arith::RemUIOp::create(nb, l, chunkIdx, idx(32)), idx(8));
-      Value at = arith::AddIOp::create(nb, l, hi, lo);
-      return arith::AddIOp::create(nb, l, at, idx(r * stagedRow + 256 * j));
-    };
-
-    // The one scale (and zero point) of a row quantized per channel.
-    auto scaleOf = [&](OpBuilder &nb, Location l, Value m, Value n,
-                       Value group) -> Value {
-      return kb.extendTo(
-          nb, memref::LoadOp::create(nb, l, m, ValueRange{n, group}), f32);
-    };
-    // A group's scale, times 1 / prescale in the f16-pair form (a power of
-    // two: exact, once a scale rather than once an accumulator lane).
-    auto groupScale = [&](OpBuilder &nb, Location l, Value n,
-                          Value group) -> Value {
-      Value v = scaleOf(nb, l, scales, n, group);
-      if (!packedHalf)
-        return v;
-      return arith::MulFOp::create(
-          nb, l, v,
-          arith::ConstantOp::create(nb, l, f32,
-                                    nb.getF32FloatAttr(float(1 / prescale))));
-    };
-    SmallVector<Value> rowScale(ncol), rowZero(ncol);
-    if (oneGroup)
-      for (int64_t c = 0; c < ncol; ++c) {
-        rowScale[c] = groupScale(b, loc, ns[c], idx(0));
-        if (zeros)
-          rowZero[c] = scaleOf(b, loc, zeros, ns[c], idx(0));
-      }
-
-    // Steps a loop iteration: with many columns a warp, fewer (the loads of
-    // one iteration stay in registers: at most 8 x 16 bytes a lane).
-    int64_t unroll = std::min(unrollFor(sliceBytes, kStride),
-                              std::max<int64_t>(1, 8 / ncol));
-    // A slice of an odd number (5 or more) of warp steps, which unrollFor
-    // leaves at one step an iteration (the 8B shape's down projection: 7
-    // steps of 512 bytes a warp), takes two a pipelined iteration and the
-    // last step after the loop: twice the loads in flight (H200: that down
-    // projection 17.4 -> 15.0 us, 128 registers, no spills; the 8B's int4
-    // decode 509 -> 556 tok/s). KILN_TUNE_GEMV_Q_TAIL=0 keeps one step an
-    // iteration.
-    const int64_t sliceSteps = sliceBytes / kStride;
-    int64_t tailSteps = 0;
-    if (unroll == 1 && ncol <= 4 && sliceBytes % kStride == 0 &&
-        sliceSteps >= 5 && sliceSteps % 2 == 1 &&
-        !tuneOff("KILN_TUNE_GEMV_Q_TAIL")) {
-      unroll = 2;
-      tailSteps = 1;
-    }
-    Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
-    Value endByte = idx(rowBytes);
-    if (slices > 1) {
-      Value b0 = arith::MulIOp::create(b, loc, wc.slice, idx(sliceBytes));
-      firstByte = arith::AddIOp::create(b, loc, b0, firstByte);
-      endByte = arith::AddIOp::create(b, loc, b0, idx(sliceBytes));
-    }
-    Value zero = splatF(b, loc, 0.0);
-    // Accumulators [column][batch row], then (with a row norm) the sums of
-    // x^2 [batch row].
-    RowNormSums norm;
-    norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
-    const int64_t nAcc = ncol * rows;
-    SmallVector<Value> inits(nAcc, zero);
-    if (norm.ops && !stage)
-      inits.append(rows, arith::ConstantOp::create(
-                             b, loc, vxF32, DenseElementsAttr::get(vxF32, 0.0f))
-                             .getResult());
-    // Stages x (see `stage`), after the first code loads so that they stay
-    // ahead of kiln-dependent-launch's wait.
-    auto stageX = [&](OpBuilder &nb, Location l) {
-      staged = kb.workgroupBuffer({rows * stagedRow}, nb.getF16Type());
-      Value tid = kb.threadIdX();
-      SmallVector<Value> sums;
-      for (int64_t r = 0; r < rows; ++r) {
-        // The squares are added per pair vector (8 lanes of f32, not one
-        // a code of the load: the first code loads are live here).
-        SmallVector<Value> init;
-        if (norm.ops)
-          init.push_back(arith::ConstantOp::create(
-              nb, l, v8f32, DenseElementsAttr::get(v8f32, 0.0f)));
-        auto loop = scf::ForOp::create(
-            nb, l, tid, idx(chunksPerRow), idx(kThreads), init,
-            [&](OpBuilder &lb, Location ll, Value c, ValueRange cur) {
-              Value k = arith::MulIOp::create(lb, ll, c, idx(codes));
-              Value xh = vector::LoadOp::create(lb, ll, vxIn, x, xAt(r, k),
-                                                /*nontemporal=*/false,
-                                                llvm::MaybeAlign(16));
-              SmallVector<Value> next(cur.begin(), cur.end());
-              for (int64_t j = 0; j < pairs; ++j) {
-                Value xs = xPair(lb, ll, xh, j);
-                if (norm.ops) {
-                  Value xv = kb.extendTo(lb, xs, v8f32);
-                  next[0] = vector::FMAOp::create(lb, ll, xv, xv, next[0]);
-                }
-                vector::StoreOp::create(
-                    lb, ll, xs, staged, ValueRange{stagedAt(lb, ll, r, c, j)},
-                    /*nontemporal=*/false, llvm::MaybeAlign(16));
+  Value firstByte = arith::MulIOp::create(b, loc, lane, idx(kLoadBytes));
+  Value endByte = idx(rowBytes);
+  if (slices > 1) {
+    Value b0 = arith::MulIOp::create(b, loc, wc.slice, idx(sliceBytes));
+    firstByte = arith::AddIOp::create(b, loc, b0, firstByte);
+    endByte = arith::AddIOp::create(b, loc, b0, idx(sliceBytes));
+  }
+  Value zero = splatF(b, loc, 0.0);
+  // Accumulators [column][batch row], then (with a row norm) the sums of
+  // x^2 [batch row].
+  RowNormSums norm;
+  norm.ops = members(op).empty() ? std::nullopt : rowNormOf(op);
+  const int64_t nAcc = ncol * rows;
+  SmallVector<Value> inits(nAcc, zero);
+  if (norm.ops && !stage)
+    inits.append(rows, arith::ConstantOp::create(
+                           b, loc, vxF32, DenseElementsAttr::get(vxF32, 0.0f))
+                           .getResult());
+  // Stages x (see `stage`), after the first code loads so that they stay
+  // ahead of kiln-dependent-launch's wait.
+  auto stageX = [&](OpBuilder &nb, Location l) {
+    staged = kb.workgroupBuffer({rows * stagedRow}, nb.getF16Type());
+    Value tid = kb.threadIdX();
+    SmallVector<Value> sums;
+    for (int64_t r = 0; r < rows; ++r) {
+      // The squares are added per pair vector (8 lanes of f32, not one
+      // a code of the load: the first code loads are live here).
+      SmallVector<Value> init;
+      if (norm.ops)
+        init.push_back(arith::ConstantOp::create(
+            nb, l, v8f32, DenseElementsAttr::get(v8f32, 0.0f)));
+      auto loop = scf::ForOp::create(
+          nb, l, tid, idx(chunksPerRow), idx(kThreads), init,
+          [&](OpBuilder &lb, Location ll, Value c, ValueRange cur) {
+            Value k = arith::MulIOp::create(lb, ll, c, idx(codes));
+            Value xh = vector::LoadOp::create(lb, ll, vxIn, x, xAt(r, k),
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16));
+            SmallVector<Value> next(cur.begin(), cur.end());
+            for (int64_t j = 0; j < pairs; ++j) {
+              Value xs = xPair(lb, ll, xh, j);
+              if (norm.ops) {
+                Value xv = kb.extendTo(lb, xs, v8f32);
+                next[0] = vector::FMAOp::create(lb, ll, xv, xv, next[0]);
               }
-              scf::YieldOp::create(lb, ll, next);
-            });
-        if (norm.ops)
-          sums.push_back(warpSum(nb, l, loop.getResult(0)));
-      }
-      if (!norm.ops) {
-        gpu::BarrierOp::create(nb, l);
-        return;
-      }
-      // Each warp's sums, then every thread adds them in warp order.
-      Value perWarp = kb.workgroupBuffer({kWarps * rows}, f32);
-      Value warp = arith::DivUIOp::create(nb, l, tid, idx(32));
-      Value first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
-                                          wc.lane, idx(0));
-      auto put = scf::IfOp::create(nb, l, first, /*withElseRegion=*/false);
-      {
-        OpBuilder::InsertionGuard inner(nb);
-        nb.setInsertionPointToStart(&put.getThenRegion().front());
-        Value base = arith::MulIOp::create(nb, l, warp, idx(rows));
-        for (int64_t r = 0; r < rows; ++r)
-          memref::StoreOp::create(
-              nb, l, sums[r], perWarp,
-              ValueRange{arith::AddIOp::create(nb, l, base, idx(r))});
-      }
+              vector::StoreOp::create(
+                  lb, ll, xs, staged, ValueRange{stagedAt(lb, ll, r, c, j)},
+                  /*nontemporal=*/false, llvm::MaybeAlign(16));
+            }
+            scf::YieldOp::create(lb, ll, next);
+          });
+      if (norm.ops)
+        sums.push_back(warpSum(nb, l, loop.getResult(0)));
+    }
+    if (!norm.ops) {
       gpu::BarrierOp::create(nb, l);
-      for (int64_t r = 0; r < rows; ++r) {
-        Value total = memref::LoadOp::create(nb, l, perWarp, idx(r));
-        for (int64_t w = 1; w < kWarps; ++w)
-          total = arith::AddFOp::create(
-              nb, l, total,
-              memref::LoadOp::create(nb, l, perWarp, idx(w * rows + r)));
-        norm.total.push_back(total);
-      }
-    };
-    // One iteration's byte offsets (up to 4 steps), its code loads
-    // [column][step] (all issued before any arithmetic) and its arithmetic.
-    auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0, int64_t steps) {
-      SmallVector<Value> bytes;
-      for (int64_t u = 0; u < steps; ++u)
-        bytes.push_back(
-            u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride))
-                    .getResult()
-              : byte0);
-      return bytes;
-    };
-    auto codesAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes) {
-      SmallVector<SmallVector<Value>> words(ncol);
-      for (int64_t u = 0; u < int64_t(bytes.size()); ++u)
-        for (int64_t c = 0; c < ncol; ++c) {
-          Value raw = vector::LoadOp::create(
-              nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
-              /*nontemporal=*/false, llvm::MaybeAlign(16));
-          words[c].push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
-        }
-      return words;
-    };
-    // The scales (and zero points) of the step whose first code is k0, per
-    // column: one lane a word.
-    auto stepScales = [&](OpBuilder &nb, Location l, Value k0) {
-      // Per word lane: the scale and zero point of its group.
-      auto perWordLane = [&](Value m, int64_t c) -> Value {
-        SmallVector<Value> chunks;
-        for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
-          Value kk = ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
-                              .getResult()
-                        : k0;
-          Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
-          chunks.push_back(m == scales ? groupScale(nb, l, ns[c], grp)
-                                       : scaleOf(nb, l, m, ns[c], grp));
-        }
-        if (chunks.size() == 1)
-          return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
-        SmallVector<Value> lanes;
-        for (int64_t w = 0; w < 4; ++w)
-          lanes.push_back(chunks[w / wordsPerChunk]);
-        return vector::FromElementsOp::create(nb, l, v4f32, lanes);
-      };
-      SmallVector<Value> scaleV(ncol), zeroV(ncol);
+      return;
+    }
+    // Each warp's sums, then every thread adds them in warp order.
+    Value perWarp = kb.workgroupBuffer({kWarps * rows}, f32);
+    Value warp = arith::DivUIOp::create(nb, l, tid, idx(32));
+    Value first =
+        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, wc.lane, idx(0));
+    auto put = scf::IfOp::create(nb, l, first, /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard inner(nb);
+      nb.setInsertionPointToStart(&put.getThenRegion().front());
+      Value base = arith::MulIOp::create(nb, l, warp, idx(rows));
+      for (int64_t r = 0; r < rows; ++r)
+        memref::StoreOp::create(
+            nb, l, sums[r], perWarp,
+            ValueRange{arith::AddIOp::create(nb, l, base, idx(r))});
+    }
+    gpu::BarrierOp::create(nb, l);
+    for (int64_t r = 0; r < rows; ++r) {
+      Value total = memref::LoadOp::create(nb, l, perWarp, idx(r));
+      for (int64_t w = 1; w < kWarps; ++w)
+        total = arith::AddFOp::create(
+            nb, l, total,
+            memref::LoadOp::create(nb, l, perWarp, idx(w * rows + r)));
+      norm.total.push_back(total);
+    }
+  };
+  // One iteration's byte offsets (up to 4 steps), its code loads
+  // [column][step] (all issued before any arithmetic) and its arithmetic.
+  auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0, int64_t steps) {
+    SmallVector<Value> bytes;
+    for (int64_t u = 0; u < steps; ++u)
+      bytes.push_back(
+          u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride)).getResult()
+            : byte0);
+    return bytes;
+  };
+  auto codesAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes) {
+    SmallVector<SmallVector<Value>> words(ncol);
+    for (int64_t u = 0; u < int64_t(bytes.size()); ++u)
       for (int64_t c = 0; c < ncol; ++c) {
-        scaleV[c] = oneGroup
-                        ? vector::BroadcastOp::create(nb, l, v4f32, rowScale[c])
-                              .getResult()
-                        : perWordLane(scales, c);
-        if (zeros)
-          zeroV[c] = oneGroup
-                         ? vector::BroadcastOp::create(nb, l, v4f32, rowZero[c])
-                               .getResult()
-                         : perWordLane(zeros, c);
+        Value raw = vector::LoadOp::create(
+            nb, l, v16i8, packed, ValueRange{ns[c], bytes[u]},
+            /*nontemporal=*/false, llvm::MaybeAlign(16));
+        words[c].push_back(vector::BitCastOp::create(nb, l, v4i32, raw));
       }
-      return std::make_pair(scaleV, zeroV);
+    return words;
+  };
+  // The scales (and zero points) of the step whose first code is k0, per
+  // column: one lane a word.
+  auto stepScales = [&](OpBuilder &nb, Location l, Value k0) {
+    // Per word lane: the scale and zero point of its group.
+    auto perWordLane = [&](Value m, int64_t c) -> Value {
+      SmallVector<Value> chunks;
+      for (int64_t ch = 0; ch < codes / chunkCodes; ++ch) {
+        Value kk = ch ? arith::AddIOp::create(nb, l, k0, idx(ch * chunkCodes))
+                            .getResult()
+                      : k0;
+        Value grp = arith::DivUIOp::create(nb, l, kk, idx(p.group));
+        chunks.push_back(m == scales ? groupScale(nb, l, ns[c], grp)
+                                     : scaleOf(nb, l, m, ns[c], grp));
+      }
+      if (chunks.size() == 1)
+        return vector::BroadcastOp::create(nb, l, v4f32, chunks[0]);
+      SmallVector<Value> lanes;
+      for (int64_t w = 0; w < 4; ++w)
+        lanes.push_back(chunks[w / wordsPerChunk]);
+      return vector::FromElementsOp::create(nb, l, v4f32, lanes);
     };
-    // `loadedScales` ([step][column]): the scales when they were loaded
-    // already (the peeled first iteration's, before x is staged).
-    auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes,
-                         const SmallVector<SmallVector<Value>> &words,
-                         ValueRange accs, ArrayRef<Value> loadedScales = {}) {
-      SmallVector<Value> next(accs.begin(), accs.end());
-      const int64_t steps = bytes.size();
-      for (int64_t u = 0; u < steps; ++u) {
-        Value k0 = codeAt(nb, l, bytes[u]);
-        // This step's scales (and zero points).
-        SmallVector<Value> scaleV, zeroV;
-        if (!loadedScales.empty()) {
-          scaleV.assign(loadedScales.begin() + u * ncol,
-                        loadedScales.begin() + (u + 1) * ncol);
-          zeroV.assign(ncol, Value());
-        } else {
-          std::tie(scaleV, zeroV) = stepScales(nb, l, k0);
+    SmallVector<Value> scaleV(ncol), zeroV(ncol);
+    for (int64_t c = 0; c < ncol; ++c) {
+      scaleV[c] = oneGroup
+                      ? vector::BroadcastOp::create(nb, l, v4f32, rowScale[c])
+                            .getResult()
+                      : perWordLane(scales, c);
+      if (zeros)
+        zeroV[c] = oneGroup
+                       ? vector::BroadcastOp::create(nb, l, v4f32, rowZero[c])
+                             .getResult()
+                       : perWordLane(zeros, c);
+    }
+    return std::make_pair(scaleV, zeroV);
+  };
+  // `loadedScales` ([step][column]): the scales when they were loaded
+  // already (the peeled first iteration's, before x is staged).
+  auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes,
+                       const SmallVector<SmallVector<Value>> &words,
+                       ValueRange accs, ArrayRef<Value> loadedScales = {}) {
+    SmallVector<Value> next(accs.begin(), accs.end());
+    const int64_t steps = bytes.size();
+    for (int64_t u = 0; u < steps; ++u) {
+      Value k0 = codeAt(nb, l, bytes[u]);
+      // This step's scales (and zero points).
+      SmallVector<Value> scaleV, zeroV;
+      if (!loadedScales.empty()) {
+        scaleV.assign(loadedScales.begin() + u * ncol,
+                      loadedScales.begin() + (u + 1) * ncol);
+        zeroV.assign(ncol, Value());
+      } else {
+        std::tie(scaleV, zeroV) = stepScales(nb, l, k0);
+      }
+      // Codes as floats (q - implicit zero point, or q), by position
+      // j in their word. With one batch row they are made where they
+      // are used (fewer live registers); with several, once.
+      const double bias =
+          zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
+      auto codesOf = [&](int64_t c) {
+        SmallVector<Value> q;
+        for (int64_t j = 0; j < perWord; ++j) {
+          Value v = words[c][u];
+          if (j)
+            v = arith::ShRUIOp::create(nb, l, v,
+                                       splatI(nb, l, int32_t(j * p.bits)));
+          v = arith::AndIOp::create(nb, l, v, splatI(nb, l, (1 << p.bits) - 1));
+          v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
+          Value f = vector::BitCastOp::create(nb, l, v4f32, v);
+          q.push_back(arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
         }
-        // Codes as floats (q - implicit zero point, or q), by position
-        // j in their word. With one batch row they are made where they
-        // are used (fewer live registers); with several, once.
-        const double bias =
-            zeros ? 8388608.0 : 8388608.0 + double(1 << (p.bits - 1));
-        auto codesOf = [&](int64_t c) {
+        return q;
+      };
+      if (packedHalf) {
+        // (w & mask) | bits on each word of `w` (vector<4xi32>).
+        auto andOr = [&](OpBuilder &ob, Location ol, Value w, int32_t mask,
+                         int32_t bits) -> Value {
+          if (!lop3) {
+            Value masked =
+                arith::AndIOp::create(ob, ol, w, splatI(ob, ol, mask));
+            return arith::OrIOp::create(ob, ol, masked, splatI(ob, ol, bits));
+          }
+          std::string text =
+              llvm::formatv("lop3.b32 $0, $1, {0:x8}, {1:x8}, 0xEA;",
+                            uint32_t(mask), uint32_t(bits))
+                  .str();
+          SmallVector<Value> words;
+          for (int64_t e = 0; e < 4; ++e) {
+            Value word = vector::ExtractOp::create(ob, ol, w, e);
+            words.push_back(LLVM::InlineAsmOp::create(
+                                ob, ol, i32, ValueRange{word}, text, "=r,r",
+                                /*has_side_effects=*/false,
+                                /*is_align_stack=*/false,
+                                LLVM::tailcallkind::TailCallKind::None,
+                                LLVM::AsmDialectAttr(), ArrayAttr())
+                                .getResult(0));
+          }
+          return vector::FromElementsOp::create(ob, ol, v4i32, words);
+        };
+        // (q - zero) * prescale as f16 pairs, pair j holding codes j and
+        // j + perWord / 2 of each word (two 16-bit halves).
+        auto halfCodesOf = [&](int64_t c) {
           SmallVector<Value> q;
-          for (int64_t j = 0; j < perWord; ++j) {
-            Value v = words[c][u];
-            if (j)
-              v = arith::ShRUIOp::create(nb, l, v,
-                                         splatI(nb, l, int32_t(j * p.bits)));
-            v = arith::AndIOp::create(nb, l, v,
-                                      splatI(nb, l, (1 << p.bits) - 1));
-            v = arith::OrIOp::create(nb, l, v, splatI(nb, l, 0x4B000000));
-            Value f = vector::BitCastOp::create(nb, l, v4f32, v);
-            q.push_back(arith::SubFOp::create(nb, l, f, splatF(nb, l, bias)));
+          Value w = words[c][u];
+          Value w8 = arith::ShRUIOp::create(nb, l, w, splatI(nb, l, 8));
+          for (int64_t j = 0; j < pairs; ++j) {
+            const bool odd = p.bits == 4 && j % 2;
+            const bool high = p.bits == 4 ? j >= 2 : j >= 1;
+            const int32_t mask = p.bits == 8 ? 0x00FF00FF
+                                 : odd       ? 0x00F000F0
+                                             : 0x000F000F;
+            Value v = andOr(nb, l, high ? w8 : w, mask, 0x64006400);
+            Value h = vector::BitCastOp::create(nb, l, v8f16, v);
+            // h = 1024 + m q with m = 16 for an odd nibble, else 1.
+            const double m = odd ? 16.0 : 1.0;
+            const double zc = double(1 << (p.bits - 1));
+            q.push_back(vector::FMAOp::create(
+                nb, l, h, splatH(nb, l, prescale / m),
+                splatH(nb, l, -(1024.0 / m + zc) * prescale)));
           }
           return q;
         };
-        if (packedHalf) {
-          // (w & mask) | bits on each word of `w` (vector<4xi32>).
-          auto andOr = [&](OpBuilder &ob, Location ol, Value w, int32_t mask,
-                           int32_t bits) -> Value {
-            if (!lop3) {
-              Value masked =
-                  arith::AndIOp::create(ob, ol, w, splatI(ob, ol, mask));
-              return arith::OrIOp::create(ob, ol, masked, splatI(ob, ol, bits));
-            }
-            std::string text =
-                llvm::formatv("lop3.b32 $0, $1, {0:x8}, {1:x8}, 0xEA;",
-                              uint32_t(mask), uint32_t(bits))
-                    .str();
-            SmallVector<Value> words;
-            for (int64_t e = 0; e < 4; ++e) {
-              Value word = vector::ExtractOp::create(ob, ol, w, e);
-              words.push_back(LLVM::InlineAsmOp::create(
-                                  ob, ol, i32, ValueRange{word}, text, "=r,r",
-                                  /*has_side_effects=*/false,
-                                  /*is_align_stack=*/false,
-                                  LLVM::tailcallkind::TailCallKind::None,
-                                  LLVM::AsmDialectAttr(), ArrayAttr())
-                                  .getResult(0));
-            }
-            return vector::FromElementsOp::create(ob, ol, v4i32, words);
-          };
-          // (q - zero) * prescale as f16 pairs, pair j holding codes j and
-          // j + perWord / 2 of each word (two 16-bit halves).
-          auto halfCodesOf = [&](int64_t c) {
-            SmallVector<Value> q;
-            Value w = words[c][u];
-            Value w8 = arith::ShRUIOp::create(nb, l, w, splatI(nb, l, 8));
-            for (int64_t j = 0; j < pairs; ++j) {
-              const bool odd = p.bits == 4 && j % 2;
-              const bool high = p.bits == 4 ? j >= 2 : j >= 1;
-              const int32_t mask = p.bits == 8 ? 0x00FF00FF
-                                   : odd       ? 0x00F000F0
-                                               : 0x000F000F;
-              Value v = andOr(nb, l, high ? w8 : w, mask, 0x64006400);
-              Value h = vector::BitCastOp::create(nb, l, v8f16, v);
-              // h = 1024 + m q with m = 16 for an odd nibble, else 1.
-              const double m = odd ? 16.0 : 1.0;
-              const double zc = double(1 << (p.bits - 1));
-              q.push_back(vector::FMAOp::create(
-                  nb, l, h, splatH(nb, l, prescale / m),
-                  splatH(nb, l, -(1024.0 / m + zc) * prescale)));
-            }
-            return q;
-          };
-          // With one batch row, each column's codes are made where they
-          // are used (fewer live registers); with several, once.
-          SmallVector<SmallVector<Value>> hq(ncol);
-          if (rows > 1)
-            for (int64_t c = 0; c < ncol; ++c)
-              hq[c] = halfCodesOf(c);
-          for (int64_t r = 0; r < rows; ++r) {
-            // x's pairs in the codes' order: read from the staged x, or
-            // loaded and rearranged here (the row norm's squares too).
-            SmallVector<Value> xs;
-            if (staged) {
-              Value c = arith::DivUIOp::create(nb, l, k0, idx(codes));
-              for (int64_t j = 0; j < pairs; ++j)
-                xs.push_back(vector::LoadOp::create(
-                    nb, l, v8f16, staged, ValueRange{stagedAt(nb, l, r, c, j)},
-                    /*nontemporal=*/false, llvm::MaybeAlign(16)));
-            } else {
-              Value xh = vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                                /*nontemporal=*/false,
-                                                llvm::MaybeAlign(16));
-              if (norm.ops) {
-                Value xv = kb.extendTo(nb, xh, vxF32);
-                next[nAcc + r] =
-                    vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
-              }
-              for (int64_t j = 0; j < pairs; ++j)
-                xs.push_back(xPair(nb, l, xh, j));
-            }
-            for (int64_t c = 0; c < ncol; ++c) {
-              SmallVector<Value> q = rows > 1 ? hq[c] : halfCodesOf(c);
-              Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
-              for (int64_t j = 1; j < pairs; ++j)
-                dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
-              // Widened, the two halves of each word added.
-              Value wide = arith::ExtFOp::create(nb, l, v8f32, dot);
-              Value sum = arith::AddFOp::create(
-                  nb, l,
-                  vector::ShuffleOp::create(nb, l, wide, wide,
-                                            ArrayRef<int64_t>{0, 2, 4, 6}),
-                  vector::ShuffleOp::create(nb, l, wide, wide,
-                                            ArrayRef<int64_t>{1, 3, 5, 7}));
-              Value &acc = next[c * rows + r];
-              acc = vector::FMAOp::create(nb, l, sum, scaleV[c], acc);
-            }
-          }
-          continue;
-        }
-        SmallVector<SmallVector<Value>> shared;
+        // With one batch row, each column's codes are made where they
+        // are used (fewer live registers); with several, once.
+        SmallVector<SmallVector<Value>> hq(ncol);
         if (rows > 1)
           for (int64_t c = 0; c < ncol; ++c)
-            shared.push_back(codesOf(c));
+            hq[c] = halfCodesOf(c);
         for (int64_t r = 0; r < rows; ++r) {
-          Value xv =
-              kb.extendTo(nb,
-                          // A load's first code is a multiple of 16 (whole
-                          // loads per row), so x's 16-byte alignment holds.
-                          vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
-                                                 /*nontemporal=*/false,
-                                                 llvm::MaybeAlign(16)),
-                          vxF32);
-          if (norm.ops)
-            next[nAcc + r] =
-                vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
-          // x at the codes of position j: elements perWord * w + j.
+          // x's pairs in the codes' order: read from the staged x, or
+          // loaded and rearranged here (the row norm's squares too).
           SmallVector<Value> xs;
-          for (int64_t j = 0; j < perWord; ++j) {
-            SmallVector<int64_t> mask;
-            for (int64_t w = 0; w < 4; ++w)
-              mask.push_back(w * perWord + j);
-            xs.push_back(vector::ShuffleOp::create(nb, l, xv, xv, mask));
-          }
-          Value xsum;
-          if (zeros) {
-            xsum = xs[0];
-            for (int64_t j = 1; j < perWord; ++j)
-              xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
+          if (staged) {
+            Value c = arith::DivUIOp::create(nb, l, k0, idx(codes));
+            for (int64_t j = 0; j < pairs; ++j)
+              xs.push_back(vector::LoadOp::create(
+                  nb, l, v8f16, staged, ValueRange{stagedAt(nb, l, r, c, j)},
+                  /*nontemporal=*/false, llvm::MaybeAlign(16)));
+          } else {
+            Value xh = vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                              /*nontemporal=*/false,
+                                              llvm::MaybeAlign(16));
+            if (norm.ops) {
+              Value xv = kb.extendTo(nb, xh, vxF32);
+              next[nAcc + r] =
+                  vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
+            }
+            for (int64_t j = 0; j < pairs; ++j)
+              xs.push_back(xPair(nb, l, xh, j));
           }
           for (int64_t c = 0; c < ncol; ++c) {
-            SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
+            SmallVector<Value> q = rows > 1 ? hq[c] : halfCodesOf(c);
             Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
-            for (int64_t j = 1; j < perWord; ++j)
+            for (int64_t j = 1; j < pairs; ++j)
               dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
-            if (zeros)
-              dot = arith::SubFOp::create(
-                  nb, l, dot, arith::MulFOp::create(nb, l, zeroV[c], xsum));
+            // Widened, the two halves of each word added.
+            Value wide = arith::ExtFOp::create(nb, l, v8f32, dot);
+            Value sum = arith::AddFOp::create(
+                nb, l,
+                vector::ShuffleOp::create(nb, l, wide, wide,
+                                          ArrayRef<int64_t>{0, 2, 4, 6}),
+                vector::ShuffleOp::create(nb, l, wide, wide,
+                                          ArrayRef<int64_t>{1, 3, 5, 7}));
             Value &acc = next[c * rows + r];
-            acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
+            acc = vector::FMAOp::create(nb, l, sum, scaleV[c], acc);
           }
         }
+        continue;
       }
-      return next;
-    };
-    const int64_t iterBytes = unroll * kStride;
-    // The pipelined iterations' bytes (the slice but a tail step).
-    const int64_t mainBytes = sliceBytes - tailSteps * kStride;
-    SmallVector<Value> results;
-    if (mainBytes % iterBytes == 0 && mainBytes >= 2 * iterBytes) {
-      // Every lane has the same number (>= 2) of iterations: software
-      // pipelined, the codes of iteration i + 1 loaded before the
-      // arithmetic of iteration i, so that a warp always has loads in
-      // flight. The first loads come first in the kernel (see loopAlongK).
-      auto flat = [](const SmallVector<SmallVector<Value>> &w) {
-        SmallVector<Value> v;
-        for (const SmallVector<Value> &c : w)
-          v.append(c.begin(), c.end());
-        return v;
-      };
-      auto unflat = [&](ValueRange v) {
-        SmallVector<SmallVector<Value>> w(ncol);
+      SmallVector<SmallVector<Value>> shared;
+      if (rows > 1)
         for (int64_t c = 0; c < ncol; ++c)
-          w[c].append(v.begin() + c * unroll, v.begin() + (c + 1) * unroll);
-        return w;
-      };
-      SmallVector<Value> carried =
-          flat(codesAt(b, loc, stepsAt(b, loc, firstByte, unroll)));
-      if (stage)
-        stageX(b, loc);
-      const int64_t nWords = carried.size();
-      carried.append(inits.begin(), inits.end());
-      Value lastByte =
-          arith::AddIOp::create(b, loc, firstByte, idx(mainBytes - iterBytes));
-      auto loop = scf::ForOp::create(
-          b, loc, arith::AddIOp::create(b, loc, firstByte, idx(iterBytes)),
-          arith::AddIOp::create(b, loc, lastByte, idx(iterBytes)),
-          idx(iterBytes), carried,
-          [&](OpBuilder &nb, Location l, Value byte0, ValueRange cur) {
-            SmallVector<Value> next =
-                flat(codesAt(nb, l, stepsAt(nb, l, byte0, unroll)));
-            Value prev = arith::SubIOp::create(nb, l, byte0, idx(iterBytes));
-            SmallVector<Value> accs = iteration(
-                nb, l, stepsAt(nb, l, prev, unroll),
-                unflat(cur.take_front(nWords)), cur.drop_front(nWords));
-            next.append(accs.begin(), accs.end());
-            scf::YieldOp::create(nb, l, next);
-          });
-      ValueRange res = loop.getResults();
-      // The tail step's codes are loaded before the last iteration's
-      // arithmetic.
-      SmallVector<Value> tailBytes;
-      SmallVector<SmallVector<Value>> tailWords;
-      if (tailSteps) {
-        tailBytes = stepsAt(
-            b, loc, arith::AddIOp::create(b, loc, firstByte, idx(mainBytes)),
-            tailSteps);
-        tailWords = codesAt(b, loc, tailBytes);
+          shared.push_back(codesOf(c));
+      for (int64_t r = 0; r < rows; ++r) {
+        Value xv = kb.extendTo(
+            nb,
+            // A load's first code is a multiple of 16 (whole
+            // loads per row), so x's 16-byte alignment holds.
+            vector::LoadOp::create(nb, l, vxIn, x, xAt(r, k0),
+                                   /*nontemporal=*/false, llvm::MaybeAlign(16)),
+            vxF32);
+        if (norm.ops)
+          next[nAcc + r] = vector::FMAOp::create(nb, l, xv, xv, next[nAcc + r]);
+        // x at the codes of position j: elements perWord * w + j.
+        SmallVector<Value> xs;
+        for (int64_t j = 0; j < perWord; ++j) {
+          SmallVector<int64_t> mask;
+          for (int64_t w = 0; w < 4; ++w)
+            mask.push_back(w * perWord + j);
+          xs.push_back(vector::ShuffleOp::create(nb, l, xv, xv, mask));
+        }
+        Value xsum;
+        if (zeros) {
+          xsum = xs[0];
+          for (int64_t j = 1; j < perWord; ++j)
+            xsum = arith::AddFOp::create(nb, l, xsum, xs[j]);
+        }
+        for (int64_t c = 0; c < ncol; ++c) {
+          SmallVector<Value> q = rows > 1 ? shared[c] : codesOf(c);
+          Value dot = arith::MulFOp::create(nb, l, q[0], xs[0]);
+          for (int64_t j = 1; j < perWord; ++j)
+            dot = vector::FMAOp::create(nb, l, q[j], xs[j], dot);
+          if (zeros)
+            dot = arith::SubFOp::create(
+                nb, l, dot, arith::MulFOp::create(nb, l, zeroV[c], xsum));
+          Value &acc = next[c * rows + r];
+          acc = vector::FMAOp::create(nb, l, dot, scaleV[c], acc);
+        }
       }
-      results =
-          iteration(b, loc, stepsAt(b, loc, lastByte, unroll),
-                    unflat(res.take_front(nWords)), res.drop_front(nWords));
-      if (tailSteps)
-        results = iteration(b, loc, tailBytes, tailWords, results);
-    } else {
-      assert(tailSteps == 0 && "a tail step needs the pipelined loop");
-      // The first iteration is peeled when every lane has one (loopAlongK;
-      // x is staged between its code loads and its arithmetic).
-      const bool peel = sliceBytes >= iterBytes;
-      SmallVector<Value> start(inits);
-      Value from = firstByte;
-      if (peel && stage) {
-        SmallVector<Value> bytes = stepsAt(b, loc, firstByte, unroll);
-        SmallVector<SmallVector<Value>> words = codesAt(b, loc, bytes);
-        // Its scales too are loaded before the wait, not after the barrier.
-        SmallVector<Value> scalesFirst;
-        for (Value byte : bytes)
-          llvm::append_range(scalesFirst,
-                             stepScales(b, loc, codeAt(b, loc, byte)).first);
-        stageX(b, loc);
-        start = iteration(b, loc, bytes, words, inits, scalesFirst);
-        from = arith::AddIOp::create(b, loc, firstByte, idx(iterBytes));
-      } else if (stage) {
-        stageX(b, loc);
-      }
-      ValueRange r = loopAlongK(
-          b, loc, kb, from, endByte, iterBytes, peel && !stage, start,
-          [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
-            SmallVector<Value> bytes = stepsAt(nb, l, byte0, unroll);
-            return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
-          });
-      results.assign(r.begin(), r.end());
     }
-    for (Value v : ArrayRef<Value>(results).drop_front(nAcc))
-      norm.partial.push_back(v);
-    SmallVector<Value> accs(ArrayRef<Value>(results).take_front(nAcc));
-    reduceAndStore(b, loc, kb, op, epilogue, map, accs, wc, rows, out, init,
-                   xAt, norm, oc.offsets);
-
-    LaunchShape shape;
-    shape.grid[0] = llvm::divideCeil(oc.width, (kWarps / slices) * cpw);
-    shape.block[0] = kThreads;
-    return shape;
+    return next;
+  };
+  const int64_t iterBytes = unroll * kStride;
+  // The pipelined iterations' bytes (the slice but a tail step).
+  const int64_t mainBytes = sliceBytes - tailSteps * kStride;
+  SmallVector<Value> results;
+  if (mainBytes % iterBytes == 0 && mainBytes >= 2 * iterBytes) {
+    // Every lane has the same number (>= 2) of iterations: software
+    // pipelined, the codes of iteration i + 1 loaded before the
+    // arithmetic of iteration i, so that a warp always has loads in
+    // flight. The first loads come first in the kernel (see loopAlongK).
+    auto flat = [](const SmallVector<SmallVector<Value>> &w) {
+      SmallVector<Value> v;
+      for (const SmallVector<Value> &c : w)
+        v.append(c.begin(), c.end());
+      return v;
+    };
+    auto unflat = [&](ValueRange v) {
+      SmallVector<SmallVector<Value>> w(ncol);
+      for (int64_t c = 0; c < ncol; ++c)
+        w[c].append(v.begin() + c * unroll, v.begin() + (c + 1) * unroll);
+      return w;
+    };
+    SmallVector<Value> carried =
+        flat(codesAt(b, loc, stepsAt(b, loc, firstByte, unroll)));
+    if (stage)
+      stageX(b, loc);
+    const int64_t nWords = carried.size();
+    carried.append(inits.begin(), inits.end());
+    Value lastByte =
+        arith::AddIOp::create(b, loc, firstByte, idx(mainBytes - iterBytes));
+    auto loop = scf::ForOp::create(
+        b, loc, arith::AddIOp::create(b, loc, firstByte, idx(iterBytes)),
+        arith::AddIOp::create(b, loc, lastByte, idx(iterBytes)), idx(iterBytes),
+        carried, [&](OpBuilder &nb, Location l, Value byte0, ValueRange cur) {
+          SmallVector<Value> next =
+              flat(codesAt(nb, l, stepsAt(nb, l, byte0, unroll)));
+          Value prev = arith::SubIOp::create(nb, l, byte0, idx(iterBytes));
+          SmallVector<Value> accs =
+              iteration(nb, l, stepsAt(nb, l, prev, unroll),
+                        unflat(cur.take_front(nWords)), cur.drop_front(nWords));
+          next.append(accs.begin(), accs.end());
+          scf::YieldOp::create(nb, l, next);
+        });
+    ValueRange res = loop.getResults();
+    // The tail step's codes are loaded before the last iteration's
+    // arithmetic.
+    SmallVector<Value> tailBytes;
+    SmallVector<SmallVector<Value>> tailWords;
+    if (tailSteps) {
+      tailBytes = stepsAt(
+          b, loc, arith::AddIOp::create(b, loc, firstByte, idx(mainBytes)),
+          tailSteps);
+      tailWords = codesAt(b, loc, tailBytes);
+    }
+    results = iteration(b, loc, stepsAt(b, loc, lastByte, unroll),
+                        unflat(res.take_front(nWords)), res.drop_front(nWords));
+    if (tailSteps)
+      results = iteration(b, loc, tailBytes, tailWords, results);
+  } else {
+    assert(tailSteps == 0 && "a tail step needs the pipelined loop");
+    // The first iteration is peeled when every lane has one (loopAlongK;
+    // x is staged between its code loads and its arithmetic).
+    const bool peel = sliceBytes >= iterBytes;
+    SmallVector<Value> start(inits);
+    Value from = firstByte;
+    if (peel && stage) {
+      SmallVector<Value> bytes = stepsAt(b, loc, firstByte, unroll);
+      SmallVector<SmallVector<Value>> words = codesAt(b, loc, bytes);
+      // Its scales too are loaded before the wait, not after the barrier.
+      SmallVector<Value> scalesFirst;
+      for (Value byte : bytes)
+        llvm::append_range(scalesFirst,
+                           stepScales(b, loc, codeAt(b, loc, byte)).first);
+      stageX(b, loc);
+      start = iteration(b, loc, bytes, words, inits, scalesFirst);
+      from = arith::AddIOp::create(b, loc, firstByte, idx(iterBytes));
+    } else if (stage) {
+      stageX(b, loc);
+    }
+    ValueRange r = loopAlongK(
+        b, loc, kb, from, endByte, iterBytes, peel && !stage, start,
+        [&](OpBuilder &nb, Location l, Value byte0, ValueRange accs) {
+          SmallVector<Value> bytes = stepsAt(nb, l, byte0, unroll);
+          return iteration(nb, l, bytes, codesAt(nb, l, bytes), accs);
+        });
+    results.assign(r.begin(), r.end());
   }
-};
+  for (Value v : ArrayRef<Value>(results).drop_front(nAcc))
+    norm.partial.push_back(v);
+  SmallVector<Value> accs(ArrayRef<Value>(results).take_front(nAcc));
+  reduceAndStore(b, loc, kb, op, epilogue, map, accs, wc, rows, out, init, xAt,
+                 norm, oc.offsets);
 
-} // namespace
+  LaunchShape shape;
+  shape.grid[0] = llvm::divideCeil(oc.width, (kWarps / slices) * cpw);
+  shape.block[0] = kThreads;
+  return shape;
+}
+
+} // namespace gemv
 
 const KernelRecipe &gemvQuant() {
-  static const GemvQuant recipe;
+  static const gemv::GemvQuant recipe;
   return recipe;
 }
 
