@@ -8,6 +8,7 @@
 
 #include "passes/kernels/Gemv.h"
 
+#include <cstdlib>
 #include <limits>
 
 namespace kiln::kernels {
@@ -38,16 +39,34 @@ public:
     return p->batch * p->seq <= kMaxRowsBeforeMma || !matmulMma().matches(op);
   }
 
-  /// Output columns per warp: more when there are so many that blocks would
-  /// still fill the GPU several times over (gate/up, the logits), so that a
-  /// warp's fixed costs (its x loads, reductions and store) are shared by
-  /// more weight bytes; one for few columns (latency-bound small GEMVs) and
-  /// for several batch rows (registers).
+  /// Output columns per warp: more (up to 4) while the columns still fill
+  /// `minBlocks` blocks of 8 warps (256) before split-K, so that a warp's
+  /// fixed costs (its x loads, reductions and store) are shared by more
+  /// weight bytes; one for few columns (latency-bound small GEMVs) and for
+  /// several batch rows (registers). A warp then keeps at most 8 x 16 bytes
+  /// a lane of loads in flight (steps per iteration times columns, as gemv_q
+  /// does). On the H200, the 1B shape's gate/up went from one column a warp
+  /// over whole rows (2 weight rows x 2048, 105 registers) to four columns
+  /// a warp over a quarter of each row (split-K: 8 rows x 512, 127
+  /// registers; 1024 blocks both): fp16 decode 1236.1 / 1231.1 -> 1274.2 /
+  /// 1271.1 tok/s in two calls, the same greedy tokens; the old rule with
+  /// the cap alone 1232.9, and 512 blocks (two columns) 1235.2. An 8B-shaped
+  /// model of 4 layers (q/k/v, o_proj and down at 2 columns, gate/up at 4):
+  /// 1379.6 / 1392.5 -> 1398.5 / 1405.2 tok/s. KILN_TUNE_GEMV_NK=<blocks>
+  /// replaces the 256 for measurements (1024 was the rule before).
+  static int64_t minBlocks() {
+    const char *env = std::getenv("KILN_TUNE_GEMV_NK");
+    int64_t blocks = 0;
+    if (!env || StringRef(env).getAsInteger(10, blocks) || blocks < 1)
+      return 256;
+    return blocks;
+  }
   static int64_t columnsPerWarp(const Projection &p, int64_t rows) {
     if (rows > 1)
       return 1;
+    const int64_t least = minBlocks();
     for (int64_t c : {4, 2})
-      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= 1024)
+      if (p.n % (kWarps * c) == 0 && p.n / (kWarps * c) >= least)
         return c;
     return 1;
   }
@@ -107,7 +126,9 @@ public:
     }
     // A warp covers 32 * V elements of a row per step (unrollFor: up to 4
     // steps per iteration).
-    const int64_t unroll = unrollFor(sliceK, stride);
+    // (at most 8 loads of 16 bytes a lane in flight: see columnsPerWarp)
+    const int64_t unroll =
+        std::min(unrollFor(sliceK, stride), std::max<int64_t>(1, 8 / ncol));
     for (int64_t u = 1; u < unroll; ++u)
       idx(u * stride);
     // One iteration: its weight loads [column][step] (all issued before any

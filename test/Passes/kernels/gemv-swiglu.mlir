@@ -1,5 +1,6 @@
 // RUN: kiln-opt %s --split-input-file --kiln-select-kernels | FileCheck %s --check-prefix=SELECT
 // RUN: kiln-opt %s --split-input-file --kiln-select-kernels --kiln-lower-linalg-to-loops --kiln-plan-memory --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s
+// RUN: env KILN_TUNE_GEMV_NK=1024 kiln-opt %s --split-input-file --kiln-select-kernels --kiln-lower-linalg-to-loops --kiln-plan-memory --canonicalize --kiln-map-loops-to-gpu --cse | FileCheck %s --check-prefix=OLD
 
 #id = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
 #x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
@@ -96,6 +97,74 @@ func.func @in_out(%x: memref<1x1x64xf16>, %w: memref<64x32xf16>,
       ins(%gate, %up : memref<1x1x16xf32, strided<[32, 32, 1]>>, memref<1x1x16xf32, strided<[32, 32, 1], offset: 16>>) outs(%y : memref<1x1x16xf16>) {
   ^bb0(%g: f32, %u: f32, %o: f16):
     %5 = arith.mulf %g, %u : f32
+    %6 = arith.truncf %5 : f32 to f16
+    linalg.yield %6 : f16
+  }
+  return
+}
+
+// -----
+
+#id = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#x = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#w = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+#out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+
+// The Llama-3.2-1B shape's gate/up (8192 outputs from 2048): 8192 / 4
+// columns still fill 256 blocks of 8 warps (GemvNK::columnsPerWarp), so a
+// warp takes four output columns, split-K gives each of 4 warps a quarter
+// of the rows (1024 blocks), and a warp reads the 8 weight rows n .. n + 3
+// and n + 8192 .. n + 8195, one 16-byte step of each an iteration (8 x 16
+// bytes a lane in flight): the first step peeled, the second in the loop.
+// With KILN_TUNE_GEMV_NK=1024 (the rule before: 1024 blocks before split-K)
+// a warp takes one column (2 rows) over the whole row, 4 steps an iteration.
+// SELECT-LABEL: func.func @gate_up_1b
+// SELECT: kiln.kernel = "gemv_nk"
+// SELECT: kiln.kernel = "fused"
+// CHECK-LABEL: func.func @gate_up_1b
+// CHECK: gpu.launch_func @kiln_kernels::@gate_up_1b_k0_gemv_nk blocks in (%c1024, %c1, %c1) threads in (%c256, %c1, %c1)
+// CHECK: gpu.func @gate_up_1b_k0_gemv_nk
+// CHECK-COUNT-8: vector.load %{{.+}} : memref<16384x2048xf16>, vector<8xf16>
+// CHECK-NOT: vector.load %{{.+}} : memref<16384x2048xf16>
+// CHECK: scf.for {{.*}} step %c256
+// CHECK-COUNT-8: vector.load %{{.+}} : memref<16384x2048xf16>, vector<8xf16>
+// CHECK-NOT: vector.load %{{.+}} : memref<16384x2048xf16>
+// CHECK: scf.yield
+// OLD-LABEL: func.func @gate_up_1b
+// OLD: gpu.launch_func @kiln_kernels::@gate_up_1b_k0_gemv_nk blocks in (%c1024, %c1, %c1)
+// OLD: gpu.func @gate_up_1b_k0_gemv_nk
+// OLD-COUNT-8: vector.load %{{.+}} : memref<16384x2048xf16>, vector<8xf16>
+// OLD-NOT: vector.load %{{.+}} : memref<16384x2048xf16>
+// OLD: scf.for {{.*}} step %c1024
+// OLD-COUNT-8: vector.load %{{.+}} : memref<16384x2048xf16>, vector<8xf16>
+// OLD-NOT: vector.load %{{.+}} : memref<16384x2048xf16>
+// OLD: scf.yield
+func.func @gate_up_1b(%x: memref<1x1x2048xf16>, %w: memref<16384x2048xf16>,
+                      %y: memref<1x1x8192xf16>, %arena: memref<131072xi8> {kiln.arena}) attributes {kiln.entry = "decode"} {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %acc = memref.alloc() : memref<1x1x16384xf32>
+  linalg.fill ins(%zero : f32) outs(%acc : memref<1x1x16384xf32>)
+  linalg.generic {indexing_maps = [#x, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<1x1x2048xf16>, memref<16384x2048xf16>) outs(%acc : memref<1x1x16384xf32>) {
+  ^bb0(%a: f16, %b: f16, %c: f32):
+    %0 = arith.extf %a : f16 to f32
+    %1 = arith.extf %b : f16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %c, %2 : f32
+    linalg.yield %3 : f32
+  }
+  %gate = memref.subview %acc[0, 0, 0] [1, 1, 8192] [1, 1, 1] : memref<1x1x16384xf32> to memref<1x1x8192xf32, strided<[16384, 16384, 1]>>
+  %up = memref.subview %acc[0, 0, 8192] [1, 1, 8192] [1, 1, 1] : memref<1x1x16384xf32> to memref<1x1x8192xf32, strided<[16384, 16384, 1], offset: 8192>>
+  linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%gate, %up : memref<1x1x8192xf32, strided<[16384, 16384, 1]>>, memref<1x1x8192xf32, strided<[16384, 16384, 1], offset: 8192>>) outs(%y : memref<1x1x8192xf16>) {
+  ^bb0(%g: f32, %u: f32, %o: f16):
+    %0 = arith.negf %g : f32
+    %1 = math.exp %0 : f32
+    %2 = arith.addf %one, %1 : f32
+    %3 = arith.divf %one, %2 : f32
+    %4 = arith.mulf %g, %3 : f32
+    %5 = arith.mulf %4, %u : f32
     %6 = arith.truncf %5 : f32 to f16
     linalg.yield %6 : f16
   }
