@@ -235,6 +235,20 @@ protected:
     return unroll;
   }
 
+  /// The offsets `first`, `first + stride`, ... of `steps` warp steps along
+  /// K: where one loop iteration's loads go (all issued before any FMA).
+  static SmallVector<Value> stepOffsets(OpBuilder &b, Location loc,
+                                        KernelBuilder &kb, Value first,
+                                        int64_t steps, int64_t stride) {
+    SmallVector<Value> offsets;
+    for (int64_t u = 0; u < steps; ++u)
+      offsets.push_back(
+          u ? arith::AddIOp::create(b, loc, first, kb.index(u * stride))
+                  .getResult()
+            : first);
+    return offsets;
+  }
+
   /// One iteration of a GEMV's loop along K at `k`: its weight loads first
   /// (all issued before any arithmetic), then the arithmetic into `accs`;
   /// returns the next accumulators.

@@ -142,14 +142,6 @@ public:
               /*nontemporal=*/false, llvm::MaybeAlign(16)));
       return wf;
     };
-    auto stepsAt = [&](OpBuilder &nb, Location l, Value k) {
-      SmallVector<Value> ks;
-      for (int64_t u = 0; u < unroll; ++u)
-        ks.push_back(
-            u ? arith::AddIOp::create(nb, l, k, idx(u * stride)).getResult()
-              : k);
-      return ks;
-    };
     auto iteration = [&](OpBuilder &nb, Location l, ArrayRef<Value> ks,
                          const SmallVector<SmallVector<Value>> &wf,
                          ValueRange accs) {
@@ -175,7 +167,7 @@ public:
     ValueRange results = loopAlongK(
         b, loc, kb, kFirst, kEnd, unroll * stride, sliceK >= unroll * stride,
         inits, [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
-          SmallVector<Value> ks = stepsAt(nb, l, k);
+          SmallVector<Value> ks = stepOffsets(nb, l, kb, k, unroll, stride);
           return iteration(nb, l, ks, weightsAt(nb, l, ks), accs);
         });
     for (Value v : results.drop_front(nAcc))

@@ -380,12 +380,7 @@ FailureOr<LaunchShape> GemvQuant::build(OpBuilder &b, Operation *op,
   // One iteration's byte offsets (up to 4 steps), its code loads
   // [column][step] (all issued before any arithmetic) and its arithmetic.
   auto stepsAt = [&](OpBuilder &nb, Location l, Value byte0, int64_t steps) {
-    SmallVector<Value> bytes;
-    for (int64_t u = 0; u < steps; ++u)
-      bytes.push_back(
-          u ? arith::AddIOp::create(nb, l, byte0, idx(u * kStride)).getResult()
-            : byte0);
-    return bytes;
+    return stepOffsets(nb, l, kb, byte0, steps, kStride);
   };
   auto codesAt = [&](OpBuilder &nb, Location l, ArrayRef<Value> bytes) {
     SmallVector<SmallVector<Value>> words(ncol);
