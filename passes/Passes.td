@@ -125,6 +125,60 @@ def NarrowLogits : Pass<"kiln-narrow-logits", "mlir::func::FuncOp"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Tensor parallelism (tfm -> tfm)
+//===----------------------------------------------------------------------===//
+
+def ShardTensorParallel : Pass<"kiln-shard-tensor-parallel", "mlir::ModuleOp"> {
+  let summary = "One rank's program of a model split over `ranks` GPUs "
+                "(Megatron-style tensor parallelism)";
+  let description = [{
+    Splits each decoder layer as Megatron-LM does, so that every rank reads
+    `1/ranks` of the layer's weights and two all-reduces join the ranks:
+
+    - the q/k/v projections by output columns, whole heads: rank `r` keeps
+      query heads `[r H/N, (r+1) H/N)` and KV heads `[r KV/N, (r+1) KV/N)`
+      (each GQA group stays on one rank); `tfm.attention` gets the local
+      head counts and its KV caches (function arguments) `KV/N` heads;
+    - o_proj by input rows, followed by `tfm.all_reduce`;
+    - gate/up by output columns (SwiGLU works on the local columns), down
+      by input rows, followed by `tfm.all_reduce`;
+    - the lm_head (`tfm.logits`) by vocabulary, followed by
+      `tfm.all_gather` of the logits along the vocabulary; a vocabulary that
+      `ranks` does not divide keeps the whole lm_head on every rank.
+
+    Embeddings and norms stay whole on every rank. The program is the same
+    on every rank (SPMD): only the weights differ. Each split weight is a
+    new global `@<name>.shard` holding rank `rank`'s block, so the pass runs
+    once per rank on a copy of the imported module and each rank's weights
+    are stored once. A row-split projection's bias is kept by rank 0 (the
+    others add zeros) so that the all-reduce adds it once. The module gets
+    `tfm.tensor_parallel = ranks` and `tfm.rank = rank`.
+
+    ```mlir
+    %q = tfm.linear %x, %wq layout = <in_out> : (tensor<?x?x128xf32>, tensor<128x128xf32>) -> tensor<?x?x128xf32>
+    ...
+    %o = tfm.linear %a, %wo layout = <in_out> : (tensor<?x?x128xf32>, tensor<128x128xf32>) -> tensor<?x?x128xf32>
+    ```
+
+    becomes, for `ranks=2`, `tfm.linear %x, %wq.shard` over
+    `tensor<128x64xf32>`, attention over half the heads, and
+    `tfm.all_reduce` of `tfm.linear %a, %wo.shard` over `tensor<64x128xf32>`.
+
+    Runs on the imported module, before `kiln-specialize-entry-points` and
+    every fusion; a layer it cannot split (head counts or features not
+    multiples of `ranks`, a quantized or computed weight, a projection with
+    other users) is an error naming the op. `ranks=1` changes nothing.
+    `kiln-compile --tensor-parallel N`.
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", "1", "Ranks the model is split over">,
+    Option<"rank", "rank", "int64_t", "0", "The rank whose program and "
+           "weights to make">,
+  ];
+  let dependentDialects = ["mlir::ml_program::MLProgramDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // Fusion (tfm -> tfm)
 //===----------------------------------------------------------------------===//
 

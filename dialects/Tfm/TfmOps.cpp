@@ -510,4 +510,52 @@ KILN_TFM_ANY_COMPATIBLE(RmsNormOp)
 KILN_TFM_ANY_COMPATIBLE(RopeOp)
 KILN_TFM_ANY_COMPATIBLE(KvAppendOp)
 KILN_TFM_ANY_COMPATIBLE(AttentionOp)
+KILN_TFM_ANY_COMPATIBLE(AllGatherOp)
 #undef KILN_TFM_ANY_COMPATIBLE
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+// all_reduce: SameOperandsAndResultType infers its type (ODS).
+
+LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  int64_t axis = adaptor.getAxis();
+  if (axis >= input.getRank())
+    return emitOptionalError(loc, "axis ", axis,
+                             " is not a dimension of a rank-", input.getRank(),
+                             " operand");
+  SmallVector<int64_t> shape(input.getShape());
+  if (!ShapedType::isDynamic(shape[axis]))
+    shape[axis] *= adaptor.getRanks();
+  types.push_back(input.clone(shape));
+  return success();
+}
+
+LogicalResult AllGatherOp::verify() {
+  RankedTensorType input = getInput().getType();
+  RankedTensorType result = getResult().getType();
+  const int64_t axis = static_cast<int64_t>(getAxis());
+  if (axis >= input.getRank())
+    return emitOpError() << "axis " << axis << " is not a dimension of a rank-"
+                         << input.getRank() << " operand";
+  if (result.getRank() != input.getRank() ||
+      result.getElementType() != input.getElementType())
+    return emitOpError("result must have the operand's rank and element type");
+  for (int64_t d = 0; d < input.getRank(); ++d) {
+    int64_t in = input.getDimSize(d);
+    if (d == axis && !ShapedType::isDynamic(in))
+      in *= static_cast<int64_t>(getRanks());
+    if (!dimsAgree(in, result.getDimSize(d)))
+      return emitOpError() << "result dim " << d << " ("
+                           << dimStr(result.getDimSize(d)) << ") must be "
+                           << (d == axis ? "ranks x the operand's"
+                                         : "the operand's")
+                           << " (" << dimStr(in) << ")";
+  }
+  return success();
+}

@@ -512,4 +512,57 @@ def Tfm_SampleOp : Tfm_Op<"sample", [DestinationStyleOpInterface,
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Collectives (tensor parallelism)
+//===----------------------------------------------------------------------===//
+
+def Tfm_AllReduceOp : Tfm_Op<"all_reduce", [Pure,
+    SameOperandsAndResultType, InferTypeOpInterface]> {
+  let summary = "Sum of a tensor over the ranks of a tensor-parallel group";
+  let description = [{
+    In a module that `kiln-shard-tensor-parallel` made for `ranks` ranks,
+    each rank runs the same program on its own shard of the weights. A
+    projection split by its input features (o_proj, down) leaves each rank a
+    partial sum of the full projection; `tfm.all_reduce` returns on every
+    rank the elementwise sum of the operand over all ranks (accumulated in
+    f32, then rounded to the element type once), so that what follows
+    sees the full projection.
+
+    Every rank executes the same collectives in the same order (the program
+    is the same), so the op is `Pure` as a value: folding or erasing one
+    happens on all ranks alike.
+
+    ```mlir
+    %full = tfm.all_reduce %partial {ranks = 2 : i64} : tensor<?x?x4096xf16>
+    ```
+  }];
+  let arguments = (ins Tfm_FloatTensor:$input,
+                       ConfinedAttr<I64Attr, [IntMinValue<2>]>:$ranks);
+  let results = (outs Tfm_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Tfm_AllGatherOp : Tfm_Op<"all_gather", [Pure,
+    InferTypeOpAdaptorWithIsCompatible]> {
+  let summary = "Rank-ordered concatenation of a tensor along one dimension";
+  let description = [{
+    Every rank's operand joined along `axis` in rank order (rank 0's slice
+    first): the result's `axis` dimension is `ranks` times the operand's.
+    `kiln-shard-tensor-parallel` gathers the logits of an lm_head split by
+    vocabulary, so that every rank holds the whole row to sample from.
+
+    ```mlir
+    %logits = tfm.all_gather %part {ranks = 2 : i64, axis = 2 : i64}
+        : tensor<?x?x64128xf32> -> tensor<?x?x128256xf32>
+    ```
+  }];
+  let arguments = (ins Tfm_FloatTensor:$input,
+                       ConfinedAttr<I64Attr, [IntMinValue<2>]>:$ranks,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$axis);
+  let results = (outs Tfm_FloatTensor:$result);
+  let assemblyFormat =
+      "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 #endif // KILN_TFM_OPS_TD

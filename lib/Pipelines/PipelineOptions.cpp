@@ -82,6 +82,15 @@ llvm::Error kiln::PipelineOptions::verify() const {
         "--kv-block-size must be in [0 (contiguous), --max-seq-len = " +
         std::to_string(maxSeqLen) + "] (got " + std::to_string(kvBlockSize) +
         ")");
+  if (tensorParallel < 1 || tensorParallel > kMaxTensorParallel)
+    return llvm::createStringError("--tensor-parallel must be in [1, " +
+                                   std::to_string(kMaxTensorParallel) +
+                                   "] (got " + std::to_string(tensorParallel) +
+                                   ")");
+  if (rank < 0 || rank >= tensorParallel)
+    return llvm::createStringError(
+        "--rank " + std::to_string(rank) + " is not one of the " +
+        std::to_string(tensorParallel) + " ranks of --tensor-parallel");
   if (kvBlocks != 0 && kvBlockSize == 0)
     return llvm::createStringError("--kv-blocks needs --kv-block-size");
   if (kvBlocks < 0 || kvBlocks > std::numeric_limits<int32_t>::max())

@@ -38,7 +38,18 @@
 
 using namespace mlir;
 
+void kiln::buildTensorParallelSplit(OpPassManager &pm,
+                                    const PipelineOptions &opts) {
+  if (opts.tensorParallel <= 1)
+    return;
+  ShardTensorParallelOptions shard;
+  shard.ranks = opts.tensorParallel;
+  shard.rank = opts.rank;
+  pm.addPass(createShardTensorParallel(shard));
+}
+
 void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
+  buildTensorParallelSplit(pm, opts);
   SpecializeEntryPointsOptions entry;
   entry.batch = opts.batch;
   entry.prefillChunk = opts.prefillChunk;

@@ -322,6 +322,43 @@ private:
   uint64_t width;
   std::function<void(uint64_t, const char *, char *)> map;
 };
+
+/// Rows [first, first + count) of a source, and of each row the bytes
+/// [byte, byte + width).
+class SliceSource : public runtime::WeightSource {
+public:
+  SliceSource(WeightRef source, uint64_t first, uint64_t count, uint64_t byte,
+              uint64_t width)
+      : source(std::move(source)), first(first), count(count), byte(byte),
+        width(width) {}
+  uint64_t rows() const override { return count; }
+  uint64_t rowBytes() const override { return width; }
+  bool wholeRows() const { return width == source->rowBytes(); }
+  void readRows(uint64_t row, uint64_t n, char *out) override {
+    if (wholeRows()) {
+      source->readRows(first + row, n, out);
+      return;
+    }
+    uint64_t inWidth = source->rowBytes();
+    std::vector<char> piece(n * inWidth);
+    source->readRows(first + row, n, piece.data());
+    for (uint64_t r = 0; r < n; ++r)
+      std::memcpy(out + r * width, piece.data() + r * inWidth + byte, width);
+  }
+  const char *view() const override {
+    const char *v = wholeRows() ? source->view() : nullptr;
+    return v ? v + first * width : nullptr;
+  }
+  void released(uint64_t offset, uint64_t size) override {
+    if (wholeRows())
+      source->released(first * width + offset, size);
+  }
+  void release() override { source->release(); }
+
+private:
+  WeightRef source;
+  uint64_t first, count, byte, width;
+};
 } // namespace
 
 WeightRef kiln::viewWeight(MLIRContext *context, ArrayRef<char> bytes,
@@ -346,6 +383,14 @@ kiln::mapRows(WeightRef source, uint64_t outRowBytes,
               std::function<void(uint64_t, const char *, char *)> map) {
   return std::make_shared<MapRowsSource>(std::move(source), outRowBytes,
                                          std::move(map));
+}
+
+WeightRef kiln::sliceWeight(WeightRef source, uint64_t firstRow, uint64_t rows,
+                            uint64_t firstByte, uint64_t bytes) {
+  assert(firstRow + rows <= source->rows() &&
+         firstByte + bytes <= source->rowBytes() && "slice out of bounds");
+  return std::make_shared<SliceSource>(std::move(source), firstRow, rows,
+                                       firstByte, bytes);
 }
 
 WeightRef kiln::globalWeight(ml_program::GlobalOp g) {

@@ -85,6 +85,11 @@ std::pair<uint64_t, uint64_t> rowGeometry(mlir::RankedTensorType type);
 WeightRef viewWeight(mlir::MLIRContext *context, llvm::ArrayRef<char> bytes,
                      uint64_t rows);
 
+/// Rows [firstRow, firstRow + rows) of `source`, each cut to its bytes
+/// [firstByte, firstByte + bytes): a block of a row-major matrix.
+WeightRef sliceWeight(WeightRef source, uint64_t firstRow, uint64_t rows,
+                      uint64_t firstByte, uint64_t bytes);
+
 /// `parts` joined: axis 0 appends their rows (rank-1 parts: their elements);
 /// axis 1 puts row r of each part side by side (their rows must agree).
 WeightRef concatWeights(std::vector<WeightRef> parts, int axis);

@@ -157,6 +157,20 @@ cl::opt<bool> quantizeLmHead(
     cl::desc("With --quantize, quantize the logits projection too "
              "(embeddings always keep their float type)"),
     cl::init(false), cl::cat(category));
+cl::opt<int64_t> tensorParallel(
+    "tensor-parallel",
+    cl::desc("Split the model over N GPUs, Megatron-style "
+             "(kiln-shard-tensor-parallel): q/k/v and gate/up by output "
+             "columns, o_proj and down by input rows with an all-reduce, the "
+             "lm_head by vocabulary with an all-gather. For now --emit=tfm "
+             "and --emit=tfm-opt show a rank's program; the runtime does not "
+             "run a split model yet"),
+    cl::init(1), cl::value_desc("N"), cl::cat(category));
+cl::opt<int64_t> rankOpt(
+    "rank",
+    cl::desc("With --tensor-parallel, the rank whose program and weights "
+             "--emit shows (default 0)"),
+    cl::init(0), cl::value_desc("R"), cl::cat(category));
 cl::opt<bool> streamWeights(
     "stream-weights",
     cl::desc("Make the fused, transposed and quantized weights while the "
@@ -212,6 +226,16 @@ Expected<kiln::CompileOptions> compileOptions() {
     if (Error err = opts.pipeline.disableFusion(name))
       return std::move(err);
   opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
+  opts.pipeline.tensorParallel = tensorParallel;
+  opts.pipeline.rank = rankOpt;
+  // The ranks' programs lower no further than tfm until the collectives have
+  // a lowering and the runtime drives one GPU per rank (issue 16).
+  if (tensorParallel > 1 && emit != Emit::Tfm && emit != Emit::TfmOpt &&
+      emit != Emit::Summary)
+    return createStringError(
+        "--tensor-parallel " + std::to_string(tensorParallel) +
+        ": only --emit=tfm and --emit=tfm-opt (a rank's program) are "
+        "supported yet; the runtime cannot run a split model");
   opts.target = target;
   if (Error err = opts.verify())
     return std::move(err);
@@ -320,6 +344,12 @@ int main(int argc, char **argv) {
     if (!output)
       return error(errorMessage);
   }
+  if (emit == Emit::Tfm && opts.pipeline.tensorParallel > 1)
+    if (Error err = kiln::runPipeline(
+            module, "the tensor-parallel split", [&](mlir::OpPassManager &pm) {
+              kiln::buildTensorParallelSplit(pm, opts.pipeline);
+            }))
+      return error(toString(std::move(err)));
   if (emit == Emit::Tfm || emit == Emit::Summary) {
     if (emit == Emit::Summary) {
       output->os() << summary->toJson() << "\n";

@@ -16,6 +16,9 @@
 
 namespace kiln {
 
+/// The most ranks --tensor-parallel splits a model over (GPUs of a host).
+constexpr int64_t kMaxTensorParallel = 64;
+
 /// The compile options of the pipelines, with their defaults; kiln-compile's
 /// flags are parsed into it (parseQuantize, disableFusion) and checked by
 /// verify(), so the tool and the library agree on every rule.
@@ -63,6 +66,10 @@ struct PipelineOptions {
   bool quantizeLmHead = false;
   /// Stop after the tfm -> tfm passes (kiln-compile --emit=tfm-opt).
   bool stopAfterTfm = false;
+  /// Tensor parallelism (kiln-shard-tensor-parallel): the ranks the model is
+  /// split over (1: none) and the rank whose program and weights to make.
+  int64_t tensorParallel = 1;
+  int64_t rank = 0;
 
   /// Sets quantize and quantizeGroupSize from --quantize's value: int8,
   /// int8:G, int4 (groups of 32) or int4:G, with G = 32, 64 or 128.
@@ -92,6 +99,12 @@ struct GpuOptions {
 /// buffers bound to the runtime ABI and planned in the arena: the
 /// target-neutral part, ending in memref + scf loop nests.
 void buildLoopsPipeline(mlir::OpPassManager &pm, const PipelineOptions &opts);
+
+/// The split of the imported module into rank `opts.rank`'s program of
+/// `opts.tensorParallel` (the first pass of buildLoopsPipeline; nothing for
+/// one rank).
+void buildTensorParallelSplit(mlir::OpPassManager &pm,
+                              const PipelineOptions &opts);
 
 /// Loop nests -> LLVM dialect for the host (bare-pointer entry points).
 void buildCpuToLLVMPipeline(mlir::OpPassManager &pm);

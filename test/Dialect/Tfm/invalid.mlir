@@ -532,3 +532,39 @@ func.func @attention_block_table_type(%q: tensor<2x1x128xf32>, %kc: tensor<16x2x
   %0 = tfm.attention %q, %kc, %vc, %pos pages %table {num_heads = 4 : i64, num_kv_heads = 2 : i64, head_dim = 32 : i64, scale = 0.176776695 : f32} : tensor<2x1x128xf32>, tensor<16x2x8x32xf32>, tensor<2x1xi64>, tensor<2x4xi64>
   return
 }
+
+//===----------------------------------------------------------------------===//
+// tfm.all_reduce, tfm.all_gather
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @all_reduce_one_rank(%x: tensor<1x1x64xf16>) {
+  // expected-error @+1 {{attribute 'ranks' failed to satisfy constraint: 64-bit signless integer attribute whose minimum value is 2}}
+  %0 = tfm.all_reduce %x {ranks = 1 : i64} : tensor<1x1x64xf16>
+  return
+}
+
+// -----
+
+func.func @all_gather_axis(%x: tensor<1x1x64xf16>) {
+  // expected-error @+1 {{axis 3 is not a dimension of a rank-3 operand}}
+  %0 = tfm.all_gather %x {ranks = 2 : i64, axis = 3 : i64} : tensor<1x1x64xf16> -> tensor<1x1x128xf16>
+  return
+}
+
+// -----
+
+func.func @all_gather_size(%x: tensor<1x1x64xf16>) {
+  // expected-error @+1 {{result dim 2 (64) must be ranks x the operand's (128)}}
+  %0 = tfm.all_gather %x {ranks = 2 : i64, axis = 2 : i64} : tensor<1x1x64xf16> -> tensor<1x1x64xf16>
+  return
+}
+
+// -----
+
+func.func @all_gather_other_dim(%x: tensor<1x1x64xf16>) {
+  // expected-error @+1 {{result dim 1 (2) must be the operand's (1)}}
+  %0 = tfm.all_gather %x {ranks = 2 : i64, axis = 2 : i64} : tensor<1x1x64xf16> -> tensor<1x2x128xf16>
+  return
+}

@@ -301,3 +301,19 @@ func.func @dequantize(%x: tensor<1x1x64xf16>, %p4: tensor<8x32xi8>, %s4: tensor<
   %w8 = tfm.dequantize %p8, %s8 zero_points %z8 {bits = 8 : i64, group_size = 64 : i64} : tensor<8x64xi8>, tensor<8x1xf32>, tensor<8x1xf32> -> tensor<8x64xf32>
   return %y, %w8 : tensor<1x1x8xf16>, tensor<8x64xf32>
 }
+
+// -----
+
+// Collectives of a tensor-parallel rank's program: the all-reduce keeps the
+// type; the all-gather multiplies the gathered dimension by the ranks.
+// CHECK-LABEL: func.func @collectives
+// CHECK: %[[S:.+]] = tfm.all_reduce %{{.+}} {ranks = 2 : i64} : tensor<?x?x64xf16>
+// CHECK: tfm.all_gather %{{.+}} {axis = 2 : i64, ranks = 4 : i64} : tensor<1x3x16xf32> -> tensor<1x3x64xf32>
+// CHECK: tfm.all_gather %{{.+}} {axis = 1 : i64, ranks = 2 : i64} : tensor<1x?x16xf32> -> tensor<1x?x16xf32>
+func.func @collectives(%x: tensor<?x?x64xf16>, %l: tensor<1x3x16xf32>, %d: tensor<1x?x16xf32>)
+    -> (tensor<?x?x64xf16>, tensor<1x3x64xf32>, tensor<1x?x16xf32>) {
+  %s = tfm.all_reduce %x {ranks = 2 : i64} : tensor<?x?x64xf16>
+  %g = tfm.all_gather %l {ranks = 4 : i64, axis = 2 : i64} : tensor<1x3x16xf32> -> tensor<1x3x64xf32>
+  %h = tfm.all_gather %d {ranks = 2 : i64, axis = 1 : i64} : tensor<1x?x16xf32> -> tensor<1x?x16xf32>
+  return %s, %g, %h : tensor<?x?x64xf16>, tensor<1x3x64xf32>, tensor<1x?x16xf32>
+}
