@@ -475,6 +475,31 @@ def PromoteAccumulators : Pass<"kiln-promote-accumulators", "mlir::func::FuncOp"
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect"];
 }
 
+def LowerCollectivesToCalls : Pass<"kiln-lower-collectives-to-calls", "mlir::ModuleOp"> {
+  let summary = "Bufferized collectives to calls of the runtime's host "
+                "collectives (CPU target)";
+  let description = [{
+    Each entry point with a bufferized `tfm.all_reduce` or `tfm.all_gather`
+    gets a fifth argument, `!llvm.ptr` to the runtime's `KilnHostCollectives`
+    of the rank running it (`kiln/runtime/Collectives.h`), and each
+    collective becomes an indirect `llvm.call` through the function pointer
+    of its slot, with the buffers' addresses, the element count and the
+    element type's code:
+
+    ```mlir
+    tfm.all_reduce %buf {ranks = 2 : i64} : memref<1x1x4xf32>
+    ```
+
+    becomes a load of slot 0 of the new argument and
+    `llvm.call %fn(%ctx, %p, 4, 0)`. The buffers must be contiguous
+    (bound views of the runtime's buffers are). The first pass of the CPU's
+    lowering to LLVM.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect",
+                           "mlir::arith::ArithDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def LowerSubgroupReduce : Pass<"kiln-lower-subgroup-reduce", "mlir::gpu::GPUModuleOp"> {
   let summary = "gpu.subgroup_reduce to warp shuffles (butterfly, 32 lanes)";
   let description = [{

@@ -79,6 +79,7 @@ def Tfm_WeightLayoutAttr : EnumAttr<Tfm_Dialect, Tfm_WeightLayoutEnum,
 
 def Tfm_FloatElement : AnyTypeOf<[F32, F16, BF16]>;
 def Tfm_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
+def Tfm_FloatMemRef : MemRefOf<[F32, F16, BF16]>;
 def Tfm_Vector : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[1]>],
                                 "1-D tensor">;
 def Tfm_Matrix : RankedTensorOf<[F32, F16, BF16], [HasAnyRankOfPred<[2]>],

@@ -376,6 +376,31 @@ void SampleOp::getEffects(
                        SideEffects::DefaultResource::get());
 }
 
+// Collectives: the tensor forms have no effects; bufferized, all_reduce
+// sums in place and all_gather writes `init`.
+void AllReduceOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  if (!isa<MemRefType>(getInput().getType()))
+    return;
+  effects.emplace_back(MemoryEffects::Read::get(), &getInputMutable(),
+                       SideEffects::DefaultResource::get());
+  effects.emplace_back(MemoryEffects::Write::get(), &getInputMutable(),
+                       SideEffects::DefaultResource::get());
+}
+
+void AllGatherOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  if (!isa<MemRefType>(getInput().getType()))
+    return;
+  effects.emplace_back(MemoryEffects::Read::get(), &getInputMutable(),
+                       SideEffects::DefaultResource::get());
+  if (getInit())
+    effects.emplace_back(MemoryEffects::Write::get(), &getInitMutable()[0],
+                         SideEffects::DefaultResource::get());
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Tfm/TfmOps.cpp.inc"
 
@@ -511,19 +536,30 @@ KILN_TFM_ANY_COMPATIBLE(RopeOp)
 KILN_TFM_ANY_COMPATIBLE(KvAppendOp)
 KILN_TFM_ANY_COMPATIBLE(AttentionOp)
 KILN_TFM_ANY_COMPATIBLE(AllGatherOp)
+KILN_TFM_ANY_COMPATIBLE(AllReduceOp)
 #undef KILN_TFM_ANY_COMPATIBLE
 
 //===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 
-// all_reduce: SameOperandsAndResultType infers its type (ODS).
+// The tensor forms return a tensor; the memref forms nothing.
+LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  if (isa<RankedTensorType>(adaptor.getInput().getType()))
+    types.push_back(adaptor.getInput().getType());
+  return success();
+}
 
 LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
-  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto input = dyn_cast<RankedTensorType>(adaptor.getInput().getType());
+  if (!input)
+    return success();
   int64_t axis = adaptor.getAxis();
   if (axis >= input.getRank())
     return emitOptionalError(loc, "axis ", axis,
@@ -537,8 +573,13 @@ LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult AllGatherOp::verify() {
-  RankedTensorType input = getInput().getType();
-  RankedTensorType result = getResult().getType();
+  auto input = cast<ShapedType>(getInput().getType());
+  const bool buffers = isa<MemRefType>(input);
+  if (buffers != static_cast<bool>(getInit()))
+    return emitOpError(buffers ? "on buffers needs an `into` buffer"
+                               : "on tensors takes no `into` buffer");
+  ShapedType result = buffers ? cast<ShapedType>(getInit().getType())
+                              : cast<ShapedType>(getResult()[0].getType());
   const int64_t axis = static_cast<int64_t>(getAxis());
   if (axis >= input.getRank())
     return emitOpError() << "axis " << axis << " is not a dimension of a rank-"

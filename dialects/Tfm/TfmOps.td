@@ -516,8 +516,9 @@ def Tfm_SampleOp : Tfm_Op<"sample", [DestinationStyleOpInterface,
 // Collectives (tensor parallelism)
 //===----------------------------------------------------------------------===//
 
-def Tfm_AllReduceOp : Tfm_Op<"all_reduce", [Pure,
-    SameOperandsAndResultType, InferTypeOpInterface]> {
+def Tfm_AllReduceOp : Tfm_Op<"all_reduce", [
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+    InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Sum of a tensor over the ranks of a tensor-parallel group";
   let description = [{
     In a module that `kiln-shard-tensor-parallel` made for `ranks` ranks,
@@ -525,24 +526,29 @@ def Tfm_AllReduceOp : Tfm_Op<"all_reduce", [Pure,
     projection split by its input features (o_proj, down) leaves each rank a
     partial sum of the full projection; `tfm.all_reduce` returns on every
     rank the elementwise sum of the operand over all ranks (accumulated in
-    f32, then rounded to the element type once), so that what follows
-    sees the full projection.
+    f32 in rank order, then rounded to the element type once), so that what
+    follows sees the full projection.
 
     Every rank executes the same collectives in the same order (the program
-    is the same), so the op is `Pure` as a value: folding or erasing one
-    happens on all ranks alike.
+    is the same), so the tensor form has no side effects: folding or
+    erasing one happens on all ranks alike. Bufferized, the op sums in place
+    into its operand's buffer (the memref form, no result), which the
+    target lowers to a call of its collectives (the host's on the CPU, NCCL
+    on a GPU).
 
     ```mlir
     %full = tfm.all_reduce %partial {ranks = 2 : i64} : tensor<?x?x4096xf16>
+    tfm.all_reduce %buffer {ranks = 2 : i64} : memref<1x1x4096xf16>
     ```
   }];
-  let arguments = (ins Tfm_FloatTensor:$input,
+  let arguments = (ins AnyTypeOf<[Tfm_FloatTensor, Tfm_FloatMemRef]>:$input,
                        ConfinedAttr<I64Attr, [IntMinValue<2>]>:$ranks);
-  let results = (outs Tfm_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let results = (outs Variadic<Tfm_FloatTensor>:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
-def Tfm_AllGatherOp : Tfm_Op<"all_gather", [Pure,
+def Tfm_AllGatherOp : Tfm_Op<"all_gather", [
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
     InferTypeOpAdaptorWithIsCompatible]> {
   let summary = "Rank-ordered concatenation of a tensor along one dimension";
   let description = [{
@@ -551,17 +557,27 @@ def Tfm_AllGatherOp : Tfm_Op<"all_gather", [Pure,
     `kiln-shard-tensor-parallel` gathers the logits of an lm_head split by
     vocabulary, so that every rank holds the whole row to sample from.
 
+    `kiln-lower-tfm-to-linalg` leaves only gathers along axis 0, the ranks'
+    buffers one after another (what NCCL's all-gather writes), with a
+    transpose after it for another axis; bufferized, the op writes into the
+    buffer `init` (the memref form, no result).
+
     ```mlir
     %logits = tfm.all_gather %part {ranks = 2 : i64, axis = 2 : i64}
         : tensor<?x?x64128xf32> -> tensor<?x?x128256xf32>
+    tfm.all_gather %in into %out {ranks = 2 : i64, axis = 0 : i64}
+        : memref<1x1x64128xf32>, memref<2x1x64128xf32>
     ```
   }];
-  let arguments = (ins Tfm_FloatTensor:$input,
+  let arguments = (ins AnyTypeOf<[Tfm_FloatTensor, Tfm_FloatMemRef]>:$input,
+                       Optional<Tfm_FloatMemRef>:$init,
                        ConfinedAttr<I64Attr, [IntMinValue<2>]>:$ranks,
                        ConfinedAttr<I64Attr, [IntNonNegative]>:$axis);
-  let results = (outs Tfm_FloatTensor:$result);
-  let assemblyFormat =
-      "$input attr-dict `:` type($input) `->` type($result)";
+  let results = (outs Variadic<Tfm_FloatTensor>:$result);
+  let assemblyFormat = [{
+    $input (`into` $init^)? attr-dict `:` type($input) (`,` type($init)^)?
+    (`->` type($result)^)?
+  }];
   let hasVerifier = 1;
 }
 

@@ -193,10 +193,25 @@ kiln::StreamedWeights::StreamedWeights(
 
 kiln::StreamedWeights::~StreamedWeights() = default;
 
-llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
-                                                const ModelSummary &summary,
-                                                const CompileOptions &opts,
-                                                const StageRunner &stage) {
+namespace {
+/// The entry points of `module` as text: what must be the same on every
+/// rank of a tensor-parallel model (the weights aside).
+std::string programText(ModuleOp module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  for (auto func : module.getOps<func::FuncOp>())
+    func.print(os);
+  for (auto global : module.getOps<ml_program::GlobalOp>())
+    os << global.getSymName() << " " << global.getType() << " "
+       << attrInt(global, kOffsetAttr) << "\n";
+  return text;
+}
+} // namespace
+
+llvm::Expected<MemoryReport>
+kiln::emitArtifact(ModuleOp module, const ModelSummary &summary,
+                   const CompileOptions &opts, const StageRunner &stage,
+                   ArrayRef<ModuleOp> rankModules) {
   rt::ArtifactWriter writer;
   writer.setTarget(opts.target);
   MemoryReport report;
@@ -223,6 +238,18 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
   if (!opts.tokenizer.empty())
     writer.setTokenizer(opts.tokenizer);
 
+  // Tensor parallelism: every rank runs rank 0's code on its own weights.
+  const int64_t ranks = static_cast<int64_t>(rankModules.size()) + 1;
+  if (ranks > 1) {
+    writer.setTensorParallel(ranks);
+    std::string program = programText(module);
+    for (auto [r, other] : llvm::enumerate(rankModules))
+      if (programText(other) != program)
+        return fail(formatv("internal error: rank {0}'s program differs from "
+                            "rank 0's (tensor parallelism needs one program)",
+                            r + 1));
+  }
+
   // Weights, in the order --kiln-bind-buffers laid them out.
   SmallVector<ml_program::GlobalOp> globals(
       module.getOps<ml_program::GlobalOp>());
@@ -244,6 +271,17 @@ llvm::Expected<MemoryReport> kiln::emitArtifact(ModuleOp module,
                           "artifact but the code reads it at {2}",
                           global.getSymName(), offset,
                           attrInt(global, kOffsetAttr)));
+    for (auto [r, other] : llvm::enumerate(rankModules)) {
+      auto mine = SymbolTable::lookupSymbolIn(other, global.getSymNameAttr());
+      auto rankGlobal = dyn_cast_or_null<ml_program::GlobalOp>(mine);
+      WeightRef rankSource = rankGlobal ? globalWeight(rankGlobal) : nullptr;
+      if (!rankSource ||
+          !writer.addRankWeight(static_cast<int64_t>(r) + 1,
+                                global.getSymName().str(), rankSource))
+        return fail(formatv("internal error: rank {0} has no weight @{1} "
+                            "of rank 0's type",
+                            r + 1, global.getSymName()));
+    }
   }
   report.weightsBytes = writer.weightsSize();
 

@@ -19,8 +19,10 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
@@ -120,6 +122,7 @@ void kiln::buildLoopsPipeline(OpPassManager &pm, const PipelineOptions &opts) {
 }
 
 void kiln::buildCpuToLLVMPipeline(OpPassManager &pm) {
+  pm.addPass(createLowerCollectivesToCalls());
   pm.addNestedPass<func::FuncOp>(createPromoteAccumulators());
   pm.addPass(createOutlineLoopNests());
   pm.addPass(createLowerAffinePass());
@@ -200,11 +203,163 @@ struct SampleBufferization
     return success();
   }
 };
+
+/// tfm.all_reduce sums in place: its result is its operand's buffer
+/// (one-shot bufferization copies the operand first where it is read later).
+struct AllReduceBufferization
+    : bufferization::BufferizableOpInterface::ExternalModel<
+          AllReduceBufferization, kiln::tfm::AllReduceOp> {
+  bool bufferizesToMemoryRead(Operation *, OpOperand &,
+                              const bufferization::AnalysisState &) const {
+    return true;
+  }
+  bool bufferizesToMemoryWrite(Operation *, OpOperand &,
+                               const bufferization::AnalysisState &) const {
+    return true;
+  }
+  bufferization::AliasingValueList
+  getAliasingValues(Operation *op, OpOperand &,
+                    const bufferization::AnalysisState &) const {
+    return {{op->getResult(0), bufferization::BufferRelation::Equivalent}};
+  }
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const bufferization::BufferizationOptions &options,
+                          bufferization::BufferizationState &state) const {
+    auto reduce = cast<kiln::tfm::AllReduceOp>(op);
+    FailureOr<Value> buffer =
+        bufferization::getBuffer(rewriter, reduce.getInput(), options, state);
+    if (failed(buffer))
+      return failure();
+    rewriter.setInsertionPoint(op);
+    kiln::tfm::AllReduceOp::create(rewriter, op->getLoc(), TypeRange{}, *buffer,
+                                   reduce.getRanks());
+    bufferization::replaceOpWithBufferizedValues(rewriter, op, *buffer);
+    return success();
+  }
+};
+
+/// tfm.all_gather reads its operand and writes a new buffer. The collectives
+/// gather along a new leading axis (each rank's buffer after the other, as
+/// NCCL's all-gather writes them); for axis k > 0 the ranks are then moved
+/// next to axis k:
+///   [d0.., dk, ..] -> [1, d0.., dk, ..] -gather-> [N, d0.., dk, ..]
+///   -transpose-> [d0.., N, dk, ..] -collapse-> [d0.., N dk, ..]
+/// When d0 .. d(k-1) are all 1 (a decode step's logits) the gathered buffer
+/// is already in the result's order: reshapes only.
+struct AllGatherBufferization
+    : bufferization::BufferizableOpInterface::ExternalModel<
+          AllGatherBufferization, kiln::tfm::AllGatherOp> {
+  bool bufferizesToMemoryRead(Operation *, OpOperand &,
+                              const bufferization::AnalysisState &) const {
+    return true;
+  }
+  bool bufferizesToMemoryWrite(Operation *, OpOperand &,
+                               const bufferization::AnalysisState &) const {
+    return false;
+  }
+  bufferization::AliasingValueList
+  getAliasingValues(Operation *, OpOperand &,
+                    const bufferization::AnalysisState &) const {
+    return {};
+  }
+  bool bufferizesToAllocation(Operation *, Value) const { return true; }
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const bufferization::BufferizationOptions &options,
+                          bufferization::BufferizationState &state) const {
+    auto gather = cast<kiln::tfm::AllGatherOp>(op);
+    Location loc = op->getLoc();
+    FailureOr<Value> buffer =
+        bufferization::getBuffer(rewriter, gather.getInput(), options, state);
+    if (failed(buffer))
+      return failure();
+    rewriter.setInsertionPoint(op);
+    auto inType = cast<RankedTensorType>(gather.getInput().getType());
+    const int64_t axis = gather.getAxis(), ranks = gather.getRanks();
+    const int64_t rank = inType.getRank();
+    Type element = inType.getElementType();
+    auto alloc = [&](ArrayRef<int64_t> shape) {
+      return options.createAlloc(rewriter, loc, MemRefType::get(shape, element),
+                                 {});
+    };
+    // The collectives read a contiguous buffer.
+    Value input = *buffer;
+    if (!cast<MemRefType>(input.getType()).getLayout().isIdentity()) {
+      FailureOr<Value> copy = alloc(inType.getShape());
+      if (failed(copy))
+        return failure();
+      linalg::CopyOp::create(rewriter, loc, input, *copy);
+      input = *copy;
+    }
+    SmallVector<int64_t> lead{1};
+    lead.append(inType.getShape().begin(), inType.getShape().end());
+    SmallVector<ReassociationIndices> join{{0, 1}};
+    for (int64_t d = 2; d <= rank; ++d)
+      join.push_back({d});
+    Value expanded = memref::ExpandShapeOp::create(
+        rewriter, loc, MemRefType::get(lead, element), input, join);
+    lead[0] = ranks;
+    FailureOr<Value> gathered = alloc(lead);
+    if (failed(gathered))
+      return failure();
+    kiln::tfm::AllGatherOp::create(rewriter, loc, TypeRange{}, expanded,
+                                   *gathered, ranks, 0);
+    auto resultType = cast<RankedTensorType>(gather.getResult()[0].getType());
+    auto result = MemRefType::get(resultType.getShape(), element);
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d)
+      outer *= inType.getDimSize(d);
+    Value out;
+    if (outer == 1) {
+      // [N, 1.., dk, rest..] -> [N dk, rest..] -> [1.., N dk, rest..].
+      SmallVector<ReassociationIndices> toFlat(1), toResult(1);
+      for (int64_t d = 0; d <= axis + 1; ++d)
+        toFlat[0].push_back(d);
+      for (int64_t d = axis + 2; d <= rank; ++d)
+        toFlat.push_back({d});
+      SmallVector<int64_t> flat{ranks * inType.getDimSize(axis)};
+      for (int64_t d = axis + 1; d < rank; ++d)
+        flat.push_back(inType.getDimSize(d));
+      for (int64_t d = 0; d <= axis; ++d)
+        toResult[0].push_back(d);
+      for (int64_t d = axis + 1; d < rank; ++d)
+        toResult.push_back({d});
+      Value collapsed = memref::CollapseShapeOp::create(
+          rewriter, loc, MemRefType::get(flat, element), *gathered, toFlat);
+      out = memref::ExpandShapeOp::create(rewriter, loc, result, collapsed,
+                                          toResult);
+    } else {
+      SmallVector<int64_t> perm, moved;
+      for (int64_t d = 1; d <= axis; ++d)
+        perm.push_back(d);
+      perm.push_back(0);
+      for (int64_t d = axis + 1; d <= rank; ++d)
+        perm.push_back(d);
+      for (int64_t d : perm)
+        moved.push_back(lead[d]);
+      FailureOr<Value> transposed = alloc(moved);
+      if (failed(transposed))
+        return failure();
+      linalg::TransposeOp::create(rewriter, loc, *gathered, *transposed, perm);
+      SmallVector<ReassociationIndices> merge;
+      for (int64_t d = 0; d < axis; ++d)
+        merge.push_back({d});
+      merge.push_back({axis, axis + 1});
+      for (int64_t d = axis + 2; d <= rank; ++d)
+        merge.push_back({d});
+      out = memref::CollapseShapeOp::create(rewriter, loc, result, *transposed,
+                                            merge);
+    }
+    bufferization::replaceOpWithBufferizedValues(rewriter, op, out);
+    return success();
+  }
+};
 } // namespace
 
 void kiln::registerPipelineInterfaces(DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, tfm::TfmDialect *) {
     tfm::SampleOp::attachInterface<SampleBufferization>(*ctx);
+    tfm::AllReduceOp::attachInterface<AllReduceBufferization>(*ctx);
+    tfm::AllGatherOp::attachInterface<AllGatherBufferization>(*ctx);
   });
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   linalg::registerBufferizableOpInterfaceExternalModels(registry);

@@ -65,6 +65,8 @@ struct LowerTfmToLinalg : kiln::impl::LowerTfmToLinalgBase<LowerTfmToLinalg> {
     // tfm.sample has no linalg form: it bufferizes as it is and the kernel
     // library implements it (GPU targets only).
     target.addLegalOp<tfm::SampleOp>();
+    // The collectives bufferize as they are and each target implements them.
+    target.addLegalOp<tfm::AllReduceOp, tfm::AllGatherOp>();
     target.addDynamicallyLegalOp<tfm::DequantizeOp>([](tfm::DequantizeOp op) {
       return !op->use_empty() && llvm::all_of(op->getUsers(), [](Operation *u) {
         return isa<tfm::LinearOp, tfm::LogitsOp>(u);

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Kiln/KilnDialect.h"
+#include "dialects/Tfm/TfmOps.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -14,6 +15,7 @@
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #define DEBUG_TYPE "kiln-narrow-logits"
@@ -27,6 +29,38 @@ using namespace mlir;
 using namespace kiln;
 
 namespace {
+
+/// A slice of a tensor-parallel rank's gathered logits that keeps the whole
+/// gathered axis is the gather of the same slice of each rank's logits:
+/// slice first, so that it keeps bubbling up to the lm_head.
+struct SliceBeforeAllGather : OpRewritePattern<tensor::ExtractSliceOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tensor::ExtractSliceOp slice,
+                                PatternRewriter &rewriter) const override {
+    auto gather = slice.getSource().getDefiningOp<tfm::AllGatherOp>();
+    if (!gather || !gather->hasOneUse() || !slice.hasUnitStride() ||
+        slice.getSourceType().getRank() != slice.getResultType().getRank())
+      return failure();
+    const int64_t axis = gather.getAxis();
+    auto full = slice.getSourceType().getDimSize(axis);
+    std::optional<int64_t> offset =
+        getConstantIntValue(slice.getMixedOffsets()[axis]);
+    std::optional<int64_t> size =
+        getConstantIntValue(slice.getMixedSizes()[axis]);
+    if (!offset || !size || *offset != 0 || *size != full)
+      return failure();
+    SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
+    auto inType = cast<RankedTensorType>(gather.getInput().getType());
+    sizes[axis] = rewriter.getIndexAttr(inType.getDimSize(axis));
+    Value part = tensor::ExtractSliceOp::create(
+        rewriter, slice.getLoc(), gather.getInput(), slice.getMixedOffsets(),
+        sizes, slice.getMixedStrides());
+    rewriter.replaceOpWithNewOp<tfm::AllGatherOp>(
+        slice, TypeRange{slice.getResultType()}, part, Value(),
+        gather.getRanks(), axis);
+    return success();
+  }
+};
 
 struct NarrowLogits : kiln::impl::NarrowLogitsBase<NarrowLogits> {
   void runOnOperation() override {
@@ -45,6 +79,7 @@ struct NarrowLogits : kiln::impl::NarrowLogitsBase<NarrowLogits> {
     linalg::populateBubbleUpExtractSliceOpPatterns(patterns);
     linalg::populateSwapExtractSliceWithFillPatterns(patterns);
     tensor::ExtractSliceOp::getCanonicalizationPatterns(patterns, ctx);
+    patterns.add<SliceBeforeAllGather>(ctx);
     // A slice of a tensor.empty (a fill's destination): an empty of the
     // slice's shape, not a view of a full-size buffer.
     tensor::populateFoldTensorEmptyPatterns(patterns);

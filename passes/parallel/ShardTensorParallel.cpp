@@ -241,7 +241,7 @@ struct ShardTensorParallel
     OpBuilder b(op.getContext());
     b.setInsertionPointAfter(op);
     auto sum = tfm::AllReduceOp::create(b, op.getLoc(), op.getResult(), n);
-    op.getResult().replaceAllUsesExcept(sum, sum);
+    op.getResult().replaceAllUsesExcept(sum.getResult()[0], sum);
     return success();
   }
 
@@ -367,9 +367,10 @@ struct ShardTensorParallel
     auto type = cast<RankedTensorType>(local.getType());
     SmallVector<int64_t> shape(type.getShape());
     shape.back() = vocab;
-    auto all = tfm::AllGatherOp::create(b, logits.getLoc(), type.clone(shape),
-                                        local, n, type.getRank() - 1);
-    local.replaceAllUsesExcept(all, all);
+    auto all = tfm::AllGatherOp::create(
+        b, logits.getLoc(), TypeRange{type.clone(shape)}, local,
+        /*init=*/Value(), n, type.getRank() - 1);
+    local.replaceAllUsesExcept(all.getResult()[0], all);
     return success();
   }
 };

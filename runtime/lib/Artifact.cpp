@@ -166,6 +166,8 @@ bool convert(const fb::Artifact &in, ArtifactContents *out,
         return false;
       out->weights.push_back(std::move(wi));
     }
+  out->tensorParallel = in.tensor_parallel() > 1 ? in.tensor_parallel() : 1;
+  out->rankWeightsSize = in.rank_weights_size();
   out->weightsChunkSize = in.weights_chunk_size();
   out->weightsHashes = vec(in.weights_hashes());
   if (const fb::TokenizerFiles *t = in.tokenizer()) {
@@ -221,9 +223,11 @@ bool checkHeader(const detail::FileHeader &h, uint64_t actualSize,
                  std::string *error) {
   if (std::memcmp(h.magic, detail::kMagic, sizeof(h.magic)) != 0)
     return fail(error, "not a Kiln artifact (bad magic)");
-  if (h.formatVersion != kFormatVersion)
+  if (h.formatVersion != kFormatVersion &&
+      h.formatVersion != kTensorParallelFormatVersion)
     return fail(error, "unsupported artifact format version ", h.formatVersion,
-                " (this runtime supports version ", kFormatVersion, ")");
+                " (this runtime supports versions ", kFormatVersion, " and ",
+                kTensorParallelFormatVersion, ")");
   if (h.headerSize != kHeaderSize)
     return fail(error, "bad header size ", h.headerSize, " (expected ",
                 kHeaderSize, ")");
@@ -311,8 +315,30 @@ std::unique_ptr<Artifact> Artifact::open(const std::string &path,
 
   artifact->weightsBase = bytes + header.weightsOffset;
   artifact->weightsBytes = header.weightsSize;
-  if (!convert(*fb::GetArtifact(meta), &artifact->data, &why) ||
-      !validateContents(artifact->data, header.weightsSize, &why))
+  if (!convert(*fb::GetArtifact(meta), &artifact->data, &why))
+    return failWith(why);
+  // Tensor parallelism: one weight set per rank (format version 3 only).
+  const ArtifactContents &c = artifact->data;
+  const bool split = c.tensorParallel > 1;
+  if (split != (header.formatVersion == kTensorParallelFormatVersion))
+    return failWith("format version " + std::to_string(header.formatVersion) +
+                    (split ? " cannot hold a tensor-parallel artifact"
+                           : " is for tensor-parallel artifacts, but this one "
+                             "has one rank"));
+  if (c.tensorParallel > kMaxRanks)
+    return failWith("tensor_parallel " + std::to_string(c.tensorParallel) +
+                    " is more than " + std::to_string(kMaxRanks) + " ranks");
+  if (split && (c.rankWeightsSize % kBufferAlignment ||
+                c.rankWeightsSize * static_cast<uint64_t>(c.tensorParallel) !=
+                    header.weightsSize))
+    return failWith("the weights section (" +
+                    std::to_string(header.weightsSize) + " bytes) is not " +
+                    std::to_string(c.tensorParallel) + " aligned sets of " +
+                    std::to_string(c.rankWeightsSize) + " bytes");
+  if (!split && c.rankWeightsSize != 0)
+    return failWith("rank_weights_size is set in an artifact of one rank");
+  artifact->setBytes = split ? c.rankWeightsSize : header.weightsSize;
+  if (!validateContents(artifact->data, artifact->setBytes, &why))
     return failWith(why);
   if (options.verifyWeights &&
       !verifyWeights(artifact->weightsBase, header.weightsSize, artifact->data,

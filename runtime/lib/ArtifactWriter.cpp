@@ -30,6 +30,8 @@ struct ArtifactWriter::Impl {
   std::vector<std::shared_ptr<WeightSource>> weightSources;
   std::vector<std::vector<uint8_t>> ownedWeights;
   uint64_t weightsEnd = 0;
+  // Tensor parallelism: rankSources[r - 1][i] is rank r's weight i.
+  std::vector<std::vector<std::shared_ptr<WeightSource>>> rankSources;
   std::function<void(uint64_t, uint64_t)> progress;
 };
 
@@ -62,6 +64,30 @@ void ArtifactWriter::addEntry(const EntrySpec &entry) {
 
 void ArtifactWriter::setTokenizer(TokenizerFiles files) {
   impl->contents.tokenizer = std::move(files);
+}
+
+void ArtifactWriter::setTensorParallel(int64_t ranks) {
+  impl->contents.tensorParallel = ranks;
+  impl->rankSources.resize(ranks > 1 ? ranks - 1 : 0);
+}
+
+bool ArtifactWriter::addRankWeight(int64_t rank, const std::string &name,
+                                   std::shared_ptr<WeightSource> source) {
+  if (rank < 1 || rank > static_cast<int64_t>(impl->rankSources.size()))
+    return false;
+  const std::vector<WeightInfo> &weights = impl->contents.weights;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i].name != name)
+      continue;
+    if (!source || source->rows() * source->rowBytes() != weights[i].size)
+      return false;
+    std::vector<std::shared_ptr<WeightSource>> &set =
+        impl->rankSources[rank - 1];
+    set.resize(weights.size());
+    set[i] = std::move(source);
+    return true;
+  }
+  return false;
 }
 
 uint64_t ArtifactWriter::addWeight(std::string name, DType dtype,
@@ -186,7 +212,8 @@ void buildMetadata(FlatBufferBuilder &b, const ArtifactContents &c) {
   }
   b.Finish(fb::CreateArtifactDirect(
                b, c.target.c_str(), model, kvCache, &images, &entries, &weights,
-               c.weightsChunkSize, &c.weightsHashes, tokenizer),
+               c.weightsChunkSize, &c.weightsHashes, tokenizer,
+               c.tensorParallel > 1 ? c.tensorParallel : 0, c.rankWeightsSize),
            fb::ArtifactIdentifier());
 }
 
@@ -258,13 +285,26 @@ private:
 } // namespace
 
 bool ArtifactWriter::write(const std::string &path, std::string *error) {
-  const ArtifactContents &c = impl->contents;
+  ArtifactContents &c = impl->contents;
+  // Tensor parallelism: one weight set per rank, each aligned.
+  const int64_t ranks = std::max<int64_t>(c.tensorParallel, 1);
+  const uint64_t setSize = ranks > 1
+                               ? alignUp(impl->weightsEnd, kBufferAlignment)
+                               : impl->weightsEnd;
+  const uint64_t sectionSize = setSize * static_cast<uint64_t>(ranks);
+  c.rankWeightsSize = ranks > 1 ? setSize : 0;
   std::string why;
-  if (!validateContents(c, impl->weightsEnd, &why))
+  if (!validateContents(c, setSize, &why))
     return fail(error, "invalid artifact: ", why);
-  for (size_t i = 0; i < c.weights.size(); ++i)
+  for (size_t i = 0; i < c.weights.size(); ++i) {
     if (!impl->weightData[i] && !impl->weightSources[i] && c.weights[i].size)
       return fail(error, "weight '", c.weights[i].name, "' has no data");
+    for (size_t r = 0; r < impl->rankSources.size(); ++r)
+      if (c.weights[i].size &&
+          (impl->rankSources[r].size() <= i || !impl->rankSources[r][i]))
+        return fail(error, "weight '", c.weights[i].name,
+                    "' has no data for rank ", r + 1);
+  }
 
   // The weights section's chunk hashes go into the metadata, which precedes
   // the section. The metadata is built first with placeholder hashes (the
@@ -273,19 +313,20 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) {
   ArtifactContents hashed = c;
   hashed.weightsChunkSize = kWeightsChunkSize;
   hashed.weightsHashes.assign(
-      (impl->weightsEnd + kWeightsChunkSize - 1) / kWeightsChunkSize, 0);
+      (sectionSize + kWeightsChunkSize - 1) / kWeightsChunkSize, 0);
   FlatBufferBuilder placeholder(1 << 16);
   buildMetadata(placeholder, hashed);
 
   detail::FileHeader header{};
   std::memcpy(header.magic, detail::kMagic, sizeof(header.magic));
-  header.formatVersion = kFormatVersion;
+  header.formatVersion =
+      ranks > 1 ? kTensorParallelFormatVersion : kFormatVersion;
   header.headerSize = kHeaderSize;
   header.metaOffset = kHeaderSize;
   header.metaSize = placeholder.GetSize();
   header.weightsOffset =
       alignUp(header.metaOffset + header.metaSize, kWeightsSectionAlignment);
-  header.weightsSize = impl->weightsEnd;
+  header.weightsSize = sectionSize;
   header.fileSize = header.weightsOffset + header.weightsSize;
 
   TempFile out(path);
@@ -313,7 +354,7 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) {
         return false;
       written += n;
       if (impl->progress)
-        impl->progress(written, impl->weightsEnd);
+        impl->progress(written, sectionSize);
       if (data)
         data += n;
       size -= n;
@@ -329,44 +370,48 @@ bool ArtifactWriter::write(const std::string &path, std::string *error) {
   constexpr uint64_t kPieceBytes = uint64_t(64) << 20;
   std::vector<char> piece;
   uint64_t position = 0;
-  for (size_t i = 0; i < c.weights.size(); ++i) {
-    const WeightInfo &w = c.weights[i];
-    if (!emit(nullptr, w.offset - position))
-      return false;
-    position = w.offset + w.size;
-    WeightSource *source = impl->weightSources[i].get();
-    const void *data = impl->weightData[i];
-    if (source && source->view())
-      data = source->view();
-    if (data || !source) {
-      // In pieces, so a source over a mapped file can drop each piece's
-      // pages once it is written.
-      const uint8_t *bytes = static_cast<const uint8_t *>(data);
-      for (uint64_t done = 0; done < w.size;) {
-        uint64_t n = std::min(kPieceBytes, w.size - done);
-        if (!emit(bytes ? bytes + done : nullptr, n))
-          return false;
-        if (source)
-          source->released(done, n);
-        done += n;
+  for (int64_t rank = 0; rank < ranks; ++rank)
+    for (size_t i = 0; i < c.weights.size(); ++i) {
+      const WeightInfo &w = c.weights[i];
+      const uint64_t base = static_cast<uint64_t>(rank) * setSize;
+      if (!emit(nullptr, base + w.offset - position))
+        return false;
+      position = base + w.offset + w.size;
+      std::shared_ptr<WeightSource> &owner =
+          rank ? impl->rankSources[rank - 1][i] : impl->weightSources[i];
+      WeightSource *source = owner.get();
+      const void *data = rank ? nullptr : impl->weightData[i];
+      if (source && source->view())
+        data = source->view();
+      if (data || !source) {
+        // In pieces, so a source over a mapped file can drop each piece's
+        // pages once it is written.
+        const uint8_t *bytes = static_cast<const uint8_t *>(data);
+        for (uint64_t done = 0; done < w.size;) {
+          uint64_t n = std::min(kPieceBytes, w.size - done);
+          if (!emit(bytes ? bytes + done : nullptr, n))
+            return false;
+          if (source)
+            source->released(done, n);
+          done += n;
+        }
+      } else {
+        uint64_t rowBytes = source->rowBytes(), rows = source->rows();
+        uint64_t perPiece = std::max<uint64_t>(1, kPieceBytes / rowBytes);
+        for (uint64_t r = 0; r < rows; r += perPiece) {
+          uint64_t count = std::min(perPiece, rows - r);
+          piece.resize(count * rowBytes);
+          source->readRows(r, count, piece.data());
+          if (!emit(reinterpret_cast<const uint8_t *>(piece.data()),
+                    piece.size()))
+            return false;
+        }
       }
-    } else {
-      uint64_t rowBytes = source->rowBytes(), rows = source->rows();
-      uint64_t perPiece = std::max<uint64_t>(1, kPieceBytes / rowBytes);
-      for (uint64_t r = 0; r < rows; r += perPiece) {
-        uint64_t count = std::min(perPiece, rows - r);
-        piece.resize(count * rowBytes);
-        source->readRows(r, count, piece.data());
-        if (!emit(reinterpret_cast<const uint8_t *>(piece.data()),
-                  piece.size()))
-          return false;
-      }
+      if (source)
+        source->release();
+      owner.reset();
     }
-    if (source)
-      source->release();
-    impl->weightSources[i].reset();
-  }
-  if (!emit(nullptr, impl->weightsEnd - position))
+  if (!emit(nullptr, sectionSize - position))
     return false;
   if (inChunk)
     hashed.weightsHashes.push_back(XXH3_64bits_digest(state));

@@ -6,21 +6,33 @@
 // glibc identifies loaded objects by path, and "/proc/self/fd/N" must not
 // name another image while this one is loaded.
 //
+// A tensor-parallel artifact runs each call as its ranks, one thread each,
+// over the same loaded code: rank r reads weight set r and its own KV cache,
+// arena and io buffer (rank 0's are the Session's), and the ranks meet in
+// the host collectives (kiln/runtime/Collectives.h) that the code calls.
+//
 //===----------------------------------------------------------------------===//
 
 #include "Executor.h"
 #include "Format.h"
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/Collectives.h"
+#include "kiln/runtime/Numeric.h"
 #include "kiln/runtime/Target.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <dlfcn.h>
+#include <mutex>
 #include <sys/mman.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -29,7 +41,114 @@ using detail::fail;
 
 namespace {
 
-using EntryFn = void (*)(void *weights, void *kv, void *arena, void *io);
+using EntryFn = void (*)(void *weights, void *kv, void *arena, void *io,
+                         KilnHostCollectives *collectives);
+
+/// The ranks of one call meeting in their collectives: each rank's thread
+/// publishes its buffer, waits for the others, reads theirs, waits again
+/// (so that no buffer changes while another rank reads it), then writes
+/// its own result. Every rank sums in rank order: the same bytes on each.
+class HostGroup {
+public:
+  explicit HostGroup(int ranks) : ranks(ranks), slots(ranks) {}
+
+  void allReduce(int rank, void *data, int64_t count, DType dtype,
+                 std::vector<float> &sum, std::vector<float> &part) {
+    slots[rank] = data;
+    arrive();
+    sum.assign(count, 0.0f);
+    part.resize(count);
+    for (int r = 0; r < ranks; ++r) {
+      convertToFloat(slots[r], dtype, count, part.data());
+      for (int64_t i = 0; i < count; ++i)
+        sum[i] += part[i];
+    }
+    arrive();
+    convertFromFloat(sum.data(), dtype, count, data);
+  }
+
+  void allGather(int rank, const void *in, void *out, int64_t count,
+                 DType dtype) {
+    slots[rank] = in;
+    arrive();
+    const size_t bytes = count * dtypeSize(dtype);
+    for (int r = 0; r < ranks; ++r)
+      std::memcpy(static_cast<char *>(out) + r * bytes, slots[r], bytes);
+    arrive();
+  }
+
+private:
+  /// A barrier of all ranks (reusable: a generation count).
+  void arrive() {
+    std::unique_lock<std::mutex> lock(mutex);
+    uint64_t gen = generation;
+    if (++waiting == ranks) {
+      waiting = 0;
+      ++generation;
+      wake.notify_all();
+      return;
+    }
+    wake.wait(lock, [&] { return generation != gen; });
+  }
+
+  const int ranks;
+  std::vector<const void *> slots;
+  std::mutex mutex;
+  std::condition_variable wake;
+  int waiting = 0;
+  uint64_t generation = 0;
+};
+
+/// A rank's f32 scratch for its sums.
+struct RankScratch {
+  std::vector<float> sum, part;
+};
+
+/// One rank's KilnHostCollectives: the C entry points find the group and
+/// the rank through it (the struct is its first member).
+struct RankCollectives {
+  KilnHostCollectives api;
+  HostGroup *group;
+  int rank;
+  RankScratch *scratch;
+
+  static RankCollectives *of(KilnHostCollectives *self) {
+    return reinterpret_cast<RankCollectives *>(self);
+  }
+  static void allReduce(KilnHostCollectives *self, void *data, int64_t count,
+                        int32_t dtype) {
+    RankCollectives *c = of(self);
+    c->group->allReduce(c->rank, data, count, static_cast<DType>(dtype),
+                        c->scratch->sum, c->scratch->part);
+  }
+  static void allGather(KilnHostCollectives *self, const void *in, void *out,
+                        int64_t count, int32_t dtype) {
+    RankCollectives *c = of(self);
+    c->group->allGather(c->rank, in, out, count, static_cast<DType>(dtype));
+  }
+};
+static_assert(offsetof(RankCollectives, api) == 0,
+              "the code calls through the struct's first member");
+static_assert(offsetof(KilnHostCollectives, allReduce) ==
+                      kAllReduceSlot * sizeof(void *) &&
+                  offsetof(KilnHostCollectives, allGather) ==
+                      kAllGatherSlot * sizeof(void *),
+              "the slots kiln-lower-collectives-to-calls loads");
+
+/// A buffer of `size` bytes (at least one), aligned for the code, zeroed.
+struct AlignedBuffer {
+  explicit AlignedBuffer(uint64_t size)
+      : bytes(detail::alignUp(std::max<uint64_t>(size, 1), kBufferAlignment)),
+        data(std::aligned_alloc(kBufferAlignment, bytes)) {
+    if (data)
+      std::memset(data, 0, bytes);
+  }
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer &) = delete;
+  AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+  uint64_t bytes;
+  void *data;
+};
 
 struct LoadedImage {
   std::string name;
@@ -104,6 +223,7 @@ public:
   }
 
   bool init(const Artifact &artifact, std::string *error) {
+    model = &artifact;
     const char *missing = nullptr;
     if (!hostMeetsCpuBaseline(&missing))
       return fail(error, "this CPU lacks ", missing,
@@ -126,12 +246,67 @@ public:
         return false;
       entries.push_back(fn);
     }
+    // Ranks 1.. of a tensor-parallel artifact: their own buffers.
+    uint64_t arenaSize = 0, ioSize = 0;
+    for (const EntrySpec &entry : artifact.entries()) {
+      arenaSize = std::max(arenaSize, entry.arenaSize);
+      ioSize = std::max(ioSize, entry.ioSize);
+    }
+    for (int64_t r = 1; r < artifact.tensorParallel(); ++r) {
+      Rank &rank =
+          ranks.emplace_back(artifact.kvCache().kvBytes, arenaSize, ioSize);
+      if (!rank.kv.data || !rank.arena.data || !rank.io.data)
+        return fail(error, "cannot allocate rank ", r,
+                    "'s KV cache, arena and io buffer");
+    }
     return true;
   }
 
   bool run(size_t entryIndex, const void *weights, void *kv, void *arena,
            void *io, const Readback &, std::string *error) override {
-    entries[entryIndex](const_cast<void *>(weights), kv, arena, io);
+    if (ranks.empty()) {
+      entries[entryIndex](const_cast<void *>(weights), kv, arena, io, nullptr);
+      return true;
+    }
+    // Every rank reads the same inputs; rank 0's io holds the outputs.
+    const EntrySpec &entry = model->entries()[entryIndex];
+    const int count = static_cast<int>(ranks.size()) + 1;
+    HostGroup group(count);
+    std::vector<RankScratch> scratch(count);
+    std::vector<RankCollectives> collectives;
+    for (int r = 0; r < count; ++r)
+      collectives.push_back(
+          {{&RankCollectives::allReduce, &RankCollectives::allGather},
+           &group,
+           r,
+           &scratch[r]});
+    EntryFn fn = entries[entryIndex];
+    std::vector<std::thread> threads;
+    for (int r = 1; r < count; ++r) {
+      Rank &rank = ranks[r - 1];
+      std::memcpy(rank.io.data, io, entry.ioSize);
+      threads.emplace_back([&, r, fn] {
+        fn(const_cast<uint8_t *>(model->rankWeights(r)), rank.kv.data,
+           rank.arena.data, rank.io.data, &collectives[r].api);
+      });
+    }
+    fn(const_cast<void *>(weights), kv, arena, io, &collectives[0].api);
+    for (std::thread &t : threads)
+      t.join();
+    return true;
+  }
+
+  bool kvCleared(const void *, std::string *) override {
+    for (Rank &rank : ranks)
+      std::memset(rank.kv.data, 0, rank.kv.bytes);
+    return true;
+  }
+
+  bool kvUpdated(const void *, std::string *error) override {
+    if (!ranks.empty())
+      return fail(error, "a tensor-parallel artifact (", ranks.size() + 1,
+                  " ranks) cannot preload a KV cache: each rank holds its "
+                  "own heads");
     return true;
   }
 
@@ -168,8 +343,16 @@ private:
     return nullptr;
   }
 
+  struct Rank {
+    Rank(uint64_t kvBytes, uint64_t arenaBytes, uint64_t ioBytes)
+        : kv(kvBytes), arena(arenaBytes), io(ioBytes) {}
+    AlignedBuffer kv, arena, io;
+  };
+
+  const Artifact *model = nullptr;
   std::vector<LoadedImage> images;
   std::vector<EntryFn> entries;
+  std::deque<Rank> ranks; // ranks 1.. of a tensor-parallel artifact
 };
 
 } // namespace
@@ -207,8 +390,15 @@ std::unique_ptr<Executor> createExecutor(const Artifact &artifact,
   const std::string &target = artifact.target();
   if (target == "cpu")
     return createCpuExecutor(artifact, error);
-  if (isNvidiaTargetName(target))
+  if (isNvidiaTargetName(target)) {
+    if (artifact.tensorParallel() > 1) {
+      fail(error, "this artifact is split over ", artifact.tensorParallel(),
+           " ranks; the runtime runs split artifacts on the 'cpu' target only "
+           "so far (the GPU's collectives are not implemented)");
+      return nullptr;
+    }
     return createGpuExecutor(artifact, error);
+  }
   fail(error, "unsupported target '", target,
        "' (this runtime runs 'cpu' and 'sm_*' artifacts)");
   return nullptr;

@@ -51,6 +51,12 @@ public:
   /// The Session changed its host KV cache (preload or clear): executors
   /// with their own device copy take it over.
   virtual bool kvUpdated(const void *kv, std::string *error) { return true; }
+  /// The Session zeroed its host KV cache (a new conversation): executors
+  /// with more caches than the Session's (a tensor-parallel artifact's
+  /// other ranks) clear theirs.
+  virtual bool kvCleared(const void *kv, std::string *error) {
+    return kvUpdated(kv, error);
+  }
   /// Where entry points run, for people ("host CPU", "NVIDIA H100 (sm_90)").
   virtual std::string device() const { return "host CPU"; }
   /// Copies `bytes` within the memory the entry points read (device memory

@@ -369,8 +369,8 @@ bool GpuExecutor::allocateBuffers(std::string *error) {
     arenaBytes = std::max(arenaBytes, e.arenaSize);
     ioBytes = std::max(ioBytes, e.ioSize);
   }
-  const uint64_t sizes[4] = {artifact.weightsSize(), artifact.kvCache().kvBytes,
-                             arenaBytes, ioBytes};
+  const uint64_t sizes[4] = {artifact.rankWeightsSize(),
+                             artifact.kvCache().kvBytes, arenaBytes, ioBytes};
   const char *names[4] = {"weights", "KV cache", "arena", "io buffer"};
   for (int i = 0; i < 4; ++i) {
     // cuMemAlloc refuses 0 bytes; its blocks are at least 256-byte aligned.

@@ -267,7 +267,7 @@ void Session::setLogitsObserver(LogitsObserver fn) { observer = std::move(fn); }
 
 bool Session::clearKvCache(std::string *error) {
   std::memset(kv, 0, kvBytes());
-  return executor->kvUpdated(kv, error);
+  return executor->kvCleared(kv, error);
 }
 
 std::string Session::device() const { return executor->device(); }

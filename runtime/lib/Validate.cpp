@@ -70,14 +70,18 @@ bool validateModel(const ModelInfo &m, std::string *error) {
   return true;
 }
 
-bool validateKvCache(const KvCacheSpec &kv, const ModelInfo &m,
+bool validateKvCache(const KvCacheSpec &kv, const ModelInfo &m, int64_t ranks,
                      std::string *error) {
-  if (kv.numLayers != m.numLayers || kv.numKvHeads != m.numKvHeads ||
+  // Split over ranks, each rank's cache holds its share of the KV heads.
+  if (ranks < 1 || m.numKvHeads % ranks != 0)
+    return fail(error, "the model's ", m.numKvHeads,
+                " KV heads do not split over ", ranks, " ranks");
+  if (kv.numLayers != m.numLayers || kv.numKvHeads != m.numKvHeads / ranks ||
       kv.headDim != m.headDim)
     return fail(error, "KV cache [layers ", kv.numLayers, ", kv_heads ",
                 kv.numKvHeads, ", head_dim ", kv.headDim,
-                "] does not match the model [", m.numLayers, ", ", m.numKvHeads,
-                ", ", m.headDim, "]");
+                "] does not match the model [", m.numLayers, ", ",
+                m.numKvHeads / ranks, ", ", m.headDim, "]");
   if (kv.batch <= 0 || kv.maxSeqLen <= 0)
     return fail(error, "KV cache batch and max_seq_len must be positive, got ",
                 kv.batch, " and ", kv.maxSeqLen);
@@ -356,7 +360,8 @@ bool validateContents(const ArtifactContents &contents, uint64_t weightsSize,
   if (contents.target.empty())
     return fail(error, "artifact has no target");
   return validateModel(contents.model, error) &&
-         validateKvCache(contents.kvCache, contents.model, error) &&
+         validateKvCache(contents.kvCache, contents.model,
+                         contents.tensorParallel, error) &&
          validateImages(contents.images, error) &&
          validateTargetImages(contents, error) &&
          validateEntries(contents, weightsSize, error) &&

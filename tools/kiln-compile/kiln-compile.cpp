@@ -162,9 +162,9 @@ cl::opt<int64_t> tensorParallel(
     cl::desc("Split the model over N GPUs, Megatron-style "
              "(kiln-shard-tensor-parallel): q/k/v and gate/up by output "
              "columns, o_proj and down by input rows with an all-reduce, the "
-             "lm_head by vocabulary with an all-gather. For now --emit=tfm "
-             "and --emit=tfm-opt show a rank's program; the runtime does not "
-             "run a split model yet"),
+             "lm_head by vocabulary with an all-gather; --emit=tfm shows a "
+             "rank's program. The cpu target runs the ranks as threads; GPU "
+             "targets are not supported yet"),
     cl::init(1), cl::value_desc("N"), cl::cat(category));
 cl::opt<int64_t> rankOpt(
     "rank",
@@ -228,14 +228,14 @@ Expected<kiln::CompileOptions> compileOptions() {
   opts.pipeline.stopAfterTfm = emit == Emit::TfmOpt;
   opts.pipeline.tensorParallel = tensorParallel;
   opts.pipeline.rank = rankOpt;
-  // The ranks' programs lower no further than tfm until the collectives have
-  // a lowering and the runtime drives one GPU per rank (issue 16).
-  if (tensorParallel > 1 && emit != Emit::Tfm && emit != Emit::TfmOpt &&
-      emit != Emit::Summary)
-    return createStringError(
-        "--tensor-parallel " + std::to_string(tensorParallel) +
-        ": only --emit=tfm and --emit=tfm-opt (a rank's program) are "
-        "supported yet; the runtime cannot run a split model");
+  // The GPU's collectives (NCCL) are not implemented yet (issue 16).
+  if (tensorParallel > 1 && target != "cpu" &&
+      (emit == Emit::Artifact || emit == Emit::Ptx))
+    return createStringError("--tensor-parallel " +
+                             std::to_string(tensorParallel) + " --target " +
+                             target +
+                             ": split models run on the cpu target only so "
+                             "far (the GPU's collectives are not implemented)");
   opts.target = target;
   if (Error err = opts.verify())
     return std::move(err);
@@ -389,8 +389,22 @@ int main(int argc, char **argv) {
     streamed.emplace(&context, [&](llvm::ArrayRef<char> bytes) {
       imported->releasePages(bytes);
     });
+  // Tensor parallelism: ranks 1.. are lowered from copies of the imported
+  // module, for their weights (the code is rank 0's, the same for all).
+  std::vector<mlir::OwningOpRef<mlir::ModuleOp>> rankModules;
+  if (emit == Emit::Artifact)
+    for (int64_t r = 1; r < opts.pipeline.tensorParallel; ++r)
+      rankModules.emplace_back(module.clone());
   if (Error err = kiln::lowerToLoops(module, opts, stage))
     return error(toString(std::move(err)));
+  std::vector<mlir::ModuleOp> ranks;
+  for (auto [r, rankModule] : llvm::enumerate(rankModules)) {
+    kiln::CompileOptions rankOpts = opts;
+    rankOpts.pipeline.rank = static_cast<int64_t>(r) + 1;
+    if (Error err = kiln::lowerToLoops(*rankModule, rankOpts, stage))
+      return error(toString(std::move(err)));
+    ranks.push_back(*rankModule);
+  }
   if (emit == Emit::Ptx) {
     auto ptx = kiln::emitGpuAssembly(module, opts);
     if (!ptx)
@@ -410,7 +424,7 @@ int main(int argc, char **argv) {
     output->keep();
     return 0;
   }
-  auto report = kiln::emitArtifact(module, *summary, opts, stage);
+  auto report = kiln::emitArtifact(module, *summary, opts, stage, ranks);
   if (!report)
     return error(toString(report.takeError()));
   if (!quiet) {

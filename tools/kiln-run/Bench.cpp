@@ -84,7 +84,8 @@ int runBench(const BenchOptions &o) {
   // (at most 1 GiB); first, so that its buffers are gone while decode runs
   // (scripts/long-run.sh samples memory then).
   const uint64_t testBytes = std::min<uint64_t>(
-      uint64_t(1) << 30, std::max<uint64_t>(artifact->weightsSize(), 64 << 20));
+      uint64_t(1) << 30,
+      std::max<uint64_t>(artifact->rankWeightsSize(), 64 << 20));
   double bandwidth = 0;
   if (!s->measureCopyBandwidth(testBytes, 10, &bandwidth, &error))
     return fail(error);
@@ -118,7 +119,7 @@ int runBench(const BenchOptions &o) {
   const ModelInfo &m = artifact->model();
   const KvCacheSpec &kv = artifact->kvCache();
   const uint64_t eltBytes = dtypeSize(kv.dtype);
-  uint64_t weights = artifact->weightsSize();
+  uint64_t weights = artifact->rankWeightsSize();
   if (!m.tiedEmbeddings &&
       weights > uint64_t(m.vocabSize * m.hiddenSize) * eltBytes)
     weights -= uint64_t(m.vocabSize * m.hiddenSize) * eltBytes;

@@ -93,11 +93,14 @@ private:
 };
 
 /// Generates code for the lowered module and writes the artifact. `summary`
-/// is summarizeModel's (taken before lowering).
-llvm::Expected<MemoryReport> emitArtifact(mlir::ModuleOp module,
-                                          const ModelSummary &summary,
-                                          const CompileOptions &opts,
-                                          const StageRunner &stage);
+/// is summarizeModel's (taken before lowering). With --tensor-parallel N,
+/// `module` is rank 0's and `rankModules` ranks 1 .. N-1's, each lowered
+/// with its `rank`: the code is rank 0's (checked to be every rank's) and
+/// each rank's weights are written.
+llvm::Expected<MemoryReport>
+emitArtifact(mlir::ModuleOp module, const ModelSummary &summary,
+             const CompileOptions &opts, const StageRunner &stage,
+             llvm::ArrayRef<mlir::ModuleOp> rankModules = {});
 
 } // namespace kiln
 

@@ -5,6 +5,10 @@
 #include "TestUtil.h"
 
 #include "kiln/runtime/Artifact.h"
+#include "kiln/runtime/ArtifactWriter.h"
+
+#include <cstring>
+#include <memory>
 
 using namespace kiln::runtime;
 using namespace kiln::test;
@@ -148,7 +152,7 @@ TEST_F(ArtifactTest, WrongVersion) {
   storeLE<uint32_t>(bytes, kVersionAt, 7);
   EXPECT_HAS_SUBSTR(loadError(),
                     "unsupported artifact format version 7 (this runtime "
-                    "supports version 2)");
+                    "supports versions 2 and 3)");
 }
 
 TEST_F(ArtifactTest, WrongHeaderSize) {
@@ -358,6 +362,140 @@ TEST(ArtifactWriterTest, WeightOffsetsAreKnownUpFront) {
   EXPECT_EQ(w.addWeight("b", DType::I8, {65}, std::vector<uint8_t>(65)), 64u);
   EXPECT_EQ(w.addWeight("c", DType::BF16, {1}, std::vector<uint8_t>(2)), 192u);
   EXPECT_EQ(w.weightsSize(), 194u);
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor parallelism: one weight set per rank
+//===----------------------------------------------------------------------===//
+
+/// `count` bytes of `value`.
+class FillSource : public WeightSource {
+public:
+  FillSource(uint64_t count, uint8_t value) : count(count), value(value) {}
+  uint64_t rows() const override { return 1; }
+  uint64_t rowBytes() const override { return count; }
+  void readRows(uint64_t, uint64_t n, char *out) override {
+    std::memset(out, value, n * count);
+  }
+
+private:
+  uint64_t count;
+  uint8_t value;
+};
+
+/// The fake artifact split over two ranks: the model has twice the heads
+/// of each rank's KV cache; rank 1's weights are bytes 0x22.
+bool describeSplit(ArtifactWriter &w, bool rankOneOdd, std::string *error) {
+  if (!describeFake(w, FakeOptions(), error))
+    return false;
+  ModelInfo model;
+  model.numLayers = FAKE_LAYERS;
+  model.hiddenSize = 8;
+  model.numHeads = 8;
+  model.numKvHeads = 2 * FAKE_KV_HEADS;
+  model.headDim = FAKE_HEAD_DIM;
+  model.vocabSize = FAKE_VOCAB;
+  model.intermediateSize = 16;
+  model.rmsNormEps = 1e-5;
+  model.tiedEmbeddings = true;
+  model.dtype = "float32";
+  w.setModel(model);
+  w.setTensorParallel(2);
+  bool ok = w.addRankWeight(1, "bias",
+                            std::make_shared<FillSource>(FAKE_VOCAB * 4, 0x22));
+  ok = ok && w.addRankWeight(1, "shift", std::make_shared<FillSource>(8, 0));
+  if (rankOneOdd)
+    ok =
+        ok && w.addRankWeight(1, "odd", std::make_shared<FillSource>(12, 0x22));
+  if (!ok)
+    *error = "addRankWeight refused a weight";
+  return ok;
+}
+
+TEST(ArtifactTensorParallelTest, RoundTrip) {
+  TempPath path(".kiln");
+  ArtifactWriter w;
+  std::string error;
+  ASSERT_TRUE(describeSplit(w, true, &error)) << error;
+  ASSERT_TRUE(w.write(path, &error)) << error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->formatVersion(), kTensorParallelFormatVersion);
+  EXPECT_EQ(a->tensorParallel(), 2);
+  EXPECT_EQ(a->rankWeightsSize() % kBufferAlignment, 0u);
+  EXPECT_EQ(a->weightsSize(), 2 * a->rankWeightsSize());
+  EXPECT_EQ(a->rankWeights(1), a->weightsData() + a->rankWeightsSize());
+  // The same layout in each set, each rank's own bytes.
+  const WeightInfo *odd = nullptr;
+  for (const WeightInfo &wi : a->weights())
+    if (wi.name == "odd")
+      odd = &wi;
+  ASSERT_TRUE(odd);
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_EQ(a->rankWeights(0)[odd->offset + i], 0x11);
+    EXPECT_EQ(a->rankWeights(1)[odd->offset + i], 0x22);
+  }
+  EXPECT_EQ(a->kvCache().numKvHeads * 2, a->model().numKvHeads);
+}
+
+TEST(ArtifactTensorParallelTest, OneRankKeepsTheFormat) {
+  TempPath path(".kiln");
+  std::string error;
+  ASSERT_TRUE(writeFakeArtifact(path, FakeOptions(), &error)) << error;
+  std::unique_ptr<Artifact> a = Artifact::open(path, &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->formatVersion(), kFormatVersion);
+  EXPECT_EQ(a->tensorParallel(), 1);
+  EXPECT_EQ(a->rankWeightsSize(), a->weightsSize());
+}
+
+TEST(ArtifactTensorParallelTest, EveryRankNeedsEveryWeight) {
+  TempPath path(".kiln");
+  ArtifactWriter w;
+  std::string error;
+  ASSERT_TRUE(describeSplit(w, false, &error)) << error;
+  EXPECT_FALSE(w.write(path, &error));
+  EXPECT_NE(error.find("weight 'odd' has no data for rank 1"),
+            std::string::npos)
+      << error;
+}
+
+TEST(ArtifactTensorParallelTest, RankWeightsAreChecked) {
+  ArtifactWriter w;
+  std::string error;
+  ASSERT_TRUE(describeFake(w, FakeOptions(), &error)) << error;
+  w.setTensorParallel(2);
+  // Unknown name, wrong size, a rank the artifact does not have.
+  EXPECT_FALSE(w.addRankWeight(1, "nope", std::make_shared<FillSource>(12, 0)));
+  EXPECT_FALSE(w.addRankWeight(1, "odd", std::make_shared<FillSource>(8, 0)));
+  EXPECT_FALSE(w.addRankWeight(2, "odd", std::make_shared<FillSource>(12, 0)));
+  EXPECT_TRUE(w.addRankWeight(1, "odd", std::make_shared<FillSource>(12, 0)));
+}
+
+TEST(ArtifactTensorParallelTest, VersionMustMatchTheRanks) {
+  TempPath path(".kiln");
+  ArtifactWriter w;
+  std::string error;
+  ASSERT_TRUE(describeSplit(w, true, &error)) << error;
+  ASSERT_TRUE(w.write(path, &error)) << error;
+  std::vector<uint8_t> split = readBytes(path);
+  // A split artifact labelled with the one-rank version (an old runtime's
+  // would run rank 0 alone) ...
+  split[kVersionAt] = static_cast<uint8_t>(kFormatVersion);
+  writeBytes(path, split);
+  EXPECT_FALSE(Artifact::open(path, &error));
+  EXPECT_NE(error.find("format version 2 cannot hold a tensor-parallel "
+                       "artifact"),
+            std::string::npos)
+      << error;
+  // ... and a one-rank artifact labelled as split.
+  ASSERT_TRUE(writeFakeArtifact(path, FakeOptions(), &error)) << error;
+  std::vector<uint8_t> whole = readBytes(path);
+  whole[kVersionAt] = static_cast<uint8_t>(kTensorParallelFormatVersion);
+  writeBytes(path, whole);
+  EXPECT_FALSE(Artifact::open(path, &error));
+  EXPECT_NE(error.find("is for tensor-parallel artifacts"), std::string::npos)
+      << error;
 }
 
 } // namespace

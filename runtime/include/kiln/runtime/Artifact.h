@@ -57,6 +57,15 @@ public:
   const uint8_t *weightsData() const { return weightsBase; }
   uint64_t weightsSize() const { return weightsBytes; }
 
+  /// Tensor parallelism: the ranks the model is split over (1: none), and
+  /// each rank's weight set (the offsets of weights() are inside a set;
+  /// rank 0's starts the section).
+  int64_t tensorParallel() const { return data.tensorParallel; }
+  const uint8_t *rankWeights(int64_t rank) const {
+    return weightsBase + static_cast<uint64_t>(rank) * setBytes;
+  }
+  uint64_t rankWeightsSize() const { return setBytes; }
+
 private:
   Artifact() = default;
 
@@ -66,6 +75,7 @@ private:
   uint64_t mappedSize = 0;
   const uint8_t *weightsBase = nullptr;
   uint64_t weightsBytes = 0;
+  uint64_t setBytes = 0;
   ArtifactContents data;
 };
 

@@ -18,6 +18,11 @@ namespace kiln::runtime {
 
 /// Version of the model.kiln layout this runtime reads and writes.
 constexpr uint32_t kFormatVersion = 2;
+/// The version of artifacts split over several ranks (tensorParallel > 1),
+/// which older runtimes must refuse rather than run as one rank.
+constexpr uint32_t kTensorParallelFormatVersion = 3;
+/// The most ranks an artifact is split over.
+constexpr int64_t kMaxRanks = 64;
 /// Size of the fixed file header.
 constexpr uint64_t kHeaderSize = 64;
 /// The weights section starts at a multiple of this (so it can be mmapped).
@@ -193,6 +198,11 @@ struct ArtifactContents {
   uint64_t weightsChunkSize = 0;
   std::vector<uint64_t> weightsHashes;
   TokenizerFiles tokenizer;
+  /// Tensor parallelism: ranks (1: none) and the bytes of one rank's weight
+  /// set (the weights section holds tensorParallel of them, rank r's at
+  /// r * rankWeightsSize; `weights` gives offsets inside a set).
+  int64_t tensorParallel = 1;
+  uint64_t rankWeightsSize = 0;
 };
 
 /// Bytes per hashed chunk of the weights section: chunks hash in parallel

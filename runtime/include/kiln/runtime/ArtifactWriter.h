@@ -77,6 +77,14 @@ public:
 
   /// Called by write() after each piece of the weights section with the
   /// bytes written so far and the section's size (a progress display).
+  /// Tensor parallelism: `ranks` weight sets, the first made by addWeight,
+  /// rank r's (r >= 1) by addRankWeight for every weight.
+  void setTensorParallel(int64_t ranks);
+  /// Rank `rank`'s bytes of the weight `name` (added before by addWeight,
+  /// with the same size); false when there is no such weight or rank.
+  bool addRankWeight(int64_t rank, const std::string &name,
+                     std::shared_ptr<WeightSource> source);
+
   void setProgress(std::function<void(uint64_t done, uint64_t total)> fn);
 
   /// Size of the weights section so far.
