@@ -143,10 +143,15 @@ def ShardTensorParallel : Pass<"kiln-shard-tensor-parallel", "mlir::ModuleOp"> {
     - gate/up by output columns (SwiGLU works on the local columns), down
       by input rows, followed by `tfm.all_reduce`;
     - the lm_head (`tfm.logits`) by vocabulary, followed by
-      `tfm.all_gather` of the logits along the vocabulary; a vocabulary that
-      `ranks` does not divide keeps the whole lm_head on every rank.
+      `tfm.all_gather` of the logits along the vocabulary;
+    - the embedding table by vocabulary (`tfm.embedding ... rows from`
+      `@<table>.first_row`, a weight holding the slice's first row: ids
+      outside the rank's rows look up zeros), followed by `tfm.all_reduce`;
+      a tied table's slice is the lm_head's global.
 
-    Embeddings and norms stay whole on every rank. The program is the same
+    A vocabulary that `ranks` does not divide keeps the whole lm_head and
+    table on every rank (so does a table that is not a constant). Norms stay
+    whole. The program is the same
     on every rank (SPMD): only the weights differ. Each split weight is a
     new global `@<name>.shard` holding rank `rank`'s block, so the pass runs
     once per rank on a copy of the imported module and each rank's weights

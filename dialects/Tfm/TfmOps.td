@@ -19,17 +19,30 @@ def Tfm_EmbeddingOp : Tfm_Op<"embedding", [Pure, InferTypeOpAdaptorWithIsCompati
     (`[batch, seq]`), giving `[batch, seq, hidden]`. An id outside
     `[0, vocab)` is a runtime error, checked by the runtime before launch.
 
+    With `rows from %first` (`tensor<1xi64>`), the table is rows
+    `[first, first + rows)` of the whole vocabulary's (a tensor-parallel
+    rank's slice: see `kiln-shard-tensor-parallel`): id `t` reads row
+    `t - first`, and an id outside the slice gives a row of zeros, so that
+    the `tfm.all_reduce` of the ranks' results is the whole table's lookup.
+    `first` is an operand (a weight), not an attribute, so that every rank
+    runs the same program on its own weights.
+
     Example:
 
     ```mlir
     %h = tfm.embedding %table[%ids]
         : tensor<1024x128xf32>, tensor<?x?xi64> -> tensor<?x?x128xf32>
+    %part = tfm.embedding %half[%ids] rows from %first
+        : tensor<512x128xf32>, tensor<?x?xi64>, tensor<1xi64>
+          -> tensor<?x?x128xf32>
     ```
   }];
-  let arguments = (ins Tfm_Matrix:$table, Tfm_TokenIds:$ids);
+  let arguments = (ins Tfm_Matrix:$table, Tfm_TokenIds:$ids,
+                       Optional<RankedTensorOf<[I64], [HasAnyRankOfPred<[1]>]>>:$first_row);
   let results = (outs Tfm_Activation:$result);
   let assemblyFormat = [{
-    $table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->` type($result)
+    $table `[` $ids `]` (`rows` `from` $first_row^)? attr-dict `:` type($table)
+    `,` type($ids) (`,` type($first_row)^)? `->` type($result)
   }];
   let hasVerifier = 1;
 }

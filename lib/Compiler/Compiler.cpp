@@ -128,6 +128,10 @@ void kiln::printMemoryPlan(ModuleOp module, llvm::raw_ostream &os) {
 
 void MemoryReport::print(llvm::raw_ostream &os) const {
   auto mib = [](uint64_t b) { return double(b) / (1024.0 * 1024.0); };
+  if (ranks > 1)
+    os << formatv("memory: split over {0} ranks (tensor parallelism); each "
+                  "rank's memory:\n",
+                  ranks);
   os << formatv("memory: weights {0} bytes ({1:F2} MiB)\n", weightsBytes,
                 mib(weightsBytes));
   if (kvBlockSize > 0) {
@@ -284,6 +288,7 @@ kiln::emitArtifact(ModuleOp module, const ModelSummary &summary,
     }
   }
   report.weightsBytes = writer.weightsSize();
+  report.ranks = ranks;
 
   // Entry points and the KV cache.
   bool haveKv = false;

@@ -370,7 +370,8 @@ Value Raiser::embedding(const onnx::NodeProto &gather) {
   if (!w)
     return {};
   return tfm::EmbeddingOp::create(builder, loc(gather),
-                                  activationType(table->dims[1]), w, tokens);
+                                  activationType(table->dims[1]), w, tokens,
+                                  /*first_row=*/Value());
 }
 
 Value Raiser::rmsNorm(const onnx::NodeProto &mul) {

@@ -14,8 +14,12 @@
 //   MLP:       gate/up by output columns, SwiGLU on the local columns,
 //              down by input rows, then tfm.all_reduce
 //   lm_head:   by vocabulary rows, then tfm.all_gather of the logits
+//   embedding: by vocabulary rows (`rows from` a weight holding the slice's
+//              first row: ids outside the slice give zeros), then
+//              tfm.all_reduce; a tied table's slice is the lm_head's, stored
+//              once
 //
-// Embeddings and norms stay whole on every rank. A projection's bias follows
+// Norms stay whole on every rank. A projection's bias follows
 // its weight: split with the columns, or (row-split projections) kept by
 // rank 0 only, the other ranks adding zeros, so that the all-reduce adds it
 // once.
@@ -69,6 +73,9 @@ struct ShardTensorParallel
   int64_t n = 1, r = 0;
   /// Globals whose loads were replaced by a shard's.
   SmallVector<std::string> replaced;
+  /// The shard made of (global, split dimension): a tied embedding table
+  /// and lm_head share theirs.
+  DenseMap<std::pair<Operation *, int64_t>, ml_program::GlobalOp> shards;
 
   void runOnOperation() override {
     module = getOperation();
@@ -99,8 +106,11 @@ struct ShardTensorParallel
     SmallVector<tfm::AttentionOp> attentions;
     SmallVector<tfm::SwiGluOp> mlps;
     SmallVector<tfm::LogitsOp> heads;
+    SmallVector<tfm::EmbeddingOp> embeddings;
     func.walk([&](Operation *op) {
-      if (auto a = dyn_cast<tfm::AttentionOp>(op))
+      if (auto e = dyn_cast<tfm::EmbeddingOp>(op))
+        embeddings.push_back(e);
+      else if (auto a = dyn_cast<tfm::AttentionOp>(op))
         attentions.push_back(a);
       else if (auto s = dyn_cast<tfm::SwiGluOp>(op))
         mlps.push_back(s);
@@ -129,6 +139,9 @@ struct ShardTensorParallel
         return failure();
     for (tfm::LogitsOp l : heads)
       if (failed(shardLmHead(func, l)))
+        return failure();
+    for (tfm::EmbeddingOp e : embeddings)
+      if (failed(shardEmbedding(func, e)))
         return failure();
     // Cache arguments and returned caches changed type.
     Block &entry = func.getBody().front();
@@ -160,6 +173,8 @@ struct ShardTensorParallel
              << "cannot split the " << what
              << " over ranks: it is not a constant weight (a quantized or "
                 "computed weight cannot be split yet)";
+    if (ml_program::GlobalOp made = shards.lookup({g, dim}))
+      return loadAtStart(func.getBody().front(), made);
     auto type = cast<RankedTensorType>(v.getType());
     int64_t size = type.getDimSize(dim);
     if (size % n != 0)
@@ -180,7 +195,12 @@ struct ShardTensorParallel
       uint64_t width = shape.back() * elt;
       slice = sliceWeight(source, 0, source->rows(), r * width, width);
     }
-    return shardGlobal(func, g, local, std::move(slice));
+    Value load = shardGlobal(func, g, local, std::move(slice));
+    shards[{g, dim}] = symbols->lookup<ml_program::GlobalOp>(
+        load.getDefiningOp<ml_program::GlobalLoadConstOp>()
+            .getGlobal()
+            .getLeafReference());
+    return load;
   }
 
   /// Splits `op`'s weight (and bias) by output features: this rank's
@@ -347,6 +367,38 @@ struct ShardTensorParallel
     return splitInputs(func, down, "down projection");
   }
 
+  LogicalResult shardEmbedding(func::FuncOp func, tfm::EmbeddingOp embedding) {
+    auto table = embedding.getTable().getType();
+    const int64_t vocab = table.getDimSize(0);
+    // A vocabulary that does not divide, or a table that is not a constant
+    // (a dequantized one), stays whole on every rank.
+    ml_program::GlobalOp g = constantGlobal(embedding.getTable(), *symbols);
+    if (vocab % n != 0 || !g || !globalWeight(g))
+      return success();
+    FailureOr<Value> part =
+        shardConstant(func, embedding, embedding.getTable(), 0, "embedding");
+    if (failed(part))
+      return failure();
+    embedding.getTableMutable().assign(*part);
+    // The slice's first row is a weight (the same program on every rank).
+    OpBuilder gb(g);
+    auto firstType = RankedTensorType::get({1}, gb.getI64Type());
+    auto first = ml_program::GlobalOp::create(
+        gb, g.getLoc(), g.getSymName().str() + ".first_row", firstType,
+        /*is_mutable=*/false,
+        DenseElementsAttr::get(firstType, ArrayRef<int64_t>{r * (vocab / n)}),
+        gb.getStringAttr("private"));
+    symbols->insert(first);
+    embedding.getFirstRowMutable().assign(
+        loadAtStart(func.getBody().front(), first));
+    OpBuilder b(embedding.getContext());
+    b.setInsertionPointAfter(embedding);
+    auto sum = tfm::AllReduceOp::create(b, embedding.getLoc(),
+                                        embedding.getResult(), n);
+    embedding.getResult().replaceAllUsesExcept(sum.getResult()[0], sum);
+    return success();
+  }
+
   LogicalResult shardLmHead(func::FuncOp func, tfm::LogitsOp logits) {
     int64_t vocab = logits.getVocabSize();
     // A vocabulary that does not divide stays whole on every rank.
@@ -358,7 +410,8 @@ struct ShardTensorParallel
     if (failed(w))
       return failure();
     logits.getWeightMutable().assign(*w);
-    // The slice is no longer the embedding table.
+    // The slice is no longer the whole embedding table (a split table's
+    // slice is the same global, which the artifact stores once).
     logits.setTied(false);
     setFeatures(logits.getResult(), vocab / n);
     OpBuilder b(logits.getContext());

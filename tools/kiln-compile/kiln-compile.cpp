@@ -162,7 +162,8 @@ cl::opt<int64_t> tensorParallel(
     cl::desc("Split the model over N GPUs, Megatron-style "
              "(kiln-shard-tensor-parallel): q/k/v and gate/up by output "
              "columns, o_proj and down by input rows with an all-reduce, the "
-             "lm_head by vocabulary with an all-gather; --emit=tfm shows a "
+             "lm_head by vocabulary with an all-gather, the embedding by "
+             "vocabulary with an all-reduce; --emit=tfm shows a "
              "rank's program. The cpu target runs the ranks as threads; GPU "
              "targets are not supported yet"),
     cl::init(1), cl::value_desc("N"), cl::cat(category));

@@ -36,6 +36,8 @@ struct CompileOptions {
 /// Sizes of everything the runtime allocates, for the memory report.
 struct MemoryReport {
   uint64_t weightsBytes = 0, kvBytes = 0, arenaBytes = 0, ioBytes = 0;
+  /// Tensor parallelism: the ranks; the figures above are each rank's.
+  int64_t ranks = 1;
   int64_t layers = 0, kvHeads = 0, headDim = 0, maxSeqLen = 0, batch = 0;
   int64_t kvBlockSize = 0, kvBlocks = 0; // paged KV cache
   unsigned kvElementBytes = 0;

@@ -24,6 +24,14 @@ struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
     NestBuilder g(rewriter, op.getLoc());
     RankedTensorType type = op.getType();
     Value table = op.getTable();
+    Value first;
+    if (Value firstRow = op.getFirstRow())
+      first = arith::IndexCastOp::create(
+          rewriter, op.getLoc(), rewriter.getIndexType(),
+          tensor::ExtractOp::create(rewriter, op.getLoc(), firstRow,
+                                    ValueRange{arith::ConstantIndexOp::create(
+                                        rewriter, op.getLoc(), 0)}));
+    const int64_t rows = op.getTable().getType().getDimSize(0);
     Value result = g.generic(
         type, {op.getIds()}, g.empty(type.getShape(), type.getElementType()),
         {g.map(3, {g.d(0), g.d(1)}), g.map(3, {g.d(0), g.d(1), g.d(2)})},
@@ -31,10 +39,30 @@ struct LowerEmbedding : TfmLowering<tfm::EmbeddingOp> {
           Value row =
               arith::IndexCastOp::create(b, loc, b.getIndexType(), a[0]);
           Value col = linalg::IndexOp::create(b, loc, 2);
+          if (!first) {
+            linalg::YieldOp::create(
+                b, loc,
+                tensor::ExtractOp::create(b, loc, table, ValueRange{row, col})
+                    .getResult());
+            return;
+          }
+          // A rank's slice of the table: rows outside it are zeros.
+          Value local = arith::SubIOp::create(b, loc, row, first);
+          Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+          Value above = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                              local, zero);
+          Value below = arith::CmpIOp::create(
+              b, loc, arith::CmpIPredicate::slt, local,
+              arith::ConstantIndexOp::create(b, loc, rows));
+          Value inside = arith::AndIOp::create(b, loc, above, below);
+          Value safe = arith::SelectOp::create(b, loc, inside, local, zero);
+          Value v =
+              tensor::ExtractOp::create(b, loc, table, ValueRange{safe, col});
+          Value none = arith::ConstantOp::create(
+              b, loc, b.getZeroAttr(type.getElementType()));
           linalg::YieldOp::create(
               b, loc,
-              tensor::ExtractOp::create(b, loc, table, ValueRange{row, col})
-                  .getResult());
+              arith::SelectOp::create(b, loc, inside, v, none).getResult());
         });
     return result;
   }

@@ -317,3 +317,13 @@ func.func @collectives(%x: tensor<?x?x64xf16>, %l: tensor<1x3x16xf32>, %d: tenso
   %h = tfm.all_gather %d {ranks = 2 : i64, axis = 1 : i64} : tensor<1x?x16xf32> -> tensor<1x?x16xf32>
   return %s, %g, %h : tensor<?x?x64xf16>, tensor<1x3x64xf32>, tensor<1x?x16xf32>
 }
+
+// -----
+
+// A rank's slice of a vocabulary-split table: its first row is an operand.
+// CHECK-LABEL: func.func @embedding_rows_from
+// CHECK: tfm.embedding %{{.+}}[%{{.+}}] rows from %{{.+}} : tensor<512x64xf16>, tensor<1x4xi64>, tensor<1xi64> -> tensor<1x4x64xf16>
+func.func @embedding_rows_from(%t: tensor<512x64xf16>, %ids: tensor<1x4xi64>, %first: tensor<1xi64>) -> tensor<1x4x64xf16> {
+  %e = tfm.embedding %t[%ids] rows from %first : tensor<512x64xf16>, tensor<1x4xi64>, tensor<1xi64> -> tensor<1x4x64xf16>
+  return %e : tensor<1x4x64xf16>
+}

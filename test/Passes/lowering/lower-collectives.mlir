@@ -78,3 +78,25 @@ func.func @reduce_read_after(%x: tensor<1x1x4xf16>) -> tensor<1x1x4xf16> {
   %z = tfm.add %s, %y : tensor<1x1x4xf16>
   return %z : tensor<1x1x4xf16>
 }
+
+// -----
+
+// A rank's slice of a vocabulary-split table (4 rows from %first): an id
+// reads row id - first when it lies in the slice, and zeros otherwise.
+// LINALG-LABEL: func.func @embedding_slice
+// LINALG: %[[F:.+]] = tensor.extract %{{.+}}[%c0] : tensor<1xi64>
+// LINALG: %[[FIRST:.+]] = arith.index_cast %[[F]] : i64 to index
+// LINALG: linalg.generic
+// LINALG: %[[ROW:.+]] = arith.index_cast %{{.+}} : i64 to index
+// LINALG: %[[LOCAL:.+]] = arith.subi %[[ROW]], %[[FIRST]] : index
+// LINALG: %[[GE:.+]] = arith.cmpi sge, %[[LOCAL]], %c0 : index
+// LINALG: %[[LT:.+]] = arith.cmpi slt, %[[LOCAL]], %c4 : index
+// LINALG: %[[IN:.+]] = arith.andi %[[GE]], %[[LT]] : i1
+// LINALG: %[[SAFE:.+]] = arith.select %[[IN]], %[[LOCAL]], %c0 : index
+// LINALG: %[[V:.+]] = tensor.extract %{{.+}}[%[[SAFE]], %{{.+}}] : tensor<4x2xf32>
+// LINALG: %[[OUT:.+]] = arith.select %[[IN]], %[[V]], %cst : f32
+// LINALG: linalg.yield %[[OUT]] : f32
+func.func @embedding_slice(%table: tensor<4x2xf32>, %ids: tensor<1x3xi64>, %first: tensor<1xi64>) -> tensor<1x3x2xf32> {
+  %e = tfm.embedding %table[%ids] rows from %first : tensor<4x2xf32>, tensor<1x3xi64>, tensor<1xi64> -> tensor<1x3x2xf32>
+  return %e : tensor<1x3x2xf32>
+}

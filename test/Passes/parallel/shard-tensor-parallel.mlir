@@ -13,7 +13,10 @@
 // Rank 1: query heads 2-3 (columns 4-7 of the [in, out] wq), KV head 1
 // (columns 2-3 of wk and wv), o_proj rows 4-7 with a zero bias (rank 0 adds
 // the bias), gate/up rows 3-5 of the [out, in] weights, down columns 3-5,
-// lm_head rows 4-7; the norm and the embedding table stay whole.
+// lm_head rows 4-7, and the embedding the same rows of the tied table (one
+// global for both), ids outside them looking up zeros (`rows from` a weight
+// holding 4, 0 on rank 0: the program is the same) and an all-reduce after
+// it; the norm stays whole.
 // R1: module attributes {tfm.rank = 1 : i64, tfm.tensor_parallel = 2 : i64}
 // R1-DAG: ml_program.global private @wq.shard(dense_resource<wq.shard> : tensor<4x4xf32>)
 // R1-DAG: ml_program.global private @wk.shard(dense_resource<wk.shard> : tensor<4x2xf32>)
@@ -24,17 +27,20 @@
 // R1-DAG: ml_program.global private @wu.shard(dense_resource<wu.shard> : tensor<3x4xf32>)
 // R1-DAG: ml_program.global private @wd.shard(dense_resource<wd.shard> : tensor<4x3xf32>)
 // R1-DAG: ml_program.global private @head.shard(dense_resource<head.shard> : tensor<4x4xf32>)
-// R1-DAG: ml_program.global private @head(dense<{{.+}}> : tensor<8x4xf32>)
 // R1-DAG: ml_program.global private @norm(
+// R1-DAG: ml_program.global private @head.first_row(dense<4> : tensor<1xi64>)
 // The originals of the split weights are gone.
 // R1-NOT: ml_program.global private @wq(
 // R1-NOT: ml_program.global private @wo(
 // R1-NOT: ml_program.global private @bo(
+// R1-NOT: ml_program.global private @head(
+// R1-NOT: ml_program.global private @head.shard_0(
 // The KV caches hold one KV head a rank.
 // R1-LABEL: func.func @forward(
 // R1-SAME: %[[KC:[^:]+]]: tensor<?x1x?x2xf32> {tfm.layer = 0 : i64, tfm.role = "key_cache"}, %[[VC:[^:]+]]: tensor<?x1x?x2xf32> {tfm.layer = 0 : i64, tfm.role = "value_cache"})
 // R1-SAME: -> (tensor<?x?x8xf32>, tensor<?x1x?x2xf32>, tensor<?x1x?x2xf32>)
-// R1: %[[H0:.+]] = tfm.embedding %head[
+// R1: %[[E:.+]] = tfm.embedding %head.shard[%{{.+}}] rows from %head.first_row : tensor<4x4xf32>, tensor<?x?xi64>, tensor<1xi64> -> tensor<?x?x4xf32>
+// R1-NEXT: %[[H0:.+]] = tfm.all_reduce %[[E]] {ranks = 2 : i64} : tensor<?x?x4xf32>
 // R1: %[[Q:.+]] = tfm.linear %{{.+}}, %wq.shard layout = <in_out> : (tensor<?x?x4xf32>, tensor<4x4xf32>) -> tensor<?x?x4xf32>
 // R1: %[[K:.+]] = tfm.linear %{{.+}}, %wk.shard layout = <in_out> : (tensor<?x?x4xf32>, tensor<4x2xf32>) -> tensor<?x?x2xf32>
 // R1: %[[V:.+]] = tfm.linear %{{.+}}, %wv.shard layout = <in_out> : (tensor<?x?x4xf32>, tensor<4x2xf32>) -> tensor<?x?x2xf32>
@@ -52,8 +58,9 @@
 // R1: %[[D:.+]] = tfm.linear %[[M]], %wd.shard layout = <out_in> : (tensor<?x?x3xf32>, tensor<4x3xf32>) -> tensor<?x?x4xf32>
 // R1-NEXT: %[[DS:.+]] = tfm.all_reduce %[[D]] {ranks = 2 : i64}
 // R1-NEXT: %[[H2:.+]] = tfm.add %[[H1]], %[[DS]]
-// The lm_head slice is no longer the embedding table: not tied.
-// R1: %[[L:.+]] = tfm.logits %[[H2]], %head.shard layout = <out_in> : (tensor<?x?x4xf32>, tensor<4x4xf32>) -> tensor<?x?x4xf32>
+// The lm_head slice is no longer the whole embedding table: not tied (it is
+// the embedding's slice: one global, loaded twice).
+// R1: %[[L:.+]] = tfm.logits %[[H2]], %head.shard_0 layout = <out_in> : (tensor<?x?x4xf32>, tensor<4x4xf32>) -> tensor<?x?x4xf32>
 // R1-NEXT: %[[LS:.+]] = tfm.all_gather %[[L]] {axis = 2 : i64, ranks = 2 : i64} : tensor<?x?x4xf32> -> tensor<?x?x8xf32>
 // R1-NEXT: return %[[LS]], %[[KC1]], %[[VC1]]
 // The blocks, as the numbering above gives them: wq columns 4-7 of each row
@@ -71,6 +78,8 @@
 // R0: module attributes {tfm.rank = 0 : i64, tfm.tensor_parallel = 2 : i64}
 // R0-DAG: ml_program.global private @bo.shard(dense_resource<bo.shard> : tensor<4xf32>)
 // R0-DAG: ml_program.global private @wq.shard(dense_resource<wq.shard> : tensor<4x4xf32>)
+// R0-DAG: ml_program.global private @head.first_row(dense<0> : tensor<1xi64>)
+// R0: tfm.embedding %head.shard[%{{.+}}] rows from %head.first_row
 // R0: tfm.attention {{.+}} {head_dim = 2 : i64, num_heads = 2 : i64, num_kv_heads = 1 : i64,
 // R0-COUNT-2: tfm.all_reduce
 // R0: tfm.all_gather
