@@ -111,6 +111,7 @@ struct RankCollectives {
   HostGroup *group;
   int rank;
   RankScratch *scratch;
+  double seconds; // in the collectives, waiting included
 
   static RankCollectives *of(KilnHostCollectives *self) {
     return reinterpret_cast<RankCollectives *>(self);
@@ -118,13 +119,21 @@ struct RankCollectives {
   static void allReduce(KilnHostCollectives *self, void *data, int64_t count,
                         int32_t dtype) {
     RankCollectives *c = of(self);
+    auto start = std::chrono::steady_clock::now();
     c->group->allReduce(c->rank, data, count, static_cast<DType>(dtype),
                         c->scratch->sum, c->scratch->part);
+    c->seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
   }
   static void allGather(KilnHostCollectives *self, const void *in, void *out,
                         int64_t count, int32_t dtype) {
     RankCollectives *c = of(self);
+    auto start = std::chrono::steady_clock::now();
     c->group->allGather(c->rank, in, out, count, static_cast<DType>(dtype));
+    c->seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
   }
 };
 static_assert(offsetof(RankCollectives, api) == 0,
@@ -279,7 +288,8 @@ public:
           {{&RankCollectives::allReduce, &RankCollectives::allGather},
            &group,
            r,
-           &scratch[r]});
+           &scratch[r],
+           0.0});
     EntryFn fn = entries[entryIndex];
     std::vector<std::thread> threads;
     for (int r = 1; r < count; ++r) {
@@ -293,8 +303,11 @@ public:
     fn(const_cast<void *>(weights), kv, arena, io, &collectives[0].api);
     for (std::thread &t : threads)
       t.join();
+    collectiveTime += collectives[0].seconds;
     return true;
   }
+
+  double collectiveSeconds() const override { return collectiveTime; }
 
   bool kvCleared(const void *, std::string *) override {
     for (Rank &rank : ranks)
@@ -350,6 +363,7 @@ private:
   };
 
   const Artifact *model = nullptr;
+  double collectiveTime = 0;
   std::vector<LoadedImage> images;
   std::vector<EntryFn> entries;
   std::deque<Rank> ranks; // ranks 1.. of a tensor-parallel artifact

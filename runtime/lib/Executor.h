@@ -57,6 +57,8 @@ public:
   virtual bool kvCleared(const void *kv, std::string *error) {
     return kvUpdated(kv, error);
   }
+  /// Seconds rank 0 has spent in collectives so far (tensor parallelism).
+  virtual double collectiveSeconds() const { return 0; }
   /// Where entry points run, for people ("host CPU", "NVIDIA H100 (sm_90)").
   virtual std::string device() const { return "host CPU"; }
   /// Copies `bytes` within the memory the entry points read (device memory

@@ -272,6 +272,10 @@ bool Session::clearKvCache(std::string *error) {
 
 std::string Session::device() const { return executor->device(); }
 
+double Session::collectiveSeconds() const {
+  return executor->collectiveSeconds();
+}
+
 bool Session::measureCopyBandwidth(uint64_t bytes, int repeats,
                                    double *bytesPerSecond, std::string *error) {
   return executor->measureCopyBandwidth(bytes, repeats, bytesPerSecond, error);

@@ -94,12 +94,16 @@ int runBench(const BenchOptions &o) {
     return std::chrono::duration<double>(b - a).count();
   };
   std::vector<double> prefillRates, decodeRates;
+  // Tensor parallelism: rank 0's seconds in collectives during the counted
+  // decode steps.
+  double decodeCollectives = 0, decodeSeconds = 0;
   // Repetition 0 warms up (module load, clocks, caches) and is not counted.
   for (int64_t rep = 0; rep <= o.repetitions; ++rep) {
     auto t0 = Clock::now();
     if (!s->prefill(prompt, 0, &error))
       return fail(error);
     auto t1 = Clock::now();
+    const double collectivesBefore = s->collectiveSeconds();
     int64_t token = nextToken(*s);
     for (int64_t i = 0; i < G; ++i) {
       if (!s->decode(token, P + i, &error))
@@ -110,9 +114,16 @@ int runBench(const BenchOptions &o) {
     if (rep > 0) {
       prefillRates.push_back(double(P) / seconds(t0, t1));
       decodeRates.push_back(double(G) / seconds(t1, t2));
+      decodeCollectives += s->collectiveSeconds() - collectivesBefore;
+      decodeSeconds += seconds(t1, t2);
     }
   }
   const double prefill = median(prefillRates), decode = median(decodeRates);
+  const int64_t ranks = artifact->tensorParallel();
+  const double steps = double(G) * double(o.repetitions);
+  const double collectiveMs = 1e3 * decodeCollectives / steps;
+  const double collectiveShare =
+      decodeSeconds > 0 ? decodeCollectives / decodeSeconds : 0;
 
   // What a decode step reads: the weights (an untied embedding table only
   // one row of it) and, on average, (P + G / 2) positions of K and V.
@@ -150,11 +161,14 @@ int runBench(const BenchOptions &o) {
         "\"decode_tok_s\": %.2f, "
         "\"decode_step_bytes\": %llu, \"weights_read_bytes\": %llu, "
         "\"kv_read_bytes\": %llu, \"copy_bandwidth_bytes_s\": %.4g, "
-        "\"decode_limit_tok_s\": %.2f, \"decode_fraction_of_limit\": %.4f}\n",
+        "\"decode_limit_tok_s\": %.2f, \"decode_fraction_of_limit\": %.4f, "
+        "\"ranks\": %lld, \"decode_ms_per_token\": %.4f, "
+        "\"collective_ms_per_token\": %.4f}\n",
         jsonEscape(o.model).c_str(), jsonEscape(s->device()).c_str(),
         (long long)P, (long long)G, (long long)o.repetitions, prefill, tflops,
         decode, (unsigned long long)stepBytes, (unsigned long long)weights,
-        (unsigned long long)kvRead, bandwidth, limit, decode / limit);
+        (unsigned long long)kvRead, bandwidth, limit, decode / limit,
+        (long long)ranks, 1e3 / decode, collectiveMs);
     return 0;
   }
   std::printf("kiln-run --bench: %s on %s\n", o.model.c_str(),
@@ -166,6 +180,11 @@ int runBench(const BenchOptions &o) {
               prefillFlops);
   std::printf("  decode   %6lld tokens  %10.1f tok/s  (median of %lld)\n",
               (long long)G, decode, (long long)o.repetitions);
+  if (ranks > 1)
+    std::printf("  tensor parallel over %lld ranks: %.3f ms a token, of which "
+                "%.3f ms in collectives (%.1f%% of the decode time)\n",
+                (long long)ranks, 1e3 / decode, collectiveMs,
+                100.0 * collectiveShare);
   std::printf("  decode step reads %.3f GB (weights %.3f GB, KV %.1f MB at "
               "%lld positions on average)\n",
               stepBytes / 1e9, weights / 1e9, kvRead / 1e6,

@@ -109,6 +109,10 @@ public:
                             std::string *error);
   /// Where the entry points run ("host CPU", or the GPU's name and arch).
   std::string device() const;
+  /// Tensor-parallel artifacts: the seconds rank 0 has spent in the
+  /// collectives (summing or gathering, and waiting for the other ranks)
+  /// since the session opened; 0 for one rank.
+  double collectiveSeconds() const;
 
   /// Paged KV cache (kiln-compile --kv-block-size): each layer's cache is a
   /// pool of blocks of kvBlockSize() positions. A row takes blocks from the
